@@ -1,1 +1,86 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use ringtgt::cli::{Cli, Command, ServeArgs};
+use ringtgt::config::{Backing, Config};
+
+/// Size of the sparse image `--demo` creates when none exists.
+const DEMO_IMAGE_SIZE: u64 = 1 << 30;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(&args),
+    }
+}
+
+fn serve(args: &ServeArgs) -> ExitCode {
+    init_logging(args.log.as_deref());
+    let config = match args.to_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.demo {
+        if let Err(e) = prepare_demo(&config) {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(1);
+        }
+    }
+    let daemon = match ringtgt::daemon::start(&config) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    if args.demo {
+        print_demo_help(&config);
+    }
+    daemon.wait();
+    ExitCode::SUCCESS
+}
+
+fn init_logging(filter: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match filter {
+        Some(f) => EnvFilter::new(f),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+}
+
+/// Creates the demo LUN's sparse image unless it already exists.
+fn prepare_demo(config: &Config) -> anyhow::Result<()> {
+    use anyhow::Context;
+    for lun in config.targets.iter().flat_map(|t| &t.luns) {
+        if let Backing::Path(path) = &lun.backing {
+            if !path.exists() {
+                let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+                f.set_len(DEMO_IMAGE_SIZE).with_context(|| format!("sizing {}", path.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_demo_help(config: &Config) {
+    let Some(target) = config.targets.first() else { return };
+    let portal = config.portals.first().map(|p| p.to_string()).unwrap_or_default();
+    println!("ringtgt demo target is up.");
+    println!("  target: {}", target.name);
+    println!("  portal: {portal}");
+    for lun in &target.luns {
+        println!("  LUN {}: {}", lun.id, lun.backing);
+    }
+    println!("Connect with libiscsi:");
+    println!("  iscsi-ls -s iscsi://{portal}");
+    println!("  iscsi-inq iscsi://{portal}/{}/0", target.name);
+    println!("or with the Linux initiator:");
+    println!("  iscsiadm -m discovery -t sendtargets -p {portal}");
+    println!("  iscsiadm -m node -T {} -p {portal} --login", target.name);
+    println!("Stop with Ctrl-C.");
+}

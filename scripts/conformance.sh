@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# libiscsi conformance: runs iscsi-test-cu (libiscsi-bin) suite by suite against a release ringtgt,
+# writes target/conformance/results.txt ("passed|failed|skipped|notrun FAMILY.SUITE.TEST"), and
+# fails if any test listed in scripts/conformance-pass.txt did not pass. A skipped test is not a
+# pass. Tests that pass but are not listed yet are printed, so the list only grows.
+#
+# Environment:
+#   RINGTGT_BIN                use this binary instead of building target/release/ringtgt
+#   CONFORMANCE_SUITE_TIMEOUT  seconds one suite may run (default 180)
+#   CONFORMANCE_REPORT         1 (default) also runs every other SCSI/iSCSI suite, not gating
+#   CONFORMANCE_REPORT_BUDGET  seconds for those extra suites together (default 300)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=target/conformance
+PASS_LIST=scripts/conformance-pass.txt
+SUITE_TIMEOUT=${CONFORMANCE_SUITE_TIMEOUT:-180}
+REPORT=${CONFORMANCE_REPORT:-1}
+REPORT_BUDGET=${CONFORMANCE_REPORT_BUDGET:-300}
+TARGET=iqn.2026-11.io.ringtgt:conformance
+
+if ! command -v iscsi-test-cu >/dev/null; then
+    echo "conformance: iscsi-test-cu not found; run scripts/test.sh (installs libiscsi-bin)" >&2
+    exit 1
+fi
+
+if [[ -z ${RINGTGT_BIN:-} ]]; then
+    echo "conformance: building release binary"
+    cargo build --release --quiet --bin ringtgt
+    RINGTGT_BIN="${CARGO_TARGET_DIR:-target}/release/ringtgt"
+fi
+
+rm -rf "$OUT"
+mkdir -p "$OUT/logs"
+: >"$OUT/results.txt"
+
+# A port nothing listens on now (connecting to it fails).
+free_port() {
+    local p
+    for p in $(shuf -i 20000-60999 -n 50); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    echo "conformance: no free port found" >&2
+    return 1
+}
+
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+
+# start_daemon NAME PORT ARGS...: runs ringtgt in the background and waits until it accepts.
+start_daemon() {
+    local name=$1 port=$2 i
+    shift 2
+    "$RINGTGT_BIN" serve --portal "127.0.0.1:$port" --target "$TARGET" "$@" \
+        >"$OUT/ringtgt-$name.log" 2>&1 &
+    PIDS+=("$!")
+    for i in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        if ! kill -0 "${PIDS[-1]}" 2>/dev/null; then
+            break
+        fi
+        sleep 0.1
+    done
+    echo "conformance: ringtgt ($name) did not start; its log:" >&2
+    cat "$OUT/ringtgt-$name.log" >&2
+    exit 1
+}
+
+# The read-write LUN takes every suite; SCSI.ReadOnly needs a write-protected LU (iscsi-test-cu
+# reads the WP bit from MODE SENSE), so it runs against a second, read-only daemon.
+RW_PORT=$(free_port)
+start_daemon rw "$RW_PORT" --lun ram:256MiB
+RO_PORT=$(free_port)
+start_daemon ro "$RO_PORT" --read-only --lun ram:64MiB
+RW_URL="iscsi://127.0.0.1:$RW_PORT/$TARGET/0"
+RO_URL="iscsi://127.0.0.1:$RO_PORT/$TARGET/0"
+
+iscsi-test-cu -l >"$OUT/all-tests.txt"
+
+# parse_run FAMILY.SUITE LOG: one result line per test of the suite. CUnit's verbose output is
+#   Suite: Read10
+#     Test: Simple ...passed
+#     Test: BeyondEol ...    [SKIPPED] <reason>      (libiscsi logs inside the test,
+#   passed                                            then CUnit prints the verdict)
+#     Test: ZeroBlocks ...FAILED
+# libiscsi skips by passing with a "[SKIPPED]" line, so those count as skipped. A test that started
+# but has no verdict (timeout, crash) is failed; one that never started is notrun.
+parse_run() {
+    local suite=$1 log=$2
+    awk -v prefix="$suite" '
+        function verdict(v) {
+            if (name != "") print (v == "passed" && skipped ? "skipped" : v) " " prefix "." name
+            name = ""; skipped = 0
+        }
+        function scan(s) {
+            if (s ~ /\[SKIPPED\]/) skipped = 1
+            if (s == "passed" || s == "FAILED") verdict(s == "passed" ? "passed" : "failed")
+        }
+        /^Suite: / { verdict("failed"); next }
+        /^  Test: / {
+            verdict("failed")
+            line = substr($0, 9)
+            i = index(line, " ...")
+            name = substr(line, 1, i - 1)
+            scan(substr(line, i + 4))
+            next
+        }
+        name != "" { scan($0) }
+        END { verdict("failed") }
+    ' "$log" >"$log.results"
+    grep "^${suite//./\\.}\.[^.]*$" "$OUT/all-tests.txt" | while read -r t; do
+        grep -q " $t\$" "$log.results" || echo "notrun $t"
+    done >>"$log.results"
+    cat "$log.results" >>"$OUT/results.txt"
+}
+
+# run_suite FAMILY.SUITE URL: one iscsi-test-cu process per suite, so a hang costs one suite.
+run_suite() {
+    local suite=$1 url=$2 log="$OUT/logs/$1.log" rc=0
+    stdbuf -oL -eL timeout -k 5 "$SUITE_TIMEOUT" \
+        iscsi-test-cu --dataloss -t "$suite" "$url" >"$log" 2>&1 || rc=$?
+    if [[ $rc -eq 124 || $rc -eq 137 ]]; then
+        echo "conformance: $suite timed out after ${SUITE_TIMEOUT}s" | tee -a "$log"
+    fi
+    parse_run "$suite" "$log"
+    printf '  %-32s %s\n' "$suite" "$(cut -d' ' -f1 "$log.results" | sort | uniq -c | xargs)"
+}
+
+mapfile -t GATED < <(grep -v '^\s*\(#\|$\)' "$PASS_LIST" | cut -d. -f1,2 | sort -u)
+echo "conformance: gated suites (${#GATED[@]})"
+for suite in "${GATED[@]}"; do
+    if [[ $suite == SCSI.ReadOnly ]]; then
+        run_suite "$suite" "$RO_URL"
+    else
+        run_suite "$suite" "$RW_URL"
+    fi
+done
+
+if [[ $REPORT == 1 ]]; then
+    echo "conformance: other suites (report only, ${REPORT_BUDGET}s budget)"
+    deadline=$((SECONDS + REPORT_BUDGET))
+    for suite in $(grep -E '^(SCSI|iSCSI)\.[^.]+$' "$OUT/all-tests.txt"); do
+        if printf '%s\n' "${GATED[@]}" | grep -qx "$suite" || [[ $suite == SCSI.ReadOnly ]]; then
+            continue
+        fi
+        if ((SECONDS >= deadline)); then
+            echo "  budget spent; $suite and later suites not run"
+            break
+        fi
+        run_suite "$suite" "$RW_URL"
+    done
+fi
+
+sort -k2 -o "$OUT/results.txt" "$OUT/results.txt"
+
+missing=()
+while read -r t; do
+    grep -qx "passed $t" "$OUT/results.txt" || missing+=("$t")
+done < <(grep -v '^\s*\(#\|$\)' "$PASS_LIST")
+newly=$(awk '$1 == "passed" { print $2 }' "$OUT/results.txt" |
+    grep -vxF -f <(grep -v '^\s*\(#\|$\)' "$PASS_LIST") || true)
+
+count() { awk -v s="$1" '$1 == s' "$OUT/results.txt" | wc -l; }
+echo "conformance: results in $OUT/results.txt (passed $(count passed) / failed $(count failed)" \
+    "/ skipped $(count skipped) / not run $(count notrun))"
+if [[ -n $newly ]]; then
+    echo "conformance: passing but not yet in $PASS_LIST (add them):"
+    printf '  %s\n' $newly
+fi
+if ((${#missing[@]})); then
+    echo "conformance: FAILED: ${#missing[@]} listed test(s) did not pass:"
+    for t in "${missing[@]}"; do
+        status=$(awk -v t="$t" '$2 == t { print $1 }' "$OUT/results.txt")
+        printf '  %s (%s)\n' "$t" "${status:-no such test}"
+    done
+    echo "conformance: logs in $OUT/logs/"
+    exit 1
+fi
+echo "conformance: all $(grep -vc '^\s*\(#\|$\)' "$PASS_LIST") listed tests passed"

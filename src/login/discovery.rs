@@ -1,0 +1,237 @@
+//! Full-feature-phase Text Requests: `SendTargets` (RFC 7143 §13.3, Appendix C) and the answers
+//! to other keys sent outside login.
+
+use std::net::SocketAddr;
+
+use super::identity::TargetEntry;
+use super::keys::{Key, Usage};
+use super::params::{SessionParams, SessionType};
+use super::rules::{NOT_UNDERSTOOD, REJECT};
+use super::text::push_pair;
+
+/// RFC 7143 Appendix C: the value asking for every target.
+const ALL: &str = "All";
+
+/// Answer to a Text Request carrying `SendTargets=<value>` (RFC 7143 §13.3, Appendix C):
+/// "All" in discovery sessions lists every target the initiator may see (ACL-filtered), a target
+/// name lists that one, "" in a normal session lists the session's own target. Each target is
+/// followed by a `TargetAddress=<ip>:<port>,<tpgt>` per portal (IPv6 in brackets).
+///
+/// `portals` should be concrete addresses (e.g. the connection's local address); wildcard
+/// addresses (0.0.0.0, ::) are skipped, which RFC 7143 Appendix C allows: without a
+/// TargetAddress the initiator uses the address of the current connection.
+pub fn send_targets(
+    value: &str,
+    session: &SessionParams,
+    targets: &[TargetEntry],
+    portals: &[SocketAddr],
+    tpgt: u16,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    for t in visible(value, session, targets) {
+        push_pair(&mut out, Key::TargetName.name(), &t.name);
+        for p in portals.iter().filter(|p| !p.ip().is_unspecified()) {
+            push_pair(
+                &mut out,
+                Key::TargetAddress.name(),
+                &target_address(p, tpgt),
+            );
+        }
+    }
+    out
+}
+
+/// The targets a SendTargets value names, filtered by the initiator's access.
+fn visible<'a>(
+    value: &'a str,
+    session: &'a SessionParams,
+    targets: &'a [TargetEntry],
+) -> impl Iterator<Item = &'a TargetEntry> {
+    let own = session.target_name.as_deref();
+    targets.iter().filter(move |t| {
+        let named = match (session.session_type, value) {
+            (SessionType::Discovery, ALL) => true,
+            (SessionType::Discovery, "") => false,
+            // In a normal session only the session's own target is reported ("" or "All" or
+            // its name).
+            (SessionType::Normal, "" | ALL) => own.is_some_and(|n| t.is_named(n)),
+            (SessionType::Normal, name) => own.is_some_and(|n| t.is_named(n)) && t.is_named(name),
+            (SessionType::Discovery, name) => t.is_named(name),
+        };
+        named && t.admits(&session.initiator_name)
+    })
+}
+
+/// RFC 7143 §13.8: `address:port,tpgt`, IPv6 addresses in brackets, without a zone index.
+fn target_address(p: &SocketAddr, tpgt: u16) -> String {
+    match p {
+        SocketAddr::V4(a) => format!("{}:{},{}", a.ip(), a.port(), tpgt),
+        SocketAddr::V6(a) => format!("[{}]:{},{}", a.ip(), a.port(), tpgt),
+    }
+}
+
+/// Full answer to a full-feature-phase Text Request's key/value pairs.
+///
+/// - `SendTargets`: [`send_targets`] (only the first one of a request is answered, which bounds
+///   the answer).
+/// - Keys negotiable only during login (security, operational, declarative-at-login): `Reject`.
+///   Renegotiating MaxRecvDataSegmentLength in full feature phase is not supported either: the
+///   session keeps the login value.
+/// - `InitiatorAlias`: accepted silently (declarative).
+/// - Unknown and X-/X# keys: `NotUnderstood` (RFC 7143 §6.2).
+pub fn text_request_answer(
+    pairs: &[(String, String)],
+    session: &SessionParams,
+    targets: &[TargetEntry],
+    portals: &[SocketAddr],
+    tpgt: u16,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut answered_send_targets = false;
+    for (k, v) in pairs {
+        match Key::lookup(k) {
+            Some(Key::SendTargets) if !answered_send_targets => {
+                answered_send_targets = true;
+                out.extend(send_targets(v, session, targets, portals, tpgt));
+            }
+            Some(Key::SendTargets | Key::InitiatorAlias) => {}
+            Some(key) if key.spec().usage != Usage::FullFeature => push_pair(&mut out, k, REJECT),
+            Some(_) => {}
+            None => push_pair(&mut out, k, NOT_UNDERSTOOD),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::text::parse_pairs;
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
+
+    fn targets() -> Vec<TargetEntry> {
+        vec![
+            TargetEntry {
+                name: "iqn.2024-01.org.ringtgt:open".into(),
+                alias: None,
+                allowed_initiators: vec![],
+            },
+            TargetEntry {
+                name: "iqn.2024-01.org.ringtgt:acl".into(),
+                alias: None,
+                allowed_initiators: vec!["iqn.good".into()],
+            },
+        ]
+    }
+
+    fn session(t: SessionType, initiator: &str, target: Option<&str>) -> SessionParams {
+        let mut p = SessionParams::new(t, initiator.into());
+        p.target_name = target.map(String::from);
+        p
+    }
+
+    fn portals() -> Vec<SocketAddr> {
+        vec![
+            SocketAddr::from((Ipv4Addr::new(192, 0, 2, 1), 3260)),
+            SocketAddr::V6(SocketAddrV6::new(
+                "2001:db8::1".parse::<Ipv6Addr>().unwrap(),
+                3261,
+                0,
+                7,
+            )),
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, 3260)),
+        ]
+    }
+
+    fn names(wire: &[u8]) -> Vec<(String, String)> {
+        parse_pairs(wire).unwrap()
+    }
+
+    #[test]
+    fn all_lists_visible_targets_with_every_portal() {
+        let s = session(SessionType::Discovery, "iqn.good", None);
+        let got = names(&send_targets("All", &s, &targets(), &portals(), 1));
+        let expect: Vec<(String, String)> = [
+            ("TargetName", "iqn.2024-01.org.ringtgt:open"),
+            ("TargetAddress", "192.0.2.1:3260,1"),
+            ("TargetAddress", "[2001:db8::1]:3261,1"),
+            ("TargetName", "iqn.2024-01.org.ringtgt:acl"),
+            ("TargetAddress", "192.0.2.1:3260,1"),
+            ("TargetAddress", "[2001:db8::1]:3261,1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, expect);
+    }
+
+    #[test]
+    fn acl_hides_targets() {
+        let s = session(SessionType::Discovery, "iqn.other", None);
+        let got = names(&send_targets("All", &s, &targets(), &portals(), 1));
+        assert_eq!(got.iter().filter(|(k, _)| k == "TargetName").count(), 1);
+        assert!(
+            send_targets("iqn.2024-01.org.ringtgt:acl", &s, &targets(), &portals(), 1).is_empty()
+        );
+    }
+
+    #[test]
+    fn named_and_empty_values() {
+        let d = session(SessionType::Discovery, "iqn.good", None);
+        let one = names(&send_targets(
+            "iqn.2024-01.org.ringtgt:ACL",
+            &d,
+            &targets(),
+            &[],
+            1,
+        ));
+        assert_eq!(
+            one,
+            vec![("TargetName".into(), "iqn.2024-01.org.ringtgt:acl".into())]
+        );
+        assert!(send_targets("", &d, &targets(), &portals(), 1).is_empty());
+        let n = session(
+            SessionType::Normal,
+            "iqn.good",
+            Some("iqn.2024-01.org.ringtgt:open"),
+        );
+        let own = names(&send_targets("", &n, &targets(), &portals()[..1], 3));
+        assert_eq!(
+            own,
+            vec![
+                ("TargetName".into(), "iqn.2024-01.org.ringtgt:open".into()),
+                ("TargetAddress".into(), "192.0.2.1:3260,3".into())
+            ]
+        );
+        assert_eq!(names(&send_targets("All", &n, &targets(), &[], 3)).len(), 1);
+        assert!(send_targets("iqn.2024-01.org.ringtgt:acl", &n, &targets(), &[], 3).is_empty());
+    }
+
+    #[test]
+    fn text_request_answers_other_keys() {
+        let s = session(SessionType::Discovery, "iqn.good", None);
+        let req: Vec<(String, String)> = [
+            ("SendTargets", "All"),
+            ("SendTargets", "All"),
+            ("X-com.example.foo", "1"),
+            ("MaxBurstLength", "4096"),
+            ("InitiatorAlias", "h"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let got = names(&text_request_answer(&req, &s, &targets(), &[], 1));
+        assert_eq!(
+            got,
+            [
+                ("TargetName", "iqn.2024-01.org.ringtgt:open"),
+                ("TargetName", "iqn.2024-01.org.ringtgt:acl"),
+                ("X-com.example.foo", "NotUnderstood"),
+                ("MaxBurstLength", "Reject"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+        );
+    }
+}

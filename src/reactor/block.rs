@@ -1,0 +1,107 @@
+//! Backing-store operations: each owns its task's buffer until its completion hands it back.
+//! Short transfers are resubmitted for the remainder; the null store completes without the ring.
+
+use std::os::fd::RawFd;
+use std::time::Instant;
+
+use io_uring::{opcode, squeue, types};
+
+use super::token::{Kind, Token};
+use super::{store_fd, Reactor};
+use crate::backstore::IoBuf;
+use crate::session::{IoCompletion, IoOp, IoRequest, IoToken};
+
+pub struct BlockOp {
+    conn: usize,
+    conn_generation: u32,
+    token: IoToken,
+    fd: RawFd,
+    kind: OpKind,
+    offset: u64,
+    buf: Option<IoBuf>,
+    done: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpKind {
+    Read,
+    Write { fua: bool },
+    Flush,
+}
+
+impl Reactor {
+    pub(super) fn start_block(&mut self, idx: usize, io: IoRequest) {
+        let IoRequest { token, target, lun, op } = io;
+        let (kind, offset, buf) = match op {
+            IoOp::Read { offset, buf } => (OpKind::Read, offset, Some(buf)),
+            IoOp::Write { offset, buf, fua } => (OpKind::Write { fua }, offset, Some(buf)),
+            IoOp::Flush => (OpKind::Flush, 0, None),
+        };
+        let fd = match store_fd(&self.stores, target, lun) {
+            Some(Some(fd)) => fd,
+            Some(None) => {
+                // Null store: reads see the buffer's zeros, writes vanish.
+                self.finish_block(idx, IoCompletion { token, result: Ok(()), buf });
+                return;
+            }
+            None => {
+                tracing::error!(target, lun, "I/O for a LUN without a backing store");
+                self.finish_block(idx, IoCompletion { token, result: Err(libc::ENODEV), buf });
+                return;
+            }
+        };
+        let conn_generation = self.conns[idx].generation;
+        let op = BlockOp { conn: idx, conn_generation, token, fd, kind, offset, buf, done: 0 };
+        let bi = self.blocks.insert(op);
+        self.conns[idx].blocks_in_flight += 1;
+        self.submit_block(bi);
+    }
+
+    fn submit_block(&mut self, bi: usize) {
+        let op = &mut self.blocks[bi];
+        let fd = types::Fd(op.fd);
+        let user_data = Token::new(Kind::Block, bi, 0).encode();
+        let offset = op.offset + op.done as u64;
+        let sqe: squeue::Entry = match (op.kind, op.buf.as_mut()) {
+            (OpKind::Read, Some(buf)) => {
+                let rest = &mut buf.as_mut_slice()[op.done..];
+                opcode::Read::new(fd, rest.as_mut_ptr(), rest.len() as u32).offset(offset).build()
+            }
+            (OpKind::Write { fua }, Some(buf)) => {
+                let rest = &buf.as_slice()[op.done..];
+                let flags = if fua { libc::RWF_DSYNC } else { 0 };
+                opcode::Write::new(fd, rest.as_ptr(), rest.len() as u32).offset(offset).rw_flags(flags).build()
+            }
+            _ => opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build(),
+        };
+        self.push(sqe.user_data(user_data));
+    }
+
+    pub(super) fn on_block(&mut self, bi: usize, res: i32) {
+        let Some(op) = self.blocks.get_mut(bi) else { return };
+        let len = op.buf.as_ref().map_or(0, |b| b.len());
+        if res > 0 && op.kind != OpKind::Flush && op.done + (res as usize) < len {
+            // Short transfer: carry on from where it stopped.
+            op.done += res as usize;
+            self.submit_block(bi);
+            return;
+        }
+        let op = self.blocks.remove(bi);
+        let result = match res {
+            r if r < 0 => Err(-r),
+            0 if len > 0 => Err(libc::EIO),
+            _ => Ok(()),
+        };
+        let alive = self.conns.get(op.conn).is_some_and(|s| s.generation == op.conn_generation);
+        if !alive {
+            return;
+        }
+        self.conns[op.conn].blocks_in_flight -= 1;
+        self.finish_block(op.conn, IoCompletion { token: op.token, result, buf: op.buf });
+    }
+
+    fn finish_block(&mut self, idx: usize, c: IoCompletion) {
+        self.conns[idx].conn.handle_io_completion(c, Instant::now());
+        self.service(idx);
+    }
+}

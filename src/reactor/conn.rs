@@ -1,0 +1,201 @@
+//! A connection's socket side: receive into the connection's buffer, feed the protocol core,
+//! send what it produced, and close only once every operation that borrows its buffers is done.
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use io_uring::{opcode, types};
+use socket2::Socket;
+
+use super::token::{Kind, Token};
+use super::Reactor;
+use crate::control::{ConnRef, ToControl};
+use crate::session::Connection;
+
+const INITIAL_RECV_BUF: usize = 64 * 1024;
+/// Stop reading new commands while this much output waits for the peer: back-pressure instead
+/// of an unbounded send queue.
+const MAX_PENDING_OUTPUT: usize = 32 << 20;
+/// How long a closing connection may take to flush its last PDUs to a peer that stopped reading.
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct ConnSlot {
+    pub generation: u32,
+    pub sock: Socket,
+    pub conn: Connection,
+    pub span: tracing::Span,
+    rbuf: Vec<u8>,
+    rlen: usize,
+    recv_posted: bool,
+    sending: Vec<u8>,
+    sent: usize,
+    send_posted: bool,
+    pub blocks_in_flight: usize,
+    pub tsih: Option<u16>,
+    pub awaiting_registration: bool,
+    shut: bool,
+    close_deadline: Option<Instant>,
+}
+
+impl ConnSlot {
+    pub fn new(generation: u32, sock: Socket, peer: Option<SocketAddr>, conn: Connection, core: usize) -> Self {
+        let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+        let span = tracing::info_span!("conn", %peer, core, tsih = tracing::field::Empty);
+        ConnSlot {
+            generation,
+            sock,
+            conn,
+            span,
+            rbuf: vec![0; INITIAL_RECV_BUF],
+            rlen: 0,
+            recv_posted: false,
+            sending: Vec::new(),
+            sent: 0,
+            send_posted: false,
+            blocks_in_flight: 0,
+            tsih: None,
+            awaiting_registration: false,
+            shut: false,
+            close_deadline: None,
+        }
+    }
+
+    pub fn timer_due(&self, now: Instant) -> bool {
+        self.conn.poll_timeout().is_some_and(|t| t <= now) || self.close_deadline.is_some_and(|t| t <= now)
+    }
+}
+
+impl Reactor {
+    /// Moves a connection forward after anything happened to it: hands its requests to the
+    /// control thread and the backing store, sends its output, re-arms its receive, or closes it.
+    pub(super) fn service(&mut self, idx: usize) {
+        loop {
+            let mut progressed = false;
+            while let Some(req) = self.conns[idx].conn.poll_control() {
+                self.conns[idx].awaiting_registration = true;
+                let conn = ConnRef { core: self.index, key: self.conn_key(idx) };
+                let _ = self.to_control.send(ToControl::Register { conn, req });
+            }
+            while let Some(io) = self.conns[idx].conn.poll_io() {
+                self.start_block(idx, io);
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.flush_output(idx);
+        if self.conns[idx].conn.close_reason().is_some() {
+            self.progress_close(idx);
+        } else {
+            self.post_recv(idx);
+        }
+    }
+
+    fn flush_output(&mut self, idx: usize) {
+        let slot = &mut self.conns[idx];
+        if slot.send_posted || slot.conn.output().is_empty() || slot.shut {
+            return;
+        }
+        slot.sending.clear();
+        std::mem::swap(&mut slot.sending, slot.conn.output());
+        slot.sent = 0;
+        self.post_send(idx);
+    }
+
+    fn post_send(&mut self, idx: usize) {
+        let slot = &mut self.conns[idx];
+        let rest = &slot.sending[slot.sent..];
+        let sqe = opcode::Send::new(types::Fd(slot.sock.as_raw_fd()), rest.as_ptr(), rest.len() as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(Token::new(Kind::Send, idx, slot.generation).encode());
+        slot.send_posted = true;
+        self.push(sqe);
+    }
+
+    pub(super) fn on_send(&mut self, t: Token, res: i32) {
+        let idx = t.index as usize;
+        let Some(slot) = self.conns.get_mut(idx).filter(|s| s.generation == t.generation) else { return };
+        slot.send_posted = false;
+        if res < 0 {
+            tracing::debug!(parent: &slot.span, errno = -res, "send failed");
+            slot.conn.kill_transport();
+        } else {
+            slot.sent += res as usize;
+            if slot.sent < slot.sending.len() {
+                self.post_send(idx);
+                return;
+            }
+        }
+        self.service(idx);
+    }
+
+    fn post_recv(&mut self, idx: usize) {
+        let slot = &mut self.conns[idx];
+        if slot.recv_posted || slot.shut || slot.awaiting_registration {
+            return;
+        }
+        if slot.conn.output().len() + slot.sending.len() > MAX_PENDING_OUTPUT {
+            return;
+        }
+        let max = slot.conn.max_pdu_len().max(INITIAL_RECV_BUF);
+        if slot.rbuf.len() - slot.rlen < 4096 && slot.rbuf.len() < max {
+            slot.rbuf.resize(max, 0);
+        }
+        let free = &mut slot.rbuf[slot.rlen..];
+        let sqe = opcode::Recv::new(types::Fd(slot.sock.as_raw_fd()), free.as_mut_ptr(), free.len() as u32)
+            .build()
+            .user_data(Token::new(Kind::Recv, idx, slot.generation).encode());
+        slot.recv_posted = true;
+        self.push(sqe);
+    }
+
+    pub(super) fn on_recv(&mut self, t: Token, res: i32) {
+        let idx = t.index as usize;
+        let Some(slot) = self.conns.get_mut(idx).filter(|s| s.generation == t.generation) else { return };
+        slot.recv_posted = false;
+        if res <= 0 {
+            if !slot.shut {
+                tracing::debug!(parent: &slot.span, errno = -res, "peer closed the connection");
+            }
+            slot.conn.kill_transport();
+            self.service(idx);
+            return;
+        }
+        slot.rlen += res as usize;
+        let _guard = slot.span.clone().entered();
+        let used = slot.conn.handle_input(&slot.rbuf[..slot.rlen], Instant::now());
+        slot.rbuf.copy_within(used..slot.rlen, 0);
+        slot.rlen -= used;
+        drop(_guard);
+        self.service(idx);
+    }
+
+    fn progress_close(&mut self, idx: usize) {
+        let now = Instant::now();
+        let slot = &mut self.conns[idx];
+        if !slot.shut {
+            let deadline = *slot.close_deadline.get_or_insert(now + CLOSE_FLUSH_TIMEOUT);
+            let flushed = !slot.send_posted && slot.conn.output().is_empty();
+            if !flushed && now < deadline {
+                return;
+            }
+            if let Some(reason) = slot.conn.close_reason() {
+                tracing::info!(parent: &slot.span, ?reason, "closing connection");
+            }
+            // Ends the posted receive (and any stuck send) so their buffers come back.
+            let _ = slot.sock.shutdown(std::net::Shutdown::Both);
+            slot.shut = true;
+        }
+        if slot.recv_posted || slot.send_posted || slot.blocks_in_flight > 0 || slot.conn.io_in_flight() > 0 {
+            return;
+        }
+        let slot = self.conns.remove(idx);
+        let conn = ConnRef { core: self.index, key: (u64::from(slot.generation) << 32) | idx as u64 };
+        if slot.tsih.is_some() || slot.awaiting_registration {
+            let _ = self.to_control.send(ToControl::Ended { conn, tsih: slot.tsih });
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! One reactor per pinned core: an io_uring that owns a shard of connections end to end
+//! (accept → receive → protocol → backing store → send). This module is the only place that
+//! talks to io_uring and the only one with `unsafe` (each block says why it is sound).
+
+mod block;
+mod conn;
+mod listen;
+mod token;
+mod wake;
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use io_uring::{opcode, squeue, types, IoUring};
+use slab::Slab;
+use socket2::Socket;
+
+use crate::backstore::Store;
+use crate::control::{ConnRef, ToControl, ToReactor};
+use crate::session::PortalContext;
+use block::BlockOp;
+use conn::ConnSlot;
+pub use listen::bind;
+use token::{Kind, Token};
+pub use wake::WakeFd;
+
+/// Submission queue size; completions are twice that by default.
+const RING_ENTRIES: u32 = 1024;
+/// Granularity of protocol timers (keepalive, login timeout).
+const TICK: Duration = Duration::from_millis(200);
+
+/// Backing stores by target index and LUN id, shared by all reactors.
+#[derive(Default)]
+pub struct StoreTable {
+    pub targets: Vec<HashMap<u16, Arc<Store>>>,
+}
+
+impl StoreTable {
+    fn get(&self, target: usize, lun: u16) -> Option<&Arc<Store>> {
+        self.targets.get(target)?.get(&lun)
+    }
+}
+
+pub struct ReactorSetup {
+    pub index: usize,
+    pub cpu: Option<usize>,
+    pub listeners: Vec<Socket>,
+    pub ctx: Arc<PortalContext>,
+    pub stores: Arc<StoreTable>,
+    pub to_control: Sender<ToControl>,
+    pub inbox: Receiver<ToReactor>,
+    pub wake: WakeFd,
+}
+
+pub struct Reactor {
+    ring: IoUring,
+    index: usize,
+    listeners: Vec<Socket>,
+    conns: Slab<ConnSlot>,
+    blocks: Slab<BlockOp>,
+    next_generation: u32,
+    ctx: Arc<PortalContext>,
+    stores: Arc<StoreTable>,
+    to_control: Sender<ToControl>,
+    inbox: Receiver<ToReactor>,
+    wake: WakeFd,
+    wake_buf: Box<[u8; 8]>,
+    tick: Box<types::Timespec>,
+    completions: Vec<(u64, i32)>,
+    stopping: bool,
+}
+
+impl Reactor {
+    pub fn new(s: ReactorSetup) -> std::io::Result<Reactor> {
+        if let Some(cpu) = s.cpu {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                tracing::warn!(cpu, "could not pin reactor thread");
+            }
+        }
+        Ok(Reactor {
+            ring: IoUring::new(RING_ENTRIES)?,
+            index: s.index,
+            listeners: s.listeners,
+            conns: Slab::new(),
+            blocks: Slab::new(),
+            next_generation: 1,
+            ctx: s.ctx,
+            stores: s.stores,
+            to_control: s.to_control,
+            inbox: s.inbox,
+            wake: s.wake,
+            wake_buf: Box::new([0; 8]),
+            tick: Box::new(types::Timespec::new().nsec(TICK.as_nanos() as u32)),
+            completions: Vec::with_capacity(RING_ENTRIES as usize * 2),
+            stopping: false,
+        })
+    }
+
+    pub fn run(&mut self) -> std::io::Result<()> {
+        for i in 0..self.listeners.len() {
+            self.post_accept(i);
+        }
+        self.post_wake();
+        self.post_tick();
+        while !self.stopping {
+            match self.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) || e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) => return Err(e),
+            }
+            self.completions.clear();
+            self.completions.extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
+            let batch = std::mem::take(&mut self.completions);
+            for &(ud, res) in &batch {
+                self.dispatch(ud, res);
+            }
+            self.completions = batch;
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, user_data: u64, res: i32) {
+        let Some(t) = Token::decode(user_data) else { return };
+        match t.kind {
+            Kind::Accept => self.on_accept(t.index as usize, res),
+            Kind::Recv => self.on_recv(t, res),
+            Kind::Send => self.on_send(t, res),
+            Kind::Block => self.on_block(t.index as usize, res),
+            Kind::Wake => self.on_wake(),
+            Kind::Tick => self.on_tick(),
+        }
+    }
+
+    /// Queues one submission. A full submission queue is flushed to the kernel, never waited on.
+    fn push(&mut self, sqe: squeue::Entry) {
+        loop {
+            // SAFETY: every buffer an entry points at is owned by a slab slot (connection or
+            // block op) that is only freed after the entry's completion has been reaped, and the
+            // wake/tick buffers are boxed in the reactor, which outlives its ring.
+            let pushed = unsafe { self.ring.submission().push(&sqe) };
+            if pushed.is_ok() {
+                return;
+            }
+            if let Err(e) = self.ring.submit() {
+                tracing::error!(error = %e, "io_uring submit failed while flushing a full queue");
+            }
+        }
+    }
+
+    fn next_generation(&mut self) -> u32 {
+        let g = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1) & 0x00ff_ffff;
+        g
+    }
+
+    fn post_accept(&mut self, listener: usize) {
+        let fd = self.listeners[listener].as_raw_fd();
+        let sqe = opcode::Accept::new(types::Fd(fd), std::ptr::null_mut(), std::ptr::null_mut())
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(Token::new(Kind::Accept, listener, 0).encode());
+        self.push(sqe);
+    }
+
+    fn on_accept(&mut self, listener: usize, res: i32) {
+        if !self.stopping {
+            self.post_accept(listener);
+        }
+        if res < 0 {
+            tracing::warn!(errno = -res, "accept failed");
+            return;
+        }
+        // SAFETY: a successful accept returns a new descriptor that only we own.
+        let sock = unsafe { Socket::from_raw_fd(res as RawFd) };
+        listen::tune(&sock);
+        let peer = sock.peer_addr().ok().and_then(|a| a.as_socket());
+        let local = sock.local_addr().ok().and_then(|a| a.as_socket());
+        let generation = self.next_generation();
+        let now = Instant::now();
+        let conn = crate::session::Connection::new(self.ctx.clone(), local, now);
+        let idx = self.conns.insert(ConnSlot::new(generation, sock, peer, conn, self.index));
+        tracing::debug!(parent: &self.conns[idx].span, "connection accepted");
+        self.service(idx);
+    }
+
+    fn post_wake(&mut self) {
+        let sqe = opcode::Read::new(types::Fd(self.wake.raw_fd()), self.wake_buf.as_mut_ptr(), 8)
+            .build()
+            .user_data(Token::new(Kind::Wake, 0, 0).encode());
+        self.push(sqe);
+    }
+
+    fn on_wake(&mut self) {
+        while let Ok(msg) = self.inbox.try_recv() {
+            match msg {
+                ToReactor::Registered { key, result } => self.on_registered(key, result),
+                ToReactor::Kill { key } => {
+                    if let Some(idx) = self.lookup(key) {
+                        self.conns[idx].conn.kill();
+                        self.service(idx);
+                    }
+                }
+                ToReactor::Shutdown => self.stopping = true,
+            }
+        }
+        if !self.stopping {
+            self.post_wake();
+        }
+    }
+
+    fn on_registered(&mut self, key: u64, result: Result<u16, crate::pdu::login::LoginStatus>) {
+        let Some(idx) = self.lookup(key) else {
+            // The connection went away while the control thread worked: give the TSIH back.
+            if let Ok(tsih) = result {
+                let conn = ConnRef { core: self.index, key };
+                let _ = self.to_control.send(ToControl::Ended { conn, tsih: Some(tsih) });
+            }
+            return;
+        };
+        let slot = &mut self.conns[idx];
+        slot.awaiting_registration = false;
+        if let Ok(tsih) = result {
+            slot.tsih = Some(tsih);
+            slot.span.record("tsih", tsih);
+        }
+        slot.conn.handle_registration(result, Instant::now());
+        self.service(idx);
+    }
+
+    fn post_tick(&mut self) {
+        let sqe = opcode::Timeout::new(&*self.tick as *const types::Timespec)
+            .build()
+            .user_data(Token::new(Kind::Tick, 0, 0).encode());
+        self.push(sqe);
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let due: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, s)| s.timer_due(now))
+            .map(|(i, _)| i)
+            .collect();
+        for idx in due {
+            self.conns[idx].conn.handle_timeout(now);
+            self.service(idx);
+        }
+        if !self.stopping {
+            self.post_tick();
+        }
+    }
+
+    fn conn_key(&self, idx: usize) -> u64 {
+        (u64::from(self.conns[idx].generation) << 32) | idx as u64
+    }
+
+    fn lookup(&self, key: u64) -> Option<usize> {
+        let idx = (key & 0xffff_ffff) as usize;
+        let generation = (key >> 32) as u32;
+        self.conns.get(idx).filter(|s| s.generation == generation).map(|_| idx)
+    }
+}
+
+/// Starts one reactor on its own thread.
+pub fn spawn(setup: ReactorSetup) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let name = format!("reactor-{}", setup.index);
+    std::thread::Builder::new().name(name).spawn(move || {
+        let index = setup.index;
+        match Reactor::new(setup) {
+            Ok(mut r) => {
+                if let Err(e) = r.run() {
+                    tracing::error!(reactor = index, error = %e, "reactor stopped");
+                }
+            }
+            Err(e) => tracing::error!(reactor = index, error = %e, "cannot create io_uring"),
+        }
+    })
+}
+
+/// Address of a store's descriptor for a block op (None for the null store).
+fn store_fd(stores: &StoreTable, target: usize, lun: u16) -> Option<Option<RawFd>> {
+    stores.get(target, lun).map(|s| s.raw_fd())
+}

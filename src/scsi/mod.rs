@@ -1,0 +1,281 @@
+//! SCSI logical-unit emulation (SPC-4, SBC-3): decides from each CDB what the transport must do.
+//!
+//! Pure code: no I/O, no clock, no iSCSI. [`dispatch`] turns a CDB into a [`Plan`]; commands that
+//! need the backing store come back as `Read`/`Write`/`Flush` and the transport finishes them with
+//! [`good`] or [`io_error`]. Every malformed CDB gets CHECK CONDITION with the sense SPC-4 asks
+//! for, in the format the I_T nexus selected.
+//!
+//! Spec references give section numbers (spc4r37) only where they are stable across drafts;
+//! elsewhere they name the clause, table or field, since numbering moves between revisions.
+#![forbid(unsafe_code)]
+
+mod capacity;
+mod cdb;
+mod inquiry;
+mod lun;
+mod mode;
+mod nexus;
+mod report_luns;
+mod rw;
+pub mod sense;
+mod unit;
+mod vpd;
+
+#[cfg(test)]
+mod tests;
+
+use cdb::{op, Cdb};
+
+pub use lun::{decode_lun, encode_lun, LunMap};
+pub use nexus::NexusState;
+pub use sense::{FieldPointer, Sense, SenseFormat, SenseKey};
+
+/// Immutable description of one logical unit (built from config by the daemon).
+#[derive(Debug, Clone)]
+pub struct LuInfo {
+    /// 0..=16383.
+    pub lun: u16,
+    /// 512 or 4096.
+    pub block_size: u32,
+    pub num_blocks: u64,
+    pub read_only: bool,
+    /// WCE in the caching mode page.
+    pub write_cache: bool,
+    /// VPD B1h medium rotation rate = 1 (non-rotating) when true.
+    pub non_rotational: bool,
+    /// VPD 80h unit serial number (ASCII, <= 32 chars).
+    pub serial: String,
+    /// 8 chars, space padded on the wire ("RINGTGT").
+    pub vendor: String,
+    /// 16 chars ("VIRTUAL-DISK").
+    pub product: String,
+    /// 4 chars ("0001").
+    pub revision: String,
+    /// NAA IEEE Registered Extended (NAA=6) designator, built by the daemon.
+    pub naa_id: [u8; 16],
+    /// iSCSI target name; VPD 83h SCSI name strings "<iqn>,t,0x<tpg hex4>" and "<iqn>".
+    pub target_name: String,
+    /// VPD 83h relative target port designator (type 4); use 1.
+    pub relative_port_id: u16,
+    /// VPD 83h target port group designator (type 5); also the TPGT in the port name string.
+    pub tpg: u16,
+    /// VPD B0h MAXIMUM TRANSFER LENGTH; larger transfers are refused (0 = no limit).
+    pub max_transfer_blocks: u32,
+    /// VPD B0h OPTIMAL TRANSFER LENGTH.
+    pub optimal_transfer_blocks: u32,
+}
+
+/// SAM-5 status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScsiStatus(pub u8);
+
+impl ScsiStatus {
+    pub const GOOD: Self = Self(0x00);
+    pub const CHECK_CONDITION: Self = Self(0x02);
+    pub const CONDITION_MET: Self = Self(0x04);
+    pub const BUSY: Self = Self(0x08);
+    pub const RESERVATION_CONFLICT: Self = Self(0x18);
+    pub const TASK_SET_FULL: Self = Self(0x28);
+    pub const ACA_ACTIVE: Self = Self(0x30);
+    pub const TASK_ABORTED: Self = Self(0x40);
+}
+
+/// The outcome of a command that needs no backing-store I/O.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub status: ScsiStatus,
+    /// Data-In payload, already truncated to the CDB's allocation length.
+    pub data: Vec<u8>,
+    /// Encoded sense bytes (empty when GOOD), in the requested format.
+    pub sense: Vec<u8>,
+}
+
+/// What the transport must do for a command: decided from the CDB alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    Complete(Completion),
+    /// Read `blocks` blocks at `lba` and return them as Data-In (length = blocks * block_size).
+    Read {
+        lba: u64,
+        blocks: u32,
+    },
+    /// Receive blocks*block_size bytes of Data-Out, write them at `lba`; `fua` => durable before status.
+    Write {
+        lba: u64,
+        blocks: u32,
+        fua: bool,
+    },
+    /// Flush the write cache for the range (SYNCHRONIZE CACHE 10/16); `blocks == 0` means to end of medium.
+    Flush {
+        lba: u64,
+        blocks: u32,
+    },
+    /// Receive `len` bytes of Data-Out parameter data (MODE SELECT), then hand them to
+    /// [`execute_params`] with the same CDB to get the command's completion.
+    ReceiveParams {
+        len: u32,
+    },
+}
+
+/// Dispatch one CDB addressed to `lun_raw` (8-byte LUN field) through the target's `luns`.
+///
+/// Unknown LUN: INQUIRY answers with peripheral qualifier 011b / device type 1Fh, REPORT LUNS and
+/// REQUEST SENSE work, everything else is CHECK CONDITION, LOGICAL UNIT NOT SUPPORTED.
+pub fn dispatch(luns: &LunMap, nexus: &mut NexusState, lun_raw: u64, cdb: &[u8]) -> Plan {
+    let lu = decode_lun(lun_raw).and_then(|n| luns.get(n));
+    let cdb = Cdb::new(cdb);
+    let result = match lu {
+        Some(lu) => route(luns, nexus, lu, cdb),
+        None => route_without_lu(luns, nexus, cdb),
+    };
+    result.unwrap_or_else(|sense| Plan::Complete(check_condition(nexus, sense)))
+}
+
+/// Finish a command that returned [`Plan::ReceiveParams`], given the Data-Out bytes received.
+pub fn execute_params(
+    luns: &LunMap,
+    nexus: &mut NexusState,
+    lun_raw: u64,
+    cdb: &[u8],
+    params: &[u8],
+) -> Completion {
+    let cdb = Cdb::new(cdb);
+    let result = match decode_lun(lun_raw).and_then(|n| luns.get(n)) {
+        None => Err(Sense::lun_not_supported()),
+        Some(lu) => params_for(lu, nexus, cdb, params),
+    };
+    match result {
+        Ok(()) => good(),
+        Err(sense) => check_condition(nexus, sense),
+    }
+}
+
+/// Build the Completion for a failed backing-store I/O (MEDIUM ERROR, UNRECOVERED READ ERROR
+/// for reads, WRITE ERROR for writes, INFORMATION = `lba`) in the nexus's sense format.
+pub fn io_error(nexus: &NexusState, is_write: bool, lba: u64) -> Completion {
+    let sense = if is_write {
+        Sense::write_error()
+    } else {
+        Sense::unrecovered_read_error()
+    };
+    check_condition(nexus, sense.with_info(lba))
+}
+
+/// GOOD status, no data, no sense.
+pub fn good() -> Completion {
+    Completion {
+        status: ScsiStatus::GOOD,
+        data: Vec::new(),
+        sense: Vec::new(),
+    }
+}
+
+/// CHECK CONDITION with arbitrary sense, in the nexus's format.
+pub fn check_condition(nexus: &NexusState, sense: Sense) -> Completion {
+    Completion {
+        status: ScsiStatus::CHECK_CONDITION,
+        data: Vec::new(),
+        sense: sense.encode(nexus.sense_format()),
+    }
+}
+
+/// GOOD with Data-In, cut to the allocation length (SPC-4 ALLOCATION LENGTH: never an error).
+fn data_in(mut data: Vec<u8>, allocation_length: u32) -> Plan {
+    data.truncate(usize::try_from(allocation_length).unwrap_or(usize::MAX));
+    Plan::Complete(Completion {
+        status: ScsiStatus::GOOD,
+        data,
+        sense: Vec::new(),
+    })
+}
+
+fn done() -> Plan {
+    Plan::Complete(good())
+}
+
+/// Validate length and CONTROL byte of a supported opcode.
+fn check_frame(cdb: Cdb) -> Result<(), Sense> {
+    // Every opcode routed here has a fixed-length group code; 16 keeps the check total.
+    cdb.check_frame(cdb::length_for_opcode(cdb.opcode()).unwrap_or(16))
+}
+
+fn route_without_lu(luns: &LunMap, nexus: &mut NexusState, cdb: Cdb) -> Result<Plan, Sense> {
+    if cdb.len() == 0 {
+        return Err(Sense::invalid_field_in_cdb().at_cdb(0, None));
+    }
+    match cdb.opcode() {
+        op::INQUIRY => check_frame(cdb).and_then(|()| inquiry::inquiry(None, luns, cdb)),
+        op::REPORT_LUNS => check_frame(cdb).and_then(|()| report_luns::report_luns(luns, cdb)),
+        op::REQUEST_SENSE => check_frame(cdb).map(|()| nexus::request_sense(nexus, cdb, false)),
+        _ => Err(Sense::lun_not_supported()),
+    }
+}
+
+fn route(luns: &LunMap, nexus: &mut NexusState, lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
+    if cdb.len() == 0 {
+        return Err(Sense::invalid_field_in_cdb().at_cdb(0, None));
+    }
+    if !is_supported(cdb.opcode()) {
+        return Err(Sense::invalid_opcode());
+    }
+    check_frame(cdb)?;
+    match cdb.opcode() {
+        op::TEST_UNIT_READY => Ok(done()),
+        op::REQUEST_SENSE => Ok(nexus::request_sense(nexus, cdb, true)),
+        op::INQUIRY => inquiry::inquiry(Some(lu), luns, cdb),
+        op::REPORT_LUNS => report_luns::report_luns(luns, cdb),
+        op::MODE_SENSE_6 | op::MODE_SENSE_10 => mode::mode_sense(lu, nexus, cdb),
+        op::MODE_SELECT_6 | op::MODE_SELECT_10 => mode::mode_select(cdb),
+        op::READ_CAPACITY_10 => capacity::read_capacity_10(lu, cdb),
+        op::SERVICE_ACTION_IN_16 => capacity::service_action_in_16(lu, cdb),
+        op::START_STOP_UNIT => unit::start_stop_unit(cdb),
+        op::PREVENT_ALLOW_MEDIUM_REMOVAL => unit::prevent_allow_medium_removal(cdb),
+        op::SYNCHRONIZE_CACHE_10 | op::SYNCHRONIZE_CACHE_16 => rw::synchronize_cache(lu, cdb),
+        op::VERIFY_10 | op::VERIFY_12 | op::VERIFY_16 => rw::verify(lu, cdb),
+        op::READ_6 | op::READ_10 | op::READ_12 | op::READ_16 => rw::read(lu, cdb),
+        op::WRITE_6 | op::WRITE_10 | op::WRITE_12 | op::WRITE_16 => rw::write(lu, cdb),
+        _ => Err(Sense::invalid_opcode()),
+    }
+}
+
+fn params_for(lu: &LuInfo, nexus: &mut NexusState, cdb: Cdb, params: &[u8]) -> Result<(), Sense> {
+    match cdb.opcode() {
+        op::MODE_SELECT_6 | op::MODE_SELECT_10 => {
+            check_frame(cdb)?;
+            mode::apply_mode_select(lu, nexus, cdb, params)
+        }
+        _ => Err(Sense::invalid_opcode()),
+    }
+}
+
+/// The operation codes `route` handles; everything else is INVALID COMMAND OPERATION CODE.
+fn is_supported(opcode: u8) -> bool {
+    matches!(
+        opcode,
+        op::TEST_UNIT_READY
+            | op::REQUEST_SENSE
+            | op::INQUIRY
+            | op::REPORT_LUNS
+            | op::MODE_SENSE_6
+            | op::MODE_SENSE_10
+            | op::MODE_SELECT_6
+            | op::MODE_SELECT_10
+            | op::READ_CAPACITY_10
+            | op::SERVICE_ACTION_IN_16
+            | op::START_STOP_UNIT
+            | op::PREVENT_ALLOW_MEDIUM_REMOVAL
+            | op::SYNCHRONIZE_CACHE_10
+            | op::SYNCHRONIZE_CACHE_16
+            | op::VERIFY_10
+            | op::VERIFY_12
+            | op::VERIFY_16
+            | op::READ_6
+            | op::READ_10
+            | op::READ_12
+            | op::READ_16
+            | op::WRITE_6
+            | op::WRITE_10
+            | op::WRITE_12
+            | op::WRITE_16
+    )
+}

@@ -1,0 +1,144 @@
+//! Command numbering (RFC 7143 §4.2.2.1, §3.2.2.1): the CmdSN window and in-order delivery of
+//! non-immediate commands. Commands that arrive ahead of a gap wait here until it is filled.
+
+use super::sn;
+use crate::pdu::Bhs;
+
+/// An owned copy of a PDU waiting for its turn (only out-of-order commands are ever copied).
+#[derive(Debug, Clone)]
+pub struct OwnedPdu {
+    pub bhs: Bhs,
+    pub ahs: Vec<u8>,
+    pub data: Vec<u8>,
+}
+
+/// A command held back by a CmdSN gap, with any unsolicited Data-Out that followed it.
+#[derive(Debug)]
+pub struct Queued {
+    pub cmd: OwnedPdu,
+    pub data_outs: Vec<OwnedPdu>,
+    pub data_bytes: usize,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// The next expected command: execute now.
+    Now,
+    /// Within the window but after a gap: queued.
+    Queued,
+    /// Outside the window (already seen, or beyond MaxCmdSN): RFC 7143 §4.2.2.1 says ignore it.
+    Ignore,
+}
+
+pub struct CmdWindow {
+    exp_cmd_sn: u32,
+    depth: u32,
+    /// Slot `i` holds the command with CmdSN `exp_cmd_sn + i`.
+    waiting: std::collections::VecDeque<Option<Queued>>,
+}
+
+impl CmdWindow {
+    pub fn new(first_cmd_sn: u32, depth: u32) -> Self {
+        CmdWindow { exp_cmd_sn: first_cmd_sn, depth: depth.max(1), waiting: Default::default() }
+    }
+
+    pub fn exp_cmd_sn(&self) -> u32 {
+        self.exp_cmd_sn
+    }
+
+    pub fn max_cmd_sn(&self) -> u32 {
+        self.exp_cmd_sn.wrapping_add(self.depth - 1)
+    }
+
+    /// Classifies a non-immediate command; a queued command is stored here.
+    pub fn admit(&mut self, cmd_sn: u32, pdu: impl FnOnce() -> OwnedPdu) -> Admission {
+        let d = sn::distance(self.exp_cmd_sn, cmd_sn);
+        if d == 0 {
+            return Admission::Now;
+        }
+        if d >= self.depth {
+            return Admission::Ignore;
+        }
+        let d = d as usize;
+        if self.waiting.len() <= d {
+            self.waiting.resize_with(d + 1, || None);
+        }
+        if self.waiting[d].is_some() {
+            // A duplicate of a command already waiting: keep the first.
+            return Admission::Ignore;
+        }
+        self.waiting[d] = Some(Queued { cmd: pdu(), data_outs: Vec::new(), data_bytes: 0 });
+        Admission::Queued
+    }
+
+    /// Marks the expected command as delivered and returns the next one if it is already waiting.
+    pub fn advance(&mut self) -> Option<Queued> {
+        self.exp_cmd_sn = self.exp_cmd_sn.wrapping_add(1);
+        self.waiting.pop_front();
+        self.waiting.front_mut().and_then(|slot| slot.take())
+    }
+
+    /// Finds a queued command by ITT, so that unsolicited Data-Out can wait with it.
+    pub fn queued_mut(&mut self, itt: u32) -> Option<&mut Queued> {
+        self.waiting.iter_mut().flatten().find(|q| q.cmd.bhs.itt() == itt)
+    }
+
+    pub fn has_waiting(&self) -> bool {
+        self.waiting.iter().any(|s| s.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdu::Opcode;
+
+    fn pdu(itt: u32) -> OwnedPdu {
+        let mut bhs = Bhs::new(Opcode::SCSI_COMMAND);
+        bhs.set_itt(itt);
+        OwnedPdu { bhs, ahs: vec![], data: vec![] }
+    }
+
+    #[test]
+    fn in_order_commands_execute_now() {
+        let mut w = CmdWindow::new(10, 4);
+        assert_eq!(w.admit(10, || pdu(1)), Admission::Now);
+        assert!(w.advance().is_none());
+        assert_eq!(w.exp_cmd_sn(), 11);
+        assert_eq!(w.max_cmd_sn(), 14);
+    }
+
+    #[test]
+    fn gap_is_filled_in_order() {
+        let mut w = CmdWindow::new(0, 8);
+        assert_eq!(w.admit(2, || pdu(22)), Admission::Queued);
+        assert_eq!(w.admit(1, || pdu(11)), Admission::Queued);
+        assert_eq!(w.admit(0, || pdu(0)), Admission::Now);
+        let next = w.advance().unwrap();
+        assert_eq!(next.cmd.bhs.itt(), 11);
+        let next = w.advance().unwrap();
+        assert_eq!(next.cmd.bhs.itt(), 22);
+        assert!(w.advance().is_none());
+        assert_eq!(w.exp_cmd_sn(), 3);
+    }
+
+    #[test]
+    fn outside_window_is_ignored() {
+        let mut w = CmdWindow::new(100, 4);
+        assert_eq!(w.admit(104, || pdu(1)), Admission::Ignore);
+        assert_eq!(w.admit(99, || pdu(1)), Admission::Ignore);
+        assert_eq!(w.admit(u32::MAX, || pdu(1)), Admission::Ignore);
+        assert!(!w.has_waiting());
+    }
+
+    #[test]
+    fn window_wraps_around_zero() {
+        let mut w = CmdWindow::new(u32::MAX, 4);
+        assert_eq!(w.admit(1, || pdu(5)), Admission::Queued);
+        assert_eq!(w.admit(u32::MAX, || pdu(4)), Admission::Now);
+        assert!(w.advance().is_none());
+        assert_eq!(w.exp_cmd_sn(), 0);
+        assert_eq!(w.admit(0, || pdu(3)), Admission::Now);
+        assert_eq!(w.advance().unwrap().cmd.bhs.itt(), 5);
+    }
+}

@@ -1,0 +1,307 @@
+//! The connection: framing of received bytes, the login phase, and hand-over to full feature phase.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::context::PortalContext;
+use super::full::Session;
+use super::output::Output;
+use super::task::IoToken;
+use crate::backstore::IoBuf;
+use crate::login::{Login, LoginAction, LoginEnv, LoginOutcome, SessionType};
+use crate::pdu::frame::{self, FrameError, Layout, DIGEST_LEN};
+use crate::pdu::login::{LoginRequest, LoginStatus};
+use crate::pdu::{Digests, Frame, Opcode, BHS_LEN};
+
+/// RFC 7143 §13.12: until negotiated, each side accepts 8192-byte data segments.
+const LOGIN_MAX_DATA: usize = 8192;
+/// Largest AHS a BHS can announce (TotalAHSLength is one byte of 4-byte words).
+const MAX_AHS: usize = 255 * 4;
+
+/// A backing-store operation the reactor must perform for a task.
+#[derive(Debug)]
+pub struct IoRequest {
+    pub token: IoToken,
+    pub target: usize,
+    pub lun: u16,
+    pub op: IoOp,
+}
+
+#[derive(Debug)]
+pub enum IoOp {
+    Read { offset: u64, buf: IoBuf },
+    Write { offset: u64, buf: IoBuf, fua: bool },
+    Flush,
+}
+
+/// The outcome of an `IoRequest`; `buf` returns the buffer that was lent with it.
+#[derive(Debug)]
+pub struct IoCompletion {
+    pub token: IoToken,
+    /// Ok, or the errno.
+    pub result: Result<(), i32>,
+    pub buf: Option<IoBuf>,
+}
+
+/// Requests for the control thread, which owns what is unique across cores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlRequest {
+    /// Allocate a TSIH (or validate the one given), reinstating any session with the same
+    /// initiator and ISID; answered with `handle_registration`.
+    Register { initiator: String, isid: [u8; 6], tsih: u16, cid: u16, target: Option<String>, discovery: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    LoginFailed(String),
+    LoginTimeout,
+    Logout,
+    ProtocolError(String),
+    KeepaliveTimeout,
+    Reinstated,
+    TransportClosed,
+}
+
+enum Phase {
+    Login { login: Box<Login>, deadline: Instant },
+    Registering { login: Box<Login>, outcome: Box<LoginOutcome>, deadline: Instant },
+    Full(Box<Session>),
+}
+
+pub struct Connection {
+    ctx: Arc<PortalContext>,
+    /// The address the initiator reached us on (for SendTargets when a portal is a wildcard).
+    local: Option<SocketAddr>,
+    phase: Phase,
+    out: Output,
+    rx_digests: Digests,
+    control: VecDeque<ControlRequest>,
+    close: Option<CloseReason>,
+}
+
+impl Connection {
+    pub fn new(ctx: Arc<PortalContext>, local: Option<SocketAddr>, now: Instant) -> Self {
+        let deadline = now + ctx.tuning.login_timeout;
+        Connection {
+            ctx,
+            local,
+            phase: Phase::Login { login: Box::new(Login::new()), deadline },
+            out: Output::default(),
+            rx_digests: Digests::default(),
+            control: VecDeque::new(),
+            close: None,
+        }
+    }
+
+    /// Largest PDU this connection may receive now; the reactor sizes its receive buffer by it.
+    pub fn max_pdu_len(&self) -> usize {
+        BHS_LEN + MAX_AHS + 2 * DIGEST_LEN + frame::pad4(self.max_rx_data())
+    }
+
+    fn max_rx_data(&self) -> usize {
+        match &self.phase {
+            Phase::Full(s) => s.max_rx_data(),
+            _ => LOGIN_MAX_DATA.max(self.ctx.offer.max_recv_data_segment_length as usize),
+        }
+    }
+
+    /// Consumes as many complete PDUs as `buf` holds; returns the bytes used.
+    pub fn handle_input(&mut self, buf: &[u8], now: Instant) -> usize {
+        let mut used = 0;
+        while self.close.is_none() {
+            let rest = &buf[used..];
+            match frame::parse(rest, self.rx_digests, self.max_rx_data()) {
+                Ok(Some((f, n))) => {
+                    used += n;
+                    self.handle_frame(f, now);
+                }
+                Ok(None) => break,
+                Err(FrameError::DataDigest { .. }) => {
+                    // The header was sound, so the PDU can be skipped and refused on its own.
+                    let Some(bhs) = crate::pdu::Bhs::from_slice(rest) else { break };
+                    used += Layout::of(&bhs, self.rx_digests).total_len();
+                    tracing::warn!(opcode = ?bhs.opcode(), itt = bhs.itt(), "data digest error");
+                    if let Phase::Full(s) = &mut self.phase {
+                        s.data_digest_error(&bhs, &mut self.out);
+                    } else {
+                        self.close = Some(CloseReason::ProtocolError("data digest error during login".into()));
+                    }
+                }
+                Err(e) => {
+                    // A bad header digest or an oversized segment leaves no trustworthy length:
+                    // the stream cannot be resynchronised (RFC 7143 §7.8), so the connection ends.
+                    tracing::warn!(error = %e, "unrecoverable framing error");
+                    self.close = Some(CloseReason::ProtocolError(e.to_string()));
+                }
+            }
+        }
+        used
+    }
+
+    fn handle_frame(&mut self, f: Frame<'_>, now: Instant) {
+        match &mut self.phase {
+            Phase::Full(s) => {
+                s.handle_frame(f, now, &mut self.out);
+                if let Some(reason) = s.take_close() {
+                    self.close = Some(reason);
+                }
+            }
+            Phase::Login { .. } => self.handle_login_frame(f),
+            Phase::Registering { .. } => {
+                // RFC 7143 §6.1: the initiator waits for the Login Response before sending more.
+                self.close = Some(CloseReason::ProtocolError(format!(
+                    "{:?} received while the login response was pending",
+                    f.bhs.opcode()
+                )));
+            }
+        }
+    }
+
+    fn handle_login_frame(&mut self, f: Frame<'_>) {
+        if f.bhs.opcode() != Opcode::LOGIN_REQUEST {
+            // RFC 7143 §6.3: only Login Requests are allowed before full feature phase.
+            tracing::warn!(opcode = ?f.bhs.opcode(), "non-login PDU during login");
+            self.close = Some(CloseReason::ProtocolError(format!("{:?} during login", f.bhs.opcode())));
+            return;
+        }
+        let Phase::Login { login, deadline } = &mut self.phase else { return };
+        let req = LoginRequest::decode(&f.bhs);
+        let env = LoginEnv {
+            targets: &self.ctx.login_targets,
+            portal_group_tag: self.ctx.portal_group_tag,
+            offer: &self.ctx.offer,
+        };
+        match login.handle(&env, &req, f.data) {
+            LoginAction::Respond(rsp, data) => self.out.pdu(&rsp.encode(), &data),
+            LoginAction::Fail(rsp, data, why) => {
+                tracing::warn!(reason = %why, status = ?rsp.status, "login failed");
+                self.out.pdu(&rsp.encode(), &data);
+                self.close = Some(CloseReason::LoginFailed(why));
+            }
+            LoginAction::Ready(outcome) => {
+                let p = &outcome.params;
+                self.control.push_back(ControlRequest::Register {
+                    initiator: p.initiator_name.clone(),
+                    isid: outcome.isid,
+                    tsih: outcome.tsih,
+                    cid: outcome.cid,
+                    target: p.target_name.clone(),
+                    discovery: p.session_type == SessionType::Discovery,
+                });
+                let login = std::mem::replace(login, Box::new(Login::new()));
+                let deadline = *deadline;
+                self.phase = Phase::Registering { login, outcome, deadline };
+            }
+        }
+    }
+
+    /// The control thread's answer to `ControlRequest::Register`: the session's TSIH, or the login
+    /// status to refuse with.
+    pub fn handle_registration(&mut self, result: Result<u16, LoginStatus>, now: Instant) {
+        let Phase::Registering { login, outcome, .. } = &mut self.phase else { return };
+        match result {
+            Ok(tsih) => {
+                let target = outcome.params.target_name.as_deref().and_then(|n| self.ctx.target_index(n));
+                let depth = self.ctx.tuning.queue_depth.max(1);
+                let (rsp, data) = login.accept(tsih, outcome.cmd_sn.wrapping_add(depth - 1));
+                self.out.pdu(&rsp.encode(), &data);
+                let session = Session::new(self.ctx.clone(), outcome, tsih, target, login.next_stat_sn(), self.local, now);
+                let p = &outcome.params;
+                let digests = Digests { header: p.header_digest, data: p.data_digest };
+                tracing::info!(initiator = %p.initiator_name, target = ?p.target_name, tsih, ?digests, "session in full feature phase");
+                // RFC 7143 §13.1: digests apply from the first PDU after the login phase.
+                self.out.digests = digests;
+                self.rx_digests = digests;
+                self.phase = Phase::Full(Box::new(session));
+            }
+            Err(status) => {
+                let (rsp, data) = login.refuse(status);
+                self.out.pdu(&rsp.encode(), &data);
+                self.close = Some(CloseReason::LoginFailed(format!("refused with {status:?}")));
+            }
+        }
+    }
+
+    pub fn handle_io_completion(&mut self, c: IoCompletion, now: Instant) {
+        if let Phase::Full(s) = &mut self.phase {
+            s.handle_io_completion(c, now, &mut self.out);
+            if let Some(reason) = s.take_close() {
+                self.close = Some(reason);
+            }
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match &mut self.phase {
+            Phase::Login { deadline, .. } | Phase::Registering { deadline, .. } => {
+                if now >= *deadline && self.close.is_none() {
+                    tracing::warn!("login timed out");
+                    self.close = Some(CloseReason::LoginTimeout);
+                }
+            }
+            Phase::Full(s) => {
+                s.handle_timeout(now, &mut self.out);
+                if let Some(reason) = s.take_close() {
+                    self.close = Some(reason);
+                }
+            }
+        }
+    }
+
+    /// Ends the connection at the control thread's request (session reinstatement).
+    pub fn kill(&mut self) {
+        self.close.get_or_insert(CloseReason::Reinstated);
+    }
+
+    /// The transport failed or the peer closed: nothing more can be sent.
+    pub fn kill_transport(&mut self) {
+        self.close.get_or_insert(CloseReason::TransportClosed);
+        self.out.buf.clear();
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Login { deadline, .. } | Phase::Registering { deadline, .. } => Some(*deadline),
+            Phase::Full(s) => s.poll_timeout(),
+        }
+    }
+
+    pub fn poll_io(&mut self) -> Option<IoRequest> {
+        match &mut self.phase {
+            Phase::Full(s) => s.poll_io(),
+            _ => None,
+        }
+    }
+
+    pub fn poll_control(&mut self) -> Option<ControlRequest> {
+        self.control.pop_front()
+    }
+
+    /// Bytes ready to send. The reactor drains (part of) it and removes what was sent.
+    pub fn output(&mut self) -> &mut Vec<u8> {
+        &mut self.out.buf
+    }
+
+    /// Set once the connection must end; the reactor flushes `output()` first.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        self.close.as_ref()
+    }
+
+    /// The session's TSIH once in full feature phase.
+    pub fn tsih(&self) -> Option<u16> {
+        match &self.phase {
+            Phase::Full(s) => Some(s.tsih()),
+            _ => None,
+        }
+    }
+
+    /// Whether backing-store operations are still in flight (their buffers are lent out).
+    pub fn io_in_flight(&self) -> usize {
+        match &self.phase {
+            Phase::Full(s) => s.io_in_flight(),
+            _ => 0,
+        }
+    }
+}

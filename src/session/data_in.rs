@@ -1,0 +1,105 @@
+//! Sending a command's results: Data-In split by the initiator's MaxRecvDataSegmentLength and
+//! MaxBurstLength, status collapsed into the last Data-In when possible, or a SCSI Response.
+
+use super::full::Session;
+use super::output::Output;
+use crate::pdu::scsi::{sense_segment, DataIn, Residual, ScsiResponse, ScsiResponseCode};
+use crate::pdu::RESERVED_TAG;
+use crate::scsi::{Completion, ScsiStatus};
+
+/// Identifies the command being answered.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Reply {
+    pub itt: u32,
+    pub lun_raw: u64,
+    /// Expected Data Transfer Length from the command PDU.
+    pub edtl: u32,
+    /// R2Ts sent for the command (they count toward ExpDataSN, RFC 7143 §11.4.8).
+    pub r2t_count: u32,
+}
+
+impl Session {
+    /// Sends `data` (the command's full Data-In) and its status. `data` may be longer than the EDTL:
+    /// only EDTL bytes go on the wire and the rest is reported as residual overflow.
+    pub(super) fn send_read_result(&mut self, r: Reply, data: &[u8], c_status: ScsiStatus, sense: &[u8], out: &mut Output) {
+        let residual = Residual::of(r.edtl, data.len() as u64);
+        let send = &data[..data.len().min(r.edtl as usize)];
+        let collapse = c_status == ScsiStatus::GOOD && sense.is_empty() && !send.is_empty();
+        let data_sn = self.send_data_in(r, send, collapse.then_some(residual), out);
+        if !collapse {
+            self.send_response(r, c_status, sense, residual, data_sn, out);
+        }
+    }
+
+    /// Sends Data-In PDUs; with `status_residual`, the last one carries GOOD status (S bit).
+    /// Returns the number of Data-In PDUs sent.
+    fn send_data_in(&mut self, r: Reply, data: &[u8], status_residual: Option<Residual>, out: &mut Output) -> u32 {
+        let mrdsl = (self.params.initiator_mrdsl as usize).max(512);
+        let burst = (self.params.max_burst_length as usize).max(mrdsl);
+        let mut data_sn = 0u32;
+        let mut offset = 0usize;
+        while offset < data.len() {
+            let burst_end = (offset - offset % burst + burst).min(data.len());
+            let len = mrdsl.min(burst_end - offset);
+            let last = offset + len == data.len();
+            // RFC 7143 §11.7.1: F ends each sequence (MaxBurstLength) and the command's data.
+            let final_bit = last || offset + len == burst_end;
+            let status = if last { status_residual } else { None };
+            let stat_sn = if status.is_some() { self.next_stat_sn() } else { 0 };
+            let pdu = DataIn {
+                final_bit,
+                ack: false,
+                status: status.map(|_| ScsiStatus::GOOD.0),
+                residual: status.unwrap_or_default(),
+                lun: r.lun_raw,
+                itt: r.itt,
+                ttt: RESERVED_TAG,
+                stat_sn,
+                exp_cmd_sn: self.exp_cmd_sn(),
+                max_cmd_sn: self.max_cmd_sn(),
+                data_sn,
+                buffer_offset: offset as u32,
+            };
+            out.pdu(&pdu.encode(), &data[offset..offset + len]);
+            data_sn = data_sn.wrapping_add(1);
+            offset += len;
+        }
+        data_sn
+    }
+
+    pub(super) fn send_response(
+        &mut self,
+        r: Reply,
+        status: ScsiStatus,
+        sense: &[u8],
+        residual: Residual,
+        data_in_count: u32,
+        out: &mut Output,
+    ) {
+        let rsp = ScsiResponse {
+            residual,
+            response: ScsiResponseCode::COMMAND_COMPLETED,
+            status: status.0,
+            itt: r.itt,
+            stat_sn: self.next_stat_sn(),
+            exp_cmd_sn: self.exp_cmd_sn(),
+            max_cmd_sn: self.max_cmd_sn(),
+            exp_data_sn: data_in_count.wrapping_add(r.r2t_count),
+        };
+        if sense.is_empty() {
+            out.pdu(&rsp.encode(), &[]);
+        } else {
+            out.pdu(&rsp.encode(), &sense_segment(sense));
+        }
+    }
+
+    /// Answers a command the SCSI layer completed without backing-store I/O.
+    pub(super) fn send_completion(&mut self, r: Reply, c: &Completion, out: &mut Output) {
+        if c.data.is_empty() {
+            let residual = Residual::of(r.edtl, 0);
+            self.send_response(r, c.status, &c.sense, residual, 0, out);
+        } else {
+            self.send_read_result(r, &c.data, c.status, &c.sense, out);
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! One iSCSI connection, sans-I/O: login phase, then full feature phase (RFC 7143 §3–§4, §11).
+//!
+//! Inputs are `handle_*` calls (bytes received, backing-store completions, control-thread answers,
+//! the clock); outputs are drained with `poll_*` and `output()`. It never touches a socket, a ring
+//! or a clock of its own.
+#![forbid(unsafe_code)]
+
+mod cmdsn;
+mod command;
+mod conn;
+mod context;
+mod data_in;
+mod full;
+mod misc_pdus;
+mod output;
+pub mod sn;
+mod task;
+
+pub use conn::{CloseReason, Connection, ControlRequest, IoCompletion, IoOp, IoRequest};
+pub use context::{PortalContext, TargetRuntime, Tuning};
+pub use task::IoToken;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,62 @@
+//! The command line: bad flags fail fast with one line and exit code 2; `--help` documents every
+//! flag.
+
+mod common;
+
+use std::time::Duration;
+
+use common::daemon::{free_port, run, BIN};
+
+#[test]
+fn invalid_lun_spec_exits_2_with_one_line_error() {
+    let portal = format!("127.0.0.1:{}", free_port());
+    let args = [
+        "serve",
+        "--portal",
+        &portal,
+        "--target",
+        common::TARGET,
+        "--lun",
+        "foo:1",
+    ];
+    let (code, _, stderr) = run(BIN, &args, Duration::from_secs(10));
+    assert_eq!(code, Some(2), "exit code; stderr:\n{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one-line error, got:\n{stderr}");
+    assert!(
+        lines[0].contains("--lun"),
+        "the error names the flag: {}",
+        lines[0]
+    );
+}
+
+#[test]
+fn help_mentions_every_flag() {
+    let (code, stdout, stderr) = run(BIN, &["serve", "--help"], Duration::from_secs(10));
+    assert_eq!(code, Some(0), "stderr:\n{stderr}");
+    let flags = [
+        "--portal",
+        "--target",
+        "--lun",
+        "--read-only",
+        "--header-digest",
+        "--data-digest",
+        "--queue-depth",
+        "--nop-interval",
+        "--nop-timeout",
+        "--cores",
+        "--config",
+        "--alias",
+        "--block-size",
+        "--allow-initiator",
+        "--demo",
+        "--demo-image",
+        "--log",
+    ];
+    for flag in flags {
+        assert!(
+            stdout.contains(flag),
+            "`serve --help` does not mention {flag}:\n{stdout}"
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! Runs the real `ringtgt` binary on a free 127.0.0.1 port for one test, and runs other programs
+//! (the CLI itself, libiscsi's tools) with a time limit so that no test can hang CI.
+
+use std::fs::File;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the daemon may take to accept TCP on its portal.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ringtgt");
+
+pub struct Daemon {
+    child: Child,
+    port: u16,
+    log_path: PathBuf,
+    /// Holds the log file and any config file for as long as the daemon runs.
+    dir: tempfile::TempDir,
+}
+
+/// A port that was free a moment ago (bind :0, read it, release it).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+impl Daemon {
+    /// `ringtgt serve --portal 127.0.0.1:PORT <args>`.
+    pub fn start(args: &[&str]) -> Daemon {
+        let port = free_port();
+        let portal = format!("127.0.0.1:{port}");
+        let mut full = vec!["serve", "--portal", &portal];
+        full.extend_from_slice(args);
+        Self::spawn(port, &full, tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// `ringtgt serve --config FILE`, where `toml` builds the file's text from the chosen port
+    /// (the portal lives in the file).
+    pub fn start_config(toml: impl FnOnce(u16) -> String) -> Daemon {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ringtgt.toml");
+        std::fs::write(&path, toml(port)).expect("write config");
+        let path = path.to_str().expect("utf-8 path").to_string();
+        Self::spawn(port, &["serve", "--config", &path], dir)
+    }
+
+    fn spawn(port: u16, args: &[&str], dir: tempfile::TempDir) -> Daemon {
+        let log_path = dir.path().join("ringtgt.log");
+        let log = File::create(&log_path).expect("create log");
+        let child = Command::new(BIN)
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or("debug".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
+        let mut d = Daemon {
+            child,
+            port,
+            log_path,
+            dir,
+        };
+        d.wait_ready(args);
+        d
+    }
+
+    fn wait_ready(&mut self, args: &[&str]) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "ringtgt {args:?} exited before accepting ({status}); its log:\n{}",
+                    self.log()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "ringtgt {args:?} did not accept on 127.0.0.1:{} within {READY_TIMEOUT:?}; \
+                     its log:\n{}",
+                    self.port,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Everything the daemon wrote to stdout and stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// A scratch directory that lives as long as the daemon (for backing files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// True while the process is running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "----- ringtgt log (port {}) -----\n{}----- end of log -----",
+                self.port,
+                self.log()
+            );
+        }
+    }
+}
+
+/// Runs a program to completion, killing it after `limit`. Returns `None` as the exit code when it
+/// was killed or died by a signal.
+pub fn run(program: &str, args: &[&str], limit: Duration) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).expect("stdout file"))
+        .stderr(File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+    let deadline = Instant::now() + limit;
+    let code = loop {
+        match child.try_wait().expect("try_wait") {
+            Some(status) => break status.code(),
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                eprintln!("{program} {args:?} killed after {limit:?}");
+                break None;
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    (code, read_lossy(&out_path), read_lossy(&err_path))
+}
+
+fn read_lossy(p: &Path) -> String {
+    let mut buf = Vec::new();
+    let _ = File::open(p).and_then(|mut f| f.read_to_end(&mut buf));
+    String::from_utf8_lossy(&buf).into_owned()
+}

@@ -1,0 +1,41 @@
+//! The integration tests' harness: the real daemon on a free 127.0.0.1 port (`daemon`) and a small
+//! blocking iSCSI initiator built on `ringtgt::pdu` (`conn`, `initiator`, `login`, `scsi`), so
+//! protocol edge cases can be driven PDU by PDU against the real binary.
+//!
+//! Each test file includes this module and uses a different part of it.
+#![allow(dead_code)]
+
+pub mod cdb;
+pub mod conn;
+pub mod daemon;
+pub mod initiator;
+pub mod keys;
+pub mod login;
+pub mod scsi;
+
+pub use daemon::Daemon;
+pub use initiator::Initiator;
+
+/// The target name every test daemon serves.
+pub const TARGET: &str = "iqn.2026-11.io.ringtgt:test";
+
+/// A daemon with a 64 MiB RAM LUN 0 and a 1 GiB null LUN 1, plus `extra` flags.
+pub fn daemon(extra: &[&str]) -> Daemon {
+    let mut args = vec![
+        "--target",
+        TARGET,
+        "--lun",
+        "ram:64MiB",
+        "--lun",
+        "null:1GiB",
+    ];
+    args.extend_from_slice(extra);
+    Daemon::start(&args)
+}
+
+/// A connected initiator logged in to `TARGET` with `keys` on top of the defaults.
+pub fn session(d: &Daemon, keys: &[(&str, &str)]) -> Initiator {
+    let mut ini = Initiator::connect(d.port());
+    ini.login(Some(TARGET), keys);
+    ini
+}

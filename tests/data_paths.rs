@@ -1,0 +1,156 @@
+//! Every way data moves (RFC 7143 §11.3–§11.8): each write path compared by reading back, Data-In
+//! split by the initiator's MaxRecvDataSegmentLength, and residuals.
+
+mod common;
+
+use common::{cdb, Initiator};
+
+/// LBAs far enough apart that tests never overlap.
+const LBA: u64 = 2048;
+
+fn read_back(ini: &mut Initiator, lba: u64, want: &[u8], bs: u32) {
+    let r = ini.read_blocks(0, lba, want.len() as u32 / bs, bs);
+    r.assert_good();
+    assert_eq!(r.data.len(), want.len());
+    assert!(r.data == want, "readback differs from what was written");
+}
+
+#[test]
+fn write_with_immediate_data_only_reads_back() {
+    let d = common::daemon(&[]);
+    let mut ini = common::session(&d, &[("InitialR2T", "Yes"), ("ImmediateData", "Yes")]);
+    assert!(ini.params.initial_r2t && ini.params.immediate_data);
+    ini.wait_ready(0);
+    let (_, bs) = ini.capacity(0);
+    let data = cdb::pattern(1, 4096);
+    assert!(data.len() <= ini.params.target_mrdsl as usize);
+    assert!(data.len() <= ini.params.first_burst as usize);
+    let w = ini.write_blocks(0, LBA, &data, bs);
+    w.assert_good();
+    assert!(
+        w.r2ts.is_empty(),
+        "all data went with the command: {:?}",
+        w.r2ts
+    );
+    read_back(&mut ini, LBA, &data, bs);
+}
+
+#[test]
+fn write_with_immediate_and_unsolicited_data_out_reads_back() {
+    let d = common::daemon(&[]);
+    let keys = [
+        ("InitialR2T", "No"),
+        ("ImmediateData", "Yes"),
+        ("FirstBurstLength", "65536"),
+    ];
+    let mut ini = common::session(&d, &keys);
+    assert!(!ini.params.initial_r2t, "the target accepts InitialR2T=No");
+    assert!(ini.params.immediate_data);
+    ini.immediate_limit = 4096; // so unsolicited Data-Out must carry the rest of the burst
+    ini.wait_ready(0);
+    let (_, bs) = ini.capacity(0);
+    let first_burst = ini.params.first_burst as usize;
+    assert!(first_burst > 4096, "FirstBurstLength {first_burst}");
+    // One burst unsolicited, plus 32 KiB that the target must solicit.
+    let data = cdb::pattern(2, first_burst + 32 * 1024);
+    let w = ini.write_blocks(0, LBA * 2, &data, bs);
+    w.assert_good();
+    assert!(
+        !w.r2ts.is_empty(),
+        "the part past FirstBurstLength is solicited"
+    );
+    assert_eq!(
+        w.r2ts[0].buffer_offset as usize, first_burst,
+        "R2T starts after the burst"
+    );
+    read_back(&mut ini, LBA * 2, &data, bs);
+}
+
+#[test]
+fn write_solicited_by_multiple_r2ts_reads_back() {
+    let d = common::daemon(&[]);
+    let keys = [
+        ("InitialR2T", "Yes"),
+        ("ImmediateData", "No"),
+        ("MaxBurstLength", "16384"),
+        ("MaxOutstandingR2T", "4"),
+    ];
+    let mut ini = common::session(&d, &keys);
+    let p = ini.params.clone();
+    assert!(p.initial_r2t && !p.immediate_data);
+    assert_eq!(p.max_burst, 16384);
+    assert!(
+        p.max_outstanding_r2t > 1,
+        "MaxOutstandingR2T {}",
+        p.max_outstanding_r2t
+    );
+    ini.wait_ready(0);
+    let (_, bs) = ini.capacity(0);
+    let data = cdb::pattern(3, 256 * 1024);
+    let w = ini.write_blocks(0, LBA * 3, &data, bs);
+    w.assert_good();
+    assert!(w.r2ts.len() >= data.len() / 16384, "{} R2Ts", w.r2ts.len());
+    let solicited: u32 = w.r2ts.iter().map(|r| r.desired_len).sum();
+    assert_eq!(
+        solicited as usize,
+        data.len(),
+        "R2Ts cover the transfer exactly once"
+    );
+    assert!(
+        w.max_r2t_batch <= p.max_outstanding_r2t as usize,
+        "{} R2Ts outstanding, MaxOutstandingR2T {}",
+        w.max_r2t_batch,
+        p.max_outstanding_r2t
+    );
+    read_back(&mut ini, LBA * 3, &data, bs);
+}
+
+#[test]
+fn read_split_by_small_mrdsl_carries_status_in_last_data_in() {
+    let d = common::daemon(&[]);
+    let mut ini = common::session(&d, &[("MaxRecvDataSegmentLength", "4096")]);
+    ini.wait_ready(0);
+    let (_, bs) = ini.capacity(0);
+    let data = cdb::pattern(4, 64 * 1024);
+    ini.write_blocks(0, LBA * 4, &data, bs).assert_good();
+    let r = ini.read_blocks(0, LBA * 4, data.len() as u32 / bs, bs);
+    r.assert_good();
+    assert!(r.data == data, "readback differs");
+    assert!(r.data_in.len() >= 16, "{} Data-In PDUs", r.data_in.len());
+    assert!(r.data_in.iter().all(|(_, len)| *len <= 4096));
+    assert!(r.status_in_data_in, "status rides in the last Data-In");
+}
+
+#[test]
+fn read_with_edtl_smaller_than_transfer_reports_overflow() {
+    let d = common::daemon(&[]);
+    let mut ini = common::session(&d, &[]);
+    ini.wait_ready(0);
+    let (_, bs) = ini.capacity(0);
+    let r = ini.read(0, &cdb::read10(0, 8), 4 * bs);
+    r.assert_good();
+    assert_eq!(r.data.len(), 4 * bs as usize, "only EDTL bytes are sent");
+    assert!(
+        r.residual.overflow && !r.residual.underflow,
+        "{:?}",
+        r.residual
+    );
+    assert_eq!(r.residual.count, 4 * bs);
+}
+
+#[test]
+fn read_with_edtl_larger_than_transfer_reports_underflow() {
+    let d = common::daemon(&[]);
+    let mut ini = common::session(&d, &[]);
+    ini.wait_ready(0);
+    let (_, bs) = ini.capacity(0);
+    let r = ini.read(0, &cdb::read10(0, 1), 8 * bs);
+    r.assert_good();
+    assert_eq!(r.data.len(), bs as usize);
+    assert!(
+        r.residual.underflow && !r.residual.overflow,
+        "{:?}",
+        r.residual
+    );
+    assert_eq!(r.residual.count, 7 * bs);
+}
