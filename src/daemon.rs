@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::backstore::{Store, StoreError, StoreKind, StoreSpec};
-use crate::config::{Backing, Config, CoreSpec, DigestPolicy as ConfDigest, IscsiTuning, LunConfig, TargetConfig};
+use crate::config::{
+    Backing, Config, CoreSpec, DigestPolicy as ConfDigest, IscsiTuning, LunConfig, TargetConfig,
+};
 use crate::login::{DigestPolicy, TargetEntry, TargetOffer};
 use crate::reactor::{self, ReactorSetup, StoreTable, WakeFd};
 use crate::scsi::{LuInfo, LunMap};
@@ -18,11 +20,18 @@ const OPTIMAL_TRANSFER_BYTES: u32 = 1 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("target[{target}].lun[{lun}]: {source}")]
-    Store { target: usize, lun: usize, source: StoreError },
+    Store {
+        target: usize,
+        lun: usize,
+        source: StoreError,
+    },
     #[error("--cores: {0}")]
     Cores(String),
     #[error("portal {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start reactor: {0}")]
     Reactor(std::io::Error),
 }
@@ -72,7 +81,10 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
     for (index, (cpu, listeners)) in cpus.iter().zip(listeners).enumerate() {
         let (tx, inbox) = crossbeam_channel::unbounded();
         let wake = WakeFd::new().map_err(StartError::Reactor)?;
-        links.push(crate::control::ReactorLink { tx, wake: wake.waker() });
+        links.push(crate::control::ReactorLink {
+            tx,
+            wake: wake.waker(),
+        });
         setups.push(ReactorSetup {
             index,
             cpu: Some(*cpu),
@@ -108,10 +120,19 @@ fn open_stores(config: &Config) -> Result<Vec<HashMap<u16, Arc<Store>>>, StartEr
                 Backing::Null { size } => StoreSpec::Null { size: *size },
                 Backing::Ram { size } => StoreSpec::Ram { size: *size },
             };
-            let store = Store::open(&spec, l.read_only, l.block_size)
-                .map_err(|source| StartError::Store { target: ti, lun: li, source })?;
+            let store = Store::open(&spec, l.read_only, l.block_size).map_err(|source| {
+                StartError::Store {
+                    target: ti,
+                    lun: li,
+                    source,
+                }
+            })?;
             if store.kind() == StoreKind::File && !store.is_direct() {
-                tracing::warn!(lun = l.id, path = store.label(), "LUN served through the page cache");
+                tracing::warn!(
+                    lun = l.id,
+                    path = store.label(),
+                    "LUN served through the page cache"
+                );
             }
             luns.insert(l.id, Arc::new(store));
         }
@@ -126,12 +147,19 @@ fn build_context(config: &Config, stores: &[HashMap<u16, Arc<Store>>]) -> Portal
         .targets
         .iter()
         .zip(stores)
-        .map(|(t, s)| TargetRuntime { name: t.name.clone(), luns: lun_map(t, s, tpg, &config.iscsi) })
+        .map(|(t, s)| TargetRuntime {
+            name: t.name.clone(),
+            luns: lun_map(t, s, tpg, &config.iscsi),
+        })
         .collect();
     let login_targets = config
         .targets
         .iter()
-        .map(|t| TargetEntry { name: t.name.clone(), alias: t.alias.clone(), allowed_initiators: t.allowed_initiators.clone() })
+        .map(|t| TargetEntry {
+            name: t.name.clone(),
+            alias: t.alias.clone(),
+            allowed_initiators: t.allowed_initiators.clone(),
+        })
         .collect();
     PortalContext {
         targets,
@@ -143,7 +171,12 @@ fn build_context(config: &Config, stores: &[HashMap<u16, Arc<Store>>]) -> Portal
     }
 }
 
-fn lun_map(t: &TargetConfig, stores: &HashMap<u16, Arc<Store>>, tpg: u16, iscsi: &IscsiTuning) -> LunMap {
+fn lun_map(
+    t: &TargetConfig,
+    stores: &HashMap<u16, Arc<Store>>,
+    tpg: u16,
+    iscsi: &IscsiTuning,
+) -> LunMap {
     let units = t
         .luns
         .iter()
@@ -152,7 +185,13 @@ fn lun_map(t: &TargetConfig, stores: &HashMap<u16, Arc<Store>>, tpg: u16, iscsi:
     LunMap::new(units)
 }
 
-fn lu_info(t: &TargetConfig, l: &LunConfig, store: &Store, tpg: u16, iscsi: &IscsiTuning) -> LuInfo {
+fn lu_info(
+    t: &TargetConfig,
+    l: &LunConfig,
+    store: &Store,
+    tpg: u16,
+    iscsi: &IscsiTuning,
+) -> LuInfo {
     let bs = l.block_size;
     LuInfo {
         lun: l.id,
@@ -161,7 +200,10 @@ fn lu_info(t: &TargetConfig, l: &LunConfig, store: &Store, tpg: u16, iscsi: &Isc
         read_only: l.read_only,
         write_cache: l.write_cache,
         non_rotational: true,
-        serial: l.serial.clone().unwrap_or_else(|| derived_serial(&t.name, l.id)),
+        serial: l
+            .serial
+            .clone()
+            .unwrap_or_else(|| derived_serial(&t.name, l.id)),
         vendor: "RINGTGT".into(),
         product: "VIRTUAL-DISK".into(),
         revision: "0001".into(),
@@ -223,7 +265,8 @@ fn tuning(c: &IscsiTuning) -> Tuning {
     use std::time::Duration;
     Tuning {
         queue_depth: c.queue_depth,
-        nop_interval: (c.nop_in_interval_secs > 0).then(|| Duration::from_secs(c.nop_in_interval_secs.into())),
+        nop_interval: (c.nop_in_interval_secs > 0)
+            .then(|| Duration::from_secs(c.nop_in_interval_secs.into())),
         nop_timeout: Duration::from_secs(c.nop_in_timeout_secs.into()),
         login_timeout: Duration::from_secs(c.login_timeout_secs.into()),
     }
@@ -231,18 +274,34 @@ fn tuning(c: &IscsiTuning) -> Tuning {
 
 /// The CPUs to pin reactors to: the first N, or the listed ids, all of which must exist.
 fn resolve_cores(spec: &CoreSpec) -> Result<Vec<usize>, StartError> {
-    let available: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
-    let describe = || format!("this machine has {} cores ({:?})", available.len(), available);
+    let available: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let describe = || {
+        format!(
+            "this machine has {} cores ({:?})",
+            available.len(),
+            available
+        )
+    };
     match spec {
         CoreSpec::Count(n) => {
             if *n == 0 || *n > available.len() {
-                return Err(StartError::Cores(format!("cannot run {n} reactors: {}", describe())));
+                return Err(StartError::Cores(format!(
+                    "cannot run {n} reactors: {}",
+                    describe()
+                )));
             }
             Ok(available[..*n].to_vec())
         }
         CoreSpec::List(ids) => {
             if let Some(bad) = ids.iter().find(|id| !available.contains(id)) {
-                return Err(StartError::Cores(format!("core {bad} is not available: {}", describe())));
+                return Err(StartError::Cores(format!(
+                    "core {bad} is not available: {}",
+                    describe()
+                )));
             }
             Ok(ids.clone())
         }

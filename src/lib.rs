@@ -1,12 +1,12 @@
 //! ringtgt: a thread-per-core io_uring iSCSI target. See DESIGN.md for the layer map.
 
-pub mod pdu;
 pub mod backstore;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod daemon;
+pub mod login;
+pub mod pdu;
 pub mod reactor;
 pub mod scsi;
 pub mod session;
-pub mod daemon;
-pub mod login;

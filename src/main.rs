@@ -50,7 +50,11 @@ fn init_logging(filter: Option<&str>) {
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Creates the demo LUN's sparse image unless it already exists.
@@ -59,8 +63,10 @@ fn prepare_demo(config: &Config) -> anyhow::Result<()> {
     for lun in config.targets.iter().flat_map(|t| &t.luns) {
         if let Backing::Path(path) = &lun.backing {
             if !path.exists() {
-                let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-                f.set_len(DEMO_IMAGE_SIZE).with_context(|| format!("sizing {}", path.display()))?;
+                let f = std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?;
+                f.set_len(DEMO_IMAGE_SIZE)
+                    .with_context(|| format!("sizing {}", path.display()))?;
             }
         }
     }
@@ -68,8 +74,14 @@ fn prepare_demo(config: &Config) -> anyhow::Result<()> {
 }
 
 fn print_demo_help(config: &Config) {
-    let Some(target) = config.targets.first() else { return };
-    let portal = config.portals.first().map(|p| p.to_string()).unwrap_or_default();
+    let Some(target) = config.targets.first() else {
+        return;
+    };
+    let portal = config
+        .portals
+        .first()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
     println!("ringtgt demo target is up.");
     println!("  target: {}", target.name);
     println!("  portal: {portal}");

@@ -36,18 +36,28 @@ fn unknown_opcode_gets_reject_carrying_the_header() {
     assert_eq!(ini.nop_out(b"still here"), b"still here");
 }
 
+/// Sends TEST UNIT READY with `cmd_sn` instead of the next CmdSN (which stays unused) and
+/// asserts that nothing comes back (RFC 7143 §4.2.2.1: outside the window, silently ignored).
+fn assert_ignored(ini: &mut common::Initiator, cmd_sn: u32, what: &str) {
+    let mut cmd = ini.command_pdu(0, &cdb::test_unit_ready(), false, false, 0);
+    ini.cmd_sn = cmd.cmd_sn;
+    cmd.cmd_sn = cmd_sn;
+    ini.send_pdu(&cmd.encode(), &[], &[]);
+    if let Some((bhs, _)) = ini.recv_within(Duration::from_secs(1)) {
+        panic!("a command with CmdSN {what} must be dropped, got {bhs:?}");
+    }
+}
+
 #[test]
 fn command_outside_cmdsn_window_is_ignored_and_session_stays_usable() {
     let d = common::daemon(&[]);
     let mut ini = common::session(&d, &[]);
     ini.wait_ready(0);
-    let mut far = ini.command_pdu(0, &cdb::test_unit_ready(), false, false, 0);
-    ini.cmd_sn = far.cmd_sn; // this CmdSN is never really used
-    far.cmd_sn = far.cmd_sn.wrapping_add(0x1000_0000);
-    ini.send_pdu(&far.encode(), &[], &[]);
-    if let Some((bhs, _)) = ini.recv_within(Duration::from_secs(1)) {
-        panic!("a command outside the CmdSN window must be dropped, got {bhs:?}");
-    }
+    let (exp, max) = (ini.exp_cmd_sn, ini.max_cmd_sn);
+    assert_eq!(exp, ini.cmd_sn, "ExpCmdSN is the next CmdSN");
+    assert_ignored(&mut ini, max.wrapping_add(1), "MaxCmdSN + 1");
+    assert_ignored(&mut ini, exp.wrapping_sub(1), "ExpCmdSN - 1 (already used)");
+    assert_ignored(&mut ini, exp.wrapping_add(0x1000_0000), "far ahead");
     ini.test_unit_ready(0).assert_good();
     assert_eq!(ini.nop_out(b"ok"), b"ok");
 }

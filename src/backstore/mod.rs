@@ -36,11 +36,18 @@ pub enum StoreSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {source}")]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a regular file or block device")]
     NotABlockStore { path: PathBuf },
     #[error("{path}: size {size} bytes is smaller than one {block_size}-byte block")]
-    TooSmall { path: PathBuf, size: u64, block_size: u32 },
+    TooSmall {
+        path: PathBuf,
+        size: u64,
+        block_size: u32,
+    },
     #[error("ram store of {size} bytes: {source}")]
     Ram { size: u64, source: std::io::Error },
 }
@@ -59,14 +66,22 @@ pub struct Store {
 impl Store {
     pub fn open(spec: &StoreSpec, read_only: bool, block_size: u32) -> Result<Store, StoreError> {
         let store = match spec {
-            StoreSpec::Null { size } => {
-                Store { kind: StoreKind::Null, file: None, size: *size, direct: false, label: format!("null:{size}") }
-            }
+            StoreSpec::Null { size } => Store {
+                kind: StoreKind::Null,
+                file: None,
+                size: *size,
+                direct: false,
+                label: format!("null:{size}"),
+            },
             StoreSpec::Ram { size } => open_ram(*size)?,
             StoreSpec::Path(path) => open_path(path, read_only)?,
         };
         if store.size < u64::from(block_size) {
-            return Err(StoreError::TooSmall { path: store.label.clone().into(), size: store.size, block_size });
+            return Err(StoreError::TooSmall {
+                path: store.label.clone().into(),
+                size: store.size,
+                block_size,
+            });
         }
         Ok(store)
     }
@@ -100,7 +115,11 @@ fn open_ram(size: u64) -> Result<Store, StoreError> {
     let ram_err = |source| StoreError::Ram { size, source };
     // tmpfs keeps the pages in memory; O_TMPFILE makes the file anonymous so nothing is left
     // behind when the daemon exits.
-    let dir = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+    let dir = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -109,18 +128,29 @@ fn open_ram(size: u64) -> Result<Store, StoreError> {
         .open(&dir)
         .map_err(ram_err)?;
     file.set_len(size).map_err(ram_err)?;
-    Ok(Store { kind: StoreKind::Ram, file: Some(file), size, direct: false, label: format!("ram:{size}") })
+    Ok(Store {
+        kind: StoreKind::Ram,
+        file: Some(file),
+        size,
+        direct: false,
+        label: format!("ram:{size}"),
+    })
 }
 
 fn open_path(path: &Path, read_only: bool) -> Result<Store, StoreError> {
-    let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
+    let open_err = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
     let meta = std::fs::metadata(path).map_err(open_err)?;
     let kind = if meta.file_type().is_block_device() {
         StoreKind::BlockDevice
     } else if meta.is_file() {
         StoreKind::File
     } else {
-        return Err(StoreError::NotABlockStore { path: path.to_path_buf() });
+        return Err(StoreError::NotABlockStore {
+            path: path.to_path_buf(),
+        });
     };
     let (mut file, direct) = match open_file(path, read_only, true) {
         Ok(f) => (f, true),
@@ -132,7 +162,13 @@ fn open_path(path: &Path, read_only: bool) -> Result<Store, StoreError> {
     };
     // lseek(SEEK_END) gives the size of block devices as well as files.
     let size = file.seek(SeekFrom::End(0)).map_err(open_err)?;
-    Ok(Store { kind, file: Some(file), size, direct, label: path.display().to_string() })
+    Ok(Store {
+        kind,
+        file: Some(file),
+        size,
+        direct,
+        label: path.display().to_string(),
+    })
 }
 
 fn open_file(path: &Path, read_only: bool, direct: bool) -> std::io::Result<File> {
@@ -140,7 +176,11 @@ fn open_file(path: &Path, read_only: bool, direct: bool) -> std::io::Result<File
     if direct {
         flags |= libc::O_DIRECT;
     }
-    OpenOptions::new().read(true).write(!read_only).custom_flags(flags).open(path)
+    OpenOptions::new()
+        .read(true)
+        .write(!read_only)
+        .custom_flags(flags)
+        .open(path)
 }
 
 #[cfg(test)]
@@ -174,7 +214,8 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_path() {
-        let err = Store::open(&StoreSpec::Path("/nonexistent/x.img".into()), false, 512).unwrap_err();
+        let err =
+            Store::open(&StoreSpec::Path("/nonexistent/x.img".into()), false, 512).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/x.img"), "{err}");
     }
 

@@ -13,16 +13,27 @@ pub use sessions::{ConnRef, Decision, SessionTable};
 
 #[derive(Debug)]
 pub enum ToControl {
-    Register { conn: ConnRef, req: ControlRequest },
+    Register {
+        conn: ConnRef,
+        req: ControlRequest,
+    },
     /// A connection has closed and its I/O drained; `tsih` if it had a session.
-    Ended { conn: ConnRef, tsih: Option<u16> },
+    Ended {
+        conn: ConnRef,
+        tsih: Option<u16>,
+    },
     Shutdown,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum ToReactor {
-    Registered { key: u64, result: Result<u16, LoginStatus> },
-    Kill { key: u64 },
+    Registered {
+        key: u64,
+        result: Result<u16, LoginStatus>,
+    },
+    Kill {
+        key: u64,
+    },
     Shutdown,
 }
 
@@ -54,7 +65,9 @@ pub fn run(rx: Receiver<ToControl>, reactors: Vec<ReactorLink>) {
         };
         for d in decisions {
             let (core, msg) = match d {
-                Decision::Reply(c, result) => (c.core, ToReactor::Registered { key: c.key, result }),
+                Decision::Reply(c, result) => {
+                    (c.core, ToReactor::Registered { key: c.key, result })
+                }
                 Decision::Kill(c) => (c.core, ToReactor::Kill { key: c.key }),
             };
             if let Some(link) = reactors.get(core) {

@@ -44,7 +44,13 @@ pub struct SessionTable {
 
 impl SessionTable {
     pub fn register(&mut self, conn: ConnRef, req: ControlRequest) -> Vec<Decision> {
-        let ControlRequest::Register { initiator, isid, tsih, discovery, .. } = req;
+        let ControlRequest::Register {
+            initiator,
+            isid,
+            tsih,
+            discovery,
+            ..
+        } = req;
         // RFC 7143 §4.2.7.1: iSCSI names compare case-insensitively.
         let nexus = (initiator.to_ascii_lowercase(), isid);
         if tsih != 0 {
@@ -65,7 +71,10 @@ impl SessionTable {
             if let Some(w) = self.waiting.iter_mut().find(|w| w.old == old) {
                 // A second reinstatement while the first waits: the newest login wins.
                 let superseded = std::mem::replace(&mut w.conn, conn);
-                return vec![Decision::Reply(superseded, Err(LoginStatus::SESSION_DOES_NOT_EXIST))];
+                return vec![Decision::Reply(
+                    superseded,
+                    Err(LoginStatus::SESSION_DOES_NOT_EXIST),
+                )];
             }
             self.waiting.push(Waiting { conn, nexus, old });
             return vec![Decision::Kill(old_conn)];
@@ -87,7 +96,9 @@ impl SessionTable {
     /// A session's connection has fully closed (its I/O drained): free its TSIH and let any
     /// login that was waiting on it proceed.
     pub fn ended(&mut self, tsih: u16) -> Vec<Decision> {
-        let Some(e) = self.sessions.remove(&tsih) else { return Vec::new() };
+        let Some(e) = self.sessions.remove(&tsih) else {
+            return Vec::new();
+        };
         if let Some(n) = &e.nexus {
             if self.by_nexus.get(n) == Some(&tsih) {
                 self.by_nexus.remove(n);
@@ -143,7 +154,10 @@ mod tests {
         let mut t = SessionTable::default();
         let old = granted(&t.register(c(0, 1), reg(1, 0)));
         // Same initiator + ISID on another core: the old connection is told to end; no reply yet.
-        assert_eq!(t.register(c(1, 7), reg(1, 0)), vec![Decision::Kill(c(0, 1))]);
+        assert_eq!(
+            t.register(c(1, 7), reg(1, 0)),
+            vec![Decision::Kill(c(0, 1))]
+        );
         let d = t.ended(old);
         let new = granted(&d);
         assert!(matches!(d[0], Decision::Reply(conn, _) if conn == c(1, 7)));
@@ -164,7 +178,10 @@ mod tests {
         let mut t = SessionTable::default();
         assert_eq!(
             t.register(c(0, 1), reg(1, 999)),
-            vec![Decision::Reply(c(0, 1), Err(LoginStatus::SESSION_DOES_NOT_EXIST))]
+            vec![Decision::Reply(
+                c(0, 1),
+                Err(LoginStatus::SESSION_DOES_NOT_EXIST)
+            )]
         );
     }
 
@@ -174,7 +191,10 @@ mod tests {
         let tsih = granted(&t.register(c(0, 1), reg(1, 0)));
         assert_eq!(
             t.register(c(0, 2), reg(1, tsih)),
-            vec![Decision::Reply(c(0, 2), Err(LoginStatus::TOO_MANY_CONNECTIONS))]
+            vec![Decision::Reply(
+                c(0, 2),
+                Err(LoginStatus::TOO_MANY_CONNECTIONS)
+            )]
         );
     }
 

@@ -10,7 +10,10 @@ pub struct TsihPool {
 
 impl Default for TsihPool {
     fn default() -> Self {
-        TsihPool { free: (1..=u16::MAX).collect(), in_use: vec![false; 1 << 16] }
+        TsihPool {
+            free: (1..=u16::MAX).collect(),
+            in_use: vec![false; 1 << 16],
+        }
     }
 }
 

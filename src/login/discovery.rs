@@ -16,6 +16,9 @@ const ALL: &str = "All";
 /// "All" in discovery sessions lists every target the initiator may see (ACL-filtered), a target
 /// name lists that one, "" in a normal session lists the session's own target. Each target is
 /// followed by a `TargetAddress=<ip>:<port>,<tpgt>` per portal (IPv6 in brackets).
+/// Anything else ("All" in a normal session, which Appendix C forbids supporting; "" in a
+/// discovery session; an unknown or hidden name) gets an empty answer: a SendTargets response
+/// carries only TargetName/TargetAddress records.
 ///
 /// `portals` should be concrete addresses (e.g. the connection's local address); wildcard
 /// addresses (0.0.0.0, ::) are skipped, which RFC 7143 Appendix C allows: without a
@@ -52,9 +55,10 @@ fn visible<'a>(
         let named = match (session.session_type, value) {
             (SessionType::Discovery, ALL) => true,
             (SessionType::Discovery, "") => false,
-            // In a normal session only the session's own target is reported ("" or "All" or
-            // its name).
-            (SessionType::Normal, "" | ALL) => own.is_some_and(|n| t.is_named(n)),
+            // Appendix C: "All" MUST NOT be supported on a normal session, which reports only
+            // its own target ("" or that target's name).
+            (SessionType::Normal, ALL) => false,
+            (SessionType::Normal, "") => own.is_some_and(|n| t.is_named(n)),
             (SessionType::Normal, name) => own.is_some_and(|n| t.is_named(n)) && t.is_named(name),
             (SessionType::Discovery, name) => t.is_named(name),
         };
@@ -203,7 +207,9 @@ mod tests {
                 ("TargetAddress".into(), "192.0.2.1:3260,3".into())
             ]
         );
-        assert_eq!(names(&send_targets("All", &n, &targets(), &[], 3)).len(), 1);
+        assert!(send_targets("All", &n, &targets(), &portals(), 3).is_empty());
+        let named = send_targets("iqn.2024-01.org.ringtgt:open", &n, &targets(), &[], 3);
+        assert_eq!(names(&named).len(), 1);
         assert!(send_targets("iqn.2024-01.org.ringtgt:acl", &n, &targets(), &[], 3).is_empty());
     }
 

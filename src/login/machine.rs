@@ -130,7 +130,7 @@ impl Login {
     pub fn handle(&mut self, env: &LoginEnv, req: &LoginRequest, data: &[u8]) -> LoginAction {
         match self.step(env, req, data) {
             Ok(action) => action,
-            Err(err) => self.fail(req.csg, err),
+            Err(err) => self.fail(err),
         }
     }
 
@@ -139,7 +139,7 @@ impl Login {
     pub fn accept(&mut self, tsih: u16, max_cmd_sn: u32) -> (LoginResponse, Vec<u8>) {
         let State::Ready { stage, .. } = self.state else {
             let err = LoginError::Internal("accept() outside the Ready state".into());
-            return self.failure_pair(Stage::SECURITY, err);
+            return self.failure_pair(err);
         };
         let text = match std::mem::replace(&mut self.state, State::FullFeature) {
             State::Ready { text, .. } => text,
@@ -160,13 +160,9 @@ impl Login {
     /// Failure response for a login the transport cannot register (e.g. TOO_MANY_CONNECTIONS,
     /// SESSION_DOES_NOT_EXIST, OUT_OF_RESOURCES). The connection must then be closed.
     pub fn refuse(&mut self, status: LoginStatus) -> (LoginResponse, Vec<u8>) {
-        let stage = match self.state {
-            State::Ready { stage, .. } | State::Negotiating { stage, .. } => stage,
-            _ => Stage::SECURITY,
-        };
         self.state = State::Failed;
         self.tx = None;
-        (self.response(stage, None, false, status), Vec::new())
+        (self.reject(status), Vec::new())
     }
 
     /// StatSN the connection uses next once in full feature phase.
@@ -341,7 +337,7 @@ impl Login {
     /// Hands out the next piece of the pending answer; the last piece carries the transit.
     fn send_next(&mut self, req: &LoginRequest) -> LoginAction {
         let Some(out) = self.tx.as_mut() else {
-            return self.fail(req.csg, LoginError::Internal("no answer to send".into()));
+            return self.fail(LoginError::Internal("no answer to send".into()));
         };
         let (chunk, more) = out.text.next_chunk(MAX_LOGIN_DATA);
         if more {
@@ -379,10 +375,7 @@ impl Login {
         let (State::Negotiating { stage, nego }, Some(id)) =
             (std::mem::replace(&mut self.state, State::Failed), self.id)
         else {
-            return self.fail(
-                Stage::SECURITY,
-                LoginError::Internal("ready outside negotiation".into()),
-            );
+            return self.fail(LoginError::Internal("ready outside negotiation".into()));
         };
         self.state = State::Ready { stage, text };
         LoginAction::Ready(Box::new(LoginOutcome {
@@ -427,7 +420,12 @@ impl Login {
         }
     }
 
-    fn failure_pair(&mut self, csg: Stage, err: LoginError) -> (LoginResponse, Vec<u8>) {
+    /// RFC 7143 §6.3.1: in a login reject the T bit, CSG and NSG are reserved (zero).
+    fn reject(&mut self, status: LoginStatus) -> LoginResponse {
+        self.response(Stage(0), None, false, status)
+    }
+
+    fn failure_pair(&mut self, err: LoginError) -> (LoginResponse, Vec<u8>) {
         match err {
             LoginError::Internal(_) => tracing::error!(%err, "login failed"),
             _ => tracing::warn!(%err, "login failed"),
@@ -435,12 +433,12 @@ impl Login {
         self.state = State::Failed;
         self.tx = None;
         self.rx = Vec::new();
-        (self.response(csg, None, false, err.status()), err.answer())
+        (self.reject(err.status()), err.answer())
     }
 
-    fn fail(&mut self, csg: Stage, err: LoginError) -> LoginAction {
+    fn fail(&mut self, err: LoginError) -> LoginAction {
         let reason = err.to_string();
-        let (rsp, data) = self.failure_pair(csg, err);
+        let (rsp, data) = self.failure_pair(err);
         LoginAction::Fail(rsp, data, reason)
     }
 }

@@ -4,6 +4,19 @@
 //! The transport feeds each Login Request (decoded BHS + data segment) to [`Login::handle`] and
 //! sends what the returned [`LoginAction`] says; on [`LoginAction::Ready`] it registers the session
 //! and finishes with [`Login::accept`] or [`Login::refuse`].
+//!
+//! Decisions where RFC 7143 leaves room (each is also noted where it is implemented):
+//! - A key in the wrong stage, a key sent twice (MaxRecvDataSegmentLength excepted), a
+//!   target-only key from the initiator: login reject, initiator error (§6.3: protocol error).
+//! - No common AuthMethod: `AuthMethod=Reject` + authentication failure (0x0201), as tgt does.
+//! - A required digest refused by the initiator: `HeaderDigest=Reject` + initiator error.
+//! - IFMarker/OFMarker answered `No` (§13.25 MAY), IFMarkInt/OFMarkInt `Reject` (§13.25 MUST).
+//! - The target offers keys itself only when the RFC default is unacceptable to it (digest
+//!   required, smaller bursts, ImmediateData=No, times); a direct security → full feature
+//!   transit is then answered with NSG=operational (§6.3: the target selects NSG ≤ requested).
+//! - TargetPortalGroupTag is sent in the first response of discovery sessions too.
+//! - StatSN starts at the first request's ExpStatSN; login responses keep the command window
+//!   closed (MaxCmdSN = ExpCmdSN = CmdSN) until the final response.
 #![forbid(unsafe_code)]
 
 pub mod auth;

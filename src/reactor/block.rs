@@ -31,7 +31,12 @@ enum OpKind {
 
 impl Reactor {
     pub(super) fn start_block(&mut self, idx: usize, io: IoRequest) {
-        let IoRequest { token, target, lun, op } = io;
+        let IoRequest {
+            token,
+            target,
+            lun,
+            op,
+        } = io;
         let (kind, offset, buf) = match op {
             IoOp::Read { offset, buf } => (OpKind::Read, offset, Some(buf)),
             IoOp::Write { offset, buf, fua } => (OpKind::Write { fua }, offset, Some(buf)),
@@ -41,17 +46,40 @@ impl Reactor {
             Some(Some(fd)) => fd,
             Some(None) => {
                 // Null store: reads see the buffer's zeros, writes vanish.
-                self.finish_block(idx, IoCompletion { token, result: Ok(()), buf });
+                self.finish_block(
+                    idx,
+                    IoCompletion {
+                        token,
+                        result: Ok(()),
+                        buf,
+                    },
+                );
                 return;
             }
             None => {
                 tracing::error!(target, lun, "I/O for a LUN without a backing store");
-                self.finish_block(idx, IoCompletion { token, result: Err(libc::ENODEV), buf });
+                self.finish_block(
+                    idx,
+                    IoCompletion {
+                        token,
+                        result: Err(libc::ENODEV),
+                        buf,
+                    },
+                );
                 return;
             }
         };
         let conn_generation = self.conns[idx].generation;
-        let op = BlockOp { conn: idx, conn_generation, token, fd, kind, offset, buf, done: 0 };
+        let op = BlockOp {
+            conn: idx,
+            conn_generation,
+            token,
+            fd,
+            kind,
+            offset,
+            buf,
+            done: 0,
+        };
         let bi = self.blocks.insert(op);
         self.conns[idx].blocks_in_flight += 1;
         self.submit_block(bi);
@@ -65,20 +93,29 @@ impl Reactor {
         let sqe: squeue::Entry = match (op.kind, op.buf.as_mut()) {
             (OpKind::Read, Some(buf)) => {
                 let rest = &mut buf.as_mut_slice()[op.done..];
-                opcode::Read::new(fd, rest.as_mut_ptr(), rest.len() as u32).offset(offset).build()
+                opcode::Read::new(fd, rest.as_mut_ptr(), rest.len() as u32)
+                    .offset(offset)
+                    .build()
             }
             (OpKind::Write { fua }, Some(buf)) => {
                 let rest = &buf.as_slice()[op.done..];
                 let flags = if fua { libc::RWF_DSYNC } else { 0 };
-                opcode::Write::new(fd, rest.as_ptr(), rest.len() as u32).offset(offset).rw_flags(flags).build()
+                opcode::Write::new(fd, rest.as_ptr(), rest.len() as u32)
+                    .offset(offset)
+                    .rw_flags(flags)
+                    .build()
             }
-            _ => opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build(),
+            _ => opcode::Fsync::new(fd)
+                .flags(types::FsyncFlags::DATASYNC)
+                .build(),
         };
         self.push(sqe.user_data(user_data));
     }
 
     pub(super) fn on_block(&mut self, bi: usize, res: i32) {
-        let Some(op) = self.blocks.get_mut(bi) else { return };
+        let Some(op) = self.blocks.get_mut(bi) else {
+            return;
+        };
         let len = op.buf.as_ref().map_or(0, |b| b.len());
         if res > 0 && op.kind != OpKind::Flush && op.done + (res as usize) < len {
             // Short transfer: carry on from where it stopped.
@@ -92,12 +129,22 @@ impl Reactor {
             0 if len > 0 => Err(libc::EIO),
             _ => Ok(()),
         };
-        let alive = self.conns.get(op.conn).is_some_and(|s| s.generation == op.conn_generation);
+        let alive = self
+            .conns
+            .get(op.conn)
+            .is_some_and(|s| s.generation == op.conn_generation);
         if !alive {
             return;
         }
         self.conns[op.conn].blocks_in_flight -= 1;
-        self.finish_block(op.conn, IoCompletion { token: op.token, result, buf: op.buf });
+        self.finish_block(
+            op.conn,
+            IoCompletion {
+                token: op.token,
+                result,
+                buf: op.buf,
+            },
+        );
     }
 
     fn finish_block(&mut self, idx: usize, c: IoCompletion) {

@@ -39,7 +39,13 @@ pub struct ConnSlot {
 }
 
 impl ConnSlot {
-    pub fn new(generation: u32, sock: Socket, peer: Option<SocketAddr>, conn: Connection, core: usize) -> Self {
+    pub fn new(
+        generation: u32,
+        sock: Socket,
+        peer: Option<SocketAddr>,
+        conn: Connection,
+        core: usize,
+    ) -> Self {
         let peer = peer.map(|p| p.to_string()).unwrap_or_default();
         let span = tracing::info_span!("conn", %peer, core, tsih = tracing::field::Empty);
         ConnSlot {
@@ -62,7 +68,8 @@ impl ConnSlot {
     }
 
     pub fn timer_due(&self, now: Instant) -> bool {
-        self.conn.poll_timeout().is_some_and(|t| t <= now) || self.close_deadline.is_some_and(|t| t <= now)
+        self.conn.poll_timeout().is_some_and(|t| t <= now)
+            || self.close_deadline.is_some_and(|t| t <= now)
     }
 }
 
@@ -74,7 +81,10 @@ impl Reactor {
             let mut progressed = false;
             while let Some(req) = self.conns[idx].conn.poll_control() {
                 self.conns[idx].awaiting_registration = true;
-                let conn = ConnRef { core: self.index, key: self.conn_key(idx) };
+                let conn = ConnRef {
+                    core: self.index,
+                    key: self.conn_key(idx),
+                };
                 let _ = self.to_control.send(ToControl::Register { conn, req });
             }
             while let Some(io) = self.conns[idx].conn.poll_io() {
@@ -107,17 +117,27 @@ impl Reactor {
     fn post_send(&mut self, idx: usize) {
         let slot = &mut self.conns[idx];
         let rest = &slot.sending[slot.sent..];
-        let sqe = opcode::Send::new(types::Fd(slot.sock.as_raw_fd()), rest.as_ptr(), rest.len() as u32)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(Token::new(Kind::Send, idx, slot.generation).encode());
+        let sqe = opcode::Send::new(
+            types::Fd(slot.sock.as_raw_fd()),
+            rest.as_ptr(),
+            rest.len() as u32,
+        )
+        .flags(libc::MSG_NOSIGNAL)
+        .build()
+        .user_data(Token::new(Kind::Send, idx, slot.generation).encode());
         slot.send_posted = true;
         self.push(sqe);
     }
 
     pub(super) fn on_send(&mut self, t: Token, res: i32) {
         let idx = t.index as usize;
-        let Some(slot) = self.conns.get_mut(idx).filter(|s| s.generation == t.generation) else { return };
+        let Some(slot) = self
+            .conns
+            .get_mut(idx)
+            .filter(|s| s.generation == t.generation)
+        else {
+            return;
+        };
         slot.send_posted = false;
         if res < 0 {
             tracing::debug!(parent: &slot.span, errno = -res, "send failed");
@@ -145,16 +165,26 @@ impl Reactor {
             slot.rbuf.resize(max, 0);
         }
         let free = &mut slot.rbuf[slot.rlen..];
-        let sqe = opcode::Recv::new(types::Fd(slot.sock.as_raw_fd()), free.as_mut_ptr(), free.len() as u32)
-            .build()
-            .user_data(Token::new(Kind::Recv, idx, slot.generation).encode());
+        let sqe = opcode::Recv::new(
+            types::Fd(slot.sock.as_raw_fd()),
+            free.as_mut_ptr(),
+            free.len() as u32,
+        )
+        .build()
+        .user_data(Token::new(Kind::Recv, idx, slot.generation).encode());
         slot.recv_posted = true;
         self.push(sqe);
     }
 
     pub(super) fn on_recv(&mut self, t: Token, res: i32) {
         let idx = t.index as usize;
-        let Some(slot) = self.conns.get_mut(idx).filter(|s| s.generation == t.generation) else { return };
+        let Some(slot) = self
+            .conns
+            .get_mut(idx)
+            .filter(|s| s.generation == t.generation)
+        else {
+            return;
+        };
         slot.recv_posted = false;
         if res <= 0 {
             if !slot.shut {
@@ -166,7 +196,9 @@ impl Reactor {
         }
         slot.rlen += res as usize;
         let _guard = slot.span.clone().entered();
-        let used = slot.conn.handle_input(&slot.rbuf[..slot.rlen], Instant::now());
+        let used = slot
+            .conn
+            .handle_input(&slot.rbuf[..slot.rlen], Instant::now());
         slot.rbuf.copy_within(used..slot.rlen, 0);
         slot.rlen -= used;
         drop(_guard);
@@ -189,13 +221,23 @@ impl Reactor {
             let _ = slot.sock.shutdown(std::net::Shutdown::Both);
             slot.shut = true;
         }
-        if slot.recv_posted || slot.send_posted || slot.blocks_in_flight > 0 || slot.conn.io_in_flight() > 0 {
+        if slot.recv_posted
+            || slot.send_posted
+            || slot.blocks_in_flight > 0
+            || slot.conn.io_in_flight() > 0
+        {
             return;
         }
         let slot = self.conns.remove(idx);
-        let conn = ConnRef { core: self.index, key: (u64::from(slot.generation) << 32) | idx as u64 };
+        let conn = ConnRef {
+            core: self.index,
+            key: (u64::from(slot.generation) << 32) | idx as u64,
+        };
         if slot.tsih.is_some() || slot.awaiting_registration {
-            let _ = self.to_control.send(ToControl::Ended { conn, tsih: slot.tsih });
+            let _ = self.to_control.send(ToControl::Ended {
+                conn,
+                tsih: slot.tsih,
+            });
         }
     }
 }

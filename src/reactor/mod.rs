@@ -108,11 +108,14 @@ impl Reactor {
         while !self.stopping {
             match self.ring.submit_and_wait(1) {
                 Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) || e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EINTR)
+                        || e.raw_os_error() == Some(libc::EBUSY) => {}
                 Err(e) => return Err(e),
             }
             self.completions.clear();
-            self.completions.extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
+            self.completions
+                .extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
             let batch = std::mem::take(&mut self.completions);
             for &(ud, res) in &batch {
                 self.dispatch(ud, res);
@@ -123,7 +126,9 @@ impl Reactor {
     }
 
     fn dispatch(&mut self, user_data: u64, res: i32) {
-        let Some(t) = Token::decode(user_data) else { return };
+        let Some(t) = Token::decode(user_data) else {
+            return;
+        };
         match t.kind {
             Kind::Accept => self.on_accept(t.index as usize, res),
             Kind::Recv => self.on_recv(t, res),
@@ -181,7 +186,9 @@ impl Reactor {
         let generation = self.next_generation();
         let now = Instant::now();
         let conn = crate::session::Connection::new(self.ctx.clone(), local, now);
-        let idx = self.conns.insert(ConnSlot::new(generation, sock, peer, conn, self.index));
+        let idx = self
+            .conns
+            .insert(ConnSlot::new(generation, sock, peer, conn, self.index));
         tracing::debug!(parent: &self.conns[idx].span, "connection accepted");
         self.service(idx);
     }
@@ -215,8 +222,14 @@ impl Reactor {
         let Some(idx) = self.lookup(key) else {
             // The connection went away while the control thread worked: give the TSIH back.
             if let Ok(tsih) = result {
-                let conn = ConnRef { core: self.index, key };
-                let _ = self.to_control.send(ToControl::Ended { conn, tsih: Some(tsih) });
+                let conn = ConnRef {
+                    core: self.index,
+                    key,
+                };
+                let _ = self.to_control.send(ToControl::Ended {
+                    conn,
+                    tsih: Some(tsih),
+                });
             }
             return;
         };
@@ -261,7 +274,10 @@ impl Reactor {
     fn lookup(&self, key: u64) -> Option<usize> {
         let idx = (key & 0xffff_ffff) as usize;
         let generation = (key >> 32) as u32;
-        self.conns.get(idx).filter(|s| s.generation == generation).map(|_| idx)
+        self.conns
+            .get(idx)
+            .filter(|s| s.generation == generation)
+            .map(|_| idx)
     }
 }
 

@@ -22,11 +22,17 @@ const GEN_MASK: u64 = 0x00ff_ffff;
 
 impl Token {
     pub fn new(kind: Kind, index: usize, generation: u32) -> Self {
-        Token { kind, generation: generation & GEN_MASK as u32, index: index as u32 }
+        Token {
+            kind,
+            generation: generation & GEN_MASK as u32,
+            index: index as u32,
+        }
     }
 
     pub fn encode(self) -> u64 {
-        (self.kind as u64) << 56 | (u64::from(self.generation) & GEN_MASK) << 32 | u64::from(self.index)
+        (self.kind as u64) << 56
+            | (u64::from(self.generation) & GEN_MASK) << 32
+            | u64::from(self.index)
     }
 
     pub fn decode(v: u64) -> Option<Self> {
@@ -39,7 +45,11 @@ impl Token {
             6 => Kind::Tick,
             _ => return None,
         };
-        Some(Token { kind, generation: ((v >> 32) & GEN_MASK) as u32, index: v as u32 })
+        Some(Token {
+            kind,
+            generation: ((v >> 32) & GEN_MASK) as u32,
+            index: v as u32,
+        })
     }
 }
 
@@ -51,7 +61,14 @@ mod tests {
     fn round_trips_and_truncates_generation() {
         let t = Token::new(Kind::Block, 123_456, 0x0abc_def0);
         let back = Token::decode(t.encode()).unwrap();
-        assert_eq!(back, Token { kind: Kind::Block, generation: 0xbc_def0, index: 123_456 });
+        assert_eq!(
+            back,
+            Token {
+                kind: Kind::Block,
+                generation: 0xbc_def0,
+                index: 123_456
+            }
+        );
         assert!(Token::decode(0).is_none());
     }
 }

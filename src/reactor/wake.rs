@@ -18,7 +18,9 @@ impl WakeFd {
         }
         // SAFETY: `raw` is a fresh descriptor that nothing else owns.
         let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(WakeFd { fd: Arc::new(File::from(owned)) })
+        Ok(WakeFd {
+            fd: Arc::new(File::from(owned)),
+        })
     }
 
     pub fn raw_fd(&self) -> RawFd {

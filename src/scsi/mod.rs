@@ -234,6 +234,9 @@ fn route(luns: &LunMap, nexus: &mut NexusState, lu: &LuInfo, cdb: Cdb) -> Result
         op::VERIFY_10 | op::VERIFY_12 | op::VERIFY_16 => rw::verify(lu, cdb),
         op::READ_6 | op::READ_10 | op::READ_12 | op::READ_16 => rw::read(lu, cdb),
         op::WRITE_6 | op::WRITE_10 | op::WRITE_12 | op::WRITE_16 => rw::write(lu, cdb),
+        op::WRITE_AND_VERIFY_10 | op::WRITE_AND_VERIFY_12 | op::WRITE_AND_VERIFY_16 => {
+            rw::write_and_verify(lu, cdb)
+        }
         _ => Err(Sense::invalid_opcode()),
     }
 }
@@ -277,5 +280,8 @@ fn is_supported(opcode: u8) -> bool {
             | op::WRITE_10
             | op::WRITE_12
             | op::WRITE_16
+            | op::WRITE_AND_VERIFY_10
+            | op::WRITE_AND_VERIFY_12
+            | op::WRITE_AND_VERIFY_16
     )
 }

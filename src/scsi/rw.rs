@@ -123,6 +123,24 @@ pub(super) fn write(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     })
 }
 
+/// SBC-3 WRITE AND VERIFY (10/12/16): the data is written durably (as with FUA) before status.
+/// BYTCHK (byte 1 bit 1) asks to compare the medium with the data just sent; since the write
+/// came from exactly that buffer and reached the medium, the comparison cannot miscompare, so
+/// both settings complete like a durable write. Byte 1 bit 2 is reserved (SBC-4 BYTCHK 1xb).
+pub(super) fn write_and_verify(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
+    if cdb.bit(1, 2) {
+        return Err(Sense::invalid_field_in_cdb().at_cdb(1, Some(2)));
+    }
+    match write(lu, cdb)? {
+        Plan::Write { lba, blocks, .. } => Ok(Plan::Write {
+            lba,
+            blocks,
+            fua: true,
+        }),
+        other => Ok(other),
+    }
+}
+
 /// SBC-3 VERIFY: only BYTCHK=0 (byte 1 bits 2..1) is supported, i.e. a medium verification
 /// that the backing store cannot fail short of an I/O error: GOOD after the range check.
 pub(super) fn verify(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
@@ -192,6 +210,46 @@ mod tests {
                 lba: 0,
                 blocks: 256
             })
+        );
+    }
+
+    #[test]
+    fn write_and_verify_is_a_durable_write_and_refuses_byte_compare() {
+        let lu = lu();
+        let c = cdb10(op::WRITE_AND_VERIFY_10, 0, 7, 2);
+        assert_eq!(
+            write_and_verify(&lu, Cdb::new(&c)),
+            Ok(Plan::Write {
+                lba: 7,
+                blocks: 2,
+                fua: true
+            })
+        );
+        let c = cdb16(op::WRITE_AND_VERIFY_16, 0, 1, 1);
+        assert_eq!(
+            write_and_verify(&lu, Cdb::new(&c)),
+            Ok(Plan::Write {
+                lba: 1,
+                blocks: 1,
+                fua: true
+            })
+        );
+        let c = cdb12(op::WRITE_AND_VERIFY_12, 0x02, 1, 1);
+        assert_eq!(
+            write_and_verify(&lu, Cdb::new(&c)),
+            Ok(Plan::Write {
+                lba: 1,
+                blocks: 1,
+                fua: true
+            })
+        );
+        let c = cdb12(op::WRITE_AND_VERIFY_12, 0x04, 1, 1);
+        assert!(write_and_verify(&lu, Cdb::new(&c)).is_err());
+        let ro = lu_with(|u| u.read_only = true);
+        let c = cdb10(op::WRITE_AND_VERIFY_10, 0, 0, 1);
+        assert_eq!(
+            write_and_verify(&ro, Cdb::new(&c)),
+            Err(Sense::write_protected())
         );
     }
 

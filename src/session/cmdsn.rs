@@ -39,7 +39,11 @@ pub struct CmdWindow {
 
 impl CmdWindow {
     pub fn new(first_cmd_sn: u32, depth: u32) -> Self {
-        CmdWindow { exp_cmd_sn: first_cmd_sn, depth: depth.max(1), waiting: Default::default() }
+        CmdWindow {
+            exp_cmd_sn: first_cmd_sn,
+            depth: depth.max(1),
+            waiting: Default::default(),
+        }
     }
 
     pub fn exp_cmd_sn(&self) -> u32 {
@@ -67,7 +71,11 @@ impl CmdWindow {
             // A duplicate of a command already waiting: keep the first.
             return Admission::Ignore;
         }
-        self.waiting[d] = Some(Queued { cmd: pdu(), data_outs: Vec::new(), data_bytes: 0 });
+        self.waiting[d] = Some(Queued {
+            cmd: pdu(),
+            data_outs: Vec::new(),
+            data_bytes: 0,
+        });
         Admission::Queued
     }
 
@@ -80,11 +88,10 @@ impl CmdWindow {
 
     /// Finds a queued command by ITT, so that unsolicited Data-Out can wait with it.
     pub fn queued_mut(&mut self, itt: u32) -> Option<&mut Queued> {
-        self.waiting.iter_mut().flatten().find(|q| q.cmd.bhs.itt() == itt)
-    }
-
-    pub fn has_waiting(&self) -> bool {
-        self.waiting.iter().any(|s| s.is_some())
+        self.waiting
+            .iter_mut()
+            .flatten()
+            .find(|q| q.cmd.bhs.itt() == itt)
     }
 }
 
@@ -96,7 +103,11 @@ mod tests {
     fn pdu(itt: u32) -> OwnedPdu {
         let mut bhs = Bhs::new(Opcode::SCSI_COMMAND);
         bhs.set_itt(itt);
-        OwnedPdu { bhs, ahs: vec![], data: vec![] }
+        OwnedPdu {
+            bhs,
+            ahs: vec![],
+            data: vec![],
+        }
     }
 
     #[test]
@@ -128,7 +139,7 @@ mod tests {
         assert_eq!(w.admit(104, || pdu(1)), Admission::Ignore);
         assert_eq!(w.admit(99, || pdu(1)), Admission::Ignore);
         assert_eq!(w.admit(u32::MAX, || pdu(1)), Admission::Ignore);
-        assert!(!w.has_waiting());
+        assert!(w.queued_mut(1).is_none());
     }
 
     #[test]

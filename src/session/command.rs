@@ -22,14 +22,23 @@ struct Decided {
 }
 
 impl Session {
-    pub(super) fn handle_scsi_command(&mut self, bhs: &Bhs, ahs: &[u8], imm: &[u8], out: &mut Output) {
+    pub(super) fn handle_scsi_command(
+        &mut self,
+        bhs: &Bhs,
+        ahs: &[u8],
+        imm: &[u8],
+        out: &mut Output,
+    ) {
         let cmd = ScsiCommand::decode(bhs);
         let Some(target) = self.target else {
             self.reject(bhs, RejectReason::PROTOCOL_ERROR, out);
             return;
         };
         if self.by_itt.contains_key(&cmd.itt) {
-            tracing::warn!(itt = cmd.itt, "SCSI command reuses the ITT of a task in progress");
+            tracing::warn!(
+                itt = cmd.itt,
+                "SCSI command reuses the ITT of a task in progress"
+            );
             self.reject(bhs, RejectReason::TASK_IN_PROGRESS, out);
             return;
         }
@@ -46,7 +55,12 @@ impl Session {
         }
         let decided = self.decide(target, &cmd, &cdb);
         self.cdb = cdb;
-        let reply = Reply { itt: cmd.itt, lun_raw: cmd.lun, edtl: cmd.expected_data_len, r2t_count: 0 };
+        let reply = Reply {
+            itt: cmd.itt,
+            lun_raw: cmd.lun,
+            edtl: cmd.expected_data_len,
+            r2t_count: 0,
+        };
         let bs = u64::from(decided.block_size);
         match decided.plan {
             Plan::Complete(c) => self.send_completion(reply, &c, out),
@@ -54,7 +68,10 @@ impl Session {
                 let len = (u64::from(blocks) * bs) as u32;
                 let buf = IoBuf::zeroed(len as usize);
                 let kind = IoKind::Read { lba, scsi_len: len };
-                let op = IoOp::Read { offset: lba * bs, buf };
+                let op = IoOp::Read {
+                    offset: lba * bs,
+                    buf,
+                };
                 self.start_io(target, decided.lun, &cmd, kind, op);
             }
             Plan::Write { lba, blocks, fua } => {
@@ -65,9 +82,19 @@ impl Session {
             }
             Plan::ReceiveParams { len } => {
                 let params_cdb = Some(self.cdb.clone());
-                self.start_write(target, decided.lun, &cmd, (0, len, false), imm, params_cdb, out);
+                self.start_write(
+                    target,
+                    decided.lun,
+                    &cmd,
+                    (0, len, false),
+                    imm,
+                    params_cdb,
+                    out,
+                );
             }
-            Plan::Flush { .. } => self.start_io(target, decided.lun, &cmd, IoKind::Flush, IoOp::Flush),
+            Plan::Flush { .. } => {
+                self.start_io(target, decided.lun, &cmd, IoKind::Flush, IoOp::Flush)
+            }
         }
     }
 
@@ -76,8 +103,15 @@ impl Session {
         let luns = &ctx.targets[target].luns;
         let plan = scsi::dispatch(luns, &mut self.nexus, cmd.lun, cdb);
         let lun = decode_lun(cmd.lun).unwrap_or(0);
-        let (block_size, write_cache) = luns.get(lun).map_or((512, true), |l| (l.block_size, l.write_cache));
-        Decided { plan, lun, block_size, write_cache }
+        let (block_size, write_cache) = luns
+            .get(lun)
+            .map_or((512, true), |l| (l.block_size, l.write_cache));
+        Decided {
+            plan,
+            lun,
+            block_size,
+            write_cache,
+        }
     }
 
     /// RFC 7143 §13.11, §13.14: immediate data needs ImmediateData=Yes and fits FirstBurstLength.
@@ -91,13 +125,24 @@ impl Session {
         if !cmd.write {
             return Err("immediate data on a command without the W bit".into());
         }
-        if imm.len() > self.params.first_burst_length as usize || imm.len() > cmd.expected_data_len as usize {
-            return Err(format!("{} bytes of immediate data exceed FirstBurstLength or EDTL", imm.len()));
+        if imm.len() > self.params.first_burst_length as usize
+            || imm.len() > cmd.expected_data_len as usize
+        {
+            return Err(format!(
+                "{} bytes of immediate data exceed FirstBurstLength or EDTL",
+                imm.len()
+            ));
         }
         Ok(())
     }
 
-    fn new_task(&mut self, lun: u16, cmd: &ScsiCommand, state: TaskState, buf: Option<IoBuf>) -> usize {
+    fn new_task(
+        &mut self,
+        lun: u16,
+        cmd: &ScsiCommand,
+        state: TaskState,
+        buf: Option<IoBuf>,
+    ) -> usize {
         let generation = self.next_generation;
         self.next_generation = self.next_generation.wrapping_add(1);
         let slot = self.tasks.insert(Task {
@@ -128,8 +173,16 @@ impl Session {
 
     fn submit(&mut self, target: usize, slot: usize, op: IoOp) {
         let t = &self.tasks[slot];
-        let token = IoToken { slot: slot as u32, generation: t.generation };
-        self.io_queue.push_back(IoRequest { token, target, lun: t.lun, op });
+        let token = IoToken {
+            slot: slot as u32,
+            generation: t.generation,
+        };
+        self.io_queue.push_back(IoRequest {
+            token,
+            target,
+            lun: t.lun,
+            op,
+        });
     }
 
     /// Starts collecting Data-Out for a write of `scsi_len` bytes at `lba`, or for a parameter
@@ -148,8 +201,11 @@ impl Session {
         let edtl = if cmd.write { cmd.expected_data_len } else { 0 };
         let need = edtl.min(scsi_len);
         let imm_len = imm.len() as u32;
-        let unsolicited_end =
-            if self.params.initial_r2t { imm_len } else { edtl.min(self.params.first_burst_length).max(imm_len) };
+        let unsolicited_end = if self.params.initial_r2t {
+            imm_len
+        } else {
+            edtl.min(self.params.first_burst_length).max(imm_len)
+        };
         let mut buf = IoBuf::zeroed(need as usize);
         let keep = imm.len().min(need as usize);
         buf.as_mut_slice()[..keep].copy_from_slice(&imm[..keep]);
@@ -181,7 +237,9 @@ impl Session {
             let max_cmd_sn = self.max_cmd_sn();
             let stat_sn = self.current_stat_sn();
             let t = &mut self.tasks[slot];
-            let TaskState::Receiving(w) = &mut t.state else { return };
+            let TaskState::Receiving(w) = &mut t.state else {
+                return;
+            };
             if w.open_r2ts.len() >= max_open || w.next_r2t_offset >= w.need {
                 return;
             }
@@ -189,7 +247,13 @@ impl Session {
             let offset = w.next_r2t_offset;
             let len = burst.min(w.need - offset);
             w.next_r2t_offset += len;
-            w.open_r2ts.push(OpenR2t { ttt, offset, len, received: 0, next_data_sn: 0 });
+            w.open_r2ts.push(OpenR2t {
+                ttt,
+                offset,
+                len,
+                received: 0,
+                next_data_sn: 0,
+            });
             let r2t = R2t {
                 lun: t.lun_raw,
                 itt: t.itt,
@@ -224,7 +288,14 @@ impl Session {
             Err(why) => {
                 // At ErrorRecoveryLevel 0 a sequence error cannot be repaired: the PDU is
                 // rejected and its task ends, so the initiator sees the command fail.
-                tracing::warn!(itt = d.itt, ttt = d.ttt, data_sn = d.data_sn, offset = d.buffer_offset, len = data.len(), "{why}");
+                tracing::warn!(
+                    itt = d.itt,
+                    ttt = d.ttt,
+                    data_sn = d.data_sn,
+                    offset = d.buffer_offset,
+                    len = data.len(),
+                    "{why}"
+                );
                 self.reject(bhs, RejectReason::PROTOCOL_ERROR, out);
                 if matches!(self.tasks[slot].state, TaskState::Receiving(_)) {
                     self.free_task(slot);
@@ -241,7 +312,11 @@ impl Session {
         if let Some(q) = self.window.queued_mut(d.itt) {
             if d.ttt == RESERVED_TAG && q.data_bytes + data.len() <= limit {
                 q.data_bytes += data.len();
-                q.data_outs.push(super::cmdsn::OwnedPdu { bhs: *bhs, ahs: Vec::new(), data: data.to_vec() });
+                q.data_outs.push(super::cmdsn::OwnedPdu {
+                    bhs: *bhs,
+                    ahs: Vec::new(),
+                    data: data.to_vec(),
+                });
                 return;
             }
         }
@@ -257,7 +332,10 @@ impl Session {
         let len = data.len() as u32;
         let end = u64::from(d.buffer_offset) + u64::from(len);
         if end > u64::from(w.edtl) {
-            return Err(format!("Data-Out ends at {end}, beyond the EDTL of {}", w.edtl));
+            return Err(format!(
+                "Data-Out ends at {end}, beyond the EDTL of {}",
+                w.edtl
+            ));
         }
         let mut closed = false;
         if d.ttt == RESERVED_TAG {
@@ -265,7 +343,10 @@ impl Session {
                 return Err("unsolicited Data-Out beyond FirstBurstLength".into());
             }
             if d.data_sn != w.unsolicited_data_sn {
-                return Err(format!("DataSN {} where {} was expected", d.data_sn, w.unsolicited_data_sn));
+                return Err(format!(
+                    "DataSN {} where {} was expected",
+                    d.data_sn, w.unsolicited_data_sn
+                ));
             }
             w.unsolicited_data_sn = w.unsolicited_data_sn.wrapping_add(1);
             w.unsolicited_received += len;
@@ -278,7 +359,10 @@ impl Session {
                 return Err("Data-Out outside the range its R2T asked for".into());
             }
             if d.data_sn != r.next_data_sn {
-                return Err(format!("DataSN {} where {} was expected", d.data_sn, r.next_data_sn));
+                return Err(format!(
+                    "DataSN {} where {} was expected",
+                    d.data_sn, r.next_data_sn
+                ));
             }
             r.next_data_sn = r.next_data_sn.wrapping_add(1);
             r.received += len;
@@ -301,12 +385,19 @@ impl Session {
     fn maybe_write(&mut self, target: usize, slot: usize, out: &mut Output) {
         let bs = self.block_size(target, self.tasks[slot].lun);
         let t = &mut self.tasks[slot];
-        let TaskState::Receiving(w) = &t.state else { return };
+        let TaskState::Receiving(w) = &t.state else {
+            return;
+        };
         if !w.all_received() {
             return;
         }
         let (lba, scsi_len, need, fua) = (w.lba, w.scsi_len, w.need, w.fua);
-        let reply = Reply { itt: t.itt, lun_raw: t.lun_raw, edtl: t.edtl, r2t_count: t.r2t_sn };
+        let reply = Reply {
+            itt: t.itt,
+            lun_raw: t.lun_raw,
+            edtl: t.edtl,
+            r2t_count: t.r2t_sn,
+        };
         let residual = Residual::of(t.edtl, u64::from(scsi_len));
         if w.params_cdb.is_some() {
             self.finish_params(target, slot, reply, out);
@@ -329,22 +420,41 @@ impl Session {
         }
         let Some(buf) = t.buf.take() else { return };
         t.state = TaskState::Io(IoKind::Write { lba, scsi_len });
-        self.submit(target, slot, IoOp::Write { offset: lba * u64::from(bs), buf, fua });
+        self.submit(
+            target,
+            slot,
+            IoOp::Write {
+                offset: lba * u64::from(bs),
+                buf,
+                fua,
+            },
+        );
     }
 
     fn finish_params(&mut self, target: usize, slot: usize, reply: Reply, out: &mut Output) {
         let mut t = self.free_task(slot);
-        let TaskState::Receiving(w) = &mut t.state else { return };
+        let TaskState::Receiving(w) = &mut t.state else {
+            return;
+        };
         let cdb = w.params_cdb.take().unwrap_or_default();
         let params = t.buf.as_ref().map_or(&[][..], |b| b.as_slice());
         let ctx = self.ctx.clone();
-        let c = scsi::execute_params(&ctx.targets[target].luns, &mut self.nexus, t.lun_raw, &cdb, params);
+        let c = scsi::execute_params(
+            &ctx.targets[target].luns,
+            &mut self.nexus,
+            t.lun_raw,
+            &cdb,
+            params,
+        );
         self.send_completion(reply, &c, out);
         self.after_task_change(out);
     }
 
     fn block_size(&self, target: usize, lun: u16) -> u32 {
-        self.ctx.targets[target].luns.get(lun).map_or(512, |l| l.block_size)
+        self.ctx.targets[target]
+            .luns
+            .get(lun)
+            .map_or(512, |l| l.block_size)
     }
 
     pub(super) fn complete_io(&mut self, c: IoCompletion, out: &mut Output) {
@@ -361,7 +471,12 @@ impl Session {
             return;
         }
         let TaskState::Io(kind) = t.state else { return };
-        let reply = Reply { itt: t.itt, lun_raw: t.lun_raw, edtl: t.edtl, r2t_count: t.r2t_sn };
+        let reply = Reply {
+            itt: t.itt,
+            lun_raw: t.lun_raw,
+            edtl: t.edtl,
+            r2t_count: t.r2t_sn,
+        };
         if let Err(errno) = c.result {
             let (is_write, lba) = match kind {
                 IoKind::Read { lba, .. } => (false, lba),
@@ -375,7 +490,11 @@ impl Session {
         }
         match kind {
             IoKind::Read { scsi_len, .. } => {
-                let data = c.buf.as_ref().map(|b| &b.as_slice()[..scsi_len as usize]).unwrap_or(&[]);
+                let data = c
+                    .buf
+                    .as_ref()
+                    .map(|b| &b.as_slice()[..scsi_len as usize])
+                    .unwrap_or(&[]);
                 self.send_read_result(reply, data, ScsiStatus::GOOD, &[], out);
             }
             IoKind::Write { scsi_len, .. } => {

@@ -50,7 +50,14 @@ pub struct IoCompletion {
 pub enum ControlRequest {
     /// Allocate a TSIH (or validate the one given), reinstating any session with the same
     /// initiator and ISID; answered with `handle_registration`.
-    Register { initiator: String, isid: [u8; 6], tsih: u16, cid: u16, target: Option<String>, discovery: bool },
+    Register {
+        initiator: String,
+        isid: [u8; 6],
+        tsih: u16,
+        cid: u16,
+        target: Option<String>,
+        discovery: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,8 +72,15 @@ pub enum CloseReason {
 }
 
 enum Phase {
-    Login { login: Box<Login>, deadline: Instant },
-    Registering { login: Box<Login>, outcome: Box<LoginOutcome>, deadline: Instant },
+    Login {
+        login: Box<Login>,
+        deadline: Instant,
+    },
+    Registering {
+        login: Box<Login>,
+        outcome: Box<LoginOutcome>,
+        deadline: Instant,
+    },
     Full(Box<Session>),
 }
 
@@ -87,7 +101,10 @@ impl Connection {
         Connection {
             ctx,
             local,
-            phase: Phase::Login { login: Box::new(Login::new()), deadline },
+            phase: Phase::Login {
+                login: Box::new(Login::new()),
+                deadline,
+            },
             out: Output::default(),
             rx_digests: Digests::default(),
             control: VecDeque::new(),
@@ -120,13 +137,17 @@ impl Connection {
                 Ok(None) => break,
                 Err(FrameError::DataDigest { .. }) => {
                     // The header was sound, so the PDU can be skipped and refused on its own.
-                    let Some(bhs) = crate::pdu::Bhs::from_slice(rest) else { break };
+                    let Some(bhs) = crate::pdu::Bhs::from_slice(rest) else {
+                        break;
+                    };
                     used += Layout::of(&bhs, self.rx_digests).total_len();
                     tracing::warn!(opcode = ?bhs.opcode(), itt = bhs.itt(), "data digest error");
                     if let Phase::Full(s) = &mut self.phase {
                         s.data_digest_error(&bhs, &mut self.out);
                     } else {
-                        self.close = Some(CloseReason::ProtocolError("data digest error during login".into()));
+                        self.close = Some(CloseReason::ProtocolError(
+                            "data digest error during login".into(),
+                        ));
                     }
                 }
                 Err(e) => {
@@ -163,10 +184,15 @@ impl Connection {
         if f.bhs.opcode() != Opcode::LOGIN_REQUEST {
             // RFC 7143 §6.3: only Login Requests are allowed before full feature phase.
             tracing::warn!(opcode = ?f.bhs.opcode(), "non-login PDU during login");
-            self.close = Some(CloseReason::ProtocolError(format!("{:?} during login", f.bhs.opcode())));
+            self.close = Some(CloseReason::ProtocolError(format!(
+                "{:?} during login",
+                f.bhs.opcode()
+            )));
             return;
         }
-        let Phase::Login { login, deadline } = &mut self.phase else { return };
+        let Phase::Login { login, deadline } = &mut self.phase else {
+            return;
+        };
         let req = LoginRequest::decode(&f.bhs);
         let env = LoginEnv {
             targets: &self.ctx.login_targets,
@@ -192,7 +218,11 @@ impl Connection {
                 });
                 let login = std::mem::replace(login, Box::new(Login::new()));
                 let deadline = *deadline;
-                self.phase = Phase::Registering { login, outcome, deadline };
+                self.phase = Phase::Registering {
+                    login,
+                    outcome,
+                    deadline,
+                };
             }
         }
     }
@@ -200,16 +230,33 @@ impl Connection {
     /// The control thread's answer to `ControlRequest::Register`: the session's TSIH, or the login
     /// status to refuse with.
     pub fn handle_registration(&mut self, result: Result<u16, LoginStatus>, now: Instant) {
-        let Phase::Registering { login, outcome, .. } = &mut self.phase else { return };
+        let Phase::Registering { login, outcome, .. } = &mut self.phase else {
+            return;
+        };
         match result {
             Ok(tsih) => {
-                let target = outcome.params.target_name.as_deref().and_then(|n| self.ctx.target_index(n));
+                let target = outcome
+                    .params
+                    .target_name
+                    .as_deref()
+                    .and_then(|n| self.ctx.target_index(n));
                 let depth = self.ctx.tuning.queue_depth.max(1);
                 let (rsp, data) = login.accept(tsih, outcome.cmd_sn.wrapping_add(depth - 1));
                 self.out.pdu(&rsp.encode(), &data);
-                let session = Session::new(self.ctx.clone(), outcome, tsih, target, login.next_stat_sn(), self.local, now);
+                let session = Session::new(
+                    self.ctx.clone(),
+                    outcome,
+                    tsih,
+                    target,
+                    login.next_stat_sn(),
+                    self.local,
+                    now,
+                );
                 let p = &outcome.params;
-                let digests = Digests { header: p.header_digest, data: p.data_digest };
+                let digests = Digests {
+                    header: p.header_digest,
+                    data: p.data_digest,
+                };
                 tracing::info!(initiator = %p.initiator_name, target = ?p.target_name, tsih, ?digests, "session in full feature phase");
                 // RFC 7143 §13.1: digests apply from the first PDU after the login phase.
                 self.out.digests = digests;

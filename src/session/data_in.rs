@@ -21,7 +21,14 @@ pub(super) struct Reply {
 impl Session {
     /// Sends `data` (the command's full Data-In) and its status. `data` may be longer than the EDTL:
     /// only EDTL bytes go on the wire and the rest is reported as residual overflow.
-    pub(super) fn send_read_result(&mut self, r: Reply, data: &[u8], c_status: ScsiStatus, sense: &[u8], out: &mut Output) {
+    pub(super) fn send_read_result(
+        &mut self,
+        r: Reply,
+        data: &[u8],
+        c_status: ScsiStatus,
+        sense: &[u8],
+        out: &mut Output,
+    ) {
         let residual = Residual::of(r.edtl, data.len() as u64);
         let send = &data[..data.len().min(r.edtl as usize)];
         let collapse = c_status == ScsiStatus::GOOD && sense.is_empty() && !send.is_empty();
@@ -33,7 +40,13 @@ impl Session {
 
     /// Sends Data-In PDUs; with `status_residual`, the last one carries GOOD status (S bit).
     /// Returns the number of Data-In PDUs sent.
-    fn send_data_in(&mut self, r: Reply, data: &[u8], status_residual: Option<Residual>, out: &mut Output) -> u32 {
+    fn send_data_in(
+        &mut self,
+        r: Reply,
+        data: &[u8],
+        status_residual: Option<Residual>,
+        out: &mut Output,
+    ) -> u32 {
         let mrdsl = (self.params.initiator_mrdsl as usize).max(512);
         let burst = (self.params.max_burst_length as usize).max(mrdsl);
         let mut data_sn = 0u32;
@@ -45,7 +58,11 @@ impl Session {
             // RFC 7143 §11.7.1: F ends each sequence (MaxBurstLength) and the command's data.
             let final_bit = last || offset + len == burst_end;
             let status = if last { status_residual } else { None };
-            let stat_sn = if status.is_some() { self.next_stat_sn() } else { 0 };
+            let stat_sn = if status.is_some() {
+                self.next_stat_sn()
+            } else {
+                0
+            };
             let pdu = DataIn {
                 final_bit,
                 ack: false,

@@ -155,7 +155,12 @@ impl Session {
 
     /// CmdSN admission (RFC 7143 §3.2.2.1): immediate commands run at once; others in CmdSN order.
     fn admit(&mut self, f: Frame<'_>, out: &mut Output) {
-        if self.is_discovery() && !matches!(f.bhs.opcode(), Opcode::TEXT_REQUEST | Opcode::LOGOUT_REQUEST | Opcode::NOP_OUT) {
+        if self.is_discovery()
+            && !matches!(
+                f.bhs.opcode(),
+                Opcode::TEXT_REQUEST | Opcode::LOGOUT_REQUEST | Opcode::NOP_OUT
+            )
+        {
             // RFC 7143 §4.3: a discovery session carries only Text, Logout and NOP.
             tracing::warn!(opcode = ?f.bhs.opcode(), "command not allowed in a discovery session");
             self.reject(&f.bhs, RejectReason::PROTOCOL_ERROR, out);
@@ -166,18 +171,28 @@ impl Session {
             return;
         }
         let cmd_sn = f.bhs.u32_at(24);
-        let admission = self.window.admit(cmd_sn, || OwnedPdu { bhs: f.bhs, ahs: f.ahs.to_vec(), data: f.data.to_vec() });
+        let admission = self.window.admit(cmd_sn, || OwnedPdu {
+            bhs: f.bhs,
+            ahs: f.ahs.to_vec(),
+            data: f.data.to_vec(),
+        });
         match admission {
             Admission::Now => {
-                self.execute(&f.bhs, f.ahs, f.data, out);
+                // ExpCmdSN moves past the command before it runs, so its own response already
+                // acknowledges it (RFC 7143 §4.2.2.1).
                 let mut next = self.window.advance();
+                self.execute(&f.bhs, f.ahs, f.data, out);
                 while let Some(q) = next {
-                    self.execute_queued(q, out);
                     next = self.window.advance();
+                    self.execute_queued(q, out);
                 }
             }
             Admission::Queued => {
-                tracing::debug!(cmd_sn, exp = self.window.exp_cmd_sn(), "command queued behind a CmdSN gap");
+                tracing::debug!(
+                    cmd_sn,
+                    exp = self.window.exp_cmd_sn(),
+                    "command queued behind a CmdSN gap"
+                );
             }
             Admission::Ignore => {
                 tracing::warn!(
@@ -265,7 +280,9 @@ impl Session {
             .portals
             .iter()
             .map(|p| match self.local {
-                Some(l) if p.ip().is_unspecified() && l.is_ipv4() == p.is_ipv4() => SocketAddr::new(l.ip(), p.port()),
+                Some(l) if p.ip().is_unspecified() && l.is_ipv4() == p.is_ipv4() => {
+                    SocketAddr::new(l.ip(), p.port())
+                }
                 _ => *p,
             })
             .collect()

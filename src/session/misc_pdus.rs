@@ -25,7 +25,12 @@ pub struct Keepalive {
 
 impl Keepalive {
     pub fn new(interval: Option<Duration>, timeout: Duration, now: Instant) -> Self {
-        Keepalive { interval, timeout, last_rx: now, outstanding: None }
+        Keepalive {
+            interval,
+            timeout,
+            last_rx: now,
+            outstanding: None,
+        }
     }
 
     pub fn received(&mut self, now: Instant) {
@@ -44,7 +49,9 @@ impl Keepalive {
 
     /// `Ok(Some(ttt))`: send a ping with this tag; `Err`: the connection is dead.
     pub fn on_timer(&mut self, now: Instant, next_ttt: &mut u32) -> Result<Option<u32>, ()> {
-        let Some(interval) = self.interval else { return Ok(None) };
+        let Some(interval) = self.interval else {
+            return Ok(None);
+        };
         if let Some((_, deadline)) = self.outstanding {
             return if now >= deadline { Err(()) } else { Ok(None) };
         }
@@ -149,7 +156,13 @@ impl Session {
             Ok(pairs) => {
                 let ctx = self.ctx.clone();
                 let portals = self.advertised_portals();
-                text_request_answer(&pairs, &self.params, &ctx.login_targets, &portals, ctx.portal_group_tag)
+                text_request_answer(
+                    &pairs,
+                    &self.params,
+                    &ctx.login_targets,
+                    &portals,
+                    ctx.portal_group_tag,
+                )
             }
             Err(e) => {
                 tracing::warn!(error = %e, "malformed Text Request");
@@ -157,13 +170,21 @@ impl Session {
                 return;
             }
         };
-        let reply = TextReply { itt: req.itt, ttt: 0, pending: PendingText::new(answer) };
+        let reply = TextReply {
+            itt: req.itt,
+            ttt: 0,
+            pending: PendingText::new(answer),
+        };
         self.send_text_chunk(reply, out);
     }
 
     fn send_text_chunk(&mut self, mut t: TextReply, out: &mut Output) {
         let (chunk, more) = t.pending.next_chunk(self.params.initiator_mrdsl as usize);
-        let ttt = if more { super::misc_pdus::alloc_ttt(&mut self.next_ttt) } else { RESERVED_TAG };
+        let ttt = if more {
+            super::misc_pdus::alloc_ttt(&mut self.next_ttt)
+        } else {
+            RESERVED_TAG
+        };
         let rsp = TextResponse {
             final_bit: !more,
             cont: more,
@@ -194,7 +215,10 @@ impl Session {
                 return;
             }
         };
-        self.logout = Some(PendingLogout { itt: req.itt, response });
+        self.logout = Some(PendingLogout {
+            itt: req.itt,
+            response,
+        });
         self.finish_logout(out);
     }
 
@@ -232,7 +256,9 @@ impl Session {
                 };
                 self.defer_tmf(req.itt, lun, code, out);
             }
-            TmfFunction::ABORT_TASK_SET | TmfFunction::CLEAR_TASK_SET | TmfFunction::LOGICAL_UNIT_RESET => {
+            TmfFunction::ABORT_TASK_SET
+            | TmfFunction::CLEAR_TASK_SET
+            | TmfFunction::LOGICAL_UNIT_RESET => {
                 self.abort_where(|t| Some(t.lun) == lun);
                 self.defer_tmf(req.itt, lun, TmfResponseCode::COMPLETE, out);
             }
@@ -254,7 +280,12 @@ impl Session {
     /// finish silently when it completes. Returns whether any task matched.
     fn abort_where(&mut self, pred: impl Fn(&super::task::Task) -> bool) -> bool {
         let mut found = false;
-        let slots: Vec<usize> = self.tasks.iter().filter(|(_, t)| pred(t)).map(|(k, _)| k).collect();
+        let slots: Vec<usize> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| pred(t))
+            .map(|(k, _)| k)
+            .collect();
         for slot in slots {
             found = true;
             let receiving = matches!(self.tasks[slot].state, TaskState::Receiving(_));
@@ -280,7 +311,10 @@ impl Session {
         let mut i = 0;
         while i < self.tmfs.len() {
             let lun = self.tmfs[i].lun;
-            let busy = self.tasks.iter().any(|(_, t)| t.aborted && (lun.is_none() || Some(t.lun) == lun));
+            let busy = self
+                .tasks
+                .iter()
+                .any(|(_, t)| t.aborted && (lun.is_none() || Some(t.lun) == lun));
             if busy {
                 i += 1;
                 continue;
@@ -312,9 +346,15 @@ mod tests {
         let mut k = Keepalive::new(Some(Duration::from_secs(5)), Duration::from_secs(10), t0);
         let mut next = 7;
         assert_eq!(k.on_timer(t0 + Duration::from_secs(4), &mut next), Ok(None));
-        let ttt = k.on_timer(t0 + Duration::from_secs(5), &mut next).unwrap().unwrap();
+        let ttt = k
+            .on_timer(t0 + Duration::from_secs(5), &mut next)
+            .unwrap()
+            .unwrap();
         assert_eq!(ttt, 7);
-        assert_eq!(k.on_timer(t0 + Duration::from_secs(14), &mut next), Ok(None));
+        assert_eq!(
+            k.on_timer(t0 + Duration::from_secs(14), &mut next),
+            Ok(None)
+        );
         assert_eq!(k.on_timer(t0 + Duration::from_secs(15), &mut next), Err(()));
     }
 
@@ -323,7 +363,10 @@ mod tests {
         let t0 = Instant::now();
         let mut k = Keepalive::new(Some(Duration::from_secs(1)), Duration::from_secs(1), t0);
         let mut next = 1;
-        let ttt = k.on_timer(t0 + Duration::from_secs(1), &mut next).unwrap().unwrap();
+        let ttt = k
+            .on_timer(t0 + Duration::from_secs(1), &mut next)
+            .unwrap()
+            .unwrap();
         assert!(!k.answered(ttt + 1));
         assert!(k.answered(ttt));
         k.received(t0 + Duration::from_secs(2));

@@ -13,12 +13,4 @@ impl Output {
     pub fn pdu(&mut self, bhs: &Bhs, data: &[u8]) {
         frame::encode(&mut self.buf, bhs, &[], data, self.digests);
     }
-
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
 }

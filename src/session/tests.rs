@@ -40,8 +40,15 @@ fn lu() -> LuInfo {
 
 fn context(offer: TargetOffer, tuning: Tuning) -> Arc<PortalContext> {
     Arc::new(PortalContext {
-        targets: vec![TargetRuntime { name: TARGET.into(), luns: LunMap::new(vec![lu()]) }],
-        login_targets: vec![TargetEntry { name: TARGET.into(), alias: None, allowed_initiators: vec![] }],
+        targets: vec![TargetRuntime {
+            name: TARGET.into(),
+            luns: LunMap::new(vec![lu()]),
+        }],
+        login_targets: vec![TargetEntry {
+            name: TARGET.into(),
+            alias: None,
+            allowed_initiators: vec![],
+        }],
         portals: vec!["127.0.0.1:3260".parse().unwrap()],
         portal_group_tag: 1,
         offer,
@@ -62,13 +69,21 @@ impl Pair {
     fn new(offer: TargetOffer, tuning: Tuning) -> Pair {
         let now = Instant::now();
         let conn = Connection::new(context(offer, tuning), None, now);
-        Pair { conn, now, digests: Digests::default(), cmd_sn: 100, disk: vec![0; 4096 * BS as usize] }
+        Pair {
+            conn,
+            now,
+            digests: Digests::default(),
+            cmd_sn: 100,
+            disk: vec![0; 4096 * BS as usize],
+        }
     }
 
     /// Logs in with one operational-stage PDU offering `keys`, and accepts the session.
     fn logged_in(offer: TargetOffer, tuning: Tuning, keys: &[(&str, &str)]) -> Pair {
         let mut p = Pair::new(offer, tuning);
-        let mut text = format!("InitiatorName=iqn.2026-11.test:init\0TargetName={TARGET}\0SessionType=Normal\0");
+        let mut text = format!(
+            "InitiatorName=iqn.2026-11.test:init\0TargetName={TARGET}\0SessionType=Normal\0"
+        );
         for (k, v) in keys {
             text.push_str(&format!("{k}={v}\0"));
         }
@@ -93,7 +108,12 @@ impl Pair {
         let rsp = p.recv();
         assert_eq!(rsp.len(), 1);
         let lr = LoginResponse::decode(&rsp[0].0);
-        assert!(lr.status.is_success(), "{:?} {}", lr.status, String::from_utf8_lossy(&rsp[0].1));
+        assert!(
+            lr.status.is_success(),
+            "{:?} {}",
+            lr.status,
+            String::from_utf8_lossy(&rsp[0].1)
+        );
         assert_eq!(lr.tsih, 7);
         assert!(lr.transit && lr.nsg == Stage::FULL_FEATURE);
         let answers = String::from_utf8_lossy(&rsp[0].1).to_string();
@@ -116,7 +136,9 @@ impl Pair {
         let mut pdus = Vec::new();
         let mut rest = &out[..];
         while !rest.is_empty() {
-            let (f, n) = frame::parse(rest, self.digests, 1 << 24).unwrap().expect("complete PDU");
+            let (f, n) = frame::parse(rest, self.digests, 1 << 24)
+                .unwrap()
+                .expect("complete PDU");
             pdus.push((f.bhs, f.data.to_vec()));
             rest = &rest[n..];
         }
@@ -167,7 +189,14 @@ impl Pair {
                 }
                 IoOp::Flush => None,
             };
-            self.conn.handle_io_completion(IoCompletion { token: req.token, result: Ok(()), buf }, self.now);
+            self.conn.handle_io_completion(
+                IoCompletion {
+                    token: req.token,
+                    result: Ok(()),
+                    buf,
+                },
+                self.now,
+            );
         }
         n
     }
@@ -181,12 +210,17 @@ fn rw10(op: u8, lba: u32, blocks: u16) -> Vec<u8> {
 }
 
 fn response(pdus: &[(Bhs, Vec<u8>)]) -> ScsiResponse {
-    let (b, _) = pdus.iter().find(|(b, _)| b.opcode() == Opcode::SCSI_RESPONSE).expect("SCSI Response");
+    let (b, _) = pdus
+        .iter()
+        .find(|(b, _)| b.opcode() == Opcode::SCSI_RESPONSE)
+        .expect("SCSI Response");
     ScsiResponse::decode(b)
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn default_offer() -> TargetOffer {
@@ -195,7 +229,11 @@ fn default_offer() -> TargetOffer {
 
 #[test]
 fn immediate_data_write_reaches_disk_and_reads_back_split_by_mrdsl() {
-    let keys = [("MaxRecvDataSegmentLength", "4096"), ("ImmediateData", "Yes"), ("InitialR2T", "No")];
+    let keys = [
+        ("MaxRecvDataSegmentLength", "4096"),
+        ("ImmediateData", "Yes"),
+        ("InitialR2T", "No"),
+    ];
     let mut p = Pair::logged_in(default_offer(), Tuning::default(), &keys);
     let data = pattern(4096, 3);
     p.command(10, &rw10(0x2a, 8, 8), 4096, false, true, &data);
@@ -208,8 +246,14 @@ fn immediate_data_write_reaches_disk_and_reads_back_split_by_mrdsl() {
     p.run_io();
     let pdus = p.recv();
     let ins: Vec<DataIn> = pdus.iter().map(|(b, _)| DataIn::decode(b)).collect();
-    assert_eq!(pdus.len(), 2, "8 KiB in 4 KiB Data-In PDUs, status collapsed into the last");
-    assert!(pdus.iter().all(|(b, d)| b.opcode() == Opcode::DATA_IN && d.len() == 4096));
+    assert_eq!(
+        pdus.len(),
+        2,
+        "8 KiB in 4 KiB Data-In PDUs, status collapsed into the last"
+    );
+    assert!(pdus
+        .iter()
+        .all(|(b, d)| b.opcode() == Opcode::DATA_IN && d.len() == 4096));
     assert_eq!((ins[0].data_sn, ins[1].data_sn), (0, 1));
     assert_eq!(ins[1].buffer_offset, 4096);
     assert_eq!(ins[1].status, Some(0));
@@ -219,7 +263,11 @@ fn immediate_data_write_reaches_disk_and_reads_back_split_by_mrdsl() {
 
 #[test]
 fn unsolicited_data_out_completes_the_first_burst() {
-    let keys = [("ImmediateData", "Yes"), ("InitialR2T", "No"), ("FirstBurstLength", "65536")];
+    let keys = [
+        ("ImmediateData", "Yes"),
+        ("InitialR2T", "No"),
+        ("FirstBurstLength", "65536"),
+    ];
     let mut p = Pair::logged_in(default_offer(), Tuning::default(), &keys);
     let data = pattern(8192, 9);
     p.command(20, &rw10(0x2a, 0, 16), 8192, false, true, &data[..2048]);
@@ -259,9 +307,22 @@ fn solicited_write_uses_several_outstanding_r2ts_within_max_burst() {
         assert!(r.desired_len <= 4096);
         seen.push(r.r2t_sn);
         let off = r.buffer_offset as usize;
-        let d = DataOut { final_bit: true, lun: 0, itt: 30, ttt: r.ttt, exp_stat_sn: 0, data_sn: 0, buffer_offset: r.buffer_offset };
+        let d = DataOut {
+            final_bit: true,
+            lun: 0,
+            itt: 30,
+            ttt: r.ttt,
+            exp_stat_sn: 0,
+            data_sn: 0,
+            buffer_offset: r.buffer_offset,
+        };
         p.send(&d.encode(), &data[off..off + r.desired_len as usize]);
-        r2ts.extend(p.recv().iter().filter(|(b, _)| b.opcode() == Opcode::R2T).map(|(b, _)| R2t::decode(b)));
+        r2ts.extend(
+            p.recv()
+                .iter()
+                .filter(|(b, _)| b.opcode() == Opcode::R2T)
+                .map(|(b, _)| R2t::decode(b)),
+        );
     }
     seen.sort();
     assert_eq!(seen, vec![0, 1, 2, 3]);
@@ -277,12 +338,23 @@ fn wrong_data_sn_is_rejected_and_ends_the_task() {
     let mut p = Pair::logged_in(default_offer(), Tuning::default(), &keys);
     p.command(40, &rw10(0x2a, 0, 1), 512, false, true, &[]);
     let r = R2t::decode(&p.recv()[0].0);
-    let d = DataOut { final_bit: true, lun: 0, itt: 40, ttt: r.ttt, exp_stat_sn: 0, data_sn: 27, buffer_offset: 0 };
+    let d = DataOut {
+        final_bit: true,
+        lun: 0,
+        itt: 40,
+        ttt: r.ttt,
+        exp_stat_sn: 0,
+        data_sn: 27,
+        buffer_offset: 0,
+    };
     p.send(&d.encode(), &[0u8; 512]);
     let pdus = p.recv();
     assert_eq!(pdus[0].0.opcode(), Opcode::REJECT);
     let echoed = Bhs::from_slice(&pdus[0].1).unwrap();
-    assert_eq!((echoed.opcode(), echoed.itt(), echoed.u32_at(36)), (Opcode::DATA_OUT, 40, 27));
+    assert_eq!(
+        (echoed.opcode(), echoed.itt(), echoed.u32_at(36)),
+        (Opcode::DATA_OUT, 40, 27)
+    );
     assert_eq!(p.run_io(), 0, "nothing written");
 }
 
@@ -290,12 +362,28 @@ fn wrong_data_sn_is_rejected_and_ends_the_task() {
 fn read_residuals_match_what_initiators_expect() {
     let mut p = Pair::logged_in(default_offer(), Tuning::default(), &[]);
     // (EDTL, blocks, bytes sent, overflow, underflow, count)
-    let cases = [(0u32, 1u16, 0usize, true, false, 512u32), (10000, 1, 512, false, true, 9488), (200, 1, 200, true, false, 312), (512, 2, 512, true, false, 512)];
+    let cases = [
+        (0u32, 1u16, 0usize, true, false, 512u32),
+        (10000, 1, 512, false, true, 9488),
+        (200, 1, 200, true, false, 312),
+        (512, 2, 512, true, false, 512),
+    ];
     for (i, (edtl, blocks, sent, over, under, count)) in cases.into_iter().enumerate() {
-        p.command(50 + i as u32, &rw10(0x28, 0, blocks), edtl, true, false, &[]);
+        p.command(
+            50 + i as u32,
+            &rw10(0x28, 0, blocks),
+            edtl,
+            true,
+            false,
+            &[],
+        );
         p.run_io();
         let pdus = p.recv();
-        let bytes: usize = pdus.iter().filter(|(b, _)| b.opcode() == Opcode::DATA_IN).map(|(_, d)| d.len()).sum();
+        let bytes: usize = pdus
+            .iter()
+            .filter(|(b, _)| b.opcode() == Opcode::DATA_IN)
+            .map(|(_, d)| d.len())
+            .sum();
         assert_eq!(bytes, sent, "case {i}");
         let (last, _) = pdus.last().unwrap();
         let (o, u, c) = if last.opcode() == Opcode::DATA_IN {
@@ -311,34 +399,59 @@ fn read_residuals_match_what_initiators_expect() {
 
 #[test]
 fn write_residuals_write_only_what_the_edtl_covers() {
-    let mut p = Pair::logged_in(default_offer(), Tuning::default(), &[("ImmediateData", "Yes"), ("InitialR2T", "No")]);
+    let mut p = Pair::logged_in(
+        default_offer(),
+        Tuning::default(),
+        &[("ImmediateData", "Yes"), ("InitialR2T", "No")],
+    );
     p.disk[..1024].fill(b'a');
     // One block asked for, two sent: block 1 must stay untouched, underflow of one block.
     p.command(60, &rw10(0x2a, 0, 1), 1024, false, true, &[b'b'; 1024]);
     p.run_io();
     let r = response(&p.recv());
-    assert_eq!((r.status, r.residual.underflow, r.residual.count), (0, true, 512));
-    assert!(p.disk[..512].iter().all(|&b| b == b'b') && p.disk[512..1024].iter().all(|&b| b == b'a'));
+    assert_eq!(
+        (r.status, r.residual.underflow, r.residual.count),
+        (0, true, 512)
+    );
+    assert!(
+        p.disk[..512].iter().all(|&b| b == b'b') && p.disk[512..1024].iter().all(|&b| b == b'a')
+    );
     // Two blocks asked for, one sent: only block 0 written, overflow of one block.
     p.disk[..1024].fill(b'a');
     p.command(61, &rw10(0x2a, 0, 2), 512, false, true, &[b'b'; 512]);
     p.run_io();
     let r = response(&p.recv());
-    assert_eq!((r.status, r.residual.overflow, r.residual.count), (0, true, 512));
+    assert_eq!(
+        (r.status, r.residual.overflow, r.residual.count),
+        (0, true, 512)
+    );
     assert!(p.disk[512..1024].iter().all(|&b| b == b'a'));
     // EDTL ending inside a block: refused with INVALID FIELD IN INFORMATION UNIT.
     p.command(62, &rw10(0x2a, 0, 1), 200, false, true, &[b'c'; 200]);
     assert_eq!(p.run_io(), 0);
     let pdus = p.recv();
     let r = response(&pdus);
-    assert_eq!((r.status, r.residual.overflow, r.residual.count), (2, true, 312));
+    assert_eq!(
+        (r.status, r.residual.overflow, r.residual.count),
+        (2, true, 312)
+    );
     let sense = &pdus.last().unwrap().1;
-    assert_eq!((sense[2 + 2] & 0x0f, sense[2 + 12], sense[2 + 13]), (5, 0x0e, 0x03));
+    assert_eq!(
+        (sense[2 + 2] & 0x0f, sense[2 + 12], sense[2 + 13]),
+        (5, 0x0e, 0x03)
+    );
 }
 
 #[test]
 fn commands_outside_the_window_are_ignored_and_gaps_wait() {
-    let mut p = Pair::logged_in(default_offer(), Tuning { queue_depth: 8, ..Tuning::default() }, &[]);
+    let mut p = Pair::logged_in(
+        default_offer(),
+        Tuning {
+            queue_depth: 8,
+            ..Tuning::default()
+        },
+        &[],
+    );
     let tur = [0u8; 6];
     let base = p.cmd_sn;
     p.cmd_sn = base + 8; // beyond MaxCmdSN
@@ -351,18 +464,39 @@ fn commands_outside_the_window_are_ignored_and_gaps_wait() {
     assert!(p.recv().is_empty());
     p.cmd_sn = base; // fills the gap: both run, in order
     p.command(73, &tur, 0, false, false, &[]);
-    let itts: Vec<u32> = p.recv().iter().map(|(b, _)| b.itt()).collect();
+    let pdus = p.recv();
+    let itts: Vec<u32> = pdus.iter().map(|(b, _)| b.itt()).collect();
     assert_eq!(itts, vec![73, 72]);
+    // Each response acknowledges its own command: ExpCmdSN is already past it.
+    let acks: Vec<u32> = pdus
+        .iter()
+        .map(|(b, _)| ScsiResponse::decode(b).exp_cmd_sn)
+        .collect();
+    assert_eq!(acks, vec![base + 1, base + 2]);
 }
 
 #[test]
 fn nop_out_is_echoed_and_keepalive_ends_a_silent_peer() {
-    let tuning = Tuning { nop_interval: Some(Duration::from_secs(1)), nop_timeout: Duration::from_secs(2), ..Tuning::default() };
+    let tuning = Tuning {
+        nop_interval: Some(Duration::from_secs(1)),
+        nop_timeout: Duration::from_secs(2),
+        ..Tuning::default()
+    };
     let mut p = Pair::logged_in(default_offer(), tuning, &[]);
-    let nop = NopOut { immediate: true, lun: 0, itt: 80, ttt: RESERVED_TAG, cmd_sn: p.cmd_sn, exp_stat_sn: 0 };
+    let nop = NopOut {
+        immediate: true,
+        lun: 0,
+        itt: 80,
+        ttt: RESERVED_TAG,
+        cmd_sn: p.cmd_sn,
+        exp_stat_sn: 0,
+    };
     p.send(&nop.encode(), b"ping data");
     let pdus = p.recv();
-    assert_eq!((pdus[0].0.opcode(), pdus[0].0.itt(), &pdus[0].1[..]), (Opcode::NOP_IN, 80, &b"ping data"[..]));
+    assert_eq!(
+        (pdus[0].0.opcode(), pdus[0].0.itt(), &pdus[0].1[..]),
+        (Opcode::NOP_IN, 80, &b"ping data"[..])
+    );
 
     p.now += Duration::from_secs(1);
     p.conn.handle_timeout(p.now);
@@ -376,12 +510,23 @@ fn nop_out_is_echoed_and_keepalive_ends_a_silent_peer() {
 
 #[test]
 fn answered_ping_keeps_the_connection() {
-    let tuning = Tuning { nop_interval: Some(Duration::from_secs(1)), nop_timeout: Duration::from_secs(2), ..Tuning::default() };
+    let tuning = Tuning {
+        nop_interval: Some(Duration::from_secs(1)),
+        nop_timeout: Duration::from_secs(2),
+        ..Tuning::default()
+    };
     let mut p = Pair::logged_in(default_offer(), tuning, &[]);
     p.now += Duration::from_secs(1);
     p.conn.handle_timeout(p.now);
     let ttt = p.recv()[0].0.u32_at(20);
-    let answer = NopOut { immediate: true, lun: 0, itt: RESERVED_TAG, ttt, cmd_sn: p.cmd_sn, exp_stat_sn: 0 };
+    let answer = NopOut {
+        immediate: true,
+        lun: 0,
+        itt: RESERVED_TAG,
+        ttt,
+        cmd_sn: p.cmd_sn,
+        exp_stat_sn: 0,
+    };
     p.send(&answer.encode(), &[]);
     assert!(p.recv().is_empty(), "a ping answer gets no reply");
     p.now += Duration::from_millis(1500);
@@ -391,10 +536,25 @@ fn answered_ping_keeps_the_connection() {
 
 #[test]
 fn data_digest_error_is_rejected_and_the_session_goes_on() {
-    let offer = TargetOffer { data_digest: DigestPolicy::Require, header_digest: DigestPolicy::Require, ..default_offer() };
-    let mut p = Pair::logged_in(offer, Tuning::default(), &[("HeaderDigest", "CRC32C"), ("DataDigest", "CRC32C")]);
+    let offer = TargetOffer {
+        data_digest: DigestPolicy::Require,
+        header_digest: DigestPolicy::Require,
+        ..default_offer()
+    };
+    let mut p = Pair::logged_in(
+        offer,
+        Tuning::default(),
+        &[("HeaderDigest", "CRC32C"), ("DataDigest", "CRC32C")],
+    );
     assert!(p.digests.header && p.digests.data);
-    let nop = NopOut { immediate: true, lun: 0, itt: 90, ttt: RESERVED_TAG, cmd_sn: p.cmd_sn, exp_stat_sn: 0 };
+    let nop = NopOut {
+        immediate: true,
+        lun: 0,
+        itt: 90,
+        ttt: RESERVED_TAG,
+        cmd_sn: p.cmd_sn,
+        exp_stat_sn: 0,
+    };
     let mut wire = Vec::new();
     frame::encode(&mut wire, &nop.encode(), &[], b"abcd", p.digests);
     let last = wire.len() - 1;
@@ -402,7 +562,10 @@ fn data_digest_error_is_rejected_and_the_session_goes_on() {
     assert_eq!(p.conn.handle_input(&wire, p.now), wire.len());
     let pdus = p.recv();
     assert_eq!(pdus[0].0.opcode(), Opcode::REJECT);
-    assert_eq!(Reject::decode(&pdus[0].0).reason, crate::pdu::reject::RejectReason::DATA_DIGEST_ERROR);
+    assert_eq!(
+        Reject::decode(&pdus[0].0).reason,
+        crate::pdu::reject::RejectReason::DATA_DIGEST_ERROR
+    );
     p.send(&nop.encode(), b"abcd");
     assert_eq!(p.recv()[0].0.opcode(), Opcode::NOP_IN);
 }
@@ -415,7 +578,10 @@ fn unknown_opcode_gets_a_reject_with_the_header() {
     p.send(&b, &[]);
     let pdus = p.recv();
     assert_eq!(pdus[0].0.opcode(), Opcode::REJECT);
-    assert_eq!(Reject::decode(&pdus[0].0).reason, crate::pdu::reject::RejectReason::COMMAND_NOT_SUPPORTED);
+    assert_eq!(
+        Reject::decode(&pdus[0].0).reason,
+        crate::pdu::reject::RejectReason::COMMAND_NOT_SUPPORTED
+    );
     assert_eq!(&pdus[0].1[..], &b.0[..]);
 }
 

@@ -182,7 +182,8 @@ pub fn fail(action: LoginAction) -> (LoginResponse, Vec<u8>) {
     match action {
         LoginAction::Fail(r, d, reason) => {
             assert!(!reason.is_empty());
-            assert!(!r.transit);
+            assert!(!r.transit && !r.cont);
+            assert_eq!((r.csg, r.nsg), (Stage(0), Stage(0)), "reserved in a reject");
             (r, d)
         }
         other => panic!("expected Fail, got {other:?}"),
