@@ -33,6 +33,7 @@ fi
 rm -rf "$OUT"
 mkdir -p "$OUT/logs"
 : >"$OUT/results.txt"
+: >"$OUT/why.txt"
 
 # A port nothing listens on now (connecting to it fails).
 free_port() {
@@ -59,12 +60,12 @@ trap cleanup EXIT
 
 # start_daemon NAME PORT ARGS...: runs ringtgt in the background and waits until it accepts.
 start_daemon() {
-    local name=$1 port=$2 i
+    local name=$1 port=$2
     shift 2
     "$RINGTGT_BIN" serve --portal "127.0.0.1:$port" --target "$TARGET" "$@" \
         >"$OUT/ringtgt-$name.log" 2>&1 &
     PIDS+=("$!")
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             return 0
         fi
@@ -102,15 +103,21 @@ iscsi-test-cu -l >"$OUT/all-tests.txt"
 # (timeout, crash) is failed; one that never started is notrun.
 parse_run() {
     local suite=$1 log=$2
-    awk -v prefix="$suite" '
+    awk -v prefix="$suite" -v why="$OUT/why.txt" '
         function verdict(v) {
-            if (name != "") print (v == "passed" && skipped ? "skipped" : v) " " prefix "." name
-            name = ""; skipped = 0
+            if (name == "") return
+            if (v == "passed" && skipped) v = "skipped"
+            print v " " prefix "." name
+            if (v != "passed" && reason != "") print prefix "." name "\t" reason >>why
+            name = ""; skipped = 0; reason = ""
         }
         function scan(s) {
             if (s ~ /^passed/) verdict("passed")
             else if (s ~ /^FAILED/) verdict("failed")
-            else if (s ~ /\[SKIPPED\]/) skipped = 1
+            else if (s ~ /\[(SKIPPED|FAILED)\]/) {
+                skipped = skipped || s ~ /\[SKIPPED\]/
+                if (reason == "") { reason = s; sub(/^ +/, "", reason) }
+            }
         }
         /^Suite: / { verdict("failed"); next }
         /^  Test: / {
@@ -124,9 +131,11 @@ parse_run() {
         name != "" { scan($0) }
         END { verdict("failed") }
     ' "$log" >"$log.results"
-    grep "^${suite//./\\.}\.[^.]*$" "$OUT/all-tests.txt" | while read -r t; do
-        grep -q " $t\$" "$log.results" || echo "notrun $t"
-    done >>"$log.results"
+    local t seen
+    seen=$(cut -d' ' -f2 "$log.results")
+    while read -r t; do
+        grep -qxF "$t" <<<"$seen" || echo "notrun $t" >>"$log.results"
+    done < <(grep "^${suite//./\\.}\.[^.]*$" "$OUT/all-tests.txt")
     cat "$log.results" >>"$OUT/results.txt"
 }
 
@@ -155,7 +164,7 @@ done
 if [[ $REPORT == 1 ]]; then
     echo "conformance: other suites (report only, ${REPORT_BUDGET}s budget)"
     deadline=$((SECONDS + REPORT_BUDGET))
-    for suite in $(grep -E '^(SCSI|iSCSI)\.[^.]+$' "$OUT/all-tests.txt"); do
+    while read -r suite; do
         if printf '%s\n' "${GATED[@]}" | grep -qx "$suite" || [[ $suite == SCSI.ReadOnly ]]; then
             continue
         fi
@@ -164,10 +173,19 @@ if [[ $REPORT == 1 ]]; then
             break
         fi
         run_suite "$suite" "$RW_URL"
-    done
+    done < <(grep -E '^(SCSI|iSCSI)\.[^.]+$' "$OUT/all-tests.txt")
 fi
 
 sort -k2 -o "$OUT/results.txt" "$OUT/results.txt"
+
+for name in rw ro; do
+    pid=${PIDS[0]}
+    [[ $name == ro ]] && pid=${PIDS[1]}
+    if ! kill -0 "$pid" 2>/dev/null; then
+        echo "conformance: ringtgt ($name) died during the run; the end of its log:"
+        tail -n 20 "$OUT/ringtgt-$name.log"
+    fi
+done
 
 missing=()
 while read -r t; do
@@ -181,13 +199,14 @@ echo "conformance: results in $OUT/results.txt (passed $(count passed) / failed 
     "/ skipped $(count skipped) / not run $(count notrun))"
 if [[ -n $newly ]]; then
     echo "conformance: passing but not yet in $PASS_LIST (add them):"
-    printf '  %s\n' $newly
+    while read -r t; do echo "  $t"; done <<<"$newly"
 fi
 if ((${#missing[@]})); then
     echo "conformance: FAILED: ${#missing[@]} listed test(s) did not pass:"
     for t in "${missing[@]}"; do
         status=$(awk -v t="$t" '$2 == t { print $1 }' "$OUT/results.txt")
-        printf '  %s (%s)\n' "$t" "${status:-no such test}"
+        why=$(awk -F'\t' -v t="$t" '$1 == t { print $2; exit }' "$OUT/why.txt")
+        printf '  %s (%s)%s\n' "$t" "${status:-no such test}" "${why:+: $why}"
     done
     echo "conformance: logs in $OUT/logs/"
     exit 1

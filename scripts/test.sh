@@ -7,7 +7,7 @@
 # Integration tests use the debug binary (Cargo's CARGO_BIN_EXE_ringtgt); conformance builds and
 # uses the release binary, where iscsi-test-cu's large transfers run faster.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 START=$SECONDS
 FAILED=()

@@ -300,6 +300,8 @@ impl Connection {
     /// Ends the connection at the control thread's request (session reinstatement).
     pub fn kill(&mut self) {
         self.close.get_or_insert(CloseReason::Reinstated);
+        // The old session's initiator has already moved on: nothing left to flush to it.
+        self.out.buf.clear();
     }
 
     /// The transport failed or the peer closed: nothing more can be sent.

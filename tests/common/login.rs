@@ -127,7 +127,6 @@ impl Initiator {
         } else {
             security
         };
-        let mut said = Pairs::new();
         let itt = self.new_itt();
         for _ in 0..MAX_EXCHANGES {
             let nsg = if csg == Stage::SECURITY {
@@ -135,16 +134,14 @@ impl Initiator {
             } else {
                 Stage::FULL_FEATURE
             };
-            let resp = self.login_exchange(itt, csg, nsg, &pending, &mut said)?;
-            let answered: Vec<&str> = pending.iter().map(|(k, _)| k.as_str()).collect();
+            let (resp, said) = self.login_exchange(itt, csg, nsg, &pending)?;
             // Keys the target offered on its own need an answer; accepting its value is enough
             // for a test initiator.
             let mut next: Pairs = said
-                .iter()
-                .filter(|(k, _)| !DECLARATIVE.contains(&k.as_str()) && !answered.contains(&&**k))
-                .cloned()
+                .into_iter()
+                .filter(|(k, _)| !DECLARATIVE.contains(&k.as_str()))
+                .filter(|(k, _)| !pending.iter().any(|(p, _)| p == k))
                 .collect();
-            said.clear();
             if !resp.transit {
                 pending = next;
                 continue;
@@ -160,15 +157,14 @@ impl Initiator {
     }
 
     /// Sends one Login Request and gathers the whole response, following C-bit continuations.
-    /// The target's keys are appended to `said` and to `self.params.target_keys`.
+    /// Returns the last response and the target's keys (also kept in `self.params.target_keys`).
     fn login_exchange(
         &mut self,
         itt: u32,
         csg: Stage,
         nsg: Stage,
         pairs: &[(String, String)],
-        said: &mut Pairs,
-    ) -> Result<LoginResponse, LoginFailure> {
+    ) -> Result<(LoginResponse, Pairs), LoginFailure> {
         let mut data = keys::encode(pairs);
         let mut transit = true;
         let mut text = Vec::new();
@@ -213,8 +209,7 @@ impl Initiator {
             self.tsih = resp.tsih;
             let pairs = keys::decode(&text);
             self.params.target_keys.extend(pairs.iter().cloned());
-            said.extend(pairs);
-            return Ok(resp);
+            return Ok((resp, pairs));
         }
     }
 
