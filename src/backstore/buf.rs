@@ -1,5 +1,12 @@
-//! Page-aligned I/O buffers: `O_DIRECT` needs the memory address aligned to the device's logical
+//! Page-aligned I/O buffers. `O_DIRECT` needs the memory address aligned to the device's logical
 //! block size, and 4096 covers every device we serve.
+//!
+//! Each reactor thread installs a pool of buffers that its ring has registered with the kernel
+//! (`IORING_REGISTER_BUFFERS`), so block I/O can use `READ_FIXED`/`WRITE_FIXED` and skip the
+//! per-I/O page pinning. A buffer taken from the pool goes back to it when dropped; when the pool
+//! has no buffer of the right size, an ordinary heap buffer is used instead of waiting.
+
+use std::cell::RefCell;
 
 use bytemuck::{Pod, Zeroable};
 
@@ -9,17 +16,108 @@ pub const IO_ALIGN: usize = 4096;
 #[repr(C, align(4096))]
 struct Page([u8; IO_ALIGN]);
 
-/// An owned, zero-initialised, 4096-aligned byte buffer of a fixed logical length.
-/// Moving an `IoBuf` never moves its bytes, so it can be lent to the kernel while in flight.
+/// An owned, 4096-aligned byte buffer of a fixed logical length. Moving an `IoBuf` never moves
+/// its bytes, so it can be lent to the kernel while in flight.
 pub struct IoBuf {
     pages: Vec<Page>,
     len: usize,
+    /// Index of the registered buffer these pages are, when they came from the pool.
+    registered: Option<u16>,
+}
+
+/// One size class of the pool: equal-sized buffers with their registration indexes.
+struct SizeClass {
+    size: usize,
+    free: Vec<(u16, Vec<Page>)>,
+}
+
+/// The calling thread's pool of registered buffers, smallest size class first.
+#[derive(Default)]
+struct Pool {
+    classes: Vec<SizeClass>,
+}
+
+thread_local! {
+    static POOL: RefCell<Pool> = RefCell::new(Pool::default());
+}
+
+/// Memory of one registered buffer, for `io_uring_register_buffers`.
+#[derive(Debug, Clone, Copy)]
+pub struct Region {
+    pub addr: *mut u8,
+    pub len: usize,
+}
+
+/// Creates this thread's pool: `count` buffers of each `size` (sizes rounded up to pages).
+/// Returns their memory regions in registration-index order; the caller registers them with its
+/// ring before any buffer is handed out.
+pub fn install_pool(classes: &[(usize, usize)]) -> Vec<Region> {
+    let mut regions = Vec::new();
+    let mut pool = Pool::default();
+    let mut sorted = classes.to_vec();
+    sorted.sort_unstable();
+    for (size, count) in sorted {
+        let pages = size.div_ceil(IO_ALIGN);
+        let mut class = SizeClass {
+            size: pages * IO_ALIGN,
+            free: Vec::with_capacity(count),
+        };
+        for _ in 0..count {
+            let Ok(index) = u16::try_from(regions.len()) else {
+                break;
+            };
+            let mut mem = vec![Page([0; IO_ALIGN]); pages];
+            regions.push(Region {
+                addr: mem.as_mut_ptr().cast::<u8>(),
+                len: pages * IO_ALIGN,
+            });
+            class.free.push((index, mem));
+        }
+        pool.classes.push(class);
+    }
+    POOL.with(|p| *p.borrow_mut() = pool);
+    regions
+}
+
+fn take_from_pool(len: usize) -> Option<(u16, Vec<Page>)> {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        p.classes
+            .iter_mut()
+            .find(|c| c.size >= len && !c.free.is_empty())
+            .and_then(|c| c.free.pop())
+    })
 }
 
 impl IoBuf {
+    /// A buffer whose contents are unspecified (a reused pool buffer keeps earlier bytes): for
+    /// reads that fill it, or writes that overwrite it, entirely.
+    pub fn alloc(len: usize) -> Self {
+        match take_from_pool(len) {
+            Some((index, pages)) => IoBuf {
+                pages,
+                len,
+                registered: Some(index),
+            },
+            None => Self::heap(len),
+        }
+    }
+
+    /// A zero-filled buffer.
     pub fn zeroed(len: usize) -> Self {
-        let pages = vec![Page([0; IO_ALIGN]); len.div_ceil(IO_ALIGN)];
-        IoBuf { pages, len }
+        let mut b = Self::alloc(len);
+        if b.registered.is_some() {
+            b.as_mut_slice().fill(0);
+        }
+        b
+    }
+
+    fn heap(len: usize) -> Self {
+        IoBuf {
+            pages: vec![Page([0; IO_ALIGN]); len.div_ceil(IO_ALIGN)],
+            len,
+            registered: None,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -35,6 +133,11 @@ impl IoBuf {
         self.pages.len() * IO_ALIGN
     }
 
+    /// The registration index for `READ_FIXED` / `WRITE_FIXED`, if this is a pool buffer.
+    pub fn registered_index(&self) -> Option<u16> {
+        self.registered
+    }
+
     pub fn as_slice(&self) -> &[u8] {
         &bytemuck::cast_slice::<Page, u8>(&self.pages)[..self.len]
     }
@@ -44,9 +147,27 @@ impl IoBuf {
     }
 }
 
+impl Drop for IoBuf {
+    fn drop(&mut self) {
+        let Some(index) = self.registered else { return };
+        let pages = std::mem::take(&mut self.pages);
+        let size = pages.len() * IO_ALIGN;
+        // During thread teardown the pool may already be gone; the memory is then just freed.
+        let _ = POOL.try_with(|p| {
+            if let Some(c) = p.borrow_mut().classes.iter_mut().find(|c| c.size == size) {
+                c.free.push((index, pages));
+            }
+        });
+    }
+}
+
 impl std::fmt::Debug for IoBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "IoBuf({} bytes)", self.len)
+        write!(
+            f,
+            "IoBuf({} bytes, registered {:?})",
+            self.len, self.registered
+        )
     }
 }
 
@@ -64,5 +185,50 @@ mod tests {
             b.as_mut_slice().fill(7);
             assert!(b.as_slice().iter().all(|&x| x == 7));
         }
+    }
+
+    #[test]
+    fn pool_buffers_return_on_drop_and_heap_takes_over_when_empty() {
+        std::thread::spawn(|| {
+            let regions = install_pool(&[(8192, 2), (65536, 1)]);
+            assert_eq!(regions.len(), 3);
+            let a = IoBuf::alloc(4096);
+            let b = IoBuf::alloc(8192);
+            assert!(a.registered_index().is_some() && b.registered_index().is_some());
+            assert_ne!(a.registered_index(), b.registered_index());
+            // The 8 KiB class is empty, so the next small buffer comes from the 64 KiB class,
+            // and after that from the heap.
+            let c = IoBuf::alloc(100);
+            assert_eq!(c.capacity(), 65536);
+            let d = IoBuf::alloc(100);
+            assert!(d.registered_index().is_none());
+            let index = a.registered_index();
+            drop(a);
+            let e = IoBuf::alloc(10);
+            assert_eq!(e.registered_index(), index);
+            assert_eq!(
+                e.as_slice().as_ptr(),
+                regions[usize::from(index.unwrap())].addr.cast_const()
+            );
+            // Too large for every class: heap.
+            assert!(IoBuf::alloc(1 << 20).registered_index().is_none());
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn zeroed_pool_buffer_has_no_stale_bytes() {
+        std::thread::spawn(|| {
+            install_pool(&[(4096, 1)]);
+            let mut a = IoBuf::alloc(4096);
+            a.as_mut_slice().fill(0xee);
+            drop(a);
+            let b = IoBuf::zeroed(4096);
+            assert!(b.registered_index().is_some());
+            assert!(b.as_slice().iter().all(|&x| x == 0));
+        })
+        .join()
+        .unwrap();
     }
 }

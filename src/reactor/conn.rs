@@ -11,7 +11,7 @@ use socket2::Socket;
 use super::token::{Kind, Token};
 use super::Reactor;
 use crate::control::{ConnRef, ToControl};
-use crate::session::Connection;
+use crate::session::{Connection, Payload};
 
 const INITIAL_RECV_BUF: usize = 64 * 1024;
 /// Stop reading new commands while this much output waits for the peer: back-pressure instead
@@ -28,8 +28,7 @@ pub struct ConnSlot {
     rbuf: Vec<u8>,
     rlen: usize,
     recv_posted: bool,
-    sending: Vec<u8>,
-    sent: usize,
+    sending: Option<Sending>,
     send_posted: bool,
     pub blocks_in_flight: usize,
     pub tsih: Option<u16>,
@@ -37,6 +36,80 @@ pub struct ConnSlot {
     shut: bool,
     close_deadline: Option<Instant>,
 }
+
+/// One gathered send in flight: staged headers and the I/O buffers whose payloads it sends
+/// without copying, owned here until the kernel is done with them.
+struct Sending {
+    staged: Vec<u8>,
+    /// Held, not read: the iovecs point into these buffers until the send completes.
+    _payloads: Vec<Payload>,
+    iov: Vec<libc::iovec>,
+    /// First iovec not yet completely sent.
+    first: usize,
+    msg: Box<libc::msghdr>,
+}
+
+impl Sending {
+    fn new(staged: Vec<u8>, payloads: Vec<Payload>) -> Sending {
+        let mut iov = Vec::with_capacity(2 * payloads.len() + 1);
+        let mut push = |b: &[u8]| {
+            if !b.is_empty() {
+                iov.push(libc::iovec {
+                    iov_base: b.as_ptr() as *mut libc::c_void,
+                    iov_len: b.len(),
+                });
+            }
+        };
+        let mut from = 0;
+        for p in &payloads {
+            push(&staged[from..p.at]);
+            push(p.bytes());
+            from = p.at;
+        }
+        push(&staged[from..]);
+        // SAFETY: msghdr is plain old data; all-zero is a valid empty header.
+        let msg = Box::new(unsafe { std::mem::zeroed::<libc::msghdr>() });
+        Sending {
+            staged,
+            _payloads: payloads,
+            iov,
+            first: 0,
+            msg,
+        }
+    }
+
+    fn remaining(&self) -> usize {
+        self.iov[self.first..].iter().map(|v| v.iov_len).sum()
+    }
+
+    /// Points the message header at the iovecs still to send (at most IOV_MAX of them).
+    fn prepare(&mut self) -> *const libc::msghdr {
+        let rest = &mut self.iov[self.first..];
+        self.msg.msg_iov = rest.as_mut_ptr();
+        self.msg.msg_iovlen = rest.len().min(IOV_MAX);
+        &*self.msg
+    }
+
+    /// Accounts for `n` bytes sent; returns whether everything is out.
+    fn advance(&mut self, mut n: usize) -> bool {
+        while n > 0 && self.first < self.iov.len() {
+            let v = &mut self.iov[self.first];
+            if n >= v.iov_len {
+                n -= v.iov_len;
+                self.first += 1;
+            } else {
+                // SAFETY: n < iov_len, so the new base stays inside the same buffer.
+                v.iov_base = unsafe { v.iov_base.cast::<u8>().add(n) }.cast();
+                v.iov_len -= n;
+                n = 0;
+            }
+        }
+        self.first >= self.iov.len()
+    }
+}
+
+/// Linux's limit on iovecs per sendmsg (UIO_MAXIOV).
+const IOV_MAX: usize = 1024;
 
 impl ConnSlot {
     pub fn new(
@@ -56,8 +129,7 @@ impl ConnSlot {
             rbuf: vec![0; INITIAL_RECV_BUF],
             rlen: 0,
             recv_posted: false,
-            sending: Vec::new(),
-            sent: 0,
+            sending: None,
             send_posted: false,
             blocks_in_flight: 0,
             tsih: None,
@@ -108,23 +180,23 @@ impl Reactor {
         if slot.send_posted || slot.conn.output().is_empty() || slot.shut {
             return;
         }
-        slot.sending.clear();
-        std::mem::swap(&mut slot.sending, slot.conn.output());
-        slot.sent = 0;
+        let out = slot.conn.output();
+        let staged = std::mem::take(&mut out.staged);
+        let payloads = std::mem::take(&mut out.payloads);
+        slot.sending = Some(Sending::new(staged, payloads));
         self.post_send(idx);
     }
 
     fn post_send(&mut self, idx: usize) {
         let slot = &mut self.conns[idx];
-        let rest = &slot.sending[slot.sent..];
-        let sqe = opcode::Send::new(
-            types::Fd(slot.sock.as_raw_fd()),
-            rest.as_ptr(),
-            rest.len() as u32,
-        )
-        .flags(libc::MSG_NOSIGNAL)
-        .build()
-        .user_data(Token::new(Kind::Send, idx, slot.generation).encode());
+        let Some(sending) = slot.sending.as_mut() else {
+            return;
+        };
+        let msg = sending.prepare();
+        let sqe = opcode::SendMsg::new(types::Fd(slot.sock.as_raw_fd()), msg)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build()
+            .user_data(Token::new(Kind::Send, idx, slot.generation).encode());
         slot.send_posted = true;
         self.push(sqe);
     }
@@ -141,12 +213,19 @@ impl Reactor {
         slot.send_posted = false;
         if res < 0 {
             tracing::debug!(parent: &slot.span, errno = -res, "send failed");
+            slot.sending = None;
             slot.conn.kill_transport();
-        } else {
-            slot.sent += res as usize;
-            if slot.sent < slot.sending.len() {
+        } else if let Some(sending) = slot.sending.as_mut() {
+            if !sending.advance(res as usize) {
                 self.post_send(idx);
                 return;
+            }
+            // Everything is out: the staged bytes are reused, the I/O buffers go back to the pool.
+            let mut done = slot.sending.take().map(|s| s.staged).unwrap_or_default();
+            let out = slot.conn.output();
+            if out.staged.is_empty() && out.staged.capacity() < done.capacity() {
+                done.clear();
+                std::mem::swap(&mut out.staged, &mut done);
             }
         }
         self.service(idx);
@@ -157,7 +236,8 @@ impl Reactor {
         if slot.recv_posted || slot.shut || slot.awaiting_registration {
             return;
         }
-        if slot.conn.output().len() + slot.sending.len() > MAX_PENDING_OUTPUT {
+        let in_flight = slot.sending.as_ref().map_or(0, Sending::remaining);
+        if slot.conn.output().pending_bytes() + in_flight > MAX_PENDING_OUTPUT {
             return;
         }
         let max = slot.conn.max_pdu_len().max(INITIAL_RECV_BUF);

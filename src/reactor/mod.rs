@@ -31,6 +31,9 @@ pub use wake::WakeFd;
 const RING_ENTRIES: u32 = 1024;
 /// Granularity of protocol timers (keepalive, login timeout).
 const TICK: Duration = Duration::from_millis(200);
+/// Registered buffer pool per reactor: (size, count). Small transfers and 1 MiB streams come
+/// from here; anything larger, or a burst beyond the pool, uses heap buffers.
+const BUFFER_POOL: [(usize, usize); 2] = [(64 << 10, 256), (1 << 20, 32)];
 
 /// Backing stores by target index and LUN id, shared by all reactors.
 #[derive(Default)]
@@ -80,8 +83,10 @@ impl Reactor {
                 tracing::warn!(cpu, "could not pin reactor thread");
             }
         }
+        let ring = IoUring::new(RING_ENTRIES)?;
+        register_buffer_pool(&ring, s.index);
         Ok(Reactor {
-            ring: IoUring::new(RING_ENTRIES)?,
+            ring,
             index: s.index,
             listeners: s.listeners,
             conns: Slab::new(),
@@ -278,6 +283,33 @@ impl Reactor {
             .get(idx)
             .filter(|s| s.generation == generation)
             .map(|_| idx)
+    }
+}
+
+/// Installs this thread's buffer pool and registers it with the ring. Without the memory-lock
+/// allowance for it, the reactor runs on heap buffers and says what to raise.
+fn register_buffer_pool(ring: &IoUring, reactor: usize) {
+    let regions = crate::backstore::buf::install_pool(&BUFFER_POOL);
+    let iovecs: Vec<libc::iovec> = regions
+        .iter()
+        .map(|r| libc::iovec {
+            iov_base: r.addr.cast(),
+            iov_len: r.len,
+        })
+        .collect();
+    // SAFETY: each region is a live allocation owned by this thread's pool, which keeps it for
+    // the thread's lifetime (buffers only move between the pool and tasks, never get freed), and
+    // the ring is dropped before the thread ends.
+    let registered = unsafe { ring.submitter().register_buffers(&iovecs) };
+    if let Err(e) = registered {
+        let need: usize = regions.iter().map(|r| r.len).sum();
+        tracing::warn!(
+            reactor,
+            error = %e,
+            "cannot register {} MiB of I/O buffers; using unregistered buffers (raise RLIMIT_MEMLOCK, e.g. `ulimit -l unlimited` or LimitMEMLOCK=infinity, or run with CAP_IPC_LOCK)",
+            need >> 20
+        );
+        crate::backstore::buf::install_pool(&[]);
     }
 }
 

@@ -2,7 +2,9 @@
 //! unsolicited, solicited by R2T), backing-store requests and their completions.
 
 use super::conn::{IoCompletion, IoOp, IoRequest};
-use super::data_in::Reply;
+use std::rc::Rc;
+
+use super::data_in::{Reply, Source};
 use super::full::Session;
 use super::misc_pdus::alloc_ttt;
 use super::output::Output;
@@ -66,7 +68,7 @@ impl Session {
             Plan::Complete(c) => self.send_completion(reply, &c, out),
             Plan::Read { lba, blocks } => {
                 let len = (u64::from(blocks) * bs) as u32;
-                let buf = IoBuf::zeroed(len as usize);
+                let buf = IoBuf::alloc(len as usize);
                 let kind = IoKind::Read { lba, scsi_len: len };
                 let op = IoOp::Read {
                     offset: lba * bs,
@@ -206,7 +208,7 @@ impl Session {
         } else {
             edtl.min(self.params.first_burst_length).max(imm_len)
         };
-        let mut buf = IoBuf::zeroed(need as usize);
+        let mut buf = IoBuf::alloc(need as usize);
         let keep = imm.len().min(need as usize);
         buf.as_mut_slice()[..keep].copy_from_slice(&imm[..keep]);
         let w = WriteState {
@@ -490,12 +492,13 @@ impl Session {
         }
         match kind {
             IoKind::Read { scsi_len, .. } => {
-                let data = c
-                    .buf
-                    .as_ref()
-                    .map(|b| &b.as_slice()[..scsi_len as usize])
-                    .unwrap_or(&[]);
-                self.send_read_result(reply, data, ScsiStatus::GOOD, &[], out);
+                let Some(buf) = c.buf.filter(|b| b.len() == scsi_len as usize) else {
+                    tracing::error!(itt = t.itt, "read completed without its buffer");
+                    let completion = scsi::io_error(&self.nexus, false, 0);
+                    self.send_completion(reply, &completion, out);
+                    return;
+                };
+                self.send_read_result(reply, Source::Buf(Rc::new(buf)), ScsiStatus::GOOD, &[], out);
             }
             IoKind::Write { scsi_len, .. } => {
                 let residual = Residual::of(t.edtl, u64::from(scsi_len));

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::context::PortalContext;
 use super::full::Session;
-use super::output::Output;
+pub use super::output::{Output, Payload};
 use super::task::IoToken;
 use crate::backstore::IoBuf;
 use crate::login::{Login, LoginAction, LoginEnv, LoginOutcome, SessionType};
@@ -301,13 +301,13 @@ impl Connection {
     pub fn kill(&mut self) {
         self.close.get_or_insert(CloseReason::Reinstated);
         // The old session's initiator has already moved on: nothing left to flush to it.
-        self.out.buf.clear();
+        self.out.clear();
     }
 
     /// The transport failed or the peer closed: nothing more can be sent.
     pub fn kill_transport(&mut self) {
         self.close.get_or_insert(CloseReason::TransportClosed);
-        self.out.buf.clear();
+        self.out.clear();
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -328,9 +328,9 @@ impl Connection {
         self.control.pop_front()
     }
 
-    /// Bytes ready to send. The reactor drains (part of) it and removes what was sent.
-    pub fn output(&mut self) -> &mut Vec<u8> {
-        &mut self.out.buf
+    /// PDUs ready to send. The reactor takes them out and sends them.
+    pub fn output(&mut self) -> &mut Output {
+        &mut self.out
     }
 
     /// Set once the connection must end; the reactor flushes `output()` first.

@@ -1,8 +1,11 @@
 //! Sending a command's results: Data-In split by the initiator's MaxRecvDataSegmentLength and
 //! MaxBurstLength, status collapsed into the last Data-In when possible, or a SCSI Response.
 
+use std::rc::Rc;
+
 use super::full::Session;
 use super::output::Output;
+use crate::backstore::IoBuf;
 use crate::pdu::scsi::{sense_segment, DataIn, Residual, ScsiResponse, ScsiResponseCode};
 use crate::pdu::RESERVED_TAG;
 use crate::scsi::{Completion, ScsiStatus};
@@ -18,21 +21,38 @@ pub(super) struct Reply {
     pub r2t_count: u32,
 }
 
+/// Where a command's Data-In comes from: bytes the SCSI layer built (copied into the staging
+/// buffer), or a buffer the backing store filled (sent from where it is).
+pub(super) enum Source<'a> {
+    Bytes(&'a [u8]),
+    Buf(Rc<IoBuf>),
+}
+
+impl Source<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Source::Bytes(b) => b.len(),
+            Source::Buf(b) => b.len(),
+        }
+    }
+}
+
 impl Session {
     /// Sends `data` (the command's full Data-In) and its status. `data` may be longer than the EDTL:
     /// only EDTL bytes go on the wire and the rest is reported as residual overflow.
     pub(super) fn send_read_result(
         &mut self,
         r: Reply,
-        data: &[u8],
+        data: Source<'_>,
         c_status: ScsiStatus,
         sense: &[u8],
         out: &mut Output,
     ) {
-        let residual = Residual::of(r.edtl, data.len() as u64);
-        let send = &data[..data.len().min(r.edtl as usize)];
-        let collapse = c_status == ScsiStatus::GOOD && sense.is_empty() && !send.is_empty();
-        let data_sn = self.send_data_in(r, send, collapse.then_some(residual), out);
+        let len = data.len();
+        let residual = Residual::of(r.edtl, len as u64);
+        let send_len = len.min(r.edtl as usize);
+        let collapse = c_status == ScsiStatus::GOOD && sense.is_empty() && send_len > 0;
+        let data_sn = self.send_data_in(r, &data, send_len, collapse.then_some(residual), out);
         if !collapse {
             self.send_response(r, c_status, sense, residual, data_sn, out);
         }
@@ -43,7 +63,8 @@ impl Session {
     fn send_data_in(
         &mut self,
         r: Reply,
-        data: &[u8],
+        data: &Source<'_>,
+        total: usize,
         status_residual: Option<Residual>,
         out: &mut Output,
     ) -> u32 {
@@ -51,10 +72,10 @@ impl Session {
         let burst = (self.params.max_burst_length as usize).max(mrdsl);
         let mut data_sn = 0u32;
         let mut offset = 0usize;
-        while offset < data.len() {
-            let burst_end = (offset - offset % burst + burst).min(data.len());
+        while offset < total {
+            let burst_end = (offset - offset % burst + burst).min(total);
             let len = mrdsl.min(burst_end - offset);
-            let last = offset + len == data.len();
+            let last = offset + len == total;
             // RFC 7143 §11.7.1: F ends each sequence (MaxBurstLength) and the command's data.
             let final_bit = last || offset + len == burst_end;
             let status = if last { status_residual } else { None };
@@ -77,7 +98,10 @@ impl Session {
                 data_sn,
                 buffer_offset: offset as u32,
             };
-            out.pdu(&pdu.encode(), &data[offset..offset + len]);
+            match data {
+                Source::Bytes(b) => out.pdu(&pdu.encode(), &b[offset..offset + len]),
+                Source::Buf(buf) => out.pdu_from_buf(&pdu.encode(), buf, offset..offset + len),
+            }
             data_sn = data_sn.wrapping_add(1);
             offset += len;
         }
@@ -116,7 +140,7 @@ impl Session {
             let residual = Residual::of(r.edtl, 0);
             self.send_response(r, c.status, &c.sense, residual, 0, out);
         } else {
-            self.send_read_result(r, &c.data, c.status, &c.sense, out);
+            self.send_read_result(r, Source::Bytes(&c.data), c.status, &c.sense, out);
         }
     }
 }

@@ -16,7 +16,9 @@ mod output;
 pub mod sn;
 mod task;
 
-pub use conn::{CloseReason, Connection, ControlRequest, IoCompletion, IoOp, IoRequest};
+pub use conn::{
+    CloseReason, Connection, ControlRequest, IoCompletion, IoOp, IoRequest, Output, Payload,
+};
 pub use context::{PortalContext, TargetRuntime, Tuning};
 pub use task::IoToken;
 

@@ -1,16 +1,122 @@
-//! The connection's transmit side: PDUs are encoded into one staging buffer that the reactor sends
-//! in a single call per loop turn.
+//! The connection's transmit side. Headers and small PDUs are staged in one buffer; large data
+//! segments (Data-In read from the backing store) are not copied into it but recorded as
+//! references to the buffer the disk filled, spliced into the stream at their place. The reactor
+//! sends staged bytes and payloads together in one gathered send.
 
-use crate::pdu::{frame, Bhs, Digests};
+use std::ops::Range;
+use std::rc::Rc;
+
+use crate::backstore::IoBuf;
+use crate::pdu::frame::{self, pad4};
+use crate::pdu::{Bhs, Digests};
+
+/// A data segment sent straight from an I/O buffer, inserted at offset `at` of the staged bytes.
+pub struct Payload {
+    pub at: usize,
+    pub buf: Rc<IoBuf>,
+    pub range: Range<usize>,
+}
+
+impl Payload {
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf.as_slice()[self.range.clone()]
+    }
+}
 
 #[derive(Default)]
 pub struct Output {
-    pub buf: Vec<u8>,
+    pub staged: Vec<u8>,
+    pub payloads: Vec<Payload>,
     pub digests: Digests,
 }
 
 impl Output {
+    /// Stages a whole PDU, copying its (small) data segment.
     pub fn pdu(&mut self, bhs: &Bhs, data: &[u8]) {
-        frame::encode(&mut self.buf, bhs, &[], data, self.digests);
+        frame::encode(&mut self.staged, bhs, &[], data, self.digests);
+    }
+
+    /// Stages a PDU header whose data segment is `buf[range]`, sent without a copy.
+    pub fn pdu_from_buf(&mut self, bhs: &Bhs, buf: &Rc<IoBuf>, range: Range<usize>) {
+        let len = range.len();
+        frame::encode_header(&mut self.staged, bhs, &[], len, self.digests);
+        if len == 0 {
+            return;
+        }
+        let payload = Payload {
+            at: self.staged.len(),
+            buf: buf.clone(),
+            range,
+        };
+        let pad = pad4(len) - len;
+        self.staged.extend(std::iter::repeat_n(0u8, pad));
+        if self.digests.data {
+            // RFC 7143 §11.1: the data digest covers the segment and its padding.
+            let crc = crc32c::crc32c_append(crc32c::crc32c(payload.bytes()), &[0u8; 3][..pad]);
+            self.staged.extend_from_slice(&crc.to_le_bytes());
+        }
+        self.payloads.push(payload);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.staged.is_empty() && self.payloads.is_empty()
+    }
+
+    /// Bytes waiting to be sent, payloads included.
+    pub fn pending_bytes(&self) -> usize {
+        self.staged.len() + self.payloads.iter().map(|p| p.range.len()).sum::<usize>()
+    }
+
+    /// Drops everything not yet sent.
+    pub fn clear(&mut self) {
+        self.staged.clear();
+        self.payloads.clear();
+    }
+
+    /// The byte stream as it goes on the wire (for tests and diagnostics; the reactor gathers
+    /// the pieces instead of copying).
+    pub fn to_wire(&self) -> Vec<u8> {
+        let mut wire = Vec::with_capacity(self.pending_bytes());
+        let mut from = 0;
+        for p in &self.payloads {
+            wire.extend_from_slice(&self.staged[from..p.at]);
+            wire.extend_from_slice(p.bytes());
+            from = p.at;
+        }
+        wire.extend_from_slice(&self.staged[from..]);
+        wire
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdu::Opcode;
+
+    #[test]
+    fn spliced_payload_matches_a_copied_pdu_with_digests() {
+        let digests = Digests {
+            header: true,
+            data: true,
+        };
+        let mut buf = IoBuf::alloc(10);
+        buf.as_mut_slice().copy_from_slice(b"0123456789");
+        let buf = Rc::new(buf);
+        let mut bhs = Bhs::new(Opcode::DATA_IN);
+        bhs.set_itt(9);
+        let mut spliced = Output {
+            digests,
+            ..Output::default()
+        };
+        spliced.pdu_from_buf(&bhs, &buf, 3..10);
+        spliced.pdu(&bhs, b"tail");
+        let mut copied = Output {
+            digests,
+            ..Output::default()
+        };
+        copied.pdu(&bhs, b"3456789");
+        copied.pdu(&bhs, b"tail");
+        assert_eq!(spliced.to_wire(), copied.to_wire());
+        assert_eq!(spliced.pending_bytes(), copied.to_wire().len());
     }
 }

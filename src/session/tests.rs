@@ -132,7 +132,8 @@ impl Pair {
     }
 
     fn recv(&mut self) -> Vec<(Bhs, Vec<u8>)> {
-        let out = std::mem::take(self.conn.output());
+        let out = self.conn.output().to_wire();
+        self.conn.output().clear();
         let mut pdus = Vec::new();
         let mut rest = &out[..];
         while !rest.is_empty() {
