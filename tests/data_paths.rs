@@ -154,3 +154,57 @@ fn read_with_edtl_larger_than_transfer_reports_underflow() {
     );
     assert_eq!(r.residual.count, 7 * bs);
 }
+
+/// A large Data-Out whose payload trickles in after its header is received straight into the
+/// task's buffer (the reactor lends the buffer range to the kernel); the data must still land
+/// exactly where its Buffer Offset says.
+#[test]
+fn data_out_arriving_in_pieces_lands_in_place() {
+    use ringtgt::pdu::frame;
+    use ringtgt::pdu::scsi::{DataOut, R2t, ScsiResponse};
+    use ringtgt::pdu::Opcode;
+    use std::time::Duration;
+
+    let d = common::daemon(&[]);
+    let keys = [
+        ("InitialR2T", "Yes"),
+        ("ImmediateData", "No"),
+        ("MaxBurstLength", "65536"),
+    ];
+    let mut ini = common::session(&d, &keys);
+    ini.wait_ready(0);
+    let (_, bs) = ini.capacity(0);
+    let data = cdb::pattern(9, 64 * 1024);
+    let lba = LBA * 5;
+    let cmd = ini.command_pdu(
+        0,
+        &cdb::write10(lba as u32, (data.len() as u32 / bs) as u16),
+        false,
+        true,
+        data.len() as u32,
+    );
+    ini.send_pdu(&cmd.encode(), &[], &[]);
+    let (bhs, _) = ini.recv();
+    assert_eq!(bhs.opcode(), Opcode::R2T);
+    let r2t = R2t::decode(&bhs);
+    assert_eq!(r2t.desired_len as usize, data.len());
+    let out = DataOut {
+        final_bit: true,
+        lun: cmd.lun,
+        itt: cmd.itt,
+        ttt: r2t.ttt,
+        exp_stat_sn: ini.exp_stat_sn,
+        data_sn: 0,
+        buffer_offset: 0,
+    };
+    let mut wire = Vec::new();
+    frame::encode(&mut wire, &out.encode(), &[], &data, ini.conn.digests);
+    for piece in [&wire[..48 + 100], &wire[48 + 100..30_000], &wire[30_000..]] {
+        ini.conn.send_raw(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (bhs, _) = ini.recv();
+    let rsp = ScsiResponse::decode(&bhs);
+    assert_eq!((bhs.opcode(), rsp.status), (Opcode::SCSI_RESPONSE, 0));
+    read_back(&mut ini, lba, &data, bs);
+}

@@ -11,6 +11,7 @@ use socket2::Socket;
 use super::token::{Kind, Token};
 use super::Reactor;
 use crate::control::{ConnRef, ToControl};
+use crate::pdu::Bhs;
 use crate::session::{Connection, Payload};
 
 const INITIAL_RECV_BUF: usize = 64 * 1024;
@@ -35,6 +36,14 @@ pub struct ConnSlot {
     pub awaiting_registration: bool,
     shut: bool,
     close_deadline: Option<Instant>,
+    /// A Data-Out payload being received straight into its task's buffer.
+    landing: Option<Landing>,
+}
+
+struct Landing {
+    bhs: Bhs,
+    ptr: *mut u8,
+    remaining: usize,
 }
 
 /// One gathered send in flight: staged headers and the I/O buffers whose payloads it sends
@@ -136,6 +145,7 @@ impl ConnSlot {
             awaiting_registration: false,
             shut: false,
             close_deadline: None,
+            landing: None,
         }
     }
 
@@ -236,22 +246,25 @@ impl Reactor {
         if slot.recv_posted || slot.shut || slot.awaiting_registration {
             return;
         }
-        let in_flight = slot.sending.as_ref().map_or(0, Sending::remaining);
-        if slot.conn.output().pending_bytes() + in_flight > MAX_PENDING_OUTPUT {
-            return;
-        }
-        let max = slot.conn.max_pdu_len().max(INITIAL_RECV_BUF);
-        if slot.rbuf.len() - slot.rlen < 4096 && slot.rbuf.len() < max {
-            slot.rbuf.resize(max, 0);
-        }
-        let free = &mut slot.rbuf[slot.rlen..];
-        let sqe = opcode::Recv::new(
-            types::Fd(slot.sock.as_raw_fd()),
-            free.as_mut_ptr(),
-            free.len() as u32,
-        )
-        .build()
-        .user_data(Token::new(Kind::Recv, idx, slot.generation).encode());
+        let (ptr, len) = match &slot.landing {
+            // The session lent this part of a task buffer until `handle_landed`.
+            Some(l) => (l.ptr, l.remaining.min(u32::MAX as usize)),
+            None => {
+                let in_flight = slot.sending.as_ref().map_or(0, Sending::remaining);
+                if slot.conn.output().pending_bytes() + in_flight > MAX_PENDING_OUTPUT {
+                    return;
+                }
+                let max = slot.conn.max_pdu_len().max(INITIAL_RECV_BUF);
+                if slot.rbuf.len() - slot.rlen < 4096 && slot.rbuf.len() < max {
+                    slot.rbuf.resize(max, 0);
+                }
+                let free = &mut slot.rbuf[slot.rlen..];
+                (free.as_mut_ptr(), free.len())
+            }
+        };
+        let sqe = opcode::Recv::new(types::Fd(slot.sock.as_raw_fd()), ptr, len as u32)
+            .build()
+            .user_data(Token::new(Kind::Recv, idx, slot.generation).encode());
         slot.recv_posted = true;
         self.push(sqe);
     }
@@ -270,17 +283,44 @@ impl Reactor {
             if !slot.shut {
                 tracing::debug!(parent: &slot.span, errno = -res, "peer closed the connection");
             }
+            slot.landing = None;
             slot.conn.kill_transport();
             self.service(idx);
             return;
         }
-        slot.rlen += res as usize;
         let _guard = slot.span.clone().entered();
-        let used = slot
-            .conn
-            .handle_input(&slot.rbuf[..slot.rlen], Instant::now());
-        slot.rbuf.copy_within(used..slot.rlen, 0);
-        slot.rlen -= used;
+        let now = Instant::now();
+        if let Some(l) = slot.landing.as_mut() {
+            let n = res as usize;
+            // The kernel filled `n` bytes of the lent range; the rest follows it.
+            l.ptr = l.ptr.wrapping_add(n);
+            l.remaining -= n;
+            if l.remaining == 0 {
+                let bhs = l.bhs;
+                slot.landing = None;
+                slot.conn.handle_landed(&bhs, now);
+            }
+        } else {
+            slot.rlen += res as usize;
+            let used = slot.conn.handle_input(&slot.rbuf[..slot.rlen], now);
+            slot.rbuf.copy_within(used..slot.rlen, 0);
+            slot.rlen -= used;
+            if slot.rlen > 0 {
+                if let Some((bhs, ptr, remaining)) = slot.conn.landing(&slot.rbuf[..slot.rlen]) {
+                    tracing::trace!(
+                        itt = bhs.itt(),
+                        remaining,
+                        "receiving Data-Out payload in place"
+                    );
+                    slot.rlen = 0;
+                    slot.landing = Some(Landing {
+                        bhs,
+                        ptr,
+                        remaining,
+                    });
+                }
+            }
+        }
         drop(_guard);
         self.service(idx);
     }

@@ -147,9 +147,10 @@ impl Reactor {
     /// Queues one submission. A full submission queue is flushed to the kernel, never waited on.
     fn push(&mut self, sqe: squeue::Entry) {
         loop {
-            // SAFETY: every buffer an entry points at is owned by a slab slot (connection or
-            // block op) that is only freed after the entry's completion has been reaped, and the
-            // wake/tick buffers are boxed in the reactor, which outlives its ring.
+            // SAFETY: every buffer an entry points at is owned by a slab slot (a connection, its
+            // session's task buffers, or a block op) that is only freed after the entry's
+            // completion has been reaped, and the wake/tick buffers are boxed in the reactor,
+            // which outlives its ring.
             let pushed = unsafe { self.ring.submission().push(&sqe) };
             if pushed.is_ok() {
                 return;

@@ -278,33 +278,7 @@ impl Session {
             self.data_out_without_task(&d, bhs, data);
             return;
         };
-        match self.accept_data_out(slot, &d, data) {
-            Ok(r2t_closed) => {
-                if r2t_closed {
-                    self.send_r2ts(slot, out);
-                }
-                if let Some(target) = self.target {
-                    self.maybe_write(target, slot, out);
-                }
-            }
-            Err(why) => {
-                // At ErrorRecoveryLevel 0 a sequence error cannot be repaired: the PDU is
-                // rejected and its task ends, so the initiator sees the command fail.
-                tracing::warn!(
-                    itt = d.itt,
-                    ttt = d.ttt,
-                    data_sn = d.data_sn,
-                    offset = d.buffer_offset,
-                    len = data.len(),
-                    "{why}"
-                );
-                self.reject(bhs, RejectReason::PROTOCOL_ERROR, out);
-                if matches!(self.tasks[slot].state, TaskState::Receiving(_)) {
-                    self.free_task(slot);
-                    self.after_task_change(out);
-                }
-            }
-        }
+        self.after_data_out(slot, &d, bhs, data.len() as u32, Some(data), out);
     }
 
     /// Data-Out for a command still waiting behind a CmdSN gap waits with it; any other is late
@@ -325,13 +299,12 @@ impl Session {
         tracing::debug!(itt = d.itt, "Data-Out for no active task dropped");
     }
 
-    /// Places one Data-Out's payload (RFC 7143 §11.7); returns whether it completed an R2T.
-    fn accept_data_out(&mut self, slot: usize, d: &DataOut, data: &[u8]) -> Result<bool, String> {
-        let t = &mut self.tasks[slot];
-        let TaskState::Receiving(w) = &mut t.state else {
+    /// Checks a Data-Out of `len` bytes against its task (RFC 7143 §11.7, §3.2.4.2) without
+    /// changing anything; returns the index of the R2T it answers, if solicited.
+    fn check_data_out(&self, slot: usize, d: &DataOut, len: u32) -> Result<Option<usize>, String> {
+        let TaskState::Receiving(w) = &self.tasks[slot].state else {
             return Err("Data-Out for a task that is not receiving data".into());
         };
-        let len = data.len() as u32;
         let end = u64::from(d.buffer_offset) + u64::from(len);
         if end > u64::from(w.edtl) {
             return Err(format!(
@@ -339,7 +312,6 @@ impl Session {
                 w.edtl
             ));
         }
-        let mut closed = false;
         if d.ttt == RESERVED_TAG {
             if end > u64::from(w.unsolicited_end) {
                 return Err("unsolicited Data-Out beyond FirstBurstLength".into());
@@ -350,37 +322,132 @@ impl Session {
                     d.data_sn, w.unsolicited_data_sn
                 ));
             }
-            w.unsolicited_data_sn = w.unsolicited_data_sn.wrapping_add(1);
-            w.unsolicited_received += len;
-        } else {
-            let Some(i) = w.open_r2ts.iter().position(|r| r.ttt == d.ttt) else {
-                return Err("Data-Out with an unknown Target Transfer Tag".into());
-            };
-            let r = &mut w.open_r2ts[i];
-            if d.buffer_offset < r.offset || end > u64::from(r.offset + r.len) {
-                return Err("Data-Out outside the range its R2T asked for".into());
+            return Ok(None);
+        }
+        let Some(i) = w.open_r2ts.iter().position(|r| r.ttt == d.ttt) else {
+            return Err("Data-Out with an unknown Target Transfer Tag".into());
+        };
+        let r = &w.open_r2ts[i];
+        if d.buffer_offset < r.offset || end > u64::from(r.offset + r.len) {
+            return Err("Data-Out outside the range its R2T asked for".into());
+        }
+        if d.data_sn != r.next_data_sn {
+            return Err(format!(
+                "DataSN {} where {} was expected",
+                d.data_sn, r.next_data_sn
+            ));
+        }
+        Ok(Some(i))
+    }
+
+    /// Accounts for one Data-Out of `len` bytes and copies its payload when `data` is given
+    /// (`None`: it was received in place). Returns whether it completed an R2T's burst.
+    fn accept_data_out(
+        &mut self,
+        slot: usize,
+        d: &DataOut,
+        len: u32,
+        data: Option<&[u8]>,
+    ) -> Result<bool, String> {
+        let r2t = self.check_data_out(slot, d, len)?;
+        let t = &mut self.tasks[slot];
+        let TaskState::Receiving(w) = &mut t.state else {
+            return Ok(false);
+        };
+        let mut closed = false;
+        match r2t {
+            None => {
+                w.unsolicited_data_sn = w.unsolicited_data_sn.wrapping_add(1);
+                w.unsolicited_received += len;
             }
-            if d.data_sn != r.next_data_sn {
-                return Err(format!(
-                    "DataSN {} where {} was expected",
-                    d.data_sn, r.next_data_sn
-                ));
-            }
-            r.next_data_sn = r.next_data_sn.wrapping_add(1);
-            r.received += len;
-            if r.received >= r.len {
-                w.open_r2ts.swap_remove(i);
-                closed = true;
+            Some(i) => {
+                let r = &mut w.open_r2ts[i];
+                r.next_data_sn = r.next_data_sn.wrapping_add(1);
+                r.received += len;
+                if r.received >= r.len {
+                    w.open_r2ts.swap_remove(i);
+                    closed = true;
+                }
             }
         }
         // Bytes past what the CDB asks for are accepted from the wire and dropped (residual).
-        let need = w.need as usize;
-        if let Some(buf) = t.buf.as_mut() {
+        if let (Some(data), Some(buf)) = (data, t.buf.as_mut()) {
+            let need = w.need as usize;
             let start = (d.buffer_offset as usize).min(need);
-            let stop = (end as usize).min(need);
+            let stop = (d.buffer_offset as usize + data.len()).min(need);
             buf.as_mut_slice()[start..stop].copy_from_slice(&data[..stop - start]);
         }
         Ok(closed)
+    }
+
+    /// Where the payload of the Data-Out whose header is `bhs` can be received straight into its
+    /// task's buffer: `prefix` (the part already received) is placed now, and the rest of the
+    /// buffer range is returned. `None` when the PDU must take the ordinary path (unknown task,
+    /// invalid fields, or bytes beyond the buffer).
+    pub(super) fn data_out_landing(&mut self, bhs: &Bhs, prefix: &[u8]) -> Option<&mut [u8]> {
+        let d = DataOut::decode(bhs);
+        let len = bhs.data_segment_len();
+        let &slot = self.by_itt.get(&d.itt)?;
+        self.check_data_out(slot, &d, len as u32).ok()?;
+        let t = &mut self.tasks[slot];
+        let TaskState::Receiving(w) = &t.state else {
+            return None;
+        };
+        let start = d.buffer_offset as usize;
+        if start + len > w.need as usize || prefix.len() > len {
+            return None;
+        }
+        let region = &mut t.buf.as_mut()?.as_mut_slice()[start..start + len];
+        region[..prefix.len()].copy_from_slice(prefix);
+        Some(&mut region[prefix.len()..])
+    }
+
+    /// The payload of a Data-Out announced by `data_out_landing` has arrived in place.
+    pub(super) fn handle_landed_data_out(&mut self, bhs: &Bhs, out: &mut Output) {
+        let d = DataOut::decode(bhs);
+        let Some(&slot) = self.by_itt.get(&d.itt) else {
+            return;
+        };
+        let len = bhs.data_segment_len() as u32;
+        self.after_data_out(slot, &d, bhs, len, None, out);
+    }
+
+    fn after_data_out(
+        &mut self,
+        slot: usize,
+        d: &DataOut,
+        bhs: &Bhs,
+        len: u32,
+        data: Option<&[u8]>,
+        out: &mut Output,
+    ) {
+        match self.accept_data_out(slot, d, len, data) {
+            Ok(r2t_closed) => {
+                if r2t_closed {
+                    self.send_r2ts(slot, out);
+                }
+                if let Some(target) = self.target {
+                    self.maybe_write(target, slot, out);
+                }
+            }
+            Err(why) => {
+                // At ErrorRecoveryLevel 0 a sequence error cannot be repaired: the PDU is
+                // rejected and its task ends, so the initiator sees the command fail.
+                tracing::warn!(
+                    itt = d.itt,
+                    ttt = d.ttt,
+                    data_sn = d.data_sn,
+                    offset = d.buffer_offset,
+                    len,
+                    "{why}"
+                );
+                self.reject(bhs, RejectReason::PROTOCOL_ERROR, out);
+                if matches!(self.tasks[slot].state, TaskState::Receiving(_)) {
+                    self.free_task(slot);
+                    self.after_task_change(out);
+                }
+            }
+        }
     }
 
     /// Once all data is in, the write goes to the backing store.

@@ -13,7 +13,11 @@ use crate::backstore::IoBuf;
 use crate::login::{Login, LoginAction, LoginEnv, LoginOutcome, SessionType};
 use crate::pdu::frame::{self, FrameError, Layout, DIGEST_LEN};
 use crate::pdu::login::{LoginRequest, LoginStatus};
-use crate::pdu::{Digests, Frame, Opcode, BHS_LEN};
+use crate::pdu::{Bhs, Digests, Frame, Opcode, BHS_LEN};
+
+/// Smallest Data-Out payload worth receiving straight into its task buffer rather than through
+/// the connection's receive buffer.
+const LANDING_MIN: usize = 16 * 1024;
 
 /// RFC 7143 §13.12: until negotiated, each side accepts 8192-byte data segments.
 const LOGIN_MAX_DATA: usize = 8192;
@@ -223,6 +227,43 @@ impl Connection {
                     outcome,
                     deadline,
                 };
+            }
+        }
+    }
+
+    /// `pending` holds received bytes that begin with an incomplete PDU. When that PDU is a
+    /// Data-Out whose payload can go straight into its task's buffer, the bytes already here are
+    /// placed and the rest of the buffer range is returned (all of `pending` is then consumed):
+    /// the caller receives the remaining payload there and calls `handle_landed`.
+    pub fn landing(&mut self, pending: &[u8]) -> Option<(Bhs, *mut u8, usize)> {
+        let Phase::Full(s) = &mut self.phase else {
+            return None;
+        };
+        if self.rx_digests != Digests::default() || self.close.is_some() {
+            return None;
+        }
+        let bhs = Bhs::from_slice(pending)?;
+        let len = bhs.data_segment_len();
+        let landable = bhs.opcode() == Opcode::DATA_OUT
+            && bhs.total_ahs_len() == 0
+            && len >= LANDING_MIN
+            && len % 4 == 0
+            && len <= s.max_rx_data()
+            && pending.len() < BHS_LEN + len;
+        if !landable {
+            return None;
+        }
+        let rest = s.data_out_landing(&bhs, &pending[BHS_LEN..])?;
+        Some((bhs, rest.as_mut_ptr(), rest.len()))
+    }
+
+    /// The payload announced by `landing` has been received in place.
+    pub fn handle_landed(&mut self, bhs: &Bhs, now: Instant) {
+        if let Phase::Full(s) = &mut self.phase {
+            s.keepalive.received(now);
+            s.handle_landed_data_out(bhs, &mut self.out);
+            if let Some(reason) = s.take_close() {
+                self.close = Some(reason);
             }
         }
     }
