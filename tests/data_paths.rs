@@ -208,3 +208,25 @@ fn data_out_arriving_in_pieces_lands_in_place() {
     assert_eq!((bhs.opcode(), rsp.status), (Opcode::SCSI_RESPONSE, 0));
     read_back(&mut ini, lba, &data, bs);
 }
+
+/// Buffers are pooled per core: a read from the null LUN must return zeros, never bytes a
+/// previous command left in a reused buffer.
+#[test]
+fn null_lun_reads_zeros_after_buffers_were_reused() {
+    let d = common::daemon(&[]);
+    let mut ini = common::session(&d, &[]);
+    ini.wait_ready(0);
+    ini.wait_ready(1);
+    let (_, bs) = ini.capacity(0);
+    let data = cdb::pattern(11, 32 * 1024);
+    for round in 0..4 {
+        ini.write_blocks(0, LBA * 6, &data, bs).assert_good();
+        read_back(&mut ini, LBA * 6, &data, bs);
+        let r = ini.read_blocks(1, 0, data.len() as u32 / bs, bs);
+        r.assert_good();
+        assert!(
+            r.data.iter().all(|&b| b == 0),
+            "null LUN returned stale bytes in round {round}"
+        );
+    }
+}

@@ -15,11 +15,35 @@ pub struct BlockOp {
     conn: usize,
     conn_generation: u32,
     token: IoToken,
-    fd: RawFd,
+    fd: BlockFd,
     kind: OpKind,
     offset: u64,
     buf: Option<IoBuf>,
     done: usize,
+}
+
+/// A store's descriptor as the ring knows it: an index into its registered files when the
+/// registration succeeded (saves a descriptor lookup per I/O), else the plain descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockFd {
+    Fixed(u32),
+    Raw(RawFd),
+}
+
+/// Builds a submission with `$fd` as either a fixed-file index or a plain descriptor.
+macro_rules! with_fd {
+    ($fd:expr, |$f:ident| $body:expr) => {
+        match $fd {
+            BlockFd::Fixed(i) => {
+                let $f = types::Fixed(i);
+                $body
+            }
+            BlockFd::Raw(r) => {
+                let $f = types::Fd(r);
+                $body
+            }
+        }
+    };
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +67,17 @@ impl Reactor {
             IoOp::Flush => (OpKind::Flush, 0, None),
         };
         let fd = match store_fd(&self.stores, target, lun) {
-            Some(Some(fd)) => fd,
+            Some(Some(raw)) => self
+                .fixed_files
+                .get(&(target, lun))
+                .map_or(BlockFd::Raw(raw), |&i| BlockFd::Fixed(i)),
             Some(None) => {
-                // Null store: reads see the buffer's zeros, writes vanish.
+                // Null store: reads return zeros (a pooled buffer may hold older data), writes
+                // vanish.
+                let mut buf = buf;
+                if let (OpKind::Read, Some(b)) = (kind, buf.as_mut()) {
+                    b.as_mut_slice().fill(0);
+                }
                 self.finish_block(
                     idx,
                     IoCompletion {
@@ -87,27 +119,42 @@ impl Reactor {
 
     fn submit_block(&mut self, bi: usize) {
         let op = &mut self.blocks[bi];
-        let fd = types::Fd(op.fd);
+        let fd = op.fd;
         let user_data = Token::new(Kind::Block, bi, 0).encode();
         let offset = op.offset + op.done as u64;
+        // Registered buffers skip the kernel's per-I/O page pinning (READ_FIXED / WRITE_FIXED).
         let sqe: squeue::Entry = match (op.kind, op.buf.as_mut()) {
             (OpKind::Read, Some(buf)) => {
+                let index = buf.registered_index();
                 let rest = &mut buf.as_mut_slice()[op.done..];
-                opcode::Read::new(fd, rest.as_mut_ptr(), rest.len() as u32)
-                    .offset(offset)
-                    .build()
+                let (ptr, len) = (rest.as_mut_ptr(), rest.len() as u32);
+                with_fd!(fd, |f| match index {
+                    Some(i) => opcode::ReadFixed::new(f, ptr, len, i)
+                        .offset(offset)
+                        .build(),
+                    None => opcode::Read::new(f, ptr, len).offset(offset).build(),
+                })
             }
             (OpKind::Write { fua }, Some(buf)) => {
+                let index = buf.registered_index();
                 let rest = &buf.as_slice()[op.done..];
+                let (ptr, len) = (rest.as_ptr(), rest.len() as u32);
+                // FUA: durable before completion (RWF_DSYNC becomes FUA or a cache flush).
                 let flags = if fua { libc::RWF_DSYNC } else { 0 };
-                opcode::Write::new(fd, rest.as_ptr(), rest.len() as u32)
-                    .offset(offset)
-                    .rw_flags(flags)
-                    .build()
+                with_fd!(fd, |f| match index {
+                    Some(i) => opcode::WriteFixed::new(f, ptr, len, i)
+                        .offset(offset)
+                        .rw_flags(flags)
+                        .build(),
+                    None => opcode::Write::new(f, ptr, len)
+                        .offset(offset)
+                        .rw_flags(flags)
+                        .build(),
+                })
             }
-            _ => opcode::Fsync::new(fd)
+            _ => with_fd!(fd, |f| opcode::Fsync::new(f)
                 .flags(types::FsyncFlags::DATASYNC)
-                .build(),
+                .build()),
         };
         self.push(sqe.user_data(user_data));
     }

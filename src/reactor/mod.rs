@@ -74,6 +74,8 @@ pub struct Reactor {
     tick: Box<types::Timespec>,
     completions: Vec<(u64, i32)>,
     stopping: bool,
+    /// Registered-file index of each store's descriptor, by (target, LUN).
+    fixed_files: HashMap<(usize, u16), u32>,
 }
 
 impl Reactor {
@@ -85,6 +87,7 @@ impl Reactor {
         }
         let ring = IoUring::new(RING_ENTRIES)?;
         register_buffer_pool(&ring, s.index);
+        let fixed_files = register_store_files(&ring, &s.stores, s.index);
         Ok(Reactor {
             ring,
             index: s.index,
@@ -101,6 +104,7 @@ impl Reactor {
             tick: Box::new(types::Timespec::new().nsec(TICK.as_nanos() as u32)),
             completions: Vec::with_capacity(RING_ENTRIES as usize * 2),
             stopping: false,
+            fixed_files,
         })
     }
 
@@ -311,6 +315,35 @@ fn register_buffer_pool(ring: &IoUring, reactor: usize) {
             need >> 20
         );
         crate::backstore::buf::install_pool(&[]);
+    }
+}
+
+/// Registers every store's descriptor with the ring as a fixed file. On failure the reactor uses
+/// plain descriptors, which work the same, only with a lookup per I/O.
+fn register_store_files(
+    ring: &IoUring,
+    stores: &StoreTable,
+    reactor: usize,
+) -> HashMap<(usize, u16), u32> {
+    let mut keys = Vec::new();
+    let mut fds = Vec::new();
+    for (t, luns) in stores.targets.iter().enumerate() {
+        for (&lun, store) in luns {
+            if let Some(fd) = store.raw_fd() {
+                keys.push((t, lun));
+                fds.push(fd);
+            }
+        }
+    }
+    if fds.is_empty() {
+        return HashMap::new();
+    }
+    match ring.submitter().register_files(&fds) {
+        Ok(()) => keys.into_iter().zip(0u32..).collect(),
+        Err(e) => {
+            tracing::warn!(reactor, error = %e, "cannot register backing-store files; using plain descriptors");
+            HashMap::new()
+        }
     }
 }
 

@@ -22,16 +22,24 @@ pub mod op {
     pub const WRITE_AND_VERIFY_10: u8 = 0x2E;
     pub const VERIFY_10: u8 = 0x2F;
     pub const SYNCHRONIZE_CACHE_10: u8 = 0x35;
+    pub const WRITE_SAME_10: u8 = 0x41;
+    pub const UNMAP: u8 = 0x42;
     pub const MODE_SELECT_10: u8 = 0x55;
     pub const MODE_SENSE_10: u8 = 0x5A;
     pub const READ_16: u8 = 0x88;
+    pub const COMPARE_AND_WRITE: u8 = 0x89;
     pub const WRITE_16: u8 = 0x8A;
+    /// ORWRITE (16).
+    pub const ORWRITE_16: u8 = 0x8B;
     pub const WRITE_AND_VERIFY_16: u8 = 0x8E;
     pub const VERIFY_16: u8 = 0x8F;
     pub const SYNCHRONIZE_CACHE_16: u8 = 0x91;
+    pub const WRITE_SAME_16: u8 = 0x93;
     /// SERVICE ACTION IN (16); READ CAPACITY (16) is service action 10h (SBC-3).
     pub const SERVICE_ACTION_IN_16: u8 = 0x9E;
     pub const REPORT_LUNS: u8 = 0xA0;
+    /// MAINTENANCE IN; REPORT SUPPORTED OPERATION CODES is service action 0Ch (SPC-4).
+    pub const MAINTENANCE_IN: u8 = 0xA3;
     pub const READ_12: u8 = 0xA8;
     pub const WRITE_12: u8 = 0xAA;
     pub const WRITE_AND_VERIFY_12: u8 = 0xAE;
@@ -40,6 +48,15 @@ pub mod op {
 
 /// SBC-3 READ CAPACITY (16): service action of SERVICE ACTION IN (16).
 pub const SA_READ_CAPACITY_16: u8 = 0x10;
+/// SBC-3 GET LBA STATUS: service action of SERVICE ACTION IN (16).
+pub const SA_GET_LBA_STATUS: u8 = 0x12;
+/// SPC-4 REPORT SUPPORTED OPERATION CODES: service action of MAINTENANCE IN.
+pub const SA_REPORT_SUPPORTED_OPCODES: u8 = 0x0C;
+
+/// SPC-4 SERVICE ACTION field of the 12- and 16-byte CDBs that carry one (byte 1 bits 4..0).
+pub fn service_action(cdb: &Cdb) -> u8 {
+    cdb.u8(1) & 0x1F
+}
 
 /// SAM-5 / SPC-4 CONTROL byte: NACA bit. ACA is not supported, so NACA=1 is refused.
 const CONTROL_NACA: u8 = 0x04;

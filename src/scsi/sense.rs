@@ -170,6 +170,24 @@ impl Sense {
         Self::new(SenseKey::ILLEGAL_REQUEST, 0x39, 0x00)
     }
 
+    /// INVALID FIELD IN COMMAND INFORMATION UNIT (0Eh/03h): e.g. an expected data transfer
+    /// length that differs from what the CDB needs.
+    pub const fn invalid_field_in_command_iu() -> Self {
+        Self::new(SenseKey::ILLEGAL_REQUEST, 0x0E, 0x03)
+    }
+
+    /// MISCOMPARE, MISCOMPARE DURING VERIFY OPERATION (1Dh/00h); give the INFORMATION field
+    /// (the offset of the first byte that differed) with [`Sense::with_info`].
+    pub const fn miscompare_during_verify() -> Self {
+        Self::new(SenseKey::MISCOMPARE, 0x1D, 0x00)
+    }
+
+    /// HARDWARE ERROR, INTERNAL TARGET FAILURE (44h/00h): our own fault, e.g. a multi-step
+    /// command driven out of order by the transport.
+    pub const fn internal_target_failure() -> Self {
+        Self::new(SenseKey::HARDWARE_ERROR, 0x44, 0x00)
+    }
+
     /// MEDIUM ERROR, UNRECOVERED READ ERROR (11h/00h).
     pub const fn unrecovered_read_error() -> Self {
         Self::new(SenseKey::MEDIUM_ERROR, 0x11, 0x00)
@@ -318,6 +336,17 @@ mod tests {
     }
 
     #[test]
+    fn fixed_miscompare_carries_offset_in_information() {
+        let d = Sense::miscompare_during_verify()
+            .with_info(0x1FF)
+            .encode(SenseFormat::Fixed);
+        assert_eq!(
+            d,
+            [0xF0, 0, 0x0E, 0, 0, 0x01, 0xFF, 10, 0, 0, 0, 0, 0x1D, 0, 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
     fn sense_key_is_masked_to_four_bits() {
         let s = Sense::new(SenseKey(0xF5), 0, 0);
         assert_eq!(s.encode(SenseFormat::Fixed)[2], 0x05);
@@ -357,9 +386,25 @@ mod tests {
                 0x11,
             ),
             (Sense::write_error(), SenseKey::MEDIUM_ERROR, 0x0C),
+            (
+                Sense::invalid_field_in_command_iu(),
+                SenseKey::ILLEGAL_REQUEST,
+                0x0E,
+            ),
+            (
+                Sense::miscompare_during_verify(),
+                SenseKey::MISCOMPARE,
+                0x1D,
+            ),
+            (
+                Sense::internal_target_failure(),
+                SenseKey::HARDWARE_ERROR,
+                0x44,
+            ),
         ];
         for (s, key, asc) in cases {
-            assert_eq!((s.key, s.asc, s.ascq), (key, asc, 0));
+            let ascq = if asc == 0x0E { 0x03 } else { 0 };
+            assert_eq!((s.key, s.asc, s.ascq), (key, asc, ascq));
         }
     }
 }
