@@ -51,6 +51,7 @@ enum OpKind {
     Read,
     Write { fua: bool },
     Flush,
+    Discard { len: u64 },
 }
 
 impl Reactor {
@@ -65,6 +66,7 @@ impl Reactor {
             IoOp::Read { offset, buf } => (OpKind::Read, offset, Some(buf)),
             IoOp::Write { offset, buf, fua } => (OpKind::Write { fua }, offset, Some(buf)),
             IoOp::Flush => (OpKind::Flush, 0, None),
+            IoOp::Discard { offset, len } => (OpKind::Discard { len }, offset, None),
         };
         let fd = match store_fd(&self.stores, target, lun) {
             Some(Some(raw)) => self
@@ -152,6 +154,12 @@ impl Reactor {
                         .build(),
                 })
             }
+            // Punching a hole deallocates file blocks and discards (or zeroes) device blocks;
+            // either way the range reads back as zeros.
+            (OpKind::Discard { len }, _) => with_fd!(fd, |f| opcode::Fallocate::new(f, len)
+                .offset(offset)
+                .mode(libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE)
+                .build()),
             _ => with_fd!(fd, |f| opcode::Fsync::new(f)
                 .flags(types::FsyncFlags::DATASYNC)
                 .build()),

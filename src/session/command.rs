@@ -8,7 +8,7 @@ use super::data_in::{Reply, Source};
 use super::full::Session;
 use super::misc_pdus::alloc_ttt;
 use super::output::Output;
-use super::task::{IoKind, IoToken, OpenR2t, Task, TaskState, WriteState};
+use super::task::{IoKind, IoToken, OpenR2t, Purpose, Task, TaskState, WriteState};
 use crate::backstore::IoBuf;
 use crate::pdu::reject::RejectReason;
 use crate::pdu::scsi::{full_cdb, DataOut, R2t, Residual, ScsiCommand};
@@ -80,17 +80,43 @@ impl Session {
                 let len = (u64::from(blocks) * bs) as u32;
                 // Without a volatile write cache every write must be durable before its status.
                 let fua = fua || !decided.write_cache;
-                self.start_write(target, decided.lun, &cmd, (lba, len, fua), imm, None, out);
+                let purpose = Purpose::Blocks;
+                self.start_write(
+                    target,
+                    decided.lun,
+                    &cmd,
+                    (lba, len, fua),
+                    imm,
+                    purpose,
+                    out,
+                );
             }
             Plan::ReceiveParams { len } => {
-                let params_cdb = Some(self.cdb.clone());
+                let purpose = Purpose::Params(self.cdb.clone());
                 self.start_write(
                     target,
                     decided.lun,
                     &cmd,
                     (0, len, false),
                     imm,
-                    params_cdb,
+                    purpose,
+                    out,
+                );
+            }
+            Plan::Job(job) => {
+                let edtl = if cmd.write { cmd.expected_data_len } else { 0 };
+                if let Some(c) = job.check_edtl(&self.nexus, edtl) {
+                    self.send_completion(reply, &c, out);
+                    return;
+                }
+                let len = job.data_out_len();
+                self.start_write(
+                    target,
+                    decided.lun,
+                    &cmd,
+                    (0, len, false),
+                    imm,
+                    Purpose::Job(job),
                     out,
                 );
             }
@@ -173,7 +199,7 @@ impl Session {
         self.submit(target, slot, op);
     }
 
-    fn submit(&mut self, target: usize, slot: usize, op: IoOp) {
+    pub(super) fn submit(&mut self, target: usize, slot: usize, op: IoOp) {
         let t = &self.tasks[slot];
         let token = IoToken {
             slot: slot as u32,
@@ -187,8 +213,8 @@ impl Session {
         });
     }
 
-    /// Starts collecting Data-Out for a write of `scsi_len` bytes at `lba`, or for a parameter
-    /// list of that length when `params_cdb` is given.
+    /// Starts collecting `scsi_len` bytes of Data-Out: blocks to write at `lba`, or the input of
+    /// another `purpose`.
     #[allow(clippy::too_many_arguments)]
     fn start_write(
         &mut self,
@@ -197,7 +223,7 @@ impl Session {
         cmd: &ScsiCommand,
         (lba, scsi_len, fua): (u64, u32, bool),
         imm: &[u8],
-        params_cdb: Option<Vec<u8>>,
+        purpose: Purpose,
         out: &mut Output,
     ) {
         let edtl = if cmd.write { cmd.expected_data_len } else { 0 };
@@ -222,7 +248,7 @@ impl Session {
             next_r2t_offset: unsolicited_end,
             open_r2ts: Vec::new(),
             scsi_len,
-            params_cdb,
+            purpose,
         };
         let slot = self.new_task(lun, cmd, TaskState::Receiving(w), Some(buf));
         self.send_r2ts(slot, out);
@@ -468,9 +494,10 @@ impl Session {
             r2t_count: t.r2t_sn,
         };
         let residual = Residual::of(t.edtl, u64::from(scsi_len));
-        if w.params_cdb.is_some() {
-            self.finish_params(target, slot, reply, out);
-            return;
+        match w.purpose {
+            Purpose::Blocks => {}
+            Purpose::Params(_) => return self.finish_params(target, slot, reply, out),
+            Purpose::Job(_) => return self.start_job(target, slot, reply, out),
         }
         if need % bs != 0 || need == 0 {
             // Nothing whole to write: either no data at all (GOOD with residual), or an EDTL
@@ -505,7 +532,9 @@ impl Session {
         let TaskState::Receiving(w) = &mut t.state else {
             return;
         };
-        let cdb = w.params_cdb.take().unwrap_or_default();
+        let Purpose::Params(cdb) = std::mem::replace(&mut w.purpose, Purpose::Blocks) else {
+            return;
+        };
         let params = t.buf.as_ref().map_or(&[][..], |b| b.as_slice());
         let ctx = self.ctx.clone();
         let c = scsi::execute_params(
@@ -519,7 +548,7 @@ impl Session {
         self.after_task_change(out);
     }
 
-    fn block_size(&self, target: usize, lun: u16) -> u32 {
+    pub(super) fn block_size(&self, target: usize, lun: u16) -> u32 {
         self.ctx.targets[target]
             .luns
             .get(lun)
@@ -534,6 +563,9 @@ impl Session {
                 tracing::debug!(?c.token, "completion for a task that no longer exists");
                 return;
             }
+        }
+        if matches!(self.tasks[slot].state, TaskState::Job { .. }) {
+            return self.job_io_done(slot, c, out);
         }
         let t = self.free_task(slot);
         if t.aborted {

@@ -35,9 +35,21 @@ pub struct IoRequest {
 
 #[derive(Debug)]
 pub enum IoOp {
-    Read { offset: u64, buf: IoBuf },
-    Write { offset: u64, buf: IoBuf, fua: bool },
+    Read {
+        offset: u64,
+        buf: IoBuf,
+    },
+    Write {
+        offset: u64,
+        buf: IoBuf,
+        fua: bool,
+    },
     Flush,
+    /// Deallocate the byte range; later reads of it return zeros.
+    Discard {
+        offset: u64,
+        len: u64,
+    },
 }
 
 /// The outcome of an `IoRequest`; `buf` returns the buffer that was lent with it.

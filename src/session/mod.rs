@@ -11,6 +11,7 @@ mod conn;
 mod context;
 mod data_in;
 mod full;
+mod job;
 mod misc_pdus;
 mod output;
 pub mod sn;

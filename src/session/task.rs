@@ -39,8 +39,19 @@ pub struct WriteState {
     pub open_r2ts: Vec<OpenR2t>,
     /// Length the CDB asks for (blocks × block size); differs from `need` on a residual.
     pub scsi_len: u32,
-    /// Set when the data is a parameter list for the SCSI layer (MODE SELECT), not blocks.
-    pub params_cdb: Option<Vec<u8>>,
+    /// What the collected data is for.
+    pub purpose: Purpose,
+}
+
+/// What a task's Data-Out is for once it has all arrived.
+#[derive(Debug)]
+pub enum Purpose {
+    /// Blocks to write at `lba`.
+    Blocks,
+    /// A parameter list for the SCSI layer (MODE SELECT), with the CDB that asked for it.
+    Params(Vec<u8>),
+    /// Input of a multi-step command (WRITE SAME, UNMAP, COMPARE AND WRITE, ...).
+    Job(Box<crate::scsi::Job>),
 }
 
 impl WriteState {
@@ -57,6 +68,12 @@ pub enum TaskState {
     Receiving(WriteState),
     /// A backing-store operation is in flight.
     Io(IoKind),
+    /// A multi-step command waits for one of its backing-store operations (`reading`: a read,
+    /// whose buffer goes back to the job).
+    Job {
+        job: Box<crate::scsi::Job>,
+        reading: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -189,6 +189,10 @@ impl Pair {
                     Some(buf)
                 }
                 IoOp::Flush => None,
+                IoOp::Discard { offset, len } => {
+                    self.disk[offset as usize..(offset + len) as usize].fill(0);
+                    None
+                }
             };
             self.conn.handle_io_completion(
                 IoCompletion {
