@@ -197,6 +197,13 @@ impl Reactor {
         self.post_send(idx);
     }
 
+    /// The connection a socket completion is for, unless its slot has been reused since.
+    fn live_slot(&mut self, t: Token) -> Option<&mut ConnSlot> {
+        self.conns
+            .get_mut(t.index as usize)
+            .filter(|s| s.generation == t.generation)
+    }
+
     fn post_send(&mut self, idx: usize) {
         let slot = &mut self.conns[idx];
         let Some(sending) = slot.sending.as_mut() else {
@@ -213,11 +220,7 @@ impl Reactor {
 
     pub(super) fn on_send(&mut self, t: Token, res: i32) {
         let idx = t.index as usize;
-        let Some(slot) = self
-            .conns
-            .get_mut(idx)
-            .filter(|s| s.generation == t.generation)
-        else {
+        let Some(slot) = self.live_slot(t) else {
             return;
         };
         slot.send_posted = false;
@@ -271,11 +274,7 @@ impl Reactor {
 
     pub(super) fn on_recv(&mut self, t: Token, res: i32) {
         let idx = t.index as usize;
-        let Some(slot) = self
-            .conns
-            .get_mut(idx)
-            .filter(|s| s.generation == t.generation)
-        else {
+        let Some(slot) = self.live_slot(t) else {
             return;
         };
         slot.recv_posted = false;
