@@ -1,6 +1,7 @@
 //! READ CAPACITY (10) and (16) (SBC-3).
 
-use super::cdb::{Cdb, SA_READ_CAPACITY_16};
+use super::cdb::Cdb;
+use super::provisioning::lbppbe;
 use super::sense::Sense;
 use super::{data_in, LuInfo, Plan};
 
@@ -9,6 +10,10 @@ use super::{data_in, LuInfo, Plan};
 const RC10_LBA_TOO_LARGE: u32 = 0xFFFF_FFFF;
 /// SBC-3 READ CAPACITY (16) parameter data length.
 const RC16_DATA_LEN: usize = 32;
+/// SBC-3 READ CAPACITY (16) byte 14: LBPME (bit 7, logical block provisioning management
+/// enabled) and LBPRZ (bit 6, unmapped blocks read as zeros).
+const LBPME: u8 = 0x80;
+const LBPRZ: u8 = 0x40;
 
 fn last_lba(lu: &LuInfo) -> u64 {
     lu.num_blocks.saturating_sub(1)
@@ -30,25 +35,19 @@ pub(super) fn read_capacity_10(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     Ok(data_in(d, 8))
 }
 
-/// SERVICE ACTION IN (16): only READ CAPACITY (16) is implemented; any other service action
-/// (byte 1 bits 4..0) is INVALID FIELD IN CDB pointing at it (SPC-4 SERVICE ACTION field).
-pub(super) fn service_action_in_16(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
-    if cdb.u8(1) & 0x1F != SA_READ_CAPACITY_16 {
-        return Err(Sense::invalid_field_in_cdb().at_cdb(1, Some(4)));
-    }
-    read_capacity_16(lu, cdb)
-}
-
-/// SBC-3 READ CAPACITY (16): LBA bytes 2..=9, ALLOCATION LENGTH bytes 10..=13, PMI byte 14 bit 0.
-/// No protection information, one logical block per physical block, no thin provisioning:
-/// PROT_EN, P_TYPE, P_I_EXPONENT, LBPPBE, LBPME, LBPRZ and LOWEST ALIGNED LBA are all zero.
-fn read_capacity_16(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
+/// SBC-3 READ CAPACITY (16) (SERVICE ACTION IN (16) service action 10h): LBA bytes 2..=9,
+/// ALLOCATION LENGTH bytes 10..=13, PMI byte 14 bit 0. No protection information (PROT_EN,
+/// P_TYPE, P_I_EXPONENT zero); LBPPBE from the 4 KiB physical block; thin provisioned with
+/// LBPME and LBPRZ set; LOWEST ALIGNED LBA zero.
+pub(super) fn read_capacity_16(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     if !cdb.bit(14, 0) && cdb.be64(2) != 0 {
         return Err(Sense::invalid_field_in_cdb().at_cdb(2, None));
     }
     let mut d = vec![0u8; RC16_DATA_LEN];
     d[0..8].copy_from_slice(&last_lba(lu).to_be_bytes());
     d[8..12].copy_from_slice(&lu.block_size.to_be_bytes());
+    d[13] = lbppbe(lu) & 0x0F;
+    d[14] = LBPME | LBPRZ;
     Ok(data_in(d, cdb.be32(10)))
 }
 
@@ -108,11 +107,21 @@ mod tests {
             u.num_blocks = 0x1_0000_0001;
             u.block_size = 512;
         });
-        let d = ok_data(service_action_in_16(&lu, Cdb::new(&rc16(32, false, 0))));
+        let d = ok_data(read_capacity_16(&lu, Cdb::new(&rc16(32, false, 0))));
         assert_eq!(d.len(), 32);
         assert_eq!(&d[0..8], &[0, 0, 0, 1, 0, 0, 0, 0]);
         assert_eq!(&d[8..12], &[0, 0, 2, 0]);
-        assert!(d[12..].iter().all(|&b| b == 0), "no PI, LBPPBE 0, no LBPME");
+        assert_eq!(d[12], 0, "no PI");
+        assert_eq!(d[13], 0x03, "LBPPBE: eight 512-byte blocks per 4 KiB");
+        assert_eq!(d[14], 0xC0, "LBPME and LBPRZ, lowest aligned LBA 0");
+        assert!(d[15..].iter().all(|&b| b == 0));
+        let lu = lu_with(|u| u.block_size = 4096);
+        let d = ok_data(read_capacity_16(&lu, Cdb::new(&rc16(32, false, 0))));
+        assert_eq!(
+            (d[13], d[14]),
+            (0x00, 0xC0),
+            "4Kn: one block per physical block"
+        );
     }
 
     #[test]
@@ -120,26 +129,17 @@ mod tests {
         // libiscsi ReadCapacity16.Alloclen: 0..=15 must not be an error.
         let lu = lu_with(|_| {});
         for alloc in 0..16u32 {
-            let d = ok_data(service_action_in_16(&lu, Cdb::new(&rc16(alloc, false, 0))));
+            let d = ok_data(read_capacity_16(&lu, Cdb::new(&rc16(alloc, false, 0))));
             assert_eq!(d.len(), alloc as usize);
         }
-        let d = ok_data(service_action_in_16(&lu, Cdb::new(&rc16(96, false, 0))));
+        let d = ok_data(read_capacity_16(&lu, Cdb::new(&rc16(96, false, 0))));
         assert_eq!(d.len(), 32);
     }
 
     #[test]
     fn rc16_lba_without_pmi_is_invalid_field() {
         let lu = lu_with(|_| {});
-        assert!(service_action_in_16(&lu, Cdb::new(&rc16(32, false, 1))).is_err());
-        assert!(service_action_in_16(&lu, Cdb::new(&rc16(32, true, 1))).is_ok());
-    }
-
-    #[test]
-    fn other_service_actions_point_at_byte_1() {
-        let lu = lu_with(|_| {});
-        let mut c = rc16(32, false, 0);
-        c[1] = 0x12; // GET LBA STATUS
-        let err = service_action_in_16(&lu, Cdb::new(&c)).unwrap_err();
-        assert_eq!(err, Sense::invalid_field_in_cdb().at_cdb(1, Some(4)));
+        assert!(read_capacity_16(&lu, Cdb::new(&rc16(32, false, 1))).is_err());
+        assert!(read_capacity_16(&lu, Cdb::new(&rc16(32, true, 1))).is_ok());
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Pure code: no I/O, no clock, no iSCSI. [`dispatch`] turns a CDB into a [`Plan`]; commands that
 //! need the backing store come back as `Read`/`Write`/`Flush` and the transport finishes them with
-//! [`good`] or [`io_error`]. Every malformed CDB gets CHECK CONDITION with the sense SPC-4 asks
+//! [`good`] or [`io_error`]. Commands that need several backing-store operations (WRITE SAME,
+//! UNMAP, COMPARE AND WRITE, ORWRITE, VERIFY with BYTCHK) come back as a [`Job`] the transport
+//! drives step by step. Every malformed CDB gets CHECK CONDITION with the sense SPC-4 asks
 //! for, in the format the I_T nexus selected.
 //!
 //! Spec references give section numbers (spc4r37) only where they are stable across drafts;
@@ -11,11 +13,16 @@
 
 mod capacity;
 mod cdb;
+mod commands;
+mod compare;
 mod inquiry;
+mod job;
 mod lun;
 mod mode;
 mod nexus;
+mod provisioning;
 mod report_luns;
+mod rsoc;
 mod rw;
 pub mod sense;
 mod unit;
@@ -25,7 +32,9 @@ mod vpd;
 mod tests;
 
 use cdb::{op, Cdb};
+use commands::Ctx;
 
+pub use job::{Job, JobIo, Step, STEP_BYTES};
 pub use lun::{decode_lun, encode_lun, LunMap};
 pub use nexus::NexusState;
 pub use sense::{FieldPointer, Sense, SenseFormat, SenseKey};
@@ -115,6 +124,11 @@ pub enum Plan {
     ReceiveParams {
         len: u32,
     },
+    /// A command that needs more than one backing-store operation (WRITE SAME, UNMAP, COMPARE
+    /// AND WRITE, ORWRITE, VERIFY with BYTCHK): answer [`Job::check_edtl`] if it objects to the
+    /// initiator's EDTL, else receive [`Job::data_out_len`] bytes of Data-Out and drive the job
+    /// with [`Job::start`] and [`Job::resume`] until it is [`Step::Done`].
+    Job(Box<Job>),
 }
 
 /// Dispatch one CDB addressed to `lun_raw` (8-byte LUN field) through the target's `luns`.
@@ -215,30 +229,14 @@ fn route(luns: &LunMap, nexus: &mut NexusState, lu: &LuInfo, cdb: Cdb) -> Result
     if cdb.len() == 0 {
         return Err(Sense::invalid_field_in_cdb().at_cdb(0, None));
     }
-    if !is_supported(cdb.opcode()) {
+    if !commands::is_supported_opcode(cdb.opcode()) {
         return Err(Sense::invalid_opcode());
     }
+    // Length first: the service action lookup reads byte 1.
     check_frame(cdb)?;
-    match cdb.opcode() {
-        op::TEST_UNIT_READY => Ok(done()),
-        op::REQUEST_SENSE => Ok(nexus::request_sense(nexus, cdb, true)),
-        op::INQUIRY => inquiry::inquiry(Some(lu), luns, cdb),
-        op::REPORT_LUNS => report_luns::report_luns(luns, cdb),
-        op::MODE_SENSE_6 | op::MODE_SENSE_10 => mode::mode_sense(lu, nexus, cdb),
-        op::MODE_SELECT_6 | op::MODE_SELECT_10 => mode::mode_select(cdb),
-        op::READ_CAPACITY_10 => capacity::read_capacity_10(lu, cdb),
-        op::SERVICE_ACTION_IN_16 => capacity::service_action_in_16(lu, cdb),
-        op::START_STOP_UNIT => unit::start_stop_unit(cdb),
-        op::PREVENT_ALLOW_MEDIUM_REMOVAL => unit::prevent_allow_medium_removal(cdb),
-        op::SYNCHRONIZE_CACHE_10 | op::SYNCHRONIZE_CACHE_16 => rw::synchronize_cache(lu, cdb),
-        op::VERIFY_10 | op::VERIFY_12 | op::VERIFY_16 => rw::verify(lu, cdb),
-        op::READ_6 | op::READ_10 | op::READ_12 | op::READ_16 => rw::read(lu, cdb),
-        op::WRITE_6 | op::WRITE_10 | op::WRITE_12 | op::WRITE_16 => rw::write(lu, cdb),
-        op::WRITE_AND_VERIFY_10 | op::WRITE_AND_VERIFY_12 | op::WRITE_AND_VERIFY_16 => {
-            rw::write_and_verify(lu, cdb)
-        }
-        _ => Err(Sense::invalid_opcode()),
-    }
+    let command = commands::lookup(cdb)?;
+    let mut ctx = Ctx { luns, nexus, lu };
+    (command.handler)(&mut ctx, cdb)
 }
 
 fn params_for(lu: &LuInfo, nexus: &mut NexusState, cdb: Cdb, params: &[u8]) -> Result<(), Sense> {
@@ -249,39 +247,4 @@ fn params_for(lu: &LuInfo, nexus: &mut NexusState, cdb: Cdb, params: &[u8]) -> R
         }
         _ => Err(Sense::invalid_opcode()),
     }
-}
-
-/// The operation codes `route` handles; everything else is INVALID COMMAND OPERATION CODE.
-fn is_supported(opcode: u8) -> bool {
-    matches!(
-        opcode,
-        op::TEST_UNIT_READY
-            | op::REQUEST_SENSE
-            | op::INQUIRY
-            | op::REPORT_LUNS
-            | op::MODE_SENSE_6
-            | op::MODE_SENSE_10
-            | op::MODE_SELECT_6
-            | op::MODE_SELECT_10
-            | op::READ_CAPACITY_10
-            | op::SERVICE_ACTION_IN_16
-            | op::START_STOP_UNIT
-            | op::PREVENT_ALLOW_MEDIUM_REMOVAL
-            | op::SYNCHRONIZE_CACHE_10
-            | op::SYNCHRONIZE_CACHE_16
-            | op::VERIFY_10
-            | op::VERIFY_12
-            | op::VERIFY_16
-            | op::READ_6
-            | op::READ_10
-            | op::READ_12
-            | op::READ_16
-            | op::WRITE_6
-            | op::WRITE_10
-            | op::WRITE_12
-            | op::WRITE_16
-            | op::WRITE_AND_VERIFY_10
-            | op::WRITE_AND_VERIFY_12
-            | op::WRITE_AND_VERIFY_16
-    )
 }

@@ -1,4 +1,5 @@
-//! Medium access: READ/WRITE (6/10/12/16), VERIFY (10/12/16), SYNCHRONIZE CACHE (10/16).
+//! Medium access: READ/WRITE (6/10/12/16), WRITE AND VERIFY, SYNCHRONIZE CACHE (10/16), and the
+//! CDB fields they share with VERIFY and ORWRITE.
 
 use super::cdb::{length_for_opcode, op, Cdb};
 use super::sense::Sense;
@@ -9,21 +10,22 @@ const SIX_BYTE_ZERO_MEANS: u32 = 256;
 /// SBC-3 READ (6) / WRITE (6) carry a 21-bit LBA in byte 1 bits 4..0 and bytes 2..=3.
 const SIX_BYTE_LBA_MASK: u32 = 0x1F_FFFF;
 
-/// The fields shared by every READ/WRITE/VERIFY form.
+/// The fields shared by every READ/WRITE/VERIFY/ORWRITE form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Transfer {
-    lba: u64,
-    blocks: u32,
+pub(super) struct Transfer {
+    pub lba: u64,
+    pub blocks: u32,
     /// RDPROTECT / WRPROTECT / VRPROTECT (byte 1 bits 7..5); absent from the 6-byte forms.
-    protect: u8,
+    pub protect: u8,
     /// FUA (byte 1 bit 3); absent from the 6-byte forms.
-    fua: bool,
+    pub fua: bool,
     /// Where TRANSFER LENGTH starts, for the sense field pointer.
-    length_at: u16,
+    pub length_at: u16,
 }
 
-/// SBC-3 READ, WRITE and VERIFY (6/10/12/16): the field layout depends only on the CDB size.
-fn decode(cdb: Cdb) -> Transfer {
+/// SBC-3 READ, WRITE, VERIFY (6/10/12/16) and ORWRITE (16): the field layout depends only on
+/// the CDB size.
+pub(super) fn decode(cdb: Cdb) -> Transfer {
     let protect = cdb.u8(1) >> 5;
     let fua = cdb.bit(1, 3);
     match length_for_opcode(cdb.opcode()) {
@@ -63,7 +65,7 @@ fn decode(cdb: Cdb) -> Transfer {
 
 /// No protection information is supported: any non-zero *PROTECT field is refused
 /// (SBC-3 RDPROTECT / WRPROTECT / VRPROTECT tables: non-zero needs protection information).
-fn check_protect(t: &Transfer) -> Result<(), Sense> {
+pub(super) fn check_protect(t: &Transfer) -> Result<(), Sense> {
     if t.protect != 0 {
         return Err(Sense::invalid_field_in_cdb().at_cdb(1, Some(7)));
     }
@@ -72,7 +74,7 @@ fn check_protect(t: &Transfer) -> Result<(), Sense> {
 
 /// SBC-3 Block Limits VPD page: a TRANSFER LENGTH above MAXIMUM TRANSFER LENGTH is refused
 /// (zero there means no limit).
-fn check_max_transfer(lu: &LuInfo, t: &Transfer) -> Result<(), Sense> {
+pub(super) fn check_max_transfer(lu: &LuInfo, t: &Transfer) -> Result<(), Sense> {
     if lu.max_transfer_blocks != 0 && t.blocks > lu.max_transfer_blocks {
         return Err(Sense::invalid_field_in_cdb().at_cdb(t.length_at, None));
     }
@@ -81,8 +83,8 @@ fn check_max_transfer(lu: &LuInfo, t: &Transfer) -> Result<(), Sense> {
 
 /// SBC-3: LBA plus length beyond the capacity is LBA OUT OF RANGE. With a length of zero this
 /// still refuses an LBA past the end (libiscsi Read10.ZeroBlocks expects that).
-fn check_range(lu: &LuInfo, lba: u64, blocks: u32) -> Result<(), Sense> {
-    let end = lba.checked_add(u64::from(blocks));
+pub(super) fn check_range(lu: &LuInfo, lba: u64, blocks: u64) -> Result<(), Sense> {
+    let end = lba.checked_add(blocks);
     if end.is_none_or(|end| end > lu.num_blocks) {
         return Err(Sense::lba_out_of_range());
     }
@@ -93,7 +95,7 @@ pub(super) fn read(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     let t = decode(cdb);
     check_protect(&t)?;
     check_max_transfer(lu, &t)?;
-    check_range(lu, t.lba, t.blocks)?;
+    check_range(lu, t.lba, u64::from(t.blocks))?;
     if t.blocks == 0 {
         return Ok(done());
     }
@@ -112,7 +114,7 @@ pub(super) fn write(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     if lu.read_only {
         return Err(Sense::write_protected());
     }
-    check_range(lu, t.lba, t.blocks)?;
+    check_range(lu, t.lba, u64::from(t.blocks))?;
     if t.blocks == 0 {
         return Ok(done());
     }
@@ -141,18 +143,6 @@ pub(super) fn write_and_verify(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     }
 }
 
-/// SBC-3 VERIFY: only BYTCHK=0 (byte 1 bits 2..1) is supported, i.e. a medium verification
-/// that the backing store cannot fail short of an I/O error: GOOD after the range check.
-pub(super) fn verify(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
-    let t = decode(cdb);
-    check_protect(&t)?;
-    if (cdb.u8(1) >> 1) & 0x03 != 0 {
-        return Err(Sense::invalid_field_in_cdb().at_cdb(1, Some(2)));
-    }
-    check_range(lu, t.lba, t.blocks)?;
-    Ok(done())
-}
-
 /// SBC-3 SYNCHRONIZE CACHE (10)/(16): LBA and NUMBER OF LOGICAL BLOCKS (zero = to the end of the medium).
 /// IMMED is accepted; completing after the flush satisfies both settings.
 pub(super) fn synchronize_cache(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
@@ -161,7 +151,7 @@ pub(super) fn synchronize_cache(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     } else {
         (cdb.be64(2), cdb.be32(10))
     };
-    check_range(lu, lba, blocks)?;
+    check_range(lu, lba, u64::from(blocks))?;
     Ok(Plan::Flush { lba, blocks })
 }
 
@@ -343,10 +333,6 @@ mod tests {
             assert_eq!(read(&lu, Cdb::new(&cdb10(op::READ_10, flags, 0, 1))), err);
             assert_eq!(read(&lu, Cdb::new(&cdb12(op::READ_12, flags, 0, 1))), err);
             assert_eq!(write(&lu, Cdb::new(&cdb16(op::WRITE_16, flags, 0, 1))), err);
-            assert_eq!(
-                verify(&lu, Cdb::new(&cdb10(op::VERIFY_10, flags, 0, 1))),
-                err
-            );
         }
     }
 
@@ -421,39 +407,6 @@ mod tests {
             read(&lu, Cdb::new(&cdb10(op::READ_10, 0, 0, 1))),
             Ok(Plan::Read { .. })
         ));
-    }
-
-    #[test]
-    fn verify_bytchk_zero_is_good_after_range_check() {
-        let lu = lu();
-        assert_eq!(
-            verify(&lu, Cdb::new(&cdb10(op::VERIFY_10, 0x10, 0, 8))),
-            Ok(done())
-        );
-        assert_eq!(
-            verify(&lu, Cdb::new(&cdb12(op::VERIFY_12, 0, 0, 8))),
-            Ok(done())
-        );
-        assert_eq!(
-            verify(&lu, Cdb::new(&cdb16(op::VERIFY_16, 0, N - 8, 8))),
-            Ok(done())
-        );
-        assert_eq!(
-            verify(&lu, Cdb::new(&cdb16(op::VERIFY_16, 0, N - 8, 9))),
-            Err(Sense::lba_out_of_range())
-        );
-    }
-
-    #[test]
-    fn verify_bytchk_is_refused() {
-        let lu = lu();
-        for bytchk in [0x02, 0x04, 0x06] {
-            let c = cdb10(op::VERIFY_10, bytchk, 0, 1);
-            assert_eq!(
-                verify(&lu, Cdb::new(&c)),
-                Err(Sense::invalid_field_in_cdb().at_cdb(1, Some(2)))
-            );
-        }
     }
 
     #[test]

@@ -170,12 +170,6 @@ impl Sense {
         Self::new(SenseKey::ILLEGAL_REQUEST, 0x39, 0x00)
     }
 
-    /// INVALID FIELD IN COMMAND INFORMATION UNIT (0Eh/03h): e.g. an expected data transfer
-    /// length that differs from what the CDB needs.
-    pub const fn invalid_field_in_command_iu() -> Self {
-        Self::new(SenseKey::ILLEGAL_REQUEST, 0x0E, 0x03)
-    }
-
     /// MISCOMPARE, MISCOMPARE DURING VERIFY OPERATION (1Dh/00h); give the INFORMATION field
     /// (the offset of the first byte that differed) with [`Sense::with_info`].
     pub const fn miscompare_during_verify() -> Self {
@@ -387,11 +381,6 @@ mod tests {
             ),
             (Sense::write_error(), SenseKey::MEDIUM_ERROR, 0x0C),
             (
-                Sense::invalid_field_in_command_iu(),
-                SenseKey::ILLEGAL_REQUEST,
-                0x0E,
-            ),
-            (
                 Sense::miscompare_during_verify(),
                 SenseKey::MISCOMPARE,
                 0x1D,
@@ -403,8 +392,7 @@ mod tests {
             ),
         ];
         for (s, key, asc) in cases {
-            let ascq = if asc == 0x0E { 0x03 } else { 0 };
-            assert_eq!((s.key, s.asc, s.ascq), (key, asc, ascq));
+            assert_eq!((s.key, s.asc, s.ascq), (key, asc, 0));
         }
     }
 }

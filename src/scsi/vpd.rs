@@ -1,6 +1,10 @@
 //! Vital product data pages (SPC-4 and SBC-3 "Vital product data parameters").
 
+use super::compare::max_compare_and_write;
 use super::inquiry::{put_ascii, PERIPHERAL_DISK};
+use super::provisioning::{
+    max_blocks_per_command, max_write_same_blocks, unmap_granularity, MAX_UNMAP_DESCRIPTORS,
+};
 use super::LuInfo;
 
 /// SPC-4 / SBC-3 VPD page codes: the pages served, in the ascending order the Supported VPD
@@ -25,6 +29,16 @@ const BLOCK_LIMITS_LEN: usize = 0x3C;
 const BLOCK_CHARACTERISTICS_LEN: usize = 0x3C;
 /// SBC-3 Logical Block Provisioning VPD page, without a provisioning group descriptor.
 const PROVISIONING_LEN: usize = 0x04;
+/// Logical Block Provisioning page byte 5: LBPU (UNMAP), LBPWS (WRITE SAME (16) with UNMAP),
+/// LBPWS10 (WRITE SAME (10) with UNMAP), LBPRZ (bit 2: unmapped blocks read as zeros);
+/// ANC_SUP and DP stay clear. Byte 6 PROVISIONING TYPE 010b: thin provisioned.
+const LBPU: u8 = 0x80;
+const LBPWS: u8 = 0x40;
+const LBPWS10: u8 = 0x20;
+const LBPRZ: u8 = 0x04;
+const PROVISIONING_THIN: u8 = 0b010;
+/// Block Limits page UNMAP GRANULARITY ALIGNMENT VALID (bit 31 of page bytes 32..=35).
+const UGAVALID: u32 = 0x8000_0000;
 /// SBC-3 Block Device Characteristics: MEDIUM ROTATION RATE 0001h = non-rotating medium (solid state).
 const ROTATION_NON_ROTATING: u16 = 0x0001;
 /// SPC-4 Unit Serial Number VPD page: kept short enough for any initiator's buffer.
@@ -56,7 +70,7 @@ pub(super) fn page(lu: &LuInfo, code: u8) -> Option<Vec<u8>> {
         PAGE_DEVICE_ID => device_identification(lu),
         PAGE_BLOCK_LIMITS => block_limits(lu),
         PAGE_BLOCK_CHARACTERISTICS => block_characteristics(lu),
-        PAGE_LOGICAL_BLOCK_PROVISIONING => vec![0; PROVISIONING_LEN],
+        PAGE_LOGICAL_BLOCK_PROVISIONING => logical_block_provisioning(),
         _ => return None,
     };
     Some(with_header(code, body))
@@ -147,15 +161,36 @@ fn name_string(s: &str) -> Vec<u8> {
     v
 }
 
-/// SBC-3 Block Limits VPD page.
+/// SBC-3 Block Limits VPD page (body offsets are page offsets minus 4).
 fn block_limits(lu: &LuInfo) -> Vec<u8> {
     let mut d = vec![0u8; BLOCK_LIMITS_LEN];
-    // Page bytes 6..=7 (body offset 2): OPTIMAL TRANSFER LENGTH GRANULARITY, one block.
+    // Page byte 4: WSNZ clear (WRITE SAME of zero blocks means "to the end").
+    // Page byte 5: MAXIMUM COMPARE AND WRITE LENGTH.
+    d[1] = u8::try_from(max_compare_and_write(lu)).unwrap_or(u8::MAX);
+    // Page bytes 6..=7: OPTIMAL TRANSFER LENGTH GRANULARITY, one block.
     d[2..4].copy_from_slice(&1u16.to_be_bytes());
     // Page bytes 8..=11: MAXIMUM TRANSFER LENGTH; 12..=15: OPTIMAL TRANSFER LENGTH.
     d[4..8].copy_from_slice(&lu.max_transfer_blocks.to_be_bytes());
     d[8..12].copy_from_slice(&lu.optimal_transfer_blocks.to_be_bytes());
-    // No UNMAP, no WRITE SAME, no COMPARE AND WRITE: their limits stay zero.
+    // Page bytes 16..=19: MAXIMUM PREFETCH LENGTH stays zero (no PRE-FETCH).
+    let max = u32::try_from(max_blocks_per_command(lu)).unwrap_or(u32::MAX);
+    // Page bytes 20..=23: MAXIMUM UNMAP LBA COUNT; 24..=27: MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT.
+    d[16..20].copy_from_slice(&max.to_be_bytes());
+    d[20..24].copy_from_slice(&MAX_UNMAP_DESCRIPTORS.to_be_bytes());
+    // Page bytes 28..=31: OPTIMAL UNMAP GRANULARITY; 32..=35: UGAVALID, alignment 0.
+    d[24..28].copy_from_slice(&unmap_granularity(lu).to_be_bytes());
+    d[28..32].copy_from_slice(&UGAVALID.to_be_bytes());
+    // Page bytes 36..=43: MAXIMUM WRITE SAME LENGTH.
+    d[32..40].copy_from_slice(&max_write_same_blocks(lu).to_be_bytes());
+    d
+}
+
+/// SBC-3 Logical Block Provisioning VPD page: THRESHOLD EXPONENT 0 (no thresholds), the
+/// provisioning commands, LBPRZ, thin provisioning, no provisioning group descriptor.
+fn logical_block_provisioning() -> Vec<u8> {
+    let mut d = vec![0u8; PROVISIONING_LEN];
+    d[1] = LBPU | LBPWS | LBPWS10 | LBPRZ;
+    d[2] = PROVISIONING_THIN;
     d
 }
 
@@ -250,7 +285,58 @@ mod tests {
         assert_eq!(&d[6..8], &[0, 1], "granularity");
         assert_eq!(&d[8..12], &1024u32.to_be_bytes(), "maximum transfer length");
         assert_eq!(&d[12..16], &128u32.to_be_bytes(), "optimal transfer length");
-        assert!(d[20..28].iter().all(|&b| b == 0), "no UNMAP without LBPU");
+    }
+
+    #[test]
+    fn block_limits_reports_unmap_write_same_and_compare_and_write_limits() {
+        let d = get(0xB0);
+        assert_eq!(d[4] & 0x01, 0, "WSNZ clear");
+        assert_eq!(d[5], 255, "MAXIMUM COMPARE AND WRITE LENGTH");
+        assert_eq!(&d[16..20], &[0; 4], "no PRE-FETCH");
+        // 512-byte blocks: 2^20 blocks (512 MiB) per UNMAP or WRITE SAME.
+        assert_eq!(
+            &d[20..24],
+            &0x0010_0000u32.to_be_bytes(),
+            "MAXIMUM UNMAP LBA COUNT"
+        );
+        assert_eq!(
+            &d[24..28],
+            &4095u32.to_be_bytes(),
+            "MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT"
+        );
+        assert_eq!(
+            &d[28..32],
+            &8u32.to_be_bytes(),
+            "OPTIMAL UNMAP GRANULARITY: 4 KiB"
+        );
+        assert_eq!(&d[32..36], &[0x80, 0, 0, 0], "UGAVALID, alignment 0");
+        assert_eq!(
+            &d[36..44],
+            &1024u64.to_be_bytes(),
+            "MAXIMUM WRITE SAME LENGTH: what one WRITE may carry"
+        );
+        let mut big = lu(0);
+        big.block_size = 4096;
+        big.max_transfer_blocks = 100;
+        let d = page(&big, 0xB0).expect("served");
+        assert_eq!(
+            d[5], 50,
+            "COMPARE AND WRITE Data-Out within MAXIMUM TRANSFER LENGTH"
+        );
+        assert_eq!(
+            &d[20..24],
+            &0x0004_0000u32.to_be_bytes(),
+            "1 GiB of 4 KiB blocks"
+        );
+        assert_eq!(&d[28..32], &1u32.to_be_bytes());
+        assert_eq!(&d[36..44], &100u64.to_be_bytes());
+        big.max_transfer_blocks = 0;
+        let d = page(&big, 0xB0).expect("served");
+        assert_eq!(
+            &d[36..44],
+            &0x0004_0000u64.to_be_bytes(),
+            "no transfer limit: 1 GiB"
+        );
     }
 
     #[test]
@@ -264,7 +350,8 @@ mod tests {
     }
 
     #[test]
-    fn logical_block_provisioning_has_no_bits_set() {
-        assert_eq!(get(0xB2), [0, 0xB2, 0, 4, 0, 0, 0, 0]);
+    fn logical_block_provisioning_is_thin_with_unmap_write_same_and_lbprz() {
+        // LBPU, LBPWS, LBPWS10, LBPRZ; ANC_SUP and DP clear; PROVISIONING TYPE thin.
+        assert_eq!(get(0xB2), [0, 0xB2, 0, 4, 0, 0xE4, 0x02, 0]);
     }
 }

@@ -50,7 +50,7 @@ fn test_unit_ready_is_good() {
 #[test]
 fn unsupported_opcodes_are_invalid_command_operation_code() {
     for opcode in [
-        0x04, 0x1D, 0x41, 0x42, 0x7F, 0x83, 0x89, 0x93, 0xA3, 0xC0, 0xFF,
+        0x04, 0x1D, 0x34, 0x5E, 0x7F, 0x83, 0x90, 0x9F, 0xA4, 0xC0, 0xFF,
     ] {
         let mut cdb = [0u8; 16];
         cdb[0] = opcode;
@@ -59,6 +59,59 @@ fn unsupported_opcodes_are_invalid_command_operation_code() {
             (ILLEGAL, 0x20, 0x00),
             "opcode {opcode:#x}"
         );
+    }
+}
+
+#[test]
+fn unknown_service_actions_are_invalid_field_at_byte_1() {
+    // libiscsi reads INVALID FIELD IN CDB pointing at byte 1 of SERVICE ACTION IN / MAINTENANCE
+    // IN as "not implemented", which is what it is.
+    let mut sai = cdb16(op::SERVICE_ACTION_IN_16, 0x13, 0, 32);
+    let mut mi = [op::MAINTENANCE_IN, 0x0A, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0];
+    for cdb in [&sai[..], &mi[..]] {
+        let plan = run(cdb);
+        assert_eq!(fixed_sense(&plan), (ILLEGAL, 0x24, 0x00));
+        let Plan::Complete(c) = plan else { panic!() };
+        assert_eq!(
+            &c.sense[15..18],
+            &[0xCC, 0x00, 0x01],
+            "C/D, BPV, bit 4 of byte 1"
+        );
+    }
+    sai[1] = 0x10;
+    mi[1] = 0x0C;
+    assert!(matches!(
+        run(&sai),
+        Plan::Complete(Completion {
+            status: ScsiStatus::GOOD,
+            ..
+        })
+    ));
+    assert!(matches!(
+        run(&mi),
+        Plan::Complete(Completion {
+            status: ScsiStatus::GOOD,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn provisioning_and_compare_commands_become_jobs() {
+    let cases: [Vec<u8>; 6] = [
+        cdb10(op::WRITE_SAME_10, 0, 0, 1).to_vec(),
+        cdb16(op::WRITE_SAME_16, 0x08, 0, 1).to_vec(),
+        cdb10(op::UNMAP, 0, 0, 24).to_vec(),
+        cdb16(op::COMPARE_AND_WRITE, 0, 0, 1).to_vec(),
+        cdb16(op::ORWRITE_16, 0, 0, 1).to_vec(),
+        cdb10(op::VERIFY_10, 0x02, 0, 1).to_vec(),
+    ];
+    let lens = [512, 512, 24, 1024, 512, 512];
+    for (cdb, len) in cases.iter().zip(lens) {
+        match run(cdb) {
+            Plan::Job(job) => assert_eq!(job.data_out_len(), len, "{cdb:02x?}"),
+            other => panic!("{cdb:02x?}: {other:?}"),
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::scsi::cdb::op;
-use crate::scsi::{dispatch, encode_lun, execute_params, LunMap, NexusState};
+use crate::scsi::job::STEP_BYTES;
+use crate::scsi::{dispatch, encode_lun, execute_params, Job, JobIo, LunMap, NexusState, Step};
 
 /// xorshift64*: deterministic, dependency-free.
 struct Rng(u64);
@@ -29,7 +30,7 @@ impl Rng {
     }
 }
 
-const KNOWN: [u8; 25] = [
+const KNOWN: [u8; 32] = [
     op::TEST_UNIT_READY,
     op::REQUEST_SENSE,
     op::READ_6,
@@ -55,6 +56,13 @@ const KNOWN: [u8; 25] = [
     op::READ_12,
     op::WRITE_12,
     op::VERIFY_12,
+    op::WRITE_SAME_10,
+    op::WRITE_SAME_16,
+    op::UNMAP,
+    op::COMPARE_AND_WRITE,
+    op::ORWRITE_16,
+    op::MAINTENANCE_IN,
+    op::WRITE_AND_VERIFY_16,
 ];
 
 fn units() -> LunMap {
@@ -115,6 +123,68 @@ fn assert_well_formed(luns: &LunMap, lun_raw: u64, cdb: &[u8], plan: &Plan) {
             assert!(lba + u64::from(*blocks) <= u.num_blocks);
         }
         Plan::ReceiveParams { len } => assert!(*len > 0),
+        Plan::Job(job) => {
+            let u = unit.expect("jobs only on a real unit");
+            assert!(!u.read_only, "{cdb:02x?}");
+            let bs = u64::from(u.block_size);
+            let bound = (64 << 20)
+                .max(u64::from(u.max_transfer_blocks) * bs)
+                .max(2 * 255 * bs);
+            assert!(u64::from(job.data_out_len()) <= bound, "{cdb:02x?}");
+        }
+    }
+}
+
+/// Drive the first few steps of a job with random Data-Out and random I/O results: no panic,
+/// every I/O inside the unit and within one step's size, every completion well formed.
+fn drive(rng: &mut Rng, job: &mut Job, nexus: &NexusState, lu: &LuInfo, cdb: &[u8]) {
+    let len = job.data_out_len();
+    if let Some(c) = job.check_edtl(
+        nexus,
+        if rng.below(4) == 0 {
+            rng.next() as u32
+        } else {
+            len
+        },
+    ) {
+        assert_completion(&c, cdb);
+    }
+    if len > STEP_BYTES * 2 {
+        return;
+    }
+    let n = if rng.below(8) == 0 {
+        rng.below(u64::from(len) + 1)
+    } else {
+        u64::from(len)
+    };
+    let data: Vec<u8> = (0..n).map(|_| rng.byte()).collect();
+    let mut step = job.start(nexus, lu, &data);
+    for _ in 0..8 {
+        let io = match step {
+            Step::Done(c) => return assert_completion(&c, cdb),
+            Step::Io(io) => io,
+        };
+        let fail = rng.below(16) == 0;
+        step = match io {
+            JobIo::Read { lba, blocks } => {
+                assert!(lba + u64::from(blocks) <= lu.num_blocks, "{cdb:02x?}");
+                let size = u64::from(blocks) * u64::from(lu.block_size);
+                assert!(size <= u64::from(STEP_BYTES), "{cdb:02x?}");
+                let buf: Vec<u8> = (0..size).map(|_| rng.byte()).collect();
+                let result = if fail { Err(5) } else { Ok(Some(&buf[..])) };
+                job.resume(nexus, lu, result)
+            }
+            JobIo::Write { lba, data, .. } => {
+                let blocks = data.len() as u64 / u64::from(lu.block_size);
+                assert!(lba + blocks <= lu.num_blocks, "{cdb:02x?}");
+                assert!(data.len() <= STEP_BYTES as usize, "{cdb:02x?}");
+                job.resume(nexus, lu, if fail { Err(5) } else { Ok(None) })
+            }
+            JobIo::Discard { lba, blocks } => {
+                assert!(lba + blocks <= lu.num_blocks, "{cdb:02x?}");
+                job.resume(nexus, lu, if fail { Err(5) } else { Ok(None) })
+            }
+        };
     }
 }
 
@@ -142,11 +212,22 @@ fn random_cdbs_never_panic_and_answers_are_well_formed() {
         let lun_raw = random_lun(&mut rng);
         let plan = dispatch(&luns, &mut nexus, lun_raw, &cdb);
         assert_well_formed(&luns, lun_raw, &cdb, &plan);
-        if let Plan::ReceiveParams { len } = plan {
-            let n = rng.below(u64::from(len) + 8) as usize;
-            let params: Vec<u8> = (0..n).map(|_| rng.byte()).collect();
-            let c = execute_params(&luns, &mut nexus, lun_raw, &cdb, &params);
-            assert_completion(&c, &cdb);
+        match plan {
+            Plan::ReceiveParams { len } => {
+                let n = rng.below(u64::from(len) + 8) as usize;
+                let params: Vec<u8> = (0..n).map(|_| rng.byte()).collect();
+                let c = execute_params(&luns, &mut nexus, lun_raw, &cdb, &params);
+                assert_completion(&c, &cdb);
+            }
+            Plan::Job(job) => {
+                let lu = crate::scsi::decode_lun(lun_raw)
+                    .and_then(|n| luns.get(n))
+                    .expect("jobs only on a real unit")
+                    .clone();
+                let mut job = job;
+                drive(&mut rng, &mut job, &nexus, &lu, &cdb);
+            }
+            _ => {}
         }
     }
 }

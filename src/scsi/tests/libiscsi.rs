@@ -38,7 +38,7 @@ impl Target {
         let (status, data, sense) = match plan {
             Plan::Complete(c) => (c.status, c.data, c.sense),
             Plan::Read { blocks, .. } => (ScsiStatus::GOOD, vec![0; blocks as usize * 512], vec![]),
-            Plan::Write { .. } | Plan::Flush { .. } | Plan::ReceiveParams { .. } => {
+            Plan::Write { .. } | Plan::Flush { .. } | Plan::ReceiveParams { .. } | Plan::Job(_) => {
                 (ScsiStatus::GOOD, vec![], vec![])
             }
         };
@@ -126,9 +126,20 @@ fn inquiry_block_limits() {
     let d = disk().expect(&inquiry(true, 0xB0, 64), Expect::Good);
     assert_eq!(d.len(), usize::from(d[3]) + 4);
     assert_eq!(d[3], 0x3C, "device claims SBC-3");
-    let lbp = disk().expect(&inquiry(true, 0xB2, 64), Expect::Good);
-    assert_eq!(lbp[5] & 0x80, 0, "no LBPU ...");
-    assert_eq!(&d[20..28], &[0; 8], "... so no unmap limits");
+    // READ CAPACITY (16) LBPME=1, so the test goes on to the unmap limits (it used to skip).
+    assert_eq!(disk().expect(&rc16(32), Expect::Good)[14] & 0x80, 0x80);
+    let lbp = disk().expect(&inquiry(true, 0xB2, 255), Expect::Good);
+    assert_eq!(lbp[5] & 0x80, 0x80, "LBPU, so ...");
+    let max_unmap = u32::from_be_bytes([d[20], d[21], d[22], d[23]]);
+    let max_descriptors = u32::from_be_bytes([d[24], d[25], d[26], d[27]]);
+    let lbppbe = disk().expect(&rc16(32), Expect::Good)[13] & 0x0F;
+    assert!(max_unmap != 0 && max_unmap >= 1 << lbppbe);
+    assert!(
+        max_unmap == u32::MAX || max_unmap <= 1024 * 1024,
+        "not insanely big"
+    );
+    assert!(max_descriptors != 0);
+    assert!(max_descriptors == u32::MAX || max_descriptors <= 1024 * 1024);
 }
 
 #[test]
@@ -202,8 +213,12 @@ fn readcapacity16_simple_alloclen_support_and_protection() {
     );
     assert_eq!(d[12] & 0x0F, 0, "P_TYPE and PROT_EN clear without PROTECT");
     assert_eq!(d[13] >> 4, 0, "P_I_EXPONENT clear");
-    assert_eq!(d[13] & 0x0F, 0, "LBPPBE: lbppb = 1");
-    assert_eq!(d[14] & 0x80, 0, "LBPME clear: fully provisioned");
+    assert_eq!(d[13] & 0x0F, 3, "LBPPBE: eight 512-byte blocks per 4 KiB");
+    assert_eq!(
+        d[14] & 0xC0,
+        0xC0,
+        "LBPME and LBPRZ: thin, unmapped blocks read zeros"
+    );
 }
 
 #[test]
@@ -316,10 +331,14 @@ fn read_and_write_dpofua() {
             t.expect(&rw(opcode, flags, 0, 1), Expect::Good);
         }
     }
-    // REPORT SUPPORTED OPERATION CODES is not implemented: libiscsi skips that part.
-    let rsoc = t.send(&[0xA3, 0x0C, 0x01, 0x28, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0]);
-    let Plan::Complete(c) = rsoc else { panic!() };
-    assert_eq!((c.sense[2], c.sense[12]), (0x05, 0x20));
+    // REPORT SUPPORTED OPERATION CODES, one command: CDB USAGE DATA byte 1 has DPO and FUA.
+    for opcode in READS.into_iter().chain(WRITES) {
+        let rsoc = [0xA3, 0x0C, 0x01, opcode, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0];
+        let d = t.expect(&rsoc, Expect::Good);
+        assert_eq!(d[1] & 0x07, 0b011, "supported");
+        assert_eq!(d[4], opcode);
+        assert_eq!(d[5] & 0x18, 0x18, "{opcode:#x}");
+    }
 }
 
 #[test]
@@ -338,19 +357,19 @@ fn readonly_sbc() {
     ]) {
         t.expect(&rw(opcode, 0, 0, 1), Expect::WriteProtected);
     }
-    // WRITE SAME, ORWRITE, COMPARE AND WRITE, UNMAP: not implemented, so libiscsi skips them
-    // on INVALID COMMAND OPERATION CODE.
-    for opcode in [0x41, 0x93, 0x8B, 0x89, 0x42] {
-        let mut cdb = [0u8; 16];
-        cdb[0] = opcode;
-        let Plan::Complete(c) = t.send(&cdb) else {
-            panic!()
-        };
-        assert_eq!(
-            (c.sense[2], c.sense[12], c.sense[13]),
-            (0x05, 0x20, 0x00),
-            "{opcode:#x}"
-        );
+    // WRITE SAME (with and without UNMAP), ORWRITE, COMPARE AND WRITE, UNMAP of one physical
+    // and of one logical block: DATA PROTECT before any Data-Out is needed.
+    let unmap = [op::UNMAP, 0, 0, 0, 0, 0, 0, 0, 24, 0];
+    for cdb in [
+        cdb10(op::WRITE_SAME_10, 0, 0, 1).to_vec(),
+        cdb10(op::WRITE_SAME_10, 0x08, 0, 1).to_vec(),
+        cdb16(op::WRITE_SAME_16, 0, 0, 1).to_vec(),
+        cdb16(op::WRITE_SAME_16, 0x08, 0, 1).to_vec(),
+        cdb16(op::ORWRITE_16, 0, 0, 1).to_vec(),
+        cdb16(op::COMPARE_AND_WRITE, 0, 0, 1).to_vec(),
+        unmap.to_vec(),
+    ] {
+        t.expect(&cdb, Expect::WriteProtected);
     }
     t.expect(&cdb10(op::READ_10, 0, 0, 1), Expect::Good);
 }

@@ -1,8 +1,11 @@
 //! Shared fixtures, and tests that drive the public API end to end.
 
+pub(crate) mod disk;
 mod dispatch;
 mod fuzz;
+mod jobs;
 mod libiscsi;
+mod libiscsi_sbc;
 
 use super::{Completion, LuInfo, Plan, ScsiStatus, Sense};
 

@@ -1,0 +1,444 @@
+//! The one table of supported commands: operation code, service action, CDB usage data and
+//! handler. [`super::dispatch`] routes through it and REPORT SUPPORTED OPERATION CODES
+//! reports it, so the two can never disagree.
+
+use super::cdb::{self, op, Cdb};
+use super::nexus::{self, NexusState};
+use super::sense::Sense;
+use super::{
+    capacity, compare, done, inquiry, mode, provisioning, report_luns, rsoc, rw, unit, LuInfo,
+    LunMap, Plan,
+};
+
+/// What a handler may look at: the target's units (REPORT LUNS, INQUIRY), the I_T nexus state
+/// (sense format, pending sense) and the addressed unit.
+pub(super) struct Ctx<'a> {
+    pub luns: &'a LunMap,
+    pub nexus: &'a mut NexusState,
+    pub lu: &'a LuInfo,
+}
+
+pub(super) type Handler = fn(&mut Ctx<'_>, Cdb<'_>) -> Result<Plan, Sense>;
+
+/// One supported command (one operation code, or one service action of an operation code
+/// that has service actions).
+pub(super) struct Command {
+    pub opcode: u8,
+    /// SERVICE ACTION (byte 1 bits 4..0) for the operation codes that have service actions.
+    pub service_action: Option<u8>,
+    /// SPC-4 REPORT SUPPORTED OPERATION CODES CDB USAGE DATA: byte 0 is the operation code
+    /// (byte 1 carries the service action where there is one); elsewhere a bit is one when the
+    /// device server looks at that bit of the CDB. Its length is the CDB length.
+    pub usage: &'static [u8],
+    pub handler: Handler,
+}
+
+/// CONTROL byte usage: NACA is refused (no ACA), LINK and the vendor bits are reserved.
+const C: u8 = 0x00;
+/// Byte 1 of READ/WRITE (10/12/16), COMPARE AND WRITE and ORWRITE: DPO (bit 4) and FUA (bit 3).
+/// The *PROTECT fields are refused when non-zero (no protection information), so unused.
+const DPO_FUA: u8 = 0x18;
+/// Byte 1 of VERIFY: DPO (bit 4) and BYTCHK (bits 2..1).
+const DPO_BYTCHK2: u8 = 0x16;
+/// Byte 1 of WRITE AND VERIFY: DPO (bit 4) and BYTCHK (bit 1).
+const DPO_BYTCHK1: u8 = 0x12;
+const FF: u8 = 0xFF;
+
+/// 10-byte READ/WRITE-style usage: LBA (bytes 2..=5), GROUP NUMBER unused, length (7..=8).
+const fn ten(opcode: u8, byte1: u8) -> [u8; 10] {
+    [opcode, byte1, FF, FF, FF, FF, 0, FF, FF, C]
+}
+
+/// 12-byte READ/WRITE-style usage: LBA (bytes 2..=5), length (6..=9), GROUP NUMBER unused.
+const fn twelve(opcode: u8, byte1: u8) -> [u8; 12] {
+    [opcode, byte1, FF, FF, FF, FF, FF, FF, FF, FF, 0, C]
+}
+
+/// 16-byte READ/WRITE-style usage: LBA (bytes 2..=9), length or ALLOCATION LENGTH (10..=13).
+const fn sixteen(opcode: u8, byte1: u8, byte14: u8) -> [u8; 16] {
+    [
+        opcode, byte1, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, byte14, C,
+    ]
+}
+
+/// Ascending by operation code, then service action (the order REPORT SUPPORTED OPERATION
+/// CODES lists them in).
+static COMMANDS: &[Command] = &[
+    Command {
+        opcode: op::TEST_UNIT_READY,
+        service_action: None,
+        usage: &[op::TEST_UNIT_READY, 0, 0, 0, 0, C],
+        handler: |_, _| Ok(done()),
+    },
+    Command {
+        opcode: op::REQUEST_SENSE,
+        service_action: None,
+        usage: &[op::REQUEST_SENSE, 0x01, 0, 0, FF, C],
+        handler: |ctx, cdb| Ok(nexus::request_sense(ctx.nexus, cdb, true)),
+    },
+    Command {
+        opcode: op::READ_6,
+        service_action: None,
+        usage: &[op::READ_6, 0x1F, FF, FF, FF, C],
+        handler: |ctx, cdb| rw::read(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::WRITE_6,
+        service_action: None,
+        usage: &[op::WRITE_6, 0x1F, FF, FF, FF, C],
+        handler: |ctx, cdb| rw::write(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::INQUIRY,
+        service_action: None,
+        usage: &[op::INQUIRY, 0x01, FF, FF, FF, C],
+        handler: |ctx, cdb| inquiry::inquiry(Some(ctx.lu), ctx.luns, cdb),
+    },
+    Command {
+        opcode: op::MODE_SELECT_6,
+        service_action: None,
+        usage: &[op::MODE_SELECT_6, 0x11, 0, 0, FF, C],
+        handler: |_, cdb| mode::mode_select(cdb),
+    },
+    Command {
+        opcode: op::MODE_SENSE_6,
+        service_action: None,
+        usage: &[op::MODE_SENSE_6, 0x08, FF, FF, FF, C],
+        handler: |ctx, cdb| mode::mode_sense(ctx.lu, ctx.nexus, cdb),
+    },
+    Command {
+        opcode: op::START_STOP_UNIT,
+        service_action: None,
+        usage: &[op::START_STOP_UNIT, 0, 0, 0, 0xF3, C],
+        handler: |_, cdb| unit::start_stop_unit(cdb),
+    },
+    Command {
+        opcode: op::PREVENT_ALLOW_MEDIUM_REMOVAL,
+        service_action: None,
+        usage: &[op::PREVENT_ALLOW_MEDIUM_REMOVAL, 0, 0, 0, 0x03, C],
+        handler: |_, cdb| unit::prevent_allow_medium_removal(cdb),
+    },
+    Command {
+        opcode: op::READ_CAPACITY_10,
+        service_action: None,
+        usage: &[op::READ_CAPACITY_10, 0, FF, FF, FF, FF, 0, 0, 0x01, C],
+        handler: |ctx, cdb| capacity::read_capacity_10(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::READ_10,
+        service_action: None,
+        usage: &ten(op::READ_10, DPO_FUA),
+        handler: |ctx, cdb| rw::read(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::WRITE_10,
+        service_action: None,
+        usage: &ten(op::WRITE_10, DPO_FUA),
+        handler: |ctx, cdb| rw::write(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::WRITE_AND_VERIFY_10,
+        service_action: None,
+        usage: &ten(op::WRITE_AND_VERIFY_10, DPO_BYTCHK1),
+        handler: |ctx, cdb| rw::write_and_verify(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::VERIFY_10,
+        service_action: None,
+        usage: &ten(op::VERIFY_10, DPO_BYTCHK2),
+        handler: |ctx, cdb| compare::verify(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::SYNCHRONIZE_CACHE_10,
+        service_action: None,
+        usage: &ten(op::SYNCHRONIZE_CACHE_10, 0x02),
+        handler: |ctx, cdb| rw::synchronize_cache(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::WRITE_SAME_10,
+        service_action: None,
+        usage: &ten(op::WRITE_SAME_10, 0x08),
+        handler: |ctx, cdb| provisioning::write_same(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::UNMAP,
+        service_action: None,
+        usage: &[op::UNMAP, 0, 0, 0, 0, 0, 0, FF, FF, C],
+        handler: |ctx, cdb| provisioning::unmap(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::MODE_SELECT_10,
+        service_action: None,
+        usage: &[op::MODE_SELECT_10, 0x11, 0, 0, 0, 0, 0, FF, FF, C],
+        handler: |_, cdb| mode::mode_select(cdb),
+    },
+    Command {
+        opcode: op::MODE_SENSE_10,
+        service_action: None,
+        usage: &[op::MODE_SENSE_10, 0x18, FF, FF, 0, 0, 0, FF, FF, C],
+        handler: |ctx, cdb| mode::mode_sense(ctx.lu, ctx.nexus, cdb),
+    },
+    Command {
+        opcode: op::READ_16,
+        service_action: None,
+        usage: &sixteen(op::READ_16, DPO_FUA, 0),
+        handler: |ctx, cdb| rw::read(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::COMPARE_AND_WRITE,
+        service_action: None,
+        usage: &[
+            op::COMPARE_AND_WRITE,
+            DPO_FUA,
+            FF,
+            FF,
+            FF,
+            FF,
+            FF,
+            FF,
+            FF,
+            FF,
+            0,
+            0,
+            0,
+            FF,
+            0,
+            C,
+        ],
+        handler: |ctx, cdb| compare::compare_and_write(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::WRITE_16,
+        service_action: None,
+        usage: &sixteen(op::WRITE_16, DPO_FUA, 0),
+        handler: |ctx, cdb| rw::write(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::ORWRITE_16,
+        service_action: None,
+        usage: &sixteen(op::ORWRITE_16, DPO_FUA, 0),
+        handler: |ctx, cdb| compare::orwrite(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::WRITE_AND_VERIFY_16,
+        service_action: None,
+        usage: &sixteen(op::WRITE_AND_VERIFY_16, DPO_BYTCHK1, 0),
+        handler: |ctx, cdb| rw::write_and_verify(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::VERIFY_16,
+        service_action: None,
+        usage: &sixteen(op::VERIFY_16, DPO_BYTCHK2, 0),
+        handler: |ctx, cdb| compare::verify(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::SYNCHRONIZE_CACHE_16,
+        service_action: None,
+        usage: &sixteen(op::SYNCHRONIZE_CACHE_16, 0x02, 0),
+        handler: |ctx, cdb| rw::synchronize_cache(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::WRITE_SAME_16,
+        service_action: None,
+        // UNMAP (bit 3) and NDOB (bit 0).
+        usage: &sixteen(op::WRITE_SAME_16, 0x09, 0),
+        handler: |ctx, cdb| provisioning::write_same(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::SERVICE_ACTION_IN_16,
+        service_action: Some(cdb::SA_READ_CAPACITY_16),
+        usage: &sixteen(op::SERVICE_ACTION_IN_16, cdb::SA_READ_CAPACITY_16, 0x01),
+        handler: |ctx, cdb| capacity::read_capacity_16(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::SERVICE_ACTION_IN_16,
+        service_action: Some(cdb::SA_GET_LBA_STATUS),
+        usage: &sixteen(op::SERVICE_ACTION_IN_16, cdb::SA_GET_LBA_STATUS, 0),
+        handler: |ctx, cdb| provisioning::get_lba_status(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::REPORT_LUNS,
+        service_action: None,
+        usage: &[op::REPORT_LUNS, 0, FF, 0, 0, 0, FF, FF, FF, FF, 0, C],
+        handler: |ctx, cdb| report_luns::report_luns(ctx.luns, cdb),
+    },
+    Command {
+        opcode: op::MAINTENANCE_IN,
+        service_action: Some(cdb::SA_REPORT_SUPPORTED_OPCODES),
+        usage: &[
+            op::MAINTENANCE_IN,
+            cdb::SA_REPORT_SUPPORTED_OPCODES,
+            0x87,
+            FF,
+            FF,
+            FF,
+            FF,
+            FF,
+            FF,
+            FF,
+            0,
+            C,
+        ],
+        handler: |_, cdb| rsoc::report_supported_opcodes(cdb),
+    },
+    Command {
+        opcode: op::READ_12,
+        service_action: None,
+        usage: &twelve(op::READ_12, DPO_FUA),
+        handler: |ctx, cdb| rw::read(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::WRITE_12,
+        service_action: None,
+        usage: &twelve(op::WRITE_12, DPO_FUA),
+        handler: |ctx, cdb| rw::write(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::WRITE_AND_VERIFY_12,
+        service_action: None,
+        usage: &twelve(op::WRITE_AND_VERIFY_12, DPO_BYTCHK1),
+        handler: |ctx, cdb| rw::write_and_verify(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::VERIFY_12,
+        service_action: None,
+        usage: &twelve(op::VERIFY_12, DPO_BYTCHK2),
+        handler: |ctx, cdb| compare::verify(ctx.lu, cdb),
+    },
+];
+
+/// Every supported command, in report order.
+pub(super) fn all() -> &'static [Command] {
+    COMMANDS
+}
+
+/// Whether any supported command uses this operation code.
+pub(super) fn is_supported_opcode(opcode: u8) -> bool {
+    COMMANDS.iter().any(|c| c.opcode == opcode)
+}
+
+/// Whether the operation code is one of those whose commands are told apart by a service action.
+pub(super) fn has_service_actions(opcode: u8) -> bool {
+    COMMANDS
+        .iter()
+        .any(|c| c.opcode == opcode && c.service_action.is_some())
+}
+
+/// The command for an operation code and (where the operation code has them) a service action.
+pub(super) fn find(opcode: u8, service_action: Option<u8>) -> Option<&'static Command> {
+    COMMANDS
+        .iter()
+        .find(|c| c.opcode == opcode && c.service_action == service_action)
+}
+
+/// The command a CDB names: INVALID COMMAND OPERATION CODE for an unknown operation code,
+/// INVALID FIELD IN CDB at SERVICE ACTION for an unknown service action of a known one (SPC-4).
+/// The CDB must already be long enough for its operation code (byte 1 is read).
+pub(super) fn lookup(cdb: Cdb) -> Result<&'static Command, Sense> {
+    let opcode = cdb.opcode();
+    let service_action = has_service_actions(opcode).then(|| cdb::service_action(&cdb));
+    find(opcode, service_action).ok_or_else(|| {
+        if service_action.is_some() {
+            Sense::invalid_field_in_cdb().at_cdb(1, Some(4))
+        } else {
+            Sense::invalid_opcode()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_data_length_is_the_cdb_length_of_the_group_code() {
+        for c in COMMANDS {
+            assert_eq!(
+                Some(c.usage.len()),
+                cdb::length_for_opcode(c.opcode),
+                "{:#04x}",
+                c.opcode
+            );
+        }
+    }
+
+    #[test]
+    fn usage_data_starts_with_opcode_and_service_action() {
+        for c in COMMANDS {
+            assert_eq!(c.usage[0], c.opcode);
+            if let Some(sa) = c.service_action {
+                assert_eq!(c.usage[1] & 0x1F, sa);
+            }
+            assert_eq!(*c.usage.last().unwrap_or(&0xFF), C, "control byte");
+        }
+    }
+
+    #[test]
+    fn table_is_sorted_and_has_no_duplicates() {
+        for pair in COMMANDS.windows(2) {
+            let key = |c: &Command| (c.opcode, c.service_action.map_or(-1, i16::from));
+            assert!(key(&pair[0]) < key(&pair[1]), "{:#04x}", pair[1].opcode);
+        }
+    }
+
+    #[test]
+    fn an_opcode_either_always_or_never_has_service_actions() {
+        for c in COMMANDS {
+            assert_eq!(
+                c.service_action.is_some(),
+                has_service_actions(c.opcode),
+                "{:#04x}",
+                c.opcode
+            );
+        }
+    }
+
+    #[test]
+    fn dpo_and_fua_are_reported_for_reads_and_writes() {
+        for opcode in [
+            op::READ_10,
+            op::READ_12,
+            op::READ_16,
+            op::WRITE_10,
+            op::WRITE_12,
+            op::WRITE_16,
+            op::COMPARE_AND_WRITE,
+            op::ORWRITE_16,
+        ] {
+            let c = find(opcode, None).expect("supported");
+            assert_eq!(c.usage[1] & 0x18, 0x18, "{opcode:#04x}");
+        }
+        for opcode in [op::VERIFY_10, op::VERIFY_12, op::VERIFY_16] {
+            let c = find(opcode, None).expect("supported");
+            assert_eq!(c.usage[1] & 0x10, 0x10, "{opcode:#04x}");
+        }
+    }
+
+    #[test]
+    fn lookup_distinguishes_unknown_opcode_from_unknown_service_action() {
+        let read = [op::READ_10, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+        assert_eq!(lookup(Cdb::new(&read)).map(|c| c.opcode), Ok(op::READ_10));
+        assert_eq!(
+            lookup(Cdb::new(&[0x04, 0, 0, 0, 0, 0])).err(),
+            Some(Sense::invalid_opcode())
+        );
+        let mut sai = [0u8; 16];
+        sai[0] = op::SERVICE_ACTION_IN_16;
+        sai[1] = 0x10;
+        assert_eq!(
+            lookup(Cdb::new(&sai)).map(|c| c.service_action),
+            Ok(Some(0x10))
+        );
+        sai[1] = 0x13;
+        assert_eq!(
+            lookup(Cdb::new(&sai)).err(),
+            Some(Sense::invalid_field_in_cdb().at_cdb(1, Some(4)))
+        );
+        let mut mi = [0u8; 12];
+        mi[0] = op::MAINTENANCE_IN;
+        mi[1] = 0xE0 | 0x0C; // reserved bits 7..5 are not part of the service action
+        assert!(lookup(Cdb::new(&mi)).is_ok());
+        mi[1] = 0x0A;
+        assert!(lookup(Cdb::new(&mi)).is_err());
+    }
+}

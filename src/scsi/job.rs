@@ -1,0 +1,526 @@
+//! Multi-step commands: the ones that need more than one backing-store operation (WRITE SAME,
+//! UNMAP, COMPARE AND WRITE, ORWRITE, VERIFY with BYTCHK), as a sans-I/O state machine.
+//!
+//! The transport drives a [`Job`]:
+//! 1. [`Job::check_edtl`] with the initiator's EXPECTED DATA TRANSFER LENGTH: `Some` is the
+//!    answer and the job never starts (no Data-Out needs to be received);
+//! 2. receive [`Job::data_out_len`] bytes of Data-Out (none when it is zero);
+//! 3. [`Job::start`] with them, then for each [`Step::Io`] perform the [`JobIo`] on the backing
+//!    store and call [`Job::resume`] with its result, until [`Step::Done`] gives the completion.
+//!
+//! Memory stays bounded whatever the CDB says: a step reads or writes at most [`STEP_BYTES`]
+//! (WRITE SAME over a terabyte is a million 1 MiB writes, never one buffer), and the Data-Out a
+//! job keeps is limited by the command's own maximum (MAXIMUM TRANSFER LENGTH, MAXIMUM COMPARE
+//! AND WRITE LENGTH, one block for WRITE SAME, 64 KiB for UNMAP).
+//!
+//! Atomicity: COMPARE AND WRITE (and ORWRITE) read, compare and write in separate steps. This
+//! layer does not stop a write from another session or core from landing between the read and
+//! the write; SBC-3 wants the compare and the write to be atomic with respect to other commands
+//! on the same blocks, so the transport must serialise overlapping commands on the LU if it
+//! needs that guarantee (e.g. for VMware ATS).
+
+use super::provisioning;
+use super::sense::Sense;
+use super::{check_condition, good, io_error, Completion, LuInfo, NexusState};
+
+/// Largest buffer one step reads or writes.
+pub const STEP_BYTES: u32 = 1 << 20;
+
+/// One backing-store operation the transport performs for a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobIo {
+    /// Read `blocks` blocks at `lba` into a new buffer and hand it to [`Job::resume`].
+    Read { lba: u64, blocks: u32 },
+    /// Write `data` (a whole number of blocks) at `lba`; `fua` => durable before resuming
+    /// (already true when the LU has no volatile write cache).
+    Write { lba: u64, data: Vec<u8>, fua: bool },
+    /// Deallocate `blocks` blocks at `lba`; reads of the range return zeros afterwards (LBPRZ).
+    Discard { lba: u64, blocks: u64 },
+}
+
+/// What a job needs next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Io(JobIo),
+    Done(Completion),
+}
+
+/// How the initiator's EXPECTED DATA TRANSFER LENGTH must relate to [`Job::data_out_len`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Edtl {
+    /// The Data-Out is data for the medium: any other length is refused.
+    Exact,
+    /// No data is needed; a larger EDTL is refused above this many bytes.
+    AtMost(u32),
+    /// A parameter list: a shorter one is judged by its contents, a longer one is ignored.
+    Any,
+}
+
+/// Where the job is: the I/O it waits for, or whether it has not started / has finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    New,
+    Reading { lba: u64, blocks: u32 },
+    Writing { lba: u64, blocks: u32 },
+    Discarding { lba: u64 },
+    Finished,
+}
+
+/// VERIFY BYTCHK 01b compares the whole Data-Out, 11b one block with every block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ByteCheck {
+    All,
+    OneBlock,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    WriteSame {
+        lba: u64,
+        blocks: u64,
+        unmap: bool,
+        ndob: bool,
+        /// The one block written everywhere (kept from the Data-Out).
+        pattern: Vec<u8>,
+        done: u64,
+    },
+    Unmap {
+        ranges: Vec<(u64, u64)>,
+        next: usize,
+    },
+    CompareAndWrite {
+        lba: u64,
+        blocks: u32,
+        fua: bool,
+        /// Verify half then write half.
+        data: Vec<u8>,
+    },
+    OrWrite {
+        lba: u64,
+        blocks: u32,
+        fua: bool,
+        data: Vec<u8>,
+        done: u32,
+    },
+    Verify {
+        lba: u64,
+        blocks: u32,
+        check: ByteCheck,
+        data: Vec<u8>,
+        done: u32,
+    },
+    /// COMPARE AND WRITE of zero blocks: nothing to do, not an error.
+    Nothing,
+}
+
+/// A command that needs several backing-store operations. Built by `dispatch`, driven by the
+/// transport (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    block_size: u32,
+    data_out_len: u32,
+    edtl: Edtl,
+    /// CDB byte of the field that sets the Data-Out length (sense field pointer).
+    length_at: u16,
+    phase: Phase,
+    kind: Kind,
+}
+
+impl Job {
+    /// Bytes of Data-Out the command needs before it can start (0 when none).
+    pub fn data_out_len(&self) -> u32 {
+        self.data_out_len
+    }
+
+    /// Check the initiator's EXPECTED DATA TRANSFER LENGTH before receiving anything: `Some`
+    /// is the command's answer (CHECK CONDITION, INVALID FIELD IN CDB at the length field)
+    /// when the command cannot run with that much Data-Out; `None` to go on.
+    pub fn check_edtl(&self, nexus: &NexusState, edtl: u32) -> Option<Completion> {
+        let fits = match self.edtl {
+            Edtl::Exact => edtl == self.data_out_len,
+            Edtl::AtMost(limit) => edtl <= limit,
+            Edtl::Any => true,
+        };
+        (!fits).then(|| check_condition(nexus, self.length_mismatch()))
+    }
+
+    /// Starts the job once its Data-Out has arrived: exactly `data_out_len` bytes, or what the
+    /// initiator sent when its EDTL was different (then the command answers as SBC-3 says).
+    pub fn start(&mut self, nexus: &NexusState, lu: &LuInfo, data: &[u8]) -> Step {
+        if self.phase != Phase::New {
+            return self.fail(nexus, Sense::internal_target_failure());
+        }
+        if self.edtl == Edtl::Exact && data.len() != self.data_out_len as usize {
+            return self.fail(nexus, self.length_mismatch());
+        }
+        let fua = !lu.write_cache;
+        match &mut self.kind {
+            Kind::WriteSame {
+                lba,
+                blocks,
+                unmap,
+                ndob,
+                pattern,
+                ..
+            } => {
+                if *unmap {
+                    // Deallocate whatever the block holds: the range then reads as zeros
+                    // (LBPRZ), as with LIO; libiscsi WriteSame10.UnmapUntilEnd expects that.
+                    let io = JobIo::Discard {
+                        lba: *lba,
+                        blocks: *blocks,
+                    };
+                    return self.issue(io);
+                }
+                *pattern = if *ndob {
+                    vec![0; self.block_size as usize]
+                } else {
+                    data.to_vec()
+                };
+                self.next_write_same(fua)
+            }
+            Kind::Unmap { ranges, .. } => {
+                match provisioning::unmap_ranges(lu, data, self.data_out_len) {
+                    Ok(parsed) => *ranges = parsed,
+                    Err(sense) => return self.fail(nexus, sense),
+                }
+                self.next_unmap()
+            }
+            Kind::CompareAndWrite {
+                lba,
+                blocks,
+                fua: want_fua,
+                data: kept,
+            } => {
+                *want_fua |= fua;
+                *kept = data.to_vec();
+                let io = JobIo::Read {
+                    lba: *lba,
+                    blocks: *blocks,
+                };
+                self.issue(io)
+            }
+            Kind::OrWrite {
+                fua: want_fua,
+                data: kept,
+                ..
+            } => {
+                *want_fua |= fua;
+                *kept = data.to_vec();
+                self.next_read()
+            }
+            Kind::Verify { data: kept, .. } => {
+                *kept = data.to_vec();
+                self.next_read()
+            }
+            Kind::Nothing => self.finish(good()),
+        }
+    }
+
+    /// Continues after the previous [`JobIo`] completed: `Ok(Some(bytes))` for a Read,
+    /// `Ok(None)` for a Write or Discard, `Err(errno)` on failure (MEDIUM ERROR with the
+    /// failing operation's LBA).
+    pub fn resume(
+        &mut self,
+        nexus: &NexusState,
+        lu: &LuInfo,
+        result: Result<Option<&[u8]>, i32>,
+    ) -> Step {
+        let phase = std::mem::replace(&mut self.phase, Phase::Finished);
+        let fua = !lu.write_cache;
+        match (phase, result) {
+            (Phase::Reading { lba, .. }, Err(_)) => self.finish(io_error(nexus, false, lba)),
+            (Phase::Writing { lba, .. } | Phase::Discarding { lba }, Err(_)) => {
+                self.finish(io_error(nexus, true, lba))
+            }
+            (Phase::Reading { lba, blocks }, Ok(Some(bytes))) => {
+                if bytes.len() as u64 != u64::from(blocks) * u64::from(self.block_size) {
+                    return self.fail(nexus, Sense::internal_target_failure());
+                }
+                self.after_read(nexus, lba, bytes)
+            }
+            (Phase::Writing { blocks, .. }, Ok(_)) => self.after_write(nexus, blocks, fua),
+            (Phase::Discarding { .. }, Ok(_)) => self.after_discard(nexus),
+            // Resumed before start, after the end, or a Read completed without its data.
+            _ => self.fail(nexus, Sense::internal_target_failure()),
+        }
+    }
+
+    pub(super) fn new_write_same(
+        lu: &LuInfo,
+        lba: u64,
+        blocks: u64,
+        unmap: bool,
+        ndob: bool,
+        length_at: u16,
+    ) -> Self {
+        let data_out_len = if ndob { 0 } else { lu.block_size };
+        let pattern = Vec::new();
+        let kind = Kind::WriteSame {
+            lba,
+            blocks,
+            unmap,
+            ndob,
+            pattern,
+            done: 0,
+        };
+        Self::new(lu, data_out_len, Edtl::Exact, length_at, kind)
+    }
+
+    pub(super) fn new_unmap(lu: &LuInfo, parameter_list_length: u16, length_at: u16) -> Self {
+        let kind = Kind::Unmap {
+            ranges: Vec::new(),
+            next: 0,
+        };
+        let len = u32::from(parameter_list_length);
+        Self::new(lu, len, Edtl::Any, length_at, kind)
+    }
+
+    /// `data_out_len` is 2 × `blocks` × block size, already checked to fit.
+    pub(super) fn new_compare_and_write(
+        lu: &LuInfo,
+        lba: u64,
+        blocks: u32,
+        fua: bool,
+        data_out_len: u32,
+        length_at: u16,
+    ) -> Self {
+        let kind = Kind::CompareAndWrite {
+            lba,
+            blocks,
+            fua,
+            data: Vec::new(),
+        };
+        Self::new(lu, data_out_len, Edtl::Exact, length_at, kind)
+    }
+
+    /// A COMPARE AND WRITE of no blocks: GOOD without any transfer, but an EDTL above
+    /// `limit` (more than any COMPARE AND WRITE may carry) is refused.
+    pub(super) fn new_empty_compare_and_write(lu: &LuInfo, limit: u32, length_at: u16) -> Self {
+        Self::new(lu, 0, Edtl::AtMost(limit), length_at, Kind::Nothing)
+    }
+
+    pub(super) fn new_orwrite(
+        lu: &LuInfo,
+        lba: u64,
+        blocks: u32,
+        fua: bool,
+        data_out_len: u32,
+        length_at: u16,
+    ) -> Self {
+        let kind = Kind::OrWrite {
+            lba,
+            blocks,
+            fua,
+            data: Vec::new(),
+            done: 0,
+        };
+        Self::new(lu, data_out_len, Edtl::Exact, length_at, kind)
+    }
+
+    pub(super) fn new_verify(
+        lu: &LuInfo,
+        lba: u64,
+        blocks: u32,
+        check: ByteCheck,
+        data_out_len: u32,
+        length_at: u16,
+    ) -> Self {
+        let kind = Kind::Verify {
+            lba,
+            blocks,
+            check,
+            data: Vec::new(),
+            done: 0,
+        };
+        Self::new(lu, data_out_len, Edtl::Exact, length_at, kind)
+    }
+
+    fn new(lu: &LuInfo, data_out_len: u32, edtl: Edtl, length_at: u16, kind: Kind) -> Self {
+        Self {
+            block_size: lu.block_size.max(1),
+            data_out_len,
+            edtl,
+            length_at,
+            phase: Phase::New,
+            kind,
+        }
+    }
+
+    /// Blocks per Read/Write step: as many as fit in [`STEP_BYTES`], at least one.
+    fn step_blocks(&self) -> u32 {
+        (STEP_BYTES / self.block_size).max(1)
+    }
+
+    fn length_mismatch(&self) -> Sense {
+        Sense::invalid_field_in_cdb().at_cdb(self.length_at, None)
+    }
+
+    fn issue(&mut self, io: JobIo) -> Step {
+        let bs = u64::from(self.block_size);
+        self.phase = match &io {
+            JobIo::Read { lba, blocks } => Phase::Reading {
+                lba: *lba,
+                blocks: *blocks,
+            },
+            JobIo::Write { lba, data, .. } => Phase::Writing {
+                lba: *lba,
+                blocks: u32::try_from(data.len() as u64 / bs).unwrap_or(u32::MAX),
+            },
+            JobIo::Discard { lba, .. } => Phase::Discarding { lba: *lba },
+        };
+        Step::Io(io)
+    }
+
+    fn finish(&mut self, completion: Completion) -> Step {
+        self.phase = Phase::Finished;
+        Step::Done(completion)
+    }
+
+    fn fail(&mut self, nexus: &NexusState, sense: Sense) -> Step {
+        self.finish(check_condition(nexus, sense))
+    }
+
+    fn next_write_same(&mut self, fua: bool) -> Step {
+        let step = u64::from(self.step_blocks());
+        let Kind::WriteSame {
+            lba,
+            blocks,
+            pattern,
+            done,
+            ..
+        } = &mut self.kind
+        else {
+            return self.finish(good());
+        };
+        if *done >= *blocks {
+            return self.finish(good());
+        }
+        let n = step.min(*blocks - *done);
+        let at = *lba + *done;
+        *done += n;
+        let data = pattern.repeat(n as usize);
+        self.issue(JobIo::Write { lba: at, data, fua })
+    }
+
+    fn next_unmap(&mut self) -> Step {
+        let Kind::Unmap { ranges, next } = &mut self.kind else {
+            return self.finish(good());
+        };
+        let Some(&(lba, blocks)) = ranges.get(*next) else {
+            return self.finish(good());
+        };
+        *next += 1;
+        self.issue(JobIo::Discard { lba, blocks })
+    }
+
+    /// The next chunk of an ORWRITE or VERIFY.
+    fn next_read(&mut self) -> Step {
+        let step = self.step_blocks();
+        let (lba, blocks, done) = match &self.kind {
+            Kind::OrWrite {
+                lba, blocks, done, ..
+            }
+            | Kind::Verify {
+                lba, blocks, done, ..
+            } => (*lba, *blocks, *done),
+            _ => return self.finish(good()),
+        };
+        if done >= blocks {
+            return self.finish(good());
+        }
+        let n = step.min(blocks - done);
+        self.issue(JobIo::Read {
+            lba: lba + u64::from(done),
+            blocks: n,
+        })
+    }
+
+    fn after_read(&mut self, nexus: &NexusState, lba: u64, bytes: &[u8]) -> Step {
+        let bs = self.block_size as usize;
+        match &mut self.kind {
+            Kind::CompareAndWrite {
+                lba: at, fua, data, ..
+            } => {
+                let half = data.len() / 2;
+                if let Some(offset) = first_difference(bytes, &data[..half]) {
+                    return self.fail(nexus, miscompare(offset));
+                }
+                let write = data.split_off(half);
+                let io = JobIo::Write {
+                    lba: *at,
+                    data: write,
+                    fua: *fua,
+                };
+                self.issue(io)
+            }
+            Kind::OrWrite {
+                fua, data, done, ..
+            } => {
+                let start = *done as usize * bs;
+                let mut out = bytes.to_vec();
+                let src = data.get(start..).unwrap_or_default();
+                for (o, d) in out.iter_mut().zip(src) {
+                    *o |= d;
+                }
+                let io = JobIo::Write {
+                    lba,
+                    data: out,
+                    fua: *fua,
+                };
+                self.issue(io)
+            }
+            Kind::Verify {
+                check, data, done, ..
+            } => {
+                let base = *done as usize * bs;
+                let mismatch = match check {
+                    ByteCheck::All => {
+                        let expected = data.get(base..).unwrap_or_default();
+                        first_difference(bytes, expected).map(|k| base + k)
+                    }
+                    ByteCheck::OneBlock => bytes.chunks(bs).enumerate().find_map(|(i, block)| {
+                        first_difference(block, data).map(|k| base + i * bs + k)
+                    }),
+                };
+                if let Some(offset) = mismatch {
+                    return self.fail(nexus, miscompare(offset));
+                }
+                *done += u32::try_from(bytes.len() / bs).unwrap_or(u32::MAX);
+                self.next_read()
+            }
+            _ => self.fail(nexus, Sense::internal_target_failure()),
+        }
+    }
+
+    fn after_write(&mut self, nexus: &NexusState, blocks: u32, fua: bool) -> Step {
+        match &mut self.kind {
+            Kind::WriteSame { .. } => self.next_write_same(fua),
+            Kind::CompareAndWrite { .. } => self.finish(good()),
+            Kind::OrWrite { done, .. } => {
+                *done += blocks;
+                self.next_read()
+            }
+            _ => self.fail(nexus, Sense::internal_target_failure()),
+        }
+    }
+
+    fn after_discard(&mut self, nexus: &NexusState) -> Step {
+        match &self.kind {
+            Kind::WriteSame { .. } => self.finish(good()),
+            Kind::Unmap { .. } => self.next_unmap(),
+            _ => self.fail(nexus, Sense::internal_target_failure()),
+        }
+    }
+}
+
+/// Offset of the first byte where `got` and `want` differ, over the shorter of the two.
+fn first_difference(got: &[u8], want: &[u8]) -> Option<usize> {
+    got.iter().zip(want).position(|(g, w)| g != w)
+}
+
+/// SBC-3 COMPARE AND WRITE / VERIFY: MISCOMPARE, MISCOMPARE DURING VERIFY OPERATION, with the
+/// offset of the first differing byte in the INFORMATION field.
+fn miscompare(offset: usize) -> Sense {
+    Sense::miscompare_during_verify().with_info(offset as u64)
+}
