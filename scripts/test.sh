@@ -69,6 +69,12 @@ step clippy cargo clippy --all-targets --quiet -- -D warnings
 step test run_tests
 step conformance scripts/conformance.sh
 
+# --- Linux initiator (issue 4) -------------------------------------------------------------------
+# The kernel's iscsi_tcp + open-iscsi + fio in a QEMU guest (stock Debian kernel) against a
+# release ringtgt: discovery/login/identity, fio verify, ext4, connection loss and target restart
+# mid-write, clean logout. Installs its tools with apt, caches its image in /var/cache/ringtgt-vm.
+step linux-initiator scripts/vm/run.sh
+
 echo
 if ((${#FAILED[@]})); then
     echo "test.sh: FAILED steps: ${FAILED[*]} (passed: ${PASSED[*]:-none}) in $((SECONDS - START))s"

@@ -66,6 +66,9 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
     let cpus = resolve_cores(&config.cores)?;
     let table = Arc::new(StoreTable { targets: stores });
 
+    for &addr in &config.portals {
+        reactor::ensure_free(addr).map_err(|source| StartError::Bind { addr, source })?;
+    }
     let mut listeners = Vec::new();
     for _ in &cpus {
         let mut mine = Vec::new();

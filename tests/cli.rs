@@ -60,3 +60,30 @@ fn help_mentions_every_flag() {
         );
     }
 }
+
+/// Listeners use SO_REUSEPORT to spread connections over cores; a second daemon on the same
+/// portal must still be refused instead of silently taking half of the connections.
+#[test]
+fn second_daemon_on_the_same_portal_is_refused() {
+    let d = common::daemon(&[]);
+    let portal = format!("127.0.0.1:{}", d.port());
+    let args = [
+        "serve",
+        "--portal",
+        &portal,
+        "--target",
+        "iqn.2026-11.io.ringtgt:dup",
+        "--lun",
+        "null:1GiB",
+    ];
+    let (code, _, err) = run(BIN, &args, Duration::from_secs(5));
+    assert_eq!(
+        code,
+        Some(1),
+        "second daemon on {portal} was not refused; stderr: {err}"
+    );
+    assert!(
+        err.contains(&portal) && err.contains("in use"),
+        "stderr: {err}"
+    );
+}

@@ -5,6 +5,22 @@ use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+/// Fails with `EADDRINUSE` when another process listens on `addr`. `SO_REUSEPORT` would
+/// otherwise let a second daemon silently share the portal and take half its connections.
+pub fn ensure_free(addr: SocketAddr) -> std::io::Result<()> {
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let probe = Socket::new(domain, Type::STREAM.cloexec(), Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        probe.set_only_v6(true)?;
+    }
+    probe.bind(&addr.into())
+}
+
 pub fn bind(addr: SocketAddr) -> std::io::Result<Socket> {
     let domain = if addr.is_ipv6() {
         Domain::IPV6

@@ -23,7 +23,7 @@ use crate::control::{ConnRef, ToControl, ToReactor};
 use crate::session::PortalContext;
 use block::BlockOp;
 use conn::ConnSlot;
-pub use listen::bind;
+pub use listen::{bind, ensure_free};
 use token::{Kind, Token};
 pub use wake::WakeFd;
 

@@ -1,0 +1,388 @@
+#!/usr/bin/env bash
+# Linux-initiator harness: proves ringtgt against the real Linux kernel initiator (iscsi_tcp +
+# open-iscsi) and fio, in a QEMU guest running Debian's stock cloud kernel.
+#
+#   scripts/vm/run.sh            (as root; scripts/test.sh runs it as its linux-initiator step)
+#
+# What it does:
+#   1. installs the host tools it needs with apt (qemu-system-x86, debootstrap, ...);
+#   2. builds target/release/ringtgt (unless RINGTGT_BIN names a binary);
+#   3. builds or reuses the cached guest image (build-image.sh);
+#   4. creates a network namespace with a tap device: the target listens on 10.213.0.1:3260 in
+#      it and the guest is 10.213.0.2 on the tap. Nothing is routed out of the namespace;
+#   5. starts ringtgt there with two LUNs (a file with 512-byte blocks, RAM with 4 KiB blocks);
+#   6. boots the guest (KVM when it works, else TCG), which runs guest-test.sh: the five
+#      points of the issue. On request from the guest, mid-fio (point 4), it black-holes the
+#      session's connection (nftables in the namespace; the initiator's new login must reinstate
+#      the session, and ringtgt's log must say so), destroys the target's sockets (ss -K), and
+#      kills and restarts ringtgt;
+#   7. prints the guest's output as it comes, then a verdict per point, and on any failure the
+#      guest's kernel log (dmesg) and the end of ringtgt's log. Exit status 0 = all passed.
+#
+# Everything it made is kept in target/vm/ (console.log = guest output, dmesg.log = guest
+# kernel log, ringtgt.log). Everything it started is stopped on exit, the namespace removed.
+# Time: about 2 minutes with a cached image under TCG on 2 cores, plus ~1 minute to build it.
+#
+# Environment:
+#   RINGTGT_BIN          ringtgt binary to test (default: build target/release/ringtgt)
+#   RINGTGT_VM_ACCEL     auto (default: KVM if a probe boot works, else TCG), kvm or tcg
+#   RINGTGT_VM_TIMEOUT   seconds the guest may run in all (default 420)
+#   RINGTGT_VM_LOG       ringtgt --log level or filter (default info)
+#   RINGTGT_VM_CACHE     image cache (default /var/cache/ringtgt-vm), see build-image.sh
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+cd "$ROOT"
+
+OUT=${CARGO_TARGET_DIR:-$ROOT/target}/vm
+TIMEOUT=${RINGTGT_VM_TIMEOUT:-420}
+ACCEL=${RINGTGT_VM_ACCEL:-auto}
+LOG_LEVEL=${RINGTGT_VM_LOG:-info}
+NS=ringtgt-vm-$$
+TARGET_IP=10.213.0.1
+GUEST_IP=10.213.0.2
+PORT=3260
+IQN=iqn.2026-11.io.ringtgt:vm
+# LUN 0: a file (it must survive a restart of ringtgt, point 4); LUN 1: RAM with 4 KiB blocks.
+LUN0_SIZE=$((512 << 20)) LUN0_BS=512 LUN0_SERIAL=RTVM-FILE-0
+LUN1_SIZE=$((256 << 20)) LUN1_BS=4096 LUN1_SERIAL=RTVM-RAM-1
+
+say() { echo "vm: $*"; }
+die() {
+    echo "vm: $*" >&2
+    exit 1
+}
+
+# ---- 1. host tools -----------------------------------------------------------------------------
+if [[ $(id -u) -ne 0 ]]; then
+    # Build as the calling user, then come back as root for namespaces, tap and debootstrap.
+    command -v sudo >/dev/null || die "needs root (namespaces, tap, debootstrap); no sudo here"
+    if [[ -z ${RINGTGT_BIN:-} ]]; then
+        cargo build --release --quiet --bin ringtgt
+        RINGTGT_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ringtgt
+    fi
+    exec sudo --preserve-env=RINGTGT_VM_ACCEL,RINGTGT_VM_TIMEOUT,RINGTGT_VM_LOG,RINGTGT_VM_CACHE,CARGO_TARGET_DIR \
+        RINGTGT_BIN="$(realpath "$RINGTGT_BIN")" "$0" "$@"
+fi
+
+need=()
+for tool in qemu-system-x86_64:qemu-system-x86 debootstrap:debootstrap cpio:cpio depmod:kmod \
+    mkfs.ext4:e2fsprogs ip:iproute2 ss:iproute2 nft:nftables flock:util-linux dpkg-deb:dpkg; do
+    command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
+done
+if ((${#need[@]})); then
+    say "installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # Package lists are refreshed only when the install fails without it (a fresh machine has none).
+    timeout 900 apt-get install -y -q --no-install-recommends "${need[@]}" ||
+        { timeout 900 apt-get update -q &&
+            timeout 900 apt-get install -y -q --no-install-recommends "${need[@]}"; }
+fi
+
+# ---- 2. ringtgt --------------------------------------------------------------------------------
+if [[ -z ${RINGTGT_BIN:-} ]]; then
+    say "building release ringtgt"
+    cargo build --release --quiet --bin ringtgt
+    RINGTGT_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ringtgt
+fi
+[[ -x $RINGTGT_BIN ]] || die "no ringtgt binary at $RINGTGT_BIN"
+
+# ---- 3. guest image ----------------------------------------------------------------------------
+t=$SECONDS
+IMAGE=$("$HERE/build-image.sh" | tail -n1) || die "building the guest image failed (see above)"
+[[ -s $IMAGE/root.img ]] || die "build-image.sh produced no image"
+say "guest image $IMAGE ($(cat "$IMAGE/kernel-package"), $((SECONDS - t))s)"
+
+rm -rf "$OUT"
+mkdir -p "$OUT/input"
+
+# ---- cleanup: whatever happens, stop what we started and remove the namespace ------------------
+QEMU_PID="" TGT_PID="" TAIL_PID=""
+cleanup() {
+    local pid
+    for pid in $QEMU_PID $TGT_PID $TAIL_PID; do
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    # Anything else still inside our namespace was started by this script: stop it by PID too,
+    # or it would keep the namespace (and the portal) alive after the namespace is deleted.
+    if ip netns list 2>/dev/null | grep -qw "$NS"; then
+        for pid in $(ip netns pids "$NS" 2>/dev/null); do
+            kill -9 "$pid" 2>/dev/null || true
+        done
+        ip netns del "$NS" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- 4. network namespace ----------------------------------------------------------------------
+# The namespace has only lo and the tap, and no default route: the guest can reach the target
+# and nothing else, and no packet leaves the machine.
+ip netns add "$NS"
+nsx() { ip netns exec "$NS" "$@"; }
+nsx ip link set lo up
+nsx ip tuntap add dev tap0 mode tap
+nsx ip addr add "$TARGET_IP/24" dev tap0
+nsx ip link set tap0 up
+
+# ---- 5. ringtgt in the namespace ---------------------------------------------------------------
+truncate -s "$LUN0_SIZE" "$OUT/lun0.img"
+cat >"$OUT/ringtgt.toml" <<EOF
+portals = ["$TARGET_IP:$PORT"]
+cores = $(($(nproc) < 2 ? 1 : 2))
+
+[iscsi]
+# Point 4's partition must reach the target while it still holds the old session, so that the
+# new login reinstates it: the initiator notices the silence after ~10 s (NOP-Out 5 s + 5 s)
+# and logs in again ~2 s later; the target's own NOP-In check is made slower than that.
+nop_in_interval_secs = 5
+nop_in_timeout_secs = 30
+
+[[target]]
+name = "$IQN"
+alias = "ringtgt linux-initiator harness"
+
+[[target.lun]]
+id = 0
+path = "$OUT/lun0.img"
+block_size = $LUN0_BS
+serial = "$LUN0_SERIAL"
+
+[[target.lun]]
+id = 1
+path = "ram:$LUN1_SIZE"
+block_size = $LUN1_BS
+serial = "$LUN1_SERIAL"
+EOF
+
+start_target() {
+    echo "==== ringtgt started at $(date +%T)" >>"$OUT/ringtgt.log"
+    # Not through nsx: a backgrounded function is a subshell, and $! would be its PID rather than
+    # ringtgt's (ip netns exec execs the command, so here $! is ringtgt itself).
+    ip netns exec "$NS" "$RINGTGT_BIN" serve --config "$OUT/ringtgt.toml" --log "$LOG_LEVEL" \
+        >>"$OUT/ringtgt.log" 2>&1 &
+    TGT_PID=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        if nsx ss -Hltn "sport = :$PORT" | grep -q .; then
+            return 0
+        fi
+        kill -0 "$TGT_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 50 "$OUT/ringtgt.log" >&2
+    die "ringtgt did not start listening on $TARGET_IP:$PORT"
+}
+stop_target() { # SIGKILL: like a crash, nothing is flushed or closed politely
+    kill -9 "$TGT_PID" 2>/dev/null || true
+    wait "$TGT_PID" 2>/dev/null || true
+    # The restarted daemon must not find the old one still listening: ringtgt's listeners use
+    # SO_REUSEPORT, so a second daemon would bind the same portal and share its connections.
+    # The kernel closes the old sockets shortly after the process is gone, not at once (an
+    # io_uring with registered files is torn down asynchronously): give it 5 s.
+    local i
+    echo "==== ringtgt killed at $(date +%T)" >>"$OUT/ringtgt.log"
+    for ((i = 0; i < 50; i++)); do
+        if ! nsx ss -Hltn "sport = :$PORT" | grep -q .; then
+            ((i == 0)) || say "host: the old listener went away $((i * 100)) ms after the kill"
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "the portal is still listening 5 s after ringtgt (pid $TGT_PID) was killed"
+}
+start_target
+say "ringtgt $("$RINGTGT_BIN" --version | cut -d' ' -f2) listening on $TARGET_IP:$PORT in netns $NS"
+
+# ---- 6. the guest ------------------------------------------------------------------------------
+cp "$HERE/guest-test.sh" "$OUT/input/"
+cat >"$OUT/input/params.env" <<EOF
+TARGET_IP=$TARGET_IP
+TARGET_PORT=$PORT
+GUEST_IP=$GUEST_IP
+TARGET_IQN=$IQN
+INITIATOR_IQN=iqn.2026-11.io.ringtgt:vm-guest
+LUN_VENDOR=RINGTGT
+LUN0_SIZE=$LUN0_SIZE
+LUN0_BS=$LUN0_BS
+LUN0_SERIAL=$LUN0_SERIAL
+LUN1_SIZE=$LUN1_SIZE
+LUN1_BS=$LUN1_BS
+LUN1_SERIAL=$LUN1_SERIAL
+FIO_TIMEOUT=150
+FIO_RAND_SIZE=${RINGTGT_VM_FIO_RAND_SIZE:-64M}
+FIO_SEQ_SIZE=${RINGTGT_VM_FIO_SEQ_SIZE:-256M}
+EOF
+tar -cf "$OUT/input.tar" -C "$OUT/input" .
+
+# KVM only where it can boot this kernel: some hosts have a /dev/kvm that cannot (the guest hangs
+# before printing anything). The probe boots the kernel with no root (it panics at once when it
+# runs) and its answer is cached per host kernel and QEMU version.
+probe_kvm() {
+    [[ -w /dev/kvm ]] || return 1
+    local cache
+    cache=${RINGTGT_VM_CACHE:-/var/cache/ringtgt-vm}/kvm-probe.$(uname -r)
+    cache+=.$(qemu-system-x86_64 --version | head -n1 | tr -dc '0-9.')
+    if [[ -f $cache ]]; then
+        [[ $(cat "$cache") == yes ]]
+        return
+    fi
+    timeout 10 qemu-system-x86_64 -accel kvm -m 256 -display none -monitor none -no-reboot \
+        -serial "file:$OUT/kvm-probe.log" -kernel "$IMAGE/vmlinuz" \
+        -append "console=ttyS0 panic=-1" >/dev/null 2>&1 || true
+    if grep -q 'Linux version' "$OUT/kvm-probe.log" 2>/dev/null; then echo yes; else echo no; fi >"$cache"
+    [[ $(cat "$cache") == yes ]]
+}
+case $ACCEL in
+auto) if probe_kvm; then ACCEL=kvm; else ACCEL=tcg; fi ;;
+kvm | tcg) ;;
+*) die "RINGTGT_VM_ACCEL must be auto, kvm or tcg" ;;
+esac
+
+# Serial port 0 carries the test's output (console.log), port 1 the kernel's log (dmesg.log).
+# The root image runs with snapshot=on so the cached image is never written.
+: >"$OUT/console.log"
+QEMU=(qemu-system-x86_64 -accel "$ACCEL" -m 1024 -smp 1 -no-reboot -display none -monitor none
+    -nodefaults -serial "file:$OUT/console.log" -serial "file:$OUT/dmesg.log"
+    -kernel "$IMAGE/vmlinuz" -initrd "$IMAGE/initrd.img"
+    -append "console=ttyS1 panic=-1 ignore_loglevel log_buf_len=4M"
+    -drive "file=$IMAGE/root.img,format=raw,if=virtio,snapshot=on"
+    -drive "file=$OUT/input.tar,format=raw,if=virtio,readonly=on"
+    -netdev "tap,id=n0,ifname=tap0,script=no,downscript=no"
+    -device "virtio-net-pci,netdev=n0,romfile=")
+# TCG's "max" model has SSE4.2, so the guest's crc32c (fio's verify) runs the fast path.
+if [[ $ACCEL == tcg ]]; then QEMU+=(-cpu max); else QEMU+=(-cpu host); fi
+say "booting the guest ($ACCEL, timeout ${TIMEOUT}s)"
+GUEST_START=$SECONDS
+ip netns exec "$NS" "${QEMU[@]}" >"$OUT/qemu.log" 2>&1 </dev/null &
+QEMU_PID=$!
+# The guest's output, live.
+tail -n +1 -s 0.2 -F --pid="$QEMU_PID" "$OUT/console.log" 2>/dev/null &
+TAIL_PID=$!
+
+# Host side of the guest's requests: each "@@ringtgt-vm: host ACTION@@" line is acted on once.
+host_action() {
+    case $1 in
+    partition)
+        # Black-hole the session's TCP connection in both directions, in the namespace's
+        # firewall: neither side hears from the other, nothing is reset, and new connections
+        # (the initiator's next login) pass. Lifted again on "heal".
+        local peer
+        peer=$(nsx ss -Htn state established "( sport = :$PORT )" | awk '{print $4}' | head -n1)
+        say "host: black-holing the connection from $peer"
+        echo "==== partition: connection from $peer black-holed at $(date +%T)" >>"$OUT/ringtgt.log"
+        PARTITIONED=1
+        # (If this fails the guest sees no connection error and point 4 fails, saying so.)
+        nsx nft -f - <<EOF || say "host: nft failed: the partition did not happen"
+table inet ringtgt_vm {
+    chain input { type filter hook input priority 0; ip saddr ${peer%:*} tcp sport ${peer##*:} drop; }
+    chain output { type filter hook output priority 0; ip daddr ${peer%:*} tcp dport ${peer##*:} drop; }
+}
+EOF
+        ;;
+    heal)
+        say "host: lifting the black hole"
+        nsx nft delete table inet ringtgt_vm || true
+        echo "==== partition healed at $(date +%T)" >>"$OUT/ringtgt.log"
+        ;;
+    cut)
+        # Destroy the target's established sockets: ringtgt sees them fail, the guest gets RSTs.
+        say "host: destroying the target's TCP connections"
+        nsx ss -K -tn state established "( sport = :$PORT )" | sed 's/^/vm: host:   /'
+        echo "==== connections destroyed (ss -K) at $(date +%T)" >>"$OUT/ringtgt.log"
+        ;;
+    restart)
+        say "host: killing ringtgt (SIGKILL), restarting it in 2 s on the same LUN file"
+        stop_target
+        sleep 2
+        start_target
+        say "host: ringtgt is back"
+        ;;
+    *) say "host: unknown request '$1' ignored" ;;
+    esac
+}
+handled=0
+timed_out=0
+PARTITIONED=0
+while kill -0 "$QEMU_PID" 2>/dev/null; do
+    if ((SECONDS - GUEST_START > TIMEOUT)); then
+        timed_out=1
+        say "TIMEOUT: the guest ran for more than ${TIMEOUT}s; stopping it"
+        kill -9 "$QEMU_PID" 2>/dev/null || true
+        break
+    fi
+    mapfile -t reqs < <(grep -ao '@@ringtgt-vm: host [a-z]*@@' "$OUT/console.log" || true)
+    while ((handled < ${#reqs[@]})); do
+        req=${reqs[handled]#@@ringtgt-vm: host }
+        handled=$((handled + 1))
+        host_action "${req%@@}"
+    done
+    sleep 0.2
+done
+wait "$QEMU_PID" 2>/dev/null || true
+QEMU_PID=
+wait "$TAIL_PID" 2>/dev/null || true
+TAIL_PID=
+GUEST_TIME=$((SECONDS - GUEST_START))
+
+# ---- 7. verdict --------------------------------------------------------------------------------
+exit_line=$(grep -ao '@@ringtgt-vm: exit [0-9]*@@' "$OUT/console.log" | tail -n1 || true)
+guest_rc=${exit_line//[^0-9]/}
+declare -A VERDICT=()
+for p in 1 2 3 4 5; do
+    if grep -aq "^RESULT point $p: PASS" "$OUT/console.log"; then VERDICT[$p]=PASS; else VERDICT[$p]=FAIL; fi
+done
+problems=()
+((timed_out)) && problems+=("the guest timed out")
+[[ -z $exit_line ]] && problems+=("the guest ended without a result (see its kernel log below)")
+[[ -n $guest_rc && $guest_rc != 0 ]] && problems+=("guest-test.sh exited with $guest_rc")
+# Point 4's partition is only a reinstatement test if the target really reinstated: the new
+# login must have found the old session alive and ended it (ringtgt logs that at info level).
+if ((PARTITIONED)) && ! sed -n '/^==== partition:/,/^==== partition healed/p' "$OUT/ringtgt.log" |
+    grep -q 'reinstating session'; then
+    VERDICT[4]=FAIL
+    problems+=("point 4: the target did not reinstate the session after the partition (its log \
+has no 'reinstating session')")
+fi
+# ringtgt logs at error level only for its own faults (DESIGN.md §6): any is a failure here.
+if grep -a ' ERROR ' "$OUT/ringtgt.log" >"$OUT/ringtgt-errors.log"; then
+    problems+=("ringtgt logged errors: $(wc -l <"$OUT/ringtgt-errors.log") lines, see below")
+fi
+passed=0
+for p in 1 2 3 4 5; do
+    [[ ${VERDICT[$p]} == PASS ]] && passed=$((passed + 1))
+done
+failed=$((5 - passed))
+((failed)) && problems+=("$failed of 5 points did not pass")
+
+echo
+say "guest ran ${GUEST_TIME}s under $ACCEL; results in $OUT"
+for p in 1 2 3 4 5; do
+    title=$(grep -a "^RESULT point $p: " "$OUT/console.log" | head -n1 | sed 's/^[^-]*- //')
+    say "point $p: ${VERDICT[$p]}${title:+ - $title}"
+done
+if grep -aq ' WARN ' "$OUT/ringtgt.log"; then
+    say "ringtgt warnings (not failures):"
+    grep -a ' WARN ' "$OUT/ringtgt.log" | tail -n 20 | sed 's/^/vm:   /'
+fi
+if ((${#problems[@]})); then
+    echo
+    echo "==== guest kernel log (dmesg) ===================================================="
+    cat "$OUT/dmesg.log" 2>/dev/null || true
+    echo "==== qemu ======================================================================="
+    cat "$OUT/qemu.log" 2>/dev/null || true
+    echo "==== ringtgt log (last 200 lines of $OUT/ringtgt.log) ==========================="
+    tail -n 200 "$OUT/ringtgt.log"
+    if [[ -s $OUT/ringtgt-errors.log ]]; then
+        echo "==== ringtgt ERROR lines ======================================================="
+        cat "$OUT/ringtgt-errors.log"
+    fi
+    echo
+    for p in "${problems[@]}"; do say "FAILED: $p"; done
+    echo "linux-initiator: $passed passed, $failed failed"
+    exit 1
+fi
+# The LUN file is only worth keeping to look at a failure.
+rm -f "$OUT/lun0.img"
+echo "linux-initiator: $passed passed, $failed failed"
