@@ -85,3 +85,56 @@ fn iscsi_test_cu_core_suites_pass() {
         "{out}"
     );
 }
+
+/// A config with an IPv4 and an IPv6 portal and two targets: libiscsi reaches the daemon over
+/// IPv6, and discovery lists every target with an address on each portal.
+#[test]
+fn ipv6_portal_and_several_targets_from_a_config_file() {
+    let d = common::Daemon::start_config(|port| {
+        format!(
+            r#"portals = ["127.0.0.1:{port}", "[::1]:{port}"]
+[[target]]
+name = "iqn.2026-11.io.ringtgt:first"
+[[target.lun]]
+path = "null:1GiB"
+[[target.lun]]
+path = "ram:16MiB"
+[[target]]
+name = "iqn.2026-11.io.ringtgt:second"
+[[target.lun]]
+path = "ram:8MiB"
+block_size = 4096
+"#
+        )
+    });
+    let out = run_ok(
+        "iscsi-ls",
+        &["-s", &format!("iscsi://[::1]:{}", d.port())],
+        Duration::from_secs(20),
+    );
+    for want in [
+        format!(
+            "Target:iqn.2026-11.io.ringtgt:first Portal:127.0.0.1:{},1",
+            d.port()
+        ),
+        format!(
+            "Target:iqn.2026-11.io.ringtgt:first Portal:[::1]:{},1",
+            d.port()
+        ),
+        format!(
+            "Target:iqn.2026-11.io.ringtgt:second Portal:[::1]:{},1",
+            d.port()
+        ),
+    ] {
+        assert!(out.contains(&want), "missing {want:?} in:\n{out}");
+    }
+    let cap = run_ok(
+        "iscsi-readcapacity16",
+        &[&format!(
+            "iscsi://[::1]:{}/iqn.2026-11.io.ringtgt:second/0",
+            d.port()
+        )],
+        Duration::from_secs(20),
+    );
+    assert!(cap.contains("LOGICAL BLOCK LENGTH IN BYTES:4096"), "{cap}");
+}
