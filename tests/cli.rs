@@ -87,3 +87,18 @@ fn second_daemon_on_the_same_portal_is_refused() {
         "stderr: {err}"
     );
 }
+
+/// `serve --demo` creates its sparse image and serves it as LUN 0 of the demo target.
+#[test]
+fn demo_serves_a_fresh_sparse_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("demo.img");
+    let d = common::Daemon::start(&["--demo", "--demo-image", image.to_str().unwrap()]);
+    let meta = std::fs::metadata(&image).expect("demo image created");
+    assert_eq!(meta.len(), 1 << 30);
+    let mut ini = common::Initiator::connect(d.port());
+    ini.login(Some("iqn.2026-11.io.ringtgt:demo"), &[]);
+    ini.wait_ready(0);
+    let (blocks, bs) = ini.capacity(0);
+    assert_eq!(blocks * u64::from(bs), 1 << 30);
+}
