@@ -12,7 +12,7 @@ use super::token::{Kind, Token};
 use super::Reactor;
 use crate::control::{ConnRef, ToControl};
 use crate::pdu::Bhs;
-use crate::session::{Connection, Payload};
+use crate::session::{payload_bytes, Connection, Output};
 
 const INITIAL_RECV_BUF: usize = 64 * 1024;
 /// Stop reading new commands while this much output waits for the peer: back-pressure instead
@@ -29,7 +29,7 @@ pub struct ConnSlot {
     rbuf: Vec<u8>,
     rlen: usize,
     recv_posted: bool,
-    sending: Option<Sending>,
+    sending: Sending,
     send_posted: bool,
     pub blocks_in_flight: usize,
     pub tsih: Option<u16>,
@@ -46,21 +46,40 @@ struct Landing {
     remaining: usize,
 }
 
-/// One gathered send in flight: staged headers and the I/O buffers whose payloads it sends
-/// without copying, owned here until the kernel is done with them.
+/// The connection's gathered send: staged headers and the I/O buffers whose payloads it sends
+/// without copying, owned here until the kernel is done with them. It is kept for the whole
+/// connection and its vectors swap with the session's output, so steady state allocates nothing.
 struct Sending {
-    staged: Vec<u8>,
-    /// Held, not read: the iovecs point into these buffers until the send completes.
-    _payloads: Vec<Payload>,
+    out: Output,
     iov: Vec<libc::iovec>,
     /// First iovec not yet completely sent.
     first: usize,
     msg: Box<libc::msghdr>,
+    active: bool,
 }
 
 impl Sending {
-    fn new(staged: Vec<u8>, payloads: Vec<Payload>) -> Sending {
-        let mut iov = Vec::with_capacity(2 * payloads.len() + 1);
+    fn new() -> Sending {
+        // SAFETY: msghdr is plain old data; all-zero is a valid empty header.
+        let msg = Box::new(unsafe { std::mem::zeroed::<libc::msghdr>() });
+        Sending {
+            out: Output::default(),
+            iov: Vec::new(),
+            first: 0,
+            msg,
+            active: false,
+        }
+    }
+
+    /// Takes everything `out` holds (leaving it this object's emptied vectors) and lays out the
+    /// iovecs for it.
+    fn start(&mut self, out: &mut Output) {
+        std::mem::swap(&mut self.out.staged, &mut out.staged);
+        std::mem::swap(&mut self.out.payloads, &mut out.payloads);
+        std::mem::swap(&mut self.out.bufs, &mut out.bufs);
+        self.iov.clear();
+        self.first = 0;
+        let (iov, o) = (&mut self.iov, &self.out);
         let mut push = |b: &[u8]| {
             if !b.is_empty() {
                 iov.push(libc::iovec {
@@ -70,24 +89,26 @@ impl Sending {
             }
         };
         let mut from = 0;
-        for p in &payloads {
-            push(&staged[from..p.at]);
-            push(p.bytes());
+        for p in &o.payloads {
+            push(&o.staged[from..p.at]);
+            push(payload_bytes(&o.bufs, p));
             from = p.at;
         }
-        push(&staged[from..]);
-        // SAFETY: msghdr is plain old data; all-zero is a valid empty header.
-        let msg = Box::new(unsafe { std::mem::zeroed::<libc::msghdr>() });
-        Sending {
-            staged,
-            _payloads: payloads,
-            iov,
-            first: 0,
-            msg,
-        }
+        push(&o.staged[from..]);
+        self.active = true;
+    }
+
+    /// The send is complete: buffers go back to the pool, vectors are kept for the next one.
+    fn finish(&mut self) {
+        self.out.clear();
+        self.iov.clear();
+        self.active = false;
     }
 
     fn remaining(&self) -> usize {
+        if !self.active {
+            return 0;
+        }
         self.iov[self.first..].iter().map(|v| v.iov_len).sum()
     }
 
@@ -138,7 +159,7 @@ impl ConnSlot {
             rbuf: vec![0; INITIAL_RECV_BUF],
             rlen: 0,
             recv_posted: false,
-            sending: None,
+            sending: Sending::new(),
             send_posted: false,
             blocks_in_flight: 0,
             tsih: None,
@@ -190,10 +211,7 @@ impl Reactor {
         if slot.send_posted || slot.conn.output().is_empty() || slot.shut {
             return;
         }
-        let out = slot.conn.output();
-        let staged = std::mem::take(&mut out.staged);
-        let payloads = std::mem::take(&mut out.payloads);
-        slot.sending = Some(Sending::new(staged, payloads));
+        slot.sending.start(slot.conn.output());
         self.post_send(idx);
     }
 
@@ -206,10 +224,7 @@ impl Reactor {
 
     fn post_send(&mut self, idx: usize) {
         let slot = &mut self.conns[idx];
-        let Some(sending) = slot.sending.as_mut() else {
-            return;
-        };
-        let msg = sending.prepare();
+        let msg = slot.sending.prepare();
         let sqe = opcode::SendMsg::new(types::Fd(slot.sock.as_raw_fd()), msg)
             .flags(libc::MSG_NOSIGNAL as u32)
             .build()
@@ -226,20 +241,13 @@ impl Reactor {
         slot.send_posted = false;
         if res < 0 {
             tracing::debug!(parent: &slot.span, errno = -res, "send failed");
-            slot.sending = None;
+            slot.sending.finish();
             slot.conn.kill_transport();
-        } else if let Some(sending) = slot.sending.as_mut() {
-            if !sending.advance(res as usize) {
-                self.post_send(idx);
-                return;
-            }
-            // Everything is out: the staged bytes are reused, the I/O buffers go back to the pool.
-            let mut done = slot.sending.take().map(|s| s.staged).unwrap_or_default();
-            let out = slot.conn.output();
-            if out.staged.is_empty() && out.staged.capacity() < done.capacity() {
-                done.clear();
-                std::mem::swap(&mut out.staged, &mut done);
-            }
+        } else if slot.sending.advance(res as usize) {
+            slot.sending.finish();
+        } else {
+            self.post_send(idx);
+            return;
         }
         self.service(idx);
     }
@@ -253,7 +261,7 @@ impl Reactor {
             // The session lent this part of a task buffer until `handle_landed`.
             Some(l) => (l.ptr, l.remaining.min(u32::MAX as usize)),
             None => {
-                let in_flight = slot.sending.as_ref().map_or(0, Sending::remaining);
+                let in_flight = slot.sending.remaining();
                 if slot.conn.output().pending_bytes() + in_flight > MAX_PENDING_OUTPUT {
                     return;
                 }

@@ -2,8 +2,6 @@
 //! unsolicited, solicited by R2T), backing-store requests and their completions.
 
 use super::conn::{IoCompletion, IoOp, IoRequest};
-use std::rc::Rc;
-
 use super::data_in::{Reply, Source};
 use super::full::Session;
 use super::misc_pdus::alloc_ttt;
@@ -597,7 +595,7 @@ impl Session {
                     self.send_completion(reply, &completion, out);
                     return;
                 };
-                self.send_read_result(reply, Source::Buf(Rc::new(buf)), ScsiStatus::GOOD, &[], out);
+                self.send_read_result(reply, Source::Buf(buf), ScsiStatus::GOOD, &[], out);
             }
             IoKind::Write { scsi_len, .. } => {
                 let residual = Residual::of(t.edtl, u64::from(scsi_len));

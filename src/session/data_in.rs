@@ -1,8 +1,6 @@
 //! Sending a command's results: Data-In split by the initiator's MaxRecvDataSegmentLength and
 //! MaxBurstLength, status collapsed into the last Data-In when possible, or a SCSI Response.
 
-use std::rc::Rc;
-
 use super::full::Session;
 use super::output::Output;
 use crate::backstore::IoBuf;
@@ -25,16 +23,13 @@ pub(super) struct Reply {
 /// buffer), or a buffer the backing store filled (sent from where it is).
 pub(super) enum Source<'a> {
     Bytes(&'a [u8]),
-    Buf(Rc<IoBuf>),
+    Buf(IoBuf),
 }
 
-impl Source<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Source::Bytes(b) => b.len(),
-            Source::Buf(b) => b.len(),
-        }
-    }
+/// A `Source` once placed: the buffer has moved into the output, which sends from it.
+enum Placed<'a> {
+    Bytes(&'a [u8]),
+    Held(usize),
 }
 
 impl Session {
@@ -48,11 +43,14 @@ impl Session {
         sense: &[u8],
         out: &mut Output,
     ) {
-        let len = data.len();
+        let (len, placed) = match data {
+            Source::Bytes(b) => (b.len(), Placed::Bytes(b)),
+            Source::Buf(buf) => (buf.len(), Placed::Held(out.hold(buf))),
+        };
         let residual = Residual::of(r.edtl, len as u64);
         let send_len = len.min(r.edtl as usize);
         let collapse = c_status == ScsiStatus::GOOD && sense.is_empty() && send_len > 0;
-        let data_sn = self.send_data_in(r, &data, send_len, collapse.then_some(residual), out);
+        let data_sn = self.send_data_in(r, &placed, send_len, collapse.then_some(residual), out);
         if !collapse {
             self.send_response(r, c_status, sense, residual, data_sn, out);
         }
@@ -63,7 +61,7 @@ impl Session {
     fn send_data_in(
         &mut self,
         r: Reply,
-        data: &Source<'_>,
+        data: &Placed<'_>,
         total: usize,
         status_residual: Option<Residual>,
         out: &mut Output,
@@ -99,8 +97,8 @@ impl Session {
                 buffer_offset: offset as u32,
             };
             match data {
-                Source::Bytes(b) => out.pdu(&pdu.encode(), &b[offset..offset + len]),
-                Source::Buf(buf) => out.pdu_from_buf(&pdu.encode(), buf, offset..offset + len),
+                Placed::Bytes(b) => out.pdu(&pdu.encode(), &b[offset..offset + len]),
+                Placed::Held(buf) => out.pdu_from_buf(&pdu.encode(), *buf, offset..offset + len),
             }
             data_sn = data_sn.wrapping_add(1);
             offset += len;

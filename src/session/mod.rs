@@ -21,6 +21,7 @@ pub use conn::{
     CloseReason, Connection, ControlRequest, IoCompletion, IoOp, IoRequest, Output, Payload,
 };
 pub use context::{PortalContext, TargetRuntime, Tuning};
+pub use output::payload_bytes;
 pub use task::IoToken;
 
 #[cfg(test)]

@@ -4,29 +4,24 @@
 //! sends staged bytes and payloads together in one gathered send.
 
 use std::ops::Range;
-use std::rc::Rc;
 
 use crate::backstore::IoBuf;
 use crate::pdu::frame::{self, pad4};
 use crate::pdu::{Bhs, Digests};
 
-/// A data segment sent straight from an I/O buffer, inserted at offset `at` of the staged bytes.
+/// A data segment sent straight from `bufs[buf]`, inserted at offset `at` of the staged bytes.
 pub struct Payload {
     pub at: usize,
-    pub buf: Rc<IoBuf>,
+    pub buf: usize,
     pub range: Range<usize>,
-}
-
-impl Payload {
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf.as_slice()[self.range.clone()]
-    }
 }
 
 #[derive(Default)]
 pub struct Output {
     pub staged: Vec<u8>,
     pub payloads: Vec<Payload>,
+    /// I/O buffers the payloads point into, owned here until sent.
+    pub bufs: Vec<IoBuf>,
     pub digests: Digests,
 }
 
@@ -36,8 +31,14 @@ impl Output {
         frame::encode(&mut self.staged, bhs, &[], data, self.digests);
     }
 
-    /// Stages a PDU header whose data segment is `buf[range]`, sent without a copy.
-    pub fn pdu_from_buf(&mut self, bhs: &Bhs, buf: &Rc<IoBuf>, range: Range<usize>) {
+    /// Takes ownership of an I/O buffer whose bytes will be sent by `pdu_from_buf`.
+    pub fn hold(&mut self, buf: IoBuf) -> usize {
+        self.bufs.push(buf);
+        self.bufs.len() - 1
+    }
+
+    /// Stages a PDU header whose data segment is `bufs[buf][range]`, sent without a copy.
+    pub fn pdu_from_buf(&mut self, bhs: &Bhs, buf: usize, range: Range<usize>) {
         let len = range.len();
         frame::encode_header(&mut self.staged, bhs, &[], len, self.digests);
         if len == 0 {
@@ -45,14 +46,15 @@ impl Output {
         }
         let payload = Payload {
             at: self.staged.len(),
-            buf: buf.clone(),
+            buf,
             range,
         };
         let pad = pad4(len) - len;
         self.staged.extend(std::iter::repeat_n(0u8, pad));
         if self.digests.data {
             // RFC 7143 §11.1: the data digest covers the segment and its padding.
-            let crc = crc32c::crc32c_append(crc32c::crc32c(payload.bytes()), &[0u8; 3][..pad]);
+            let crc = crc32c::crc32c(payload_bytes(&self.bufs, &payload));
+            let crc = crc32c::crc32c_append(crc, &[0u8; 3][..pad]);
             self.staged.extend_from_slice(&crc.to_le_bytes());
         }
         self.payloads.push(payload);
@@ -71,6 +73,7 @@ impl Output {
     pub fn clear(&mut self) {
         self.staged.clear();
         self.payloads.clear();
+        self.bufs.clear();
     }
 
     /// The byte stream as it goes on the wire (for tests and diagnostics; the reactor gathers
@@ -80,12 +83,17 @@ impl Output {
         let mut from = 0;
         for p in &self.payloads {
             wire.extend_from_slice(&self.staged[from..p.at]);
-            wire.extend_from_slice(p.bytes());
+            wire.extend_from_slice(payload_bytes(&self.bufs, p));
             from = p.at;
         }
         wire.extend_from_slice(&self.staged[from..]);
         wire
     }
+}
+
+/// The bytes a payload sends.
+pub fn payload_bytes<'a>(bufs: &'a [IoBuf], p: &Payload) -> &'a [u8] {
+    &bufs[p.buf].as_slice()[p.range.clone()]
 }
 
 #[cfg(test)]
@@ -101,14 +109,14 @@ mod tests {
         };
         let mut buf = IoBuf::alloc(10);
         buf.as_mut_slice().copy_from_slice(b"0123456789");
-        let buf = Rc::new(buf);
         let mut bhs = Bhs::new(Opcode::DATA_IN);
         bhs.set_itt(9);
         let mut spliced = Output {
             digests,
             ..Output::default()
         };
-        spliced.pdu_from_buf(&bhs, &buf, 3..10);
+        let held = spliced.hold(buf);
+        spliced.pdu_from_buf(&bhs, held, 3..10);
         spliced.pdu(&bhs, b"tail");
         let mut copied = Output {
             digests,
