@@ -83,6 +83,24 @@ session_id() { iscsiadm -m session 2>/dev/null | sed -n 's/^tcp: \[\([0-9]*\)\].
 dmesg_mark() { dmesg | wc -l; }
 dmesg_since() { dmesg | tail -n +$(($1 + 1)); }
 
+# Debian 6.1's scsi_transport_iscsi sometimes WARNs (check_flush_dependency) while a logged-out
+# session's SCSI target is removed: its WQ_MEM_RECLAIM workqueue flushes PM-runtime work. That is
+# the initiator kernel's own teardown bookkeeping, whatever the target sent, and it shows in some
+# runs only. Exactly that splat is dropped; every other warning still fails the run.
+drop_known_kernel_splats() {
+    awk '/-+\[ cut here \]-+/ { inblk = 1; blk = $0 "\n"; next }
+         inblk {
+             blk = blk $0 "\n"
+             if ($0 ~ /---\[ end trace/) {
+                 if (!(blk ~ /check_flush_dependency/ && blk ~ /__iscsi_unbind_session/)) printf "%s", blk
+                 inblk = 0
+             }
+             next
+         }
+         { print }
+         END { if (inblk) printf "%s", blk }'
+}
+
 login() { # login POINT: logs in and waits for both LUNs
     local out=/tmp/login.txt
     if ! runo "$out" timeout 60 iscsiadm -m node -T "$TARGET_IQN" -p "$PORTAL" --login; then
@@ -395,7 +413,7 @@ fi
 echo "+ dmesg (since logout)"
 dmesg_since "$mark" | sed 's/^/  | /'
 bad='error|fail|warn|timed out|reject|abort|reset|sense|invalid|unsupported'
-if dmesg_since "$mark" | grep -iE "$bad" >/tmp/p5-bad.txt; then
+if dmesg_since "$mark" | drop_known_kernel_splats | grep -iE "$bad" >/tmp/p5-bad.txt; then
     fail 5 "the kernel logged problems at logout:"
     sed 's/^/  | /' /tmp/p5-bad.txt
 fi
@@ -403,7 +421,7 @@ fi
 # means a kernel or SCSI-level fault.
 bad='Call Trace|BUG:|WARNING:|Oops|EXT4-fs error|I/O error|Sense Key|Add\. Sense|FAILED Result'
 bad+='|blocked for more than|[Uu]nsupported'
-if dmesg_since "$run_mark" | grep -E "$bad" >/tmp/all-bad.txt; then
+if dmesg_since "$run_mark" | drop_known_kernel_splats | grep -E "$bad" >/tmp/all-bad.txt; then
     fail 5 "the kernel logged faults during the run:"
     sed 's/^/  | /' /tmp/all-bad.txt
 fi
