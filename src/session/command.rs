@@ -187,9 +187,28 @@ impl Session {
     }
 
     pub(super) fn free_task(&mut self, slot: usize) -> Task {
-        let t = self.tasks.remove(slot);
+        let mut t = self.tasks.remove(slot);
         self.by_itt.remove(&t.itt);
+        if let TaskState::Receiving(w) = &mut t.state {
+            let list = std::mem::take(&mut w.open_r2ts);
+            self.keep_r2t_list(list);
+        }
         t
+    }
+
+    fn recycle(&mut self, state: TaskState) {
+        if let TaskState::Receiving(w) = state {
+            self.keep_r2t_list(w.open_r2ts);
+        }
+    }
+
+    /// Keeps a finished write's R2T list for the next one, so solicited writes allocate nothing
+    /// in steady state (at most one list per command the window allows).
+    fn keep_r2t_list(&mut self, mut list: Vec<OpenR2t>) {
+        if list.capacity() > 0 && self.r2t_lists.len() < self.ctx.tuning.queue_depth as usize {
+            list.clear();
+            self.r2t_lists.push(list);
+        }
     }
 
     fn start_io(&mut self, target: usize, lun: u16, cmd: &ScsiCommand, kind: IoKind, op: IoOp) {
@@ -244,7 +263,7 @@ impl Session {
             unsolicited_received: imm_len,
             unsolicited_data_sn: 0,
             next_r2t_offset: unsolicited_end,
-            open_r2ts: Vec::new(),
+            open_r2ts: self.r2t_lists.pop().unwrap_or_default(),
             scsi_len,
             purpose,
         };
@@ -513,7 +532,9 @@ impl Session {
             return;
         }
         let Some(buf) = t.buf.take() else { return };
-        t.state = TaskState::Io(IoKind::Write { lba, scsi_len });
+        let receiving =
+            std::mem::replace(&mut t.state, TaskState::Io(IoKind::Write { lba, scsi_len }));
+        self.recycle(receiving);
         self.submit(
             target,
             slot,

@@ -41,6 +41,8 @@ pub struct Session {
     pub(super) tmfs: Vec<PendingTmf>,
     pub(super) close: Option<CloseReason>,
     pub(super) cdb: Vec<u8>,
+    /// Emptied R2T lists of finished writes, reused by new ones.
+    pub(super) r2t_lists: Vec<Vec<super::task::OpenR2t>>,
     pub(super) local: Option<SocketAddr>,
 }
 
@@ -76,6 +78,7 @@ impl Session {
             tmfs: Vec::new(),
             close: None,
             cdb: Vec::with_capacity(32),
+            r2t_lists: Vec::new(),
             local,
             ctx,
         }
