@@ -85,7 +85,7 @@ impl Reactor {
                 tracing::warn!(cpu, "could not pin reactor thread");
             }
         }
-        let ring = IoUring::new(RING_ENTRIES)?;
+        let ring = new_ring()?;
         register_buffer_pool(&ring, s.index);
         let fixed_files = register_store_files(&ring, &s.stores, s.index);
         Ok(Reactor {
@@ -288,6 +288,23 @@ impl Reactor {
             .get(idx)
             .filter(|s| s.generation == generation)
             .map(|_| idx)
+    }
+}
+
+/// Only this thread ever submits to its ring, so the kernel can run completion work when the
+/// reactor asks for events instead of interrupting it (SINGLE_ISSUER + DEFER_TASKRUN, Linux 6.1).
+/// Older kernels refuse the flags; the ring then works the ordinary way.
+fn new_ring() -> std::io::Result<IoUring> {
+    match IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .build(RING_ENTRIES)
+    {
+        Ok(ring) => Ok(ring),
+        Err(e) => {
+            tracing::debug!(error = %e, "io_uring without DEFER_TASKRUN");
+            IoUring::new(RING_ENTRIES)
+        }
     }
 }
 
