@@ -1,0 +1,793 @@
+#!/usr/bin/env python3
+"""ringtgt vs tgt on 127.0.0.1: the orchestration half of perf/run.sh (run that, not this).
+
+Starts ringtgt (all cores), ringtgt --cores 1 and tgtd side by side with the same LUNs (a null LUN
+and a file LUN on local disk), drives each with the same clients (fio's libiscsi engine,
+libiscsi's iscsi-perf), round after round with the order of the targets rotating, and measures
+for every run: IOPS, bandwidth, completion latency p50/p99 (fio), target CPU time per I/O (utime +
+stime delta of /proc/PID/stat, all threads, divided by the I/Os the client completed), client CPU
+per I/O (rusage of the client processes) and how busy the machine was (/proc/stat). The physical
+references are iperf3 over loopback and fio io_uring direct=1 on the same file.
+
+Writes raw JSON into the run directory and a Markdown section (appended to perf/RESULTS.md
+unless APPEND=0), and prints the section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+HOST = "127.0.0.1"  # the only address this benchmark ever touches
+IQN_RINGTGT = "iqn.2026-11.io.ringtgt:perf"
+IQN_TGT = "iqn.2026-11.io.ringtgt:perf-tgt"
+INITIATOR = "iqn.2026-11.io.ringtgt:perf-client"
+
+
+def log(msg: str) -> None:
+    print(f"--- {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# processes
+
+class Procs:
+    """Every process we start, recorded in the pidfile so run.sh's trap can end them too."""
+
+    def __init__(self, pidfile: str):
+        self.pidfile = pidfile
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, argv: list[str], logname: str) -> subprocess.Popen:
+        out = open(logname, "ab")
+        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+        self.procs.append(p)
+        with open(self.pidfile, "a") as f:
+            f.write(f"{p.pid}\n")
+        return p
+
+    def track(self, p: subprocess.Popen) -> subprocess.Popen:
+        """Records a helper (perf, strace) that the caller waits for itself."""
+        with open(self.pidfile, "a") as f:
+            f.write(f"{p.pid}\n")
+        return p
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    p.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.time() + 3
+        for p in self.procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.kill()  # tgtd ignores SIGTERM while it has targets
+                p.wait()
+        # Everything is reaped: nothing is left for run.sh's trap to end.
+        open(self.pidfile, "w").close()
+
+
+def run_client(argv: list[str], timeout: float, merge_stderr: bool = False):
+    """Runs one client (fio, iscsi-perf, iperf3) in its own process group, so that fio's forked
+    job processes end with it if we are interrupted. Returns (returncode, stdout, stderr)."""
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except BaseException:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
+        raise
+    return p.returncode, out, err or ""
+
+
+def port_free(port: int) -> bool:
+    s = socket.socket()
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((HOST, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 15) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not listen on {HOST}:{port} within {timeout}s")
+
+
+# ---------------------------------------------------------------------------------------------
+# targets
+
+@dataclass
+class Target:
+    key: str  # "ringtgt", "ringtgt-c1", "tgt"
+    label: str
+    port: int
+    iqn: str
+    luns: dict  # "null"/"file" -> LUN number
+    proc: subprocess.Popen | None = None
+
+    def url(self, lun: str) -> str:
+        return f"iscsi://{HOST}:{self.port}/{self.iqn}/{self.luns[lun]}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+
+def start_ringtgt(procs: Procs, key: str, label: str, binary: str, port: int, cores: str | None,
+                  lun_file: str, run_dir: str) -> Target:
+    argv = [binary, "serve", "--portal", f"{HOST}:{port}", "--target", IQN_RINGTGT,
+            "--lun", "null:1GiB", "--lun", lun_file]
+    if cores:
+        argv += ["--cores", cores]
+    t = Target(key, label, port, IQN_RINGTGT, {"null": 0, "file": 1})
+    t.proc = procs.start(argv, os.path.join(run_dir, f"{key}.log"))
+    wait_port(port, t.proc, label)
+    return t
+
+
+def tgtadm(ctl: int, *args: str) -> None:
+    subprocess.run(["tgtadm", "-C", str(ctl), "--lld", "iscsi", *args], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def start_tgt(procs: Procs, port: int, ctl: int, lun_file: str, run_dir: str) -> Target:
+    t = Target("tgt", "tgt", port, IQN_TGT, {"null": 1, "file": 2})
+    t.proc = procs.start(["tgtd", "-f", "-C", str(ctl), "--iscsi", f"portal={HOST}:{port}"],
+                         os.path.join(run_dir, "tgtd.log"))
+    sock = f"/run/tgtd/socket.{ctl}"
+    deadline = time.time() + 10
+    while not os.path.exists(sock):
+        if t.proc.poll() is not None or time.time() > deadline:
+            raise SystemExit(f"tgtd did not create its control socket {sock}")
+        time.sleep(0.1)
+    time.sleep(0.2)
+    tgtadm(ctl, "--op", "new", "--mode", "target", "--tid", "1", "-T", IQN_TGT)
+    # tgt's LUN 0 is its controller. The null store reports 1 TiB; fio is limited to 1 GiB (size=).
+    tgtadm(ctl, "--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "1",
+           "--bstype", "null", "-b", "/ringtgt-perf-null")
+    # bs_rdwr is buffered by default; direct keeps it comparable with ringtgt's O_DIRECT and fio.
+    tgtadm(ctl, "--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "2",
+           "--bstype", "rdwr", "--bsoflags", "direct", "-b", lun_file)
+    tgtadm(ctl, "--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL")
+    wait_port(port, t.proc, "tgtd")
+    return t
+
+
+# ---------------------------------------------------------------------------------------------
+# measurement
+
+def proc_times(pid: int) -> tuple[float, dict[str, float]]:
+    """(process CPU seconds incl. all threads, {thread name: CPU seconds})."""
+    def parse(path: str) -> tuple[str, float]:
+        with open(path) as f:
+            s = f.read()
+        comm = s[s.index("(") + 1:s.rindex(")")]
+        rest = s[s.rindex(")") + 2:].split()
+        return comm, (int(rest[11]) + int(rest[12])) / CLK_TCK  # fields 14 utime, 15 stime
+
+    _, total = parse(f"/proc/{pid}/stat")
+    threads: dict[str, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            comm, t = parse(f"/proc/{pid}/task/{tid}/stat")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        threads[comm] = threads.get(comm, 0.0) + t
+    return total, threads
+
+
+def host_busy() -> tuple[int, int]:
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+@dataclass
+class Sample:
+    iops: float
+    mbps: float  # MB/s, 10^6 bytes
+    p50_us: float | None
+    p99_us: float | None
+    ios: int
+    tgt_cpu_us: float | None  # target CPU per I/O
+    cli_cpu_us: float | None  # client CPU per I/O
+    host_pct: float  # machine busy, % of all CPUs
+    other_pct: float  # busy with neither this target nor this client, % of all CPUs (noise)
+    wall: float  # seconds
+    threads: dict = field(default_factory=dict)  # thread name -> CPU seconds during the run
+
+
+def measured(pid: int | None, run) -> Sample:
+    """Runs `run()` -> (iops, mbps, p50, p99, ios) while taking CPU deltas of target and client."""
+    t0 = proc_times(pid) if pid else (0.0, {})
+    h0 = host_busy()
+    c0 = children_cpu()
+    w0 = time.monotonic()
+    iops, mbps, p50, p99, ios = run()
+    wall = time.monotonic() - w0
+    c1 = children_cpu()
+    h1 = host_busy()
+    t1 = proc_times(pid) if pid else (0.0, {})
+    per_io = (lambda s: s / ios * 1e6) if ios else (lambda s: None)
+    threads = {k: v - t0[1].get(k, 0.0) for k, v in t1[1].items()}
+    busy, tot = h1[0] - h0[0], h1[1] - h0[1]
+    host_pct = 100.0 * busy / tot if tot else 0.0
+    ours = (t1[0] - t0[0]) + (c1 - c0)
+    other = max(0.0, host_pct - 100.0 * ours / (wall * (os.cpu_count() or 1)))
+    return Sample(iops, mbps, p50, p99, ios,
+                  per_io(t1[0] - t0[0]) if pid and ios else None, per_io(c1 - c0),
+                  host_pct, other, wall, threads)
+
+
+@dataclass
+class Workload:
+    name: str
+    lun: str  # "null" or "file"
+    rw: str
+    bs: str
+    qd: int
+    jobs: int = 1
+    c1: bool = False  # also run against ringtgt --cores 1
+
+
+WORKLOADS = [
+    Workload("null 4k randread qd32", "null", "randread", "4k", 32, c1=True),
+    Workload("null 4k randwrite qd32", "null", "randwrite", "4k", 32),
+    Workload("null 1m read qd8", "null", "read", "1m", 8),
+    Workload("null 1m write qd8", "null", "write", "1m", 8),
+    Workload("file 4k randread qd32", "file", "randread", "4k", 32),
+    Workload("file 4k randwrite qd32", "file", "randwrite", "4k", 32),
+    Workload("null 4k randread 4 sessions x qd32", "null", "randread", "4k", 32, jobs=4, c1=True),
+    Workload("null 4k randwrite 4 sessions x qd32", "null", "randwrite", "4k", 32, jobs=4),
+]
+
+
+def fio_escape(s: str) -> str:
+    return s.replace(":", "\\:")
+
+
+def fio_result(path: str, rw: str) -> tuple[float, float, float | None, float | None, int]:
+    with open(path) as f:
+        d = json.load(f)
+    job = d["jobs"][0]
+    if job.get("error"):
+        raise RuntimeError(f"fio reported error {job['error']} ({path})")
+    side = job["write" if "write" in rw else "read"]
+    pct = side["clat_ns"].get("percentile", {})
+    p50 = pct.get("50.000000")
+    p99 = pct.get("99.000000")
+    ios = job["read"]["total_ios"] + job["write"]["total_ios"]
+    return (side["iops"], side["bw_bytes"] / 1e6, p50 / 1e3 if p50 else None,
+            p99 / 1e3 if p99 else None, ios)
+
+
+def run_fio(fio: str, jobfile: str, out: str, rw: str, runtime: int):
+    def run():
+        rc, _, err = run_client([fio, "--output-format=json", f"--output={out}", jobfile],
+                                runtime + 60)
+        if rc != 0:
+            raise RuntimeError(f"fio failed ({rc}): {err.strip()[-400:]}")
+        return fio_result(out, rw)
+    return run
+
+
+def iscsi_fio_job(w: Workload, url: str, runtime: int) -> str:
+    # thread=1: jobs are threads of one fio process (forked jobs call setsid() and would outlive
+    # an interrupted run).
+    lines = ["[global]", "ioengine=libiscsi", "thread=1", f"rw={w.rw}", f"bs={w.bs}",
+             f"iodepth={w.qd}", "size=1g", "time_based=1", f"runtime={runtime}",
+             "group_reporting=1"]
+    for j in range(w.jobs):
+        # One fio job = one libiscsi context = one iSCSI session; distinct initiator names keep
+        # the sessions apart whatever ISIDs libiscsi picks.
+        lines += [f"[s{j}]", f"filename={fio_escape(url)}", f"initiator={INITIATOR}-{j}"]
+    return "\n".join(lines) + "\n"
+
+
+def local_fio_job(rw: str, path: str, runtime: int) -> str:
+    return "\n".join(["[local]", "ioengine=io_uring", "thread=1", "direct=1", f"filename={path}",
+                      "size=1g", f"rw={rw}", "bs=4k", "iodepth=32", "time_based=1",
+                      f"runtime={runtime}"]) + "\n"
+
+
+def run_iscsi_perf(url: str, qd: int, blocks: int, rand: bool, runtime: int, out: str):
+    def run():
+        argv = ["iscsi-perf", "-i", f"{INITIATOR}-perf", "-m", str(qd), "-b", str(blocks),
+                "-t", str(runtime)] + (["-r"] if rand else []) + [url]
+        t0 = time.time()
+        rc, stdout, _ = run_client(argv, runtime + 60, merge_stderr=True)
+        elapsed = time.time() - t0
+        with open(out, "w") as f:
+            f.write(stdout)
+        m = re.findall(r"iops average (\d+) \((\d+) MB/s\)", stdout.replace("\r", "\n"))
+        if rc != 0 or not m:
+            raise RuntimeError(f"iscsi-perf failed ({rc}): {stdout[-400:]}")
+        iops = float(m[-1][0])
+        # iscsi-perf prints no I/O count; its average over the elapsed time stands in for it.
+        return iops, iops * blocks * 512 / 1e6, None, None, int(iops * min(elapsed, runtime))
+    return run
+
+
+def run_iperf3(port: int, runtime: int, out: str, length: str | None):
+    def run():
+        rc, stdout, err = run_client(["iperf3", "-c", HOST, "-p", str(port), "-t", str(runtime),
+                                      "-J"] + (["-l", length] if length else []), runtime + 30)
+        with open(out, "w") as f:
+            f.write(stdout)
+        if rc != 0:
+            raise RuntimeError(f"iperf3 failed: {err[-300:]}")
+        bps = json.loads(stdout)["end"]["sum_received"]["bits_per_second"]
+        return 0.0, bps / 8 / 1e6, None, None, 0
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# summary
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def spread(xs):
+    """Half the min..max range as a percentage of the median."""
+    xs = [x for x in xs if x is not None]
+    if len(xs) < 2:
+        return None
+    m = statistics.median(xs)
+    return 50.0 * (max(xs) - min(xs)) / m if m else None
+
+
+def fmt(v, kind: str) -> str:
+    if v is None:
+        return "–"
+    if kind == "iops":
+        return f"{v / 1000:.1f}k"
+    if kind in ("mbps", "us"):
+        return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+    if kind == "cpu":
+        return f"{v:.2f}"
+    if kind == "pct":
+        return f"{v:.0f}%"
+    if kind == "ratio":
+        return f"{v:.2f}×"
+    return str(v)
+
+
+def cell(xs, kind):
+    if kind == "pct":  # shares of the machine: the range says more than a relative spread
+        ys = [x for x in xs if x is not None]
+        if len(ys) > 1:
+            return f"{med(ys):.0f}% ({min(ys):.0f}–{max(ys):.0f})"
+    m, s = med(xs), spread(xs)
+    return fmt(m, kind) + (f" ±{s:.0f}%" if s is not None and m is not None else "")
+
+
+METRICS = [("iops", "IOPS", "iops"), ("mbps", "MB/s", "mbps"), ("p50_us", "p50 µs", "us"),
+           ("p99_us", "p99 µs", "us"), ("tgt_cpu_us", "target CPU µs/IO", "cpu"),
+           ("cli_cpu_us", "client CPU µs/IO", "cpu"), ("host_pct", "host busy", "pct"),
+           ("other_pct", "other load", "pct")]
+
+
+def table(results: dict, rows: list[tuple[str, list[str]]], labels: dict) -> list[str]:
+    out = ["| workload | target | " + " | ".join(m[1] for m in METRICS) + " |",
+           "|---|---|" + "---:|" * len(METRICS)]
+    for wname, keys in rows:
+        per = results.get(wname, {})
+        for k in keys:
+            if k not in per:
+                continue
+            out.append(f"| {wname} | {labels[k]} | " + " | ".join(
+                cell([getattr(s, m[0]) for s in per[k]], m[2]) for m in METRICS) + " |")
+        for k in keys:
+            if k == "tgt" or k not in per or "tgt" not in per:
+                continue
+            cells = []
+            for m in METRICS:
+                if m[0] in ("host_pct", "other_pct"):
+                    cells.append("")
+                    continue
+                a = med([getattr(s, m[0]) for s in per[k]])
+                b = med([getattr(s, m[0]) for s in per["tgt"]])
+                cells.append(f"**{fmt(a / b, 'ratio')}**" if a is not None and b else "–")
+            out.append(f"| {wname} | **{labels[k]} ÷ tgt** | " + " | ".join(cells) + " |")
+    return out
+
+
+def machine_info() -> list[str]:
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    osr = "?"
+    try:
+        with open("/etc/os-release") as f:
+            osr = dict(l.rstrip().split("=", 1) for l in f if "=" in l).get("PRETTY_NAME", "?")
+    except OSError:
+        pass
+    return [f"nproc {os.cpu_count()}, {model}, {mem_kb / 2**20:.0f} GiB RAM",
+            f"kernel {platform.release()}, {osr.strip(chr(34))}"]
+
+
+def pkg_version(name: str) -> str:
+    r = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", name], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, text=True)
+    return r.stdout.strip() or "?"
+
+
+# ---------------------------------------------------------------------------------------------
+# profile
+
+def profile(procs: Procs, targets: list[Target], fio: str, run_dir: str,
+            runtime: int) -> list[str]:
+    """perf record (cpu-clock) of each target under null 4k randread qd32 and null 1m read qd8,
+    and strace -c under null 4k randread qd32."""
+    md: list[str] = []
+    have_perf = shutil.which("perf") is not None
+    have_strace = shutil.which("strace") is not None
+    for w in (WORKLOADS[0], WORKLOADS[2]) if have_perf else ():
+        slug = re.sub(r"[^a-z0-9]+", "-", w.name)
+        for t in targets:
+            job = os.path.join(run_dir, f"profile-{t.key}-{slug}.fio")
+            with open(job, "w") as f:
+                f.write(iscsi_fio_job(w, t.url(w.lun), runtime))
+            data = os.path.join(run_dir, f"perf-{t.key}-{slug}.data")
+            rec = procs.track(subprocess.Popen(
+                ["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "-g", "-p", str(t.pid),
+                 "-o", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True))
+            time.sleep(0.5)
+            try:
+                r = run_fio(fio, job, job.replace(".fio", ".json"), w.rw, runtime)()
+            finally:
+                rec.send_signal(signal.SIGINT)
+                rec.wait(timeout=60)
+
+            def report(*extra: str) -> list[str]:
+                r = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio",
+                                    "-g", "none", *extra], stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, text=True)
+                return [re.sub(r"(\s+-)+\s*$", "", l).rstrip() for l in r.stdout.splitlines()
+                        if l.strip() and not l.startswith("#")]
+
+            dsos = report("--sort", "dso")
+            syms = report("--sort", "dso,symbol", "--percent-limit", "0.7")
+            with open(data.replace(".data", ".txt"), "w") as f:
+                f.write("\n".join(dsos + [""] + syms) + "\n")
+            share = ", ".join(" ".join(l.split()[:2][::-1]) for l in dsos[:4])
+            md += [f"`perf record -e cpu-clock -g -p <{t.label}>` under {w.name} "
+                   f"({r[0] / 1000:.1f}k IOPS, {r[1]:,.0f} MB/s) — samples by object: {share}. "
+                   f"Symbols ≥ 0.7 %:", "", "```"]
+            md += syms[:25] + ["```", ""]
+    w = WORKLOADS[0]
+    for t in targets if have_strace else ():
+        job = os.path.join(run_dir, f"strace-{t.key}.fio")
+        with open(job, "w") as f:
+            f.write(iscsi_fio_job(w, t.url(w.lun), runtime))
+        out = os.path.join(run_dir, f"strace-{t.key}.txt")
+        st = procs.track(subprocess.Popen(["strace", "-c", "-f", "-p", str(t.pid), "-o", out],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          start_new_session=True))
+        time.sleep(0.5)
+        try:
+            r = run_fio(fio, job, job.replace(".fio", ".json"), w.rw, runtime)()
+        finally:
+            st.send_signal(signal.SIGINT)
+            st.wait(timeout=60)
+        ios = r[4]
+        calls = []
+        with open(out) as f:
+            for l in f:
+                p = l.split()
+                if len(p) >= 5 and p[0][0].isdigit() and p[-1] != "total":
+                    calls.append((int(p[3]), p[-1]))
+        calls.sort(reverse=True)
+        total = sum(n for n, _ in calls)
+        if ios:
+            top = ", ".join(f"{name} {n / ios:.2f}" for n, name in calls[:6] if n / ios >= 0.01)
+            md += [f"`strace -c -f` on {t.label} under {w.name} (slowed by strace to "
+                   f"{r[0] / 1000:.1f}k IOPS): {total / ios:.2f} syscalls per I/O — {top}", ""]
+    return md
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ringtgt", required=True)
+    ap.add_argument("--ringtgt-source", required=True)
+    ap.add_argument("--fio", required=True)
+    ap.add_argument("--lun-file", required=True)
+    ap.add_argument("--run-dir", required=True)
+    ap.add_argument("--pidfile", required=True)
+    ap.add_argument("--command", required=True)
+    ap.add_argument("--results", required=True)
+    a = ap.parse_args()
+
+    rounds = int(os.environ.get("ROUNDS", "3"))
+    runtime = int(os.environ.get("RUNTIME", "5"))
+    only = re.compile(os.environ.get("ONLY", ".*"))
+    base = int(os.environ.get("PORT_BASE", "3460"))
+    cores = os.environ.get("CORES") or None
+    do_profile = os.environ.get("PROFILE", "1") == "1"
+    label = os.environ.get("LABEL", "run")
+    ports = {"ringtgt": base, "ringtgt-c1": base + 1, "tgt": base + 2, "iperf3": base + 3}
+    for name, p in ports.items():
+        if not port_free(p):
+            raise SystemExit(f"port {HOST}:{p} (for {name}) is taken; set PORT_BASE")
+
+    procs = Procs(a.pidfile)
+
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    started = time.time()
+    try:
+        ncpu = os.cpu_count() or 1
+        rt = start_ringtgt(procs, "ringtgt", f"ringtgt --cores {cores or ncpu}", a.ringtgt,
+                           ports["ringtgt"], cores, a.lun_file, a.run_dir)
+        rt1 = start_ringtgt(procs, "ringtgt-c1", "ringtgt --cores 1", a.ringtgt,
+                            ports["ringtgt-c1"], "1", a.lun_file, a.run_dir)
+        tgt = start_tgt(procs, ports["tgt"], base + 2, a.lun_file, a.run_dir)
+        iperf = procs.start(["iperf3", "-s", "-B", HOST, "-p", str(ports["iperf3"])],
+                            os.path.join(a.run_dir, "iperf3-server.log"))
+        wait_port(ports["iperf3"], iperf, "iperf3 -s")
+        labels = {"ringtgt": rt.label, "ringtgt-c1": rt1.label, "tgt": "tgt",
+                  "iperf3": "iperf3 loopback", "local": "local fio io_uring direct"}
+        targets = {"ringtgt": rt, "ringtgt-c1": rt1, "tgt": tgt}
+
+        results: dict[str, dict[str, list[Sample]]] = {}
+        refs: dict[str, list[Sample]] = {}
+
+        def add(wname, key, s):
+            results.setdefault(wname, {}).setdefault(key, []).append(s)
+
+        # Warm-up, not measured: a fresh target's first large transfers pay for growing its
+        # allocator (page faults on fresh buffers); the rounds measure the steady state.
+        warmup = int(os.environ.get("WARMUP", "2"))
+        if warmup > 0:
+            log(f"warm-up: {warmup} s per target of 1m read, 1m write, file 4k randread")
+            for key, t in targets.items():
+                for w in (WORKLOADS[2], WORKLOADS[3], WORKLOADS[4]):
+                    job = os.path.join(a.run_dir, f"warmup-{key}-{w.rw}-{w.lun}.fio")
+                    with open(job, "w") as f:
+                        f.write(iscsi_fio_job(w, t.url(w.lun), warmup))
+                    run_fio(a.fio, job, job.replace(".fio", ".json"), w.rw, warmup)()
+        for r in range(rounds):
+            log(f"round {r + 1}/{rounds}")
+            for key, length in (("iperf3", None), ("iperf3-1m", "1M")):
+                out = os.path.join(a.run_dir, f"r{r}-{key}.json")
+                refs.setdefault(key, []).append(
+                    measured(iperf.pid, run_iperf3(ports["iperf3"], runtime, out, length)))
+            for rw in ("randread", "randwrite"):
+                if not only.search(f"file 4k {rw} qd32"):
+                    continue
+                job = os.path.join(a.run_dir, f"r{r}-local-{rw}.fio")
+                with open(job, "w") as f:
+                    f.write(local_fio_job(rw, a.lun_file, runtime))
+                refs.setdefault(f"local {rw}", []).append(measured(None, run_fio(
+                    a.fio, job, job.replace(".fio", ".json"), rw, runtime)))
+            for wi, w in enumerate(WORKLOADS):
+                if not only.search(w.name):
+                    continue
+                keys = ["ringtgt", "tgt"] + (["ringtgt-c1"] if w.c1 else [])
+                shift = (r + wi) % len(keys)
+                for key in keys[shift:] + keys[:shift]:
+                    t = targets[key]
+                    slug = re.sub(r"[^a-z0-9]+", "-", w.name)
+                    job = os.path.join(a.run_dir, f"r{r}-{key}-{slug}.fio")
+                    with open(job, "w") as f:
+                        f.write(iscsi_fio_job(w, t.url(w.lun), runtime))
+                    s = measured(t.pid, run_fio(a.fio, job, job.replace(".fio", ".json"), w.rw,
+                                                runtime))
+                    log(f"{w.name:38s} {labels[key]:22s} {s.iops / 1000:7.1f}k IOPS "
+                        f"{s.mbps:7.0f} MB/s  tgt {s.tgt_cpu_us or 0:5.2f} µs/IO")
+                    add(w.name, key, s)
+            for name, qd, blocks, rand in (("iscsi-perf null 4k rand qd32", 32, 8, True),
+                                           ("iscsi-perf null 1m seq qd8", 8, 2048, False)):
+                if not only.search(name):
+                    continue
+                for key in (["ringtgt", "tgt"] if r % 2 == 0 else ["tgt", "ringtgt"]):
+                    t = targets[key]
+                    out = os.path.join(a.run_dir, f"r{r}-{key}-{name.replace(' ', '-')}.txt")
+                    s = measured(t.pid, run_iscsi_perf(t.url("null"), qd, blocks, rand, runtime,
+                                                       out))
+                    log(f"{name:38s} {labels[key]:22s} {s.iops / 1000:7.1f}k IOPS "
+                        f"{s.mbps:7.0f} MB/s  tgt {s.tgt_cpu_us or 0:5.2f} µs/IO")
+                    add(name, key, s)
+
+        prof_md = profile(procs, [rt, tgt], a.fio, a.run_dir, runtime) if do_profile else []
+        elapsed = time.time() - started
+    finally:
+        procs.stop_all()
+        for suffix in ("", ".lock"):
+            try:
+                os.unlink(f"/run/tgtd/socket.{base + 2}{suffix}")
+            except FileNotFoundError:
+                pass
+
+    with open(os.path.join(a.run_dir, "samples.json"), "w") as f:
+        json.dump({"results": {w: {k: [s.__dict__ for s in v] for k, v in d.items()}
+                               for w, d in results.items()},
+                   "refs": {k: [s.__dict__ for s in v] for k, v in refs.items()}}, f, indent=1)
+
+    md = summary(a, label, rounds, runtime, elapsed, results, refs, labels, prof_md)
+    with open(os.path.join(a.run_dir, "section.md"), "w") as f:
+        f.write(md)
+    print(md)
+    if os.environ.get("APPEND", "1") == "1":
+        new = not os.path.exists(a.results)
+        with open(a.results, "a") as f:
+            if new:
+                f.write("# ringtgt vs tgt: end-to-end results\n\n"
+                        "Each section is one run of `perf/run.sh`; newest last.\n\n")
+            f.write("\n" + md)
+        log(f"appended to {a.results}")
+    log(f"raw results in {a.run_dir}")
+
+
+def summary(a, label, rounds, runtime, elapsed, results, refs, labels, prof_md) -> str:
+    with open(a.ringtgt, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()[:16]
+    mtime = dt.datetime.fromtimestamp(os.path.getmtime(a.ringtgt_source), dt.timezone.utc)
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    L = [f"## {label} — {now}", ""]
+    L += [f"- machine: {m}" for m in machine_info()]
+    L += [f"- ringtgt: `{a.ringtgt_source}` (built {mtime:%Y-%m-%d %H:%M} UTC, sha256 {sha}…); "
+          f"tgt {pkg_version('tgt')}; libiscsi {pkg_version('libiscsi7')}; fio 3.33 from "
+          f"Debian source with `--enable-libiscsi` (engine's FIO_SYNCIO flag dropped so that "
+          f"iodepth applies); iperf3 {pkg_version('iperf3')}",
+          f"- command: `{a.command}` — {rounds} rounds × {runtime} s per measurement, "
+          f"{elapsed / 60:.1f} min in all; target order rotates every round; each target warmed "
+          f"up first (WARMUP={os.environ.get('WARMUP', '2')} s each of 1m read, 1m write, file "
+          f"4k randread)",
+          "- cells: median over rounds ±half the min–max spread; ratio rows: median ÷ median. "
+          "CPU µs/IO: target = utime+stime delta of `/proc/PID/stat` (all threads) ÷ I/Os "
+          "completed; client = rusage of the fio / iscsi-perf processes ÷ I/Os. Latency is fio's "
+          "completion latency. Digests off (libiscsi offers None first, both targets take it). "
+          "host busy: all CPUs, from /proc/stat; other load: the part of it that was neither "
+          "this target nor this client (other engineers' work, IRQs) — median (min–max).",
+          ""]
+    main_rows = [(w.name, ["ringtgt", "tgt"] + (["ringtgt-c1"] if w.c1 else []))
+                 for w in WORKLOADS]
+    main_rows += [(n, ["ringtgt", "tgt"]) for n in ("iscsi-perf null 4k rand qd32",
+                                                     "iscsi-perf null 1m seq qd8")]
+    L += ["### ringtgt vs tgt", ""] + table(results, main_rows, labels) + [""]
+
+    ref_rows = []
+    for key, lab in (("iperf3", "iperf3 loopback, 1 stream, 128 KiB writes (its default)"),
+                     ("iperf3-1m", "iperf3 loopback, 1 stream, 1 MiB writes (the ceiling used)"),
+                     ("local randread", "local fio io_uring direct=1, 4k randread qd32"),
+                     ("local randwrite", "local fio io_uring direct=1, 4k randwrite qd32")):
+        if key in refs:
+            ss = refs[key]
+            iops = "–" if key.startswith("iperf3") else cell([s.iops for s in ss], "iops")
+            ref_rows.append(f"| {lab} | {iops}"
+                            f" | {cell([s.mbps for s in ss], 'mbps')}"
+                            f" | {cell([s.p50_us for s in ss], 'us')}"
+                            f" | {cell([s.p99_us for s in ss], 'us')}"
+                            f" | {cell([s.host_pct for s in ss], 'pct')}"
+                            f" | {cell([s.other_pct for s in ss], 'pct')} |")
+    if ref_rows:
+        L += ["### Physical references (same run)", "",
+              "| reference | IOPS | MB/s | p50 µs | p99 µs | host busy | other load |",
+              "|---|---:|---:|---:|---:|---:|---:|"] + ref_rows + [""]
+
+    spread_rows = []
+    for wname, d in results.items():
+        for key in ("ringtgt", "ringtgt-c1"):
+            if key not in d:
+                continue
+            names = sorted({n for s in d[key] for n in s.threads})
+            tot = {n: med([s.threads.get(n, 0.0) for s in d[key]]) or 0.0 for n in names}
+            busy = sum(tot.values())
+            if busy <= 0:
+                continue
+            parts = ", ".join(f"{n} {100 * v / busy:.0f}%" for n, v in tot.items()
+                              if v / busy >= 0.005)
+            spread_rows.append(f"| {wname} | {labels[key]} | {busy:.2f} s | {parts} |")
+    if spread_rows:
+        L += ["### Where ringtgt's CPU time went, per thread (median of rounds)", "",
+              "| workload | instance | CPU s per run | share per thread |", "|---|---|---:|---|"]
+        L += spread_rows + [""]
+
+    L += ["### Goals (ratios from this run)", ""] + goals(results, refs) + [""]
+    if prof_md:
+        L += ["### Profile (after the rounds)", ""] + prof_md
+    return "\n".join(L) + "\n"
+
+
+def goals(results, refs) -> list[str]:
+    def m(w, k, attr):
+        ss = results.get(w, {}).get(k)
+        return med([getattr(s, attr) for s in ss]) if ss else None
+
+    def ref(k, attr):
+        ss = refs.get(k)
+        return med([getattr(s, attr) for s in ss]) if ss else None
+
+    out = ["| goal | measured | verdict |", "|---|---:|---|"]
+
+    def row(text, val, ok, shown):
+        if val is None:
+            out.append(f"| {text} | not measured | – |")
+        else:
+            out.append(f"| {text} | {shown} | {'met' if ok else '**missed**'} |")
+
+    for w in ("null 4k randread qd32", "null 4k randwrite qd32", "file 4k randread qd32",
+              "file 4k randwrite qd32"):
+        a, b = m(w, "ringtgt", "tgt_cpu_us"), m(w, "tgt", "tgt_cpu_us")
+        v = a / b if a is not None and b else None
+        row(f"target CPU per I/O ≤ 1/3 of tgtd's — {w}", v, v is not None and v <= 1 / 3,
+            f"{a or 0:.2f} vs {b or 0:.2f} µs = {v or 0:.2f}×")
+    for w in ("null 4k randread qd32", "null 4k randwrite qd32"):
+        a, b = m(w, "ringtgt", "iops"), m(w, "tgt", "iops")
+        v = a / b if a is not None and b else None
+        row(f"IOPS ≥ 1.5× tgt — {w}", v, v is not None and v >= 1.5,
+            f"{(a or 0) / 1000:.1f}k vs {(b or 0) / 1000:.1f}k = {v or 0:.2f}×")
+    ip = ref("iperf3-1m", "mbps") or ref("iperf3", "mbps")
+    for w, goal in (("null 1m read qd8", 0.85), ("null 1m write qd8", 0.70)):
+        a = m(w, "ringtgt", "mbps")
+        v = a / ip if a is not None and ip else None
+        row(f"{w} ≥ {goal:.0%} of iperf3 loopback", v, v is not None and v >= goal,
+            f"{a or 0:,.0f} of {ip or 0:,.0f} MB/s = {v or 0:.0%}")
+    for w, k in (("file 4k randread qd32", "local randread"),
+                 ("file 4k randwrite qd32", "local randwrite")):
+        a, b = m(w, "ringtgt", "iops"), ref(k, "iops")
+        v = a / b if a is not None and b else None
+        row(f"{w} ≥ 80% of local fio", v, v is not None and v >= 0.8,
+            f"{(a or 0) / 1000:.1f}k of {(b or 0) / 1000:.1f}k = {v or 0:.0%}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

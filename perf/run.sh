@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# perf/run.sh — ringtgt against tgt (tgtd), side by side on 127.0.0.1, in one run.
+#
+# One command:   perf/run.sh      (about 8 minutes with the defaults; ROUNDS=3 RUNTIME=10 ≈ 15)
+# Knobs (environment):
+#   ROUNDS=3          rounds; every row is measured once per round for each target, order rotating
+#   RUNTIME=5         seconds per measurement (fio / iscsi-perf / iperf3)
+#   ONLY=regex        run only the workloads whose name matches (e.g. ONLY='4k randread')
+#   WARMUP=2          seconds per target of unmeasured 1m read, 1m write and file 4k randread first
+#   RINGTGT_BIN=path  measure this binary instead of building /work/main with cargo build --release
+#   CORES=spec        --cores of the main ringtgt instance (default: all cores)
+#   PORT_BASE=3460    ports PORT_BASE..PORT_BASE+3 on 127.0.0.1 (ringtgt, ringtgt --cores 1, tgtd,
+#                     iperf3); tgtd's control socket is -C PORT_BASE+2
+#   PROFILE=1         after the rounds: perf record (cpu-clock) and strace -c of both targets
+#   LABEL=text        heading of the section appended to perf/RESULTS.md (default "run")
+#   APPEND=1          append the section to perf/RESULTS.md (0: only print it)
+#   PERF_CACHE=/var/cache/ringtgt-perf   where fio-with-libiscsi is built once
+#   PERF_WORK=/var/tmp/ringtgt-perf      file LUN (on local disk, not tmpfs) and raw results
+#
+# What it needs (installed here if missing, as root): tgt, libiscsi-bin, libiscsi-dev, iperf3,
+# gcc, make, dpkg-dev, pkg-config (and linux-perf, strace with PROFILE=1), plus a deb-src line for
+# this Debian release (added if missing) to build fio from Debian's source package with
+# --enable-libiscsi into PERF_CACHE (about 25 s, once). Debian's fio lacks the libiscsi engine, and
+# upstream's engine is flagged FIO_SYNCIO, which makes fio cap iodepth at 1; the engine itself is
+# asynchronous (iscsi_scsi_command_async + poll), so the build drops that flag to allow QD > 1.
+#
+# Nothing but 127.0.0.1 is used. Every process started is ended on exit (trap), by PID.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/.." && pwd)"
+PERF_CACHE="${PERF_CACHE:-/var/cache/ringtgt-perf}"
+PERF_WORK="${PERF_WORK:-/var/tmp/ringtgt-perf}"
+export ROUNDS="${ROUNDS:-3}" RUNTIME="${RUNTIME:-5}" PORT_BASE="${PORT_BASE:-3460}"
+export PROFILE="${PROFILE:-1}" LABEL="${LABEL:-run}" APPEND="${APPEND:-1}"
+FIO_VERSION_WANTED="fio-libiscsi-v1"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+RUN_DIR="$PERF_WORK/run-$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$RUN_DIR" "$PERF_CACHE"
+PIDFILE="$RUN_DIR/pids"
+: >"$PIDFILE"
+
+BENCH_PID=""
+cleanup() {
+    local rc=$?
+    # bench.py ends what it started and then empties the pidfile; this is the backstop if it was
+    # killed. PIDs only, never names.
+    if [[ -n "$BENCH_PID" ]] && kill -0 "$BENCH_PID" 2>/dev/null; then
+        kill -TERM "$BENCH_PID" 2>/dev/null || true
+        sleep 1
+    fi
+    if [[ -s "$PIDFILE" ]]; then
+        while read -r pid; do
+            [[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null || true
+        done <"$PIDFILE"
+    fi
+    rm -f "/run/tgtd/socket.$((PORT_BASE + 2))" "/run/tgtd/socket.$((PORT_BASE + 2)).lock"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+need_pkgs=()
+command -v tgtd >/dev/null || need_pkgs+=(tgt)
+command -v iscsi-perf >/dev/null || need_pkgs+=(libiscsi-bin)
+[[ -e /usr/include/iscsi/iscsi.h ]] || need_pkgs+=(libiscsi-dev)
+command -v iperf3 >/dev/null || need_pkgs+=(iperf3)
+command -v dpkg-source >/dev/null || need_pkgs+=(dpkg-dev)
+command -v pkg-config >/dev/null || need_pkgs+=(pkg-config)
+command -v make >/dev/null || need_pkgs+=(make)
+command -v gcc >/dev/null || need_pkgs+=(gcc)
+if [[ "$PROFILE" == 1 ]]; then
+    command -v perf >/dev/null || need_pkgs+=(linux-perf)
+    command -v strace >/dev/null || need_pkgs+=(strace)
+fi
+if ((${#need_pkgs[@]})); then
+    log "installing ${need_pkgs[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+# fio with the libiscsi engine, built once into the cache from Debian's source package.
+FIO="$PERF_CACHE/fio/fio"
+if [[ ! -x "$FIO" || "$(cat "$PERF_CACHE/fio/.stamp" 2>/dev/null)" != "$FIO_VERSION_WANTED" ]]; then
+    codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")"
+    if ! grep -rqs '^Types:.*deb-src\|^deb-src ' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        log "adding a deb-src source for Debian $codename"
+        cat >/etc/apt/sources.list.d/ringtgt-perf-src.sources <<EOF
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: $codename $codename-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+        apt-get update -qq
+    fi
+    log "building fio with --enable-libiscsi into $PERF_CACHE/fio (about 25 s)"
+    src="$PERF_CACHE/fio-src"
+    rm -rf "$src" && mkdir -p "$src"
+    (cd "$src" && apt-get source -qq fio >/dev/null 2>&1)
+    dir="$(find "$src" -mindepth 1 -maxdepth 1 -type d -name 'fio-*' | head -n1)"
+    # Allow iodepth > 1: the engine queues asynchronously; FIO_SYNCIO only makes fio cap the depth.
+    sed -i 's/FIO_SYNCIO | FIO_DISKLESSIO/FIO_DISKLESSIO/' "$dir/engines/libiscsi.c"
+    grep -q 'FIO_SYNCIO' "$dir/engines/libiscsi.c" && { log "could not patch the libiscsi engine"; exit 1; }
+    (cd "$dir" && ./configure --enable-libiscsi >"$src/configure.log" 2>&1 && make -j"$(nproc)" >"$src/make.log" 2>&1)
+    "$dir/fio" --enghelp | grep -qx '[[:space:]]*libiscsi' || { log "fio built without libiscsi"; exit 1; }
+    rm -rf "$PERF_CACHE/fio" && mkdir -p "$PERF_CACHE/fio" && cp "$dir/fio" "$FIO"
+    echo "$FIO_VERSION_WANTED" >"$PERF_CACHE/fio/.stamp"
+fi
+
+# The ringtgt binary under test, copied so that a rebuild during the run cannot change it.
+if [[ -n "${RINGTGT_BIN:-}" ]]; then
+    src_bin="$RINGTGT_BIN"
+else
+    log "cargo build --release in $REPO"
+    (cd "$REPO" && cargo build --release --quiet)
+    src_bin="$REPO/target/release/ringtgt"
+fi
+cp "$src_bin" "$RUN_DIR/ringtgt"
+
+# The file LUN: 1 GiB, preallocated, on local disk (tgt and ringtgt both open it O_DIRECT).
+mkdir -p "$PERF_WORK"
+LUN_FILE="$PERF_WORK/lun.img"
+if [[ ! -f "$LUN_FILE.written" || ! -f "$LUN_FILE" || "$(stat -c %s "$LUN_FILE")" != 1073741824 ]]; then
+    log "preparing the file LUN $LUN_FILE (1 GiB, written once)"
+    rm -f "$LUN_FILE" "$LUN_FILE.written"
+    fallocate -l 1G "$LUN_FILE"
+    # Write every block once: reads of fallocated but unwritten extents never reach the disk
+    # (the filesystem answers zeros), which would flatter every file-LUN read figure.
+    dd if=/dev/zero of="$LUN_FILE" bs=1M count=1024 oflag=direct conv=notrunc status=none
+    touch "$LUN_FILE.written"
+fi
+if [[ "$(stat -f -c %T "$LUN_FILE")" == tmpfs ]]; then
+    log "PERF_WORK must be on a local disk, not tmpfs"; exit 1
+fi
+
+COMMAND="ROUNDS=$ROUNDS RUNTIME=$RUNTIME${WARMUP:+ WARMUP=$WARMUP}${ONLY:+ ONLY='$ONLY'}\
+${CORES:+ CORES=$CORES}\
+${RINGTGT_BIN:+ RINGTGT_BIN=$RINGTGT_BIN} perf/run.sh"
+
+python3 "$HERE/bench.py" \
+    --ringtgt "$RUN_DIR/ringtgt" --ringtgt-source "$src_bin" --fio "$FIO" --lun-file "$LUN_FILE" \
+    --run-dir "$RUN_DIR" --pidfile "$PIDFILE" --command "$COMMAND" \
+    --results "$HERE/RESULTS.md" &
+BENCH_PID=$!
+wait "$BENCH_PID"
