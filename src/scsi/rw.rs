@@ -204,7 +204,7 @@ mod tests {
     }
 
     #[test]
-    fn write_and_verify_is_a_durable_write_and_refuses_byte_compare() {
+    fn write_and_verify_is_a_durable_write_and_refuses_reserved_bytchk() {
         let lu = lu();
         let c = cdb10(op::WRITE_AND_VERIFY_10, 0, 7, 2);
         assert_eq!(
