@@ -2,7 +2,8 @@
 //! data-segment-sized and a maximum-burst-sized buffer.
 
 use std::hint::black_box;
-use std::time::Duration;
+
+mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringtgt::pdu::digest::crc32c;
@@ -17,16 +18,9 @@ fn crc(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(1000))
-        .sample_size(30)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = crc
 }
 criterion_main!(benches);

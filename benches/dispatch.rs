@@ -2,7 +2,8 @@
 //! hot path (READ 10/16, WRITE 10/16) and the common small ones (INQUIRY, TEST UNIT READY).
 
 use std::hint::black_box;
-use std::time::Duration;
+
+mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ringtgt::scsi::{dispatch, encode_lun, LuInfo, LunMap, NexusState, Plan};
@@ -68,16 +69,9 @@ fn cdb_dispatch(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(1000))
-        .sample_size(30)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = cdb_dispatch
 }
 criterion_main!(benches);

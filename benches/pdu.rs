@@ -2,7 +2,8 @@
 //! (parse / encode, with and without CRC32C digests). No network, no daemon.
 
 use std::hint::black_box;
-use std::time::Duration;
+
+mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringtgt::pdu::frame::{self, Digests};
@@ -168,16 +169,9 @@ fn frame_encode(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(1000))
-        .sample_size(30)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = bhs_codec, frame_parse, frame_encode
 }
 criterion_main!(benches);
