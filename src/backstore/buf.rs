@@ -6,7 +6,8 @@
 //! per-I/O page pinning. A buffer taken from the pool goes back to it when dropped; when the pool
 //! has no buffer of the right size, an ordinary heap buffer is used instead of waiting.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use bytemuck::{Pod, Zeroable};
 
@@ -23,7 +24,109 @@ pub struct IoBuf {
     len: usize,
     /// Index of the registered buffer these pages are, when they came from the pool.
     registered: Option<u16>,
+    /// The budget this buffer's bytes are counted against, released when the buffer is dropped.
+    charge: Option<Charge>,
 }
+
+/// A connection's budget of buffered bytes: reads waiting to be sent and write data not yet on
+/// disk. Every buffer taken for the connection is charged to it until dropped, wherever the drop
+/// happens (after a send, after a disk write, with an aborted task, with the connection), so the
+/// count is exact without the owner tracking each buffer's journey.
+#[derive(Clone, Debug)]
+pub struct Budget(Rc<BudgetState>);
+
+#[derive(Debug)]
+struct BudgetState {
+    limit: usize,
+    used: Cell<usize>,
+    /// Bytes of buffers that were admitted by [`Budget::admits`] (as opposed to data the protocol
+    /// obliges the target to accept, which is charged but never waits).
+    gated: Cell<usize>,
+}
+
+/// One buffer's share of a [`Budget`].
+#[derive(Debug)]
+struct Charge {
+    budget: Budget,
+    bytes: usize,
+    gated: bool,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        let s = &self.budget.0;
+        s.used.set(s.used.get() - self.bytes);
+        if self.gated {
+            s.gated.set(s.gated.get() - self.bytes);
+        }
+    }
+}
+
+impl Budget {
+    pub fn new(limit: usize) -> Self {
+        Budget(Rc::new(BudgetState {
+            limit,
+            used: Cell::new(0),
+            gated: Cell::new(0),
+        }))
+    }
+
+    pub fn limit(&self) -> usize {
+        self.0.limit
+    }
+
+    /// Bytes held by live buffers charged to this budget.
+    pub fn used(&self) -> usize {
+        self.0.used.get()
+    }
+
+    /// Whether a gated buffer of `bytes` may be taken now: it fits, or no other gated buffer is
+    /// held (so a single transfer larger than the whole budget still makes progress instead of
+    /// waiting forever).
+    pub fn admits(&self, bytes: usize) -> bool {
+        self.used() + bytes <= self.0.limit || self.0.gated.get() == 0
+    }
+
+    /// A buffer for data that must be accepted whatever the budget says (immediate and
+    /// unsolicited data, small command results): charged, never refused.
+    pub fn alloc(&self, len: usize) -> IoBuf {
+        self.charged(len, false)
+    }
+
+    /// A buffer that was admitted by [`Budget::admits`]: solicited data (R2T bursts) and reads.
+    pub fn alloc_gated(&self, len: usize) -> IoBuf {
+        self.charged(len, true)
+    }
+
+    /// Charges `bytes` that live outside any `IoBuf` (e.g. a command's parameter data kept by
+    /// the SCSI layer) until the returned `Hold` is dropped.
+    pub fn hold(&self, bytes: usize) -> Hold {
+        Hold(self.charge(bytes, false))
+    }
+
+    fn charge(&self, bytes: usize, gated: bool) -> Charge {
+        let s = &self.0;
+        s.used.set(s.used.get() + bytes);
+        if gated {
+            s.gated.set(s.gated.get() + bytes);
+        }
+        Charge {
+            budget: self.clone(),
+            bytes,
+            gated,
+        }
+    }
+
+    fn charged(&self, len: usize, gated: bool) -> IoBuf {
+        let mut b = IoBuf::alloc(len);
+        b.charge = Some(self.charge(len, gated));
+        b
+    }
+}
+
+/// Budget charged for memory that is not an `IoBuf`; released on drop.
+#[derive(Debug)]
+pub struct Hold(#[allow(dead_code)] Charge);
 
 /// One size class of the pool: equal-sized buffers with their registration indexes.
 struct SizeClass {
@@ -98,6 +201,7 @@ impl IoBuf {
                 pages,
                 len,
                 registered: Some(index),
+                charge: None,
             },
             None => Self::heap(len),
         }
@@ -117,6 +221,7 @@ impl IoBuf {
             pages: vec![Page([0; IO_ALIGN]); len.div_ceil(IO_ALIGN)],
             len,
             registered: None,
+            charge: None,
         }
     }
 
@@ -215,6 +320,26 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn budget_counts_buffers_until_dropped_wherever_they_go() {
+        let budget = Budget::new(10_000);
+        let a = budget.alloc_gated(6_000);
+        assert_eq!(budget.used(), 6_000);
+        assert!(budget.admits(4_000));
+        assert!(!budget.admits(4_001));
+        // Data the protocol obliges the target to take is charged even past the limit.
+        let b = budget.alloc(8_000);
+        assert_eq!(budget.used(), 14_000);
+        assert!(!budget.admits(1));
+        let moved = vec![a];
+        drop(moved);
+        // No gated buffer left: the next one is admitted whatever its size, so that one transfer
+        // larger than the budget still progresses.
+        assert!(budget.admits(1 << 20));
+        drop(b);
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]
