@@ -1,5 +1,10 @@
 //! Command numbering (RFC 7143 §4.2.2.1, §3.2.2.1): the CmdSN window and in-order delivery of
 //! non-immediate commands. Commands that arrive ahead of a gap wait here until it is filled.
+//!
+//! The window is credit: MaxCmdSN only moves forward (an initiator ignores a smaller one), so a
+//! granted CmdSN cannot be taken back. It is granted when a task ends, not when a command
+//! arrives: live tasks + CmdSNs granted and not yet used never exceed the queue depth, so an
+//! initiator that never lets its commands finish can have at most `depth` of them.
 
 use super::sn;
 use crate::pdu::Bhs;
@@ -10,6 +15,9 @@ pub struct OwnedPdu {
     pub bhs: Bhs,
     pub ahs: Vec<u8>,
     pub data: Vec<u8>,
+    /// Length of a data segment too long to keep (it is refused when the command's turn comes;
+    /// refusing it now would leave a CmdSN gap that nothing fills).
+    pub dropped_data: Option<usize>,
 }
 
 /// A command held back by a CmdSN gap, with any unsolicited Data-Out that followed it.
@@ -32,6 +40,7 @@ pub enum Admission {
 
 pub struct CmdWindow {
     exp_cmd_sn: u32,
+    max_cmd_sn: u32,
     depth: u32,
     /// Slot `i` holds the command with CmdSN `exp_cmd_sn + i`.
     waiting: std::collections::VecDeque<Option<Queued>>,
@@ -39,10 +48,24 @@ pub struct CmdWindow {
 
 impl CmdWindow {
     pub fn new(first_cmd_sn: u32, depth: u32) -> Self {
+        let depth = depth.max(1);
         CmdWindow {
             exp_cmd_sn: first_cmd_sn,
-            depth: depth.max(1),
+            max_cmd_sn: first_cmd_sn.wrapping_add(depth - 1),
+            depth,
             waiting: Default::default(),
+        }
+    }
+
+    /// Opens the window as far as `live` tasks allow: ExpCmdSN − 1 + (depth − live), never
+    /// moving MaxCmdSN back.
+    pub fn grant(&mut self, live: usize) {
+        let free = self
+            .depth
+            .saturating_sub(live.min(u32::MAX as usize) as u32);
+        let max = self.exp_cmd_sn.wrapping_add(free).wrapping_sub(1);
+        if sn::lt(self.max_cmd_sn, max) {
+            self.max_cmd_sn = max;
         }
     }
 
@@ -51,17 +74,22 @@ impl CmdWindow {
     }
 
     pub fn max_cmd_sn(&self) -> u32 {
-        self.exp_cmd_sn.wrapping_add(self.depth - 1)
+        self.max_cmd_sn
+    }
+
+    /// CmdSNs from ExpCmdSN to MaxCmdSN (0 when the window is closed: MaxCmdSN = ExpCmdSN − 1).
+    fn open_len(&self) -> u32 {
+        sn::distance(self.exp_cmd_sn, self.max_cmd_sn.wrapping_add(1))
     }
 
     /// Classifies a non-immediate command; a queued command is stored here.
     pub fn admit(&mut self, cmd_sn: u32, pdu: impl FnOnce() -> OwnedPdu) -> Admission {
         let d = sn::distance(self.exp_cmd_sn, cmd_sn);
+        if d >= self.open_len() || d >= self.depth {
+            return Admission::Ignore;
+        }
         if d == 0 {
             return Admission::Now;
-        }
-        if d >= self.depth {
-            return Admission::Ignore;
         }
         let d = d as usize;
         if self.waiting.len() <= d {
@@ -107,6 +135,7 @@ mod tests {
             bhs,
             ahs: vec![],
             data: vec![],
+            dropped_data: None,
         }
     }
 
@@ -115,6 +144,7 @@ mod tests {
         let mut w = CmdWindow::new(10, 4);
         assert_eq!(w.admit(10, || pdu(1)), Admission::Now);
         assert!(w.advance().is_none());
+        w.grant(0);
         assert_eq!(w.exp_cmd_sn(), 11);
         assert_eq!(w.max_cmd_sn(), 14);
     }
@@ -140,6 +170,28 @@ mod tests {
         assert_eq!(w.admit(99, || pdu(1)), Admission::Ignore);
         assert_eq!(w.admit(u32::MAX, || pdu(1)), Admission::Ignore);
         assert!(w.queued_mut(1).is_none());
+    }
+
+    #[test]
+    fn window_opens_as_tasks_end_not_as_commands_arrive() {
+        let mut w = CmdWindow::new(0, 2);
+        assert_eq!(w.max_cmd_sn(), 1);
+        assert_eq!(w.admit(0, || pdu(1)), Admission::Now);
+        w.advance();
+        w.grant(1);
+        assert_eq!(w.admit(1, || pdu(2)), Admission::Now);
+        w.advance();
+        w.grant(2);
+        // Two live tasks fill a depth of 2: the window is closed (MaxCmdSN = ExpCmdSN - 1).
+        assert_eq!(w.max_cmd_sn(), 1);
+        assert_eq!(w.admit(2, || pdu(3)), Admission::Ignore);
+        w.grant(1);
+        assert_eq!(w.max_cmd_sn(), 2);
+        assert_eq!(w.admit(2, || pdu(3)), Admission::Now);
+        // A grant never moves MaxCmdSN back.
+        w.advance();
+        w.grant(2);
+        assert_eq!(w.max_cmd_sn(), 2);
     }
 
     #[test]

@@ -2,14 +2,15 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::context::PortalContext;
-use super::full::Session;
+use super::full::{Admission, Session};
 pub use super::output::{Output, Payload};
 use super::task::IoToken;
-use crate::backstore::IoBuf;
+use crate::backstore::{Budget, IoBuf};
 use crate::login::{Login, LoginAction, LoginEnv, LoginOutcome, SessionType};
 use crate::pdu::frame::{self, FrameError, Layout, DIGEST_LEN};
 use crate::pdu::login::{LoginRequest, LoginStatus};
@@ -52,6 +53,16 @@ pub enum IoOp {
     },
 }
 
+/// A Data-Out payload to be received straight into its task's buffer: the transport owns `buf`
+/// until it hands it back with [`Connection::handle_landed`], and receives the payload's
+/// remaining bytes into `buf[range]`, advancing `range.start` as they arrive.
+#[derive(Debug)]
+pub struct Landing {
+    pub bhs: Bhs,
+    pub buf: IoBuf,
+    pub range: Range<usize>,
+}
+
 /// The outcome of an `IoRequest`; `buf` returns the buffer that was lent with it.
 #[derive(Debug)]
 pub struct IoCompletion {
@@ -85,6 +96,8 @@ pub enum CloseReason {
     KeepaliveTimeout,
     Reinstated,
     TransportClosed,
+    /// Closed while logging in, to make room under the ceiling of connections in login.
+    Evicted,
 }
 
 enum Phase {
@@ -109,13 +122,14 @@ pub struct Connection {
     rx_digests: Digests,
     control: VecDeque<ControlRequest>,
     close: Option<CloseReason>,
+    /// Buffered bytes of this connection, shared by the session's buffers wherever they go.
+    budget: Budget,
 }
 
 impl Connection {
     pub fn new(ctx: Arc<PortalContext>, local: Option<SocketAddr>, now: Instant) -> Self {
         let deadline = now + ctx.tuning.login_timeout;
         Connection {
-            ctx,
             local,
             phase: Phase::Login {
                 login: Box::new(Login::new()),
@@ -125,7 +139,14 @@ impl Connection {
             rx_digests: Digests::default(),
             control: VecDeque::new(),
             close: None,
+            budget: Budget::new(ctx.tuning.connection_buffer_bytes),
+            ctx,
         }
+    }
+
+    /// Bytes held by this connection's buffers now (reads not yet sent, writes not yet on disk).
+    pub fn buffered_bytes(&self) -> usize {
+        self.budget.used()
     }
 
     /// Largest PDU this connection may receive now; the reactor sizes its receive buffer by it.
@@ -157,9 +178,8 @@ impl Connection {
                         break;
                     };
                     used += Layout::of(&bhs, self.rx_digests).total_len();
-                    tracing::warn!(opcode = ?bhs.opcode(), itt = bhs.itt(), "data digest error");
                     if let Phase::Full(s) = &mut self.phase {
-                        s.data_digest_error(&bhs, &mut self.out);
+                        s.data_digest_error(&bhs, now, &mut self.out);
                     } else {
                         self.close = Some(CloseReason::ProtocolError(
                             "data digest error during login".into(),
@@ -245,9 +265,9 @@ impl Connection {
 
     /// `pending` holds received bytes that begin with an incomplete PDU. When that PDU is a
     /// Data-Out whose payload can go straight into its task's buffer, the bytes already here are
-    /// placed and the rest of the buffer range is returned (all of `pending` is then consumed):
-    /// the caller receives the remaining payload there and calls `handle_landed`.
-    pub fn landing(&mut self, pending: &[u8]) -> Option<(Bhs, *mut u8, usize)> {
+    /// placed and that buffer is lent with the range the rest of the payload goes to (all of
+    /// `pending` is then consumed): the caller receives it there and calls `handle_landed`.
+    pub fn landing(&mut self, pending: &[u8]) -> Option<Landing> {
         let Phase::Full(s) = &mut self.phase else {
             return None;
         };
@@ -265,18 +285,32 @@ impl Connection {
         if !landable {
             return None;
         }
-        let rest = s.data_out_landing(&bhs, &pending[BHS_LEN..])?;
-        Some((bhs, rest.as_mut_ptr(), rest.len()))
+        let (buf, range) = s.data_out_landing(&bhs, &pending[BHS_LEN..])?;
+        Some(Landing { bhs, buf, range })
     }
 
-    /// The payload announced by `landing` has been received in place.
-    pub fn handle_landed(&mut self, bhs: &Bhs, now: Instant) {
+    /// The payload announced by `landing` has been received in place (`range` is empty).
+    pub fn handle_landed(&mut self, landing: Landing, now: Instant) {
         if let Phase::Full(s) = &mut self.phase {
-            s.keepalive.received(now);
-            s.handle_landed_data_out(bhs, &mut self.out);
+            s.handle_landed(&landing.bhs, landing.buf, now, &mut self.out);
             if let Some(reason) = s.take_close() {
                 self.close = Some(reason);
             }
+        }
+    }
+
+    /// Part of a landed payload arrived: the peer is alive (keepalive).
+    pub fn note_received(&mut self, now: Instant) {
+        if let Phase::Full(s) = &mut self.phase {
+            s.note_received(now);
+        }
+    }
+
+    /// The transport finished sending what `output()` held (its buffers are released): work
+    /// waiting for buffer budget may go on.
+    pub fn handle_sent(&mut self, now: Instant) {
+        if let Phase::Full(s) = &mut self.phase {
+            s.handle_sent(now, &mut self.out);
         }
     }
 
@@ -296,15 +330,14 @@ impl Connection {
                 let depth = self.ctx.tuning.queue_depth.max(1);
                 let (rsp, data) = login.accept(tsih, outcome.cmd_sn.wrapping_add(depth - 1));
                 self.out.pdu(&rsp.encode(), &data);
-                let session = Session::new(
-                    self.ctx.clone(),
-                    outcome,
+                let admitted = Admission {
                     tsih,
                     target,
-                    login.next_stat_sn(),
-                    self.local,
-                    now,
-                );
+                    stat_sn: login.next_stat_sn(),
+                    local: self.local,
+                    budget: self.budget.clone(),
+                };
+                let session = Session::new(self.ctx.clone(), outcome, admitted, now);
                 let p = &outcome.params;
                 let digests = Digests {
                     header: p.header_digest,
@@ -354,6 +387,17 @@ impl Connection {
     pub fn kill(&mut self) {
         self.close.get_or_insert(CloseReason::Reinstated);
         // The old session's initiator has already moved on: nothing left to flush to it.
+        self.out.clear();
+    }
+
+    /// Whether the connection is still negotiating its login (not yet registered).
+    pub fn in_login(&self) -> bool {
+        matches!(self.phase, Phase::Login { .. }) && self.close.is_none()
+    }
+
+    /// Ends a connection still logging in, for a newer one (ceiling of connections in login).
+    pub fn evict(&mut self) {
+        self.close.get_or_insert(CloseReason::Evicted);
         self.out.clear();
     }
 

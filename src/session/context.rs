@@ -22,6 +22,9 @@ pub struct Tuning {
     pub nop_timeout: Duration,
     /// Longest a connection may spend logging in.
     pub login_timeout: Duration,
+    /// Per-connection budget of buffered data (reads waiting to be sent, write data not yet on
+    /// disk); R2Ts and reads wait while it is full.
+    pub connection_buffer_bytes: usize,
 }
 
 impl Default for Tuning {
@@ -31,6 +34,7 @@ impl Default for Tuning {
             nop_interval: Some(Duration::from_secs(5)),
             nop_timeout: Duration::from_secs(15),
             login_timeout: Duration::from_secs(15),
+            connection_buffer_bytes: 32 << 20,
         }
     }
 }

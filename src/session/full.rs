@@ -8,14 +8,17 @@ use std::time::Instant;
 
 use slab::Slab;
 
-use super::cmdsn::{Admission, CmdWindow, OwnedPdu, Queued};
+use super::cmdsn::{self, CmdWindow, OwnedPdu, Queued};
 use super::conn::{CloseReason, IoCompletion, IoRequest};
 use super::context::PortalContext;
+use super::error::SessionError;
 use super::misc_pdus::{Keepalive, PendingLogout, PendingTmf, TextReply};
 use super::output::Output;
+use super::ratelog::LogLimiter;
 use super::task::Task;
+use crate::backstore::Budget;
 use crate::login::{LoginOutcome, SessionParams, SessionType};
-use crate::pdu::reject::{Reject, RejectReason};
+use crate::pdu::reject::Reject;
 use crate::pdu::{Bhs, Frame, Opcode};
 use crate::scsi::NexusState;
 
@@ -44,18 +47,43 @@ pub struct Session {
     /// Emptied R2T lists of finished writes, reused by new ones.
     pub(super) r2t_lists: Vec<Vec<super::task::OpenR2t>>,
     pub(super) local: Option<SocketAddr>,
+    /// Buffered bytes of this connection (reads waiting to be sent, write data not yet on disk).
+    pub(super) budget: Budget,
+    /// Tasks waiting for the budget, in arrival order, by slot and generation.
+    pub(super) waiting: VecDeque<(usize, u32)>,
+    /// Commands the window has moved past whose tasks do not exist yet (counted as live when
+    /// granting CmdSNs, so the window never opens for them twice).
+    pub(super) unexecuted: usize,
+    pub(super) log: LogLimiter,
+    /// Time of the input being handled (the core reads no clock of its own).
+    pub(super) now: Instant,
+}
+
+/// What the connection knows when its login is accepted, beyond the negotiation's outcome.
+pub struct Admission {
+    pub tsih: u16,
+    /// Index of the session's target in the context; `None` for discovery sessions.
+    pub target: Option<usize>,
+    /// StatSN of the first full-feature response.
+    pub stat_sn: u32,
+    pub local: Option<SocketAddr>,
+    pub budget: Budget,
 }
 
 impl Session {
     pub fn new(
         ctx: Arc<PortalContext>,
         outcome: &LoginOutcome,
-        tsih: u16,
-        target: Option<usize>,
-        stat_sn: u32,
-        local: Option<SocketAddr>,
+        admitted: Admission,
         now: Instant,
     ) -> Self {
+        let Admission {
+            tsih,
+            target,
+            stat_sn,
+            local,
+            budget,
+        } = admitted;
         let keepalive = Keepalive::new(ctx.tuning.nop_interval, ctx.tuning.nop_timeout, now);
         let window = CmdWindow::new(outcome.cmd_sn, ctx.tuning.queue_depth);
         Session {
@@ -80,6 +108,11 @@ impl Session {
             cdb: Vec::with_capacity(32),
             r2t_lists: Vec::new(),
             local,
+            budget,
+            waiting: VecDeque::new(),
+            unexecuted: 0,
+            log: LogLimiter::default(),
+            now,
             ctx,
         }
     }
@@ -131,6 +164,7 @@ impl Session {
     }
 
     pub fn handle_frame(&mut self, f: Frame<'_>, now: Instant, out: &mut Output) {
+        self.now = now;
         self.keepalive.received(now);
         let op = f.bhs.opcode();
         match op {
@@ -140,20 +174,48 @@ impl Session {
             | Opcode::TEXT_REQUEST
             | Opcode::LOGOUT_REQUEST
             | Opcode::TASK_MGMT_REQUEST => self.admit(f, out),
-            Opcode::SNACK_REQUEST => {
-                // RFC 7143 §11.16: SNACK needs ErrorRecoveryLevel > 0, which is never negotiated here.
-                tracing::warn!("SNACK at ErrorRecoveryLevel 0");
-                self.reject(&f.bhs, RejectReason::SNACK_REJECT, out);
-            }
-            Opcode::LOGIN_REQUEST => {
-                tracing::warn!("Login Request in full feature phase");
-                self.reject(&f.bhs, RejectReason::PROTOCOL_ERROR, out);
-            }
-            _ => {
-                tracing::warn!(opcode = ?op, "unsupported opcode");
-                self.reject(&f.bhs, RejectReason::COMMAND_NOT_SUPPORTED, out);
-            }
+            // RFC 7143 §11.16: SNACK needs ErrorRecoveryLevel > 0, which is never negotiated here.
+            Opcode::SNACK_REQUEST => self.refuse(&f.bhs, SessionError::SnackAtErl0, out),
+            Opcode::LOGIN_REQUEST => self.refuse(&f.bhs, SessionError::LoginInFullFeature, out),
+            _ => self.refuse(&f.bhs, SessionError::UnsupportedOpcode(op), out),
         }
+        self.resume_waiting(out);
+    }
+
+    /// The transport sent (and so released) buffered output: queued work may fit now.
+    pub fn handle_sent(&mut self, now: Instant, out: &mut Output) {
+        self.now = now;
+        self.resume_waiting(out);
+    }
+
+    /// An in-place receive announced by `data_out_landing` completed into `buf`.
+    pub fn handle_landed(
+        &mut self,
+        bhs: &Bhs,
+        buf: crate::backstore::IoBuf,
+        now: Instant,
+        out: &mut Output,
+    ) {
+        self.now = now;
+        self.keepalive.received(now);
+        self.handle_landed_data_out(bhs, buf, out);
+        self.resume_waiting(out);
+    }
+
+    /// Part of an in-place receive arrived: the peer is alive.
+    pub fn note_received(&mut self, now: Instant) {
+        self.keepalive.received(now);
+    }
+
+    /// Opens the CmdSN window as far as the live tasks allow.
+    pub(super) fn regrant(&mut self) {
+        self.window.grant(self.tasks.len() + self.unexecuted);
+    }
+
+    /// Refuses a PDU: one rate-limited warning and a Reject carrying its header (RFC 7143 §11.17).
+    pub(super) fn refuse(&mut self, bhs: &Bhs, err: SessionError, out: &mut Output) {
+        crate::warn_limited!(self.log, self.now, opcode = ?bhs.opcode(), itt = bhs.itt(), "{err}");
+        self.reject(bhs, err, out);
     }
 
     /// CmdSN admission (RFC 7143 §3.2.2.1): immediate commands run at once; others in CmdSN order.
@@ -165,8 +227,7 @@ impl Session {
             )
         {
             // RFC 7143 §4.3: a discovery session carries only Text, Logout and NOP.
-            tracing::warn!(opcode = ?f.bhs.opcode(), "command not allowed in a discovery session");
-            self.reject(&f.bhs, RejectReason::PROTOCOL_ERROR, out);
+            self.refuse(&f.bhs, SessionError::NotInDiscovery(f.bhs.opcode()), out);
             return;
         }
         if f.bhs.immediate() {
@@ -174,31 +235,40 @@ impl Session {
             return;
         }
         let cmd_sn = f.bhs.u32_at(24);
+        // A waiting command keeps at most a first burst of data (the most any command may carry
+        // before its turn); a longer segment is refused when the command's turn comes.
+        let keep = f.data.len() <= self.params.first_burst_length as usize;
         let admission = self.window.admit(cmd_sn, || OwnedPdu {
             bhs: f.bhs,
             ahs: f.ahs.to_vec(),
-            data: f.data.to_vec(),
+            data: if keep { f.data.to_vec() } else { Vec::new() },
+            dropped_data: (!keep).then_some(f.data.len()),
         });
         match admission {
-            Admission::Now => {
+            cmdsn::Admission::Now => {
                 // ExpCmdSN moves past the command before it runs, so its own response already
                 // acknowledges it (RFC 7143 §4.2.2.1).
-                let mut next = self.window.advance();
+                let mut next = self.advance_window();
                 self.execute(&f.bhs, f.ahs, f.data, out);
+                self.unexecuted -= 1;
                 while let Some(q) = next {
-                    next = self.window.advance();
+                    next = self.advance_window();
                     self.execute_queued(q, out);
+                    self.unexecuted -= 1;
                 }
+                self.regrant();
             }
-            Admission::Queued => {
+            cmdsn::Admission::Queued => {
                 tracing::debug!(
                     cmd_sn,
                     exp = self.window.exp_cmd_sn(),
                     "command queued behind a CmdSN gap"
                 );
             }
-            Admission::Ignore => {
-                tracing::warn!(
+            cmdsn::Admission::Ignore => {
+                crate::warn_limited!(
+                    self.log,
+                    self.now,
                     cmd_sn,
                     exp_cmd_sn = self.window.exp_cmd_sn(),
                     max_cmd_sn = self.window.max_cmd_sn(),
@@ -208,7 +278,20 @@ impl Session {
         }
     }
 
+    fn advance_window(&mut self) -> Option<Queued> {
+        self.unexecuted += 1;
+        self.window.advance()
+    }
+
     fn execute_queued(&mut self, q: Queued, out: &mut Output) {
+        if let Some(len) = q.cmd.dropped_data {
+            let err = match q.cmd.bhs.opcode() {
+                Opcode::SCSI_COMMAND => SessionError::ImmediateDataTooLong { len },
+                _ => SessionError::HeldDataTooLong { len },
+            };
+            self.refuse(&q.cmd.bhs, err, out);
+            return;
+        }
         self.execute(&q.cmd.bhs, &q.cmd.ahs, &q.cmd.data, out);
         for d in q.data_outs {
             self.handle_data_out(&d.bhs, &d.data, out);
@@ -217,7 +300,7 @@ impl Session {
 
     fn execute(&mut self, bhs: &Bhs, ahs: &[u8], data: &[u8], out: &mut Output) {
         if self.logout.is_some() && bhs.opcode() != Opcode::LOGOUT_REQUEST {
-            self.reject(bhs, RejectReason::WAITING_FOR_LOGOUT, out);
+            self.refuse(bhs, SessionError::WaitingForLogout(bhs.opcode()), out);
             return;
         }
         match bhs.opcode() {
@@ -230,10 +313,10 @@ impl Session {
         }
     }
 
-    /// Refuses a PDU with a Reject carrying its header (RFC 7143 §11.17).
-    pub(super) fn reject(&mut self, bhs: &Bhs, reason: RejectReason, out: &mut Output) {
+    /// A Reject carrying the refused PDU's header (RFC 7143 §11.17).
+    fn reject(&mut self, bhs: &Bhs, err: SessionError, out: &mut Output) {
         let r = Reject {
-            reason,
+            reason: err.reject_reason(),
             stat_sn: self.next_stat_sn(),
             exp_cmd_sn: self.window.exp_cmd_sn(),
             max_cmd_sn: self.window.max_cmd_sn(),
@@ -242,17 +325,30 @@ impl Session {
         out.pdu(&r.encode(), &bhs.0);
     }
 
-    pub fn data_digest_error(&mut self, bhs: &Bhs, out: &mut Output) {
+    pub fn data_digest_error(&mut self, bhs: &Bhs, now: Instant, out: &mut Output) {
         // RFC 7143 §7.8: the PDU is discarded and rejected; at ERL 0 the initiator recovers by
         // retrying the task or the session.
-        self.reject(bhs, RejectReason::DATA_DIGEST_ERROR, out);
+        self.now = now;
+        self.refuse(bhs, SessionError::DataDigest, out);
+        if bhs.opcode() != Opcode::DATA_OUT {
+            return;
+        }
+        // The data is lost, so its task cannot complete: it ends with CHECK CONDITION.
+        let slot = self.by_itt.get(&bhs.itt()).copied();
+        if let Some(slot) = slot {
+            if matches!(self.tasks[slot].state, super::task::TaskState::Receiving(_)) {
+                let sense = super::write::PROTOCOL_SERVICE_CRC_ERROR;
+                self.end_receiving_task(slot, sense, out);
+            }
+        }
     }
 
     pub fn handle_io_completion(&mut self, c: IoCompletion, now: Instant, out: &mut Output) {
-        let _ = now;
+        self.now = now;
         self.io_in_flight = self.io_in_flight.saturating_sub(1);
         self.complete_io(c, out);
         self.after_task_change(out);
+        self.resume_waiting(out);
     }
 
     /// Work that waits for tasks to drain: deferred logout and task management responses.
@@ -262,12 +358,17 @@ impl Session {
     }
 
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Output) {
+        self.now = now;
         let ping = self.keepalive.on_timer(now, &mut self.next_ttt);
         match ping {
             Ok(Some(ttt)) => self.send_ping(ttt, out),
             Ok(None) => {}
             Err(()) => {
-                tracing::warn!("no answer to NOP-In within the timeout: connection is dead");
+                crate::warn_limited!(
+                    self.log,
+                    now,
+                    "no answer to NOP-In within the timeout: connection is dead"
+                );
                 self.close = Some(CloseReason::KeepaliveTimeout);
             }
         }

@@ -2,13 +2,12 @@
 //! VERIFY with BYTCHK): each `JobIo` step becomes one backing-store operation, whose result is
 //! handed back until the job is done.
 
-use super::conn::{IoCompletion, IoOp};
+use super::conn::IoCompletion;
 use super::data_in::Reply;
 use super::full::Session;
 use super::output::Output;
-use super::task::{IoKind, Purpose, TaskState};
-use crate::backstore::IoBuf;
-use crate::scsi::{Job, JobIo, Step};
+use super::task::{Deferred, IoKind, Purpose, TaskState};
+use crate::scsi::{Job, Step};
 
 impl Session {
     /// All Data-Out of a job's task has arrived: start the job with it.
@@ -24,53 +23,33 @@ impl Session {
         let Some(lu) = ctx.targets[target].luns.get(t.lun) else {
             return;
         };
-        let data = t.buf.as_ref().map_or(&[][..], |b| b.as_slice());
+        let data = Self::received_data(w);
         let step = job.start(&self.nexus, lu, data);
-        t.buf = None;
-        self.drive_job(target, slot, job, step, reply, out);
+        // The job keeps its own copy of what it needs: the budget keeps counting it.
+        t.hold = Some(self.budget.hold(data.len()));
+        self.drive_job(slot, job, step, reply, out);
     }
 
+    /// Performs the job's next step: its I/O once the budget admits its buffer, or its answer.
     fn drive_job(
         &mut self,
-        target: usize,
         slot: usize,
         job: Box<Job>,
         step: Step,
         reply: Reply,
         out: &mut Output,
     ) {
-        let io = match step {
+        match step {
             Step::Done(c) => {
                 self.free_task(slot);
                 self.send_completion(reply, &c, out);
                 self.after_task_change(out);
-                return;
             }
-            Step::Io(io) => io,
-        };
-        let bs = u64::from(self.block_size(target, self.tasks[slot].lun));
-        let reading = matches!(io, JobIo::Read { .. });
-        let op = match io {
-            JobIo::Read { lba, blocks } => IoOp::Read {
-                offset: lba * bs,
-                buf: IoBuf::alloc((u64::from(blocks) * bs) as usize),
-            },
-            JobIo::Write { lba, data, fua } => {
-                let mut buf = IoBuf::alloc(data.len());
-                buf.as_mut_slice().copy_from_slice(&data);
-                IoOp::Write {
-                    offset: lba * bs,
-                    buf,
-                    fua,
-                }
+            Step::Io(io) => {
+                self.tasks[slot].state = TaskState::Deferred(Deferred::Job { job, io });
+                self.run_or_defer(slot);
             }
-            JobIo::Discard { lba, blocks } => IoOp::Discard {
-                offset: lba * bs,
-                len: blocks * bs,
-            },
-        };
-        self.tasks[slot].state = TaskState::Job { job, reading };
-        self.submit(target, slot, op);
+        }
     }
 
     /// One of a job's operations finished: resume the job with its result.
@@ -82,12 +61,7 @@ impl Session {
         else {
             return;
         };
-        let reply = Reply {
-            itt: t.itt,
-            lun_raw: t.lun_raw,
-            edtl: t.edtl,
-            r2t_count: t.r2t_sn,
-        };
+        let reply = Reply::of(t);
         if t.aborted {
             self.free_task(slot);
             return;
@@ -102,6 +76,7 @@ impl Session {
             (Ok(()), _) => Ok(None),
         };
         let step = job.resume(&self.nexus, lu, result);
-        self.drive_job(target, slot, job, step, reply, out);
+        drop(c.buf);
+        self.drive_job(slot, job, step, reply, out);
     }
 }

@@ -2,13 +2,13 @@
 
 use std::time::{Duration, Instant};
 
+use super::error::SessionError;
 use super::full::Session;
 use super::output::Output;
 use super::task::TaskState;
 use crate::login::{parse_pairs, text_request_answer, PendingText};
 use crate::pdu::logout::{LogoutReason, LogoutRequest, LogoutResponse, LogoutResponseCode};
 use crate::pdu::nop::{NopIn, NopOut};
-use crate::pdu::reject::RejectReason;
 use crate::pdu::text::{TextRequest, TextResponse};
 use crate::pdu::tmf::{TmfFunction, TmfRequest, TmfResponse, TmfResponseCode};
 use crate::pdu::{Bhs, RESERVED_TAG};
@@ -141,15 +141,14 @@ impl Session {
             // Continuation of a long answer.
             match self.text.take() {
                 Some(t) if t.ttt == req.ttt && t.itt == req.itt => self.send_text_chunk(t, out),
-                _ => self.reject(bhs, RejectReason::PROTOCOL_ERROR, out),
+                _ => self.refuse(bhs, SessionError::UnknownTextContinuation, out),
             }
             return;
         }
         if req.cont {
             // Multi-PDU text requests are not needed for any key this target answers in full
             // feature phase; refuse rather than buffer an unbounded request.
-            tracing::warn!("multi-PDU Text Request refused");
-            self.reject(bhs, RejectReason::COMMAND_NOT_SUPPORTED, out);
+            self.refuse(bhs, SessionError::MultiPduText, out);
             return;
         }
         let answer = match parse_pairs(data) {
@@ -165,8 +164,7 @@ impl Session {
                 )
             }
             Err(e) => {
-                tracing::warn!(error = %e, "malformed Text Request");
-                self.reject(bhs, RejectReason::PROTOCOL_ERROR, out);
+                self.refuse(bhs, SessionError::MalformedText(e), out);
                 return;
             }
         };
@@ -210,8 +208,8 @@ impl Session {
             LogoutReason::CLOSE_CONNECTION => LogoutResponseCode::CID_NOT_FOUND,
             // RFC 7143 §11.15.1: connection recovery needs ErrorRecoveryLevel 2.
             LogoutReason::REMOVE_FOR_RECOVERY => LogoutResponseCode::RECOVERY_NOT_SUPPORTED,
-            _ => {
-                self.reject(bhs, RejectReason::INVALID_PDU_FIELD, out);
+            other => {
+                self.refuse(bhs, SessionError::InvalidLogoutReason(other.0), out);
                 return;
             }
         };
@@ -276,8 +274,8 @@ impl Session {
             && super::sn::distance(ref_cmd_sn, self.exp_cmd_sn()) <= self.ctx.tuning.queue_depth
     }
 
-    /// Ends matching tasks: those still receiving data are freed now; those with I/O in flight
-    /// finish silently when it completes. Returns whether any task matched.
+    /// Ends matching tasks: those with nothing in flight are freed now; the others finish
+    /// silently when their I/O completes. Returns whether any task matched.
     fn abort_where(&mut self, pred: impl Fn(&super::task::Task) -> bool) -> bool {
         let mut found = false;
         let slots: Vec<usize> = self
@@ -288,11 +286,12 @@ impl Session {
             .collect();
         for slot in slots {
             found = true;
-            let receiving = matches!(self.tasks[slot].state, TaskState::Receiving(_));
-            if receiving {
-                self.free_task(slot);
-            } else {
-                self.tasks[slot].aborted = true;
+            match self.tasks[slot].state {
+                TaskState::Receiving(_) => self.end_receiving_task_quietly(slot),
+                TaskState::Deferred(_) => {
+                    self.free_task(slot);
+                }
+                _ => self.tasks[slot].aborted = true,
             }
         }
         found

@@ -5,23 +5,30 @@
 //! or a clock of its own.
 #![forbid(unsafe_code)]
 
+mod budget;
 mod cmdsn;
 mod command;
 mod conn;
 mod context;
 mod data_in;
+mod error;
 mod full;
 mod job;
 mod misc_pdus;
 mod output;
+pub mod ratelog;
 pub mod sn;
 mod task;
+mod write;
 
 pub use conn::{
-    CloseReason, Connection, ControlRequest, IoCompletion, IoOp, IoRequest, Output, Payload,
+    CloseReason, Connection, ControlRequest, IoCompletion, IoOp, IoRequest, Landing, Output,
+    Payload,
 };
 pub use context::{PortalContext, TargetRuntime, Tuning};
+pub use error::{DataOutError, SessionError};
 pub use output::payload_bytes;
+pub use ratelog::LogLimiter;
 pub use task::IoToken;
 
 #[cfg(test)]

@@ -1,0 +1,127 @@
+//! Work that waits for the connection's buffer budget: reads, R2T bursts and the steps of
+//! multi-step commands take their buffers only when the budget admits them, in arrival order.
+//! The budget is released as buffers are dropped (sent, written, or freed with their task), and
+//! the queue is retried at the end of every input the session handles.
+
+use super::conn::IoOp;
+use super::full::Session;
+use super::output::Output;
+use super::task::{Deferred, IoKind, TaskState};
+use crate::backstore::IoBuf;
+use crate::scsi::JobIo;
+
+impl Session {
+    /// Whether task `slot` may take a budgeted buffer of `bytes` now: nothing queued ahead of it
+    /// (so a large transfer is not starved by a stream of small ones) and the budget admits it.
+    pub(super) fn may_take(&self, slot: usize, bytes: usize) -> bool {
+        self.waiting.front().is_none_or(|&(s, _)| s == slot) && self.budget.admits(bytes)
+    }
+
+    /// Queues task `slot` until the budget has room for it.
+    pub(super) fn defer(&mut self, slot: usize) {
+        let t = &mut self.tasks[slot];
+        if !t.waiting {
+            t.waiting = true;
+            self.waiting.push_back((slot, t.generation));
+        }
+    }
+
+    /// Starts a task in the `Deferred` state now if the budget allows, else queues it.
+    pub(super) fn run_or_defer(&mut self, slot: usize) {
+        if !self.start_deferred(slot) {
+            self.defer(slot);
+        }
+    }
+
+    /// Retries queued work in order until one item still does not fit.
+    pub(super) fn resume_waiting(&mut self, out: &mut Output) {
+        while let Some(&(slot, generation)) = self.waiting.front() {
+            let live = self
+                .tasks
+                .get(slot)
+                .is_some_and(|t| t.generation == generation && t.waiting);
+            if live {
+                let blocked = match self.tasks[slot].state {
+                    TaskState::Receiving(_) => self.send_r2ts(slot, out),
+                    TaskState::Deferred(_) => !self.start_deferred(slot),
+                    _ => false,
+                };
+                if blocked {
+                    return;
+                }
+                self.tasks[slot].waiting = false;
+            }
+            self.waiting.pop_front();
+        }
+    }
+
+    /// Takes the buffer a deferred task needs and submits its I/O; false if it must wait.
+    fn start_deferred(&mut self, slot: usize) -> bool {
+        let Some(target) = self.target else {
+            return false;
+        };
+        let bs = u64::from(self.block_size(target, self.tasks[slot].lun));
+        let bytes = match &self.tasks[slot].state {
+            TaskState::Deferred(Deferred::Read { scsi_len, .. }) => *scsi_len as usize,
+            TaskState::Deferred(Deferred::Job { io, .. }) => job_io_bytes(io, bs),
+            _ => return true,
+        };
+        if !self.may_take(slot, bytes) {
+            return false;
+        }
+        let state = std::mem::replace(&mut self.tasks[slot].state, TaskState::Io(IoKind::Flush));
+        let (state, op) = match state {
+            TaskState::Deferred(Deferred::Read { lba, scsi_len }) => {
+                let op = IoOp::Read {
+                    offset: lba * bs,
+                    buf: self.budget.alloc_gated(bytes),
+                };
+                (TaskState::Io(IoKind::Read { lba, scsi_len }), op)
+            }
+            TaskState::Deferred(Deferred::Job { job, io }) => {
+                let reading = matches!(io, JobIo::Read { .. });
+                let op = self.job_op(io, bs, bytes);
+                (TaskState::Job { job, reading }, op)
+            }
+            other => {
+                self.tasks[slot].state = other;
+                return true;
+            }
+        };
+        self.tasks[slot].state = state;
+        self.submit(target, slot, op);
+        true
+    }
+
+    /// The backing-store operation of one job step, with its buffer taken from the budget.
+    fn job_op(&self, io: JobIo, bs: u64, bytes: usize) -> IoOp {
+        match io {
+            JobIo::Read { lba, .. } => IoOp::Read {
+                offset: lba * bs,
+                buf: self.budget.alloc_gated(bytes),
+            },
+            JobIo::Write { lba, data, fua } => {
+                let mut buf: IoBuf = self.budget.alloc_gated(bytes);
+                buf.as_mut_slice().copy_from_slice(&data);
+                IoOp::Write {
+                    offset: lba * bs,
+                    buf,
+                    fua,
+                }
+            }
+            JobIo::Discard { lba, blocks } => IoOp::Discard {
+                offset: lba * bs,
+                len: blocks * bs,
+            },
+        }
+    }
+}
+
+/// Buffer bytes one job step needs.
+fn job_io_bytes(io: &JobIo, bs: u64) -> usize {
+    match io {
+        JobIo::Read { blocks, .. } => (u64::from(*blocks) * bs) as usize,
+        JobIo::Write { data, .. } => data.len(),
+        JobIo::Discard { .. } => 0,
+    }
+}
