@@ -10,7 +10,7 @@ use crate::config::{
     Backing, Config, CoreSpec, DigestPolicy as ConfDigest, IscsiTuning, LunConfig, TargetConfig,
 };
 use crate::login::{DigestPolicy, TargetEntry, TargetOffer};
-use crate::reactor::{self, ReactorSetup, StoreTable, WakeFd};
+use crate::reactor::{self, ConnLimits, ReactorSetup, StoreTable, WakeFd};
 use crate::scsi::{LuInfo, LunMap};
 use crate::session::{PortalContext, TargetRuntime, Tuning};
 
@@ -97,6 +97,7 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
             to_control: to_control.clone(),
             inbox,
             wake,
+            limits: ConnLimits::share(4096, 256, cpus.len()),
         });
     }
     let control = std::thread::Builder::new()
@@ -272,6 +273,7 @@ fn tuning(c: &IscsiTuning) -> Tuning {
             .then(|| Duration::from_secs(c.nop_in_interval_secs.into())),
         nop_timeout: Duration::from_secs(c.nop_in_timeout_secs.into()),
         login_timeout: Duration::from_secs(c.login_timeout_secs.into()),
+        connection_buffer_bytes: Tuning::default().connection_buffer_bytes,
     }
 }
 

@@ -80,26 +80,12 @@ impl Reactor {
                 if let (OpKind::Read, Some(b)) = (kind, buf.as_mut()) {
                     b.as_mut_slice().fill(0);
                 }
-                self.finish_block(
-                    idx,
-                    IoCompletion {
-                        token,
-                        result: Ok(()),
-                        buf,
-                    },
-                );
+                self.complete_inline(idx, token, Ok(()), buf);
                 return;
             }
             None => {
                 tracing::error!(target, lun, "I/O for a LUN without a backing store");
-                self.finish_block(
-                    idx,
-                    IoCompletion {
-                        token,
-                        result: Err(libc::ENODEV),
-                        buf,
-                    },
-                );
+                self.complete_inline(idx, token, Err(libc::ENODEV), buf);
                 return;
             }
         };
@@ -200,6 +186,33 @@ impl Reactor {
                 buf: op.buf,
             },
         );
+    }
+
+    /// An operation that completed without the kernel: its completion is handled by the loop,
+    /// after the current one, as if it came from the ring.
+    fn complete_inline(
+        &mut self,
+        idx: usize,
+        token: crate::session::IoToken,
+        result: Result<(), i32>,
+        buf: Option<IoBuf>,
+    ) {
+        let slot = &mut self.conns[idx];
+        slot.blocks_in_flight += 1;
+        let c = IoCompletion { token, result, buf };
+        self.inline_done.push_back((idx, slot.generation, c));
+    }
+
+    pub(super) fn on_inline_done(&mut self, idx: usize, generation: u32, c: IoCompletion) {
+        let alive = self
+            .conns
+            .get(idx)
+            .is_some_and(|s| s.generation == generation);
+        if !alive {
+            return;
+        }
+        self.conns[idx].blocks_in_flight -= 1;
+        self.finish_block(idx, c);
     }
 
     fn finish_block(&mut self, idx: usize, c: IoCompletion) {

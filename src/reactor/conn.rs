@@ -11,13 +11,13 @@ use socket2::Socket;
 use super::token::{Kind, Token};
 use super::Reactor;
 use crate::control::{ConnRef, ToControl};
-use crate::pdu::Bhs;
-use crate::session::{payload_bytes, Connection, Output};
+use crate::session::{payload_bytes, Connection, Landing, Output};
 
 const INITIAL_RECV_BUF: usize = 64 * 1024;
-/// Stop reading new commands while this much output waits for the peer: back-pressure instead
-/// of an unbounded send queue.
-const MAX_PENDING_OUTPUT: usize = 32 << 20;
+/// Stop reading new commands while this many staged bytes (headers, responses, small data
+/// copied into the connection's send buffer) wait for the peer: back-pressure instead of an
+/// unbounded send queue. Payloads sent from I/O buffers are bounded by the session's budget.
+const MAX_STAGED_OUTPUT: usize = 1 << 20;
 /// How long a closing connection may take to flush its last PDUs to a peer that stopped reading.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -36,14 +36,13 @@ pub struct ConnSlot {
     pub awaiting_registration: bool,
     shut: bool,
     close_deadline: Option<Instant>,
-    /// A Data-Out payload being received straight into its task's buffer.
+    /// A Data-Out payload being received straight into its task's buffer, which the session
+    /// lent for it: owned here until the payload is in, so the kernel writes only memory this
+    /// slot owns, and handed back with `handle_landed`.
     landing: Option<Landing>,
-}
-
-struct Landing {
-    bhs: Bhs,
-    ptr: *mut u8,
-    remaining: usize,
+    /// When the connection was accepted (the oldest connection still logging in is the first
+    /// to go when too many are).
+    pub accepted: Instant,
 }
 
 /// The connection's gathered send: staged headers and the I/O buffers whose payloads it sends
@@ -105,13 +104,6 @@ impl Sending {
         self.active = false;
     }
 
-    fn remaining(&self) -> usize {
-        if !self.active {
-            return 0;
-        }
-        self.iov[self.first..].iter().map(|v| v.iov_len).sum()
-    }
-
     /// Points the message header at the iovecs still to send (at most IOV_MAX of them).
     fn prepare(&mut self) -> *const libc::msghdr {
         let rest = &mut self.iov[self.first..];
@@ -167,7 +159,18 @@ impl ConnSlot {
             shut: false,
             close_deadline: None,
             landing: None,
+            accepted: Instant::now(),
         }
+    }
+
+    /// Bytes waiting to be copied out to the peer from the staging buffers.
+    fn staged_output(&mut self) -> usize {
+        let sending = if self.sending.active {
+            self.sending.out.staged.len()
+        } else {
+            0
+        };
+        self.conn.output().staged.len() + sending
     }
 
     pub fn timer_due(&self, now: Instant) -> bool {
@@ -245,6 +248,7 @@ impl Reactor {
             slot.conn.kill_transport();
         } else if slot.sending.advance(res as usize) {
             slot.sending.finish();
+            slot.conn.handle_sent(Instant::now());
         } else {
             self.post_send(idx);
             return;
@@ -257,12 +261,14 @@ impl Reactor {
         if slot.recv_posted || slot.shut || slot.awaiting_registration {
             return;
         }
-        let (ptr, len) = match &slot.landing {
-            // The session lent this part of a task buffer until `handle_landed`.
-            Some(l) => (l.ptr, l.remaining.min(u32::MAX as usize)),
+        let (ptr, len) = match &mut slot.landing {
+            // The session lent this buffer until `handle_landed`: the slot owns it meanwhile.
+            Some(l) => {
+                let rest = &mut l.buf.as_mut_slice()[l.range.clone()];
+                (rest.as_mut_ptr(), rest.len().min(u32::MAX as usize))
+            }
             None => {
-                let in_flight = slot.sending.remaining();
-                if slot.conn.output().pending_bytes() + in_flight > MAX_PENDING_OUTPUT {
+                if slot.staged_output() > MAX_STAGED_OUTPUT {
                     return;
                 }
                 let max = slot.conn.max_pdu_len().max(INITIAL_RECV_BUF);
@@ -298,14 +304,14 @@ impl Reactor {
         let _guard = slot.span.clone().entered();
         let now = Instant::now();
         if let Some(l) = slot.landing.as_mut() {
-            let n = res as usize;
-            // The kernel filled `n` bytes of the lent range; the rest follows it.
-            l.ptr = l.ptr.wrapping_add(n);
-            l.remaining -= n;
-            if l.remaining == 0 {
-                let bhs = l.bhs;
-                slot.landing = None;
-                slot.conn.handle_landed(&bhs, now);
+            // The kernel filled the first `res` bytes of the lent range; the rest follows them.
+            l.range.start += res as usize;
+            if l.range.is_empty() {
+                if let Some(done) = slot.landing.take() {
+                    slot.conn.handle_landed(done, now);
+                }
+            } else {
+                slot.conn.note_received(now);
             }
         } else {
             slot.rlen += res as usize;
@@ -313,18 +319,14 @@ impl Reactor {
             slot.rbuf.copy_within(used..slot.rlen, 0);
             slot.rlen -= used;
             if slot.rlen > 0 {
-                if let Some((bhs, ptr, remaining)) = slot.conn.landing(&slot.rbuf[..slot.rlen]) {
+                if let Some(l) = slot.conn.landing(&slot.rbuf[..slot.rlen]) {
                     tracing::trace!(
-                        itt = bhs.itt(),
-                        remaining,
+                        itt = l.bhs.itt(),
+                        remaining = l.range.len(),
                         "receiving Data-Out payload in place"
                     );
                     slot.rlen = 0;
-                    slot.landing = Some(Landing {
-                        bhs,
-                        ptr,
-                        remaining,
-                    });
+                    slot.landing = Some(l);
                 }
             }
         }

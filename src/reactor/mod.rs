@@ -8,7 +8,7 @@ mod listen;
 mod token;
 mod wake;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use socket2::Socket;
 
 use crate::backstore::Store;
 use crate::control::{ConnRef, ToControl, ToReactor};
-use crate::session::PortalContext;
+use crate::session::{IoCompletion, LogLimiter, PortalContext};
 use block::BlockOp;
 use conn::ConnSlot;
 pub use listen::{bind, ensure_free};
@@ -34,6 +34,28 @@ const TICK: Duration = Duration::from_millis(200);
 /// Registered buffer pool per reactor: (size, count). Small transfers and 1 MiB streams come
 /// from here; anything larger, or a burst beyond the pool, uses heap buffers.
 const BUFFER_POOL: [(usize, usize); 2] = [(64 << 10, 256), (1 << 20, 32)];
+/// How long accepting pauses after the process or system ran out of descriptors or memory.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// This reactor's share of the daemon's connection ceilings.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// Connections at once, in any phase; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Connections still logging in; past this, the oldest of them is closed for the new one.
+    pub max_login_connections: usize,
+}
+
+impl ConnLimits {
+    /// The share of one reactor among `reactors` (rounded up, at least one connection each).
+    pub fn share(max_connections: usize, max_login_connections: usize, reactors: usize) -> Self {
+        let n = reactors.max(1);
+        ConnLimits {
+            max_connections: max_connections.div_ceil(n).max(1),
+            max_login_connections: max_login_connections.div_ceil(n).max(1),
+        }
+    }
+}
 
 /// Backing stores by target index and LUN id, shared by all reactors.
 #[derive(Default)]
@@ -56,6 +78,7 @@ pub struct ReactorSetup {
     pub to_control: Sender<ToControl>,
     pub inbox: Receiver<ToReactor>,
     pub wake: WakeFd,
+    pub limits: ConnLimits,
 }
 
 pub struct Reactor {
@@ -76,6 +99,17 @@ pub struct Reactor {
     stopping: bool,
     /// Registered-file index of each store's descriptor, by (target, LUN).
     fixed_files: HashMap<(usize, u16), u32>,
+    /// Submissions that did not fit in the submission queue, moved there as it drains (a full
+    /// queue never blocks and never spins).
+    backlog: VecDeque<squeue::Entry>,
+    /// Completions of operations that needed no kernel call (null store), handled by the loop
+    /// like ring completions rather than by recursion, whose depth the peer would control.
+    inline_done: VecDeque<(usize, u32, IoCompletion)>,
+    limits: ConnLimits,
+    /// Per listener: accepting paused until then (descriptor or memory exhaustion).
+    accept_paused: Vec<Option<Instant>>,
+    /// Reactor-wide warnings (accept failures, connection ceilings).
+    log: LogLimiter,
 }
 
 impl Reactor {
@@ -105,17 +139,27 @@ impl Reactor {
             completions: Vec::with_capacity(RING_ENTRIES as usize * 2),
             stopping: false,
             fixed_files,
+            backlog: VecDeque::new(),
+            inline_done: VecDeque::new(),
+            limits: s.limits,
+            accept_paused: Vec::new(),
+            log: LogLimiter::default(),
         })
     }
 
     pub fn run(&mut self) -> std::io::Result<()> {
+        self.accept_paused = vec![None; self.listeners.len()];
         for i in 0..self.listeners.len() {
             self.post_accept(i);
         }
         self.post_wake();
         self.post_tick();
         while !self.stopping {
-            match self.ring.submit_and_wait(1) {
+            self.drain_backlog();
+            // With work still queued here, only submit and collect what is ready: waiting for a
+            // completion could wait for one that the queued work has yet to cause.
+            let want = usize::from(self.backlog.is_empty() && self.inline_done.is_empty());
+            match self.ring.submit_and_wait(want) {
                 Ok(_) => {}
                 Err(e)
                     if e.raw_os_error() == Some(libc::EINTR)
@@ -130,6 +174,9 @@ impl Reactor {
                 self.dispatch(ud, res);
             }
             self.completions = batch;
+            while let Some((idx, generation, c)) = self.inline_done.pop_front() {
+                self.on_inline_done(idx, generation, c);
+            }
         }
         Ok(())
     }
@@ -148,21 +195,30 @@ impl Reactor {
         }
     }
 
-    /// Queues one submission. A full submission queue is flushed to the kernel, never waited on.
+    /// Queues one submission; when the submission queue is full it waits in the backlog, in
+    /// order, until the loop has submitted what is ahead of it.
     fn push(&mut self, sqe: squeue::Entry) {
-        loop {
-            // SAFETY: every buffer an entry points at is owned by a slab slot (a connection, its
-            // session's task buffers, or a block op) that is only freed after the entry's
-            // completion has been reaped, and the wake/tick buffers are boxed in the reactor,
-            // which outlives its ring.
-            let pushed = unsafe { self.ring.submission().push(&sqe) };
-            if pushed.is_ok() {
+        if self.backlog.is_empty() && self.push_ring(&sqe) {
+            return;
+        }
+        self.backlog.push_back(sqe);
+    }
+
+    fn drain_backlog(&mut self) {
+        while let Some(sqe) = self.backlog.pop_front() {
+            if !self.push_ring(&sqe) {
+                self.backlog.push_front(sqe);
                 return;
             }
-            if let Err(e) = self.ring.submit() {
-                tracing::error!(error = %e, "io_uring submit failed while flushing a full queue");
-            }
         }
+    }
+
+    fn push_ring(&mut self, sqe: &squeue::Entry) -> bool {
+        // SAFETY: every buffer an entry points at is owned by a slab slot (a connection, its
+        // session's task buffers, or a block op) that is only freed after the entry's
+        // completion has been reaped, and the wake/tick buffers are boxed in the reactor,
+        // which outlives its ring. Entries waiting in the backlog keep the same owners.
+        unsafe { self.ring.submission().push(sqe) }.is_ok()
     }
 
     fn next_generation(&mut self) -> u32 {
@@ -181,15 +237,43 @@ impl Reactor {
     }
 
     fn on_accept(&mut self, listener: usize, res: i32) {
+        let now = Instant::now();
+        let exhausted = matches!(
+            -res,
+            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+        );
+        if exhausted {
+            // Re-posting at once would fail at once, for as long as the shortage lasts: pause.
+            self.accept_paused[listener] = Some(now + ACCEPT_BACKOFF);
+            crate::warn_limited!(
+                self.log,
+                now,
+                errno = -res,
+                "accept failed: out of descriptors or memory; pausing accepts"
+            );
+            return;
+        }
         if !self.stopping {
             self.post_accept(listener);
         }
         if res < 0 {
-            tracing::warn!(errno = -res, "accept failed");
+            crate::warn_limited!(self.log, now, errno = -res, "accept failed");
             return;
         }
         // SAFETY: a successful accept returns a new descriptor that only we own.
         let sock = unsafe { Socket::from_raw_fd(res as RawFd) };
+        if self.conns.len() >= self.limits.max_connections {
+            let peer = sock.peer_addr().ok().and_then(|a| a.as_socket());
+            crate::warn_limited!(
+                self.log,
+                now,
+                ?peer,
+                max = self.limits.max_connections,
+                "connection refused: this core serves its share of max_connections"
+            );
+            return;
+        }
+        self.make_room_for_login(now);
         listen::tune(&sock);
         let peer = sock.peer_addr().ok().and_then(|a| a.as_socket());
         let local = sock.local_addr().ok().and_then(|a| a.as_socket());
@@ -260,8 +344,39 @@ impl Reactor {
         self.push(sqe);
     }
 
+    /// Keeps the connections still logging in under this core's share of the ceiling by closing
+    /// the oldest of them: a peer that opens connections and never logs in (slowloris) cannot
+    /// lock out initiators that do.
+    fn make_room_for_login(&mut self, now: Instant) {
+        let in_login = || self.conns.iter().filter(|(_, s)| s.conn.in_login());
+        if in_login().count() < self.limits.max_login_connections {
+            return;
+        }
+        let oldest = in_login().min_by_key(|(_, s)| s.accepted).map(|(i, _)| i);
+        if let Some(idx) = oldest {
+            crate::warn_limited!(
+                self.log,
+                now,
+                max = self.limits.max_login_connections,
+                "too many connections logging in: closing the oldest"
+            );
+            self.conns[idx].conn.evict();
+            self.service(idx);
+        }
+    }
+
+    fn resume_accepts(&mut self, now: Instant) {
+        for i in 0..self.accept_paused.len() {
+            if self.accept_paused[i].is_some_and(|t| t <= now) && !self.stopping {
+                self.accept_paused[i] = None;
+                self.post_accept(i);
+            }
+        }
+    }
+
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.resume_accepts(now);
         let due: Vec<usize> = self
             .conns
             .iter()
