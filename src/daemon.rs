@@ -9,6 +9,7 @@ use crate::backstore::{Store, StoreError, StoreKind, StoreSpec};
 use crate::config::{
     Backing, Config, CoreSpec, DigestPolicy as ConfDigest, IscsiTuning, LunConfig, TargetConfig,
 };
+use crate::control::SessionLimits;
 use crate::login::{DigestPolicy, TargetEntry, TargetOffer};
 use crate::reactor::{self, ConnLimits, ReactorSetup, StoreTable, WakeFd};
 use crate::scsi::{LuInfo, LunMap};
@@ -102,7 +103,7 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
     }
     let control = std::thread::Builder::new()
         .name("control".into())
-        .spawn(move || crate::control::run(control_rx, links))
+        .spawn(move || crate::control::run(control_rx, links, SessionLimits::default()))
         .map_err(StartError::Reactor)?;
     let mut reactors = Vec::new();
     for s in setups {
@@ -151,10 +152,7 @@ fn build_context(config: &Config, stores: &[HashMap<u16, Arc<Store>>]) -> Portal
         .targets
         .iter()
         .zip(stores)
-        .map(|(t, s)| TargetRuntime {
-            name: t.name.clone(),
-            luns: lun_map(t, s, tpg, &config.iscsi),
-        })
+        .map(|(t, s)| TargetRuntime::new(t.name.clone(), lun_map(t, s, tpg, &config.iscsi)))
         .collect();
     let login_targets = config
         .targets

@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::pdu::login::LoginStatus;
 use crate::session::ControlRequest;
-pub use sessions::{ConnRef, Decision, SessionTable};
+pub use sessions::{ConnRef, Decision, SessionLimits, SessionTable};
 
 #[derive(Debug)]
 pub enum ToControl {
@@ -52,8 +52,8 @@ impl ReactorLink {
     }
 }
 
-pub fn run(rx: Receiver<ToControl>, reactors: Vec<ReactorLink>) {
-    let mut table = SessionTable::default();
+pub fn run(rx: Receiver<ToControl>, reactors: Vec<ReactorLink>, limits: SessionLimits) {
+    let mut table = SessionTable::new(limits);
     while let Ok(msg) = rx.recv() {
         let decisions = match msg {
             ToControl::Register { conn, req } => table.register(conn, req),

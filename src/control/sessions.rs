@@ -15,8 +15,27 @@ pub struct ConnRef {
 }
 
 struct Entry {
+    /// Lower-cased initiator name, for the per-initiator ceiling.
+    initiator: String,
     nexus: Option<(String, [u8; 6])>,
     conn: ConnRef,
+}
+
+/// Ceilings on sessions (normal and discovery), so that one initiator, or many, cannot take
+/// every TSIH and the memory each session may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub max_sessions: usize,
+    pub max_sessions_per_initiator: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            max_sessions: 1024,
+            max_sessions_per_initiator: 64,
+        }
+    }
 }
 
 /// A login waiting for the old session it reinstates to end.
@@ -39,10 +58,19 @@ pub struct SessionTable {
     pool: TsihPool,
     sessions: HashMap<u16, Entry>,
     by_nexus: HashMap<(String, [u8; 6]), u16>,
+    per_initiator: HashMap<String, usize>,
     waiting: Vec<Waiting>,
+    limits: SessionLimits,
 }
 
 impl SessionTable {
+    pub fn new(limits: SessionLimits) -> Self {
+        SessionTable {
+            limits,
+            ..SessionTable::default()
+        }
+    }
+
     pub fn register(&mut self, conn: ConnRef, req: ControlRequest) -> Vec<Decision> {
         let ControlRequest::Register {
             initiator,
@@ -61,11 +89,11 @@ impl SessionTable {
             return vec![Decision::Reply(conn, Err(status))];
         }
         if discovery {
-            return vec![self.admit(conn, None)];
+            return vec![self.admit(conn, nexus.0, None)];
         }
         if let Some(&old) = self.by_nexus.get(&nexus) {
             let Some(old_conn) = self.sessions.get(&old).map(|e| e.conn) else {
-                return vec![self.admit(conn, Some(nexus))];
+                return vec![self.admit(conn, nexus.0.clone(), Some(nexus))];
             };
             tracing::info!(initiator = %nexus.0, old_tsih = old, "reinstating session: ending the old one first");
             if let Some(w) = self.waiting.iter_mut().find(|w| w.old == old) {
@@ -79,17 +107,40 @@ impl SessionTable {
             self.waiting.push(Waiting { conn, nexus, old });
             return vec![Decision::Kill(old_conn)];
         }
-        vec![self.admit(conn, Some(nexus))]
+        vec![self.admit(conn, nexus.0.clone(), Some(nexus))]
     }
 
-    fn admit(&mut self, conn: ConnRef, nexus: Option<(String, [u8; 6])>) -> Decision {
+    fn admit(
+        &mut self,
+        conn: ConnRef,
+        initiator: String,
+        nexus: Option<(String, [u8; 6])>,
+    ) -> Decision {
+        let mine = self.per_initiator.get(&initiator).copied().unwrap_or(0);
+        if self.sessions.len() >= self.limits.max_sessions
+            || mine >= self.limits.max_sessions_per_initiator
+        {
+            tracing::warn!(
+                initiator = %initiator,
+                sessions = self.sessions.len(),
+                of_initiator = mine,
+                "login refused: session limit reached (max_sessions / max_sessions_per_initiator)"
+            );
+            return Decision::Reply(conn, Err(LoginStatus::OUT_OF_RESOURCES));
+        }
         let Some(tsih) = self.pool.alloc() else {
             return Decision::Reply(conn, Err(LoginStatus::OUT_OF_RESOURCES));
         };
         if let Some(n) = &nexus {
             self.by_nexus.insert(n.clone(), tsih);
         }
-        self.sessions.insert(tsih, Entry { nexus, conn });
+        *self.per_initiator.entry(initiator.clone()).or_default() += 1;
+        let entry = Entry {
+            initiator,
+            nexus,
+            conn,
+        };
+        self.sessions.insert(tsih, entry);
         Decision::Reply(conn, Ok(tsih))
     }
 
@@ -104,11 +155,17 @@ impl SessionTable {
                 self.by_nexus.remove(n);
             }
         }
+        if let Some(count) = self.per_initiator.get_mut(&e.initiator) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_initiator.remove(&e.initiator);
+            }
+        }
         self.pool.release(tsih);
         let mut out = Vec::new();
         while let Some(i) = self.waiting.iter().position(|w| w.old == tsih) {
             let w = self.waiting.swap_remove(i);
-            out.push(self.admit(w.conn, Some(w.nexus)));
+            out.push(self.admit(w.conn, w.nexus.0.clone(), Some(w.nexus)));
         }
         out
     }
@@ -196,6 +253,30 @@ mod tests {
                 Err(LoginStatus::TOO_MANY_CONNECTIONS)
             )]
         );
+    }
+
+    #[test]
+    fn session_ceilings_refuse_with_out_of_resources_and_free_on_end() {
+        let mut t = SessionTable::new(SessionLimits {
+            max_sessions: 3,
+            max_sessions_per_initiator: 2,
+        });
+        let a = granted(&t.register(c(0, 1), reg(1, 0)));
+        granted(&t.register(c(0, 2), reg(2, 0)));
+        let refused = vec![Decision::Reply(c(0, 3), Err(LoginStatus::OUT_OF_RESOURCES))];
+        assert_eq!(t.register(c(0, 3), reg(3, 0)), refused, "per initiator");
+        let mut other = reg(1, 0);
+        if let ControlRequest::Register { initiator, .. } = &mut other {
+            *initiator = "iqn.2026-11.test:other".into();
+        }
+        granted(&t.register(c(0, 4), other.clone()));
+        let refused = vec![Decision::Reply(c(0, 5), Err(LoginStatus::OUT_OF_RESOURCES))];
+        if let ControlRequest::Register { isid, .. } = &mut other {
+            isid[5] = 9;
+        }
+        assert_eq!(t.register(c(0, 5), other), refused, "in total");
+        t.ended(a);
+        granted(&t.register(c(0, 6), reg(3, 0)));
     }
 
     #[test]

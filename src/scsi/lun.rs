@@ -69,6 +69,17 @@ impl LunMap {
     pub fn is_empty(&self) -> bool {
         self.units.is_empty()
     }
+
+    /// The same units restricted to `luns` (LUN masking: what one initiator may see).
+    pub fn only(&self, luns: &[u16]) -> LunMap {
+        let units = self
+            .units
+            .iter()
+            .filter(|u| luns.contains(&u.lun))
+            .cloned()
+            .collect();
+        LunMap { units }
+    }
 }
 
 #[cfg(test)]

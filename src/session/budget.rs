@@ -60,7 +60,7 @@ impl Session {
         let Some(target) = self.target else {
             return false;
         };
-        let bs = u64::from(self.block_size(target, self.tasks[slot].lun));
+        let bs = u64::from(self.block_size(self.tasks[slot].lun));
         let bytes = match &self.tasks[slot].state {
             TaskState::Deferred(Deferred::Read { scsi_len, .. }) => *scsi_len as usize,
             TaskState::Deferred(Deferred::Job { io, .. }) => job_io_bytes(io, bs),

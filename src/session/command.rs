@@ -60,7 +60,7 @@ impl Session {
             self.refuse(bhs, SessionError::InvalidCdb, out);
             return;
         }
-        let decided = self.decide(target, &cmd, &cdb);
+        let decided = self.decide(&cmd, &cdb);
         self.cdb = cdb;
         let bs = u64::from(decided.block_size);
         let lun = decided.lun;
@@ -111,10 +111,9 @@ impl Session {
         }
     }
 
-    fn decide(&mut self, target: usize, cmd: &ScsiCommand, cdb: &[u8]) -> Decided {
-        let ctx = self.ctx.clone();
-        let luns = &ctx.targets[target].luns;
-        let plan = scsi::dispatch(luns, &mut self.nexus, cmd.lun, cdb);
+    fn decide(&mut self, cmd: &ScsiCommand, cdb: &[u8]) -> Decided {
+        let luns = self.luns.clone();
+        let plan = scsi::dispatch(&luns, &mut self.nexus, cmd.lun, cdb);
         let lun = decode_lun(cmd.lun).unwrap_or(0);
         let (block_size, write_cache) = luns
             .get(lun)
@@ -199,11 +198,8 @@ impl Session {
         });
     }
 
-    pub(super) fn block_size(&self, target: usize, lun: u16) -> u32 {
-        self.ctx.targets[target]
-            .luns
-            .get(lun)
-            .map_or(512, |l| l.block_size)
+    pub(super) fn block_size(&self, lun: u16) -> u32 {
+        self.luns.get(lun).map_or(512, |l| l.block_size)
     }
 
     pub(super) fn complete_io(&mut self, c: IoCompletion, out: &mut Output) {

@@ -2,6 +2,7 @@
 //! the portals and the negotiation offer. Built once by the control thread and shared by `Arc`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::login::{TargetEntry, TargetOffer};
@@ -9,7 +10,34 @@ use crate::scsi::LunMap;
 
 pub struct TargetRuntime {
     pub name: String,
-    pub luns: LunMap,
+    /// Every logical unit of the target.
+    pub luns: Arc<LunMap>,
+    /// Initiators that see only some of them (LUN masking), by lower-cased name.
+    pub masks: Vec<(String, Arc<LunMap>)>,
+}
+
+impl TargetRuntime {
+    pub fn new(name: String, luns: LunMap) -> Self {
+        TargetRuntime {
+            name,
+            luns: Arc::new(luns),
+            masks: Vec::new(),
+        }
+    }
+
+    /// Restricts `initiator` to the logical units `luns`.
+    pub fn mask(&mut self, initiator: &str, luns: &[u16]) {
+        let view = Arc::new(self.luns.only(luns));
+        self.masks.push((initiator.to_ascii_lowercase(), view));
+    }
+
+    /// The logical units `initiator` sees (names compare case-insensitively, RFC 7143 §4.2.7.1).
+    pub fn view_for(&self, initiator: &str) -> Arc<LunMap> {
+        self.masks
+            .iter()
+            .find(|(i, _)| i.eq_ignore_ascii_case(initiator))
+            .map_or_else(|| self.luns.clone(), |(_, v)| v.clone())
+    }
 }
 
 #[derive(Debug, Clone)]

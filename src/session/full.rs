@@ -20,7 +20,7 @@ use crate::backstore::Budget;
 use crate::login::{LoginOutcome, SessionParams, SessionType};
 use crate::pdu::reject::Reject;
 use crate::pdu::{Bhs, Frame, Opcode};
-use crate::scsi::NexusState;
+use crate::scsi::{LunMap, NexusState};
 
 pub struct Session {
     pub(super) ctx: Arc<PortalContext>,
@@ -47,6 +47,8 @@ pub struct Session {
     /// Emptied R2T lists of finished writes, reused by new ones.
     pub(super) r2t_lists: Vec<Vec<super::task::OpenR2t>>,
     pub(super) local: Option<SocketAddr>,
+    /// The logical units this session's initiator sees (all of the target's, or its mask).
+    pub(super) luns: Arc<LunMap>,
     /// Buffered bytes of this connection (reads waiting to be sent, write data not yet on disk).
     pub(super) budget: Budget,
     /// Tasks waiting for the budget, in arrival order, by slot and generation.
@@ -84,6 +86,9 @@ impl Session {
             local,
             budget,
         } = admitted;
+        let luns = target.map_or_else(Default::default, |t| {
+            ctx.targets[t].view_for(&outcome.params.initiator_name)
+        });
         let keepalive = Keepalive::new(ctx.tuning.nop_interval, ctx.tuning.nop_timeout, now);
         let window = CmdWindow::new(outcome.cmd_sn, ctx.tuning.queue_depth);
         Session {
@@ -108,6 +113,7 @@ impl Session {
             cdb: Vec::with_capacity(32),
             r2t_lists: Vec::new(),
             local,
+            luns,
             budget,
             waiting: VecDeque::new(),
             unexecuted: 0,

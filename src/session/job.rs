@@ -11,7 +11,7 @@ use crate::scsi::{Job, Step};
 
 impl Session {
     /// All Data-Out of a job's task has arrived: start the job with it.
-    pub(super) fn start_job(&mut self, target: usize, slot: usize, reply: Reply, out: &mut Output) {
+    pub(super) fn start_job(&mut self, slot: usize, reply: Reply, out: &mut Output) {
         let t = &mut self.tasks[slot];
         let TaskState::Receiving(w) = &mut t.state else {
             return;
@@ -19,8 +19,8 @@ impl Session {
         let Purpose::Job(mut job) = std::mem::replace(&mut w.purpose, Purpose::Blocks) else {
             return;
         };
-        let ctx = self.ctx.clone();
-        let Some(lu) = ctx.targets[target].luns.get(t.lun) else {
+        let luns = self.luns.clone();
+        let Some(lu) = luns.get(t.lun) else {
             return;
         };
         let data = Self::received_data(w);
@@ -54,7 +54,6 @@ impl Session {
 
     /// One of a job's operations finished: resume the job with its result.
     pub(super) fn job_io_done(&mut self, slot: usize, c: IoCompletion, out: &mut Output) {
-        let Some(target) = self.target else { return };
         let t = &mut self.tasks[slot];
         let TaskState::Job { mut job, reading } =
             std::mem::replace(&mut t.state, TaskState::Io(IoKind::Flush))
@@ -66,8 +65,8 @@ impl Session {
             self.free_task(slot);
             return;
         }
-        let ctx = self.ctx.clone();
-        let Some(lu) = ctx.targets[target].luns.get(t.lun) else {
+        let luns = self.luns.clone();
+        let Some(lu) = luns.get(t.lun) else {
             return;
         };
         let result = match (&c.result, &c.buf) {

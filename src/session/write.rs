@@ -102,8 +102,7 @@ impl Session {
 
     /// Bursts can be written one by one only if each starts and ends on a block boundary.
     fn choose_layout(&self, lun: u16, w: &mut WriteState) {
-        let Some(target) = self.target else { return };
-        let bs = self.block_size(target, lun);
+        let bs = self.block_size(lun);
         let aligned_burst = w.burst_len / bs * bs;
         let bursts = matches!(w.purpose, Purpose::Blocks)
             && w.need.is_multiple_of(bs)
@@ -449,7 +448,7 @@ impl Session {
     /// failed burst nothing more is written: the task will end with the error.
     fn write_burst(&mut self, slot: usize, offset: u32, buf: IoBuf) {
         let Some(target) = self.target else { return };
-        let bs = u64::from(self.block_size(target, self.tasks[slot].lun));
+        let bs = u64::from(self.block_size(self.tasks[slot].lun));
         let TaskState::Receiving(w) = &mut self.tasks[slot].state else {
             return;
         };
@@ -494,7 +493,7 @@ impl Session {
     /// Every byte is in (and with bursts, on disk): answer, or hand the data on.
     fn finish_write(&mut self, slot: usize, out: &mut Output) {
         let Some(target) = self.target else { return };
-        let bs = self.block_size(target, self.tasks[slot].lun);
+        let bs = self.block_size(self.tasks[slot].lun);
         let t = &mut self.tasks[slot];
         let reply = Reply::of(t);
         let TaskState::Receiving(w) = &mut t.state else {
@@ -517,8 +516,8 @@ impl Session {
         }
         match w.purpose {
             Purpose::Blocks => {}
-            Purpose::Params(_) => return self.finish_params(target, slot, reply, out),
-            Purpose::Job(_) => return self.start_job(target, slot, reply, out),
+            Purpose::Params(_) => return self.finish_params(slot, reply, out),
+            Purpose::Job(_) => return self.start_job(slot, reply, out),
         }
         let (lba, scsi_len, need, fua) = (w.lba, w.scsi_len, w.need, w.fua);
         let buf = w.whole.take().or_else(|| w.unsolicited.take());
@@ -559,7 +558,7 @@ impl Session {
             .map_or(&[][..], |b| b.as_slice())
     }
 
-    fn finish_params(&mut self, target: usize, slot: usize, reply: Reply, out: &mut Output) {
+    fn finish_params(&mut self, slot: usize, reply: Reply, out: &mut Output) {
         let mut t = self.free_task(slot);
         let TaskState::Receiving(w) = &mut t.state else {
             return;
@@ -567,9 +566,9 @@ impl Session {
         let Purpose::Params(cdb) = std::mem::replace(&mut w.purpose, Purpose::Blocks) else {
             return;
         };
-        let ctx = self.ctx.clone();
+        let luns = self.luns.clone();
         let c = scsi::execute_params(
-            &ctx.targets[target].luns,
+            &luns,
             &mut self.nexus,
             t.lun_raw,
             &cdb,

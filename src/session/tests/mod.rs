@@ -40,10 +40,7 @@ fn lu() -> LuInfo {
 
 fn context(offer: TargetOffer, tuning: Tuning) -> Arc<PortalContext> {
     Arc::new(PortalContext {
-        targets: vec![TargetRuntime {
-            name: TARGET.into(),
-            luns: LunMap::new(vec![lu()]),
-        }],
+        targets: vec![TargetRuntime::new(TARGET.into(), LunMap::new(vec![lu()]))],
         login_targets: vec![TargetEntry {
             name: TARGET.into(),
             alias: None,
@@ -67,8 +64,12 @@ struct Pair {
 
 impl Pair {
     fn new(offer: TargetOffer, tuning: Tuning) -> Pair {
+        Pair::with_context(context(offer, tuning))
+    }
+
+    fn with_context(ctx: Arc<PortalContext>) -> Pair {
         let now = Instant::now();
-        let conn = Connection::new(context(offer, tuning), None, now);
+        let conn = Connection::new(ctx, None, now);
         Pair {
             conn,
             now,
@@ -80,7 +81,11 @@ impl Pair {
 
     /// Logs in with one operational-stage PDU offering `keys`, and accepts the session.
     fn logged_in(offer: TargetOffer, tuning: Tuning, keys: &[(&str, &str)]) -> Pair {
-        let mut p = Pair::new(offer, tuning);
+        Pair::logged_in_to(context(offer, tuning), keys)
+    }
+
+    fn logged_in_to(ctx: Arc<PortalContext>, keys: &[(&str, &str)]) -> Pair {
+        let mut p = Pair::with_context(ctx);
         let mut text = format!(
             "InitiatorName=iqn.2026-11.test:init\0TargetName={TARGET}\0SessionType=Normal\0"
         );
@@ -630,3 +635,4 @@ fn garbage_never_panics() {
 }
 
 mod bounds;
+mod masking;
