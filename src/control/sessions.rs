@@ -265,16 +265,18 @@ mod tests {
         granted(&t.register(c(0, 2), reg(2, 0)));
         let refused = vec![Decision::Reply(c(0, 3), Err(LoginStatus::OUT_OF_RESOURCES))];
         assert_eq!(t.register(c(0, 3), reg(3, 0)), refused, "per initiator");
-        let mut other = reg(1, 0);
-        if let ControlRequest::Register { initiator, .. } = &mut other {
-            *initiator = "iqn.2026-11.test:other".into();
-        }
-        granted(&t.register(c(0, 4), other.clone()));
+        let ControlRequest::Register { isid, .. } = reg(9, 0);
+        let other = |isid: [u8; 6]| ControlRequest::Register {
+            initiator: "iqn.2026-11.test:other".into(),
+            isid,
+            tsih: 0,
+            cid: 0,
+            target: None,
+            discovery: false,
+        };
+        granted(&t.register(c(0, 4), other([0x40, 0, 0, 0, 0, 1])));
         let refused = vec![Decision::Reply(c(0, 5), Err(LoginStatus::OUT_OF_RESOURCES))];
-        if let ControlRequest::Register { isid, .. } = &mut other {
-            isid[5] = 9;
-        }
-        assert_eq!(t.register(c(0, 5), other), refused, "in total");
+        assert_eq!(t.register(c(0, 5), other(isid)), refused, "in total");
         t.ended(a);
         granted(&t.register(c(0, 6), reg(3, 0)));
     }

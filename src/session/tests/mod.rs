@@ -63,10 +63,6 @@ struct Pair {
 }
 
 impl Pair {
-    fn new(offer: TargetOffer, tuning: Tuning) -> Pair {
-        Pair::with_context(context(offer, tuning))
-    }
-
     fn with_context(ctx: Arc<PortalContext>) -> Pair {
         let now = Instant::now();
         let conn = Connection::new(ctx, None, now);
