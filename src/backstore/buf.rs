@@ -98,10 +98,11 @@ impl Budget {
         self.charged(len, true)
     }
 
-    /// Charges `bytes` that live outside any `IoBuf` (e.g. a command's parameter data kept by
-    /// the SCSI layer) until the returned `Hold` is dropped.
+    /// Charges `bytes` that live outside any `IoBuf` (e.g. a command's data kept by the SCSI
+    /// layer, which replaces the gated buffer it came in) until the returned `Hold` is dropped.
+    /// Counted as gated, so that it keeps holding later work back like the buffer did.
     pub fn hold(&self, bytes: usize) -> Hold {
-        Hold(self.charge(bytes, false))
+        Hold(self.charge(bytes, true))
     }
 
     fn charge(&self, bytes: usize, gated: bool) -> Charge {

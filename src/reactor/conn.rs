@@ -11,13 +11,9 @@ use socket2::Socket;
 use super::token::{Kind, Token};
 use super::Reactor;
 use crate::control::{ConnRef, ToControl};
-use crate::session::{payload_bytes, Connection, Landing, Output};
+use crate::session::{payload_bytes, Connection, Landing, Output, MAX_STAGED_OUTPUT};
 
 const INITIAL_RECV_BUF: usize = 64 * 1024;
-/// Stop reading new commands while this many staged bytes (headers, responses, small data
-/// copied into the connection's send buffer) wait for the peer: back-pressure instead of an
-/// unbounded send queue. Payloads sent from I/O buffers are bounded by the session's budget.
-const MAX_STAGED_OUTPUT: usize = 1 << 20;
 /// How long a closing connection may take to flush its last PDUs to a peer that stopped reading.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -163,6 +159,25 @@ impl ConnSlot {
         }
     }
 
+    /// Hands received bytes to the protocol core. It may leave complete PDUs unconsumed while
+    /// its output waits for the peer; they are offered again once a send completes.
+    fn consume_input(&mut self, now: Instant) {
+        let used = self.conn.handle_input(&self.rbuf[..self.rlen], now);
+        self.rbuf.copy_within(used..self.rlen, 0);
+        self.rlen -= used;
+        if self.rlen > 0 && !self.conn.output_full() {
+            if let Some(l) = self.conn.landing(&self.rbuf[..self.rlen]) {
+                tracing::trace!(
+                    itt = l.bhs.itt(),
+                    remaining = l.range.len(),
+                    "receiving Data-Out payload in place"
+                );
+                self.rlen = 0;
+                self.landing = Some(l);
+            }
+        }
+    }
+
     /// Bytes waiting to be copied out to the peer from the staging buffers.
     fn staged_output(&mut self) -> usize {
         let sending = if self.sending.active {
@@ -248,7 +263,12 @@ impl Reactor {
             slot.conn.kill_transport();
         } else if slot.sending.advance(res as usize) {
             slot.sending.finish();
-            slot.conn.handle_sent(Instant::now());
+            let now = Instant::now();
+            slot.conn.handle_sent(now);
+            if slot.rlen > 0 && slot.landing.is_none() {
+                let _guard = slot.span.clone().entered();
+                slot.consume_input(now);
+            }
         } else {
             self.post_send(idx);
             return;
@@ -268,6 +288,8 @@ impl Reactor {
                 (rest.as_mut_ptr(), rest.len().min(u32::MAX as usize))
             }
             None => {
+                // Back-pressure: no new requests while their answers would have nowhere to go.
+                // Payloads sent from I/O buffers are bounded by the session's budget instead.
                 if slot.staged_output() > MAX_STAGED_OUTPUT {
                     return;
                 }
@@ -315,20 +337,7 @@ impl Reactor {
             }
         } else {
             slot.rlen += res as usize;
-            let used = slot.conn.handle_input(&slot.rbuf[..slot.rlen], now);
-            slot.rbuf.copy_within(used..slot.rlen, 0);
-            slot.rlen -= used;
-            if slot.rlen > 0 {
-                if let Some(l) = slot.conn.landing(&slot.rbuf[..slot.rlen]) {
-                    tracing::trace!(
-                        itt = l.bhs.itt(),
-                        remaining = l.range.len(),
-                        "receiving Data-Out payload in place"
-                    );
-                    slot.rlen = 0;
-                    slot.landing = Some(l);
-                }
-            }
+            slot.consume_input(now);
         }
         drop(_guard);
         self.service(idx);

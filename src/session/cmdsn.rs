@@ -25,6 +25,7 @@ pub struct OwnedPdu {
 pub struct Queued {
     pub cmd: OwnedPdu,
     pub data_outs: Vec<OwnedPdu>,
+    /// Data held for it (immediate and unsolicited), plus a header's worth per Data-Out.
     pub data_bytes: usize,
 }
 
@@ -99,10 +100,13 @@ impl CmdWindow {
             // A duplicate of a command already waiting: keep the first.
             return Admission::Ignore;
         }
+        let cmd = pdu();
+        // Immediate data counts toward the first burst its unsolicited Data-Out may fill.
+        let data_bytes = cmd.data.len();
         self.waiting[d] = Some(Queued {
-            cmd: pdu(),
+            cmd,
             data_outs: Vec::new(),
-            data_bytes: 0,
+            data_bytes,
         });
         Admission::Queued
     }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::context::PortalContext;
 use super::full::{Admission, Session};
-pub use super::output::{Output, Payload};
+pub use super::output::{Output, Payload, MAX_STAGED_OUTPUT};
 use super::task::IoToken;
 use crate::backstore::{Budget, IoBuf};
 use crate::login::{Login, LoginAction, LoginEnv, LoginOutcome, SessionType};
@@ -149,6 +149,11 @@ impl Connection {
         self.budget.used()
     }
 
+    /// Whether enough output waits for the peer that input should wait too.
+    pub fn output_full(&self) -> bool {
+        self.out.staged.len() > MAX_STAGED_OUTPUT
+    }
+
     /// Largest PDU this connection may receive now; the reactor sizes its receive buffer by it.
     pub fn max_pdu_len(&self) -> usize {
         BHS_LEN + MAX_AHS + 2 * DIGEST_LEN + frame::pad4(self.max_rx_data())
@@ -161,10 +166,11 @@ impl Connection {
         }
     }
 
-    /// Consumes as many complete PDUs as `buf` holds; returns the bytes used.
+    /// Consumes as many complete PDUs as `buf` holds, or until the output waiting for the peer
+    /// is full (the caller offers the rest again once some was sent); returns the bytes used.
     pub fn handle_input(&mut self, buf: &[u8], now: Instant) -> usize {
         let mut used = 0;
-        while self.close.is_none() {
+        while self.close.is_none() && !self.output_full() {
             let rest = &buf[used..];
             match frame::parse(rest, self.rx_digests, self.max_rx_data()) {
                 Ok(Some((f, n))) => {

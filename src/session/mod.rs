@@ -27,7 +27,7 @@ pub use conn::{
 };
 pub use context::{PortalContext, TargetRuntime, Tuning};
 pub use error::{DataOutError, SessionError};
-pub use output::payload_bytes;
+pub use output::{payload_bytes, MAX_STAGED_OUTPUT};
 pub use ratelog::LogLimiter;
 pub use task::IoToken;
 

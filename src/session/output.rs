@@ -9,6 +9,11 @@ use crate::backstore::IoBuf;
 use crate::pdu::frame::{self, pad4};
 use crate::pdu::{Bhs, Digests};
 
+/// Staged bytes (headers, responses, small data copied for sending) past which the connection
+/// stops taking input until the peer has read some: a peer that sends requests and never reads
+/// the answers holds at most this much (plus one response) here.
+pub const MAX_STAGED_OUTPUT: usize = 1 << 20;
+
 /// A data segment sent straight from `bufs[buf]`, inserted at offset `at` of the staged bytes.
 pub struct Payload {
     pub at: usize,

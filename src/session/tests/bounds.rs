@@ -352,3 +352,31 @@ fn command_behind_a_gap_with_oversized_data_is_refused_in_its_turn() {
     p.command(3, &[0u8; 6], 0, false, false, &[]);
     assert_eq!(response(&p.recv()).itt, 3);
 }
+
+#[test]
+fn input_waits_while_answers_pile_up_unread() {
+    let mut p = Pair::logged_in(default_offer(), Tuning::default(), &[]);
+    let mut wire = Vec::new();
+    for itt in 1..=400u32 {
+        let nop = NopOut {
+            lun: 0,
+            itt,
+            ttt: RESERVED_TAG,
+            cmd_sn: p.cmd_sn,
+            exp_stat_sn: 0,
+            immediate: true,
+        };
+        frame::encode(&mut wire, &nop.encode(), &[], &[9; 8192], p.digests);
+    }
+    let used = p.conn.handle_input(&wire, p.now);
+    assert!(
+        used < wire.len(),
+        "stops taking requests while 3 MiB of answers wait"
+    );
+    let staged = p.conn.output().staged.len();
+    assert!(staged <= MAX_STAGED_OUTPUT + 8192 + 48, "{staged}");
+    // Once the answers are sent, the rest is taken.
+    p.recv();
+    let more = p.conn.handle_input(&wire[used..], p.now);
+    assert!(more > 0);
+}
