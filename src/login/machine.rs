@@ -4,6 +4,8 @@
 //! session) → `FullFeature`. Any error moves to `Failed`, which is sticky. Inputs are decoded
 //! Login Requests with their data segment; outputs are [`LoginAction`]s. No I/O, no clock.
 
+use std::net::IpAddr;
+
 use super::error::LoginError;
 use super::identity::{identify, Identity, TargetEntry};
 use super::negotiate::{Negotiation, Pairs};
@@ -15,12 +17,14 @@ use crate::pdu::login::{LoginRequest, LoginResponse, LoginStatus, Stage, ISCSI_V
 /// no Login Response carries more data than that.
 pub const MAX_LOGIN_DATA: usize = DEFAULT_MRDSL as usize;
 
-/// The targets a login can reach, and what the target offers.
+/// The targets a login can reach, what the target offers, and who is asking.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginEnv<'a> {
     pub targets: &'a [TargetEntry],
     pub portal_group_tag: u16,
     pub offer: &'a TargetOffer,
+    /// The initiator's address, for the targets' `allowed_networks`; None = unknown.
+    pub peer: Option<IpAddr>,
 }
 
 /// What the transport does after a Login Request.
@@ -46,6 +50,8 @@ pub struct LoginOutcome {
     pub cid: u16,
     /// The initiator's CmdSN: the session's first ExpCmdSN.
     pub cmd_sn: u32,
+    /// The address the login was authorized from.
+    pub peer: Option<IpAddr>,
 }
 
 #[derive(Debug)]
@@ -105,6 +111,8 @@ pub struct Login {
     rx: Vec<u8>,
     /// Our answer still being collected by the initiator.
     tx: Option<Outgoing>,
+    /// The peer address of the first request, once authorized.
+    peer: Option<IpAddr>,
 }
 
 impl Default for Login {
@@ -123,6 +131,7 @@ impl Login {
             itt: 0,
             rx: Vec::new(),
             tx: None,
+            peer: None,
         }
     }
 
@@ -320,8 +329,9 @@ impl Login {
             params,
             keys,
             target,
-        } = identify(pairs, env.targets)?;
+        } = identify(pairs, env.targets, env.peer)?;
         tracing::debug!(initiator = %params.initiator_name, target = ?params.target_name, "login started");
+        self.peer = env.peer;
         out.push((
             "TargetPortalGroupTag".into(),
             env.portal_group_tag.to_string(),
@@ -384,6 +394,7 @@ impl Login {
             tsih: id.tsih,
             cid: id.cid,
             cmd_sn: self.cmd_sn,
+            peer: self.peer,
         }))
     }
 

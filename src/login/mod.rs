@@ -9,6 +9,8 @@
 //! - A key in the wrong stage, a key sent twice (MaxRecvDataSegmentLength excepted), a
 //!   target-only key from the initiator: login reject, initiator error (§6.3: protocol error).
 //! - No common AuthMethod: `AuthMethod=Reject` + authentication failure (0x0201), as tgt does.
+//! - Access: a normal login needs the initiator's name and address allowed by the target
+//!   (0x0202 otherwise); SendTargets lists only such targets.
 //! - A required digest refused by the initiator: `HeaderDigest=Reject` + initiator error.
 //! - IFMarker/OFMarker answered `No` (§13.25 MAY), IFMarkInt/OFMarkInt `Reject` (§13.25 MUST).
 //! - The target offers keys itself only when the RFC default is unacceptable to it (digest

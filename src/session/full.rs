@@ -2,7 +2,7 @@
 //! table and the dispatch of each PDU family to its handler.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -44,6 +44,8 @@ pub struct Session {
     /// Emptied R2T lists of finished writes, reused by new ones.
     pub(super) r2t_lists: Vec<Vec<super::task::OpenR2t>>,
     pub(super) local: Option<SocketAddr>,
+    /// The initiator's address (SendTargets lists only the targets it may reach).
+    pub(super) peer: Option<IpAddr>,
 }
 
 impl Session {
@@ -80,6 +82,7 @@ impl Session {
             cdb: Vec::with_capacity(32),
             r2t_lists: Vec::new(),
             local,
+            peer: outcome.peer,
             ctx,
         }
     }

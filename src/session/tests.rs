@@ -48,6 +48,7 @@ fn context(offer: TargetOffer, tuning: Tuning) -> Arc<PortalContext> {
             name: TARGET.into(),
             alias: None,
             allowed_initiators: vec![],
+            allowed_networks: vec![],
         }],
         portals: vec!["127.0.0.1:3260".parse().unwrap()],
         portal_group_tag: 1,
@@ -68,7 +69,7 @@ struct Pair {
 impl Pair {
     fn new(offer: TargetOffer, tuning: Tuning) -> Pair {
         let now = Instant::now();
-        let conn = Connection::new(context(offer, tuning), None, now);
+        let conn = Connection::new(context(offer, tuning), None, None, now);
         Pair {
             conn,
             now,

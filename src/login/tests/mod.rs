@@ -1,6 +1,7 @@
 //! Tests of the login state machine, driven with Login Request PDUs that go through the real
 //! codec (encode → wire bytes → frame parse → decode), as the transport will feed them.
 
+mod access;
 mod garbage;
 mod multipdu;
 mod operational;
@@ -9,6 +10,8 @@ mod stages;
 mod walkthrough;
 
 use super::*;
+use std::net::{IpAddr, Ipv4Addr};
+
 use crate::pdu::bhs::Opcode;
 use crate::pdu::frame::{self, Digests};
 use crate::pdu::login::{LoginRequest, LoginResponse, LoginStatus, Stage};
@@ -27,20 +30,24 @@ pub fn targets() -> Vec<TargetEntry> {
         TargetEntry {
             name: DISK.into(),
             alias: Some("Disk One".into()),
-            allowed_initiators: vec![],
+            ..Default::default()
         },
         TargetEntry {
             name: SECRET.into(),
-            alias: None,
             allowed_initiators: vec![GOOD.into()],
+            ..Default::default()
         },
     ]
 }
+
+/// The address test initiators connect from unless a test says otherwise.
+pub const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 50));
 
 /// One connection's login, seen from a test initiator.
 pub struct Harness {
     pub login: Login,
     pub targets: Vec<TargetEntry>,
+    pub peer: Option<IpAddr>,
     pub offer: TargetOffer,
     pub tpgt: u16,
     pub isid: [u8; 6],
@@ -60,6 +67,7 @@ impl Harness {
         Harness {
             login: Login::new(),
             targets: targets(),
+            peer: Some(PEER),
             offer,
             tpgt: 1,
             isid: [0x40, 0x00, 0x01, 0x37, 0x00, 0x00],
@@ -102,6 +110,7 @@ impl Harness {
             targets: &self.targets,
             portal_group_tag: self.tpgt,
             offer: &self.offer,
+            peer: self.peer,
         };
         let action = self.login.handle(&env, &decoded, f.data);
         check_wire(&action);
