@@ -164,6 +164,7 @@ fn build_context(config: &Config, stores: &[HashMap<u16, Arc<Store>>]) -> Portal
             allowed_initiators: t.allowed_initiators.clone(),
             // Not configurable yet.
             allowed_networks: Vec::new(),
+            chap: None,
         })
         .collect();
     PortalContext {

@@ -2,9 +2,11 @@
 //! §13.4, §13.5, §13.7, §13.21) and the target lookup with its access list.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
+use super::chap::ChapPolicy;
 use super::error::LoginError;
 use super::keys::{Key, KeySet};
 use super::params::{SessionParams, SessionType};
@@ -19,6 +21,8 @@ pub struct TargetEntry {
     pub allowed_initiators: Vec<String>,
     /// Networks the initiator's address must be in; empty = any address.
     pub allowed_networks: Vec<IpNet>,
+    /// CHAP required of normal sessions to this target; None = no authentication.
+    pub chap: Option<Arc<ChapPolicy>>,
 }
 
 impl TargetEntry {

@@ -222,6 +222,8 @@ impl Connection {
             targets: &self.ctx.login_targets,
             portal_group_tag: self.ctx.portal_group_tag,
             offer: &self.ctx.offer,
+            // Discovery CHAP is not configurable yet.
+            discovery_chap: None,
             peer: self.peer.map(|p| p.ip()),
         };
         match login.handle(&env, &req, f.data) {

@@ -49,6 +49,7 @@ fn context(offer: TargetOffer, tuning: Tuning) -> Arc<PortalContext> {
             alias: None,
             allowed_initiators: vec![],
             allowed_networks: vec![],
+            chap: None,
         }],
         portals: vec!["127.0.0.1:3260".parse().unwrap()],
         portal_group_tag: 1,
