@@ -161,6 +161,9 @@ fn build_context(config: &Config, stores: &[HashMap<u16, Arc<Store>>]) -> Portal
             name: t.name.clone(),
             alias: t.alias.clone(),
             allowed_initiators: t.allowed_initiators.clone(),
+            // Not configurable yet.
+            allowed_networks: Vec::new(),
+            chap: None,
         })
         .collect();
     PortalContext {

@@ -1,7 +1,7 @@
 //! Full-feature-phase Text Requests: `SendTargets` (RFC 7143 §13.3, Appendix C) and the answers
 //! to other keys sent outside login.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::identity::TargetEntry;
 use super::keys::{Key, Usage};
@@ -13,7 +13,8 @@ use super::text::push_pair;
 const ALL: &str = "All";
 
 /// Answer to a Text Request carrying `SendTargets=<value>` (RFC 7143 §13.3, Appendix C):
-/// "All" in discovery sessions lists every target the initiator may see (ACL-filtered), a target
+/// "All" in discovery sessions lists every target the initiator may log in to from `peer` (its
+/// address; filtered by name and address as the login is, [`TargetEntry::admits`]), a target
 /// name lists that one, "" in a normal session lists the session's own target. Each target is
 /// followed by a `TargetAddress=<ip>:<port>,<tpgt>` per portal (IPv6 in brackets).
 /// Anything else ("All" in a normal session, which Appendix C forbids supporting; "" in a
@@ -26,12 +27,13 @@ const ALL: &str = "All";
 pub fn send_targets(
     value: &str,
     session: &SessionParams,
+    peer: Option<IpAddr>,
     targets: &[TargetEntry],
     portals: &[SocketAddr],
     tpgt: u16,
 ) -> Vec<u8> {
     let mut out = Vec::new();
-    for t in visible(value, session, targets) {
+    for t in visible(value, session, peer, targets) {
         push_pair(&mut out, Key::TargetName.name(), &t.name);
         for p in portals.iter().filter(|p| !p.ip().is_unspecified()) {
             push_pair(
@@ -48,6 +50,7 @@ pub fn send_targets(
 fn visible<'a>(
     value: &'a str,
     session: &'a SessionParams,
+    peer: Option<IpAddr>,
     targets: &'a [TargetEntry],
 ) -> impl Iterator<Item = &'a TargetEntry> {
     let own = session.target_name.as_deref();
@@ -62,7 +65,7 @@ fn visible<'a>(
             (SessionType::Normal, name) => own.is_some_and(|n| t.is_named(n)) && t.is_named(name),
             (SessionType::Discovery, name) => t.is_named(name),
         };
-        named && t.admits(&session.initiator_name)
+        named && t.admits(&session.initiator_name, peer)
     })
 }
 
@@ -86,6 +89,7 @@ fn target_address(p: &SocketAddr, tpgt: u16) -> String {
 pub fn text_request_answer(
     pairs: &[(String, String)],
     session: &SessionParams,
+    peer: Option<IpAddr>,
     targets: &[TargetEntry],
     portals: &[SocketAddr],
     tpgt: u16,
@@ -96,7 +100,7 @@ pub fn text_request_answer(
         match Key::lookup(k) {
             Some(Key::SendTargets) if !answered_send_targets => {
                 answered_send_targets = true;
-                out.extend(send_targets(v, session, targets, portals, tpgt));
+                out.extend(send_targets(v, session, peer, targets, portals, tpgt));
             }
             Some(Key::SendTargets | Key::InitiatorAlias) => {}
             Some(key) if key.spec().usage != Usage::FullFeature => push_pair(&mut out, k, REJECT),
@@ -113,17 +117,20 @@ mod tests {
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
 
+    const PEER: Option<IpAddr> = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)));
+
     fn targets() -> Vec<TargetEntry> {
         vec![
             TargetEntry {
                 name: "iqn.2024-01.org.ringtgt:open".into(),
                 alias: None,
-                allowed_initiators: vec![],
+                ..Default::default()
             },
             TargetEntry {
                 name: "iqn.2024-01.org.ringtgt:acl".into(),
                 alias: None,
                 allowed_initiators: vec!["iqn.good".into()],
+                ..Default::default()
             },
         ]
     }
@@ -154,7 +161,7 @@ mod tests {
     #[test]
     fn all_lists_visible_targets_with_every_portal() {
         let s = session(SessionType::Discovery, "iqn.good", None);
-        let got = names(&send_targets("All", &s, &targets(), &portals(), 1));
+        let got = names(&send_targets("All", &s, PEER, &targets(), &portals(), 1));
         let expect: Vec<(String, String)> = [
             ("TargetName", "iqn.2024-01.org.ringtgt:open"),
             ("TargetAddress", "192.0.2.1:3260,1"),
@@ -172,11 +179,17 @@ mod tests {
     #[test]
     fn acl_hides_targets() {
         let s = session(SessionType::Discovery, "iqn.other", None);
-        let got = names(&send_targets("All", &s, &targets(), &portals(), 1));
+        let got = names(&send_targets("All", &s, PEER, &targets(), &portals(), 1));
         assert_eq!(got.iter().filter(|(k, _)| k == "TargetName").count(), 1);
-        assert!(
-            send_targets("iqn.2024-01.org.ringtgt:acl", &s, &targets(), &portals(), 1).is_empty()
-        );
+        assert!(send_targets(
+            "iqn.2024-01.org.ringtgt:acl",
+            &s,
+            PEER,
+            &targets(),
+            &portals(),
+            1
+        )
+        .is_empty());
     }
 
     #[test]
@@ -185,6 +198,7 @@ mod tests {
         let one = names(&send_targets(
             "iqn.2024-01.org.ringtgt:ACL",
             &d,
+            PEER,
             &targets(),
             &[],
             1,
@@ -193,13 +207,13 @@ mod tests {
             one,
             vec![("TargetName".into(), "iqn.2024-01.org.ringtgt:acl".into())]
         );
-        assert!(send_targets("", &d, &targets(), &portals(), 1).is_empty());
+        assert!(send_targets("", &d, PEER, &targets(), &portals(), 1).is_empty());
         let n = session(
             SessionType::Normal,
             "iqn.good",
             Some("iqn.2024-01.org.ringtgt:open"),
         );
-        let own = names(&send_targets("", &n, &targets(), &portals()[..1], 3));
+        let own = names(&send_targets("", &n, PEER, &targets(), &portals()[..1], 3));
         assert_eq!(
             own,
             vec![
@@ -207,10 +221,12 @@ mod tests {
                 ("TargetAddress".into(), "192.0.2.1:3260,3".into())
             ]
         );
-        assert!(send_targets("All", &n, &targets(), &portals(), 3).is_empty());
-        let named = send_targets("iqn.2024-01.org.ringtgt:open", &n, &targets(), &[], 3);
+        assert!(send_targets("All", &n, PEER, &targets(), &portals(), 3).is_empty());
+        let named = send_targets("iqn.2024-01.org.ringtgt:open", &n, PEER, &targets(), &[], 3);
         assert_eq!(names(&named).len(), 1);
-        assert!(send_targets("iqn.2024-01.org.ringtgt:acl", &n, &targets(), &[], 3).is_empty());
+        assert!(
+            send_targets("iqn.2024-01.org.ringtgt:acl", &n, PEER, &targets(), &[], 3).is_empty()
+        );
     }
 
     #[test]
@@ -226,7 +242,7 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let got = names(&text_request_answer(&req, &s, &targets(), &[], 1));
+        let got = names(&text_request_answer(&req, &s, PEER, &targets(), &[], 1));
         assert_eq!(
             got,
             [
@@ -239,5 +255,44 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn discovery_hides_targets_the_peer_address_may_not_reach() {
+        let lan = TargetEntry {
+            name: "iqn.2024-01.org.ringtgt:lan".into(),
+            allowed_networks: vec!["192.0.2.0/24".parse().unwrap()],
+            ..Default::default()
+        };
+        let lan_and_name = TargetEntry {
+            name: "iqn.2024-01.org.ringtgt:lan-good".into(),
+            allowed_initiators: vec!["iqn.good".into()],
+            ..lan.clone()
+        };
+        let all = [targets(), vec![lan, lan_and_name]].concat();
+        let listed = |initiator: &str, peer: Option<IpAddr>| -> Vec<String> {
+            let s = session(SessionType::Discovery, initiator, None);
+            names(&send_targets("All", &s, peer, &all, &[], 1))
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect()
+        };
+        let inside = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 77)));
+        let outside = Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 5)));
+        let mapped = Some(IpAddr::V6(Ipv4Addr::new(192, 0, 2, 77).to_ipv6_mapped()));
+        let open = "iqn.2024-01.org.ringtgt:open";
+        let acl = "iqn.2024-01.org.ringtgt:acl";
+        let lan = "iqn.2024-01.org.ringtgt:lan";
+        let both = "iqn.2024-01.org.ringtgt:lan-good";
+        assert_eq!(listed("iqn.good", inside), [open, acl, lan, both]);
+        assert_eq!(listed("iqn.good", mapped), [open, acl, lan, both]);
+        assert_eq!(listed("iqn.other", inside), [open, lan]);
+        assert_eq!(listed("iqn.good", outside), [open, acl]);
+        assert_eq!(listed("iqn.good", None), [open, acl]);
+        let s = session(SessionType::Discovery, "iqn.good", None);
+        assert!(send_targets(lan, &s, outside, &all, &[], 1).is_empty());
+        let req = vec![("SendTargets".to_string(), "All".to_string())];
+        let got = names(&text_request_answer(&req, &s, outside, &all, &[], 1));
+        assert_eq!(got.len(), 2);
     }
 }

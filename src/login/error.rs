@@ -43,6 +43,15 @@ impl LoginError {
         LoginError::Protocol(msg.into())
     }
 
+    /// An authentication failure whose response carries no text: the initiator learns only that
+    /// it failed, never which part (RFC 7143 §11.13.5: 0x0201). `reason` is for the log only.
+    pub fn authentication(reason: impl Into<String>) -> Self {
+        LoginError::AuthenticationFailed {
+            reason: reason.into(),
+            answer: Vec::new(),
+        }
+    }
+
     /// The Status-Class / Status-Detail sent for this failure.
     pub fn status(&self) -> LoginStatus {
         match self {

@@ -1,18 +1,28 @@
 //! Who is logging in to what: the declarations of a login's first request (RFC 7143 §6.3.1,
 //! §13.4, §13.5, §13.7, §13.21) and the target lookup with its access list.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use super::chap::ChapPolicy;
 use super::error::LoginError;
 use super::keys::{Key, KeySet};
 use super::params::{SessionParams, SessionType};
 use super::value::{MAX_ISCSI_NAME_LEN, MAX_SIMPLE_VALUE_LEN};
 
 /// A target a login can reach.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TargetEntry {
     pub name: String,
     pub alias: Option<String>,
     /// Initiator names allowed to log in; empty = all.
     pub allowed_initiators: Vec<String>,
+    /// Networks the initiator's address must be in; empty = any address.
+    pub allowed_networks: Vec<IpNet>,
+    /// CHAP required of normal sessions to this target; None = no authentication.
+    pub chap: Option<Arc<ChapPolicy>>,
 }
 
 impl TargetEntry {
@@ -22,12 +32,30 @@ impl TargetEntry {
         self.name.eq_ignore_ascii_case(name)
     }
 
-    pub fn admits(&self, initiator: &str) -> bool {
-        self.allowed_initiators.is_empty()
+    /// Whether this initiator, connecting from `peer`, may log in to (and discover) the target:
+    /// its name and its address must both be allowed. An unknown address passes only when no
+    /// network is configured.
+    pub fn admits(&self, initiator: &str, peer: Option<IpAddr>) -> bool {
+        let name_ok = self.allowed_initiators.is_empty()
             || self
                 .allowed_initiators
                 .iter()
-                .any(|i| i.eq_ignore_ascii_case(initiator))
+                .any(|i| i.eq_ignore_ascii_case(initiator));
+        name_ok && self.admits_address(peer)
+    }
+
+    /// An IPv4-mapped IPv6 peer (`::ffff:a.b.c.d`, as a dual-stack listener reports IPv4
+    /// clients) is matched as the IPv4 address it stands for, and as itself.
+    fn admits_address(&self, peer: Option<IpAddr>) -> bool {
+        if self.allowed_networks.is_empty() {
+            return true;
+        }
+        peer.is_some_and(|ip| {
+            let v4 = ip.to_canonical();
+            self.allowed_networks
+                .iter()
+                .any(|n| n.contains(&ip) || n.contains(&v4))
+        })
     }
 }
 
@@ -61,11 +89,12 @@ fn check_name(key: Key, v: &str) -> Result<(), LoginError> {
 }
 
 /// Reads the identity from the first request's pairs: InitiatorName is mandatory; SessionType
-/// defaults to Normal; a normal session needs a known TargetName this initiator may access.
-/// A TargetName in a discovery session is accepted and ignored.
+/// defaults to Normal; a normal session needs a known TargetName this initiator may access from
+/// `peer`. A TargetName in a discovery session is accepted and ignored.
 pub fn identify(
     pairs: &[(String, String)],
     targets: &[TargetEntry],
+    peer: Option<IpAddr>,
 ) -> Result<Identity, LoginError> {
     let mut keys = KeySet::default();
     let initiator =
@@ -93,7 +122,7 @@ pub fn identify(
     }
     let target = match session_type {
         SessionType::Discovery => None,
-        SessionType::Normal => Some(find_target(target_name, initiator, targets)?),
+        SessionType::Normal => Some(find_target(target_name, initiator, peer, targets)?),
     };
     params.target_name = target.as_ref().map(|t| t.name.clone());
     Ok(Identity {
@@ -106,6 +135,7 @@ pub fn identify(
 fn find_target(
     name: Option<&str>,
     initiator: &str,
+    peer: Option<IpAddr>,
     targets: &[TargetEntry],
 ) -> Result<TargetEntry, LoginError> {
     let name = name.ok_or(LoginError::MissingParameter("TargetName"))?;
@@ -114,7 +144,7 @@ fn find_target(
         .iter()
         .find(|t| t.is_named(name))
         .ok_or_else(|| LoginError::TargetNotFound(name.into()))?;
-    if !entry.admits(initiator) {
+    if !entry.admits(initiator, peer) {
         return Err(LoginError::NotAuthorized {
             initiator: initiator.into(),
             target: entry.name.clone(),
@@ -126,18 +156,22 @@ fn find_target(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const PEER: Option<IpAddr> = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)));
 
     fn targets() -> Vec<TargetEntry> {
         vec![
             TargetEntry {
                 name: "iqn.2024-01.org.ringtgt:disk1".into(),
                 alias: Some("Disk One".into()),
-                allowed_initiators: vec![],
+                ..Default::default()
             },
             TargetEntry {
                 name: "iqn.2024-01.org.ringtgt:secret".into(),
                 alias: None,
                 allowed_initiators: vec!["iqn.1994-05.com.redhat:good".into()],
+                ..Default::default()
             },
         ]
     }
@@ -157,6 +191,7 @@ mod tests {
                 ("TargetName", "IQN.2024-01.org.ringtgt:DISK1"),
             ]),
             &targets(),
+            PEER,
         )
         .unwrap();
         assert_eq!(id.params.session_type, SessionType::Normal);
@@ -172,22 +207,23 @@ mod tests {
     fn missing_and_unknown_names() {
         let t = targets();
         assert_eq!(
-            identify(&kv(&[("TargetName", "x")]), &t).unwrap_err(),
+            identify(&kv(&[("TargetName", "x")]), &t, PEER).unwrap_err(),
             LoginError::MissingParameter("InitiatorName")
         );
         assert_eq!(
-            identify(&kv(&[("InitiatorName", "iqn.i")]), &t).unwrap_err(),
+            identify(&kv(&[("InitiatorName", "iqn.i")]), &t, PEER).unwrap_err(),
             LoginError::MissingParameter("TargetName")
         );
         assert!(matches!(
             identify(
                 &kv(&[("InitiatorName", "iqn.i"), ("TargetName", "iqn.nope")]),
-                &t
+                &t,
+                PEER
             ),
             Err(LoginError::TargetNotFound(_))
         ));
         assert!(matches!(
-            identify(&kv(&[("InitiatorName", "")]), &t),
+            identify(&kv(&[("InitiatorName", "")]), &t, PEER),
             Err(LoginError::Protocol(_))
         ));
     }
@@ -201,6 +237,7 @@ mod tests {
                 ("TargetName", "iqn.2024-01.org.ringtgt:secret"),
             ]),
             &t,
+            PEER,
         );
         assert!(matches!(bad, Err(LoginError::NotAuthorized { .. })));
     }
@@ -215,6 +252,7 @@ mod tests {
                 ("TargetName", "iqn.nope"),
             ]),
             &t,
+            PEER,
         )
         .unwrap();
         assert_eq!(id.params.session_type, SessionType::Discovery);
@@ -222,9 +260,83 @@ mod tests {
         assert!(matches!(
             identify(
                 &kv(&[("InitiatorName", "iqn.i"), ("SessionType", "Bogus")]),
-                &t
+                &t,
+                PEER
             ),
             Err(LoginError::SessionTypeNotSupported(_))
         ));
+    }
+
+    fn networks(nets: &[&str]) -> TargetEntry {
+        TargetEntry {
+            name: "iqn.t".into(),
+            allowed_networks: nets.iter().map(|n| n.parse().unwrap()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn no_networks_admit_any_address_even_an_unknown_one() {
+        let t = networks(&[]);
+        assert!(t.admits("iqn.i", ip("198.51.100.1")));
+        assert!(t.admits("iqn.i", None));
+    }
+
+    #[test]
+    fn networks_admit_only_their_addresses() {
+        let t = networks(&["192.0.2.0/24", "2001:db8:1::/48"]);
+        assert!(t.admits("iqn.i", ip("192.0.2.200")));
+        assert!(!t.admits("iqn.i", ip("192.0.3.1")));
+        assert!(t.admits("iqn.i", ip("2001:db8:1:2::5")));
+        assert!(!t.admits("iqn.i", ip("2001:db8:2::5")));
+        assert!(
+            !t.admits("iqn.i", None),
+            "unknown address with networks set"
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_peers_match_ipv4_networks() {
+        let t = networks(&["10.1.0.0/16"]);
+        let mapped = Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped();
+        assert!(t.admits("iqn.i", Some(IpAddr::V6(mapped))));
+        let outside = Ipv4Addr::new(10, 2, 0, 1).to_ipv6_mapped();
+        assert!(!t.admits("iqn.i", Some(IpAddr::V6(outside))));
+        let v6 = networks(&["::ffff:10.1.0.0/112"]);
+        assert!(v6.admits("iqn.i", Some(IpAddr::V6(mapped))));
+        assert!(!networks(&["::/0"]).admits("iqn.i", ip("10.1.2.3")));
+        assert!(networks(&["::/0"]).admits("iqn.i", Some(IpAddr::V6(Ipv6Addr::LOCALHOST))));
+    }
+
+    #[test]
+    fn name_and_network_must_both_be_allowed() {
+        let t = TargetEntry {
+            allowed_initiators: vec!["iqn.good".into()],
+            ..networks(&["192.0.2.0/24"])
+        };
+        assert!(t.admits("IQN.GOOD", ip("192.0.2.1")));
+        assert!(!t.admits("iqn.bad", ip("192.0.2.1")));
+        assert!(!t.admits("iqn.good", ip("198.51.100.1")));
+    }
+
+    #[test]
+    fn login_from_outside_the_networks_is_not_authorized() {
+        let t = vec![networks(&["192.0.2.0/24"])];
+        let pairs = kv(&[("InitiatorName", "iqn.i"), ("TargetName", "iqn.t")]);
+        assert!(identify(&pairs, &t, ip("192.0.2.77")).is_ok());
+        assert!(matches!(
+            identify(&pairs, &t, ip("203.0.113.1")),
+            Err(LoginError::NotAuthorized { .. })
+        ));
+        assert!(matches!(
+            identify(&pairs, &t, None),
+            Err(LoginError::NotAuthorized { .. })
+        ));
+        let discovery = kv(&[("InitiatorName", "iqn.i"), ("SessionType", "Discovery")]);
+        assert!(identify(&discovery, &t, ip("203.0.113.1")).is_ok());
     }
 }

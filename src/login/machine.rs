@@ -4,10 +4,14 @@
 //! session) → `FullFeature`. Any error moves to `Failed`, which is sticky. Inputs are decoded
 //! Login Requests with their data segment; outputs are [`LoginAction`]s. No I/O, no clock.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::chap::{ChallengeSource, ChapPolicy, OsRandom};
 use super::error::LoginError;
 use super::identity::{identify, Identity, TargetEntry};
 use super::negotiate::{Negotiation, Pairs};
-use super::params::{SessionParams, TargetOffer, DEFAULT_MRDSL};
+use super::params::{SessionParams, SessionType, TargetOffer, DEFAULT_MRDSL};
 use super::text::{encode_pairs, parse_pairs, PendingText, MAX_TEXT_LEN};
 use crate::pdu::login::{LoginRequest, LoginResponse, LoginStatus, Stage, ISCSI_VERSION};
 
@@ -15,12 +19,16 @@ use crate::pdu::login::{LoginRequest, LoginResponse, LoginStatus, Stage, ISCSI_V
 /// no Login Response carries more data than that.
 pub const MAX_LOGIN_DATA: usize = DEFAULT_MRDSL as usize;
 
-/// The targets a login can reach, and what the target offers.
+/// The targets a login can reach, what the target offers, and who is asking.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginEnv<'a> {
     pub targets: &'a [TargetEntry],
     pub portal_group_tag: u16,
     pub offer: &'a TargetOffer,
+    /// CHAP required of discovery sessions; None = no authentication.
+    pub discovery_chap: Option<&'a ChapPolicy>,
+    /// The initiator's address, for the targets' `allowed_networks`; None = unknown.
+    pub peer: Option<IpAddr>,
 }
 
 /// What the transport does after a Login Request.
@@ -46,6 +54,8 @@ pub struct LoginOutcome {
     pub cid: u16,
     /// The initiator's CmdSN: the session's first ExpCmdSN.
     pub cmd_sn: u32,
+    /// The address the login was authorized from.
+    pub peer: Option<IpAddr>,
 }
 
 #[derive(Debug)]
@@ -105,6 +115,10 @@ pub struct Login {
     rx: Vec<u8>,
     /// Our answer still being collected by the initiator.
     tx: Option<Outgoing>,
+    /// The peer address of the first request, once authorized.
+    peer: Option<IpAddr>,
+    /// Randomness for authentication challenges.
+    challenges: Box<dyn ChallengeSource>,
 }
 
 impl Default for Login {
@@ -114,7 +128,13 @@ impl Default for Login {
 }
 
 impl Login {
+    /// A login whose challenges come from the OS CSPRNG.
     pub fn new() -> Self {
+        Self::with_challenge_source(OsRandom)
+    }
+
+    /// A login whose challenges come from `challenges` (deterministic in tests and fuzzers).
+    pub fn with_challenge_source(challenges: impl ChallengeSource + 'static) -> Self {
         Login {
             state: State::Start { stage: None },
             id: None,
@@ -123,6 +143,8 @@ impl Login {
             itt: 0,
             rx: Vec::new(),
             tx: None,
+            peer: None,
+            challenges: Box::new(challenges),
         }
     }
 
@@ -286,7 +308,12 @@ impl Login {
         let State::Negotiating { stage, nego } = &mut self.state else {
             return Err(LoginError::Internal("negotiating outside a stage".into()));
         };
-        nego.process(*stage, pairs, first, &mut out)?;
+        if *stage == Stage::OPERATIONAL && !nego.auth_complete() {
+            return Err(LoginError::authentication(
+                "operational stage without the required authentication",
+            ));
+        }
+        nego.process(*stage, pairs, first, &mut *self.challenges, &mut out)?;
         if *stage == Stage::OPERATIONAL {
             nego.declare_mrdsl(&mut out);
         }
@@ -320,8 +347,13 @@ impl Login {
             params,
             keys,
             target,
-        } = identify(pairs, env.targets)?;
+        } = identify(pairs, env.targets, env.peer)?;
         tracing::debug!(initiator = %params.initiator_name, target = ?params.target_name, "login started");
+        self.peer = env.peer;
+        let chap = match params.session_type {
+            SessionType::Discovery => env.discovery_chap.map(|p| Arc::new(p.clone())),
+            SessionType::Normal => target.as_ref().and_then(|t| t.chap.clone()),
+        };
         out.push((
             "TargetPortalGroupTag".into(),
             env.portal_group_tag.to_string(),
@@ -329,7 +361,7 @@ impl Login {
         if let Some(alias) = target.and_then(|t| t.alias) {
             out.push(("TargetAlias".into(), alias));
         }
-        let nego = Box::new(Negotiation::new(params, env.offer, keys));
+        let nego = Box::new(Negotiation::new(params, env.offer, keys, chap));
         self.state = State::Negotiating { stage, nego };
         Ok(())
     }
@@ -384,6 +416,7 @@ impl Login {
             tsih: id.tsih,
             cid: id.cid,
             cmd_sn: self.cmd_sn,
+            peer: self.peer,
         }))
     }
 
@@ -472,7 +505,14 @@ fn decide_transit(
 ) -> Result<Option<Stage>, LoginError> {
     if stage == Stage::SECURITY {
         if !nego.auth_complete() {
-            return Ok(None);
+            // RFC 7143 §6.3: the target may answer T=0 while the exchange is under way; a transit
+            // request that does not move it on would otherwise loop until the login timeout.
+            if nego.auth_advanced() {
+                return Ok(None);
+            }
+            return Err(LoginError::authentication(
+                "transit requested before authentication completed",
+            ));
         }
         // A direct security → full feature transit visits the operational stage when the target
         // has keys to offer (as tgt does): the response may carry a lower NSG than requested.

@@ -9,6 +9,13 @@
 //! - A key in the wrong stage, a key sent twice (MaxRecvDataSegmentLength excepted), a
 //!   target-only key from the initiator: login reject, initiator error (§6.3: protocol error).
 //! - No common AuthMethod: `AuthMethod=Reject` + authentication failure (0x0201), as tgt does.
+//!   With a CHAP policy (per target, or for discovery) CHAP is the only method; without one,
+//!   None is (CHAP decisions: [`chap`]).
+//! - While required authentication is unfinished, a transit request is answered T=0 if it moved
+//!   the exchange on, and fails with 0x0201 if it did not; a login that starts in (or reaches)
+//!   the operational stage unauthenticated fails with 0x0201.
+//! - Access: a normal login needs the initiator's name and address allowed by the target
+//!   (0x0202 otherwise); SendTargets lists only such targets.
 //! - A required digest refused by the initiator: `HeaderDigest=Reject` + initiator error.
 //! - IFMarker/OFMarker answered `No` (§13.25 MAY), IFMarkInt/OFMarkInt `Reject` (§13.25 MUST).
 //! - The target offers keys itself only when the RFC default is unacceptable to it (digest
@@ -20,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod chap;
 pub mod discovery;
 pub mod error;
 pub mod identity;
@@ -36,6 +44,10 @@ pub mod value;
 mod tests;
 
 pub use auth::Authenticator;
+pub use chap::{
+    ChallengeSource, ChapAlgorithm, ChapCredentials, ChapPolicy, ChapPolicyError, ChapSecret,
+    OsRandom, RandomUnavailable,
+};
 pub use discovery::{send_targets, text_request_answer};
 pub use error::LoginError;
 pub use identity::TargetEntry;

@@ -1,7 +1,10 @@
 //! Text negotiation across the requests of one login (RFC 7143 §6.2, §6.3): which key may come
 //! when, duplicates, irrelevance, the target's own offers and the final integrity checks.
 
+use std::sync::Arc;
+
 use super::auth::Authenticator;
+use super::chap::{ChallengeSource, ChapKeys, ChapPolicy};
 use super::error::LoginError;
 use super::keys::{is_auth_method_key, Key, KeySet, Sender, Usage};
 use super::params::{SessionParams, SessionType, TargetOffer, DEFAULT_MRDSL};
@@ -24,42 +27,64 @@ pub struct Negotiation {
     /// Keys the target offered itself and still awaits a reply for.
     awaiting: KeySet,
     mrdsl_declared: bool,
+    /// The CHAP policy this login must satisfy; None = no authentication required.
+    chap: Option<Arc<ChapPolicy>>,
     auth: Option<Authenticator>,
+    /// Whether the request being processed chose the method or moved its exchange on.
+    auth_advanced: bool,
 }
 
 impl Negotiation {
     /// `params` carries the identity taken from the first request; the keys it came from count
-    /// as already seen.
-    pub fn new(params: SessionParams, offer: &TargetOffer, identity: KeySet) -> Self {
+    /// as already seen. `chap` is the policy that applies to this login, if any.
+    pub fn new(
+        params: SessionParams,
+        offer: &TargetOffer,
+        identity: KeySet,
+        chap: Option<Arc<ChapPolicy>>,
+    ) -> Self {
         Negotiation {
             params,
             offer: offer.clamped(),
             seen: identity,
             awaiting: KeySet::default(),
             mrdsl_declared: false,
+            chap,
             auth: None,
+            auth_advanced: false,
         }
     }
 
     /// Processes the pairs of one complete request received in `stage`, appending answers.
     /// `first` marks the login's first request, whose identity keys were already consumed.
+    /// `challenges` supplies the randomness of an authentication exchange.
     pub fn process(
         &mut self,
         stage: Stage,
         pairs: &[(String, String)],
         first: bool,
+        challenges: &mut dyn ChallengeSource,
         out: &mut Pairs,
     ) -> Result<(), LoginError> {
         let mut identity_left = if first { self.seen } else { KeySet::default() };
+        let chosen_before = self.auth.is_some();
+        self.auth_advanced = false;
+        let mut method_keys = ChapKeys::default();
         for (k, v) in in_dependency_order(pairs) {
             match Key::lookup(k) {
                 Some(key) if identity_left.contains(key) => identity_left.remove(key),
                 Some(key) => self.process_key(stage, key, v, out)?,
-                None if is_auth_method_key(k) => self.auth_key(stage, k, v, out)?,
+                None if is_auth_method_key(k) => {
+                    self.check_stage(stage, Usage::Security, k)?;
+                    method_keys.insert(k, v)?;
+                }
                 None => out.push((k.clone(), NOT_UNDERSTOOD.into())),
             }
         }
-        Ok(())
+        if method_keys.is_empty() {
+            return Ok(());
+        }
+        self.run_method(chosen_before, &method_keys, challenges, out)
     }
 
     fn process_key(
@@ -134,9 +159,10 @@ impl Negotiation {
     }
 
     fn select_auth(&mut self, offered: &str) -> Result<&'static str, LoginError> {
-        let auth = Authenticator::select(offered)?;
+        let auth = Authenticator::select(offered, self.chap.as_ref())?;
         let name = auth.method_name();
         self.auth = Some(auth);
+        self.auth_advanced = true;
         Ok(name)
     }
 
@@ -159,24 +185,41 @@ impl Negotiation {
         Ok(Answer::Silent)
     }
 
-    fn auth_key(
+    /// Method keys are valid only once the target has answered AuthMethod, i.e. in a later
+    /// request than the one that chose the method (RFC 7143 §12.1.3).
+    fn run_method(
         &mut self,
-        stage: Stage,
-        k: &str,
-        v: &str,
+        chosen_before: bool,
+        keys: &ChapKeys,
+        challenges: &mut dyn ChallengeSource,
         out: &mut Pairs,
     ) -> Result<(), LoginError> {
-        self.check_stage(stage, Usage::Security, k)?;
         match self.auth.as_mut() {
-            Some(auth) => auth.handle_key(k, v, out),
-            None => Err(LoginError::protocol(format!("{k} before AuthMethod"))),
+            Some(auth) if chosen_before => {
+                auth.handle_keys(keys, challenges, out)?;
+                self.auth_advanced = true;
+                Ok(())
+            }
+            _ => Err(LoginError::protocol(format!(
+                "{} before AuthMethod was answered",
+                keys.first().unwrap_or("method key")
+            ))),
         }
     }
 
     /// Whether the security stage may end: the chosen method finished, or none was chosen and
-    /// the target requires no authentication (the only policy today).
+    /// no policy requires authentication.
     pub fn auth_complete(&self) -> bool {
-        self.auth.as_ref().is_none_or(Authenticator::is_complete)
+        match &self.auth {
+            Some(auth) => auth.is_complete(),
+            None => self.chap.is_none(),
+        }
+    }
+
+    /// Whether the last request chose the authentication method or moved its exchange on: an
+    /// unfinished exchange that made progress is answered T=0, one that did not fails.
+    pub fn auth_advanced(&self) -> bool {
+        self.auth_advanced
     }
 
     /// RFC 7143 §13.12: the target declares its MaxRecvDataSegmentLength once, unasked, in its
@@ -254,6 +297,7 @@ fn in_dependency_order(pairs: &[(String, String)]) -> impl Iterator<Item = &(Str
 
 #[cfg(test)]
 mod tests {
+    use super::super::chap::OsRandom;
     use super::super::params::DigestPolicy;
     use super::*;
 
@@ -264,6 +308,7 @@ mod tests {
             SessionParams::new(t, "iqn.i".into()),
             &TargetOffer::default(),
             id,
+            None,
         )
     }
 
@@ -275,7 +320,8 @@ mod tests {
 
     fn run(n: &mut Negotiation, stage: Stage, kv: &[(&str, &str)]) -> Result<Pairs, LoginError> {
         let mut out = Vec::new();
-        n.process(stage, &pairs(kv), false, &mut out).map(|_| out)
+        n.process(stage, &pairs(kv), false, &mut OsRandom, &mut out)
+            .map(|_| out)
     }
 
     #[test]
@@ -315,7 +361,9 @@ mod tests {
         let mut n = nego(SessionType::Normal);
         let mut out = Vec::new();
         let kv = pairs(&[("InitiatorName", "iqn.i"), ("InitiatorName", "iqn.j")]);
-        assert!(n.process(Stage::SECURITY, &kv, true, &mut out).is_err());
+        assert!(n
+            .process(Stage::SECURITY, &kv, true, &mut OsRandom, &mut out)
+            .is_err());
     }
 
     #[test]
@@ -350,6 +398,7 @@ mod tests {
                 ..TargetOffer::default()
             },
             KeySet::default(),
+            None,
         );
         assert!(n.needs_operational_stage());
         let mut out = Vec::new();

@@ -59,13 +59,11 @@ pub fn list_items(s: &str) -> impl Iterator<Item = &str> {
 }
 
 /// binary-value (RFC 7143 §6.1): decimal (regular values only), hex (`0x`) or base64 (`0b`).
-/// Hex with an odd digit count is read as if a leading 0 were present.
+/// Hex with an odd digit count is read as if a leading 0 were present (§6.1: a hex-constant of
+/// n digits is (n+1)/2 bytes long).
 pub fn parse_binary(s: &str) -> Option<Vec<u8>> {
-    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        return decode_hex(hex);
-    }
-    if let Some(b64) = s.strip_prefix("0b").or_else(|| s.strip_prefix("0B")) {
-        return decode_base64(b64);
+    if let Some(bytes) = parse_encoded(s) {
+        return Some(bytes);
     }
     let n = parse_radix(s, 10)?;
     let bytes = n.to_be_bytes();
@@ -74,6 +72,41 @@ pub fn parse_binary(s: &str) -> Option<Vec<u8>> {
         .position(|&b| b != 0)
         .unwrap_or(bytes.len() - 1);
     Some(bytes[first..].to_vec())
+}
+
+/// large-binary-value (RFC 7143 §6.1): a hex- or base64-constant only (decimal is for values
+/// that fit 64 bits), of at most `max` bytes once decoded. An encoding too long for `max` is
+/// refused before it is decoded, so a hostile value costs nothing.
+pub fn parse_large_binary(s: &str, max: usize) -> Option<Vec<u8>> {
+    let longest_encoding = 2 + (2 * max).max(max.div_ceil(3) * 4);
+    if s.len() > longest_encoding {
+        return None;
+    }
+    parse_encoded(s).filter(|b| b.len() <= max)
+}
+
+/// A hex-constant (`0x`/`0X`) or base64-constant (`0b`/`0B`); None for anything else.
+fn parse_encoded(s: &str) -> Option<Vec<u8>> {
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        return decode_hex(hex);
+    }
+    if let Some(b64) = s.strip_prefix("0b").or_else(|| s.strip_prefix("0B")) {
+        return decode_base64(b64);
+    }
+    None
+}
+
+/// A hex-constant for `bytes`: `0x` and two lower-case digits per byte (libiscsi reads only
+/// this form of CHAP_C).
+pub fn hex_constant(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(2 + 2 * bytes.len());
+    s.push_str("0x");
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
@@ -91,42 +124,14 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn base64_digit(c: u8) -> Option<u32> {
-    let v = match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        b'/' => 63,
-        _ => return None,
-    };
-    Some(u32::from(v))
-}
-
-/// Standard base64 (RFC 4648 §4) with mandatory `=` padding, as RFC 7143 §6.1 requires.
+/// Standard base64 (RFC 4648 §4) with mandatory `=` padding and no stray bits, as RFC 7143 §6.1
+/// requires.
 fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    if b.is_empty() || !b.len().is_multiple_of(4) {
+    use base64::Engine as _;
+    if s.is_empty() {
         return None;
     }
-    let pad = b.iter().rev().take_while(|&&c| c == b'=').count();
-    if pad > 2 {
-        return None;
-    }
-    let body = &b[..b.len() - pad];
-    let mut out = Vec::with_capacity(b.len() / 4 * 3);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for &c in body {
-        acc = (acc << 6) | base64_digit(c)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
 }
 
 #[cfg(test)]
@@ -183,8 +188,39 @@ mod tests {
         assert_eq!(parse_binary("0bAQ=="), Some(vec![1]));
         assert_eq!(parse_binary("258"), Some(vec![1, 2]));
         assert_eq!(parse_binary("0"), Some(vec![0]));
-        for bad in ["0x", "0xg1", "0b", "0bAQI", "0bA===", "0b!!!!", "x"] {
+        for bad in [
+            "0x", "0xg1", "0b", "0bAQI", "0bA===", "0b!!!!", "x", "0bAR==",
+        ] {
             assert_eq!(parse_binary(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn large_binary_values_are_hex_or_base64_within_their_limit() {
+        assert_eq!(parse_large_binary("0x0102", 2), Some(vec![1, 2]));
+        assert_eq!(parse_large_binary("0B/w==", 1), Some(vec![0xff]));
+        assert_eq!(parse_large_binary("0x102", 2), Some(vec![1, 2]));
+        assert_eq!(parse_large_binary("258", 2), None, "decimal is not large");
+        assert_eq!(
+            parse_large_binary("0x010203", 2),
+            None,
+            "too long, not truncated"
+        );
+        assert_eq!(parse_large_binary("0bAQID", 2), None);
+        let max = format!("0x{}", "ab".repeat(1024));
+        assert_eq!(parse_large_binary(&max, 1024).map(|b| b.len()), Some(1024));
+        let over = format!("0x{}", "ab".repeat(1025));
+        assert_eq!(parse_large_binary(&over, 1024), None);
+        let padded = format!("0x{}", "0".repeat(4000));
+        assert_eq!(parse_large_binary(&padded, 1024), None);
+    }
+
+    #[test]
+    fn hex_constants_use_two_digits_per_byte() {
+        assert_eq!(hex_constant(&[0x00, 0x0f, 0xa5]), "0x000fa5");
+        assert_eq!(
+            parse_large_binary(&hex_constant(&[7; 20]), 20),
+            Some(vec![7; 20])
+        );
     }
 }

@@ -279,7 +279,7 @@ impl Reactor {
         let local = sock.local_addr().ok().and_then(|a| a.as_socket());
         let generation = self.next_generation();
         let now = Instant::now();
-        let conn = crate::session::Connection::new(self.ctx.clone(), local, now);
+        let conn = crate::session::Connection::new(self.ctx.clone(), local, peer, now);
         let idx = self
             .conns
             .insert(ConnSlot::new(generation, sock, peer, conn, self.index));

@@ -117,6 +117,8 @@ pub struct Connection {
     ctx: Arc<PortalContext>,
     /// The address the initiator reached us on (for SendTargets when a portal is a wildcard).
     local: Option<SocketAddr>,
+    /// The initiator's address, for the targets' network access lists.
+    peer: Option<SocketAddr>,
     phase: Phase,
     out: Output,
     rx_digests: Digests,
@@ -127,10 +129,16 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(ctx: Arc<PortalContext>, local: Option<SocketAddr>, now: Instant) -> Self {
+    pub fn new(
+        ctx: Arc<PortalContext>,
+        local: Option<SocketAddr>,
+        peer: Option<SocketAddr>,
+        now: Instant,
+    ) -> Self {
         let deadline = now + ctx.tuning.login_timeout;
         Connection {
             local,
+            peer,
             phase: Phase::Login {
                 login: Box::new(Login::new()),
                 deadline,
@@ -240,6 +248,9 @@ impl Connection {
             targets: &self.ctx.login_targets,
             portal_group_tag: self.ctx.portal_group_tag,
             offer: &self.ctx.offer,
+            // Discovery CHAP is not configurable yet.
+            discovery_chap: None,
+            peer: self.peer.map(|p| p.ip()),
         };
         match login.handle(&env, &req, f.data) {
             LoginAction::Respond(rsp, data) => self.out.pdu(&rsp.encode(), &data),

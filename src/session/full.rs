@@ -2,7 +2,7 @@
 //! table and the dispatch of each PDU family to its handler.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -59,6 +59,8 @@ pub struct Session {
     pub(super) log: LogLimiter,
     /// Time of the input being handled (the core reads no clock of its own).
     pub(super) now: Instant,
+    /// The initiator's address (SendTargets lists only the targets it may reach).
+    pub(super) peer: Option<IpAddr>,
 }
 
 /// What the connection knows when its login is accepted, beyond the negotiation's outcome.
@@ -119,6 +121,7 @@ impl Session {
             unexecuted: 0,
             log: LogLimiter::default(),
             now,
+            peer: outcome.peer,
             ctx,
         }
     }

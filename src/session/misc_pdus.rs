@@ -158,6 +158,7 @@ impl Session {
                 text_request_answer(
                     &pairs,
                     &self.params,
+                    self.peer,
                     &ctx.login_targets,
                     &portals,
                     ctx.portal_group_tag,

@@ -1,6 +1,8 @@
 //! Tests of the login state machine, driven with Login Request PDUs that go through the real
 //! codec (encode → wire bytes → frame parse → decode), as the transport will feed them.
 
+mod access;
+mod chap;
 mod garbage;
 mod multipdu;
 mod operational;
@@ -9,6 +11,8 @@ mod stages;
 mod walkthrough;
 
 use super::*;
+use std::net::{IpAddr, Ipv4Addr};
+
 use crate::pdu::bhs::Opcode;
 use crate::pdu::frame::{self, Digests};
 use crate::pdu::login::{LoginRequest, LoginResponse, LoginStatus, Stage};
@@ -27,20 +31,38 @@ pub fn targets() -> Vec<TargetEntry> {
         TargetEntry {
             name: DISK.into(),
             alias: Some("Disk One".into()),
-            allowed_initiators: vec![],
+            ..Default::default()
         },
         TargetEntry {
             name: SECRET.into(),
-            alias: None,
             allowed_initiators: vec![GOOD.into()],
+            ..Default::default()
         },
     ]
+}
+
+/// The address test initiators connect from unless a test says otherwise.
+pub const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 50));
+
+/// A deterministic challenge source: bytes `seed, seed+1, …` on each call, so the identifier is
+/// `seed` and the challenge starts at `seed+1`.
+pub fn counting_source(seed: u8) -> impl ChallengeSource {
+    move |buf: &mut [u8]| {
+        let mut next = seed;
+        for b in buf.iter_mut() {
+            *b = next;
+            next = next.wrapping_add(1);
+        }
+        Ok(())
+    }
 }
 
 /// One connection's login, seen from a test initiator.
 pub struct Harness {
     pub login: Login,
     pub targets: Vec<TargetEntry>,
+    pub discovery_chap: Option<ChapPolicy>,
+    pub peer: Option<IpAddr>,
     pub offer: TargetOffer,
     pub tpgt: u16,
     pub isid: [u8; 6],
@@ -58,8 +80,10 @@ impl Harness {
 
     pub fn with_offer(offer: TargetOffer) -> Self {
         Harness {
-            login: Login::new(),
+            login: Login::with_challenge_source(counting_source(0x10)),
             targets: targets(),
+            discovery_chap: None,
+            peer: Some(PEER),
             offer,
             tpgt: 1,
             isid: [0x40, 0x00, 0x01, 0x37, 0x00, 0x00],
@@ -102,6 +126,8 @@ impl Harness {
             targets: &self.targets,
             portal_group_tag: self.tpgt,
             offer: &self.offer,
+            discovery_chap: self.discovery_chap.as_ref(),
+            peer: self.peer,
         };
         let action = self.login.handle(&env, &decoded, f.data);
         check_wire(&action);

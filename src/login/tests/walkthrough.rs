@@ -199,6 +199,7 @@ fn discovery_login_then_send_targets_all() {
     let answer = text_request_answer(
         &parse_pairs(&text).unwrap(),
         &outcome.params,
+        outcome.peer,
         &h.targets,
         &portals,
         h.tpgt,
@@ -215,7 +216,7 @@ fn discovery_login_then_send_targets_all() {
     // The same request from the allowed initiator lists both, in pieces if the peer wants.
     let mut allowed = outcome.params.clone();
     allowed.initiator_name = GOOD.into();
-    let all = send_targets("All", &allowed, &h.targets, &portals, h.tpgt);
+    let all = send_targets("All", &allowed, outcome.peer, &h.targets, &portals, h.tpgt);
     assert_eq!(
         pairs(&all)
             .iter()

@@ -45,6 +45,8 @@ fn context(offer: TargetOffer, tuning: Tuning) -> Arc<PortalContext> {
             name: TARGET.into(),
             alias: None,
             allowed_initiators: vec![],
+            allowed_networks: vec![],
+            chap: None,
         }],
         portals: vec!["127.0.0.1:3260".parse().unwrap()],
         portal_group_tag: 1,
@@ -65,7 +67,7 @@ struct Pair {
 impl Pair {
     fn with_context(ctx: Arc<PortalContext>) -> Pair {
         let now = Instant::now();
-        let conn = Connection::new(ctx, None, now);
+        let conn = Connection::new(ctx, None, None, now);
         Pair {
             conn,
             now,
