@@ -13,6 +13,15 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ringtgt");
 
+/// How to launch the daemon beyond its arguments.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// RUST_LOG for the daemon (default: the test's RUST_LOG, else debug).
+    pub rust_log: Option<String>,
+    /// A program (with its arguments) that execs the daemon, e.g. `prlimit --nofile=64 --`.
+    pub wrapper: Vec<String>,
+}
+
 pub struct Daemon {
     child: Child,
     port: u16,
@@ -48,15 +57,38 @@ impl Daemon {
         Self::spawn(port, &["serve", "--config", &path], dir)
     }
 
+    /// `ringtgt serve --portal 127.0.0.1:PORT <args>` with launch options.
+    pub fn start_with(args: &[&str], launch: &Launch) -> Daemon {
+        let port = free_port();
+        let portal = format!("127.0.0.1:{port}");
+        let mut full = vec!["serve", "--portal", &portal];
+        full.extend_from_slice(args);
+        Self::spawn_with(port, &full, tempfile::tempdir().expect("tempdir"), launch)
+    }
+
     fn spawn(port: u16, args: &[&str], dir: tempfile::TempDir) -> Daemon {
+        Self::spawn_with(port, args, dir, &Launch::default())
+    }
+
+    fn spawn_with(port: u16, args: &[&str], dir: tempfile::TempDir, launch: &Launch) -> Daemon {
         let log_path = dir.path().join("ringtgt.log");
         let log = File::create(&log_path).expect("create log");
-        let child = Command::new(BIN)
+        let mut command = match launch.wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let rust_log = launch
+            .rust_log
+            .clone()
+            .or_else(|| std::env::var("RUST_LOG").ok())
+            .unwrap_or("debug".into());
+        let child = command
             .args(args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or("debug".into()),
-            )
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log"))
             .stderr(log)
@@ -98,6 +130,34 @@ impl Daemon {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident set size of the daemon, in bytes (Linux /proc).
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kib * 1024
+    }
+
+    /// CPU time the daemon has used (user + system), from /proc/PID/stat.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .expect("read /proc/PID/stat");
+        // Fields after the command name (which may contain spaces) start after the last ')'.
+        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // USER_HZ is 100 on every Linux this runs on.
+        Duration::from_millis(ticks * 10)
     }
 
     /// Everything the daemon wrote to stdout and stderr so far.
