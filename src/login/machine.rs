@@ -13,6 +13,7 @@ use super::identity::{identify, Identity, TargetEntry};
 use super::negotiate::{Negotiation, Pairs};
 use super::params::{SessionParams, SessionType, TargetOffer, DEFAULT_MRDSL};
 use super::text::{encode_pairs, parse_pairs, PendingText, MAX_TEXT_LEN};
+use super::value::MAX_ISCSI_NAME_LEN;
 use crate::pdu::login::{LoginRequest, LoginResponse, LoginStatus, Stage, ISCSI_VERSION};
 
 /// RFC 7143 §13.12: during login the initiator's MaxRecvDataSegmentLength is the default 8192;
@@ -117,6 +118,8 @@ pub struct Login {
     tx: Option<Outgoing>,
     /// The peer address of the first request, once authorized.
     peer: Option<IpAddr>,
+    /// InitiatorName of the first complete request, as sent (for the log of a refused login).
+    initiator: Option<String>,
     /// Randomness for authentication challenges.
     challenges: Box<dyn ChallengeSource>,
 }
@@ -144,6 +147,7 @@ impl Login {
             rx: Vec::new(),
             tx: None,
             peer: None,
+            initiator: None,
             challenges: Box::new(challenges),
         }
     }
@@ -185,6 +189,11 @@ impl Login {
         self.state = State::Failed;
         self.tx = None;
         (self.reject(status), Vec::new())
+    }
+
+    /// The InitiatorName the login started with, as sent, if it got that far.
+    pub fn initiator_name(&self) -> Option<&str> {
+        self.initiator.as_deref()
     }
 
     /// StatSN the connection uses next once in full feature phase.
@@ -343,6 +352,10 @@ impl Login {
         pairs: &[(String, String)],
         out: &mut Pairs,
     ) -> Result<(), LoginError> {
+        self.initiator = pairs
+            .iter()
+            .find(|(k, _)| k == "InitiatorName")
+            .map(|(_, v)| v.chars().take(MAX_ISCSI_NAME_LEN).collect());
         let Identity {
             params,
             keys,
@@ -459,9 +472,10 @@ impl Login {
     }
 
     fn failure_pair(&mut self, err: LoginError) -> (LoginResponse, Vec<u8>) {
+        // The connection logs the one warning of a refused login, with who and from where.
         match err {
             LoginError::Internal(_) => tracing::error!(%err, "login failed"),
-            _ => tracing::warn!(%err, "login failed"),
+            _ => tracing::debug!(%err, "login failed"),
         }
         self.state = State::Failed;
         self.tx = None;

@@ -255,7 +255,8 @@ impl Connection {
         match login.handle(&env, &req, f.data) {
             LoginAction::Respond(rsp, data) => self.out.pdu(&rsp.encode(), &data),
             LoginAction::Fail(rsp, data, why) => {
-                tracing::warn!(reason = %why, status = ?rsp.status, "login failed");
+                let initiator = login.initiator_name();
+                tracing::warn!(?initiator, reason = %why, status = ?rsp.status, "login failed");
                 self.out.pdu(&rsp.encode(), &data);
                 self.close = Some(CloseReason::LoginFailed(why));
             }
@@ -367,6 +368,8 @@ impl Connection {
                 self.phase = Phase::Full(Box::new(session));
             }
             Err(status) => {
+                let initiator = &outcome.params.initiator_name;
+                tracing::warn!(?initiator, ?status, "login refused");
                 let (rsp, data) = login.refuse(status);
                 self.out.pdu(&rsp.encode(), &data);
                 self.close = Some(CloseReason::LoginFailed(format!("refused with {status:?}")));
