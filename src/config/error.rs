@@ -1,5 +1,6 @@
 //! The one error type of the configuration: every variant displays as one line.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// A configuration problem. `Display` is always one line.
@@ -51,6 +52,21 @@ impl ConfigError {
             ConfigError::Flag { flag, .. } => Some(flag),
             _ => None,
         }
+    }
+}
+
+/// A problem that does not stop the daemon but that the operator should hear about (e.g. a
+/// secret file other users can read). `Display` is one line, `field: problem` like an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// Field path (`target[0].chap.secret_file`) or flag (`--chap-secret-file /x`).
+    pub field: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.problem)
     }
 }
 

@@ -109,13 +109,18 @@ mod model;
 mod parse;
 mod validate;
 
-pub use error::ConfigError;
+pub use error::{ConfigError, ConfigWarning};
 pub use model::{
-    default_portal, Backing, Config, CoreSpec, DigestPolicy, IscsiTuning, LunConfig, TargetConfig,
-    DEFAULT_PORT, DEMO_TARGET, MAX_ALIAS_LEN, MAX_CORES, MAX_CORE_ID, MAX_ISCSI_NAME_LEN,
-    MAX_LUN_ID, MAX_SERIAL_LEN,
+    default_portal, Backing, ChapAlgorithm, ChapConfig, ChapSecret, Config, CoreSpec, DigestPolicy,
+    IscsiTuning, Limits, LunAcl, LunConfig, MutualChap, Secret, SecretSource, TargetConfig,
+    DEFAULT_PORT, DEMO_TARGET, MAX_ALIAS_LEN, MAX_CHAP_TEXT_LEN, MAX_CORES, MAX_CORE_ID,
+    MAX_ISCSI_NAME_LEN, MAX_LUN_ID, MAX_SERIAL_LEN, MIN_CHAP_SECRET_LEN,
+    MIN_CONNECTION_BUFFER_BYTES,
 };
-pub use parse::{format_size, parse_backing, parse_cores, parse_portal, parse_size};
+pub use parse::{
+    format_size, parse_backing, parse_cores, parse_network, parse_portal, parse_size,
+    read_secret_file,
+};
 pub use validate::validate_iscsi_name;
 
 #[cfg(test)]

@@ -6,15 +6,20 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::error::ConfigError;
+use super::error::{ConfigError, ConfigWarning};
 use super::model::{
-    default_portal, Backing, Config, CoreSpec, IscsiTuning, LunConfig, TargetConfig, DEFAULT_PORT,
-    MAX_CORES, MAX_CORE_ID,
+    default_portal, Backing, Config, CoreSpec, IscsiTuning, Limits, LunConfig, TargetConfig,
+    DEFAULT_PORT, MAX_CORES, MAX_CORE_ID,
 };
 use super::validate::{
-    AT_LEAST_ONE_SEC, LUN_ID_RANGE, MAX_TRANSFER_RANGE, NOP_INTERVAL_RANGE, QUEUE_DEPTH_RANGE,
-    R2T_RANGE, SEGMENT_RANGE, TIME2_RANGE, TPGT_RANGE,
+    AT_LEAST_ONE_SEC, CONNECTIONS_RANGE, LUN_ID_RANGE, MAX_TRANSFER_RANGE, NOP_INTERVAL_RANGE,
+    QUEUE_DEPTH_RANGE, R2T_RANGE, SEGMENT_RANGE, SESSIONS_RANGE, TIME2_RANGE, TPGT_RANGE,
 };
+
+mod access;
+
+pub use access::{parse_network, read_secret_file};
+use access::{RawAcl, RawChap, RawDiscovery};
 
 /// Parses a byte size: a positive integer with an optional unit. `K`/`M`/`G`/`T` and
 /// `KiB`/`MiB`/`GiB`/`TiB` are powers of 1024 (so `10G` = 10 GiB), `KB`/`MB`/`GB`/`TB` are powers
@@ -184,13 +189,23 @@ pub fn parse_portal(s: &str) -> Result<SocketAddr, String> {
 
 /// Checks an iSCSI name (RFC 7143 §4.2.7): `iqn.YYYY-MM.reverse.domain[:anything]` (lower
 impl Config {
-    /// Parses and validates a TOML document.
+    /// Parses and validates a TOML document. Secret files it names are read; their warnings
+    /// are dropped (use [`Config::from_toml_str_with_warnings`] to keep them).
     pub fn from_toml_str(s: &str) -> Result<Config, ConfigError> {
+        Self::parse_toml(s, None).map(|(config, _)| config)
+    }
+
+    /// Parses and validates a TOML document, returning the warnings found on the way.
+    pub fn from_toml_str_with_warnings(
+        s: &str,
+    ) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
         Self::parse_toml(s, None)
     }
 
-    /// Reads, parses and validates a TOML file. Read and syntax errors name the file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    /// Reads, parses and validates a TOML file and the secret files it names. Read and syntax
+    /// errors name the file. Problems that do not stop the daemon (a secret file that group or
+    /// others can read) come back as warnings for the caller to log.
+    pub fn load(path: &Path) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
             error,
@@ -198,7 +213,10 @@ impl Config {
         Self::parse_toml(&text, Some(path))
     }
 
-    fn parse_toml(s: &str, file: Option<&Path>) -> Result<Config, ConfigError> {
+    fn parse_toml(
+        s: &str,
+        file: Option<&Path>,
+    ) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
         let raw: RawConfig = toml::from_str(s).map_err(|e| {
             let (line, column) = match e.span() {
                 Some(span) => {
@@ -214,9 +232,10 @@ impl Config {
                 message: one_line(e.message()).replace("expected i64", "expected an integer"),
             }
         })?;
-        let config = raw.into_config()?;
+        let mut warnings = Vec::new();
+        let config = raw.into_config(&mut warnings)?;
         config.validate()?;
-        Ok(config)
+        Ok((config, warnings))
     }
 
     /// Writes the configuration as TOML, every key explicit; [`Config::from_toml_str`] reads it
@@ -231,6 +250,7 @@ impl Config {
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
 /// 1-based line and column (in characters) of byte offset `pos` in `s`.
 fn line_col(s: &str, pos: usize) -> (usize, usize) {
     let pos = pos.min(s.len());
@@ -252,6 +272,10 @@ struct RawConfig {
     portal_group_tag: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     iscsi: Option<RawIscsi>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limits: Option<RawLimits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    discovery: Option<RawDiscovery>,
     #[serde(default, rename = "target")]
     targets: Vec<RawTarget>,
 }
@@ -299,8 +323,30 @@ struct RawTarget {
     alias: Option<String>,
     #[serde(default)]
     allowed_initiators: Vec<String>,
+    #[serde(default)]
+    allowed_networks: Vec<String>,
     #[serde(default, rename = "lun")]
     luns: Vec<RawLun>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chap: Option<RawChap>,
+    #[serde(default, rename = "acl", skip_serializing_if = "Vec::is_empty")]
+    acls: Vec<RawAcl>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_sessions: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_sessions_per_initiator: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_connections: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_login_connections: Option<i64>,
+    /// A SIZE string or a plain integer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection_buffer_bytes: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -320,7 +366,7 @@ struct RawLun {
 }
 
 impl RawConfig {
-    fn into_config(self) -> Result<Config, ConfigError> {
+    fn into_config(self, warnings: &mut Vec<ConfigWarning>) -> Result<Config, ConfigError> {
         let portals = match self.portals {
             None => vec![default_portal()],
             Some(list) => list
@@ -360,11 +406,16 @@ impl RawConfig {
             Some(v) => TPGT_RANGE.convert("portal_group_tag", v)?,
         };
         let iscsi = self.iscsi.unwrap_or_default().into_tuning()?;
+        let limits = self.limits.unwrap_or_default().into_limits()?;
+        let discovery_chap = match self.discovery.and_then(|d| d.chap) {
+            Some(chap) => Some(chap.into_chap("discovery.chap", warnings)?),
+            None => None,
+        };
         let targets = self
             .targets
             .into_iter()
             .enumerate()
-            .map(|(t, raw)| raw.into_target(t))
+            .map(|(t, raw)| raw.into_target(t, warnings))
             .collect::<Result<_, _>>()?;
         Ok(Config {
             portals,
@@ -372,6 +423,8 @@ impl RawConfig {
             iscsi,
             cores,
             portal_group_tag,
+            discovery_chap,
+            limits,
         })
     }
 
@@ -388,89 +441,41 @@ impl RawConfig {
             cores: Some(cores),
             portal_group_tag: Some(c.portal_group_tag.into()),
             iscsi: Some(RawIscsi::from_tuning(&c.iscsi)),
+            limits: Some(RawLimits::from_limits(&c.limits)),
+            discovery: c.discovery_chap.as_ref().map(RawDiscovery::from_chap),
             targets: c.targets.iter().map(RawTarget::from_target).collect(),
         }
     }
 }
 
-/// Sets `$dst` from an optional raw integer, converting with the field's range.
-macro_rules! set_int {
-    ($raw:expr, $dst:expr, $field:literal, $range:expr) => {
-        if let Some(v) = $raw {
-            $dst = $range.convert(concat!("iscsi.", $field), v)?;
-        }
+/// Sets each `$dst.field` from the optional raw integer `$raw.field`, converting with the
+/// field's range; an error names `section.field`.
+macro_rules! set_ints {
+    ($raw:expr, $dst:expr, $section:literal, { $($field:ident: $range:expr),* $(,)? }) => {
+        $(
+            if let Some(v) = $raw.$field {
+                $dst.$field = $range.convert(concat!($section, ".", stringify!($field)), v)?;
+            }
+        )*
     };
 }
 
 impl RawIscsi {
     fn into_tuning(self) -> Result<IscsiTuning, ConfigError> {
         let mut t = IscsiTuning::default();
-        set_int!(
-            self.max_recv_data_segment_length,
-            t.max_recv_data_segment_length,
-            "max_recv_data_segment_length",
-            SEGMENT_RANGE
-        );
-        set_int!(
-            self.max_burst_length,
-            t.max_burst_length,
-            "max_burst_length",
-            SEGMENT_RANGE
-        );
-        set_int!(
-            self.first_burst_length,
-            t.first_burst_length,
-            "first_burst_length",
-            SEGMENT_RANGE
-        );
-        set_int!(
-            self.max_outstanding_r2t,
-            t.max_outstanding_r2t,
-            "max_outstanding_r2t",
-            R2T_RANGE
-        );
-        set_int!(
-            self.queue_depth,
-            t.queue_depth,
-            "queue_depth",
-            QUEUE_DEPTH_RANGE
-        );
-        set_int!(
-            self.nop_in_interval_secs,
-            t.nop_in_interval_secs,
-            "nop_in_interval_secs",
-            NOP_INTERVAL_RANGE
-        );
-        set_int!(
-            self.nop_in_timeout_secs,
-            t.nop_in_timeout_secs,
-            "nop_in_timeout_secs",
-            AT_LEAST_ONE_SEC
-        );
-        set_int!(
-            self.default_time2wait,
-            t.default_time2wait,
-            "default_time2wait",
-            TIME2_RANGE
-        );
-        set_int!(
-            self.default_time2retain,
-            t.default_time2retain,
-            "default_time2retain",
-            TIME2_RANGE
-        );
-        set_int!(
-            self.login_timeout_secs,
-            t.login_timeout_secs,
-            "login_timeout_secs",
-            AT_LEAST_ONE_SEC
-        );
-        set_int!(
-            self.max_transfer_bytes,
-            t.max_transfer_bytes,
-            "max_transfer_bytes",
-            MAX_TRANSFER_RANGE
-        );
+        set_ints!(self, t, "iscsi", {
+            max_recv_data_segment_length: SEGMENT_RANGE,
+            max_burst_length: SEGMENT_RANGE,
+            first_burst_length: SEGMENT_RANGE,
+            max_outstanding_r2t: R2T_RANGE,
+            queue_depth: QUEUE_DEPTH_RANGE,
+            nop_in_interval_secs: NOP_INTERVAL_RANGE,
+            nop_in_timeout_secs: AT_LEAST_ONE_SEC,
+            default_time2wait: TIME2_RANGE,
+            default_time2retain: TIME2_RANGE,
+            login_timeout_secs: AT_LEAST_ONE_SEC,
+            max_transfer_bytes: MAX_TRANSFER_RANGE,
+        });
         if let Some(v) = self.initial_r2t {
             t.initial_r2t = v;
         }
@@ -511,19 +516,95 @@ impl RawIscsi {
     }
 }
 
+impl RawLimits {
+    fn into_limits(self) -> Result<Limits, ConfigError> {
+        let mut l = Limits::default();
+        set_ints!(self, l, "limits", {
+            max_sessions: SESSIONS_RANGE,
+            max_sessions_per_initiator: SESSIONS_RANGE,
+            max_connections: CONNECTIONS_RANGE,
+            max_login_connections: CONNECTIONS_RANGE,
+        });
+        if let Some(v) = self.connection_buffer_bytes {
+            l.connection_buffer_bytes = size_value("limits.connection_buffer_bytes", v)?;
+        }
+        Ok(l)
+    }
+
+    fn from_limits(l: &Limits) -> RawLimits {
+        RawLimits {
+            max_sessions: Some(l.max_sessions.into()),
+            max_sessions_per_initiator: Some(l.max_sessions_per_initiator.into()),
+            max_connections: Some(l.max_connections.into()),
+            max_login_connections: Some(l.max_login_connections.into()),
+            connection_buffer_bytes: Some(toml::Value::String(format_size(
+                l.connection_buffer_bytes,
+            ))),
+        }
+    }
+}
+
+/// A byte size written as a SIZE string (`"32MiB"`) or a plain integer.
+fn size_value(field: &str, v: toml::Value) -> Result<u64, ConfigError> {
+    match v {
+        toml::Value::String(s) => parse_size(&s).map_err(|e| ConfigError::invalid(field, e)),
+        toml::Value::Integer(n) => match u64::try_from(n) {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(ConfigError::invalid(
+                field,
+                format!("size must be greater than 0, got {n}"),
+            )),
+        },
+        other => Err(ConfigError::invalid(
+            field,
+            format!(
+                "must be a size like \"32MiB\" or an integer, got a {}",
+                other.type_str()
+            ),
+        )),
+    }
+}
+
 impl RawTarget {
-    fn into_target(self, t: usize) -> Result<TargetConfig, ConfigError> {
+    fn into_target(
+        self,
+        t: usize,
+        warnings: &mut Vec<ConfigWarning>,
+    ) -> Result<TargetConfig, ConfigError> {
         let luns = self
             .luns
             .into_iter()
             .enumerate()
             .map(|(l, raw)| raw.into_lun(&format!("target[{t}].lun[{l}]"), l))
             .collect::<Result<_, _>>()?;
+        let allowed_networks = self
+            .allowed_networks
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                parse_network(s).map_err(|e| {
+                    ConfigError::invalid(format!("target[{t}].allowed_networks[{i}]"), e)
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let chap = match self.chap {
+            Some(chap) => Some(chap.into_chap(&format!("target[{t}].chap"), warnings)?),
+            None => None,
+        };
+        let acls = self
+            .acls
+            .into_iter()
+            .enumerate()
+            .map(|(a, raw)| raw.into_acl(&format!("target[{t}].acl[{a}]")))
+            .collect::<Result<_, _>>()?;
         Ok(TargetConfig {
             name: self.name,
             alias: self.alias,
             luns,
             allowed_initiators: self.allowed_initiators,
+            allowed_networks,
+            chap,
+            acls,
         })
     }
 
@@ -532,7 +613,10 @@ impl RawTarget {
             name: t.name.clone(),
             alias: t.alias.clone(),
             allowed_initiators: t.allowed_initiators.clone(),
+            allowed_networks: t.allowed_networks.iter().map(ToString::to_string).collect(),
             luns: t.luns.iter().map(RawLun::from_lun).collect(),
+            chap: t.chap.as_ref().map(RawChap::from_chap),
+            acls: t.acls.iter().map(RawAcl::from_acl).collect(),
         }
     }
 }

@@ -4,9 +4,12 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::error::ConfigError;
+use super::format_size;
 use super::model::{
-    Backing, Config, CoreSpec, IscsiTuning, LunConfig, TargetConfig, MAX_ALIAS_LEN, MAX_CORES,
-    MAX_CORE_ID, MAX_ISCSI_NAME_LEN, MAX_LUN_ID, MAX_SERIAL_LEN,
+    Backing, ChapConfig, ChapSecret, Config, CoreSpec, IscsiTuning, Limits, LunConfig,
+    SecretSource, TargetConfig, MAX_ALIAS_LEN, MAX_CHAP_TEXT_LEN, MAX_CORES, MAX_CORE_ID,
+    MAX_ISCSI_NAME_LEN, MAX_LUN_ID, MAX_SERIAL_LEN, MIN_CHAP_SECRET_LEN,
+    MIN_CONNECTION_BUFFER_BYTES,
 };
 
 /// case), `eui.` + 16 hex digits, or `naa.` + 16 or 32 hex digits; at most 223 bytes.
@@ -125,6 +128,11 @@ pub(super) const LUN_ID_RANGE: IntRange = IntRange {
     hi: MAX_LUN_ID as i64,
 };
 pub(super) const TPGT_RANGE: IntRange = IntRange { lo: 0, hi: 65_535 };
+pub(super) const SESSIONS_RANGE: IntRange = IntRange { lo: 1, hi: 65_535 };
+pub(super) const CONNECTIONS_RANGE: IntRange = IntRange {
+    lo: 1,
+    hi: 1_000_000,
+};
 
 impl IntRange {
     fn error(self, field: &str, got: i64) -> ConfigError {
@@ -157,6 +165,10 @@ impl Config {
         self.validate_portals()?;
         validate_cores(&self.cores)?;
         self.iscsi.validate()?;
+        self.limits.validate(&self.iscsi)?;
+        if let Some(chap) = &self.discovery_chap {
+            chap.validate("discovery.chap")?;
+        }
         self.validate_targets()
     }
 
@@ -352,17 +364,24 @@ impl TargetConfig {
                 .map_err(|e| ConfigError::invalid(format!("target[{t}].alias"), e))?;
         }
         for (i, init) in self.allowed_initiators.iter().enumerate() {
-            let field = format!("target[{t}].allowed_initiators[{i}]");
-            validate_iscsi_name(init).map_err(|e| ConfigError::invalid(&field, e))?;
-            if let Some(j) = self.allowed_initiators[..i]
-                .iter()
-                .position(|o| o.eq_ignore_ascii_case(init))
-            {
-                return Err(ConfigError::invalid(
-                    field,
-                    format!("duplicate of allowed_initiators[{j}] ({init:?})"),
-                ));
-            }
+            validate_iscsi_name(init).map_err(|e| {
+                ConfigError::invalid(format!("target[{t}].allowed_initiators[{i}]"), e)
+            })?;
+        }
+        if let Some((i, j)) =
+            first_duplicate(&self.allowed_initiators, |a, b| a.eq_ignore_ascii_case(b))
+        {
+            return Err(ConfigError::invalid(
+                format!("target[{t}].allowed_initiators[{i}]"),
+                format!(
+                    "duplicate of allowed_initiators[{j}] ({:?})",
+                    self.allowed_initiators[i]
+                ),
+            ));
+        }
+        self.validate_networks(t)?;
+        if let Some(chap) = &self.chap {
+            chap.validate(&format!("target[{t}].chap"))?;
         }
         if self.luns.is_empty() {
             return Err(ConfigError::invalid(
@@ -382,24 +401,246 @@ impl TargetConfig {
                 ));
             }
         }
+        self.validate_acls(t)
+    }
+
+    fn validate_networks(&self, t: usize) -> Result<(), ConfigError> {
+        let field = |i: usize| format!("target[{t}].allowed_networks[{i}]");
+        for (i, net) in self.allowed_networks.iter().enumerate() {
+            // A set host bit is most likely a host address typed where its network was meant.
+            if net.trunc() != *net {
+                return Err(ConfigError::invalid(
+                    field(i),
+                    format!(
+                        "{net} has host bits set; write the network {} (or {}/{} for one host)",
+                        net.trunc(),
+                        net.addr(),
+                        net.max_prefix_len()
+                    ),
+                ));
+            }
+        }
+        if let Some((i, j)) = first_duplicate(&self.allowed_networks, PartialEq::eq) {
+            return Err(ConfigError::invalid(
+                field(i),
+                format!(
+                    "duplicate of allowed_networks[{j}] ({})",
+                    self.allowed_networks[i]
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_acls(&self, t: usize) -> Result<(), ConfigError> {
+        for (a, acl) in self.acls.iter().enumerate() {
+            let prefix = format!("target[{t}].acl[{a}]");
+            validate_iscsi_name(&acl.initiator)
+                .map_err(|e| ConfigError::invalid(format!("{prefix}.initiator"), e))?;
+            for (i, id) in acl.luns.iter().enumerate() {
+                if !self.luns.iter().any(|l| l.id == *id) {
+                    return Err(ConfigError::invalid(
+                        format!("{prefix}.luns[{i}]"),
+                        format!("LUN {id} is not defined in target[{t}]"),
+                    ));
+                }
+            }
+            if let Some((i, j)) = first_duplicate(&acl.luns, PartialEq::eq) {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.luns[{i}]"),
+                    format!("duplicate of luns[{j}] ({})", acl.luns[i]),
+                ));
+            }
+        }
+        if let Some((a, b)) = first_duplicate(&self.acls, |x, y| {
+            x.initiator.eq_ignore_ascii_case(&y.initiator)
+        }) {
+            return Err(ConfigError::invalid(
+                format!("target[{t}].acl[{a}].initiator"),
+                format!(
+                    "duplicate of acl[{b}].initiator ({:?})",
+                    self.acls[a].initiator
+                ),
+            ));
+        }
         Ok(())
     }
 }
 
+/// Indices `(later, earlier)` of the first item that repeats an earlier one.
+fn first_duplicate<T>(items: &[T], same: impl Fn(&T, &T) -> bool) -> Option<(usize, usize)> {
+    items.iter().enumerate().find_map(|(i, item)| {
+        let j = items[..i].iter().position(|earlier| same(earlier, item))?;
+        Some((i, j))
+    })
+}
+
 fn validate_alias(alias: &str) -> Result<(), String> {
-    if alias.is_empty() {
-        return Err("must not be empty (omit the key for no alias)".into());
+    validate_text(
+        alias,
+        MAX_ALIAS_LEN,
+        "must not be empty (omit the key for no alias)",
+    )
+}
+
+/// A text value (RFC 7143 §6.1: UTF-8, here without control characters) of 1..=`limit` bytes;
+/// `empty` is the problem reported for an empty value.
+fn validate_text(value: &str, limit: usize, empty: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(empty.into());
     }
-    if alias.len() > MAX_ALIAS_LEN {
+    if value.len() > limit {
         return Err(format!(
-            "is {} bytes long, the limit is {MAX_ALIAS_LEN}",
-            alias.len()
+            "is {} bytes long, the limit is {limit}",
+            value.len()
         ));
     }
-    if alias.chars().any(char::is_control) {
+    if value.chars().any(char::is_control) {
         return Err("must not contain control characters".into());
     }
     Ok(())
+}
+
+impl ChapConfig {
+    /// Checks this CHAP table; `prefix` is its field path, e.g. `target[0].chap`. No error
+    /// message contains a secret, only its length and, for a file, the path.
+    pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        validate_text(&self.user, MAX_CHAP_TEXT_LEN, "must not be empty")
+            .map_err(|e| ConfigError::invalid(format!("{prefix}.user"), e))?;
+        validate_secret(prefix, "secret", &self.secret)?;
+        if let Some(mutual) = &self.mutual {
+            validate_text(&mutual.user, MAX_CHAP_TEXT_LEN, "must not be empty")
+                .map_err(|e| ConfigError::invalid(format!("{prefix}.mutual_user"), e))?;
+            validate_secret(prefix, "mutual_secret", &mutual.secret)?;
+            // With one secret both ways, an initiator can make the target answer its own
+            // challenge and replay that answer (a reflection attack).
+            if mutual.secret.value == self.secret.value {
+                return Err(ConfigError::invalid(
+                    secret_field(prefix, "mutual_secret", &mutual.secret),
+                    "must differ from the initiator's secret (the same secret both ways allows a reflection attack)",
+                ));
+            }
+        }
+        if self.algorithms.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.algorithms"),
+                "must list at least one of \"sha3-256\", \"sha-256\", \"sha1\", \"md5\"",
+            ));
+        }
+        if let Some((i, j)) = first_duplicate(&self.algorithms, PartialEq::eq) {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.algorithms[{i}]"),
+                format!(
+                    "duplicate of algorithms[{j}] ({:?})",
+                    self.algorithms[i].as_str()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The key a secret was given with: `key` inline, `key_file` from a file.
+fn secret_field(prefix: &str, key: &str, secret: &ChapSecret) -> String {
+    match secret.source {
+        SecretSource::Inline => format!("{prefix}.{key}"),
+        SecretSource::File(_) => format!("{prefix}.{key}_file"),
+    }
+}
+
+fn validate_secret(prefix: &str, key: &str, secret: &ChapSecret) -> Result<(), ConfigError> {
+    let len = secret.value.len();
+    if (MIN_CHAP_SECRET_LEN..=MAX_CHAP_TEXT_LEN).contains(&len) {
+        return Ok(());
+    }
+    let what = match &secret.source {
+        SecretSource::Inline => "is".to_string(),
+        SecretSource::File(path) => format!("in {} is", path.display()),
+    };
+    // RFC 7143 §12.1.3: CHAP secrets must be at least 96 bits.
+    Err(ConfigError::invalid(
+        secret_field(prefix, key, secret),
+        format!(
+            "the secret {what} {len} bytes long; CHAP secrets must be {MIN_CHAP_SECRET_LEN}..={MAX_CHAP_TEXT_LEN} bytes (RFC 7143 §12.1.3 asks for at least 96 bits)"
+        ),
+    ))
+}
+
+impl Limits {
+    /// Checks every range, the ceilings that bound other ceilings, and that one burst of
+    /// `iscsi.max_burst_length` fits the connection buffer.
+    pub fn validate(&self, iscsi: &IscsiTuning) -> Result<(), ConfigError> {
+        let checks: [(&str, i64, IntRange); 4] = [
+            (
+                "limits.max_sessions",
+                self.max_sessions.into(),
+                SESSIONS_RANGE,
+            ),
+            (
+                "limits.max_sessions_per_initiator",
+                self.max_sessions_per_initiator.into(),
+                SESSIONS_RANGE,
+            ),
+            (
+                "limits.max_connections",
+                self.max_connections.into(),
+                CONNECTIONS_RANGE,
+            ),
+            (
+                "limits.max_login_connections",
+                self.max_login_connections.into(),
+                CONNECTIONS_RANGE,
+            ),
+        ];
+        for (field, value, range) in checks {
+            range.check(field, value)?;
+        }
+        let bounded = [
+            (
+                "limits.max_sessions_per_initiator",
+                self.max_sessions_per_initiator,
+                "max_sessions",
+                self.max_sessions,
+            ),
+            (
+                "limits.max_login_connections",
+                self.max_login_connections,
+                "max_connections",
+                self.max_connections,
+            ),
+        ];
+        for (field, value, bound_name, bound) in bounded {
+            if value > bound {
+                return Err(ConfigError::invalid(
+                    field,
+                    format!("must not exceed {bound_name} ({bound}), got {value}"),
+                ));
+            }
+        }
+        let buffer = self.connection_buffer_bytes;
+        let field = "limits.connection_buffer_bytes";
+        if buffer < MIN_CONNECTION_BUFFER_BYTES {
+            return Err(ConfigError::invalid(
+                field,
+                format!(
+                    "must be at least {}, got {}",
+                    format_size(MIN_CONNECTION_BUFFER_BYTES),
+                    format_size(buffer)
+                ),
+            ));
+        }
+        if buffer < u64::from(iscsi.max_burst_length) {
+            return Err(ConfigError::invalid(
+                field,
+                format!(
+                    "must be at least iscsi.max_burst_length ({}) so that one burst fits, got {}",
+                    iscsi.max_burst_length,
+                    format_size(buffer)
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl LunConfig {

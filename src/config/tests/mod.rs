@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use super::*;
 
+mod access;
+mod limits;
+
 const FULL: &str = r#"
 portals = ["127.0.0.1:3260", "[::1]:3261", "10.1.2.3"]
 cores = "0-1"
@@ -70,6 +73,38 @@ fn toml_err(s: &str) -> String {
 
 fn assert_one_line(msg: &str) {
     assert!(!msg.contains('\n'), "error is not one line: {msg:?}");
+}
+
+/// Breaks one rule of a valid configuration.
+type Breaker = fn(&mut Config);
+
+/// Applies each breaker to a copy of `ok` and checks that validation then fails with a one-line
+/// error starting with the wanted text. Returns the errors for further checks.
+fn assert_rules(ok: &Config, cases: Vec<(Breaker, &str)>) -> Vec<String> {
+    ok.validate().unwrap();
+    let mut errors = Vec::new();
+    for (i, (breaker, want)) in cases.into_iter().enumerate() {
+        let mut c = ok.clone();
+        breaker(&mut c);
+        let e = err_of(&c);
+        assert_one_line(&e);
+        assert!(e.starts_with(want), "case {i}: want {want:?}, got {e:?}");
+        errors.push(e);
+    }
+    errors
+}
+
+/// Checks that the document `doc` makes of each case fails to load with a one-line error
+/// starting with the wanted text. Returns the errors for further checks.
+fn assert_toml_errors(cases: &[(&str, &str)], doc: impl Fn(&str) -> String) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (case, want) in cases {
+        let e = toml_err(&doc(case));
+        assert_one_line(&e);
+        assert!(e.starts_with(want), "{case:?}: want {want:?}, got {e:?}");
+        errors.push(e);
+    }
+    errors
 }
 
 #[test]
@@ -156,14 +191,18 @@ fn round_trip_keeps_awkward_paths_and_single_core_lists() {
     assert_eq!(Config::from_toml_str(&text).unwrap(), c, "{text}");
 }
 
-#[test]
-fn reference_example_in_module_doc_is_valid() {
-    let src = include_str!("mod.rs");
-    let doc: Vec<&str> = src
+/// The text of the module doc comment of `config/mod.rs`, one entry per line.
+fn module_doc() -> Vec<&'static str> {
+    include_str!("../mod.rs")
         .lines()
         .take_while(|l| l.starts_with("//!"))
         .map(|l| l.strip_prefix("//! ").unwrap_or("").trim_end_matches("//!"))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn reference_example_in_module_doc_is_valid() {
+    let doc = module_doc();
     let start = doc.iter().position(|l| *l == "```toml").unwrap() + 1;
     let len = doc[start..].iter().position(|l| *l == "```").unwrap();
     let example = doc[start..start + len].join("\n");
@@ -283,7 +322,7 @@ fn load_names_the_file() {
 
     let good = dir.path().join("good.toml");
     std::fs::write(&good, FULL).unwrap();
-    assert_eq!(Config::load(&good).unwrap(), base());
+    assert_eq!(Config::load(&good).unwrap(), (base(), Vec::new()));
 }
 
 #[test]
@@ -352,7 +391,6 @@ fn out_of_type_integers_name_the_field() {
 
 #[test]
 fn every_rule_names_its_field() {
-    type Breaker = fn(&mut Config);
     let cases: Vec<(Breaker, &str)> = vec![
         (|c| c.portals.clear(), "portals: at least one"),
         (|c| c.portals[1] = c.portals[0], "portals[1]: 127.0.0.1:3260 is listed twice"),
@@ -417,15 +455,7 @@ fn every_rule_names_its_field() {
         ),
         (|c| c.targets[1].luns[0].backing = Backing::Path("/dev/nvme0n1".into()), "target[1].lun[0].path: /dev/nvme0n1 is already used by target[0].lun[0]"),
     ];
-    let ok = base();
-    ok.validate().unwrap();
-    for (i, (breaker, want)) in cases.into_iter().enumerate() {
-        let mut c = ok.clone();
-        breaker(&mut c);
-        let e = err_of(&c);
-        assert_one_line(&e);
-        assert!(e.starts_with(want), "case {i}: want {want:?}, got {e:?}");
-    }
+    assert_rules(&base(), cases);
 }
 
 #[test]
