@@ -30,10 +30,29 @@
 //! login_timeout_secs = 15
 //! max_transfer_bytes = 8388608
 //!
+//! [limits]
+//! max_sessions = 1024
+//! max_sessions_per_initiator = 64
+//! max_connections = 4096
+//! max_login_connections = 256
+//! connection_buffer_bytes = "32MiB"
+//!
+//! [discovery.chap]
+//! user = "scanner"
+//! secret = "discovery-secret"     # or secret_file = "/etc/ringtgt/discovery.secret"
+//!
 //! [[target]]
 //! name = "iqn.2026-11.io.ringtgt:disk1"
 //! alias = "disk one"
 //! allowed_initiators = ["iqn.1993-08.org.debian:01:abcdef"]
+//! allowed_networks = ["10.0.0.0/24", "fd00::/64"]
+//!
+//! [target.chap]
+//! user = "alice"
+//! secret = "at-least-12-chars"    # or secret_file = "/etc/ringtgt/alice.secret"
+//! mutual_user = "disk1"
+//! mutual_secret = "another-12-chars"
+//! algorithms = ["sha3-256", "sha-256", "sha1", "md5"]
 //!
 //! [[target.lun]]
 //! id = 0
@@ -45,6 +64,10 @@
 //!
 //! [[target.lun]]
 //! path = "ram:512MiB"
+//!
+//! [[target.acl]]
+//! initiator = "iqn.1993-08.org.debian:01:abcdef"
+//! luns = [0]
 //! ```
 //!
 //! ## Top level
@@ -75,6 +98,16 @@
 //! | `login_timeout_secs` | `15` | ≥ 1 | Seconds a connection may spend in the login phase. |
 //! | `max_transfer_bytes` | `8388608` (8 MiB) | ≥ 65536, multiple of 4096 | Largest single SCSI transfer (reported in the Block Limits VPD page). |
 //!
+//! ## `[limits]` — resource ceilings
+//!
+//! | key | default | allowed | meaning |
+//! |---|---|---|---|
+//! | `max_sessions` | `1024` | 1..=65535 | Sessions at once, normal and discovery together. |
+//! | `max_sessions_per_initiator` | `64` | 1..=65535, ≤ `max_sessions` | Sessions at once of one initiator name. |
+//! | `max_connections` | `4096` | 1..=1000000 | TCP connections at once, in any phase. |
+//! | `max_login_connections` | `256` | 1..=`max_connections` | Connections still in the login phase at once. |
+//! | `connection_buffer_bytes` | `"32MiB"` | SIZE or integer, ≥ 1 MiB and ≥ `iscsi.max_burst_length` | Per-connection budget of buffered data: read data waiting to be sent and write data not yet on disk. Must hold one whole burst. |
+//!
 //! ## `[[target]]` — one table per target (at least one)
 //!
 //! | key | default | meaning and allowed values |
@@ -82,6 +115,7 @@
 //! | `name` | *required* | iSCSI name (RFC 7143 §4.2.7): `iqn.YYYY-MM.reverse.domain[:anything]` in lower case, `eui.` + 16 hex digits, or `naa.` + 16 or 32 hex digits; at most 223 bytes. Unique (ignoring case). |
 //! | `alias` | none | TargetAlias shown to initiators; 1..=255 bytes, no control characters. |
 //! | `allowed_initiators` | `[]` | Initiator names allowed to log in; empty = any initiator. Each a valid iSCSI name, no duplicates. |
+//! | `allowed_networks` | `[]` | Source networks allowed to log in, in CIDR notation (`"10.0.0.0/24"`, `"fd00::/64"`, `"10.0.0.5/32"` for one host); empty = any address. Host bits must be clear (`"10.0.0.5/24"` is an error), no duplicates. |
 //!
 //! ## `[[target.lun]]` — one table per logical unit (at least one per target)
 //!
@@ -98,11 +132,39 @@
 //! and `KiB`, `MiB`, `GiB`, `TiB` = powers of 1024; `KB`, `MB`, `GB`, `TB` = powers of 1000
 //! (units are case-insensitive). Examples: `4096`, `512MiB`, `10G` (= 10 GiB), `1TB`.
 //!
+//! ## `[target.chap]`, `[discovery.chap]` — CHAP authentication (RFC 7143 §12.1.3)
+//!
+//! Present = initiators must pass CHAP to log in to this target (`[target.chap]`, inside its
+//! `[[target]]`) or to open a discovery session (`[discovery.chap]`); absent = no authentication.
+//! Both tables take the same keys.
+//!
+//! | key | default | meaning and allowed values |
+//! |---|---|---|
+//! | `user` | *required* | Name the initiator logs in with (CHAP_N): 1..=255 bytes, no control characters. |
+//! | `secret` | — | The initiator's secret: 12..=255 bytes (at least the 96 bits RFC 7143 requires). Exactly one of `secret` and `secret_file`. |
+//! | `secret_file` | — | File holding the secret, read at start-up: one trailing newline (`\n` or `\r\n`) is dropped and the rest must be 12..=255 bytes. A relative path is relative to the daemon's working directory. A file that group or others can access is logged as a warning (`chmod 600` it). |
+//! | `mutual_user` | none | Mutual CHAP: the name the target proves itself with when the initiator asks for it. Same rules as `user`. |
+//! | `mutual_secret`, `mutual_secret_file` | — | The target's secret, given like `secret`/`secret_file`: exactly one of the two when `mutual_user` is set, neither otherwise. Must differ from the initiator's secret (one secret both ways allows a reflection attack). |
+//! | `algorithms` | `["sha3-256", "sha-256", "sha1", "md5"]` | Digest algorithms offered (CHAP_A), most preferred first: a non-empty list of these four names, no duplicates. |
+//!
+//! Secrets never appear in error messages, `Debug` output or logs. On the command line they are
+//! only taken from files (`--chap-secret-file` and the like).
+//!
+//! ## `[[target.acl]]` — per-initiator LUN masking (any number per target)
+//!
+//! | key | default | meaning and allowed values |
+//! |---|---|---|
+//! | `initiator` | *required* | iSCSI name of the initiator; unique within the target (ignoring case). |
+//! | `luns` | *required* | LUN ids this initiator sees; each must be a LUN of this target, no duplicates. `[]` = it sees none. |
+//!
+//! An initiator without an `acl` entry sees every LUN of the target.
+//!
 //! ## Errors
 //!
 //! Every error is one line. A TOML syntax or type error names the file, line and column
 //! (`/etc/ringtgt.toml:12:5: unknown field ...`); a rule violation names the field path
-//! (`target[0].lun[1].block_size: must be 512 or 4096, got 1000`).
+//! (`target[0].lun[1].block_size: must be 512 or 4096, got 1000`). Problems that do not stop the
+//! daemon (a secret file that group or others can access) are logged as warnings at start-up.
 
 mod error;
 mod model;

@@ -212,7 +212,37 @@ fn reference_example_in_module_doc_is_valid() {
         IscsiTuning::default(),
         "doc example lists the defaults"
     );
+    assert_eq!(
+        c.limits,
+        Limits::default(),
+        "doc example lists the defaults"
+    );
+    let chap = c.targets[0].chap.as_ref().unwrap();
+    assert_eq!(chap.algorithms, ChapConfig::DEFAULT_ALGORITHMS);
     assert_eq!(c.targets[0].luns[1].id, 1);
+}
+
+/// The README's "Configuration reference" is the module doc's reference with each heading one
+/// level deeper, so that the two cannot drift apart.
+#[test]
+fn readme_reference_matches_module_doc() {
+    let doc = module_doc();
+    let start = doc
+        .iter()
+        .position(|l| *l == "# Configuration file reference")
+        .unwrap();
+    let reference: Vec<String> = doc[start + 2..]
+        .iter()
+        .map(|l| match l.strip_prefix("## ") {
+            Some(h) => format!("### {h}"),
+            None => l.to_string(),
+        })
+        .collect();
+    let readme = include_str!("../../../README.md");
+    assert!(
+        readme.contains(&reference.join("\n")),
+        "README.md's Configuration reference differs from the doc comment of src/config/mod.rs"
+    );
 }
 
 #[test]
