@@ -558,7 +558,7 @@ fn size_value(field: &str, v: toml::Value) -> Result<u64, ConfigError> {
         other => Err(ConfigError::invalid(
             field,
             format!(
-                "must be a size like \"32MiB\" or an integer, got a {}",
+                "must be a size like \"32MiB\" or an integer (found {})",
                 other.type_str()
             ),
         )),

@@ -215,7 +215,7 @@ fn load_secret(
         (Some(RawSecret(toml::Value::String(s))), None) => Ok(ChapSecret::inline(s)),
         (Some(RawSecret(other)), None) => Err(ConfigError::invalid(
             format!("{prefix}.{key}"),
-            format!("must be a string, got a {}", other.type_str()),
+            format!("must be a string (found {})", other.type_str()),
         )),
         (None, Some(path)) => {
             let field = format!("{prefix}.{key}_file");

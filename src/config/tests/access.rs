@@ -222,7 +222,7 @@ fn chap_table_shape_errors_name_the_field() {
         ),
         (
             "user = \"alice\"\nsecret = 123456789012345",
-            "target[0].chap.secret: must be a string, got a integer",
+            "target[0].chap.secret: must be a string (found integer)",
         ),
         (
             "user = \"alice\"\nsecret = \"initiator-secret-1\"\nalgorithms = [\"sha-256\", \"sha256\"]",
@@ -439,4 +439,19 @@ fn loose_secret_file_mode_is_a_warning_not_an_error() {
     let text = std::fs::read_to_string(&config).unwrap();
     let (_, warnings) = Config::from_toml_str_with_warnings(&text).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
+}
+
+#[test]
+fn toml_syntax_errors_on_a_secret_line_do_not_echo_it() {
+    for chap in [
+        "user = \"alice\"\nsecret = \"initiator-secret-1",
+        "user = \"alice\"\nsecret = \"initiator-secret-1\" junk",
+        "user = \"alice\"\nsecret = \"initiator-secret-1\\q\"",
+        "user = \"alice\"\nsecret = initiator-secret-1",
+        "user = \"alice\"\nsecret = [\"initiator-secret-1\"]",
+    ] {
+        let e = toml_err(&with_chap(chap));
+        assert_one_line(&e);
+        assert_no_secret(&e);
+    }
 }

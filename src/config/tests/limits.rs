@@ -71,7 +71,7 @@ fn limit_values_out_of_range_name_the_field() {
         ("connection_buffer_bytes = \"12Q\"", "limits.connection_buffer_bytes: unknown size unit \"Q\""),
         ("connection_buffer_bytes = 0", "limits.connection_buffer_bytes: size must be greater than 0, got 0"),
         ("connection_buffer_bytes = -5", "limits.connection_buffer_bytes: size must be greater than 0, got -5"),
-        ("connection_buffer_bytes = true", "limits.connection_buffer_bytes: must be a size like \"32MiB\" or an integer, got a boolean"),
+        ("connection_buffer_bytes = true", "limits.connection_buffer_bytes: must be a size like \"32MiB\" or an integer (found boolean)"),
         ("connection_buffer_bytes = \"512KiB\"", "limits.connection_buffer_bytes: must be at least 1MiB, got 512KiB"),
         ("connection_buffer_bytes = \"1MiB\"", "limits.connection_buffer_bytes: must be at least iscsi.max_burst_length (2097152) so that one burst fits, got 1MiB"),
         ("max_sessions = 8\nmax_sessions_per_initiator = 9", "limits.max_sessions_per_initiator: must not exceed max_sessions (8), got 9"),
