@@ -1,18 +1,25 @@
 //! Command line (clap derive) and the translation of `ringtgt serve` flags into a [`Config`].
 //!
-//! Single-value checks (addresses, core lists, iSCSI names, number ranges, digest policies) are
-//! done by clap while parsing, so a bad value is reported as clap's usage error. Everything that
-//! depends on several flags, and the `--lun` specs, is checked by [`ServeArgs::to_config`], whose
-//! errors name the flag (`--lun "foo:12": unknown store kind "foo"`).
+//! Single-value checks (addresses, networks, core lists, iSCSI names, number ranges, sizes,
+//! digest policies) are done by clap while parsing, so a bad value is reported as clap's usage
+//! error. Everything that depends on several flags, the `--lun` specs and the secret files is
+//! checked by [`ServeArgs::to_config`], whose errors name the flag
+//! (`--lun "foo:12": unknown store kind "foo"`).
+//!
+//! CHAP secrets are only taken from files: a secret on the command line would be visible to
+//! every user through the process list and shell history.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
 
 use crate::config::{
-    default_portal, parse_backing, parse_cores, parse_portal, validate_iscsi_name, Config,
-    ConfigError, CoreSpec, DigestPolicy, IscsiTuning, LunConfig, TargetConfig, MAX_LUN_ID,
+    default_portal, format_size, parse_backing, parse_cores, parse_network, parse_portal,
+    parse_size, read_secret_file, validate_iscsi_name, ChapConfig, ChapSecret, Config, ConfigError,
+    ConfigWarning, CoreSpec, DigestPolicy, IscsiTuning, Limits, LunConfig, MutualChap,
+    TargetConfig, MAX_LUN_ID,
 };
 
 /// ringtgt: a thread-per-core io_uring iSCSI target.
@@ -53,9 +60,13 @@ Default 127.0.0.1:3260. Given with --config, replaces the file's portals.";
 pub struct ServeArgs {
     /// Read portals, targets, LUNs and tuning from this TOML file.
     ///
-    /// --portal, --cores, --header-digest, --data-digest, --queue-depth, --nop-interval and
-    /// --nop-timeout override the file; the target and LUN flags (--target, --lun, --alias,
-    /// --block-size, --read-only, --allow-initiator) cannot be combined with it.
+    /// --portal, --cores, the tuning flags (--header-digest, --data-digest, --queue-depth,
+    /// --nop-interval, --nop-timeout), the limit flags (--max-sessions,
+    /// --max-sessions-per-initiator, --max-connections, --max-login-connections,
+    /// --connection-buffer) and --discovery-chap-user/--discovery-chap-secret-file override the
+    /// file; the target and LUN flags (--target, --lun, --alias, --block-size, --read-only,
+    /// --allow-initiator, --allow-network, --chap-user, --chap-secret-file, --mutual-chap-user,
+    /// --mutual-chap-secret-file) cannot be combined with it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -93,6 +104,42 @@ pub struct ServeArgs {
     #[arg(long = "allow-initiator", value_name = "IQN", value_parser = parse_iscsi_name)]
     pub allowed_initiators: Vec<String>,
 
+    /// Only accept logins from this source network (CIDR, e.g. 10.0.0.0/24 or fd00::/64); repeat
+    /// for more. Default: any address.
+    #[arg(long = "allow-network", value_name = "CIDR", value_parser = parse_network)]
+    pub allowed_networks: Vec<IpNet>,
+
+    /// Require initiators to log in to the --target with CHAP as this user; needs
+    /// --chap-secret-file.
+    #[arg(long, value_name = "USER")]
+    pub chap_user: Option<String>,
+
+    /// File holding the CHAP secret of --chap-user: 12..=255 bytes, one trailing newline ignored.
+    ///
+    /// Secrets are only read from files, never taken on the command line. A file that group or
+    /// others can access is logged as a warning.
+    #[arg(long, value_name = "FILE")]
+    pub chap_secret_file: Option<PathBuf>,
+
+    /// Mutual CHAP: the --target proves itself to initiators as this user; needs --chap-user and
+    /// --mutual-chap-secret-file.
+    #[arg(long, value_name = "USER")]
+    pub mutual_chap_user: Option<String>,
+
+    /// File holding the target's secret for --mutual-chap-user (must differ from the
+    /// --chap-secret-file secret).
+    #[arg(long, value_name = "FILE")]
+    pub mutual_chap_secret_file: Option<PathBuf>,
+
+    /// Require discovery sessions to log in with CHAP as this user; needs
+    /// --discovery-chap-secret-file.
+    #[arg(long, value_name = "USER")]
+    pub discovery_chap_user: Option<String>,
+
+    /// File holding the CHAP secret of --discovery-chap-user.
+    #[arg(long, value_name = "FILE")]
+    pub discovery_chap_secret_file: Option<PathBuf>,
+
     /// Cores to run on: a count (4) or a list of CPU ids to pin to (0-3,8; 5-5 for CPU 5 alone).
     ///
     /// Default: every core available to the process.
@@ -118,6 +165,29 @@ pub struct ServeArgs {
     /// Drop a connection whose NOP-In ping is not answered within this many seconds (default 15).
     #[arg(long = "nop-timeout", value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..))]
     pub nop_timeout: Option<u32>,
+
+    /// Most sessions at once, normal and discovery together, 1..=65535 (default 1024).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub max_sessions: Option<u32>,
+
+    /// Most sessions at once of one initiator, 1..=65535 and at most --max-sessions (default 64).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub max_sessions_per_initiator: Option<u32>,
+
+    /// Most TCP connections at once, in any phase, 1..=1000000 (default 4096).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: Option<u32>,
+
+    /// Most connections in the login phase at once, 1..=--max-connections (default 256).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_login_connections: Option<u32>,
+
+    /// Per-connection budget of buffered data, e.g. 32MiB (the default).
+    ///
+    /// Counts read data waiting to be sent and write data not yet on disk. At least 1MiB and at
+    /// least the MaxBurstLength (iscsi.max_burst_length), so that one burst always fits.
+    #[arg(long = "connection-buffer", value_name = "SIZE", value_parser = parse_size)]
+    pub connection_buffer: Option<u64>,
 
     /// Export a demo target iqn.2026-11.io.ringtgt:demo with one LUN backed by an image file.
     ///
@@ -154,8 +224,11 @@ pub fn default_demo_image() -> PathBuf {
 }
 
 impl ServeArgs {
-    /// Builds and validates the configuration these flags describe.
-    pub fn to_config(&self) -> Result<Config, ConfigError> {
+    /// Builds and validates the configuration these flags describe, reading the config file and
+    /// the secret files they name. Also returns the warnings found on the way (e.g. a secret file
+    /// that group or others can read) for the caller to log.
+    pub fn to_config(&self) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+        let mut warnings = Vec::new();
         if self.demo_image.is_some() && !self.demo {
             return Err(ConfigError::Flag {
                 flag: "--demo-image".into(),
@@ -170,16 +243,18 @@ impl ServeArgs {
                 });
             }
             self.reject_target_flags("--config")?;
-            Config::load(path)?
+            let (config, file_warnings) = Config::load(path)?;
+            warnings.extend(file_warnings);
+            config
         } else if self.demo {
             self.reject_target_flags("--demo")?;
             Config::demo(self.demo_image.clone().unwrap_or_else(default_demo_image))
         } else {
-            self.config_from_flags()?
+            self.config_from_flags(&mut warnings)?
         };
-        self.apply_overrides(&mut config);
+        self.apply_overrides(&mut config, &mut warnings)?;
         config.validate().map_err(|e| self.blame_flag(e))?;
-        Ok(config)
+        Ok((config, warnings))
     }
 
     /// Names of the given flags that describe the target and its LUNs.
@@ -191,6 +266,14 @@ impl ServeArgs {
             ("--block-size", self.block_size.is_some()),
             ("--read-only", self.read_only),
             ("--allow-initiator", !self.allowed_initiators.is_empty()),
+            ("--allow-network", !self.allowed_networks.is_empty()),
+            ("--chap-user", self.chap_user.is_some()),
+            ("--chap-secret-file", self.chap_secret_file.is_some()),
+            ("--mutual-chap-user", self.mutual_chap_user.is_some()),
+            (
+                "--mutual-chap-secret-file",
+                self.mutual_chap_secret_file.is_some(),
+            ),
         ];
         given
             .into_iter()
@@ -205,7 +288,7 @@ impl ServeArgs {
         }
     }
 
-    fn config_from_flags(&self) -> Result<Config, ConfigError> {
+    fn config_from_flags(&self, warnings: &mut Vec<ConfigWarning>) -> Result<Config, ConfigError> {
         let Some(name) = &self.target else {
             let problem = if self.luns.is_empty() {
                 "required: give --target and --lun, or --config FILE, or --demo"
@@ -245,18 +328,56 @@ impl ServeArgs {
         Ok(Config {
             portals: vec![default_portal()],
             targets: vec![TargetConfig {
-                name: name.clone(),
                 alias: self.alias.clone(),
-                luns,
                 allowed_initiators: self.allowed_initiators.clone(),
+                allowed_networks: self.allowed_networks.clone(),
+                chap: self.target_chap(warnings)?,
+                ..TargetConfig::new(name.clone(), luns)
             }],
             iscsi: IscsiTuning::default(),
             cores: CoreSpec::default(),
             portal_group_tag: 1,
+            discovery_chap: None,
+            limits: Limits::default(),
         })
     }
 
-    fn apply_overrides(&self, config: &mut Config) {
+    /// CHAP of the --target from --chap-user and --mutual-chap-user and their secret files.
+    fn target_chap(
+        &self,
+        warnings: &mut Vec<ConfigWarning>,
+    ) -> Result<Option<ChapConfig>, ConfigError> {
+        let mutual = credential(
+            ("--mutual-chap-user", self.mutual_chap_user.as_ref()),
+            (
+                "--mutual-chap-secret-file",
+                self.mutual_chap_secret_file.as_ref(),
+            ),
+            warnings,
+        )?;
+        let chap = credential(
+            ("--chap-user", self.chap_user.as_ref()),
+            ("--chap-secret-file", self.chap_secret_file.as_ref()),
+            warnings,
+        )?;
+        match (chap, mutual) {
+            (None, Some(_)) => Err(ConfigError::Flag {
+                flag: "--mutual-chap-user".into(),
+                problem: "requires --chap-user".into(),
+            }),
+            (None, None) => Ok(None),
+            (Some((user, secret)), mutual) => Ok(Some(ChapConfig {
+                mutual: mutual.map(|(user, secret)| MutualChap { user, secret }),
+                ..ChapConfig::new(user, secret)
+            })),
+        }
+    }
+
+    fn apply_overrides(
+        &self,
+        config: &mut Config,
+        warnings: &mut Vec<ConfigWarning>,
+    ) -> Result<(), ConfigError> {
         if !self.portals.is_empty() {
             config.portals = self.portals.clone();
         }
@@ -279,6 +400,34 @@ impl ServeArgs {
         if let Some(n) = self.nop_timeout {
             t.nop_in_timeout_secs = n;
         }
+        let l = &mut config.limits;
+        if let Some(n) = self.max_sessions {
+            l.max_sessions = n;
+        }
+        if let Some(n) = self.max_sessions_per_initiator {
+            l.max_sessions_per_initiator = n;
+        }
+        if let Some(n) = self.max_connections {
+            l.max_connections = n;
+        }
+        if let Some(n) = self.max_login_connections {
+            l.max_login_connections = n;
+        }
+        if let Some(n) = self.connection_buffer {
+            l.connection_buffer_bytes = n;
+        }
+        let discovery = credential(
+            ("--discovery-chap-user", self.discovery_chap_user.as_ref()),
+            (
+                "--discovery-chap-secret-file",
+                self.discovery_chap_secret_file.as_ref(),
+            ),
+            warnings,
+        )?;
+        if let Some((user, secret)) = discovery {
+            config.discovery_chap = Some(ChapConfig::new(user, secret));
+        }
+        Ok(())
     }
 
     /// Re-labels a validation error with the flag that supplied the offending value, when a
@@ -303,6 +452,49 @@ impl ServeArgs {
         if field == "cores" {
             return self.cores.as_ref().map(|c| format!("--cores {c}"));
         }
+        // Flags that override a config file too. A secret file flag is named without its
+        // value: the problem already names the path.
+        let overriding = [
+            (
+                "limits.max_sessions",
+                self.max_sessions.map(|n| format!("--max-sessions {n}")),
+            ),
+            (
+                "limits.max_sessions_per_initiator",
+                self.max_sessions_per_initiator
+                    .map(|n| format!("--max-sessions-per-initiator {n}")),
+            ),
+            (
+                "limits.max_connections",
+                self.max_connections
+                    .map(|n| format!("--max-connections {n}")),
+            ),
+            (
+                "limits.max_login_connections",
+                self.max_login_connections
+                    .map(|n| format!("--max-login-connections {n}")),
+            ),
+            (
+                "limits.connection_buffer_bytes",
+                self.connection_buffer
+                    .map(|n| format!("--connection-buffer {}", format_size(n))),
+            ),
+            (
+                "discovery.chap.user",
+                self.discovery_chap_user
+                    .as_ref()
+                    .map(|u| format!("--discovery-chap-user {u:?}")),
+            ),
+            (
+                "discovery.chap.secret_file",
+                self.discovery_chap_secret_file
+                    .as_ref()
+                    .map(|_| "--discovery-chap-secret-file".to_string()),
+            ),
+        ];
+        if let Some((_, flag)) = overriding.into_iter().find(|(f, _)| *f == field) {
+            return flag;
+        }
         if self.config.is_some() {
             return None;
         }
@@ -319,9 +511,59 @@ impl ServeArgs {
             let name = self.allowed_initiators.get(i)?;
             return Some(format!("--allow-initiator {name:?}"));
         }
+        if let Some(i) = index("target[0].allowed_networks[") {
+            let net = self.allowed_networks.get(i)?;
+            return Some(format!("--allow-network {net}"));
+        }
+        if let Some(key) = field.strip_prefix("target[0].chap.") {
+            return match key {
+                "user" => self
+                    .chap_user
+                    .as_ref()
+                    .map(|u| format!("--chap-user {u:?}")),
+                "mutual_user" => self
+                    .mutual_chap_user
+                    .as_ref()
+                    .map(|u| format!("--mutual-chap-user {u:?}")),
+                "secret_file" => Some("--chap-secret-file".into()),
+                "mutual_secret_file" => Some("--mutual-chap-secret-file".into()),
+                _ => None,
+            };
+        }
         let lun = field.strip_prefix("target[0].lun[")?.split_once(']')?.0;
         let spec = self.luns.get(lun.parse::<usize>().ok()?)?;
         Some(format!("--lun {spec:?}"))
+    }
+}
+
+/// A user flag and its secret-file flag, given both or neither; reads the secret file.
+fn credential(
+    (user_flag, user): (&'static str, Option<&String>),
+    (file_flag, file): (&'static str, Option<&PathBuf>),
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<Option<(String, ChapSecret)>, ConfigError> {
+    let requires = |flag: &str, other: &str| ConfigError::Flag {
+        flag: flag.into(),
+        problem: format!("requires {other}"),
+    };
+    match (user, file) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(requires(user_flag, file_flag)),
+        (None, Some(_)) => Err(requires(file_flag, user_flag)),
+        (Some(user), Some(path)) => {
+            let (secret, warning) =
+                read_secret_file(path).map_err(|problem| ConfigError::Flag {
+                    flag: file_flag.into(),
+                    problem,
+                })?;
+            if let Some(problem) = warning {
+                warnings.push(ConfigWarning {
+                    field: file_flag.into(),
+                    problem,
+                });
+            }
+            Ok(Some((user.clone(), secret)))
+        }
     }
 }
 
@@ -339,7 +581,7 @@ mod tests {
 
     fn config(args: &[&str]) -> Result<Config, String> {
         let a = parse(args).map_err(|e| format!("clap: {e}"))?;
-        a.to_config().map_err(|e| e.to_string())
+        a.to_config().map(|(c, _)| c).map_err(|e| e.to_string())
     }
 
     fn config_err(args: &[&str]) -> String {
@@ -570,7 +812,7 @@ mod tests {
 
     #[test]
     fn config_file_excludes_target_flags() {
-        let cases: [(&[&str], &str); 6] = [
+        let cases: [(&[&str], &str); 11] = [
             (&["--lun", "/x"], "--lun cannot be combined with --config"),
             (
                 &["--target", T],
@@ -591,6 +833,26 @@ mod tests {
             (
                 &["--allow-initiator", T],
                 "--allow-initiator cannot be combined with --config",
+            ),
+            (
+                &["--allow-network", "10.0.0.0/8"],
+                "--allow-network cannot be combined with --config",
+            ),
+            (
+                &["--chap-user", "alice"],
+                "--chap-user cannot be combined with --config",
+            ),
+            (
+                &["--chap-secret-file", "/s"],
+                "--chap-secret-file cannot be combined with --config",
+            ),
+            (
+                &["--mutual-chap-user", "t"],
+                "--mutual-chap-user cannot be combined with --config",
+            ),
+            (
+                &["--mutual-chap-secret-file", "/s"],
+                "--mutual-chap-secret-file cannot be combined with --config",
             ),
         ];
         for (extra, want) in cases {
@@ -681,39 +943,350 @@ mod tests {
     #[test]
     fn help_explains_every_flag_and_shows_examples() {
         let e = clap_err(&["--help"]);
-        for flag in [
-            "--config",
-            "--portal",
-            "--target",
-            "--alias",
-            "--lun",
-            "--block-size",
-            "--read-only",
-            "--allow-initiator",
-            "--cores",
-            "--header-digest",
-            "--data-digest",
-            "--queue-depth",
-            "--nop-interval",
-            "--nop-timeout",
-            "--demo",
-            "--demo-image",
-            "--log",
-        ] {
-            assert!(
-                e.contains(&format!("{flag} ")) || e.contains(&format!("{flag}\n")),
-                "{flag}"
-            );
-        }
         assert!(e.contains("Examples:"));
         assert!(e.contains("ringtgt serve --config /etc/ringtgt.toml"));
         use clap::CommandFactory;
         Cli::command().debug_assert();
         let serve = Cli::command();
         let serve = serve.find_subcommand("serve").unwrap();
+        // tests/cli.rs checks the binary's help against a written-out list of the flags.
         for arg in serve.get_arguments() {
             if arg.get_id() != "help" && arg.get_id() != "version" {
                 assert!(arg.get_help().is_some(), "{} has no help", arg.get_id());
+                let flag = format!("--{}", arg.get_long().unwrap());
+                assert!(
+                    e.contains(&format!("{flag} ")) || e.contains(&format!("{flag}\n")),
+                    "{flag}"
+                );
+            }
+        }
+    }
+
+    /// Writes a secret file with `mode` into `dir` and returns its path as a string.
+    fn secret_file(dir: &std::path::Path, name: &str, contents: &str, mode: u32) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn access_flags_build_the_target_chap_and_networks() {
+        let dir = tempfile::tempdir().unwrap();
+        let alice = secret_file(dir.path(), "alice", "alice-secret-1\n", 0o600);
+        let disk = secret_file(dir.path(), "disk", "disk1-secret-22\r\n", 0o600);
+        let (c, warnings) = parse(&[
+            "--target",
+            T,
+            "--lun",
+            "null:1G",
+            "--allow-network",
+            "10.0.0.0/24",
+            "--allow-network",
+            "fd00::/64",
+            "--chap-user",
+            "alice",
+            "--chap-secret-file",
+            &alice,
+            "--mutual-chap-user",
+            "disk1",
+            "--mutual-chap-secret-file",
+            &disk,
+        ])
+        .unwrap()
+        .to_config()
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let t = &c.targets[0];
+        let nets: Vec<String> = t.allowed_networks.iter().map(|n| n.to_string()).collect();
+        assert_eq!(nets, ["10.0.0.0/24", "fd00::/64"]);
+        let chap = t.chap.as_ref().unwrap();
+        assert_eq!(chap.user, "alice");
+        assert_eq!(chap.secret.value.expose(), b"alice-secret-1");
+        assert_eq!(
+            chap.secret.source,
+            crate::config::SecretSource::File(alice.into())
+        );
+        let mutual = chap.mutual.as_ref().unwrap();
+        assert_eq!(mutual.user, "disk1");
+        assert_eq!(mutual.secret.value.expose(), b"disk1-secret-22");
+        assert_eq!(chap.algorithms, ChapConfig::DEFAULT_ALGORITHMS);
+        assert_eq!(c.discovery_chap, None);
+        assert_eq!(c.limits, Limits::default());
+    }
+
+    #[test]
+    fn chap_flags_come_in_pairs() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = secret_file(dir.path(), "s", "alice-secret-1", 0o600);
+        let t = ["--target", T, "--lun", "null:1G"];
+        let cases: [(&[&str], &str); 7] = [
+            (
+                &["--chap-user", "a"],
+                "--chap-user: requires --chap-secret-file",
+            ),
+            (
+                &["--chap-secret-file", &s],
+                "--chap-secret-file: requires --chap-user",
+            ),
+            (
+                &[
+                    "--chap-user",
+                    "a",
+                    "--chap-secret-file",
+                    &s,
+                    "--mutual-chap-user",
+                    "t",
+                ],
+                "--mutual-chap-user: requires --mutual-chap-secret-file",
+            ),
+            (
+                &[
+                    "--chap-user",
+                    "a",
+                    "--chap-secret-file",
+                    &s,
+                    "--mutual-chap-secret-file",
+                    &s,
+                ],
+                "--mutual-chap-secret-file: requires --mutual-chap-user",
+            ),
+            (
+                &["--mutual-chap-user", "t", "--mutual-chap-secret-file", &s],
+                "--mutual-chap-user: requires --chap-user",
+            ),
+            (
+                &["--discovery-chap-user", "d"],
+                "--discovery-chap-user: requires --discovery-chap-secret-file",
+            ),
+            (
+                &["--discovery-chap-secret-file", &s],
+                "--discovery-chap-secret-file: requires --discovery-chap-user",
+            ),
+        ];
+        for (extra, want) in cases {
+            let mut args = t.to_vec();
+            args.extend_from_slice(extra);
+            assert_eq!(config_err(&args), want, "{extra:?}");
+        }
+    }
+
+    #[test]
+    fn secret_file_problems_name_the_flag_but_never_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let good = secret_file(d, "good", "alice-secret-1\n", 0o600);
+        let short = secret_file(d, "short", "tiny-secret\n", 0o600);
+        let missing = d.join("missing").to_str().unwrap().to_string();
+        let base = ["--target", T, "--lun", "null:1G"];
+        let run = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            let e = config_err(&args);
+            assert!(
+                !e.contains("alice-secret-1") && !e.contains("tiny-secret"),
+                "{e}"
+            );
+            e
+        };
+        let e = run(&["--chap-user", "a", "--chap-secret-file", &missing]);
+        assert!(
+            e.starts_with(&format!(
+                "--chap-secret-file: cannot read secret file {missing}: "
+            )),
+            "{e}"
+        );
+        assert_eq!(
+            run(&["--chap-user", "a", "--chap-secret-file", &short]),
+            format!("--chap-secret-file: the secret in {short} is 11 bytes long; CHAP secrets must be 12..=255 bytes (RFC 7143 §12.1.3 asks for at least 96 bits)")
+        );
+        let e = run(&[
+            "--chap-user",
+            "a",
+            "--chap-secret-file",
+            &good,
+            "--mutual-chap-user",
+            "t",
+            "--mutual-chap-secret-file",
+            &good,
+        ]);
+        assert!(
+            e.starts_with("--mutual-chap-secret-file: must differ from the initiator's secret"),
+            "{e}"
+        );
+        assert_eq!(
+            run(&["--chap-user", "a\u{7}", "--chap-secret-file", &good]),
+            "--chap-user \"a\\u{7}\": must not contain control characters"
+        );
+        let e = run(&[
+            "--discovery-chap-user",
+            "d",
+            "--discovery-chap-secret-file",
+            &short,
+        ]);
+        assert!(
+            e.starts_with("--discovery-chap-secret-file: the secret in "),
+            "{e}"
+        );
+        assert_eq!(
+            run(&["--allow-network", "10.0.0.5/24"]),
+            "--allow-network 10.0.0.5/24: 10.0.0.5/24 has host bits set; write the network 10.0.0.0/24 (or 10.0.0.5/32 for one host)"
+        );
+        assert!(run(&["--allow-network", "::/0", "--allow-network", "::/0"])
+            .starts_with("--allow-network ::/0: duplicate of allowed_networks[0]"));
+    }
+
+    #[test]
+    fn loose_secret_file_flag_gives_a_warning_naming_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let loose = secret_file(dir.path(), "loose", "alice-secret-1\n", 0o640);
+        let (c, warnings) = parse(&[
+            "--demo",
+            "--discovery-chap-user",
+            "d",
+            "--discovery-chap-secret-file",
+            &loose,
+        ])
+        .unwrap()
+        .to_config()
+        .unwrap();
+        assert_eq!(c.discovery_chap.unwrap().user, "d");
+        let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [format!("--discovery-chap-secret-file: secret file {loose} can be accessed by group or others (mode 0640); chmod 600 it")]
+        );
+    }
+
+    #[test]
+    fn limit_flags_apply() {
+        let c = config(&[
+            "--target",
+            T,
+            "--lun",
+            "null:1G",
+            "--max-sessions",
+            "100",
+            "--max-sessions-per-initiator",
+            "100",
+            "--max-connections",
+            "1000000",
+            "--max-login-connections",
+            "7",
+            "--connection-buffer",
+            "1MiB",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.limits,
+            Limits {
+                max_sessions: 100,
+                max_sessions_per_initiator: 100,
+                max_connections: 1_000_000,
+                max_login_connections: 7,
+                connection_buffer_bytes: 1 << 20,
+            }
+        );
+    }
+
+    #[test]
+    fn limit_and_discovery_flags_override_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file_secret = secret_file(dir.path(), "file", "file-secret-4444", 0o600);
+        let flag_secret = secret_file(dir.path(), "flag", "flag-secret-5555", 0o600);
+        let file = dir.path().join("ringtgt.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[limits]\nmax_sessions = 10\nmax_sessions_per_initiator = 2\nconnection_buffer_bytes = \"4MiB\"\n\
+                 [discovery.chap]\nuser = \"from-file\"\nsecret_file = {file_secret:?}\n\
+                 [[target]]\nname = \"{T}\"\n[[target.lun]]\npath = \"ram:1GiB\"\n"
+            ),
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let plain = config(&["--config", f]).unwrap();
+        assert_eq!(plain.limits.max_sessions, 10);
+        assert_eq!(plain.discovery_chap.as_ref().unwrap().user, "from-file");
+
+        let c = config(&[
+            "--config",
+            f,
+            "--max-sessions",
+            "20",
+            "--connection-buffer",
+            "8MiB",
+            "--discovery-chap-user",
+            "from-flag",
+            "--discovery-chap-secret-file",
+            &flag_secret,
+        ])
+        .unwrap();
+        assert_eq!(c.limits.max_sessions, 20);
+        assert_eq!(c.limits.max_sessions_per_initiator, 2);
+        assert_eq!(c.limits.connection_buffer_bytes, 8 << 20);
+        let d = c.discovery_chap.unwrap();
+        assert_eq!(d.user, "from-flag");
+        assert_eq!(d.secret.value.expose(), b"flag-secret-5555");
+
+        assert_eq!(
+            config_err(&["--config", f, "--max-sessions", "1"]),
+            "limits.max_sessions_per_initiator: must not exceed max_sessions (1), got 2"
+        );
+    }
+
+    #[test]
+    fn limit_flag_rules_name_the_flag() {
+        let t = ["--target", T, "--lun", "null:1G"];
+        let cases: [(&[&str], &str); 3] = [
+            (
+                &["--max-sessions", "10", "--max-sessions-per-initiator", "20"],
+                "--max-sessions-per-initiator 20: must not exceed max_sessions (10), got 20",
+            ),
+            (
+                &["--max-login-connections", "5000"],
+                "--max-login-connections 5000: must not exceed max_connections (4096), got 5000",
+            ),
+            (
+                &["--connection-buffer", "512KiB"],
+                "--connection-buffer 512KiB: must be at least 1MiB, got 512KiB",
+            ),
+        ];
+        for (extra, want) in cases {
+            let mut args = t.to_vec();
+            args.extend_from_slice(extra);
+            assert_eq!(config_err(&args), want);
+        }
+        let cases: [(&[&str], &str); 6] = [
+            (&["--max-sessions", "0"], "--max-sessions <N>"),
+            (&["--max-sessions", "65536"], "--max-sessions <N>"),
+            (
+                &["--max-sessions-per-initiator", "0"],
+                "--max-sessions-per-initiator <N>",
+            ),
+            (&["--max-connections", "1000001"], "--max-connections <N>"),
+            (&["--connection-buffer", "12Q"], "unknown size unit"),
+            (
+                &["--allow-network", "10.0.0.0/33"],
+                "--allow-network <CIDR>",
+            ),
+        ];
+        for (args, want) in cases {
+            let e = clap_err(args);
+            assert!(e.contains(want), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn no_flag_takes_a_secret_itself() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let serve = cli.find_subcommand("serve").unwrap();
+        for arg in serve.get_arguments() {
+            let long = arg.get_long().unwrap_or_default();
+            if long.contains("secret") {
+                assert!(long.ends_with("-secret-file"), "--{long} takes a secret");
             }
         }
     }

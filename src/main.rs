@@ -17,7 +17,12 @@ fn main() -> ExitCode {
 fn serve(args: &ServeArgs) -> ExitCode {
     init_logging(args.log.as_deref());
     let config = match args.to_config() {
-        Ok(c) => c,
+        Ok((config, warnings)) => {
+            for w in &warnings {
+                tracing::warn!("{w}");
+            }
+            config
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);

@@ -7,26 +7,71 @@ use std::time::Duration;
 
 use common::daemon::{free_port, run, BIN};
 
-#[test]
-fn invalid_lun_spec_exits_2_with_one_line_error() {
+/// Runs `serve --portal FREE --target TARGET <args>`, which must fail with exit code 2 and a
+/// one-line error; returns that line.
+fn serve_error(args: &[&str]) -> String {
     let portal = format!("127.0.0.1:{}", free_port());
-    let args = [
-        "serve",
-        "--portal",
-        &portal,
-        "--target",
-        common::TARGET,
-        "--lun",
-        "foo:1",
-    ];
-    let (code, _, stderr) = run(BIN, &args, Duration::from_secs(10));
+    let mut full = vec!["serve", "--portal", &portal, "--target", common::TARGET];
+    full.extend_from_slice(args);
+    let (code, _, stderr) = run(BIN, &full, Duration::from_secs(10));
     assert_eq!(code, Some(2), "exit code; stderr:\n{stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one-line error, got:\n{stderr}");
+    lines[0].to_string()
+}
+
+#[test]
+fn invalid_lun_spec_exits_2_with_one_line_error() {
+    let line = serve_error(&["--lun", "foo:1"]);
+    assert!(line.contains("--lun"), "the error names the flag: {line}");
+}
+
+#[test]
+fn unreadable_chap_secret_file_exits_2_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.secret");
+    let line = serve_error(&[
+        "--lun",
+        "null:1GiB",
+        "--chap-user",
+        "alice",
+        "--chap-secret-file",
+        missing.to_str().unwrap(),
+    ]);
+    let want = format!(
+        "error: --chap-secret-file: cannot read secret file {}: ",
+        missing.display()
+    );
+    assert!(line.starts_with(&want), "{line}");
+}
+
+/// A secret file that group or others can read does not stop the daemon, but is logged as a
+/// warning that names the flag and the file and not the secret.
+#[test]
+fn loose_secret_file_is_logged_as_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("discovery.secret");
+    std::fs::write(&file, "discovery-secret-333\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let d = common::daemon(&[
+        "--discovery-chap-user",
+        "scanner",
+        "--discovery-chap-secret-file",
+        file.to_str().unwrap(),
+    ]);
+    let log = d.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("--discovery-chap-secret-file"))
+        .unwrap_or_else(|| panic!("no warning in the log:\n{log}"));
     assert!(
-        lines[0].contains("--lun"),
-        "the error names the flag: {}",
-        lines[0]
+        warning.contains(&format!("{}", file.display())) && warning.contains("mode 0644"),
+        "{warning}"
+    );
+    assert!(
+        !log.contains("discovery-secret-333"),
+        "secret in the log:\n{log}"
     );
 }
 
@@ -52,6 +97,18 @@ fn help_mentions_every_flag() {
         "--demo",
         "--demo-image",
         "--log",
+        "--allow-network",
+        "--chap-user",
+        "--chap-secret-file",
+        "--mutual-chap-user",
+        "--mutual-chap-secret-file",
+        "--discovery-chap-user",
+        "--discovery-chap-secret-file",
+        "--max-sessions",
+        "--max-sessions-per-initiator",
+        "--max-connections",
+        "--max-login-connections",
+        "--connection-buffer",
     ];
     for flag in flags {
         assert!(

@@ -1,0 +1,189 @@
+//! Daemon configuration: the TOML file model, its defaults and every validation rule.
+//!
+//! The types are in `model`, reading and writing TOML (and the value parsers the CLI shares) in
+//! `parse`, and every rule in `validate`; this module re-exports the public items.
+//!
+//! # Configuration file reference
+//!
+//! `ringtgt serve --config FILE` reads one TOML file. Every key is optional unless marked
+//! *required*; an unknown key is an error that names the key and its line and column.
+//!
+//! ```toml
+//! portals = ["127.0.0.1:3260", "[::1]:3260"]
+//! cores = "0-1"
+//! portal_group_tag = 1
+//!
+//! [iscsi]
+//! max_recv_data_segment_length = 262144
+//! max_burst_length = 1048576
+//! first_burst_length = 262144
+//! max_outstanding_r2t = 8
+//! initial_r2t = false
+//! immediate_data = true
+//! header_digest = "allow"
+//! data_digest = "allow"
+//! queue_depth = 128
+//! nop_in_interval_secs = 5
+//! nop_in_timeout_secs = 15
+//! default_time2wait = 2
+//! default_time2retain = 20
+//! login_timeout_secs = 15
+//! max_transfer_bytes = 8388608
+//!
+//! [limits]
+//! max_sessions = 1024
+//! max_sessions_per_initiator = 64
+//! max_connections = 4096
+//! max_login_connections = 256
+//! connection_buffer_bytes = "32MiB"
+//!
+//! [discovery.chap]
+//! user = "scanner"
+//! secret = "discovery-secret"     # or secret_file = "/etc/ringtgt/discovery.secret"
+//!
+//! [[target]]
+//! name = "iqn.2026-11.io.ringtgt:disk1"
+//! alias = "disk one"
+//! allowed_initiators = ["iqn.1993-08.org.debian:01:abcdef"]
+//! allowed_networks = ["10.0.0.0/24", "fd00::/64"]
+//!
+//! [target.chap]
+//! user = "alice"
+//! secret = "at-least-12-chars"    # or secret_file = "/etc/ringtgt/alice.secret"
+//! mutual_user = "disk1"
+//! mutual_secret = "another-12-chars"
+//! algorithms = ["sha3-256", "sha-256", "sha1", "md5"]
+//!
+//! [[target.lun]]
+//! id = 0
+//! path = "/dev/nvme0n1"
+//! block_size = 4096
+//! read_only = false
+//! serial = "NVME0001"
+//! write_cache = true
+//!
+//! [[target.lun]]
+//! path = "ram:512MiB"
+//!
+//! [[target.acl]]
+//! initiator = "iqn.1993-08.org.debian:01:abcdef"
+//! luns = [0]
+//! ```
+//!
+//! ## Top level
+//!
+//! | key | default | meaning and allowed values |
+//! |---|---|---|
+//! | `portals` | `["127.0.0.1:3260"]` | Addresses to listen on: `"IPv4:port"`, `"[IPv6]:port"`, or an address without port (port 3260). At least one, no duplicates, port not 0. |
+//! | `cores` | all available cores | Integer N = use N cores; string = a core count (`"4"`) or a list of CPU ids to pin to (`"0-3,8"`, `"0,2"`, `"5-5"` for CPU 5 alone). Ids 0..=4095, no duplicates, ranges not reversed. |
+//! | `portal_group_tag` | `1` | Target portal group tag reported to initiators, 0..=65535. |
+//!
+//! ## `[iscsi]` — protocol tuning (ranges from RFC 7143 §13)
+//!
+//! | key | default | allowed | meaning |
+//! |---|---|---|---|
+//! | `max_recv_data_segment_length` | `262144` | 512..=16777215 | Largest data segment the target accepts in one PDU. |
+//! | `max_burst_length` | `1048576` | 512..=16777215 | Largest solicited+unsolicited burst of one sequence. |
+//! | `first_burst_length` | `262144` | 512..=16777215, ≤ `max_burst_length` | Largest unsolicited data per command. |
+//! | `max_outstanding_r2t` | `8` | 1..=65535 | R2Ts in flight per task. |
+//! | `initial_r2t` | `false` | bool | Target's offer for InitialR2T (`false` allows unsolicited Data-Out). |
+//! | `immediate_data` | `true` | bool | Target's offer for ImmediateData. |
+//! | `header_digest` | `"allow"` | `never`, `allow`, `require` | `never`: offer None only; `allow`: accept CRC32C or None; `require`: CRC32C only. |
+//! | `data_digest` | `"allow"` | `never`, `allow`, `require` | As `header_digest`, for data segments. |
+//! | `queue_depth` | `128` | 1..=4096 | Commands an initiator may have outstanding per session (MaxCmdSN − ExpCmdSN + 1). |
+//! | `nop_in_interval_secs` | `5` | ≥ 0 | Seconds of idleness before the target sends a NOP-In ping; 0 turns keepalive off. |
+//! | `nop_in_timeout_secs` | `15` | ≥ 1 | Seconds to wait for the NOP-Out answer before dropping the connection. |
+//! | `default_time2wait` | `2` | 0..=3600 | DefaultTime2Wait offered, in seconds. |
+//! | `default_time2retain` | `20` | 0..=3600 | DefaultTime2Retain offered, in seconds. |
+//! | `login_timeout_secs` | `15` | ≥ 1 | Seconds a connection may spend in the login phase. |
+//! | `max_transfer_bytes` | `8388608` (8 MiB) | ≥ 65536, multiple of 4096 | Largest single SCSI transfer (reported in the Block Limits VPD page). |
+//!
+//! ## `[limits]` — resource ceilings
+//!
+//! | key | default | allowed | meaning |
+//! |---|---|---|---|
+//! | `max_sessions` | `1024` | 1..=65535 | Sessions at once, normal and discovery together. |
+//! | `max_sessions_per_initiator` | `64` | 1..=65535, ≤ `max_sessions` | Sessions at once of one initiator name. |
+//! | `max_connections` | `4096` | 1..=1000000 | TCP connections at once, in any phase. |
+//! | `max_login_connections` | `256` | 1..=`max_connections` | Connections still in the login phase at once. |
+//! | `connection_buffer_bytes` | `"32MiB"` | SIZE or integer, ≥ 1 MiB and ≥ `iscsi.max_burst_length` | Per-connection budget of buffered data: read data waiting to be sent and write data not yet on disk. Must hold one whole burst. |
+//!
+//! ## `[[target]]` — one table per target (at least one)
+//!
+//! | key | default | meaning and allowed values |
+//! |---|---|---|
+//! | `name` | *required* | iSCSI name (RFC 7143 §4.2.7): `iqn.YYYY-MM.reverse.domain[:anything]` in lower case, `eui.` + 16 hex digits, or `naa.` + 16 or 32 hex digits; at most 223 bytes. Unique (ignoring case). |
+//! | `alias` | none | TargetAlias shown to initiators; 1..=255 bytes, no control characters. |
+//! | `allowed_initiators` | `[]` | Initiator names allowed to log in; empty = any initiator. Each a valid iSCSI name, no duplicates. |
+//! | `allowed_networks` | `[]` | Source networks allowed to log in, in CIDR notation (`"10.0.0.0/24"`, `"fd00::/64"`, `"10.0.0.5/32"` for one host); empty = any address. Host bits must be clear (`"10.0.0.5/24"` is an error), no duplicates. |
+//!
+//! ## `[[target.lun]]` — one table per logical unit (at least one per target)
+//!
+//! | key | default | meaning and allowed values |
+//! |---|---|---|
+//! | `id` | position in the list (0, 1, …) | LUN number, 0..=16383, unique within the target. |
+//! | `path` | *required* | Backing store: a file or block-device path; `"null:SIZE"` (discards writes, reads zeros); `"ram:SIZE"` (in memory, lost on exit). A path whose first part looks like `word:` must be written `"file:PATH"` (or start with `./`). The same path may back two LUNs only if both are read-only. |
+//! | `block_size` | `512` | Logical block size, `512` or `4096`. `null`/`ram` sizes must be a multiple of it. |
+//! | `read_only` | `false` | Export write-protected. |
+//! | `serial` | derived by the daemon | Unit serial number (VPD page 0x80): 1..=32 printable ASCII characters. |
+//! | `write_cache` | `true` | Report a volatile write cache (WCE); when `false` every write is made durable before it completes. |
+//!
+//! `SIZE` is a positive integer with an optional unit: none or `B` = bytes; `K`, `M`, `G`, `T`
+//! and `KiB`, `MiB`, `GiB`, `TiB` = powers of 1024; `KB`, `MB`, `GB`, `TB` = powers of 1000
+//! (units are case-insensitive). Examples: `4096`, `512MiB`, `10G` (= 10 GiB), `1TB`.
+//!
+//! ## `[target.chap]`, `[discovery.chap]` — CHAP authentication (RFC 7143 §12.1.3)
+//!
+//! Present = initiators must pass CHAP to log in to this target (`[target.chap]`, inside its
+//! `[[target]]`) or to open a discovery session (`[discovery.chap]`); absent = no authentication.
+//! Both tables take the same keys.
+//!
+//! | key | default | meaning and allowed values |
+//! |---|---|---|
+//! | `user` | *required* | Name the initiator logs in with (CHAP_N): 1..=255 bytes, no control characters. |
+//! | `secret` | — | The initiator's secret: 12..=255 bytes (at least the 96 bits RFC 7143 requires). Exactly one of `secret` and `secret_file`. |
+//! | `secret_file` | — | File holding the secret, read at start-up: one trailing newline (`\n` or `\r\n`) is dropped and the rest must be 12..=255 bytes. A relative path is relative to the daemon's working directory. A file that group or others can access is logged as a warning (`chmod 600` it). |
+//! | `mutual_user` | none | Mutual CHAP: the name the target proves itself with when the initiator asks for it. Same rules as `user`. |
+//! | `mutual_secret`, `mutual_secret_file` | — | The target's secret, given like `secret`/`secret_file`: exactly one of the two when `mutual_user` is set, neither otherwise. Must differ from the initiator's secret (one secret both ways allows a reflection attack). |
+//! | `algorithms` | `["sha3-256", "sha-256", "sha1", "md5"]` | Digest algorithms offered (CHAP_A), most preferred first: a non-empty list of these four names, no duplicates. |
+//!
+//! Secrets never appear in error messages, `Debug` output or logs. On the command line they are
+//! only taken from files (`--chap-secret-file` and the like).
+//!
+//! ## `[[target.acl]]` — per-initiator LUN masking (any number per target)
+//!
+//! | key | default | meaning and allowed values |
+//! |---|---|---|
+//! | `initiator` | *required* | iSCSI name of the initiator; unique within the target (ignoring case). |
+//! | `luns` | *required* | LUN ids this initiator sees; each must be a LUN of this target, no duplicates. `[]` = it sees none. |
+//!
+//! An initiator without an `acl` entry sees every LUN of the target.
+//!
+//! ## Errors
+//!
+//! Every error is one line. A TOML syntax or type error names the file, line and column
+//! (`/etc/ringtgt.toml:12:5: unknown field ...`); a rule violation names the field path
+//! (`target[0].lun[1].block_size: must be 512 or 4096, got 1000`). Problems that do not stop the
+//! daemon (a secret file that group or others can access) are logged as warnings at start-up.
+
+mod error;
+mod model;
+mod parse;
+mod validate;
+
+pub use error::{ConfigError, ConfigWarning};
+pub use model::{
+    default_portal, Backing, ChapAlgorithm, ChapConfig, ChapSecret, Config, CoreSpec, DigestPolicy,
+    IscsiTuning, Limits, LunAcl, LunConfig, MutualChap, Secret, SecretSource, TargetConfig,
+    DEFAULT_PORT, DEMO_TARGET, MAX_ALIAS_LEN, MAX_CHAP_TEXT_LEN, MAX_CORES, MAX_CORE_ID,
+    MAX_ISCSI_NAME_LEN, MAX_LUN_ID, MAX_SERIAL_LEN, MIN_CHAP_SECRET_LEN,
+    MIN_CONNECTION_BUFFER_BYTES,
+};
+pub use parse::{
+    format_size, parse_backing, parse_cores, parse_network, parse_portal, parse_size,
+    read_secret_file,
+};
+pub use validate::validate_iscsi_name;
+
+#[cfg(test)]
+mod tests;

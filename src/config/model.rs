@@ -1,0 +1,489 @@
+//! The validated configuration model: what the daemon, the CLI and the tests work with.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+
+use super::parse::{format_size, parse_backing};
+
+/// IANA-registered TCP port of iSCSI targets (service name "iscsi-target").
+pub const DEFAULT_PORT: u16 = 3260;
+/// Largest iSCSI name in bytes (RFC 7143 §4.2.7.1).
+pub const MAX_ISCSI_NAME_LEN: usize = 223;
+/// Largest TargetAlias in bytes (RFC 7143 §13.6: text values up to 255 bytes).
+pub const MAX_ALIAS_LEN: usize = 255;
+/// Largest unit serial number in characters.
+pub const MAX_SERIAL_LEN: usize = 32;
+/// Largest LUN id (14-bit flat space addressing, SAM-5 §4.7.7).
+pub const MAX_LUN_ID: u16 = 16383;
+/// Largest CPU id accepted in a core list.
+pub const MAX_CORE_ID: usize = 4095;
+/// Largest core count.
+pub const MAX_CORES: usize = MAX_CORE_ID + 1;
+/// Target name used by [`Config::demo`].
+pub const DEMO_TARGET: &str = "iqn.2026-11.io.ringtgt:demo";
+/// Shortest CHAP secret in bytes: RFC 7143 §12.1.3 requires at least 96 bits.
+pub const MIN_CHAP_SECRET_LEN: usize = 12;
+/// Longest CHAP secret and CHAP user name in bytes (RFC 7143 §13.6: text values up to 255 bytes).
+pub const MAX_CHAP_TEXT_LEN: usize = 255;
+/// Smallest per-connection buffer budget.
+pub const MIN_CONNECTION_BUFFER_BYTES: u64 = 1 << 20;
+
+/// The whole daemon configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Listening addresses (IPv4 and IPv6); at least one, no duplicates.
+    pub portals: Vec<SocketAddr>,
+    /// Exported targets; at least one, unique names.
+    pub targets: Vec<TargetConfig>,
+    /// Protocol tuning.
+    pub iscsi: IscsiTuning,
+    /// Reactor cores.
+    pub cores: CoreSpec,
+    /// Target portal group tag.
+    pub portal_group_tag: u16,
+    /// CHAP that discovery sessions must pass; `None` = discovery needs no authentication.
+    pub discovery_chap: Option<ChapConfig>,
+    /// Resource ceilings.
+    pub limits: Limits,
+}
+
+/// One iSCSI target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetConfig {
+    /// iSCSI name (RFC 7143 §4.2.7).
+    pub name: String,
+    /// TargetAlias.
+    pub alias: Option<String>,
+    /// Logical units; at least one, unique ids.
+    pub luns: Vec<LunConfig>,
+    /// Initiators allowed to log in; empty = any.
+    pub allowed_initiators: Vec<String>,
+    /// Source networks allowed to log in (host bits clear, no duplicates); empty = any address.
+    pub allowed_networks: Vec<IpNet>,
+    /// CHAP that initiators must pass to log in to this target; `None` = no authentication.
+    pub chap: Option<ChapConfig>,
+    /// Per-initiator LUN masking; unique initiators, every LUN id defined in `luns`.
+    pub acls: Vec<LunAcl>,
+}
+
+impl TargetConfig {
+    /// A target with these LUNs and nothing else: no alias, open to every initiator and
+    /// network, no CHAP, no LUN masking.
+    pub fn new(name: String, luns: Vec<LunConfig>) -> Self {
+        TargetConfig {
+            name,
+            alias: None,
+            luns,
+            allowed_initiators: Vec::new(),
+            allowed_networks: Vec::new(),
+            chap: None,
+            acls: Vec::new(),
+        }
+    }
+}
+
+/// The LUNs one initiator sees of a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LunAcl {
+    /// iSCSI name of the initiator.
+    pub initiator: String,
+    /// LUN ids it sees, in the order given; may be empty (it sees none).
+    pub luns: Vec<u16>,
+}
+
+/// CHAP authentication (RFC 7143 §12.1.3) of a target or of discovery sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChapConfig {
+    /// Name the initiator must give (CHAP_N).
+    pub user: String,
+    /// Secret the initiator must prove it knows.
+    pub secret: ChapSecret,
+    /// Name and secret the target proves itself with when the initiator asks (mutual CHAP).
+    pub mutual: Option<MutualChap>,
+    /// Digest algorithms offered, in order of preference; non-empty, no duplicates.
+    pub algorithms: Vec<ChapAlgorithm>,
+}
+
+impl ChapConfig {
+    /// Algorithms used when the file does not list them: all, strongest first.
+    pub const DEFAULT_ALGORITHMS: [ChapAlgorithm; 4] = ChapAlgorithm::ALL;
+
+    /// One-way CHAP with the default algorithms.
+    pub fn new(user: String, secret: ChapSecret) -> Self {
+        ChapConfig {
+            user,
+            secret,
+            mutual: None,
+            algorithms: Self::DEFAULT_ALGORITHMS.to_vec(),
+        }
+    }
+}
+
+/// The target's own CHAP identity for mutual authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MutualChap {
+    /// Name the target gives.
+    pub user: String,
+    /// Secret the target proves it knows; must differ from the initiator's secret.
+    pub secret: ChapSecret,
+}
+
+/// A CHAP secret and where it came from, so that writing the configuration back keeps a secret
+/// file a file reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChapSecret {
+    pub value: Secret,
+    pub source: SecretSource,
+}
+
+impl ChapSecret {
+    /// A secret written in the configuration itself.
+    pub fn inline(value: impl Into<Vec<u8>>) -> Self {
+        ChapSecret {
+            value: Secret::new(value.into()),
+            source: SecretSource::Inline,
+        }
+    }
+}
+
+/// Where a [`ChapSecret`] was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// The `secret` key itself.
+    Inline,
+    /// The file named by `secret_file` (or a `--…-secret-file` flag), read at load time.
+    File(PathBuf),
+}
+
+/// Secret bytes. `Debug` prints `<redacted>` so that a secret cannot reach a log or an error
+/// message by formatting the configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Secret(bytes)
+    }
+
+    /// The secret itself; for the login layer only.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Length in bytes (safe to report).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A CHAP digest algorithm (CHAP_A).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChapAlgorithm {
+    Md5,
+    Sha1,
+    Sha256,
+    Sha3_256,
+}
+
+impl ChapAlgorithm {
+    /// Every algorithm, strongest first.
+    pub const ALL: [ChapAlgorithm; 4] = [
+        ChapAlgorithm::Sha3_256,
+        ChapAlgorithm::Sha256,
+        ChapAlgorithm::Sha1,
+        ChapAlgorithm::Md5,
+    ];
+
+    /// The config-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChapAlgorithm::Md5 => "md5",
+            ChapAlgorithm::Sha1 => "sha1",
+            ChapAlgorithm::Sha256 => "sha-256",
+            ChapAlgorithm::Sha3_256 => "sha3-256",
+        }
+    }
+}
+
+impl fmt::Display for ChapAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ChapAlgorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ChapAlgorithm::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown CHAP algorithm {s:?} (use \"sha3-256\", \"sha-256\", \"sha1\" or \"md5\")"
+                )
+            })
+    }
+}
+
+/// Resource ceilings of the whole daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Sessions at once, normal and discovery together; 1..=65535.
+    pub max_sessions: u32,
+    /// Sessions at once of one initiator name; 1..=65535, at most `max_sessions`.
+    pub max_sessions_per_initiator: u32,
+    /// TCP connections at once, in any phase; 1..=1_000_000.
+    pub max_connections: u32,
+    /// Connections still in the login phase at once; 1..=`max_connections`.
+    pub max_login_connections: u32,
+    /// Per-connection budget of buffered data (read data waiting to be sent, write data not yet
+    /// on disk); at least 1 MiB and at least `iscsi.max_burst_length`, so one burst always fits.
+    pub connection_buffer_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_sessions: 1024,
+            max_sessions_per_initiator: 64,
+            max_connections: 4096,
+            max_login_connections: 256,
+            connection_buffer_bytes: 32 << 20,
+        }
+    }
+}
+
+/// One logical unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LunConfig {
+    /// LUN number, 0..=16383.
+    pub id: u16,
+    /// Where the blocks live.
+    pub backing: Backing,
+    /// 512 or 4096.
+    pub block_size: u32,
+    /// Export write-protected.
+    pub read_only: bool,
+    /// Unit serial number; the daemon derives one if `None`.
+    pub serial: Option<String>,
+    /// Report a volatile write cache.
+    pub write_cache: bool,
+}
+
+impl LunConfig {
+    /// A LUN with default settings (512-byte blocks, writable, write cache on, derived serial).
+    pub fn new(id: u16, backing: Backing) -> Self {
+        LunConfig {
+            id,
+            backing,
+            block_size: 512,
+            read_only: false,
+            serial: None,
+            write_cache: true,
+        }
+    }
+}
+
+/// Backing store of a LUN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backing {
+    /// A regular file or a block device.
+    Path(PathBuf),
+    /// Discards writes, reads zeros.
+    Null { size: u64 },
+    /// Kept in memory; lost on exit.
+    Ram { size: u64 },
+}
+
+impl fmt::Display for Backing {
+    /// Formats in the syntax [`parse_backing`] reads back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backing::Null { size } => write!(f, "null:{}", format_size(*size)),
+            Backing::Ram { size } => write!(f, "ram:{}", format_size(*size)),
+            Backing::Path(p) => {
+                let s = p.to_string_lossy();
+                match parse_backing(&s) {
+                    Ok(Backing::Path(q)) if q == *p => f.write_str(&s),
+                    _ => write!(f, "file:{s}"),
+                }
+            }
+        }
+    }
+}
+
+/// iSCSI protocol tuning; ranges from RFC 7143 §13.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IscsiTuning {
+    pub max_recv_data_segment_length: u32,
+    pub max_burst_length: u32,
+    pub first_burst_length: u32,
+    pub max_outstanding_r2t: u16,
+    pub initial_r2t: bool,
+    pub immediate_data: bool,
+    pub header_digest: DigestPolicy,
+    pub data_digest: DigestPolicy,
+    pub queue_depth: u32,
+    pub nop_in_interval_secs: u32,
+    pub nop_in_timeout_secs: u32,
+    pub default_time2wait: u16,
+    pub default_time2retain: u16,
+    pub login_timeout_secs: u32,
+    pub max_transfer_bytes: u32,
+}
+
+impl Default for IscsiTuning {
+    fn default() -> Self {
+        IscsiTuning {
+            max_recv_data_segment_length: 262_144,
+            max_burst_length: 1_048_576,
+            first_burst_length: 262_144,
+            max_outstanding_r2t: 8,
+            initial_r2t: false,
+            immediate_data: true,
+            header_digest: DigestPolicy::Allow,
+            data_digest: DigestPolicy::Allow,
+            queue_depth: 128,
+            nop_in_interval_secs: 5,
+            nop_in_timeout_secs: 15,
+            default_time2wait: 2,
+            default_time2retain: 20,
+            login_timeout_secs: 15,
+            max_transfer_bytes: 8 << 20,
+        }
+    }
+}
+
+/// What the target offers and accepts for HeaderDigest / DataDigest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum DigestPolicy {
+    /// Offer and accept None only.
+    Never,
+    /// Accept CRC32C or None (CRC32C preferred).
+    Allow,
+    /// Accept CRC32C only; a peer that refuses it cannot log in.
+    Require,
+}
+
+impl DigestPolicy {
+    /// The config-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigestPolicy::Never => "never",
+            DigestPolicy::Allow => "allow",
+            DigestPolicy::Require => "require",
+        }
+    }
+}
+
+impl fmt::Display for DigestPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DigestPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "never" => Ok(DigestPolicy::Never),
+            "allow" => Ok(DigestPolicy::Allow),
+            "require" => Ok(DigestPolicy::Require),
+            _ => Err(format!(
+                "must be \"never\", \"allow\" or \"require\", got {s:?}"
+            )),
+        }
+    }
+}
+
+/// Which cores run reactors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreSpec {
+    /// Use this many cores (the daemon picks which).
+    Count(usize),
+    /// Pin one reactor to each of these CPU ids, in this order.
+    List(Vec<usize>),
+}
+
+impl Default for CoreSpec {
+    /// One reactor per core available to this process.
+    fn default() -> Self {
+        CoreSpec::Count(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+}
+
+impl fmt::Display for CoreSpec {
+    /// Formats in the syntax [`parse_cores`] reads back (`"4"`, `"0-3,8"`, `"5-5"`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CoreSpec::Count(n) => write!(f, "{n}"),
+            CoreSpec::List(ids) => {
+                if let [only] = ids.as_slice() {
+                    return write!(f, "{only}-{only}");
+                }
+                let mut first = true;
+                let mut i = 0;
+                while i < ids.len() {
+                    let start = ids[i];
+                    let mut end = start;
+                    while i + 1 < ids.len() && ids[i + 1] == end + 1 {
+                        i += 1;
+                        end = ids[i];
+                    }
+                    if !first {
+                        f.write_str(",")?;
+                    }
+                    first = false;
+                    if end == start {
+                        write!(f, "{start}")?;
+                    } else {
+                        write!(f, "{start}-{end}")?;
+                    }
+                    i += 1;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Config {
+    /// The `--demo` configuration: one target `iqn.2026-11.io.ringtgt:demo` on 127.0.0.1:3260
+    /// with LUN 0 backed by `image_path` (512-byte blocks); everything else default.
+    pub fn demo(image_path: PathBuf) -> Config {
+        Config {
+            portals: vec![default_portal()],
+            targets: vec![TargetConfig {
+                alias: Some("ringtgt demo".to_string()),
+                ..TargetConfig::new(
+                    DEMO_TARGET.to_string(),
+                    vec![LunConfig::new(0, Backing::Path(image_path))],
+                )
+            }],
+            iscsi: IscsiTuning::default(),
+            cores: CoreSpec::default(),
+            portal_group_tag: 1,
+            discovery_chap: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The portal used when neither `--portal` nor the config file names one: 127.0.0.1:3260.
+pub fn default_portal() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))
+}
