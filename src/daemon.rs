@@ -7,10 +7,14 @@ use std::thread::JoinHandle;
 
 use crate::backstore::{Store, StoreError, StoreKind, StoreSpec};
 use crate::config::{
-    Backing, Config, CoreSpec, DigestPolicy as ConfDigest, IscsiTuning, LunConfig, TargetConfig,
+    self, Backing, ChapConfig, Config, CoreSpec, DigestPolicy as ConfDigest, IscsiTuning, Limits,
+    LunConfig, TargetConfig,
 };
 use crate::control::SessionLimits;
-use crate::login::{DigestPolicy, TargetEntry, TargetOffer};
+use crate::login::{
+    ChapAlgorithm as LoginChapAlgorithm, ChapCredentials, ChapPolicy, DigestPolicy, TargetEntry,
+    TargetOffer,
+};
 use crate::reactor::{self, ConnLimits, ReactorSetup, StoreTable, WakeFd};
 use crate::scsi::{LuInfo, LunMap};
 use crate::session::{PortalContext, TargetRuntime, Tuning};
@@ -79,6 +83,10 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         listeners.push(mine);
     }
 
+    let session_limits = SessionLimits {
+        max_sessions: config.limits.max_sessions as usize,
+        max_sessions_per_initiator: config.limits.max_sessions_per_initiator as usize,
+    };
     let (to_control, control_rx) = crossbeam_channel::unbounded();
     let mut links = Vec::new();
     let mut setups = Vec::new();
@@ -98,12 +106,16 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
             to_control: to_control.clone(),
             inbox,
             wake,
-            limits: ConnLimits::share(4096, 256, cpus.len()),
+            limits: ConnLimits::share(
+                config.limits.max_connections as usize,
+                config.limits.max_login_connections as usize,
+                cpus.len(),
+            ),
         });
     }
     let control = std::thread::Builder::new()
         .name("control".into())
-        .spawn(move || crate::control::run(control_rx, links, SessionLimits::default()))
+        .spawn(move || crate::control::run(control_rx, links, session_limits))
         .map_err(StartError::Reactor)?;
     let mut reactors = Vec::new();
     for s in setups {
@@ -152,7 +164,7 @@ fn build_context(config: &Config, stores: &[HashMap<u16, Arc<Store>>]) -> Portal
         .targets
         .iter()
         .zip(stores)
-        .map(|(t, s)| TargetRuntime::new(t.name.clone(), lun_map(t, s, tpg, &config.iscsi)))
+        .map(|(t, s)| target_runtime(t, s, tpg, &config.iscsi))
         .collect();
     let login_targets = config
         .targets
@@ -161,9 +173,8 @@ fn build_context(config: &Config, stores: &[HashMap<u16, Arc<Store>>]) -> Portal
             name: t.name.clone(),
             alias: t.alias.clone(),
             allowed_initiators: t.allowed_initiators.clone(),
-            // Not configurable yet.
-            allowed_networks: Vec::new(),
-            chap: None,
+            allowed_networks: t.allowed_networks.clone(),
+            chap: t.chap.as_ref().map(|c| Arc::new(chap_policy(c))),
         })
         .collect();
     PortalContext {
@@ -172,7 +183,44 @@ fn build_context(config: &Config, stores: &[HashMap<u16, Arc<Store>>]) -> Portal
         portals: config.portals.clone(),
         portal_group_tag: tpg,
         offer: offer(&config.iscsi),
-        tuning: tuning(&config.iscsi),
+        tuning: tuning(&config.iscsi, &config.limits),
+        discovery_chap: config.discovery_chap.as_ref().map(chap_policy),
+    }
+}
+
+fn target_runtime(
+    t: &TargetConfig,
+    stores: &HashMap<u16, Arc<Store>>,
+    tpg: u16,
+    iscsi: &IscsiTuning,
+) -> TargetRuntime {
+    let mut runtime = TargetRuntime::new(t.name.clone(), lun_map(t, stores, tpg, iscsi));
+    for acl in &t.acls {
+        runtime.mask(&acl.initiator, &acl.luns);
+    }
+    runtime
+}
+
+/// The login layer's view of a CHAP configuration (validated when the config was loaded).
+fn chap_policy(c: &ChapConfig) -> ChapPolicy {
+    let algorithms = c.algorithms.iter().map(|a| chap_algorithm(*a)).collect();
+    let credentials = |user: &str, secret: &config::ChapSecret| {
+        ChapCredentials::new(user, secret.value.expose().to_vec())
+    };
+    let mut policy = ChapPolicy::new(credentials(&c.user, &c.secret));
+    if let Some(m) = &c.mutual {
+        policy = policy.with_mutual(credentials(&m.user, &m.secret));
+    }
+    policy.algorithms = algorithms;
+    policy
+}
+
+fn chap_algorithm(a: config::ChapAlgorithm) -> LoginChapAlgorithm {
+    match a {
+        config::ChapAlgorithm::Md5 => LoginChapAlgorithm::Md5,
+        config::ChapAlgorithm::Sha1 => LoginChapAlgorithm::Sha1,
+        config::ChapAlgorithm::Sha256 => LoginChapAlgorithm::Sha256,
+        config::ChapAlgorithm::Sha3_256 => LoginChapAlgorithm::Sha3_256,
     }
 }
 
@@ -266,7 +314,7 @@ fn offer(c: &IscsiTuning) -> TargetOffer {
     }
 }
 
-fn tuning(c: &IscsiTuning) -> Tuning {
+fn tuning(c: &IscsiTuning, limits: &Limits) -> Tuning {
     use std::time::Duration;
     Tuning {
         queue_depth: c.queue_depth,
@@ -274,7 +322,8 @@ fn tuning(c: &IscsiTuning) -> Tuning {
             .then(|| Duration::from_secs(c.nop_in_interval_secs.into())),
         nop_timeout: Duration::from_secs(c.nop_in_timeout_secs.into()),
         login_timeout: Duration::from_secs(c.login_timeout_secs.into()),
-        connection_buffer_bytes: Tuning::default().connection_buffer_bytes,
+        connection_buffer_bytes: usize::try_from(limits.connection_buffer_bytes)
+            .unwrap_or(usize::MAX),
     }
 }
 

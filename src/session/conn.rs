@@ -248,8 +248,7 @@ impl Connection {
             targets: &self.ctx.login_targets,
             portal_group_tag: self.ctx.portal_group_tag,
             offer: &self.ctx.offer,
-            // Discovery CHAP is not configurable yet.
-            discovery_chap: None,
+            discovery_chap: self.ctx.discovery_chap.as_ref(),
             peer: self.peer.map(|p| p.ip()),
         };
         match login.handle(&env, &req, f.data) {

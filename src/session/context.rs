@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::login::{TargetEntry, TargetOffer};
+use crate::login::{ChapPolicy, TargetEntry, TargetOffer};
 use crate::scsi::LunMap;
 
 pub struct TargetRuntime {
@@ -74,6 +74,8 @@ pub struct PortalContext {
     pub portal_group_tag: u16,
     pub offer: TargetOffer,
     pub tuning: Tuning,
+    /// CHAP required of discovery sessions, if any.
+    pub discovery_chap: Option<ChapPolicy>,
 }
 
 impl PortalContext {

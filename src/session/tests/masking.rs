@@ -21,6 +21,7 @@ fn two_luns(mask: Option<&[u16]>) -> Arc<PortalContext> {
         portal_group_tag: 1,
         offer: ctx.offer.clone(),
         tuning: ctx.tuning.clone(),
+        discovery_chap: None,
     })
 }
 

@@ -52,6 +52,7 @@ fn context(offer: TargetOffer, tuning: Tuning) -> Arc<PortalContext> {
         portal_group_tag: 1,
         offer,
         tuning,
+        discovery_chap: None,
     })
 }
 
