@@ -64,7 +64,8 @@ impl Session {
         let edtl = if cmd.write { cmd.expected_data_len } else { 0 };
         let need = edtl.min(wt.scsi_len);
         let imm_len = imm.len() as u32;
-        let unsolicited_end = if self.params.initial_r2t {
+        // RFC 7143 §11.3.1: F=1 says no unsolicited Data-Out follows the command.
+        let unsolicited_end = if self.params.initial_r2t || cmd.final_bit {
             imm_len
         } else {
             edtl.min(self.params.first_burst_length).max(imm_len)

@@ -113,6 +113,7 @@ fn repeated_unsolicited_data_is_rejected_with_unexpected_unsolicited_data() {
         ("FirstBurstLength", "8192"),
     ];
     let mut p = Pair::logged_in(default_offer(), Tuning::default(), &keys);
+    p.announce_unsolicited = true;
     p.command(1, &rw10(0x2a, 0, 16), 8192, false, true, &[0x11; 4096]);
     // Restates the immediate data instead of continuing after it.
     p.send(&data_out(1, RESERVED_TAG, 0, 0), &[0x22; 4096]);

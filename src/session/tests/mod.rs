@@ -63,6 +63,8 @@ struct Pair {
     cmd_sn: u32,
     /// The backing store: a plain byte array that `run_io` reads and writes.
     disk: Vec<u8>,
+    /// Write commands announce unsolicited Data-Out (F=0) when data remains after immediate data.
+    announce_unsolicited: bool,
 }
 
 impl Pair {
@@ -75,6 +77,7 @@ impl Pair {
             digests: Digests::default(),
             cmd_sn: 100,
             disk: vec![0; 4096 * BS as usize],
+            announce_unsolicited: false,
         }
     }
 
@@ -159,9 +162,11 @@ impl Pair {
     fn command(&mut self, itt: u32, cdb: &[u8], edtl: u32, read: bool, write: bool, imm: &[u8]) {
         let mut c = [0u8; 16];
         c[..cdb.len()].copy_from_slice(cdb);
+        // RFC 7143 §11.3.1: F=0 announces unsolicited Data-Out after the immediate data.
+        let unsolicited = self.announce_unsolicited && write && imm.len() < edtl as usize;
         let cmd = ScsiCommand {
             immediate: false,
-            final_bit: true,
+            final_bit: !unsolicited,
             read,
             write,
             attr: 1,
@@ -289,6 +294,7 @@ fn unsolicited_data_out_completes_the_first_burst() {
         ("FirstBurstLength", "65536"),
     ];
     let mut p = Pair::logged_in(default_offer(), Tuning::default(), &keys);
+    p.announce_unsolicited = true;
     let data = pattern(8192, 9);
     p.command(20, &rw10(0x2a, 0, 16), 8192, false, true, &data[..2048]);
     assert_eq!(p.run_io(), 0, "waits for the unsolicited Data-Out");
@@ -305,6 +311,31 @@ fn unsolicited_data_out_completes_the_first_burst() {
         p.send(&d.encode(), chunk);
     }
     assert_eq!(p.run_io(), 1);
+    assert_eq!(response(&p.recv()).status, 0);
+    assert_eq!(&p.disk[..8192], &data[..]);
+}
+
+#[test]
+fn final_bit_without_unsolicited_data_gets_everything_solicited() {
+    let keys = [("ImmediateData", "Yes"), ("InitialR2T", "No")];
+    let mut p = Pair::logged_in(default_offer(), Tuning::default(), &keys);
+    let data = pattern(8192, 4);
+    // F=1 with 2 KiB of immediate data: nothing unsolicited follows, so the rest is solicited.
+    p.command(21, &rw10(0x2a, 0, 16), 8192, false, true, &data[..2048]);
+    let pdus = p.recv();
+    let r = R2t::decode(&pdus[0].0);
+    assert_eq!((r.buffer_offset, r.desired_len), (2048, 6144));
+    let d = DataOut {
+        final_bit: true,
+        lun: 0,
+        itt: 21,
+        ttt: r.ttt,
+        exp_stat_sn: 0,
+        data_sn: 0,
+        buffer_offset: 2048,
+    };
+    p.send(&d.encode(), &data[2048..]);
+    p.run_io();
     assert_eq!(response(&p.recv()).status, 0);
     assert_eq!(&p.disk[..8192], &data[..]);
 }
