@@ -100,9 +100,10 @@ fn per_session_bound() -> u64 {
     BUFFER.max(MAX_TRANSFER) + DEPTH * FIRST_BURST + MRDSL + 4096 + STAGED + DEPTH * 1024
 }
 
-/// What one connection still logging in may hold: its receive buffer and the login text.
+/// What one connection still logging in may hold: its receive buffer and the login text both
+/// ways.
 fn per_login_bound() -> u64 {
-    (64 << 10) + 2 * (64 << 10)
+    MRDSL + 1024 + 2 * (64 << 10)
 }
 
 const ATTACK: Duration = Duration::from_secs(15);

@@ -143,9 +143,9 @@
 //! | `user` | *required* | Name the initiator logs in with (CHAP_N): 1..=255 bytes, no control characters. |
 //! | `secret` | — | The initiator's secret: 12..=255 bytes (at least the 96 bits RFC 7143 requires). Exactly one of `secret` and `secret_file`. |
 //! | `secret_file` | — | File holding the secret, read at start-up: one trailing newline (`\n` or `\r\n`) is dropped and the rest must be 12..=255 bytes. A relative path is relative to the daemon's working directory. A file that group or others can access is logged as a warning (`chmod 600` it). |
-//! | `mutual_user` | none | Mutual CHAP: the name the target proves itself with when the initiator asks for it. Same rules as `user`. |
+//! | `mutual_user` | none | Mutual CHAP: the name the target proves itself with. When set, mutual CHAP is required: an initiator that does not challenge the target is refused (as LIO does). Same rules as `user`. |
 //! | `mutual_secret`, `mutual_secret_file` | — | The target's secret, given like `secret`/`secret_file`: exactly one of the two when `mutual_user` is set, neither otherwise. Must differ from the initiator's secret (one secret both ways allows a reflection attack). |
-//! | `algorithms` | `["sha3-256", "sha-256", "sha1", "md5"]` | Digest algorithms offered (CHAP_A), most preferred first: a non-empty list of these four names, no duplicates. |
+//! | `algorithms` | `["sha3-256", "sha-256", "sha1", "md5"]` | Digest algorithms allowed (CHAP_A): the target takes the first one in the initiator's list that is also here. A non-empty list of these four names, no duplicates. |
 //!
 //! Secrets never appear in error messages, `Debug` output or logs. On the command line they are
 //! only taken from files (`--chap-secret-file` and the like).
