@@ -154,3 +154,22 @@ fn lun_masking_shows_an_initiator_only_its_luns() {
     assert_eq!(code, Some(0));
     assert!(out.contains("Lun:0") && out.contains("Lun:1"), "{out}");
 }
+
+/// The quick path: `--chap-user` with a secret file, no config file.
+#[test]
+fn chap_from_command_line_flags_is_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("alice.secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let d = common::daemon(&[
+        "--chap-user",
+        "alice",
+        "--chap-secret-file",
+        secret.to_str().unwrap(),
+    ]);
+    let target = common::TARGET;
+    assert!(inquiry(&d, &format!("alice%{SECRET}@"), target, ""));
+    assert!(!inquiry(&d, "", target, ""));
+    assert!(!inquiry(&d, "alice%not-the-secret@", target, ""));
+}

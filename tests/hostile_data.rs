@@ -119,3 +119,30 @@ fn unmap_of_thousands_of_ranges_on_a_null_lun_completes() {
     }
     assert_eq!(ini.nop_out(b"alive"), b"alive");
 }
+
+/// Thousands of commands in one burst: one loop turn prepares more submissions than the
+/// submission queue holds (1024); the excess waits in the reactor's backlog and goes in as the
+/// queue drains, and every command is answered.
+#[test]
+fn a_burst_larger_than_the_ring_completes() {
+    let d = common::daemon(&["--cores", "1", "--queue-depth", "4096"]);
+    let mut ini = common::session(&d, &[]);
+    ini.wait_ready(0);
+    let count = 4000u32;
+    let mut wire = Vec::new();
+    let mut itts = std::collections::HashSet::new();
+    for i in 0..count {
+        let cmd = ini.command_pdu(0, &cdb::read10(i, 1), true, false, BLOCK);
+        itts.insert(cmd.itt);
+        ringtgt::pdu::frame::encode(&mut wire, &cmd.encode(), &[], &[], Default::default());
+    }
+    ini.conn.send_raw(&wire).unwrap();
+    while !itts.is_empty() {
+        let (bhs, _) = ini.recv();
+        let di = ringtgt::pdu::scsi::DataIn::decode(&bhs);
+        assert_eq!(bhs.opcode(), Opcode::DATA_IN, "{bhs:?}");
+        assert_eq!(di.status, Some(cdb::GOOD));
+        assert!(itts.remove(&di.itt));
+    }
+    assert_eq!(ini.nop_out(b"done"), b"done");
+}

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Runs inside the harness's guest (stock Debian kernel, open-iscsi, fio) against the ringtgt that
-# run.sh started on the host. It checks the five points of the Linux-initiator issue, printing
+# run.sh started on the host. It checks the five points of the Linux-initiator issue and CHAP (point 6), printing
 # every initiator command with its own output, and ends with one "RESULT point N: PASS|FAIL" line
 # per point. Its exit status is the number of failed points (0 = all passed).
 #
@@ -16,13 +16,14 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 PORTAL=$TARGET_IP:$TARGET_PORT
 START=$SECONDS
-declare -A POINT_OK=([1]=1 [2]=1 [3]=1 [4]=1 [5]=1)
+declare -A POINT_OK=([1]=1 [2]=1 [3]=1 [4]=1 [5]=1 [6]=1)
 POINT_NAME=(
     [1]="discovery, login, LUN identity"
     [2]="fio verify (4 KiB random, 1 MiB sequential, iodepth 32)"
     [3]="ext4: mkfs, files, e2fsck -fn, remount (CRC32C digests from here), checksums"
     [4]="partition (reinstatement), connection cut, target restart during fio writes"
     [5]="clean logout, no errors in dmesg"
+    [6]="CHAP: discovery, one-way and mutual with every algorithm, wrong secrets refused"
 )
 
 say() { echo "guest[$((SECONDS - START))s]: $*"; }
@@ -401,6 +402,84 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
+# Point 6 runs before point 5, so that point 5's checks (no session left, a clean dmesg) cover it.
+section 6
+CPORTAL=$TARGET_IP:$CHAP_PORT
+disc_set() { iscsiadm -m discoverydb -t sendtargets -p "$CPORTAL" -o update -n "$1" -v "$2" >/dev/null; }
+node_set() { iscsiadm -m node -T "$1" -p "$CPORTAL" -o update -n "$2" -v "$3" >/dev/null; }
+disks() { ls /sys/class/scsi_disk/ 2>/dev/null | sort; }
+
+# chap_login IQN ALG SECRET [TARGET_USER TARGET_SECRET]: logs in with CHAP restricted to ALG
+# (mutual when the target's credentials are given); returns iscsiadm's status.
+chap_login() {
+    local iqn=$1 alg=$2 secret=$3 tuser=${4:-} tsecret=${5:-}
+    node_set "$iqn" node.session.auth.authmethod CHAP
+    node_set "$iqn" node.session.auth.username "$CHAP_USER"
+    node_set "$iqn" node.session.auth.password "$secret"
+    node_set "$iqn" node.session.auth.username_in "$tuser"
+    node_set "$iqn" node.session.auth.password_in "$tsecret"
+    node_set "$iqn" node.session.auth.chap_algs "$alg"
+    run timeout 60 iscsiadm -m node -T "$iqn" -p "$CPORTAL" --login
+}
+# chap_io POINT IQN WHAT: the login added one disk; read from it, then log out.
+chap_io() {
+    local before=$1 iqn=$2 what=$3 added disk i
+    for ((i = 0; i < 100; i++)); do
+        added=$(comm -13 <(echo "$before") <(disks) | head -n1)
+        [[ -n $added ]] && break
+        sleep 0.1
+    done
+    disk=$(ls "/sys/class/scsi_disk/$added/device/block/" 2>/dev/null | head -n1)
+    if [[ -z $disk ]]; then
+        fail 6 "$what: no disk appeared"
+    elif ! run dd if="/dev/$disk" of=/dev/null bs=1M count=4 iflag=direct status=none; then
+        fail 6 "$what: reading /dev/$disk failed"
+    fi
+    run timeout 60 iscsiadm -m node -T "$iqn" -p "$CPORTAL" --logout || fail 6 "$what: logout failed"
+}
+
+run iscsiadm -m discoverydb -t sendtargets -p "$CPORTAL" -o new
+if run timeout 30 iscsiadm -m discoverydb -t sendtargets -p "$CPORTAL" --discover; then
+    fail 6 "discovery without CHAP credentials succeeded"
+fi
+disc_set discovery.sendtargets.auth.authmethod CHAP
+disc_set discovery.sendtargets.auth.username "$DISCOVERY_USER"
+disc_set discovery.sendtargets.auth.password "$DISCOVERY_SECRET"
+if runo /tmp/disc6.txt timeout 30 iscsiadm -m discoverydb -t sendtargets -p "$CPORTAL" --discover; then
+    grep -q "$CHAP_IQN" /tmp/disc6.txt && grep -q "$MUTUAL_IQN" /tmp/disc6.txt ||
+        fail 6 "discovery with CHAP did not list both targets"
+else
+    fail 6 "discovery with CHAP failed"
+fi
+for alg in MD5 SHA1 SHA256 SHA3-256; do
+    before=$(disks)
+    if chap_login "$CHAP_IQN" "$alg" "$CHAP_SECRET"; then
+        chap_io "$before" "$CHAP_IQN" "one-way CHAP with $alg"
+    else
+        fail 6 "one-way CHAP login with $alg failed"
+    fi
+    before=$(disks)
+    if chap_login "$MUTUAL_IQN" "$alg" "$CHAP_SECRET" "$MUTUAL_USER" "$MUTUAL_SECRET"; then
+        chap_io "$before" "$MUTUAL_IQN" "mutual CHAP with $alg"
+    else
+        fail 6 "mutual CHAP login with $alg failed"
+    fi
+done
+if chap_login "$CHAP_IQN" SHA256 "wrong-secret-0123"; then
+    fail 6 "a wrong secret was accepted"
+    run iscsiadm -m node -T "$CHAP_IQN" -p "$CPORTAL" --logout
+fi
+if chap_login "$MUTUAL_IQN" SHA256 "$CHAP_SECRET" "$MUTUAL_USER" "wrong-secret-4567"; then
+    fail 6 "the initiator accepted a target that does not know the mutual secret"
+    run iscsiadm -m node -T "$MUTUAL_IQN" -p "$CPORTAL" --logout
+fi
+if chap_login "$MUTUAL_IQN" SHA256 "$CHAP_SECRET"; then
+    fail 6 "one-way CHAP was accepted where the target requires mutual CHAP"
+    run iscsiadm -m node -T "$MUTUAL_IQN" -p "$CPORTAL" --logout
+fi
+run iscsiadm -m node -p "$CPORTAL" -o delete
+
+# ---------------------------------------------------------------------------------------------
 section 5
 mark=$(dmesg_mark)
 if logout 5; then
@@ -428,7 +507,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 failed=0
-for p in 1 2 3 4 5; do
+for p in 1 2 3 4 5 6; do
     ((POINT_OK[$p])) || failed=$((failed + 1))
 done
 if ((failed)); then
@@ -437,7 +516,7 @@ if ((failed)); then
     dmesg
 fi
 echo
-for p in 1 2 3 4 5; do
+for p in 1 2 3 4 5 6; do
     if ((POINT_OK[$p])); then v=PASS; else v=FAIL; fi
     echo "RESULT point $p: $v - ${POINT_NAME[$p]}"
 done

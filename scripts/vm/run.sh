@@ -10,8 +10,9 @@
 #   3. builds or reuses the cached guest image (build-image.sh);
 #   4. creates a network namespace with a tap device: the target listens on 10.213.0.1:3260 in
 #      it and the guest is 10.213.0.2 on the tap. Nothing is routed out of the namespace;
-#   5. starts ringtgt there with two LUNs (a file with 512-byte blocks, RAM with 4 KiB blocks);
-#   6. boots the guest (KVM when it works, else TCG), which runs guest-test.sh: the five
+#   5. starts ringtgt there with two LUNs (a file with 512-byte blocks, RAM with 4 KiB blocks),
+#      and a second ringtgt on port 3261 whose targets and discovery require CHAP (point 6);
+#   6. boots the guest (KVM when it works, else TCG), which runs guest-test.sh: the six
 #      points of the issue. On request from the guest, mid-fio (point 4), it black-holes the
 #      session's connection (nftables in the namespace; the initiator's new login must reinstate
 #      the session, and ringtgt's log must say so), destroys the target's sockets (ss -K), and
@@ -26,7 +27,7 @@
 # Environment:
 #   RINGTGT_BIN          ringtgt binary to test (default: build target/release/ringtgt)
 #   RINGTGT_VM_ACCEL     auto (default: KVM if a probe boot works, else TCG), kvm or tcg
-#   RINGTGT_VM_TIMEOUT   seconds the guest may run in all (default 420)
+#   RINGTGT_VM_TIMEOUT   seconds the guest may run in all (default 540)
 #   RINGTGT_VM_LOG       ringtgt --log level or filter (default info)
 #   RINGTGT_VM_CACHE     image cache (default /var/cache/ringtgt-vm), see build-image.sh
 set -euo pipefail
@@ -35,7 +36,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 cd "$ROOT"
 
 OUT=${CARGO_TARGET_DIR:-$ROOT/target}/vm
-TIMEOUT=${RINGTGT_VM_TIMEOUT:-420}
+TIMEOUT=${RINGTGT_VM_TIMEOUT:-540}
 ACCEL=${RINGTGT_VM_ACCEL:-auto}
 LOG_LEVEL=${RINGTGT_VM_LOG:-info}
 NS=ringtgt-vm-$$
@@ -43,6 +44,13 @@ TARGET_IP=10.213.0.1
 GUEST_IP=10.213.0.2
 PORT=3260
 IQN=iqn.2026-11.io.ringtgt:vm
+# A second ringtgt for point 6 (CHAP): every session to it needs CHAP, discovery included.
+CHAP_PORT=3261
+CHAP_IQN=iqn.2026-11.io.ringtgt:vm-chap
+MUTUAL_IQN=iqn.2026-11.io.ringtgt:vm-mutual
+CHAP_USER=vmguest CHAP_SECRET=guest-secret-0123
+MUTUAL_USER=vmtarget MUTUAL_SECRET=target-secret-4567
+DISCOVERY_USER=vmdiscover DISCOVERY_SECRET=discover-secret-89
 # LUN 0: a file (it must survive a restart of ringtgt, point 4); LUN 1: RAM with 4 KiB blocks.
 LUN0_SIZE=$((512 << 20)) LUN0_BS=512 LUN0_SERIAL=RTVM-FILE-0
 LUN1_SIZE=$((256 << 20)) LUN1_BS=4096 LUN1_SERIAL=RTVM-RAM-1
@@ -97,10 +105,10 @@ rm -rf "$OUT"
 mkdir -p "$OUT/input"
 
 # ---- cleanup: whatever happens, stop what we started and remove the namespace ------------------
-QEMU_PID="" TGT_PID="" TAIL_PID=""
+QEMU_PID="" TGT_PID="" CHAP_PID="" TAIL_PID=""
 cleanup() {
     local pid
-    for pid in $QEMU_PID $TGT_PID $TAIL_PID; do
+    for pid in $QEMU_PID $TGT_PID $CHAP_PID $TAIL_PID; do
         kill -9 "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
@@ -195,6 +203,51 @@ stop_target() { # SIGKILL: like a crash, nothing is flushed or closed politely
 start_target
 say "ringtgt $("$RINGTGT_BIN" --version | cut -d' ' -f2) listening on $TARGET_IP:$PORT in netns $NS"
 
+# Point 6's target: one-way CHAP on one target, mutual CHAP on the other, CHAP for discovery;
+# every algorithm allowed, so the initiator's chap_algs choose. Secrets come from files, as an
+# operator would keep them.
+(
+    umask 077
+    printf '%s\n' "$CHAP_SECRET" >"$OUT/chap.secret"
+    printf '%s\n' "$MUTUAL_SECRET" >"$OUT/mutual.secret"
+    printf '%s\n' "$DISCOVERY_SECRET" >"$OUT/discovery.secret"
+)
+cat >"$OUT/ringtgt-chap.toml" <<EOF
+portals = ["$TARGET_IP:$CHAP_PORT"]
+cores = 1
+
+[discovery.chap]
+user = "$DISCOVERY_USER"
+secret_file = "$OUT/discovery.secret"
+
+[[target]]
+name = "$CHAP_IQN"
+[target.chap]
+user = "$CHAP_USER"
+secret_file = "$OUT/chap.secret"
+[[target.lun]]
+path = "ram:32MiB"
+
+[[target]]
+name = "$MUTUAL_IQN"
+[target.chap]
+user = "$CHAP_USER"
+secret_file = "$OUT/chap.secret"
+mutual_user = "$MUTUAL_USER"
+mutual_secret_file = "$OUT/mutual.secret"
+[[target.lun]]
+path = "ram:32MiB"
+EOF
+ip netns exec "$NS" "$RINGTGT_BIN" serve --config "$OUT/ringtgt-chap.toml" --log "$LOG_LEVEL" \
+    >"$OUT/ringtgt-chap.log" 2>&1 &
+CHAP_PID=$!
+for ((i = 0; i < 100; i++)); do
+    nsx ss -Hltn "sport = :$CHAP_PORT" | grep -q . && break
+    kill -0 "$CHAP_PID" 2>/dev/null || die "the CHAP ringtgt exited: $(tail -n 5 "$OUT/ringtgt-chap.log")"
+    sleep 0.1
+done
+say "CHAP ringtgt listening on $TARGET_IP:$CHAP_PORT"
+
 # ---- 6. the guest ------------------------------------------------------------------------------
 cp "$HERE/guest-test.sh" "$OUT/input/"
 cat >"$OUT/input/params.env" <<EOF
@@ -210,6 +263,15 @@ LUN0_SERIAL=$LUN0_SERIAL
 LUN1_SIZE=$LUN1_SIZE
 LUN1_BS=$LUN1_BS
 LUN1_SERIAL=$LUN1_SERIAL
+CHAP_PORT=$CHAP_PORT
+CHAP_IQN=$CHAP_IQN
+MUTUAL_IQN=$MUTUAL_IQN
+CHAP_USER=$CHAP_USER
+CHAP_SECRET=$CHAP_SECRET
+MUTUAL_USER=$MUTUAL_USER
+MUTUAL_SECRET=$MUTUAL_SECRET
+DISCOVERY_USER=$DISCOVERY_USER
+DISCOVERY_SECRET=$DISCOVERY_SECRET
 FIO_TIMEOUT=150
 FIO_RAND_SIZE=${RINGTGT_VM_FIO_RAND_SIZE:-64M}
 FIO_SEQ_SIZE=${RINGTGT_VM_FIO_SEQ_SIZE:-256M}
@@ -330,7 +392,7 @@ GUEST_TIME=$((SECONDS - GUEST_START))
 exit_line=$(grep -ao '@@ringtgt-vm: exit [0-9]*@@' "$OUT/console.log" | tail -n1 || true)
 guest_rc=${exit_line//[^0-9]/}
 declare -A VERDICT=()
-for p in 1 2 3 4 5; do
+for p in 1 2 3 4 5 6; do
     if grep -aq "^RESULT point $p: PASS" "$OUT/console.log"; then VERDICT[$p]=PASS; else VERDICT[$p]=FAIL; fi
 done
 problems=()
@@ -346,19 +408,26 @@ if ((PARTITIONED)) && ! sed -n '/^==== partition:/,/^==== partition healed/p' "$
 has no 'reinstating session')")
 fi
 # ringtgt logs at error level only for its own faults (DESIGN.md §6): any is a failure here.
-if grep -a ' ERROR ' "$OUT/ringtgt.log" >"$OUT/ringtgt-errors.log"; then
+# Point 6's daemon must never have logged a secret, whatever the initiator sent.
+for secret in "$CHAP_SECRET" "$MUTUAL_SECRET" "$DISCOVERY_SECRET"; do
+    if grep -aqF "$secret" "$OUT/ringtgt-chap.log"; then
+        VERDICT[6]=FAIL
+        problems+=("point 6: a CHAP secret appears in ringtgt's log")
+    fi
+done
+if grep -a ' ERROR ' "$OUT/ringtgt.log" "$OUT/ringtgt-chap.log" >"$OUT/ringtgt-errors.log"; then
     problems+=("ringtgt logged errors: $(wc -l <"$OUT/ringtgt-errors.log") lines, see below")
 fi
 passed=0
-for p in 1 2 3 4 5; do
+for p in 1 2 3 4 5 6; do
     [[ ${VERDICT[$p]} == PASS ]] && passed=$((passed + 1))
 done
-failed=$((5 - passed))
-((failed)) && problems+=("$failed of 5 points did not pass")
+failed=$((6 - passed))
+((failed)) && problems+=("$failed of 6 points did not pass")
 
 echo
 say "guest ran ${GUEST_TIME}s under $ACCEL; results in $OUT"
-for p in 1 2 3 4 5; do
+for p in 1 2 3 4 5 6; do
     title=$(grep -a "^RESULT point $p: " "$OUT/console.log" | head -n1 | sed 's/^[^-]*- //')
     say "point $p: ${VERDICT[$p]}${title:+ - $title}"
 done

@@ -355,6 +355,10 @@ impl Reactor {
             if let Some(reason) = slot.conn.close_reason() {
                 tracing::info!(parent: &slot.span, ?reason, "closing connection");
             }
+            let suppressed = slot.conn.take_suppressed_warnings();
+            if suppressed > 0 {
+                tracing::warn!(parent: &slot.span, suppressed, "warnings about this connection were rate-limited");
+            }
             // Ends the posted receive (and any stuck send) so their buffers come back.
             let _ = slot.sock.shutdown(std::net::Shutdown::Both);
             slot.shut = true;

@@ -409,6 +409,14 @@ impl Connection {
         self.out.clear();
     }
 
+    /// Warnings held back by the connection's rate limit and not reported yet.
+    pub fn take_suppressed_warnings(&mut self) -> u64 {
+        match &mut self.phase {
+            Phase::Full(s) => s.log.take_suppressed(),
+            _ => 0,
+        }
+    }
+
     /// Whether the connection is still negotiating its login (not yet registered).
     pub fn in_login(&self) -> bool {
         matches!(self.phase, Phase::Login { .. }) && self.close.is_none()

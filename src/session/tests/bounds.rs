@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::pdu::reject::RejectReason;
+use std::time::Duration;
 
 fn solicited_only() -> [(&'static str, &'static str); 4] {
     [
@@ -380,4 +381,48 @@ fn input_waits_while_answers_pile_up_unread() {
     p.recv();
     let more = p.conn.handle_input(&wire[used..], p.now);
     assert!(more > 0);
+}
+
+#[test]
+fn a_long_in_place_receive_keeps_the_connection_alive() {
+    let tuning = Tuning {
+        nop_interval: Some(Duration::from_secs(1)),
+        nop_timeout: Duration::from_secs(1),
+        ..Tuning::default()
+    };
+    let keys = [
+        ("ImmediateData", "No"),
+        ("InitialR2T", "Yes"),
+        ("MaxBurstLength", "65536"),
+    ];
+    let mut p = Pair::logged_in(default_offer(), tuning, &keys);
+    p.command(1, &rw10(0x2a, 0, 128), 65536, false, true, &[]);
+    let r = r2ts(&p.recv())[0];
+    let data = pattern(65536, 7);
+    let mut pending = Vec::new();
+    let mut d = data_out(1, r.ttt, 0, 0);
+    d.set_flags(0x80);
+    frame::encode(&mut pending, &d, &[], &data, p.digests);
+    pending.truncate(48 + 100);
+    let mut landing = p
+        .conn
+        .landing(&pending)
+        .expect("the payload lands in place");
+    assert_eq!(landing.range.len(), 65536 - 100);
+    // The payload trickles in for 3 s, longer than the keepalive allows for silence.
+    for step in 0..6 {
+        p.now += Duration::from_millis(500);
+        let at = landing.range.start;
+        let n = landing.range.len() / (6 - step);
+        landing.buf.as_mut_slice()[at..at + n].copy_from_slice(&data[at..at + n]);
+        landing.range.start += n;
+        p.conn.note_received(p.now);
+        p.conn.handle_timeout(p.now);
+    }
+    assert!(p.conn.close_reason().is_none());
+    assert!(p.recv().is_empty(), "no ping while data keeps arriving");
+    p.conn.handle_landed(landing, p.now);
+    assert_eq!(p.run_io(), 1);
+    assert_eq!(response(&p.recv()).status, 0);
+    assert_eq!(&p.disk[..65536], &data[..]);
 }
