@@ -525,7 +525,7 @@ impl AwaitResponse {
         };
         let identifier = parse_in_range(i, 0, 255)
             .and_then(|n| u8::try_from(n).ok())
-            .ok_or_else(|| LoginError::protocol("CHAP_I is not a number in 0..=255"))?;
+            .ok_or_else(|| LoginError::authentication("CHAP_I is not a number in 0..=255"))?;
         let challenge = binary("CHAP_C", c)?;
         if challenge == self.challenge {
             return Err(LoginError::authentication(
@@ -562,11 +562,11 @@ impl AwaitResponse {
     }
 }
 
-/// A CHAP_C or CHAP_R value; anything but hex or base64 of at most 1024 bytes is an initiator
-/// error, never truncated.
+/// A CHAP_C or CHAP_R value; anything but hex or base64 of at most 1024 bytes fails the
+/// authentication (0x0201, as any other bad credential), never truncated.
 fn binary(key: &str, v: &str) -> Result<Vec<u8>, LoginError> {
     parse_large_binary(v, MAX_CHAP_BINARY_LEN).ok_or_else(|| {
-        LoginError::protocol(format!(
+        LoginError::authentication(format!(
             "{key} is not a hex or base64 value of 1 to {MAX_CHAP_BINARY_LEN} bytes"
         ))
     })

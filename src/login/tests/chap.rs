@@ -417,7 +417,7 @@ fn names_that_look_like_hex_are_compared_as_sent() {
 }
 
 #[test]
-fn malformed_or_oversize_values_are_initiator_errors() {
+fn malformed_or_oversize_values_fail_authentication() {
     let oversize = format!("0x{}", "ab".repeat(1025));
     for r in [
         "zzz",
@@ -432,7 +432,7 @@ fn malformed_or_oversize_values_are_initiator_errors() {
         to_response(&mut h);
         fails_silently(
             send_response(&mut h, &[("CHAP_N", USER), ("CHAP_R", r)]),
-            LoginStatus::INITIATOR_ERROR,
+            LoginStatus::AUTHENTICATION_FAILURE,
         );
     }
     for (i, c) in [
@@ -444,7 +444,10 @@ fn malformed_or_oversize_values_are_initiator_errors() {
     ] {
         let mut h = harness(mutual());
         let ch = to_response(&mut h);
-        fails_silently(send_mutual(&mut h, &ch, i, c), LoginStatus::INITIATOR_ERROR);
+        fails_silently(
+            send_mutual(&mut h, &ch, i, c),
+            LoginStatus::AUTHENTICATION_FAILURE,
+        );
     }
 }
 
