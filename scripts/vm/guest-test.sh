@@ -424,8 +424,11 @@ chap_login() {
 # chap_io POINT IQN WHAT: the login added one disk; read from it, then log out.
 chap_io() {
     local before=$1 iqn=$2 what=$3 added disk i
+    # (No process substitution: the guest has no /dev/fd.)
+    echo "$before" >/tmp/disks-before.txt
     for ((i = 0; i < 100; i++)); do
-        added=$(comm -13 <(echo "$before") <(disks) | head -n1)
+        disks >/tmp/disks-now.txt
+        added=$(comm -13 /tmp/disks-before.txt /tmp/disks-now.txt | head -n1)
         [[ -n $added ]] && break
         sleep 0.1
     done
