@@ -44,8 +44,8 @@ for t in $TARGETS; do
     echo "fuzz: $t for ${SECONDS_PER_TARGET}s (log: fuzz/$log)"
     status=0
     cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- "${args[@]}" >"$log" 2>&1 || status=$?
-    runs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+$' || true)
-    speed=$(grep -oE 'stat::average_exec_per_sec: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+$' || true)
+    runs=$(grep -oE 'stat::number_of_executed_units:\s+[0-9]+' "$log" | tail -1 | grep -oE '[0-9]+$' || true)
+    speed=$(grep -oE 'stat::average_exec_per_sec:\s+[0-9]+' "$log" | tail -1 | grep -oE '[0-9]+$' || true)
     last=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -1 || true)
     cov=$(grep -oE 'cov: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || true)
     ft=$(grep -oE 'ft: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || true)
@@ -55,7 +55,7 @@ for t in $TARGETS; do
         failed=1
         line+=" FAILED (exit $status)"
         while read -r artifact; do
-            line+=$'\n'"    artifact: fuzz/$artifact"
+            line+=$'\n'"    artifact: $artifact"
         done < <(grep -oE '(Test unit written to|written to) [^ ]+' "$log" | awk '{print $NF}' | sort -u)
         grep -m1 -E "panicked at|ERROR: libFuzzer|ERROR: AddressSanitizer" "$log" | sed 's/^/    /' >>/dev/stderr || true
     fi

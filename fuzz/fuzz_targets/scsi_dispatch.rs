@@ -9,8 +9,9 @@
 //! One NexusState lives across the commands (MODE SELECT can change the sense format).
 //!
 //! Checks: no panic; every medium access lies inside its unit, honours the transfer limit and
-//! the read-only flag; every job ends within a bounded number of steps, each step's buffer at
-//! most STEP_BYTES; every completion is GOOD without sense or CHECK CONDITION with sense data.
+//! the read-only flag (a job may read a read-only unit, never write it); every job ends within a
+//! bounded number of steps, each step's buffer at most STEP_BYTES; every completion is GOOD
+//! without sense or CHECK CONDITION with sense data.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -96,8 +97,8 @@ fn run(luns: &LunMap, store: &mut MemStore, nexus: &mut NexusState, cmd: &Comman
             check_completion(&c);
         }
         Plan::Job(mut job) => {
+            // VERIFY with BYTCHK is a job that only reads, so read-only units have jobs too.
             let lu = unit.expect("jobs only on a real unit");
-            assert!(!lu.read_only, "a job on a read-only unit");
             drive(&mut job, nexus, lu, store, cmd);
         }
     }
@@ -156,6 +157,7 @@ fn drive(job: &mut Job, nexus: &NexusState, lu: &LuInfo, store: &mut MemStore, c
                 job.resume(nexus, lu, if fail { Err(5) } else { Ok(Some(&buf)) })
             }
             JobIo::Write { lba, data, .. } => {
+                assert!(!lu.read_only, "a job writes to a read-only unit");
                 assert_eq!(data.len() as u64 % bs, 0, "whole blocks");
                 assert!(data.len() <= STEP_BYTES as usize);
                 assert!(within(lba, data.len() as u64 / bs, lu));
@@ -165,6 +167,7 @@ fn drive(job: &mut Job, nexus: &NexusState, lu: &LuInfo, store: &mut MemStore, c
                 job.resume(nexus, lu, if fail { Err(5) } else { Ok(None) })
             }
             JobIo::Discard { lba, blocks } => {
+                assert!(!lu.read_only, "a job discards on a read-only unit");
                 assert!(within(lba, blocks, lu));
                 if !fail {
                     store.discard(lu.lun, lba * bs, blocks * bs);
