@@ -150,11 +150,12 @@ def login_seed(login):
     return bytes([0, 0, 1]) + b"".join(p[3] for p in login)
 
 
-def connection_seed(login, rest):
-    """Options 0, the session's first CmdSN, then each PDU (op 0) followed by "complete every
-    pending request" (op 0x0d) and "drain the output" (op 7)."""
+def connection_seed(login, rest, options=0):
+    """Options (0, or 1 for the login with CRC32C digests: the harness adds the digests), the
+    session's first CmdSN, then each PDU (op 0) followed by "complete every pending request"
+    (op 0x0d) and "drain the output" (op 7)."""
     cmd_sn = struct.unpack(">I", login[-1][0][24:28])[0]
-    out = bytearray([0]) + struct.pack(">I", cmd_sn)
+    out = bytearray([options]) + struct.pack(">I", cmd_sn)
     for p in rest:
         step = bytes([0]) + p[3] + bytes([0x0D, 7])
         if len(out) + len(step) > MAX_CONNECTION_SEED:
@@ -212,6 +213,8 @@ def pdu_seeds(pdus, per_kind):
 def seeds(raw_dir, seed_dir):
     store = Seeds(seed_dir)
     per_kind = {}
+    # The same sessions with digests, as far as the size cap allows once the others are in.
+    with_digests = []
     names = sorted(n for n in os.listdir(raw_dir) if n.endswith(".bin"))
     for name in names:
         with open(os.path.join(raw_dir, name), "rb") as f:
@@ -225,9 +228,12 @@ def seeds(raw_dir, seed_dir):
             store.add("pdu_frame", s)
         if is_normal(login):
             store.add("connection", connection_seed(login, rest))
+            with_digests.append(connection_seed(login, rest, options=1))
             scsi = scsi_seed(rest)
             if scsi:
                 store.add("scsi_dispatch", scsi)
+    for seed in sorted(with_digests, key=len):
+        store.add("connection", seed)
     for target in ("pdu_frame", "login", "scsi_dispatch", "connection"):
         d = os.path.join(seed_dir, target)
         count = len(os.listdir(d)) if os.path.isdir(d) else 0
