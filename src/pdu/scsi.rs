@@ -266,7 +266,8 @@ impl DataIn {
             lun: b.lun(),
             itt: b.itt(),
             ttt: b.u32_at(20),
-            stat_sn: b.u32_at(24),
+            // RFC 7143 §11.7.4: StatSN is reserved unless the PDU carries status.
+            stat_sn: if has_status { b.u32_at(24) } else { 0 },
             exp_cmd_sn: b.u32_at(28),
             max_cmd_sn: b.u32_at(32),
             data_sn: b.u32_at(36),
@@ -406,6 +407,21 @@ mod tests {
         assert_eq!(b.flags(), 0);
         assert_eq!(b.u32_at(24), 0, "StatSN reserved without S bit");
         assert_eq!(DataIn::decode(&b), mid);
+    }
+
+    /// Found by the pdu_frame fuzz target: a Data-In header without the S bit but with bytes in
+    /// the reserved StatSN field decoded a StatSN that encoding then dropped.
+    #[test]
+    fn data_in_without_status_ignores_reserved_stat_sn() {
+        let mut raw = [0u8; 48];
+        raw[..2].copy_from_slice(&[0x46, 0x80]);
+        raw[16..32].copy_from_slice(&[
+            0x3c, 0xfa, 0x63, 0x9a, 0, 0, 0, 0, 0x61, 0xa5, 0x66, 0x63, 0, 0, 0, 0x0d,
+        ]);
+        let d = DataIn::decode(&Bhs(raw));
+        assert_eq!(d.status, None);
+        assert_eq!(d.stat_sn, 0, "StatSN is reserved without the S bit");
+        assert_eq!(DataIn::decode(&d.encode()), d);
     }
 
     #[test]

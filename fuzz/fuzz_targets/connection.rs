@@ -1,0 +1,338 @@
+//! A whole connection, driven the way the reactor drives it, against memory and a virtual clock.
+//!
+//! Input: one byte of options, four bytes of CmdSN (big endian), then operations.
+//!   options: bit 0 log in with HeaderDigest=CRC32C and DataDigest=CRC32C; bit 1 solicited data
+//!            only (InitialR2T=Yes, ImmediateData=No, small bursts); bit 2 a CmdSN window of 4.
+//!   The harness logs in first (a correct Login Request for a normal session to the configured
+//!   target with that CmdSN, registered with TSIH 1), so that the operations start in full
+//!   feature phase. A recorded session's PDUs after its login replay with its own first CmdSN.
+//!   Each operation is one byte `op` and its arguments:
+//!     op & 7 in 0..=3  a PDU as on the wire without digests (BHS, AHS, data, padding), framed by
+//!                      the harness with the negotiated digests; `op >> 3` (if not 0) splits it
+//!                      into two receives at that many 32nds of its length;
+//!     op & 7 == 4      u16 length, then that many raw bytes received as they are;
+//!     op == 5          u8: complete one pending backing-store request (index = byte mod count;
+//!                      the top bits pick an errno for some), then submit what follows;
+//!     op & 7 == 5, op > 5: complete every pending request (and those that follow) successfully;
+//!     op & 7 == 6      u8: advance the clock (below 128: tenths of a second, else seconds) and
+//!                      call `handle_timeout`;
+//!     op & 7 == 7      the reactor's send completes: drain the output.
+//!   At the end every pending request completes and the output is drained.
+//!
+//! Checks: no panic; memory stays bounded (libFuzzer's -rss_limit_mb / -malloc_limit_mb);
+//! every backing-store access lies inside its unit; the output is a stream of well-formed PDUs
+//! with correct digests; an incomplete PDU never outgrows what the reactor's receive buffer holds.
+#![no_main]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use libfuzzer_sys::fuzz_target;
+use ringtgt::login::TargetOffer;
+use ringtgt::pdu::frame;
+use ringtgt::pdu::login::{LoginRequest, LoginResponse, Stage};
+use ringtgt::pdu::{Bhs, Digests, Opcode};
+use ringtgt::session::{
+    Connection, ControlRequest, IoCompletion, IoOp, IoRequest, PortalContext, TargetRuntime, Tuning,
+};
+use ringtgt_fuzz::{login_targets, lun_map, MemStore, Reader, WirePdu, TARGET};
+
+/// The reactor stops receiving while this much output waits (reactor/conn.rs).
+const MAX_PENDING_OUTPUT: usize = 32 << 20;
+/// The reactor's receive buffer is at least this large (reactor/conn.rs).
+const INITIAL_RECV_BUF: usize = 64 * 1024;
+/// Completions one `complete_all` may take before the I/O is declared endless.
+const MAX_COMPLETIONS: usize = 100_000;
+const TSIH: u16 = 1;
+const PORTAL: &str = "127.0.0.1:3260";
+/// Errnos a failed backing-store request reports.
+const ERRNOS: [i32; 4] = [5, 28, 19, 11]; // EIO, ENOSPC, ENODEV, EAGAIN
+
+fn context(options: u8) -> Arc<PortalContext> {
+    let tuning = Tuning {
+        queue_depth: if options & 4 != 0 { 4 } else { 128 },
+        ..Tuning::default()
+    };
+    Arc::new(PortalContext {
+        targets: vec![TargetRuntime {
+            name: TARGET.into(),
+            luns: lun_map(),
+        }],
+        login_targets: login_targets(),
+        portals: vec![PORTAL.parse().expect("portal address")],
+        portal_group_tag: 1,
+        offer: TargetOffer::default(),
+        tuning,
+    })
+}
+
+/// The one place a Connection is built.
+fn new_connection(ctx: Arc<PortalContext>, now: Instant) -> Connection {
+    let local: SocketAddr = PORTAL.parse().expect("portal address");
+    Connection::new(ctx, Some(local), now)
+}
+
+/// The operational-stage keys of the login prefix: what libiscsi sends, with the variants.
+fn login_text(options: u8) -> String {
+    let digest = if options & 1 != 0 { "CRC32C" } else { "None" };
+    let (initial_r2t, immediate, burst) = if options & 2 != 0 {
+        ("Yes", "No", "8192")
+    } else {
+        ("No", "Yes", "262144")
+    };
+    [
+        "InitiatorName=iqn.2026-11.test:fuzz".to_string(),
+        "InitiatorAlias=fuzz".into(),
+        format!("TargetName={TARGET}"),
+        "SessionType=Normal".into(),
+        format!("HeaderDigest={digest}"),
+        format!("DataDigest={digest}"),
+        "DefaultTime2Wait=2".into(),
+        "DefaultTime2Retain=0".into(),
+        "IFMarker=No".into(),
+        "OFMarker=No".into(),
+        "ErrorRecoveryLevel=0".into(),
+        format!("InitialR2T={initial_r2t}"),
+        format!("ImmediateData={immediate}"),
+        format!("MaxBurstLength={burst}"),
+        format!("FirstBurstLength={burst}"),
+        "MaxOutstandingR2T=1".into(),
+        "MaxConnections=1".into(),
+        "DataPDUInOrder=Yes".into(),
+        "DataSequenceInOrder=Yes".into(),
+        "MaxRecvDataSegmentLength=262144".into(),
+    ]
+    .iter()
+    .map(|kv| format!("{kv}\0"))
+    .collect()
+}
+
+struct Harness {
+    conn: Connection,
+    now: Instant,
+    /// Received bytes the connection has not consumed yet.
+    rx: Vec<u8>,
+    /// Backing-store requests submitted and not completed yet.
+    pending: Vec<IoRequest>,
+    store: MemStore,
+    digests: Digests,
+}
+
+impl Harness {
+    /// A connection that has logged in: the login prefix, registration, the final response.
+    fn logged_in(options: u8, cmd_sn: u32) -> Harness {
+        let ctx = context(options);
+        let store = MemStore::new(&ctx.targets[0].luns);
+        let now = Instant::now();
+        let mut h = Harness {
+            conn: new_connection(ctx, now),
+            now,
+            rx: Vec::new(),
+            pending: Vec::new(),
+            store,
+            digests: Digests::default(),
+        };
+        let mut req = LoginRequest::decode(&Bhs::new(Opcode::LOGIN_REQUEST));
+        req.transit = true;
+        req.csg = Stage::OPERATIONAL;
+        req.nsg = Stage::FULL_FEATURE;
+        req.isid = [0x80, 0x12, 0x34, 0x56, 0x78, 0x9a];
+        req.cmd_sn = cmd_sn;
+        let mut wire = Vec::new();
+        frame::encode(
+            &mut wire,
+            &req.encode(),
+            &[],
+            login_text(options).as_bytes(),
+            h.digests,
+        );
+        assert_eq!(h.conn.handle_input(&wire, now), wire.len());
+        let register = h.conn.poll_control();
+        assert!(
+            matches!(register, Some(ControlRequest::Register { .. })),
+            "the login prefix asks for registration"
+        );
+        h.conn.handle_registration(Ok(TSIH), h.now);
+        let wire = h.conn.output().to_wire();
+        h.conn.output().clear();
+        let (f, _) = frame::parse(&wire, Digests::default(), 1 << 24)
+            .expect("login response framing")
+            .expect("a complete login response");
+        let rsp = LoginResponse::decode(&f.bhs);
+        assert!(rsp.status.is_success() && rsp.transit && rsp.nsg == Stage::FULL_FEATURE);
+        h.digests = Digests {
+            header: options & 1 != 0,
+            data: options & 1 != 0,
+        };
+        h
+    }
+
+    /// Bytes arrive from the socket: the connection consumes the complete PDUs.
+    fn receive(&mut self, bytes: &[u8]) {
+        if self.conn.close_reason().is_some() {
+            return; // the reactor no longer receives on a closing connection
+        }
+        if self.conn.output().pending_bytes() > MAX_PENDING_OUTPUT {
+            self.drain_output(); // back-pressure: the reactor waits for its sends first
+        }
+        self.rx.extend_from_slice(bytes);
+        let used = self.conn.handle_input(&self.rx, self.now);
+        assert!(used <= self.rx.len());
+        self.rx.drain(..used);
+        if self.conn.close_reason().is_none() {
+            let room = self.conn.max_pdu_len().max(INITIAL_RECV_BUF);
+            assert!(
+                self.rx.len() < room,
+                "{} bytes of an incomplete PDU, the receive buffer holds {room}",
+                self.rx.len()
+            );
+        }
+        self.service();
+    }
+
+    /// What the reactor does after every event: answer the control thread's part, submit I/O.
+    fn service(&mut self) {
+        while self.conn.poll_control().is_some() {
+            self.conn.handle_registration(Ok(TSIH), self.now);
+        }
+        while let Some(io) = self.conn.poll_io() {
+            self.pending.push(io);
+        }
+    }
+
+    fn pdu(&mut self, op: u8, pdu: WirePdu<'_>) {
+        let mut ahs = pdu.ahs.to_vec();
+        ahs.resize(frame::pad4(ahs.len()), 0);
+        let mut wire = Vec::new();
+        frame::encode(&mut wire, &pdu.bhs, &ahs, pdu.data, self.digests);
+        let split = usize::from(op >> 3) * wire.len() / 32;
+        if split == 0 {
+            self.receive(&wire);
+        } else {
+            self.receive(&wire[..split]);
+            self.receive(&wire[split..]);
+        }
+    }
+
+    /// The backing store finishes request `which` (mod the number pending).
+    fn complete(&mut self, which: u8) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let io = self
+            .pending
+            .swap_remove(usize::from(which) % self.pending.len());
+        let errno = match which >> 5 {
+            7 => Some(ERRNOS[usize::from(which) % ERRNOS.len()]),
+            _ => None,
+        };
+        let c = self.perform(io, errno);
+        self.conn.handle_io_completion(c, self.now);
+        self.service();
+    }
+
+    fn perform(&mut self, io: IoRequest, errno: Option<i32>) -> IoCompletion {
+        assert_eq!(io.target, 0, "I/O for a target that does not exist");
+        let lun = io.lun;
+        let buf = match io.op {
+            IoOp::Read { offset, mut buf } => {
+                self.store.read(lun, offset, buf.as_mut_slice());
+                Some(buf)
+            }
+            IoOp::Write { offset, buf, .. } => {
+                if errno.is_none() {
+                    self.store.write(lun, offset, buf.as_slice());
+                }
+                Some(buf)
+            }
+            IoOp::Flush => None,
+            IoOp::Discard { offset, len } => {
+                if errno.is_none() {
+                    self.store.discard(lun, offset, len);
+                }
+                None
+            }
+        };
+        IoCompletion {
+            token: io.token,
+            result: errno.map_or(Ok(()), Err),
+            buf,
+        }
+    }
+
+    fn advance(&mut self, amount: u8) {
+        self.now += if amount < 128 {
+            Duration::from_millis(100 * u64::from(amount))
+        } else {
+            Duration::from_secs(u64::from(amount - 128))
+        };
+        self.conn.handle_timeout(self.now);
+        self.service();
+    }
+
+    /// The send completes: every PDU staged so far must parse with the session's digests.
+    fn drain_output(&mut self) {
+        let out = self.conn.output();
+        let wire = out.to_wire();
+        let digests = out.digests;
+        out.clear();
+        let mut rest = &wire[..];
+        while !rest.is_empty() {
+            let (f, n) = frame::parse(rest, digests, 1 << 24)
+                .expect("the target sends PDUs with valid digests")
+                .expect("the target sends whole PDUs");
+            assert!(
+                f.bhs.opcode().0 >= 0x20,
+                "{:?} is not a target opcode",
+                f.bhs.opcode()
+            );
+            rest = &rest[n..];
+        }
+    }
+
+    /// The backing store finishes every request, and those they lead to.
+    fn complete_all(&mut self) {
+        let mut completed = 0;
+        while !self.pending.is_empty() {
+            completed += 1;
+            assert!(completed <= MAX_COMPLETIONS, "backing-store I/O never ends");
+            self.complete(0);
+        }
+    }
+}
+
+fuzz_target!(|input: &[u8]| {
+    let mut r = Reader::new(input);
+    let options = r.u8();
+    let cmd_sn = r.u32();
+    let mut h = Harness::logged_in(options, cmd_sn);
+    while !r.is_empty() {
+        let op = r.u8();
+        match op & 7 {
+            0..=3 => {
+                if let Some(pdu) = r.pdu() {
+                    h.pdu(op, pdu);
+                }
+            }
+            4 => {
+                let len = usize::from(r.u16());
+                let bytes = r.take(len);
+                h.receive(bytes);
+            }
+            5 if op == 5 => {
+                let which = r.u8();
+                h.complete(which);
+            }
+            5 => h.complete_all(),
+            6 => {
+                let amount = r.u8();
+                h.advance(amount);
+            }
+            _ => h.drain_output(),
+        }
+    }
+    // End of input: the backing store finishes everything, the last output is sent.
+    h.complete_all();
+    h.drain_output();
+});

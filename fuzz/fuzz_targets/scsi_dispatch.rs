@@ -1,0 +1,196 @@
+//! CDB dispatch against in-memory logical units, every plan carried out to its completion.
+//!
+//! Input: a sequence of commands, each
+//!   flags   u8: bits 0-1 the LUN (0, 1, 2, or 3 = eight raw LUN bytes follow), bit 2 the
+//!               initiator's EDTL is the length of the data given instead of what the command
+//!               wants, bits 4-7 fail the n-th backing-store I/O of the command (0 = none);
+//!   cdb_len u8 (mod 33), the CDB;
+//!   len     u16 (big endian), the Data-Out / parameter data.
+//! One NexusState lives across the commands (MODE SELECT can change the sense format).
+//!
+//! Checks: no panic; every medium access lies inside its unit, honours the transfer limit and
+//! the read-only flag (a job may read a read-only unit, never write it); every job ends within a
+//! bounded number of steps, each step's buffer at most STEP_BYTES; every completion is GOOD
+//! without sense or CHECK CONDITION with sense data.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ringtgt::scsi::{
+    decode_lun, dispatch, encode_lun, execute_params, io_error, Completion, Job, JobIo, LuInfo,
+    LunMap, NexusState, Plan, ScsiStatus, Step, STEP_BYTES,
+};
+use ringtgt_fuzz::{lun_map, MemStore, Reader};
+
+/// Longest a job may run on these small units: UNMAP's 64 KiB parameter list holds 4095 ranges.
+const MAX_JOB_STEPS: usize = 10_000;
+/// Jobs that want more Data-Out than this are checked but not run (the units are small).
+const MAX_JOB_DATA: u32 = 4 << 20;
+
+struct Command<'a> {
+    lun_raw: u64,
+    edtl_is_data_len: bool,
+    fail_io: Option<usize>,
+    cdb: &'a [u8],
+    data: &'a [u8],
+}
+
+fn command<'a>(r: &mut Reader<'a>) -> Command<'a> {
+    let flags = r.u8();
+    let lun_raw = match flags & 3 {
+        3 => r.u64(),
+        n => encode_lun(u16::from(n)),
+    };
+    let cdb_len = usize::from(r.u8() % 33);
+    let cdb = r.take(cdb_len);
+    let data_len = usize::from(r.u16());
+    let data = r.take(data_len);
+    Command {
+        lun_raw,
+        edtl_is_data_len: flags & 4 != 0,
+        fail_io: (flags >> 4).checked_sub(1).map(usize::from),
+        cdb,
+        data,
+    }
+}
+
+fuzz_target!(|input: &[u8]| {
+    let luns = lun_map();
+    let mut store = MemStore::new(&luns);
+    let mut nexus = NexusState::new();
+    let mut r = Reader::new(input);
+    while !r.is_empty() {
+        let cmd = command(&mut r);
+        run(&luns, &mut store, &mut nexus, &cmd);
+    }
+});
+
+fn run(luns: &LunMap, store: &mut MemStore, nexus: &mut NexusState, cmd: &Command<'_>) {
+    let unit = decode_lun(cmd.lun_raw).and_then(|n| luns.get(n));
+    let plan = dispatch(luns, nexus, cmd.lun_raw, cmd.cdb);
+    match plan {
+        Plan::Complete(c) => check_completion(&c),
+        Plan::Read { lba, blocks } => {
+            let lu = check_medium_access(unit, lba, blocks, false);
+            if cmd.fail_io == Some(0) {
+                return check_completion(&io_error(nexus, false, lba));
+            }
+            let mut buf = vec![0; blocks as usize * lu.block_size as usize];
+            store.read(lu.lun, lba * u64::from(lu.block_size), &mut buf);
+        }
+        Plan::Write { lba, blocks, .. } => {
+            let lu = check_medium_access(unit, lba, blocks, true);
+            if cmd.fail_io == Some(0) {
+                return check_completion(&io_error(nexus, true, lba));
+            }
+            let mut data = cmd.data.to_vec();
+            data.resize(blocks as usize * lu.block_size as usize, 0);
+            store.write(lu.lun, lba * u64::from(lu.block_size), &data);
+        }
+        Plan::Flush { lba, blocks } => {
+            let lu = unit.expect("flush only on a real unit");
+            assert!(within(lba, u64::from(blocks), lu));
+        }
+        Plan::ReceiveParams { len } => {
+            assert!(len > 0);
+            let params = &cmd.data[..cmd.data.len().min(len as usize)];
+            let c = execute_params(luns, nexus, cmd.lun_raw, cmd.cdb, params);
+            check_completion(&c);
+        }
+        Plan::Job(mut job) => {
+            // VERIFY with BYTCHK is a job that only reads, so read-only units have jobs too.
+            let lu = unit.expect("jobs only on a real unit");
+            drive(&mut job, nexus, lu, store, cmd);
+        }
+    }
+}
+
+fn check_medium_access(unit: Option<&LuInfo>, lba: u64, blocks: u32, write: bool) -> &LuInfo {
+    let lu = unit.expect("medium access only on a real unit");
+    assert!(blocks >= 1);
+    assert!(within(lba, u64::from(blocks), lu));
+    assert!(lu.max_transfer_blocks == 0 || blocks <= lu.max_transfer_blocks);
+    assert!(!(write && lu.read_only), "a write to a read-only unit");
+    lu
+}
+
+/// Drives a job the way the session does: EDTL check, Data-Out, then every step against the
+/// store, failing the I/O the input names.
+fn drive(job: &mut Job, nexus: &NexusState, lu: &LuInfo, store: &mut MemStore, cmd: &Command<'_>) {
+    let want = job.data_out_len();
+    let bs = u64::from(lu.block_size);
+    let bound = (64 << 20)
+        .max(u64::from(lu.max_transfer_blocks) * bs)
+        .max(2 * 255 * bs);
+    assert!(
+        u64::from(want) <= bound,
+        "job wants {want} bytes of Data-Out"
+    );
+    let data = if cmd.edtl_is_data_len {
+        cmd.data.to_vec()
+    } else {
+        let mut d = cmd.data.to_vec();
+        d.resize(want.min(MAX_JOB_DATA) as usize, 0);
+        d
+    };
+    let edtl = data.len() as u32;
+    if let Some(c) = job.check_edtl(nexus, edtl) {
+        return check_completion(&c);
+    }
+    if want > MAX_JOB_DATA {
+        return;
+    }
+    let mut step = job.start(nexus, lu, &data);
+    for index in 0.. {
+        assert!(index <= MAX_JOB_STEPS, "job does not end");
+        let io = match step {
+            Step::Done(c) => return check_completion(&c),
+            Step::Io(io) => io,
+        };
+        let fail = cmd.fail_io == Some(index);
+        step = match io {
+            JobIo::Read { lba, blocks } => {
+                assert!(within(lba, u64::from(blocks), lu));
+                let len = u64::from(blocks) * bs;
+                assert!(len <= u64::from(STEP_BYTES));
+                let mut buf = vec![0; len as usize];
+                store.read(lu.lun, lba * bs, &mut buf);
+                job.resume(nexus, lu, if fail { Err(5) } else { Ok(Some(&buf)) })
+            }
+            JobIo::Write { lba, data, .. } => {
+                assert!(!lu.read_only, "a job writes to a read-only unit");
+                assert_eq!(data.len() as u64 % bs, 0, "whole blocks");
+                assert!(data.len() <= STEP_BYTES as usize);
+                assert!(within(lba, data.len() as u64 / bs, lu));
+                if !fail {
+                    store.write(lu.lun, lba * bs, &data);
+                }
+                job.resume(nexus, lu, if fail { Err(5) } else { Ok(None) })
+            }
+            JobIo::Discard { lba, blocks } => {
+                assert!(!lu.read_only, "a job discards on a read-only unit");
+                assert!(within(lba, blocks, lu));
+                if !fail {
+                    store.discard(lu.lun, lba * bs, blocks * bs);
+                }
+                job.resume(nexus, lu, if fail { Err(5) } else { Ok(None) })
+            }
+        };
+    }
+}
+
+/// Whether `blocks` blocks at `lba` lie inside the unit.
+fn within(lba: u64, blocks: u64, lu: &LuInfo) -> bool {
+    lba.checked_add(blocks)
+        .is_some_and(|end| end <= lu.num_blocks)
+}
+
+fn check_completion(c: &Completion) {
+    match c.status {
+        ScsiStatus::GOOD => assert!(c.sense.is_empty()),
+        ScsiStatus::CHECK_CONDITION => {
+            assert!(c.data.is_empty());
+            assert!(matches!(c.sense.first(), Some(0x70 | 0xF0 | 0x72)));
+        }
+        other => panic!("unexpected status {other:?}"),
+    }
+}

@@ -1,0 +1,191 @@
+//! What the fuzz targets share: a reader that turns fuzzer bytes into choices and PDUs, the
+//! logical units and targets they serve, and an in-memory backing store that plays the reactor's
+//! block I/O.
+
+use ringtgt::login::TargetEntry;
+use ringtgt::pdu::frame::pad4;
+use ringtgt::pdu::{Bhs, BHS_LEN};
+use ringtgt::scsi::{LuInfo, LunMap};
+
+/// The target every normal session of the `login` and `connection` targets logs in to.
+pub const TARGET: &str = "iqn.2026-11.io.ringtgt:fuzz";
+/// A second target that only admits [`ALLOWED_INITIATOR`].
+pub const GUARDED_TARGET: &str = "iqn.2026-11.io.ringtgt:guarded";
+pub const ALLOWED_INITIATOR: &str = "iqn.2026-11.test:allowed";
+
+/// Fuzzer bytes read front to back; reads past the end give zeros / empty slices.
+pub struct Reader<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        Reader { data }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Up to `n` bytes (fewer at the end of the input).
+    pub fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, tail) = self.data.split_at(n.min(self.data.len()));
+        self.data = tail;
+        head
+    }
+
+    /// Everything not read yet.
+    pub fn rest(&mut self) -> &'a [u8] {
+        self.take(self.data.len())
+    }
+
+    pub fn u8(&mut self) -> u8 {
+        self.take(1).first().copied().unwrap_or(0)
+    }
+
+    pub fn u16(&mut self) -> u16 {
+        let b = self.take(2);
+        u16::from_be_bytes([
+            b.first().copied().unwrap_or(0),
+            b.get(1).copied().unwrap_or(0),
+        ])
+    }
+
+    pub fn u32(&mut self) -> u32 {
+        u32::from(self.u16()) << 16 | u32::from(self.u16())
+    }
+
+    pub fn u64(&mut self) -> u64 {
+        u64::from(self.u32()) << 32 | u64::from(self.u32())
+    }
+
+    /// One PDU as it travels without digests: a 48-byte BHS (zero-filled when the input ends
+    /// early), its AHS and its data segment (cut short when the input ends), then the padding.
+    pub fn pdu(&mut self) -> Option<WirePdu<'a>> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut raw = [0u8; BHS_LEN];
+        let head = self.take(BHS_LEN);
+        raw[..head.len()].copy_from_slice(head);
+        let bhs = Bhs(raw);
+        let ahs = self.take(bhs.total_ahs_len());
+        let data_len = bhs.data_segment_len();
+        let data = self.take(data_len);
+        self.take(pad4(data_len) - data_len);
+        Some(WirePdu { bhs, ahs, data })
+    }
+}
+
+/// A PDU read from the fuzzer's input by [`Reader::pdu`].
+#[derive(Debug, Clone, Copy)]
+pub struct WirePdu<'a> {
+    pub bhs: Bhs,
+    pub ahs: &'a [u8],
+    pub data: &'a [u8],
+}
+
+/// The targets a login can reach: one open to all with an alias, one with an access list.
+pub fn login_targets() -> Vec<TargetEntry> {
+    let entry = |name: &str, alias: Option<&str>, allowed: &[&str]| TargetEntry {
+        name: name.into(),
+        alias: alias.map(Into::into),
+        allowed_initiators: allowed.iter().map(|&i| i.into()).collect(),
+    };
+    vec![
+        entry(TARGET, Some("Fuzz Disk"), &[]),
+        entry(GUARDED_TARGET, None, &[ALLOWED_INITIATOR]),
+    ]
+}
+
+/// A logical unit of `blocks` blocks of `block_size` bytes, as the daemon describes one.
+pub fn lu(lun: u16, block_size: u32, blocks: u64) -> LuInfo {
+    LuInfo {
+        lun,
+        block_size,
+        num_blocks: blocks,
+        read_only: false,
+        write_cache: true,
+        non_rotational: true,
+        serial: format!("FUZZ{lun:04}"),
+        vendor: "RINGTGT".into(),
+        product: "VIRTUAL-DISK".into(),
+        revision: "0001".into(),
+        naa_id: [
+            0x60, 0x01, 0x40, 0x50, 0, 0, 0, 0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
+        ],
+        target_name: TARGET.into(),
+        relative_port_id: 1,
+        tpg: 1,
+        max_transfer_blocks: 1024,
+        optimal_transfer_blocks: 128,
+    }
+}
+
+/// Small units whose stores fit in memory: LUN 0 is 1 MiB of 512-byte blocks, LUN 1 is a
+/// read-only 256 KiB of 4096-byte blocks with a tiny transfer limit and no write cache, LUN 2 is
+/// 8 KiB of 512-byte blocks with no transfer limit.
+pub fn lun_map() -> LunMap {
+    let mut ro = lu(1, 4096, 64);
+    ro.read_only = true;
+    ro.write_cache = false;
+    ro.max_transfer_blocks = 2;
+    let mut tiny = lu(2, 512, 16);
+    tiny.write_cache = false;
+    tiny.max_transfer_blocks = 0;
+    LunMap::new(vec![lu(0, 512, 2048), ro, tiny])
+}
+
+/// One in-memory store per logical unit: what the reactor's block I/O does, against a `Vec<u8>`.
+/// Every access must lie inside the unit; one outside is a bug of the layer that asked for it.
+pub struct MemStore {
+    disks: Vec<(u16, Vec<u8>)>,
+}
+
+impl MemStore {
+    pub fn new(luns: &LunMap) -> Self {
+        let disks = luns
+            .iter()
+            .map(|u| {
+                (
+                    u.lun,
+                    vec![0; u.block_size as usize * u.num_blocks as usize],
+                )
+            })
+            .collect();
+        MemStore { disks }
+    }
+
+    fn range(&mut self, lun: u16, offset: u64, len: usize) -> &mut [u8] {
+        let disk = &mut self
+            .disks
+            .iter_mut()
+            .find(|(l, _)| *l == lun)
+            .unwrap_or_else(|| panic!("I/O for LUN {lun}, which has no store"))
+            .1;
+        let size = disk.len();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let end = start.checked_add(len).filter(|&e| e <= size);
+        let Some(end) = end else {
+            panic!("I/O of {len} bytes at offset {offset} outside LUN {lun} of {size} bytes");
+        };
+        &mut disk[start..end]
+    }
+
+    pub fn read(&mut self, lun: u16, offset: u64, buf: &mut [u8]) {
+        buf.copy_from_slice(self.range(lun, offset, buf.len()));
+    }
+
+    pub fn write(&mut self, lun: u16, offset: u64, data: &[u8]) {
+        self.range(lun, offset, data.len()).copy_from_slice(data);
+    }
+
+    pub fn discard(&mut self, lun: u16, offset: u64, len: u64) {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        self.range(lun, offset, len).fill(0);
+    }
+}
