@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what the tests need (libiscsi-bin), then runs
-# formatting and lint checks, every unit and integration test, and the libiscsi conformance
-# suites. Every step runs even after a failure, so one run shows everything that is broken; the
+# formatting and lint checks, every unit and integration test, the libiscsi conformance suites,
+# a short run of every fuzz target and the Linux initiator in a VM. Every step runs even after a failure, so one run shows everything that is broken; the
 # exit status is non-zero if any step failed.
 #
 # Integration tests use the debug binary (Cargo's CARGO_BIN_EXE_ringtgt); conformance builds and
@@ -68,6 +68,11 @@ step fmt cargo fmt --all --check
 step clippy cargo clippy --all-targets --quiet -- -D warnings
 step test run_tests
 step conformance scripts/conformance.sh
+
+# --- Fuzzing smoke test (issue 7) ------------------------------------------------------------------
+# Every cargo-fuzz target for 20 s on its seeds (nightly toolchain; installs cargo-fuzz if
+# missing). The long runs are `scripts/fuzz.sh SECONDS`; their figures are in fuzz/README.md.
+step fuzz-smoke scripts/fuzz.sh 20
 
 # --- Linux initiator (issue 4) -------------------------------------------------------------------
 # The kernel's iscsi_tcp + open-iscsi + fio in a QEMU guest (stock Debian kernel) against a

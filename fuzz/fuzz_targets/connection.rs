@@ -2,7 +2,8 @@
 //!
 //! Input: one byte of options, four bytes of CmdSN (big endian), then operations.
 //!   options: bit 0 log in with HeaderDigest=CRC32C and DataDigest=CRC32C; bit 1 solicited data
-//!            only (InitialR2T=Yes, ImmediateData=No, small bursts); bit 2 a CmdSN window of 4.
+//!            only (InitialR2T=Yes, ImmediateData=No, small bursts); bit 2 a CmdSN window of 4;
+//!            bit 3 a connection buffer budget of 64 KiB (work waits for buffers).
 //!   The harness logs in first (a correct Login Request for a normal session to the configured
 //!   target with that CmdSN, registered with TSIH 1), so that the operations start in full
 //!   feature phase. A recorded session's PDUs after its login replay with its own first CmdSN.
@@ -34,12 +35,11 @@ use ringtgt::pdu::frame;
 use ringtgt::pdu::login::{LoginRequest, LoginResponse, Stage};
 use ringtgt::pdu::{Bhs, Digests, Opcode};
 use ringtgt::session::{
-    Connection, ControlRequest, IoCompletion, IoOp, IoRequest, PortalContext, TargetRuntime, Tuning,
+    Connection, ControlRequest, IoCompletion, IoOp, IoRequest, Landing, PortalContext,
+    TargetRuntime, Tuning,
 };
 use ringtgt_fuzz::{login_targets, lun_map, MemStore, Reader, WirePdu, TARGET};
 
-/// The reactor stops receiving while this much output waits (reactor/conn.rs).
-const MAX_PENDING_OUTPUT: usize = 32 << 20;
 /// The reactor's receive buffer is at least this large (reactor/conn.rs).
 const INITIAL_RECV_BUF: usize = 64 * 1024;
 /// Completions one `complete_all` may take before the I/O is declared endless.
@@ -52,25 +52,25 @@ const ERRNOS: [i32; 4] = [5, 28, 19, 11]; // EIO, ENOSPC, ENODEV, EAGAIN
 fn context(options: u8) -> Arc<PortalContext> {
     let tuning = Tuning {
         queue_depth: if options & 4 != 0 { 4 } else { 128 },
+        connection_buffer_bytes: if options & 8 != 0 { 64 << 10 } else { 32 << 20 },
         ..Tuning::default()
     };
     Arc::new(PortalContext {
-        targets: vec![TargetRuntime {
-            name: TARGET.into(),
-            luns: lun_map(),
-        }],
+        targets: vec![TargetRuntime::new(TARGET.into(), lun_map())],
         login_targets: login_targets(),
         portals: vec![PORTAL.parse().expect("portal address")],
         portal_group_tag: 1,
         offer: TargetOffer::default(),
         tuning,
+        discovery_chap: None,
     })
 }
 
 /// The one place a Connection is built.
 fn new_connection(ctx: Arc<PortalContext>, now: Instant) -> Connection {
     let local: SocketAddr = PORTAL.parse().expect("portal address");
-    Connection::new(ctx, Some(local), now)
+    let peer: SocketAddr = "127.0.0.1:40000".parse().expect("peer address");
+    Connection::new(ctx, Some(local), Some(peer), now)
 }
 
 /// The operational-stage keys of the login prefix: what libiscsi sends, with the variants.
@@ -115,6 +115,8 @@ struct Harness {
     rx: Vec<u8>,
     /// Backing-store requests submitted and not completed yet.
     pending: Vec<IoRequest>,
+    /// A Data-Out payload being received in place, as the reactor does.
+    landing: Option<Landing>,
     store: MemStore,
     digests: Digests,
 }
@@ -130,6 +132,7 @@ impl Harness {
             now,
             rx: Vec::new(),
             pending: Vec::new(),
+            landing: None,
             store,
             digests: Digests::default(),
         };
@@ -168,18 +171,43 @@ impl Harness {
         h
     }
 
-    /// Bytes arrive from the socket: the connection consumes the complete PDUs.
-    fn receive(&mut self, bytes: &[u8]) {
+    /// Bytes arrive from the socket: the connection consumes the complete PDUs, or a payload
+    /// being received in place takes them first.
+    fn receive(&mut self, mut bytes: &[u8]) {
         if self.conn.close_reason().is_some() {
             return; // the reactor no longer receives on a closing connection
         }
-        if self.conn.output().pending_bytes() > MAX_PENDING_OUTPUT {
-            self.drain_output(); // back-pressure: the reactor waits for its sends first
+        if let Some(l) = self.landing.as_mut() {
+            let n = bytes.len().min(l.range.len());
+            let at = l.range.start;
+            l.buf.as_mut_slice()[at..at + n].copy_from_slice(&bytes[..n]);
+            l.range.start += n;
+            bytes = &bytes[n..];
+            if !l.range.is_empty() {
+                self.conn.note_received(self.now);
+                return;
+            }
+            let done = self.landing.take().expect("landing in progress");
+            self.conn.handle_landed(done, self.now);
+            self.service();
         }
         self.rx.extend_from_slice(bytes);
-        let used = self.conn.handle_input(&self.rx, self.now);
-        assert!(used <= self.rx.len());
-        self.rx.drain(..used);
+        loop {
+            let used = self.conn.handle_input(&self.rx, self.now);
+            assert!(used <= self.rx.len());
+            self.rx.drain(..used);
+            if !self.conn.output_full() || self.conn.close_reason().is_some() {
+                break;
+            }
+            // Back-pressure: the reactor offers the rest again once its sends completed.
+            self.drain_output();
+        }
+        if self.conn.close_reason().is_none() && self.digests == Digests::default() {
+            if let Some(l) = self.conn.landing(&self.rx) {
+                self.rx.clear();
+                self.landing = Some(l);
+            }
+        }
         if self.conn.close_reason().is_none() {
             let room = self.conn.max_pdu_len().max(INITIAL_RECV_BUF);
             assert!(
@@ -277,6 +305,7 @@ impl Harness {
         let wire = out.to_wire();
         let digests = out.digests;
         out.clear();
+        self.conn.handle_sent(self.now);
         let mut rest = &wire[..];
         while !rest.is_empty() {
             let (f, n) = frame::parse(rest, digests, 1 << 24)

@@ -1,7 +1,9 @@
 //! Login text parsing and the whole login negotiation of one connection.
 //!
 //! Input: one byte of options (bits 0-1 pick the target's offer, bit 2 refuses the login at
-//! registration instead of accepting it), two bytes of TSIH for the accept, then Login Requests
+//! registration instead of accepting it, bit 3 requires CHAP for discovery (bit 4: mutual),
+//! bits 5-6 pick the initiator's address: none, 127.0.0.1, 10.1.2.3 or fd00::1), two bytes of
+//! TSIH for the accept (also seeding the CHAP challenges), then Login Requests
 //! as on the wire without digests (BHS, AHS, data segment, padding): recorded logins are seeds
 //! as they are. The opcode is not checked, every PDU is taken as a Login Request.
 //!
@@ -10,12 +12,14 @@
 //! NSG=full feature, and the machine then refuses any further request.
 #![no_main]
 
+use std::net::IpAddr;
+
 use libfuzzer_sys::fuzz_target;
 use ringtgt::login::{
     parse_pairs, DigestPolicy, Login, LoginAction, LoginEnv, TargetOffer, MAX_LOGIN_DATA,
 };
 use ringtgt::pdu::login::{LoginRequest, LoginResponse, LoginStatus, Stage};
-use ringtgt_fuzz::{login_targets, Reader};
+use ringtgt_fuzz::{chap_policy, login_targets, Reader};
 
 fn offer(choice: u8) -> TargetOffer {
     let default = TargetOffer::default();
@@ -70,12 +74,31 @@ fuzz_target!(|input: &[u8]| {
     let tsih = r.u16();
     let targets = login_targets();
     let offer = offer(options);
+    let discovery_chap = chap_policy(options & 16 != 0);
+    let peer = match (options >> 5) & 3 {
+        0 => None,
+        1 => Some(IpAddr::from([127, 0, 0, 1])),
+        2 => Some(IpAddr::from([10, 1, 2, 3])),
+        _ => Some(IpAddr::from([0xfd00, 0, 0, 0, 0, 0, 0, 1])),
+    };
     let env = LoginEnv {
         targets: &targets,
         portal_group_tag: 1,
         offer: &offer,
+        discovery_chap: (options & 8 != 0).then_some(&discovery_chap),
+        peer,
     };
-    let mut login = Login::new();
+    // Challenges from the input, so that a run is repeatable.
+    let mut seed = u64::from(tsih) | 1;
+    let mut login = Login::with_challenge_source(move |buf: &mut [u8]| {
+        for b in buf.iter_mut() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            *b = seed as u8;
+        }
+        Ok(())
+    });
     // Set once the machine must refuse every further request: after a failure, and after the
     // final response.
     let mut ended = false;

@@ -2,7 +2,9 @@
 //! logical units and targets they serve, and an in-memory backing store that plays the reactor's
 //! block I/O.
 
-use ringtgt::login::TargetEntry;
+use std::sync::Arc;
+
+use ringtgt::login::{ChapCredentials, ChapPolicy, TargetEntry};
 use ringtgt::pdu::frame::pad4;
 use ringtgt::pdu::{Bhs, BHS_LEN};
 use ringtgt::scsi::{LuInfo, LunMap};
@@ -89,17 +91,41 @@ pub struct WirePdu<'a> {
     pub data: &'a [u8],
 }
 
-/// The targets a login can reach: one open to all with an alias, one with an access list.
+/// The targets a login can reach: one open to all with an alias, one with an access list by
+/// name and network, one with one-way CHAP, one with mutual CHAP.
 pub fn login_targets() -> Vec<TargetEntry> {
     let entry = |name: &str, alias: Option<&str>, allowed: &[&str]| TargetEntry {
         name: name.into(),
         alias: alias.map(Into::into),
         allowed_initiators: allowed.iter().map(|&i| i.into()).collect(),
+        ..TargetEntry::default()
     };
+    let mut guarded = entry(GUARDED_TARGET, None, &[ALLOWED_INITIATOR]);
+    guarded.allowed_networks = vec!["127.0.0.0/8".parse().expect("network")];
+    let mut one_way = entry(CHAP_TARGET, None, &[]);
+    one_way.chap = Some(Arc::new(chap_policy(false)));
+    let mut mutual = entry(MUTUAL_TARGET, None, &[]);
+    mutual.chap = Some(Arc::new(chap_policy(true)));
     vec![
         entry(TARGET, Some("Fuzz Disk"), &[]),
-        entry(GUARDED_TARGET, None, &[ALLOWED_INITIATOR]),
+        guarded,
+        one_way,
+        mutual,
     ]
+}
+
+/// Target names with CHAP policies.
+pub const CHAP_TARGET: &str = "iqn.2026-11.io.ringtgt:fuzz-chap";
+pub const MUTUAL_TARGET: &str = "iqn.2026-11.io.ringtgt:fuzz-mutual";
+
+/// CHAP credentials `alice` / `alice-secret-1`, mutual `target` / `target-secret-2`.
+pub fn chap_policy(mutual: bool) -> ChapPolicy {
+    let policy = ChapPolicy::new(ChapCredentials::new("alice", "alice-secret-1"));
+    if mutual {
+        policy.with_mutual(ChapCredentials::new("target", "target-secret-2"))
+    } else {
+        policy
+    }
 }
 
 /// A logical unit of `blocks` blocks of `block_size` bytes, as the daemon describes one.
