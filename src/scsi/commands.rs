@@ -74,7 +74,7 @@ static COMMANDS: &[Command] = &[
         opcode: op::REQUEST_SENSE,
         service_action: None,
         usage: &[op::REQUEST_SENSE, 0x01, 0, 0, FF, C],
-        handler: |ctx, cdb| Ok(nexus::request_sense(ctx.nexus, cdb, true)),
+        handler: |ctx, cdb| Ok(nexus::request_sense(ctx.nexus, cdb, Some(ctx.lu.lun))),
     },
     Command {
         opcode: op::READ_6,

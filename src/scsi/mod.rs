@@ -25,6 +25,7 @@ mod report_luns;
 mod rsoc;
 mod rw;
 pub mod sense;
+pub mod ua;
 mod unit;
 mod vpd;
 
@@ -38,6 +39,7 @@ pub use job::{Job, JobIo, Step, STEP_BYTES};
 pub use lun::{decode_lun, encode_lun, LunMap};
 pub use nexus::NexusState;
 pub use sense::{FieldPointer, Sense, SenseFormat, SenseKey};
+pub use ua::{UnitAttention, UnitAttentions};
 
 /// Immutable description of one logical unit (built from config by the daemon).
 #[derive(Debug, Clone)]
@@ -220,7 +222,7 @@ fn route_without_lu(luns: &LunMap, nexus: &mut NexusState, cdb: Cdb) -> Result<P
     match cdb.opcode() {
         op::INQUIRY => check_frame(cdb).and_then(|()| inquiry::inquiry(None, luns, cdb)),
         op::REPORT_LUNS => check_frame(cdb).and_then(|()| report_luns::report_luns(luns, cdb)),
-        op::REQUEST_SENSE => check_frame(cdb).map(|()| nexus::request_sense(nexus, cdb, false)),
+        op::REQUEST_SENSE => check_frame(cdb).map(|()| nexus::request_sense(nexus, cdb, None)),
         _ => Err(Sense::lun_not_supported()),
     }
 }
@@ -228,6 +230,9 @@ fn route_without_lu(luns: &LunMap, nexus: &mut NexusState, cdb: Cdb) -> Result<P
 fn route(luns: &LunMap, nexus: &mut NexusState, lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     if cdb.len() == 0 {
         return Err(Sense::invalid_field_in_cdb().at_cdb(0, None));
+    }
+    if !nexus.unit_attentions.is_empty() {
+        unit_attention_gate(nexus, lu.lun, cdb.opcode())?;
     }
     if !commands::is_supported_opcode(cdb.opcode()) {
         return Err(Sense::invalid_opcode());
@@ -237,6 +242,24 @@ fn route(luns: &LunMap, nexus: &mut NexusState, lu: &LuInfo, cdb: Cdb) -> Result
     let command = commands::lookup(cdb)?;
     let mut ctx = Ctx { luns, nexus, lu };
     (command.handler)(&mut ctx, cdb)
+}
+
+/// SAM-5 §5.14: a pending unit attention ends the command with CHECK CONDITION and is cleared,
+/// except for INQUIRY and REQUEST SENSE (which reports it), and REPORT LUNS, which runs and only
+/// clears REPORTED LUNS DATA HAS CHANGED (SPC-4 REPORT LUNS).
+fn unit_attention_gate(nexus: &mut NexusState, lun: u16, opcode: u8) -> Result<(), Sense> {
+    match opcode {
+        op::INQUIRY | op::REQUEST_SENSE => Ok(()),
+        op::REPORT_LUNS => {
+            let changed = ua::UnitAttention::REPORTED_LUNS_DATA_HAS_CHANGED;
+            nexus.unit_attentions.clear(lun, changed);
+            Ok(())
+        }
+        _ => match nexus.unit_attentions.take(lun) {
+            Some(ua) => Err(ua.sense()),
+            None => Ok(()),
+        },
+    }
 }
 
 fn params_for(lu: &LuInfo, nexus: &mut NexusState, cdb: Cdb, params: &[u8]) -> Result<(), Sense> {

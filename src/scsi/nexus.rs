@@ -2,6 +2,7 @@
 
 use super::cdb::Cdb;
 use super::sense::{Sense, SenseFormat};
+use super::ua::UnitAttentions;
 use super::{data_in, Plan};
 
 /// Per-I_T-nexus state the LU layer keeps between commands. The transport owns one per session.
@@ -12,6 +13,8 @@ use super::{data_in, Plan};
 pub struct NexusState {
     descriptor_sense: bool,
     pending: Option<Sense>,
+    /// Unit attention conditions waiting to be reported, per logical unit.
+    pub unit_attentions: UnitAttentions,
 }
 
 impl NexusState {
@@ -49,17 +52,20 @@ impl NexusState {
 }
 
 /// SPC-4 REQUEST SENSE: DESC (byte 1 bit 0) picks the format, byte 4 is the allocation
-/// length. An unknown LU answers GOOD with LOGICAL UNIT NOT SUPPORTED as the sense data.
-pub(super) fn request_sense(nexus: &mut NexusState, cdb: Cdb, lu_known: bool) -> Plan {
+/// length. A pending unit attention is reported (and cleared) first (SAM-5 §5.14). An unknown
+/// LU answers GOOD with LOGICAL UNIT NOT SUPPORTED as the sense data.
+pub(super) fn request_sense(nexus: &mut NexusState, cdb: Cdb, lun: Option<u16>) -> Plan {
     let format = if cdb.bit(1, 0) {
         SenseFormat::Descriptor
     } else {
         SenseFormat::Fixed
     };
-    let sense = if lu_known {
-        nexus.take_pending_sense().unwrap_or_else(Sense::no_sense)
-    } else {
-        Sense::lun_not_supported()
+    let sense = match lun {
+        Some(lun) => match nexus.unit_attentions.take(lun) {
+            Some(ua) => ua.sense(),
+            None => nexus.take_pending_sense().unwrap_or_else(Sense::no_sense),
+        },
+        None => Sense::lun_not_supported(),
     };
     data_in(sense.encode(format), u32::from(cdb.u8(4)))
 }
@@ -86,7 +92,7 @@ mod tests {
         let d = data(request_sense(
             &mut n,
             Cdb::new(&[0x03, 0, 0, 0, 252, 0]),
-            true,
+            Some(0),
         ));
         assert_eq!(d, Sense::no_sense().encode(SenseFormat::Fixed));
     }
@@ -97,7 +103,7 @@ mod tests {
         let d = data(request_sense(
             &mut n,
             Cdb::new(&[0x03, 1, 0, 0, 252, 0]),
-            true,
+            Some(0),
         ));
         assert_eq!(d, [0x72, 0, 0, 0, 0, 0, 0, 0]);
     }
@@ -107,9 +113,9 @@ mod tests {
         let mut n = NexusState::new();
         n.set_pending_sense(Sense::write_protected());
         let cdb = [0x03, 0, 0, 0, 18, 0];
-        let first = data(request_sense(&mut n, Cdb::new(&cdb), true));
+        let first = data(request_sense(&mut n, Cdb::new(&cdb), Some(0)));
         assert_eq!((first[2], first[12]), (0x07, 0x27));
-        let second = data(request_sense(&mut n, Cdb::new(&cdb), true));
+        let second = data(request_sense(&mut n, Cdb::new(&cdb), Some(0)));
         assert_eq!((second[2], second[12]), (0x00, 0x00));
     }
 
@@ -119,7 +125,7 @@ mod tests {
         let d = data(request_sense(
             &mut n,
             Cdb::new(&[0x03, 0, 0, 0, 8, 0]),
-            true,
+            Some(0),
         ));
         assert_eq!(d.len(), 8);
     }
@@ -131,7 +137,7 @@ mod tests {
         let d = data(request_sense(
             &mut n,
             Cdb::new(&[0x03, 0, 0, 0, 18, 0]),
-            false,
+            None,
         ));
         assert_eq!((d[2], d[12], d[13]), (0x05, 0x25, 0x00));
         assert!(

@@ -91,6 +91,13 @@ impl Session {
         let luns = target.map_or_else(Default::default, |t| {
             ctx.targets[t].view_for(&outcome.params.initiator_name)
         });
+        // SAM-5 §5.14: every I_T nexus first hears that its logical units were powered on.
+        let mut nexus = NexusState::default();
+        for lu in luns.iter() {
+            nexus
+                .unit_attentions
+                .establish(lu.lun, crate::scsi::UnitAttention::POWER_ON_RESET);
+        }
         let keepalive = Keepalive::new(ctx.tuning.nop_interval, ctx.tuning.nop_timeout, now);
         let window = CmdWindow::new(outcome.cmd_sn, ctx.tuning.queue_depth);
         Session {
@@ -104,7 +111,7 @@ impl Session {
             by_itt: HashMap::new(),
             next_generation: 1,
             next_ttt: 1,
-            nexus: NexusState::default(),
+            nexus,
             io_queue: VecDeque::new(),
             io_in_flight: 0,
             keepalive,

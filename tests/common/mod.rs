@@ -37,5 +37,6 @@ pub fn daemon(extra: &[&str]) -> Daemon {
 pub fn session(d: &Daemon, keys: &[(&str, &str)]) -> Initiator {
     let mut ini = Initiator::connect(d.port());
     ini.login(Some(TARGET), keys);
+    ini.clear_unit_attentions();
     ini
 }

@@ -302,6 +302,24 @@ impl Initiator {
         panic!("LUN {lun} still reports unit attentions after 5 tries");
     }
 
+    /// The LUNs REPORT LUNS lists (REPORT LUNS runs even with a unit attention pending).
+    pub fn report_luns(&mut self) -> Vec<u16> {
+        let r = self.read(0, &[0xa0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0], 4096);
+        r.assert_good();
+        let len = u32::from_be_bytes(r.data[0..4].try_into().unwrap()) as usize;
+        r.data[8..8 + len.min(r.data.len() - 8)]
+            .chunks(8)
+            .map(|e| u16::from_be_bytes([e[0] & 0x3f, e[1]]))
+            .collect()
+    }
+
+    /// Consumes the unit attentions every logical unit reports first after login (power on).
+    pub fn clear_unit_attentions(&mut self) {
+        for lun in self.report_luns() {
+            self.wait_ready(lun);
+        }
+    }
+
     /// Standard INQUIRY data (asserting GOOD).
     pub fn inquiry(&mut self, lun: u16) -> Vec<u8> {
         let r = self.read(lun, &cdb::inquiry(false, 0, 255), 255);

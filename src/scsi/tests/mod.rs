@@ -6,6 +6,7 @@ mod fuzz;
 mod jobs;
 mod libiscsi;
 mod libiscsi_sbc;
+mod unit_attention;
 
 use super::{Completion, LuInfo, Plan, ScsiStatus, Sense};
 

@@ -128,7 +128,25 @@ impl Pair {
             header: answers.contains("HeaderDigest=CRC32C"),
             data: answers.contains("DataDigest=CRC32C"),
         };
+        p.clear_unit_attentions();
         p
+    }
+
+    /// Takes the power-on unit attention each logical unit reports first (LUNs 0 and 1).
+    fn clear_unit_attentions(&mut self) {
+        for lun in 0..2 {
+            self.scsi_command(
+                lun,
+                0xfff0 + u32::from(lun),
+                &[0u8; 6],
+                0,
+                false,
+                false,
+                &[],
+            );
+            let answers = self.recv();
+            assert_eq!(answers.len(), 1, "one answer to TEST UNIT READY");
+        }
     }
 
     fn send(&mut self, bhs: &Bhs, data: &[u8]) {
@@ -160,6 +178,20 @@ impl Pair {
     }
 
     fn command(&mut self, itt: u32, cdb: &[u8], edtl: u32, read: bool, write: bool, imm: &[u8]) {
+        self.scsi_command(0, itt, cdb, edtl, read, write, imm);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn scsi_command(
+        &mut self,
+        lun: u16,
+        itt: u32,
+        cdb: &[u8],
+        edtl: u32,
+        read: bool,
+        write: bool,
+        imm: &[u8],
+    ) {
         let mut c = [0u8; 16];
         c[..cdb.len()].copy_from_slice(cdb);
         // RFC 7143 §11.3.1: F=0 announces unsolicited Data-Out after the immediate data.
@@ -170,7 +202,7 @@ impl Pair {
             read,
             write,
             attr: 1,
-            lun: 0,
+            lun: crate::scsi::encode_lun(lun),
             itt,
             expected_data_len: edtl,
             cmd_sn: self.next_cmd_sn(),
