@@ -30,6 +30,7 @@ fn lu() -> LuInfo {
         tpg: 1,
         max_transfer_blocks: 2048,
         optimal_transfer_blocks: 128,
+        shared: Default::default(),
     }
 }
 

@@ -115,7 +115,10 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
     }
     let control = std::thread::Builder::new()
         .name("control".into())
-        .spawn(move || crate::control::run(control_rx, links, session_limits))
+        .spawn({
+            let ctx = ctx.clone();
+            move || crate::control::run(control_rx, links, session_limits, ctx)
+        })
         .map_err(StartError::Reactor)?;
     let mut reactors = Vec::new();
     for s in setups {
@@ -266,6 +269,7 @@ fn lu_info(
         tpg,
         max_transfer_blocks: iscsi.max_transfer_bytes / bs,
         optimal_transfer_blocks: OPTIMAL_TRANSFER_BYTES.min(iscsi.max_transfer_bytes) / bs,
+        shared: Default::default(),
     }
 }
 

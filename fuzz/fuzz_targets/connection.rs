@@ -35,7 +35,7 @@ use ringtgt::pdu::frame;
 use ringtgt::pdu::login::{LoginRequest, LoginResponse, Stage};
 use ringtgt::pdu::{Bhs, Digests, Opcode};
 use ringtgt::session::{
-    Connection, ControlRequest, IoCompletion, IoOp, IoRequest, Landing, PortalContext,
+    Connection, ControlRequest, IoCompletion, IoOp, IoRequest, Landing, LuReply, PortalContext,
     TargetRuntime, Tuning,
 };
 use ringtgt_fuzz::{login_targets, lun_map, MemStore, Reader, WirePdu, TARGET};
@@ -153,7 +153,7 @@ impl Harness {
         assert_eq!(h.conn.handle_input(&wire, now), wire.len());
         let register = h.conn.poll_control();
         assert!(
-            matches!(register, Some(ControlRequest::Register { .. })),
+            matches!(register, Some(ControlRequest::Register(_))),
             "the login prefix asks for registration"
         );
         h.conn.handle_registration(Ok(TSIH), h.now);
@@ -221,8 +221,16 @@ impl Harness {
 
     /// What the reactor does after every event: answer the control thread's part, submit I/O.
     fn service(&mut self) {
-        while self.conn.poll_control().is_some() {
-            self.conn.handle_registration(Ok(TSIH), self.now);
+        // The control thread's part: registrations, and shared-state operations (resets),
+        // answered at once as a control thread with no other session would.
+        while let Some(req) = self.conn.poll_control() {
+            match req {
+                ControlRequest::Register(_) => self.conn.handle_registration(Ok(TSIH), self.now),
+                ControlRequest::Lu { token, .. } => {
+                    self.conn.handle_lu_reply(token, LuReply::Done, self.now)
+                }
+                ControlRequest::AbortDrained { .. } => {}
+            }
         }
         while let Some(io) = self.conn.poll_io() {
             self.pending.push(io);

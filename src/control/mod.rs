@@ -2,25 +2,44 @@
 //! over a channel; it answers each reactor through that reactor's mailbox and wakes its ring.
 #![forbid(unsafe_code)]
 
+pub mod lu;
 pub mod sessions;
 pub mod tsih;
+
+use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::pdu::login::LoginStatus;
-use crate::session::ControlRequest;
+use crate::session::{LuReply, LuRequest, PortalContext, Registration, RemoteAbort};
+use lu::{LuAction, LuRegistry};
 pub use sessions::{ConnRef, Decision, SessionLimits, SessionTable};
 
 #[derive(Debug)]
 pub enum ToControl {
     Register {
         conn: ConnRef,
-        req: ControlRequest,
+        req: Registration,
     },
     /// A connection has closed and its I/O drained; `tsih` if it had a session.
     Ended {
         conn: ConnRef,
         tsih: Option<u16>,
+    },
+    /// An operation on shared logical-unit state.
+    Lu {
+        conn: ConnRef,
+        token: u64,
+        request: LuRequest,
+    },
+    /// A reactor has ended the tasks of broadcast abort `id`; `draining` sessions still finish
+    /// some (each reports `AbortDrained` when done).
+    AbortApplied {
+        id: u64,
+        draining: usize,
+    },
+    AbortDrained {
+        id: u64,
     },
     Shutdown,
 }
@@ -33,6 +52,17 @@ pub enum ToReactor {
     },
     Kill {
         key: u64,
+    },
+    LuDone {
+        key: u64,
+        token: u64,
+        reply: LuReply,
+    },
+    /// End these tasks on every session of the reactor but `except` (a connection key, when the
+    /// requester lives on this reactor), then answer with `ToControl::AbortApplied`.
+    Abort {
+        abort: RemoteAbort,
+        except: Option<u64>,
     },
     Shutdown,
 }
@@ -52,30 +82,71 @@ impl ReactorLink {
     }
 }
 
-pub fn run(rx: Receiver<ToControl>, reactors: Vec<ReactorLink>, limits: SessionLimits) {
+pub fn run(
+    rx: Receiver<ToControl>,
+    reactors: Vec<ReactorLink>,
+    limits: SessionLimits,
+    ctx: Arc<PortalContext>,
+) {
     let mut table = SessionTable::new(limits);
+    let mut lus = LuRegistry::new(&ctx, reactors.len());
     while let Ok(msg) = rx.recv() {
-        let decisions = match msg {
-            ToControl::Register { conn, req } => table.register(conn, req),
+        let actions = match msg {
+            ToControl::Register { conn, req } => {
+                sessions_out(&reactors, table.register(conn, req));
+                continue;
+            }
             ToControl::Ended { conn, tsih } => {
                 table.abandoned(conn);
-                tsih.map(|t| table.ended(t)).unwrap_or_default()
+                sessions_out(&reactors, tsih.map(|t| table.ended(t)).unwrap_or_default());
+                continue;
             }
+            ToControl::Lu {
+                conn,
+                token,
+                request,
+            } => lus.request(conn, token, request),
+            ToControl::AbortApplied { id, draining } => lus.applied(id, draining),
+            ToControl::AbortDrained { id } => lus.drained(id),
             ToControl::Shutdown => break,
         };
-        for d in decisions {
-            let (core, msg) = match d {
-                Decision::Reply(c, result) => {
-                    (c.core, ToReactor::Registered { key: c.key, result })
-                }
-                Decision::Kill(c) => (c.core, ToReactor::Kill { key: c.key }),
-            };
-            if let Some(link) = reactors.get(core) {
-                link.send(msg);
-            }
-        }
+        lu_out(&reactors, actions);
     }
     for link in &reactors {
         link.send(ToReactor::Shutdown);
+    }
+}
+
+fn sessions_out(reactors: &[ReactorLink], decisions: Vec<Decision>) {
+    for d in decisions {
+        let (core, msg) = match d {
+            Decision::Reply(c, result) => (c.core, ToReactor::Registered { key: c.key, result }),
+            Decision::Kill(c) => (c.core, ToReactor::Kill { key: c.key }),
+        };
+        if let Some(link) = reactors.get(core) {
+            link.send(msg);
+        }
+    }
+}
+
+fn lu_out(reactors: &[ReactorLink], actions: Vec<LuAction>) {
+    for a in actions {
+        match a {
+            LuAction::Reply { conn, token, reply } => {
+                if let Some(link) = reactors.get(conn.core) {
+                    link.send(ToReactor::LuDone {
+                        key: conn.key,
+                        token,
+                        reply,
+                    });
+                }
+            }
+            LuAction::Broadcast { abort, except } => {
+                for (core, link) in reactors.iter().enumerate() {
+                    let except = (core == except.core).then_some(except.key);
+                    link.send(ToReactor::Abort { abort, except });
+                }
+            }
+        }
     }
 }

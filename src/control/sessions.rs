@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::tsih::TsihPool;
 use crate::pdu::login::LoginStatus;
-use crate::session::ControlRequest;
+use crate::session::Registration;
 
 /// Where a connection lives: its reactor and its key there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,8 +71,8 @@ impl SessionTable {
         }
     }
 
-    pub fn register(&mut self, conn: ConnRef, req: ControlRequest) -> Vec<Decision> {
-        let ControlRequest::Register {
+    pub fn register(&mut self, conn: ConnRef, req: Registration) -> Vec<Decision> {
+        let Registration {
             initiator,
             isid,
             tsih,
@@ -184,8 +184,8 @@ impl SessionTable {
 mod tests {
     use super::*;
 
-    fn reg(isid: u8, tsih: u16) -> ControlRequest {
-        ControlRequest::Register {
+    fn reg(isid: u8, tsih: u16) -> Registration {
+        Registration {
             initiator: "iqn.2026-11.test:init".into(),
             isid: [0x40, 0, 0, 0, 0, isid],
             tsih,
@@ -265,8 +265,8 @@ mod tests {
         granted(&t.register(c(0, 2), reg(2, 0)));
         let refused = vec![Decision::Reply(c(0, 3), Err(LoginStatus::OUT_OF_RESOURCES))];
         assert_eq!(t.register(c(0, 3), reg(3, 0)), refused, "per initiator");
-        let ControlRequest::Register { isid, .. } = reg(9, 0);
-        let other = |isid: [u8; 6]| ControlRequest::Register {
+        let isid = reg(9, 0).isid;
+        let other = |isid: [u8; 6]| Registration {
             initiator: "iqn.2026-11.test:other".into(),
             isid,
             tsih: 0,

@@ -11,7 +11,9 @@ use socket2::Socket;
 use super::token::{Kind, Token};
 use super::Reactor;
 use crate::control::{ConnRef, ToControl};
-use crate::session::{payload_bytes, Connection, Landing, Output, MAX_STAGED_OUTPUT};
+use crate::session::{
+    payload_bytes, Connection, ControlRequest, Landing, Output, MAX_STAGED_OUTPUT,
+};
 
 const INITIAL_RECV_BUF: usize = 64 * 1024;
 /// How long a closing connection may take to flush its last PDUs to a peer that stopped reading.
@@ -201,12 +203,23 @@ impl Reactor {
         loop {
             let mut progressed = false;
             while let Some(req) = self.conns[idx].conn.poll_control() {
-                self.conns[idx].awaiting_registration = true;
                 let conn = ConnRef {
                     core: self.index,
                     key: self.conn_key(idx),
                 };
-                let _ = self.to_control.send(ToControl::Register { conn, req });
+                let msg = match req {
+                    ControlRequest::Register(req) => {
+                        self.conns[idx].awaiting_registration = true;
+                        ToControl::Register { conn, req }
+                    }
+                    ControlRequest::Lu { token, request } => ToControl::Lu {
+                        conn,
+                        token,
+                        request,
+                    },
+                    ControlRequest::AbortDrained { id } => ToControl::AbortDrained { id },
+                };
+                let _ = self.to_control.send(msg);
             }
             while let Some(io) = self.conns[idx].conn.poll_io() {
                 self.start_block(idx, io);

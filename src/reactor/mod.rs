@@ -304,11 +304,50 @@ impl Reactor {
                         self.service(idx);
                     }
                 }
+                ToReactor::LuDone { key, token, reply } => {
+                    if let Some(idx) = self.lookup(key) {
+                        self.conns[idx]
+                            .conn
+                            .handle_lu_reply(token, reply, Instant::now());
+                        self.service(idx);
+                    }
+                }
+                ToReactor::Abort { abort, except } => self.on_remote_abort(abort, except),
                 ToReactor::Shutdown => self.stopping = true,
             }
         }
         if !self.stopping {
             self.post_wake();
+        }
+    }
+
+    /// Ends the tasks a reset from another session names, on every connection here but the
+    /// requester's; the control thread hears how many are still finishing before any of them
+    /// reports being drained.
+    fn on_remote_abort(&mut self, abort: crate::session::RemoteAbort, except: Option<u64>) {
+        let now = Instant::now();
+        let keys: Vec<(usize, u64)> = self
+            .conns
+            .iter()
+            .map(|(i, s)| (i, (u64::from(s.generation) << 32) | i as u64))
+            .filter(|&(_, key)| Some(key) != except)
+            .collect();
+        let mut draining = 0;
+        let mut touched = Vec::new();
+        for (idx, _) in keys {
+            if self.conns[idx].conn.handle_remote_abort(abort, now) {
+                draining += 1;
+            }
+            touched.push(idx);
+        }
+        let _ = self.to_control.send(ToControl::AbortApplied {
+            id: abort.id,
+            draining,
+        });
+        for idx in touched {
+            if self.conns.contains(idx) {
+                self.service(idx);
+            }
         }
     }
 

@@ -50,6 +50,16 @@ impl LunMap {
         Self { units }
     }
 
+    /// Position of `lun` in ascending LUN order, for tables kept beside the map.
+    pub fn index_of(&self, lun: u16) -> Option<usize> {
+        self.units.binary_search_by_key(&lun, |u| u.lun).ok()
+    }
+
+    /// The unit at position `i` (see [`LunMap::index_of`]).
+    pub fn at(&self, i: usize) -> Option<&LuInfo> {
+        self.units.get(i)
+    }
+
     pub fn get(&self, lun: u16) -> Option<&LuInfo> {
         self.units
             .binary_search_by_key(&lun, |u| u.lun)

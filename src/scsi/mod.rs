@@ -20,11 +20,13 @@ mod job;
 mod lun;
 mod mode;
 mod nexus;
+pub mod pr;
 mod provisioning;
 mod report_luns;
 mod rsoc;
 mod rw;
 pub mod sense;
+pub mod shared;
 pub mod ua;
 mod unit;
 mod vpd;
@@ -74,6 +76,8 @@ pub struct LuInfo {
     pub max_transfer_blocks: u32,
     /// VPD B0h OPTIMAL TRANSFER LENGTH.
     pub optimal_transfer_blocks: u32,
+    /// State shared by every core and session: reservations, unit attentions for other nexuses.
+    pub shared: std::sync::Arc<shared::LuShared>,
 }
 
 /// SAM-5 status codes.

@@ -112,6 +112,9 @@ impl Session {
     }
 
     fn decide(&mut self, cmd: &ScsiCommand, cdb: &[u8]) -> Decided {
+        if let Some(lun) = decode_lun(cmd.lun) {
+            self.refresh_lu(lun);
+        }
         let luns = self.luns.clone();
         let plan = scsi::dispatch(&luns, &mut self.nexus, cmd.lun, cdb);
         let lun = decode_lun(cmd.lun).unwrap_or(0);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::context::PortalContext;
+pub use super::control::{ControlRequest, LuReply, Registration, RemoteAbort};
 use super::full::{Admission, Session};
 pub use super::output::{Output, Payload, MAX_STAGED_OUTPUT};
 use super::task::IoToken;
@@ -70,21 +71,6 @@ pub struct IoCompletion {
     /// Ok, or the errno.
     pub result: Result<(), i32>,
     pub buf: Option<IoBuf>,
-}
-
-/// Requests for the control thread, which owns what is unique across cores.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ControlRequest {
-    /// Allocate a TSIH (or validate the one given), reinstating any session with the same
-    /// initiator and ISID; answered with `handle_registration`.
-    Register {
-        initiator: String,
-        isid: [u8; 6],
-        tsih: u16,
-        cid: u16,
-        target: Option<String>,
-        discovery: bool,
-    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,14 +247,15 @@ impl Connection {
             }
             LoginAction::Ready(outcome) => {
                 let p = &outcome.params;
-                self.control.push_back(ControlRequest::Register {
-                    initiator: p.initiator_name.clone(),
-                    isid: outcome.isid,
-                    tsih: outcome.tsih,
-                    cid: outcome.cid,
-                    target: p.target_name.clone(),
-                    discovery: p.session_type == SessionType::Discovery,
-                });
+                self.control
+                    .push_back(ControlRequest::Register(Registration {
+                        initiator: p.initiator_name.clone(),
+                        isid: outcome.isid,
+                        tsih: outcome.tsih,
+                        cid: outcome.cid,
+                        target: p.target_name.clone(),
+                        discovery: p.session_type == SessionType::Discovery,
+                    }));
                 let login = std::mem::replace(login, Box::new(Login::new()));
                 let deadline = *deadline;
                 self.phase = Phase::Registering {
@@ -449,7 +436,33 @@ impl Connection {
     }
 
     pub fn poll_control(&mut self) -> Option<ControlRequest> {
-        self.control.pop_front()
+        if let Some(r) = self.control.pop_front() {
+            return Some(r);
+        }
+        match &mut self.phase {
+            Phase::Full(s) => s.control_out.pop_front(),
+            _ => None,
+        }
+    }
+
+    /// The control thread's answer to a `ControlRequest::Lu`.
+    pub fn handle_lu_reply(&mut self, token: u64, reply: LuReply, now: Instant) {
+        if let Phase::Full(s) = &mut self.phase {
+            s.now = now;
+            s.handle_lu_reply(token, reply, &mut self.out);
+        }
+    }
+
+    /// The control thread ends tasks of this session (a reset from another nexus); returns
+    /// whether some are still finishing (`ControlRequest::AbortDrained` follows).
+    pub fn handle_remote_abort(&mut self, abort: RemoteAbort, now: Instant) -> bool {
+        match &mut self.phase {
+            Phase::Full(s) => {
+                s.now = now;
+                s.handle_remote_abort(abort, &mut self.out)
+            }
+            _ => false,
+        }
     }
 
     /// PDUs ready to send. The reactor takes them out and sends them.

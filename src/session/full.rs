@@ -11,7 +11,9 @@ use slab::Slab;
 use super::cmdsn::{self, CmdWindow, OwnedPdu, Queued};
 use super::conn::{CloseReason, IoCompletion, IoRequest};
 use super::context::PortalContext;
+use super::control::{ControlRequest, RemoteAbort};
 use super::error::SessionError;
+use super::lu_state::{views_of, LuView};
 use super::misc_pdus::{Keepalive, PendingLogout, PendingTmf, TextReply};
 use super::output::Output;
 use super::ratelog::LogLimiter;
@@ -20,6 +22,7 @@ use crate::backstore::Budget;
 use crate::login::{LoginOutcome, SessionParams, SessionType};
 use crate::pdu::reject::Reject;
 use crate::pdu::{Bhs, Frame, Opcode};
+use crate::scsi::pr::{InitiatorPort, ItNexus};
 use crate::scsi::{LunMap, NexusState};
 
 pub struct Session {
@@ -61,6 +64,15 @@ pub struct Session {
     pub(super) now: Instant,
     /// The initiator's address (SendTargets lists only the targets it may reach).
     pub(super) peer: Option<IpAddr>,
+    /// This session's I_T nexus, as reservations and unit attentions name it.
+    pub(super) nexus_id: ItNexus,
+    /// The latest shared state seen of each logical unit, in `luns` order.
+    pub(super) lu_views: Vec<LuView>,
+    /// Requests for the control thread (shared logical-unit state), drained by the connection.
+    pub(super) control_out: VecDeque<ControlRequest>,
+    pub(super) next_token: u64,
+    /// Aborts the control thread asked for whose tasks are still finishing.
+    pub(super) remote_aborts: Vec<RemoteAbort>,
 }
 
 /// What the connection knows when its login is accepted, beyond the negotiation's outcome.
@@ -98,6 +110,14 @@ impl Session {
                 .unit_attentions
                 .establish(lu.lun, crate::scsi::UnitAttention::POWER_ON_RESET);
         }
+        let nexus_id = ItNexus {
+            initiator: InitiatorPort {
+                name: outcome.params.initiator_name.to_ascii_lowercase(),
+                isid: outcome.isid,
+            },
+            relative_port: 1,
+        };
+        let lu_views = views_of(&luns);
         let keepalive = Keepalive::new(ctx.tuning.nop_interval, ctx.tuning.nop_timeout, now);
         let window = CmdWindow::new(outcome.cmd_sn, ctx.tuning.queue_depth);
         Session {
@@ -129,6 +149,11 @@ impl Session {
             log: LogLimiter::default(),
             now,
             peer: outcome.peer,
+            nexus_id,
+            lu_views,
+            control_out: VecDeque::new(),
+            next_token: 1,
+            remote_aborts: Vec::new(),
             ctx,
         }
     }
@@ -371,6 +396,9 @@ impl Session {
     pub(super) fn after_task_change(&mut self, out: &mut Output) {
         self.finish_tmfs(out);
         self.finish_logout(out);
+        if !self.remote_aborts.is_empty() {
+            self.finish_remote_aborts();
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Output) {

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::control::LuOp;
 use super::error::SessionError;
 use super::full::Session;
 use super::output::Output;
@@ -94,10 +95,13 @@ pub struct PendingLogout {
     response: LogoutResponseCode,
 }
 
-/// A task management request whose response waits for the tasks it ended to finish their I/O.
+/// A task management request whose response waits for the tasks it ended to finish their I/O
+/// (and, for resets, for the control thread to have ended them on every other session).
 pub struct PendingTmf {
     itt: u32,
     lun: Option<u16>,
+    /// Token of the control thread's reply still awaited.
+    pub(super) awaiting: Option<u64>,
 }
 
 impl Session {
@@ -255,15 +259,24 @@ impl Session {
                 };
                 self.defer_tmf(req.itt, lun, code, out);
             }
-            TmfFunction::ABORT_TASK_SET
-            | TmfFunction::CLEAR_TASK_SET
-            | TmfFunction::LOGICAL_UNIT_RESET => {
+            TmfFunction::ABORT_TASK_SET => {
                 self.abort_where(|t| Some(t.lun) == lun);
                 self.defer_tmf(req.itt, lun, TmfResponseCode::COMPLETE, out);
             }
+            TmfFunction::CLEAR_TASK_SET | TmfFunction::LOGICAL_UNIT_RESET => {
+                self.abort_where(|t| Some(t.lun) == lun);
+                let op = if req.function == TmfFunction::CLEAR_TASK_SET {
+                    LuOp::ClearTaskSet
+                } else {
+                    LuOp::LunReset
+                };
+                let awaiting = lun.and_then(|l| self.request_lu(Some(l), op));
+                self.defer_tmf_awaiting(req.itt, lun, awaiting, out);
+            }
             TmfFunction::TARGET_WARM_RESET => {
                 self.abort_where(|_| true);
-                self.defer_tmf(req.itt, None, TmfResponseCode::COMPLETE, out);
+                let awaiting = self.request_lu(None, LuOp::TargetReset);
+                self.defer_tmf_awaiting(req.itt, None, awaiting, out);
             }
             _ => self.send_tmf_response(req.itt, TmfResponseCode::NOT_SUPPORTED, out),
         }
@@ -277,7 +290,7 @@ impl Session {
 
     /// Ends matching tasks: those with nothing in flight are freed now; the others finish
     /// silently when their I/O completes. Returns whether any task matched.
-    fn abort_where(&mut self, pred: impl Fn(&super::task::Task) -> bool) -> bool {
+    pub(super) fn abort_where(&mut self, pred: impl Fn(&super::task::Task) -> bool) -> bool {
         let mut found = false;
         let slots: Vec<usize> = self
             .tasks
@@ -303,7 +316,17 @@ impl Session {
             self.send_tmf_response(itt, code, out);
             return;
         }
-        self.tmfs.push(PendingTmf { itt, lun });
+        self.defer_tmf_awaiting(itt, lun, None, out);
+    }
+
+    fn defer_tmf_awaiting(
+        &mut self,
+        itt: u32,
+        lun: Option<u16>,
+        awaiting: Option<u64>,
+        out: &mut Output,
+    ) {
+        self.tmfs.push(PendingTmf { itt, lun, awaiting });
         self.finish_tmfs(out);
     }
 
@@ -311,10 +334,11 @@ impl Session {
         let mut i = 0;
         while i < self.tmfs.len() {
             let lun = self.tmfs[i].lun;
-            let busy = self
-                .tasks
-                .iter()
-                .any(|(_, t)| t.aborted && (lun.is_none() || Some(t.lun) == lun));
+            let busy = self.tmfs[i].awaiting.is_some()
+                || self
+                    .tasks
+                    .iter()
+                    .any(|(_, t)| t.aborted && (lun.is_none() || Some(t.lun) == lun));
             if busy {
                 i += 1;
                 continue;

@@ -10,10 +10,12 @@ mod cmdsn;
 mod command;
 mod conn;
 mod context;
+mod control;
 mod data_in;
 mod error;
 mod full;
 mod job;
+mod lu_state;
 mod misc_pdus;
 mod output;
 pub mod ratelog;
@@ -22,10 +24,11 @@ mod task;
 mod write;
 
 pub use conn::{
-    CloseReason, Connection, ControlRequest, IoCompletion, IoOp, IoRequest, Landing, Output,
-    Payload,
+    CloseReason, Connection, ControlRequest, IoCompletion, IoOp, IoRequest, Landing, LuReply,
+    Output, Payload, Registration, RemoteAbort,
 };
 pub use context::{PortalContext, TargetRuntime, Tuning};
+pub use control::{LuOp, LuRequest};
 pub use error::{DataOutError, SessionError};
 pub use output::{payload_bytes, MAX_STAGED_OUTPUT};
 pub use ratelog::LogLimiter;

@@ -290,3 +290,36 @@ impl Initiator {
         resp
     }
 }
+
+impl Initiator {
+    /// A task management request (RFC 7143 §11.5) sent as an immediate command; returns the
+    /// response code, skipping other PDUs only if `skip_others` (e.g. Data-In of aborted tasks).
+    pub fn task_management(
+        &mut self,
+        function: ringtgt::pdu::tmf::TmfFunction,
+        lun: u16,
+        referenced_itt: u32,
+        ref_cmd_sn: u32,
+    ) -> ringtgt::pdu::tmf::TmfResponseCode {
+        use ringtgt::pdu::tmf::{TmfRequest, TmfResponse};
+        let itt = self.new_itt();
+        let req = TmfRequest {
+            immediate: true,
+            function,
+            lun: super::scsi::lun_field(lun),
+            itt,
+            referenced_task_tag: referenced_itt,
+            cmd_sn: self.cmd_sn,
+            exp_stat_sn: self.exp_stat_sn,
+            ref_cmd_sn,
+            exp_data_sn: 0,
+        };
+        self.send_pdu(&req.encode(), &[], &[]);
+        loop {
+            let (bhs, _) = self.recv();
+            if bhs.opcode() == ringtgt::pdu::Opcode::TASK_MGMT_RESPONSE && bhs.itt() == itt {
+                return TmfResponse::decode(&bhs).response;
+            }
+        }
+    }
+}

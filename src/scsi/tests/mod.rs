@@ -32,6 +32,7 @@ pub(crate) fn lu(lun: u16) -> LuInfo {
         tpg: 1,
         max_transfer_blocks: 1024,
         optimal_transfer_blocks: 128,
+        shared: Default::default(),
     }
 }
 

@@ -35,6 +35,7 @@ fn lu() -> LuInfo {
         tpg: 1,
         max_transfer_blocks: 2048,
         optimal_transfer_blocks: 256,
+        shared: Default::default(),
     }
 }
 
@@ -110,7 +111,10 @@ impl Pair {
         };
         p.send(&req.encode(), text.as_bytes());
         let reg = p.conn.poll_control().expect("registration requested");
-        assert!(matches!(reg, ControlRequest::Register { tsih: 0, .. }));
+        assert!(matches!(
+            reg,
+            ControlRequest::Register(Registration { tsih: 0, .. })
+        ));
         p.conn.handle_registration(Ok(7), p.now);
         let rsp = p.recv();
         assert_eq!(rsp.len(), 1);
