@@ -15,12 +15,15 @@ mod data_in;
 mod error;
 mod full;
 mod job;
+mod logout;
 mod lu_state;
-mod misc_pdus;
+mod nop;
 mod output;
 pub mod ratelog;
 pub mod sn;
 mod task;
+mod text;
+mod tmf;
 mod write;
 
 pub use conn::{

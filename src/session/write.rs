@@ -16,7 +16,7 @@ use super::conn::{IoCompletion, IoOp};
 use super::data_in::Reply;
 use super::error::DataOutError;
 use super::full::Session;
-use super::misc_pdus::alloc_ttt;
+use super::nop::alloc_ttt;
 use super::output::Output;
 use super::task::{IoKind, Layout, Lent, OpenR2t, Purpose, Task, TaskState, WriteState};
 use crate::backstore::IoBuf;
