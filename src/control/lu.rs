@@ -16,6 +16,8 @@ pub enum LuAction {
     /// Ask every reactor to end these tasks on its sessions, except on the requester's
     /// connection; each answers how many sessions still finish some.
     Broadcast { abort: RemoteAbort, except: ConnRef },
+    /// Close every session of this target (cold reset), the requester's after its answer.
+    CloseTarget { target: usize, except: ConnRef },
     /// Answer the requester.
     Reply {
         conn: ConnRef,
@@ -76,7 +78,9 @@ impl LuRegistry {
             // SAM-5 §6.3.3: a logical unit reset is reported to every I_T nexus, the one that
             // asked for it included (libiscsi's MultipathIO.Reset checks every path).
             LuOp::LunReset => (UaScope::All, UnitAttention::LUN_RESET),
-            LuOp::TargetReset => (UaScope::All, UnitAttention::POWER_ON_RESET),
+            LuOp::TargetReset | LuOp::TargetColdReset => {
+                (UaScope::All, UnitAttention::POWER_ON_RESET)
+            }
             // SAM-5 §7.4: COMMANDS CLEARED BY ANOTHER INITIATOR (2Fh/00h), to the others.
             LuOp::ClearTaskSet => (
                 UaScope::AllExcept(req.nexus.clone()),
@@ -87,7 +91,14 @@ impl LuRegistry {
             let now = shared.snapshot();
             shared.publish(now.successor(now.pr.clone(), vec![event.clone()]));
         }
-        self.broadcast(conn, token, req.target, req.lun)
+        let mut actions = self.broadcast(conn, token, req.target, req.lun);
+        if req.op == LuOp::TargetColdReset {
+            actions.push(LuAction::CloseTarget {
+                target: req.target,
+                except: conn,
+            });
+        }
+        actions
     }
 
     fn broadcast(

@@ -110,7 +110,7 @@ pub fn run(
             ToControl::AbortDrained { id } => lus.drained(id),
             ToControl::Shutdown => break,
         };
-        lu_out(&reactors, actions);
+        lu_out(&reactors, &table, &ctx, actions);
     }
     for link in &reactors {
         link.send(ToReactor::Shutdown);
@@ -129,9 +129,26 @@ fn sessions_out(reactors: &[ReactorLink], decisions: Vec<Decision>) {
     }
 }
 
-fn lu_out(reactors: &[ReactorLink], actions: Vec<LuAction>) {
+fn lu_out(
+    reactors: &[ReactorLink],
+    table: &SessionTable,
+    ctx: &PortalContext,
+    actions: Vec<LuAction>,
+) {
     for a in actions {
         match a {
+            LuAction::CloseTarget { target, except } => {
+                let Some(t) = ctx.targets.get(target) else {
+                    continue;
+                };
+                for conn in table.connections_to(&t.name) {
+                    if conn != except {
+                        if let Some(link) = reactors.get(conn.core) {
+                            link.send(ToReactor::Kill { key: conn.key });
+                        }
+                    }
+                }
+            }
             LuAction::Reply { conn, token, reply } => {
                 if let Some(link) = reactors.get(conn.core) {
                     link.send(ToReactor::LuDone {

@@ -17,6 +17,8 @@ pub struct ConnRef {
 struct Entry {
     /// Lower-cased initiator name, for the per-initiator ceiling.
     initiator: String,
+    /// The target a normal session logged in to.
+    target: Option<String>,
     nexus: Option<(String, [u8; 6])>,
     conn: ConnRef,
 }
@@ -42,6 +44,7 @@ impl Default for SessionLimits {
 struct Waiting {
     conn: ConnRef,
     nexus: (String, [u8; 6]),
+    target: Option<String>,
     old: u16,
 }
 
@@ -77,6 +80,7 @@ impl SessionTable {
             isid,
             tsih,
             discovery,
+            target,
             ..
         } = req;
         // RFC 7143 §4.2.7.1: iSCSI names compare case-insensitively.
@@ -89,11 +93,11 @@ impl SessionTable {
             return vec![Decision::Reply(conn, Err(status))];
         }
         if discovery {
-            return vec![self.admit(conn, nexus.0, None)];
+            return vec![self.admit(conn, nexus.0, None, None)];
         }
         if let Some(&old) = self.by_nexus.get(&nexus) {
             let Some(old_conn) = self.sessions.get(&old).map(|e| e.conn) else {
-                return vec![self.admit(conn, nexus.0.clone(), Some(nexus))];
+                return vec![self.admit(conn, nexus.0.clone(), Some(nexus), target)];
             };
             tracing::info!(initiator = %nexus.0, old_tsih = old, "reinstating session: ending the old one first");
             if let Some(w) = self.waiting.iter_mut().find(|w| w.old == old) {
@@ -104,10 +108,15 @@ impl SessionTable {
                     Err(LoginStatus::SESSION_DOES_NOT_EXIST),
                 )];
             }
-            self.waiting.push(Waiting { conn, nexus, old });
+            self.waiting.push(Waiting {
+                conn,
+                nexus,
+                target,
+                old,
+            });
             return vec![Decision::Kill(old_conn)];
         }
-        vec![self.admit(conn, nexus.0.clone(), Some(nexus))]
+        vec![self.admit(conn, nexus.0.clone(), Some(nexus), target)]
     }
 
     fn admit(
@@ -115,6 +124,7 @@ impl SessionTable {
         conn: ConnRef,
         initiator: String,
         nexus: Option<(String, [u8; 6])>,
+        target: Option<String>,
     ) -> Decision {
         let mine = self.per_initiator.get(&initiator).copied().unwrap_or(0);
         if self.sessions.len() >= self.limits.max_sessions
@@ -137,6 +147,7 @@ impl SessionTable {
         *self.per_initiator.entry(initiator.clone()).or_default() += 1;
         let entry = Entry {
             initiator,
+            target,
             nexus,
             conn,
         };
@@ -165,7 +176,7 @@ impl SessionTable {
         let mut out = Vec::new();
         while let Some(i) = self.waiting.iter().position(|w| w.old == tsih) {
             let w = self.waiting.swap_remove(i);
-            out.push(self.admit(w.conn, w.nexus.0.clone(), Some(w.nexus)));
+            out.push(self.admit(w.conn, w.nexus.0.clone(), Some(w.nexus), w.target));
         }
         out
     }
@@ -173,6 +184,19 @@ impl SessionTable {
     /// A connection that was waiting for a registration went away first.
     pub fn abandoned(&mut self, conn: ConnRef) {
         self.waiting.retain(|w| w.conn != conn);
+    }
+
+    /// Connections of every session logged in to `target` (case-insensitive name).
+    pub fn connections_to(&self, target: &str) -> Vec<ConnRef> {
+        self.sessions
+            .values()
+            .filter(|e| {
+                e.target
+                    .as_deref()
+                    .is_some_and(|t| t.eq_ignore_ascii_case(target))
+            })
+            .map(|e| e.conn)
+            .collect()
     }
 
     pub fn live_sessions(&self) -> usize {

@@ -14,6 +14,11 @@ impl TmfFunction {
     pub const TARGET_WARM_RESET: Self = Self(6);
     pub const TARGET_COLD_RESET: Self = Self(7);
     pub const TASK_REASSIGN: Self = Self(8);
+    /// RFC 7144 §4.1: the SAM-5 functions.
+    pub const QUERY_TASK: Self = Self(9);
+    pub const QUERY_TASK_SET: Self = Self(10);
+    pub const I_T_NEXUS_RESET: Self = Self(11);
+    pub const QUERY_ASYNC_EVENT: Self = Self(12);
 }
 
 /// RFC 7143 §11.6.1 response codes.
@@ -27,6 +32,8 @@ impl TmfResponseCode {
     pub const REASSIGN_NOT_SUPPORTED: Self = Self(4);
     pub const NOT_SUPPORTED: Self = Self(5);
     pub const AUTHORIZATION_FAILED: Self = Self(6);
+    /// RFC 7144 §4.2: a QUERY function found what it asked about.
+    pub const SUCCEEDED: Self = Self(7);
     pub const REJECTED: Self = Self(255);
 }
 
@@ -80,6 +87,9 @@ pub struct TmfResponse {
     pub stat_sn: u32,
     pub exp_cmd_sn: u32,
     pub max_cmd_sn: u32,
+    /// RFC 7144 §4.2: SAM-5's ADDITIONAL RESPONSE INFORMATION (QUERY ASYNCHRONOUS EVENT: sense
+    /// key, ASC, ASCQ of the pending unit attention), bytes 36..=38.
+    pub additional_info: [u8; 3],
 }
 
 impl TmfResponse {
@@ -90,6 +100,7 @@ impl TmfResponse {
             stat_sn: b.u32_at(24),
             exp_cmd_sn: b.u32_at(28),
             max_cmd_sn: b.u32_at(32),
+            additional_info: [b.u8_at(36), b.u8_at(37), b.u8_at(38)],
         }
     }
 
@@ -101,6 +112,9 @@ impl TmfResponse {
         b.set_u32(24, self.stat_sn);
         b.set_u32(28, self.exp_cmd_sn);
         b.set_u32(32, self.max_cmd_sn);
+        for (i, v) in self.additional_info.iter().enumerate() {
+            b.set_u8(36 + i, *v);
+        }
         b
     }
 }
@@ -129,6 +143,7 @@ mod tests {
             stat_sn: 3,
             exp_cmd_sn: 11,
             max_cmd_sn: 74,
+            additional_info: [6, 0x29, 0],
         };
         assert_eq!(TmfResponse::decode(&s.encode()), s);
     }

@@ -39,12 +39,34 @@ pub enum Admission {
     Ignore,
 }
 
+/// What the window knows of one CmdSN ahead of ExpCmdSN.
+#[derive(Debug, Default)]
+enum Slot {
+    #[default]
+    Empty,
+    Waiting(Queued),
+    /// Counts as received without being executed: its command was aborted while it waited, or
+    /// an ABORT TASK named it before it arrived (RFC 7143 §11.5.1). A copy that arrives later
+    /// is ignored.
+    Consumed,
+}
+
 pub struct CmdWindow {
     exp_cmd_sn: u32,
     max_cmd_sn: u32,
     depth: u32,
-    /// Slot `i` holds the command with CmdSN `exp_cmd_sn + i`.
-    waiting: std::collections::VecDeque<Option<Queued>>,
+    /// Slot `i` is the command with CmdSN `exp_cmd_sn + i`.
+    waiting: std::collections::VecDeque<Slot>,
+}
+
+/// What `CmdWindow::consume` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Consumed {
+    /// The CmdSN is ExpCmdSN: the caller advances the window past it (delivering what waits).
+    AtExpected,
+    Marked,
+    /// Not a CmdSN the window can still receive.
+    Outside,
 }
 
 impl CmdWindow {
@@ -94,16 +116,16 @@ impl CmdWindow {
         }
         let d = d as usize;
         if self.waiting.len() <= d {
-            self.waiting.resize_with(d + 1, || None);
+            self.waiting.resize_with(d + 1, Slot::default);
         }
-        if self.waiting[d].is_some() {
-            // A duplicate of a command already waiting: keep the first.
+        if !matches!(self.waiting[d], Slot::Empty) {
+            // A duplicate of a command already waiting, or one already aborted: ignored.
             return Admission::Ignore;
         }
         let cmd = pdu();
         // Immediate data counts toward the first burst its unsolicited Data-Out may fill.
         let data_bytes = cmd.data.len();
-        self.waiting[d] = Some(Queued {
+        self.waiting[d] = Slot::Waiting(Queued {
             cmd,
             data_outs: Vec::new(),
             data_bytes,
@@ -111,19 +133,71 @@ impl CmdWindow {
         Admission::Queued
     }
 
-    /// Marks the expected command as delivered and returns the next one if it is already waiting.
+    /// Marks the expected command as delivered (and any consumed ones after it) and returns
+    /// the next one if it is already waiting.
     pub fn advance(&mut self) -> Option<Queued> {
-        self.exp_cmd_sn = self.exp_cmd_sn.wrapping_add(1);
-        self.waiting.pop_front();
-        self.waiting.front_mut().and_then(|slot| slot.take())
+        loop {
+            self.exp_cmd_sn = self.exp_cmd_sn.wrapping_add(1);
+            self.waiting.pop_front();
+            match self.waiting.front_mut() {
+                Some(slot @ Slot::Waiting(_)) => match std::mem::take(slot) {
+                    Slot::Waiting(q) => return Some(q),
+                    _ => return None,
+                },
+                Some(Slot::Consumed) => continue,
+                _ => return None,
+            }
+        }
     }
 
     /// Finds a queued command by ITT, so that unsolicited Data-Out can wait with it.
     pub fn queued_mut(&mut self, itt: u32) -> Option<&mut Queued> {
+        self.queued().find(|q| q.cmd.bhs.itt() == itt)
+    }
+
+    fn queued(&mut self) -> impl Iterator<Item = &mut Queued> {
+        self.waiting.iter_mut().filter_map(|s| match s {
+            Slot::Waiting(q) => Some(q),
+            _ => None,
+        })
+    }
+
+    /// Whether a command waits behind a gap with this ITT / for this LUN field.
+    pub fn has_queued(&self, pred: impl Fn(&OwnedPdu) -> bool) -> bool {
         self.waiting
-            .iter_mut()
-            .flatten()
-            .find(|q| q.cmd.bhs.itt() == itt)
+            .iter()
+            .any(|s| matches!(s, Slot::Waiting(q) if pred(&q.cmd)))
+    }
+
+    /// Drops the waiting command with this ITT (ABORT TASK); its CmdSN counts as received.
+    pub fn abort_queued(&mut self, itt: u32) -> bool {
+        for slot in self.waiting.iter_mut() {
+            if matches!(slot, Slot::Waiting(q) if q.cmd.bhs.itt() == itt) {
+                *slot = Slot::Consumed;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// RFC 7143 §11.5.1: an ABORT TASK for a command not received yet, whose RefCmdSN lies in
+    /// the window before the TMF's own CmdSN, makes that CmdSN count as received.
+    pub fn consume(&mut self, cmd_sn: u32, before: u32) -> Consumed {
+        let d = sn::distance(self.exp_cmd_sn, cmd_sn);
+        if d >= self.open_len() || d >= self.depth || !sn::lt(cmd_sn, before) {
+            return Consumed::Outside;
+        }
+        if d == 0 {
+            return Consumed::AtExpected;
+        }
+        let d = d as usize;
+        if self.waiting.len() <= d {
+            self.waiting.resize_with(d + 1, Slot::default);
+        }
+        if matches!(self.waiting[d], Slot::Empty) {
+            self.waiting[d] = Slot::Consumed;
+        }
+        Consumed::Marked
     }
 }
 
@@ -196,6 +270,23 @@ mod tests {
         w.advance();
         w.grant(2);
         assert_eq!(w.max_cmd_sn(), 2);
+    }
+
+    #[test]
+    fn aborted_and_consumed_cmdsns_are_skipped_in_order() {
+        let mut w = CmdWindow::new(0, 8);
+        assert_eq!(w.admit(1, || pdu(11)), Admission::Queued);
+        assert_eq!(w.admit(3, || pdu(33)), Admission::Queued);
+        assert!(w.abort_queued(11));
+        assert!(!w.has_queued(|c| c.bhs.itt() == 11));
+        // CmdSN 2 is aborted before it arrives; a late copy is ignored.
+        assert_eq!(w.consume(2, 5), Consumed::Marked);
+        assert_eq!(w.admit(2, || pdu(22)), Admission::Ignore);
+        assert_eq!(w.consume(6, 5), Consumed::Outside, "not before the TMF");
+        assert_eq!(w.consume(0, 5), Consumed::AtExpected);
+        // Delivering CmdSN 0 skips 1 and 2 and hands out 3.
+        assert_eq!(w.advance().unwrap().cmd.bhs.itt(), 33);
+        assert_eq!(w.exp_cmd_sn(), 3);
     }
 
     #[test]

@@ -84,6 +84,8 @@ pub enum CloseReason {
     TransportClosed,
     /// Closed while logging in, to make room under the ceiling of connections in login.
     Evicted,
+    /// The initiator reset its I_T nexus, or the whole target (cold reset).
+    NexusReset,
 }
 
 enum Phase {

@@ -48,6 +48,9 @@ pub enum LuOp {
     LunReset,
     /// TARGET WARM RESET: the same for every unit of the target.
     TargetReset,
+    /// TARGET COLD RESET (RFC 7143 §11.5.1): a warm reset, then every connection to the target
+    /// is closed.
+    TargetColdReset,
     /// CLEAR TASK SET (SAM-5 §7.4): every task of the unit ends; the other nexuses learn that
     /// theirs were cleared (COMMANDS CLEARED BY ANOTHER INITIATOR).
     ClearTaskSet,

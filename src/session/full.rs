@@ -76,6 +76,8 @@ pub struct Session {
     pub(super) next_token: u64,
     /// Aborts the control thread asked for whose tasks are still finishing.
     pub(super) remote_aborts: Vec<RemoteAbort>,
+    /// An I_T NEXUS RESET or TARGET COLD RESET is pending: the session ends after its response.
+    pub(super) nexus_reset: bool,
 }
 
 /// What the connection knows when its login is accepted, beyond the negotiation's outcome.
@@ -157,6 +159,7 @@ impl Session {
             control_out: VecDeque::new(),
             next_token: 1,
             remote_aborts: Vec::new(),
+            nexus_reset: false,
             ctx,
         }
     }
@@ -292,15 +295,10 @@ impl Session {
             cmdsn::Admission::Now => {
                 // ExpCmdSN moves past the command before it runs, so its own response already
                 // acknowledges it (RFC 7143 §4.2.2.1).
-                let mut next = self.advance_window();
+                let next = self.advance_window();
                 self.execute(&f.bhs, f.ahs, f.data, out);
                 self.unexecuted -= 1;
-                while let Some(q) = next {
-                    next = self.advance_window();
-                    self.execute_queued(q, out);
-                    self.unexecuted -= 1;
-                }
-                self.regrant();
+                self.deliver_queued(next, out);
             }
             cmdsn::Admission::Queued => {
                 tracing::debug!(
@@ -322,7 +320,17 @@ impl Session {
         }
     }
 
-    fn advance_window(&mut self) -> Option<Queued> {
+    /// Executes the commands that waited behind the one just delivered, in CmdSN order.
+    pub(super) fn deliver_queued(&mut self, mut next: Option<Queued>, out: &mut Output) {
+        while let Some(q) = next {
+            next = self.advance_window();
+            self.execute_queued(q, out);
+            self.unexecuted -= 1;
+        }
+        self.regrant();
+    }
+
+    pub(super) fn advance_window(&mut self) -> Option<Queued> {
         self.unexecuted += 1;
         self.window.advance()
     }

@@ -1,5 +1,6 @@
 //! Task management (RFC 7143 §11.5, §11.6; RFC 7144 §4.1 for the SAM-5 functions).
 
+use super::cmdsn::Consumed;
 use super::control::LuOp;
 use super::full::Session;
 use super::output::Output;
@@ -21,14 +22,10 @@ impl Session {
     pub(super) fn handle_tmf(&mut self, bhs: &Bhs, out: &mut Output) {
         let req = TmfRequest::decode(bhs);
         let lun = decode_lun(req.lun);
+        let known_lun = lun.filter(|&l| self.luns.get(l).is_some());
         match req.function {
             TmfFunction::ABORT_TASK => {
-                let found = self.abort_where(|t| t.itt == req.referenced_task_tag);
-                let code = if found || self.window_covers(req.ref_cmd_sn) {
-                    TmfResponseCode::COMPLETE
-                } else {
-                    TmfResponseCode::TASK_DOES_NOT_EXIST
-                };
+                let code = self.abort_task(&req, out);
                 self.defer_tmf(req.itt, lun, code, out);
             }
             TmfFunction::ABORT_TASK_SET => {
@@ -36,22 +33,113 @@ impl Session {
                 self.defer_tmf(req.itt, lun, TmfResponseCode::COMPLETE, out);
             }
             TmfFunction::CLEAR_TASK_SET | TmfFunction::LOGICAL_UNIT_RESET => {
-                self.abort_where(|t| Some(t.lun) == lun);
+                let Some(l) = known_lun else {
+                    return self.send_tmf_response(
+                        req.itt,
+                        TmfResponseCode::LUN_DOES_NOT_EXIST,
+                        out,
+                    );
+                };
+                self.abort_where(|t| t.lun == l);
                 let op = if req.function == TmfFunction::CLEAR_TASK_SET {
                     LuOp::ClearTaskSet
                 } else {
                     LuOp::LunReset
                 };
-                let awaiting = lun.and_then(|l| self.request_lu(Some(l), op));
-                self.defer_tmf_awaiting(req.itt, lun, awaiting, out);
+                let awaiting = self.request_lu(Some(l), op);
+                self.defer_tmf_awaiting(req.itt, Some(l), awaiting, out);
             }
-            TmfFunction::TARGET_WARM_RESET => {
+            TmfFunction::TARGET_WARM_RESET | TmfFunction::TARGET_COLD_RESET => {
                 self.abort_where(|_| true);
-                let awaiting = self.request_lu(None, LuOp::TargetReset);
+                let cold = req.function == TmfFunction::TARGET_COLD_RESET;
+                let op = if cold {
+                    LuOp::TargetColdReset
+                } else {
+                    LuOp::TargetReset
+                };
+                self.nexus_reset |= cold;
+                let awaiting = self.request_lu(None, op);
                 self.defer_tmf_awaiting(req.itt, None, awaiting, out);
+            }
+            TmfFunction::I_T_NEXUS_RESET => {
+                // SAM-5 §7.8: every task of the nexus ends; then the nexus itself does (RFC 7144
+                // §4.1: the session is closed once the response is sent).
+                self.abort_where(|_| true);
+                self.nexus_reset = true;
+                self.defer_tmf(req.itt, None, TmfResponseCode::COMPLETE, out);
+            }
+            TmfFunction::QUERY_TASK => {
+                let itt = req.referenced_task_tag;
+                let exists = self.tasks.iter().any(|(_, t)| t.itt == itt && !t.aborted)
+                    || self.window.has_queued(|c| c.bhs.itt() == itt);
+                self.send_query_response(req.itt, exists, [0; 3], out);
+            }
+            TmfFunction::QUERY_TASK_SET => {
+                let Some(l) = known_lun else {
+                    return self.send_tmf_response(
+                        req.itt,
+                        TmfResponseCode::LUN_DOES_NOT_EXIST,
+                        out,
+                    );
+                };
+                let exists = self.tasks.iter().any(|(_, t)| t.lun == l && !t.aborted)
+                    || self
+                        .window
+                        .has_queued(|c| decode_lun(c.bhs.lun()) == Some(l));
+                self.send_query_response(req.itt, exists, [0; 3], out);
+            }
+            TmfFunction::QUERY_ASYNC_EVENT => {
+                let Some(l) = known_lun else {
+                    return self.send_tmf_response(
+                        req.itt,
+                        TmfResponseCode::LUN_DOES_NOT_EXIST,
+                        out,
+                    );
+                };
+                // SAM-5 §7.6: reports (without clearing) the unit attention a command would get.
+                self.refresh_lu(l);
+                match self.nexus.unit_attentions.peek(l) {
+                    Some(ua) => {
+                        self.send_query_response(req.itt, true, [0x06, ua.asc, ua.ascq], out)
+                    }
+                    None => self.send_query_response(req.itt, false, [0; 3], out),
+                }
             }
             _ => self.send_tmf_response(req.itt, TmfResponseCode::NOT_SUPPORTED, out),
         }
+    }
+
+    /// RFC 7143 §11.5.1 ABORT TASK: a task in progress ends; a command still waiting behind a
+    /// CmdSN gap is dropped; a command not received yet whose RefCmdSN lies in the window before
+    /// the TMF counts as received (so a late copy is ignored). Each of these is Function
+    /// Complete, as is a RefCmdSN already acknowledged; anything else names no task.
+    fn abort_task(&mut self, req: &TmfRequest, out: &mut Output) -> TmfResponseCode {
+        let itt = req.referenced_task_tag;
+        if self.abort_where(|t| t.itt == itt) || self.window.abort_queued(itt) {
+            return TmfResponseCode::COMPLETE;
+        }
+        match self.window.consume(req.ref_cmd_sn, req.cmd_sn) {
+            Consumed::AtExpected => {
+                let next = self.advance_window();
+                self.unexecuted -= 1;
+                self.deliver_queued(next, out);
+                TmfResponseCode::COMPLETE
+            }
+            Consumed::Marked => TmfResponseCode::COMPLETE,
+            Consumed::Outside if self.window_covers(req.ref_cmd_sn) => TmfResponseCode::COMPLETE,
+            Consumed::Outside => TmfResponseCode::TASK_DOES_NOT_EXIST,
+        }
+    }
+
+    /// RFC 7144 §4.2: a QUERY function answers Function Succeeded when it found what it asked
+    /// about, else Function Complete.
+    fn send_query_response(&mut self, itt: u32, found: bool, info: [u8; 3], out: &mut Output) {
+        let code = if found {
+            TmfResponseCode::SUCCEEDED
+        } else {
+            TmfResponseCode::COMPLETE
+        };
+        self.send_tmf_response_with(itt, code, info, out);
     }
 
     /// RFC 7143 §11.6.1 (b): a referenced command inside the window counts as received.
@@ -121,13 +209,28 @@ impl Session {
     }
 
     fn send_tmf_response(&mut self, itt: u32, response: TmfResponseCode, out: &mut Output) {
+        self.send_tmf_response_with(itt, response, [0; 3], out);
+    }
+
+    fn send_tmf_response_with(
+        &mut self,
+        itt: u32,
+        response: TmfResponseCode,
+        additional_info: [u8; 3],
+        out: &mut Output,
+    ) {
         let rsp = TmfResponse {
             response,
             itt,
             stat_sn: self.next_stat_sn(),
             exp_cmd_sn: self.exp_cmd_sn(),
             max_cmd_sn: self.max_cmd_sn(),
+            additional_info,
         };
         out.pdu(&rsp.encode(), &[]);
+        if self.nexus_reset && self.tmfs.is_empty() {
+            // The I_T nexus ends with its reset (RFC 7144 §4.1).
+            self.close = Some(super::conn::CloseReason::NexusReset);
+        }
     }
 }

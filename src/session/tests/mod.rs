@@ -66,12 +66,13 @@ struct Pair {
     disk: Vec<u8>,
     /// Write commands announce unsolicited Data-Out (F=0) when data remains after immediate data.
     announce_unsolicited: bool,
+    ctx: Arc<PortalContext>,
 }
 
 impl Pair {
     fn with_context(ctx: Arc<PortalContext>) -> Pair {
         let now = Instant::now();
-        let conn = Connection::new(ctx, None, None, now);
+        let conn = Connection::new(ctx.clone(), None, None, now);
         Pair {
             conn,
             now,
@@ -79,6 +80,7 @@ impl Pair {
             cmd_sn: 100,
             disk: vec![0; 4096 * BS as usize],
             announce_unsolicited: false,
+            ctx,
         }
     }
 
@@ -134,6 +136,15 @@ impl Pair {
         };
         p.clear_unit_attentions();
         p
+    }
+
+    /// Raises `ua` for every nexus of LUN `lun` of the target, as the control thread would.
+    fn publish_ua(&self, lun: u16, ua: crate::scsi::UnitAttention) {
+        let lu = self.ctx.targets[0].luns.get(lun).expect("LUN");
+        let now = lu.shared.snapshot();
+        let scope = crate::scsi::shared::UaScope::All;
+        lu.shared
+            .publish(now.successor(now.pr.clone(), vec![(scope, ua)]));
     }
 
     /// Takes the power-on unit attention each logical unit reports first (LUNs 0 and 1).
@@ -702,3 +713,4 @@ fn garbage_never_panics() {
 
 mod bounds;
 mod masking;
+mod tmf;
