@@ -161,6 +161,26 @@ for suite in "${GATED[@]}"; do
     fi
 done
 
+# Tests that race the target (an ABORT TASK against a write in flight) must pass every time,
+# not once: each is repeated, and a single failure marks it failed.
+REPEAT=${CONFORMANCE_REPEAT:-20}
+REPEATED=(iSCSI.iSCSITMF.AbortTaskSimpleAsync)
+repeat_failures=()
+for t in "${REPEATED[@]}"; do
+    fails=0
+    for ((i = 1; i <= REPEAT; i++)); do
+        log="$OUT/logs/repeat-$t-$i.log"
+        timeout -k 5 60 iscsi-test-cu --dataloss -t "$t" "$RW_URL" >"$log" 2>&1 || true
+        if grep -q "^  Test: .*passed" "$log" && ! grep -q FAILED "$log"; then
+            rm -f "$log"
+        else
+            fails=$((fails + 1))
+        fi
+    done
+    printf '  %-32s %s\n' "$t" "$((REPEAT - fails))/$REPEAT runs passed"
+    ((fails)) && repeat_failures+=("$t")
+done
+
 if [[ $REPORT == 1 ]]; then
     echo "conformance: other suites (report only, ${REPORT_BUDGET}s budget)"
     deadline=$((SECONDS + REPORT_BUDGET))
@@ -200,6 +220,11 @@ echo "conformance: results in $OUT/results.txt (passed $(count passed) / failed 
 if [[ -n $newly ]]; then
     echo "conformance: passing but not yet in $PASS_LIST (add them):"
     while read -r t; do echo "  $t"; done <<<"$newly"
+fi
+if ((${#repeat_failures[@]})); then
+    echo "conformance: FAILED: not every repeated run passed: ${repeat_failures[*]}" \
+        "(logs: $OUT/logs/repeat-*.log)"
+    exit 1
 fi
 if ((${#missing[@]})); then
     echo "conformance: FAILED: ${#missing[@]} listed test(s) did not pass:"

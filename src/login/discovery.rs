@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::identity::TargetEntry;
 use super::keys::{Key, Usage};
-use super::params::{SessionParams, SessionType};
+use super::params::{SessionParams, SessionType, MAX_DATA_LENGTH, MIN_DATA_LENGTH};
 use super::rules::{NOT_UNDERSTOOD, REJECT};
 use super::text::push_pair;
 
@@ -77,18 +77,19 @@ fn target_address(p: &SocketAddr, tpgt: u16) -> String {
     }
 }
 
-/// Full answer to a full-feature-phase Text Request's key/value pairs.
+/// Full answer to a full-feature-phase Text Request's key/value pairs (RFC 7143 §6.2, §13).
 ///
 /// - `SendTargets`: [`send_targets`] (only the first one of a request is answered, which bounds
-///   the answer).
-/// - Keys negotiable only during login (security, operational, declarative-at-login): `Reject`.
-///   Renegotiating MaxRecvDataSegmentLength in full feature phase is not supported either: the
-///   session keeps the login value.
+///   the answer); a value that is neither `All` (discovery sessions), empty (normal sessions)
+///   nor an iSCSI name is answered `SendTargets=Reject` so the initiator is never left waiting.
+/// - `MaxRecvDataSegmentLength` (declarative in any phase, RFC 7143 §13.12): a valid value
+///   becomes the session's limit for what the target sends; an invalid one gets `Reject`.
 /// - `InitiatorAlias`: accepted silently (declarative).
+/// - Keys negotiable only during login (security, operational): `Reject`.
 /// - Unknown and X-/X# keys: `NotUnderstood` (RFC 7143 §6.2).
 pub fn text_request_answer(
     pairs: &[(String, String)],
-    session: &SessionParams,
+    session: &mut SessionParams,
     peer: Option<IpAddr>,
     targets: &[TargetEntry],
     portals: &[SocketAddr],
@@ -100,8 +101,16 @@ pub fn text_request_answer(
         match Key::lookup(k) {
             Some(Key::SendTargets) if !answered_send_targets => {
                 answered_send_targets = true;
-                out.extend(send_targets(v, session, peer, targets, portals, tpgt));
+                if send_targets_value_is_valid(v, session.session_type) {
+                    out.extend(send_targets(v, session, peer, targets, portals, tpgt));
+                } else {
+                    push_pair(&mut out, k, REJECT);
+                }
             }
+            Some(Key::MaxRecvDataSegmentLength) => match parse_mrdsl(v) {
+                Some(n) => session.initiator_mrdsl = n,
+                None => push_pair(&mut out, k, REJECT),
+            },
             Some(Key::SendTargets | Key::InitiatorAlias) => {}
             Some(key) if key.spec().usage != Usage::FullFeature => push_pair(&mut out, k, REJECT),
             Some(_) => {}
@@ -109,6 +118,26 @@ pub fn text_request_answer(
         }
     }
     out
+}
+
+/// RFC 7143 Appendix C: `All` (discovery sessions only), empty (normal sessions only: the
+/// session's own target) or an iSCSI name (`iqn.`, `eui.`, `naa.`, RFC 7143 §4.2.7.2).
+fn send_targets_value_is_valid(value: &str, session_type: SessionType) -> bool {
+    let name = ["iqn.", "eui.", "naa."]
+        .iter()
+        .any(|p| value.len() > p.len() && value[..p.len()].eq_ignore_ascii_case(p));
+    match (session_type, value) {
+        (SessionType::Discovery, ALL) | (SessionType::Normal, "") => true,
+        _ => name,
+    }
+}
+
+/// RFC 7143 §13.12: 512..=2^24-1 in decimal or hex.
+fn parse_mrdsl(v: &str) -> Option<u32> {
+    let n = super::value::parse_number(v)?;
+    (u64::from(MIN_DATA_LENGTH)..=u64::from(MAX_DATA_LENGTH))
+        .contains(&n)
+        .then_some(n as u32)
 }
 
 #[cfg(test)]
@@ -231,7 +260,7 @@ mod tests {
 
     #[test]
     fn text_request_answers_other_keys() {
-        let s = session(SessionType::Discovery, "iqn.good", None);
+        let mut s = session(SessionType::Discovery, "iqn.good", None);
         let req: Vec<(String, String)> = [
             ("SendTargets", "All"),
             ("SendTargets", "All"),
@@ -242,7 +271,7 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let got = names(&text_request_answer(&req, &s, PEER, &targets(), &[], 1));
+        let got = names(&text_request_answer(&req, &mut s, PEER, &targets(), &[], 1));
         assert_eq!(
             got,
             [
@@ -255,6 +284,74 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn invalid_send_targets_values_are_rejected_and_mrdsl_is_taken() {
+        let kv = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let mut d = session(SessionType::Discovery, "iqn.good", None);
+        for bad in ["all", "ALL", "", "foo", "iqn."] {
+            let got = names(&text_request_answer(
+                &kv("SendTargets", bad),
+                &mut d,
+                PEER,
+                &targets(),
+                &[],
+                1,
+            ));
+            assert_eq!(got, kv("SendTargets", "Reject"), "{bad:?}");
+        }
+        let unknown = "iqn.2024-01.org.ringtgt:nope";
+        let got = text_request_answer(
+            &kv("SendTargets", unknown),
+            &mut d,
+            PEER,
+            &targets(),
+            &[],
+            1,
+        );
+        assert!(
+            got.is_empty(),
+            "an unknown (or hidden) name gets an empty answer"
+        );
+        let mut n = session(
+            SessionType::Normal,
+            "iqn.good",
+            Some("iqn.2024-01.org.ringtgt:open"),
+        );
+        let got = names(&text_request_answer(
+            &kv("SendTargets", "All"),
+            &mut n,
+            PEER,
+            &targets(),
+            &[],
+            1,
+        ));
+        assert_eq!(
+            got,
+            kv("SendTargets", "Reject"),
+            "All is for discovery sessions"
+        );
+        assert!(text_request_answer(
+            &kv("MaxRecvDataSegmentLength", "16384"),
+            &mut n,
+            PEER,
+            &targets(),
+            &[],
+            1
+        )
+        .is_empty());
+        assert_eq!(n.initiator_mrdsl, 16384);
+        let got = names(&text_request_answer(
+            &kv("MaxRecvDataSegmentLength", "100"),
+            &mut n,
+            PEER,
+            &targets(),
+            &[],
+            1,
+        ));
+        assert_eq!(got, kv("MaxRecvDataSegmentLength", "Reject"));
+        assert_eq!(n.initiator_mrdsl, 16384);
     }
 
     #[test]
@@ -289,10 +386,10 @@ mod tests {
         assert_eq!(listed("iqn.other", inside), [open, lan]);
         assert_eq!(listed("iqn.good", outside), [open, acl]);
         assert_eq!(listed("iqn.good", None), [open, acl]);
-        let s = session(SessionType::Discovery, "iqn.good", None);
+        let mut s = session(SessionType::Discovery, "iqn.good", None);
         assert!(send_targets(lan, &s, outside, &all, &[], 1).is_empty());
         let req = vec![("SendTargets".to_string(), "All".to_string())];
-        let got = names(&text_request_answer(&req, &s, outside, &all, &[], 1));
+        let got = names(&text_request_answer(&req, &mut s, outside, &all, &[], 1));
         assert_eq!(got.len(), 2);
     }
 }

@@ -255,6 +255,10 @@ impl Login {
             ));
         }
         self.id = Some(ConnId::of(req));
+        if !req.immediate {
+            // RFC 7143 §11.12: Login Requests are always immediate.
+            return Err(LoginError::protocol("Login Request without the I bit"));
+        }
         check_flags(req)?;
         match self.expected_stage() {
             Some(stage) if stage != req.csg => Err(LoginError::protocol(format!(

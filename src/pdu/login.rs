@@ -21,6 +21,8 @@ pub const ISCSI_VERSION: u8 = 0x00;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginRequest {
+    /// RFC 7143 §11.12: always 1 in a valid Login Request.
+    pub immediate: bool,
     pub transit: bool,
     pub cont: bool,
     pub csg: Stage,
@@ -41,6 +43,7 @@ impl LoginRequest {
         let mut isid = [0u8; 6];
         isid.copy_from_slice(&b.0[8..14]);
         LoginRequest {
+            immediate: b.immediate(),
             transit: f & TRANSIT_BIT != 0,
             cont: f & CONTINUE_BIT != 0,
             csg: Stage((f >> 2) & 3),
@@ -58,8 +61,7 @@ impl LoginRequest {
 
     pub fn encode(&self) -> Bhs {
         let mut b = Bhs::new(Opcode::LOGIN_REQUEST);
-        // RFC 7143 §11.12: the I bit is always 1 for Login Requests.
-        b.set_immediate(true);
+        b.set_immediate(self.immediate);
         b.set_flags(stage_flags(self.transit, self.cont, self.csg, self.nsg));
         b.set_u8(2, self.version_max);
         b.set_u8(3, self.version_min);
@@ -225,6 +227,7 @@ mod tests {
     #[test]
     fn login_request_layout() {
         let r = LoginRequest {
+            immediate: true,
             transit: true,
             cont: false,
             csg: Stage::OPERATIONAL,

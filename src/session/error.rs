@@ -63,8 +63,8 @@ pub enum SessionError {
     DataDigest,
     #[error("Text Request continues an answer that does not exist")]
     UnknownTextContinuation,
-    #[error("multi-PDU Text Request refused")]
-    MultiPduText,
+    #[error("Text Request longer than 64 KiB refused")]
+    TextTooLong,
     #[error("malformed Text Request: {0}")]
     MalformedText(TextError),
     #[error("Logout Request with reason code {0}")]
@@ -76,9 +76,7 @@ impl SessionError {
     pub fn reject_reason(&self) -> RejectReason {
         match self {
             SessionError::SnackAtErl0 => RejectReason::SNACK_REJECT,
-            SessionError::UnsupportedOpcode(_) | SessionError::MultiPduText => {
-                RejectReason::COMMAND_NOT_SUPPORTED
-            }
+            SessionError::UnsupportedOpcode(_) => RejectReason::COMMAND_NOT_SUPPORTED,
             SessionError::WaitingForLogout(_) => RejectReason::WAITING_FOR_LOGOUT,
             SessionError::IttInUse(_) => RejectReason::TASK_IN_PROGRESS,
             SessionError::InvalidCdb | SessionError::InvalidLogoutReason(_) => {
@@ -93,6 +91,7 @@ impl SessionError {
             | SessionError::HeldDataTooLong { .. }
             | SessionError::DataOut(_)
             | SessionError::UnknownTextContinuation
+            | SessionError::TextTooLong
             | SessionError::MalformedText(_) => RejectReason::PROTOCOL_ERROR,
         }
     }
@@ -118,7 +117,7 @@ mod tests {
                 }),
                 0x04,
             ),
-            (SessionError::MultiPduText, 0x05),
+            (SessionError::TextTooLong, 0x04),
             (SessionError::InvalidLogoutReason(9), 0x09),
         ];
         for (e, code) in cases {

@@ -19,7 +19,7 @@ use super::nop::Keepalive;
 use super::output::Output;
 use super::ratelog::LogLimiter;
 use super::task::Task;
-use super::text::TextReply;
+use super::text::{TextReply, TextRequestInProgress};
 use super::tmf::PendingTmf;
 use crate::backstore::Budget;
 use crate::login::{LoginOutcome, SessionParams, SessionType};
@@ -46,6 +46,8 @@ pub struct Session {
     pub(super) io_in_flight: usize,
     pub(super) keepalive: Keepalive,
     pub(super) text: Option<TextReply>,
+    /// A Text Request still arriving (C=1).
+    pub(super) text_rx: Option<TextRequestInProgress>,
     pub(super) logout: Option<PendingLogout>,
     pub(super) tmfs: Vec<PendingTmf>,
     pub(super) close: Option<CloseReason>,
@@ -141,6 +143,7 @@ impl Session {
             io_in_flight: 0,
             keepalive,
             text: None,
+            text_rx: None,
             logout: None,
             tmfs: Vec::new(),
             close: None,

@@ -112,7 +112,7 @@ impl Session {
     /// RFC 7143 §11.5.1 ABORT TASK: a task in progress ends; a command still waiting behind a
     /// CmdSN gap is dropped; a command not received yet whose RefCmdSN lies in the window before
     /// the TMF counts as received (so a late copy is ignored). Each of these is Function
-    /// Complete, as is a RefCmdSN already acknowledged; anything else names no task.
+    /// Complete. A RefCmdSN outside the window (e.g. a command already answered) names no task.
     fn abort_task(&mut self, req: &TmfRequest, out: &mut Output) -> TmfResponseCode {
         let itt = req.referenced_task_tag;
         if self.abort_where(|t| t.itt == itt) || self.window.abort_queued(itt) {
@@ -126,7 +126,6 @@ impl Session {
                 TmfResponseCode::COMPLETE
             }
             Consumed::Marked => TmfResponseCode::COMPLETE,
-            Consumed::Outside if self.window_covers(req.ref_cmd_sn) => TmfResponseCode::COMPLETE,
             Consumed::Outside => TmfResponseCode::TASK_DOES_NOT_EXIST,
         }
     }
@@ -140,12 +139,6 @@ impl Session {
             TmfResponseCode::COMPLETE
         };
         self.send_tmf_response_with(itt, code, info, out);
-    }
-
-    /// RFC 7143 §11.6.1 (b): a referenced command inside the window counts as received.
-    fn window_covers(&self, ref_cmd_sn: u32) -> bool {
-        super::sn::lt(ref_cmd_sn, self.exp_cmd_sn())
-            && super::sn::distance(ref_cmd_sn, self.exp_cmd_sn()) <= self.ctx.tuning.queue_depth
     }
 
     /// Ends matching tasks: those with nothing in flight are freed now; the others finish

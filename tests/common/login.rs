@@ -170,6 +170,7 @@ impl Initiator {
         let mut text = Vec::new();
         loop {
             let req = LoginRequest {
+                immediate: true,
                 transit,
                 cont: false,
                 csg,

@@ -97,6 +97,7 @@ impl Harness {
 
     pub fn req(&self, csg: Stage, nsg: Stage, transit: bool, cont: bool) -> LoginRequest {
         LoginRequest {
+            immediate: true,
             transit,
             cont,
             csg,

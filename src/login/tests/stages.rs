@@ -283,3 +283,15 @@ fn accept_outside_ready_is_a_target_error() {
     let (rsp, _) = h.login.accept(1, 1);
     assert_eq!(rsp.status, LoginStatus::TARGET_ERROR);
 }
+
+#[test]
+fn a_login_request_without_the_immediate_bit_is_an_initiator_error() {
+    let mut h = Harness::new();
+    let mut req = h.req(SEC, OP, true, false);
+    req.immediate = false;
+    let text = encode_pairs(&[("InitiatorName", GOOD), ("TargetName", DISK)]);
+    match h.send(req, &text) {
+        LoginAction::Fail(rsp, _, _) => assert_eq!(rsp.status, LoginStatus::INITIATOR_ERROR),
+        other => panic!("{other:?}"),
+    }
+}

@@ -189,7 +189,7 @@ fn discovery_login_then_send_targets_all() {
         get(&data, "MaxRecvDataSegmentLength").as_deref(),
         Some("262144")
     );
-    let outcome = ready(h.send_kv(OP, FFP, true, &[]));
+    let mut outcome = ready(h.send_kv(OP, FFP, true, &[]));
     h.login.accept(1, 0x1000 + 1);
     let portals = [
         SocketAddr::from((Ipv4Addr::new(10, 1, 2, 3), 3260)),
@@ -198,7 +198,7 @@ fn discovery_login_then_send_targets_all() {
     let text = encode_pairs(&[("SendTargets", "All")]);
     let answer = text_request_answer(
         &parse_pairs(&text).unwrap(),
-        &outcome.params,
+        &mut outcome.params,
         outcome.peer,
         &h.targets,
         &portals,

@@ -98,6 +98,7 @@ impl Pair {
             text.push_str(&format!("{k}={v}\0"));
         }
         let req = LoginRequest {
+            immediate: true,
             transit: true,
             cont: false,
             csg: Stage::OPERATIONAL,
@@ -713,4 +714,5 @@ fn garbage_never_panics() {
 
 mod bounds;
 mod masking;
+mod text;
 mod tmf;

@@ -77,6 +77,13 @@ fn abort_task_of_an_unknown_task_outside_the_window_says_so() {
     let far = p.cmd_sn.wrapping_add(1000);
     let r = tmf(&mut p, TmfFunction::ABORT_TASK, 55, far);
     assert_eq!(r.response, TmfResponseCode::TASK_DOES_NOT_EXIST);
+    // A command already answered is no longer in the window: nothing to abort (libiscsi's
+    // AbortTaskSimpleAsync counts on it when its write wins the race).
+    let done = p.cmd_sn;
+    p.command(56, &TUR, 0, false, false, &[]);
+    p.recv();
+    let r = tmf(&mut p, TmfFunction::ABORT_TASK, 56, done);
+    assert_eq!(r.response, TmfResponseCode::TASK_DOES_NOT_EXIST);
 }
 
 #[test]
