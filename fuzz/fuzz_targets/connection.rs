@@ -294,6 +294,7 @@ impl Harness {
             token: io.token,
             result: errno.map_or(Ok(()), Err),
             buf,
+            lock: io.lock,
         }
     }
 

@@ -9,7 +9,7 @@ use io_uring::{opcode, squeue, types};
 use super::token::{Kind, Token};
 use super::{store_fd, Reactor};
 use crate::backstore::IoBuf;
-use crate::session::{IoCompletion, IoOp, IoRequest, IoToken};
+use crate::session::{IoCompletion, IoOp, IoRequest, IoToken, WriteLock};
 
 pub struct BlockOp {
     conn: usize,
@@ -20,6 +20,7 @@ pub struct BlockOp {
     offset: u64,
     buf: Option<IoBuf>,
     done: usize,
+    lock: Option<WriteLock>,
 }
 
 /// A store's descriptor as the ring knows it: an index into its registered files when the
@@ -61,6 +62,7 @@ impl Reactor {
             target,
             lun,
             op,
+            lock,
         } = io;
         let (kind, offset, buf) = match op {
             IoOp::Read { offset, buf } => (OpKind::Read, offset, Some(buf)),
@@ -80,12 +82,29 @@ impl Reactor {
                 if let (OpKind::Read, Some(b)) = (kind, buf.as_mut()) {
                     b.as_mut_slice().fill(0);
                 }
-                self.complete_inline(idx, token, Ok(()), buf);
+                self.complete_inline(
+                    idx,
+                    IoCompletion {
+                        token,
+                        result: Ok(()),
+                        buf,
+                        lock,
+                    },
+                );
                 return;
             }
             None => {
                 tracing::error!(target, lun, "I/O for a LUN without a backing store");
-                self.complete_inline(idx, token, Err(libc::ENODEV), buf);
+                let result = Err(libc::ENODEV);
+                self.complete_inline(
+                    idx,
+                    IoCompletion {
+                        token,
+                        result,
+                        buf,
+                        lock,
+                    },
+                );
                 return;
             }
         };
@@ -99,6 +118,7 @@ impl Reactor {
             offset,
             buf,
             done: 0,
+            lock,
         };
         let bi = self.blocks.insert(op);
         self.conns[idx].blocks_in_flight += 1;
@@ -184,22 +204,16 @@ impl Reactor {
                 token: op.token,
                 result,
                 buf: op.buf,
+                lock: op.lock,
             },
         );
     }
 
     /// An operation that completed without the kernel: its completion is handled by the loop,
     /// after the current one, as if it came from the ring.
-    fn complete_inline(
-        &mut self,
-        idx: usize,
-        token: crate::session::IoToken,
-        result: Result<(), i32>,
-        buf: Option<IoBuf>,
-    ) {
+    fn complete_inline(&mut self, idx: usize, c: IoCompletion) {
         let slot = &mut self.conns[idx];
         slot.blocks_in_flight += 1;
-        let c = IoCompletion { token, result, buf };
         self.inline_done.push_back((idx, slot.generation, c));
     }
 

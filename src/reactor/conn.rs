@@ -230,6 +230,9 @@ impl Reactor {
             }
         }
         self.flush_output(idx);
+        if self.conns[idx].conn.wants_prompt_retry() {
+            self.arm_soon();
+        }
         if self.conns[idx].conn.close_reason().is_some() {
             self.progress_close(idx);
         } else {

@@ -31,6 +31,8 @@ pub use wake::WakeFd;
 const RING_ENTRIES: u32 = 1024;
 /// Granularity of protocol timers (keepalive, login timeout).
 const TICK: Duration = Duration::from_millis(200);
+/// How soon a connection waiting on another core (a range lock) is looked at again.
+const SOON: Duration = crate::session::RANGE_LOCK_RETRY;
 /// Registered buffer pool per reactor: (size, count). Small transfers and 1 MiB streams come
 /// from here; anything larger, or a burst beyond the pool, uses heap buffers.
 const BUFFER_POOL: [(usize, usize); 2] = [(64 << 10, 256), (1 << 20, 32)];
@@ -95,6 +97,8 @@ pub struct Reactor {
     wake: WakeFd,
     wake_buf: Box<[u8; 8]>,
     tick: Box<types::Timespec>,
+    soon: Box<types::Timespec>,
+    soon_armed: bool,
     completions: Vec<(u64, i32)>,
     stopping: bool,
     /// Registered-file index of each store's descriptor, by (target, LUN).
@@ -136,6 +140,8 @@ impl Reactor {
             wake: s.wake,
             wake_buf: Box::new([0; 8]),
             tick: Box::new(types::Timespec::new().nsec(TICK.as_nanos() as u32)),
+            soon: Box::new(types::Timespec::new().nsec(SOON.as_nanos() as u32)),
+            soon_armed: false,
             completions: Vec::with_capacity(RING_ENTRIES as usize * 2),
             stopping: false,
             fixed_files,
@@ -192,6 +198,7 @@ impl Reactor {
             Kind::Block => self.on_block(t.index as usize, res),
             Kind::Wake => self.on_wake(),
             Kind::Tick => self.on_tick(),
+            Kind::Soon => self.on_soon(),
         }
     }
 
@@ -279,7 +286,8 @@ impl Reactor {
         let local = sock.local_addr().ok().and_then(|a| a.as_socket());
         let generation = self.next_generation();
         let now = Instant::now();
-        let conn = crate::session::Connection::new(self.ctx.clone(), local, peer, now);
+        let mut conn = crate::session::Connection::new(self.ctx.clone(), local, peer, now);
+        conn.set_core(self.index);
         let idx = self
             .conns
             .insert(ConnSlot::new(generation, sock, peer, conn, self.index));
@@ -374,6 +382,33 @@ impl Reactor {
         }
         slot.conn.handle_registration(result, Instant::now());
         self.service(idx);
+    }
+
+    /// Arms the one-shot short timeout if it is not armed yet.
+    pub(super) fn arm_soon(&mut self) {
+        if self.soon_armed || self.stopping {
+            return;
+        }
+        self.soon_armed = true;
+        let sqe = opcode::Timeout::new(&*self.soon as *const types::Timespec)
+            .build()
+            .user_data(Token::new(Kind::Soon, 0, 0).encode());
+        self.push(sqe);
+    }
+
+    fn on_soon(&mut self) {
+        self.soon_armed = false;
+        let now = Instant::now();
+        let waiting: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, s)| s.conn.wants_prompt_retry())
+            .map(|(i, _)| i)
+            .collect();
+        for idx in waiting {
+            self.conns[idx].conn.handle_timeout(now);
+            self.service(idx);
+        }
     }
 
     fn post_tick(&mut self) {

@@ -9,6 +9,8 @@ pub enum Kind {
     Block = 4,
     Wake = 5,
     Tick = 6,
+    /// A one-shot short timeout for connections waiting on another core.
+    Soon = 7,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +45,7 @@ impl Token {
             4 => Kind::Block,
             5 => Kind::Wake,
             6 => Kind::Tick,
+            7 => Kind::Soon,
             _ => return None,
         };
         Some(Token {

@@ -13,11 +13,10 @@
 //! job keeps is limited by the command's own maximum (MAXIMUM TRANSFER LENGTH, MAXIMUM COMPARE
 //! AND WRITE LENGTH, one block for WRITE SAME, 64 KiB for UNMAP).
 //!
-//! Atomicity: COMPARE AND WRITE (and ORWRITE) read, compare and write in separate steps. This
-//! layer does not stop a write from another session or core from landing between the read and
-//! the write; SBC-3 wants the compare and the write to be atomic with respect to other commands
-//! on the same blocks, so the transport must serialise overlapping commands on the LU if it
-//! needs that guarantee (e.g. for VMware ATS).
+//! Atomicity: COMPARE AND WRITE (and ORWRITE) read, compare and write in separate steps. SBC-3
+//! wants the compare and the write atomic against other commands on the same blocks, so the
+//! transport holds an exclusive range lock ([`Job::exclusive_range`], `range_lock`) over them
+//! from before the read until after the write.
 
 use super::provisioning;
 use super::sense::Sense;
@@ -127,6 +126,19 @@ pub struct Job {
 }
 
 impl Job {
+    /// The byte range that must stay untouched by every other writer from the job's first read
+    /// to its last write (SBC-3 COMPARE AND WRITE; ORWRITE reads, merges and writes too), or
+    /// `None` for jobs without a read-modify-write.
+    pub fn exclusive_range(&self) -> Option<(u64, u64)> {
+        let bs = u64::from(self.block_size);
+        match &self.kind {
+            Kind::CompareAndWrite { lba, blocks, .. } | Kind::OrWrite { lba, blocks, .. } => {
+                Some((lba * bs, (lba + u64::from(*blocks)) * bs))
+            }
+            _ => None,
+        }
+    }
+
     /// Bytes of Data-Out the command needs before it can start (0 when none).
     pub fn data_out_len(&self) -> u32 {
         self.data_out_len

@@ -22,6 +22,7 @@ mod mode;
 mod nexus;
 pub mod pr;
 mod provisioning;
+pub mod range_lock;
 mod report_luns;
 mod rsoc;
 mod rw;

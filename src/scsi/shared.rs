@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::pr::{ItNexus, PrState};
+use super::range_lock::RangeLocks;
 use super::ua::UnitAttention;
 
 /// Events kept in a snapshot. A session that misses more than this (it sent no command while
@@ -94,6 +95,8 @@ impl LuSnapshot {
 pub struct LuShared {
     generation: AtomicU64,
     current: Mutex<Arc<LuSnapshot>>,
+    /// Block-range locks that make COMPARE AND WRITE atomic against every writer.
+    pub ranges: Arc<RangeLocks>,
 }
 
 impl LuShared {
@@ -101,6 +104,7 @@ impl LuShared {
         LuShared {
             generation: AtomicU64::new(snapshot.generation),
             current: Mutex::new(Arc::new(snapshot)),
+            ranges: Arc::default(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! SCSI Command execution: CDB dispatch to the SCSI layer, the task table, backing-store
 //! requests and their completions. Collecting a write's data is `write.rs`.
 
-use super::conn::{IoCompletion, IoOp, IoRequest};
+use super::conn::{IoCompletion, IoOp, IoRequest, WriteLock};
 use super::data_in::{Reply, Source};
 use super::error::SessionError;
 use super::full::Session;
@@ -159,6 +159,7 @@ impl Session {
             generation,
             state,
             hold: None,
+            exclusive: None,
             r2t_sn: 0,
             waiting: false,
             aborted: false,
@@ -187,25 +188,104 @@ impl Session {
         t
     }
 
+    /// Queues a backing-store operation of task `slot`. A write or discard first passes the
+    /// unit's range locks: it waits (in `lock_waiting`) while an overlapping COMPARE AND WRITE
+    /// holds its blocks, unless the task itself holds them.
     pub(super) fn submit(&mut self, target: usize, slot: usize, op: IoOp) {
         let t = &self.tasks[slot];
         let token = IoToken {
             slot: slot as u32,
             generation: t.generation,
         };
-        self.io_queue.push_back(IoRequest {
+        let req = IoRequest {
             token,
             target,
             lun: t.lun,
             op,
-        });
+            lock: None,
+        };
+        let owns_range = t.exclusive.as_ref().is_some_and(|e| e.is_held());
+        if owns_range || write_range(&req.op).is_none() {
+            self.io_queue.push_back(req);
+        } else if let Some(req) = self.admit_write(req) {
+            self.lock_waiting.push_back(req);
+        }
+    }
+
+    /// Passes a write through its unit's range locks into the I/O queue; gives it back if an
+    /// overlapping exclusive lock is held.
+    fn admit_write(&mut self, mut req: IoRequest) -> Option<IoRequest> {
+        let Some((start, end)) = write_range(&req.op) else {
+            self.io_queue.push_back(req);
+            return None;
+        };
+        let Some(lu) = self.luns.get(req.lun) else {
+            self.io_queue.push_back(req);
+            return None;
+        };
+        match lu.shared.ranges.begin_write(self.core, start, end) {
+            Some(lock) => {
+                req.lock = Some(WriteLock { lun: req.lun, lock });
+                self.io_queue.push_back(req);
+                None
+            }
+            None => Some(req),
+        }
+    }
+
+    /// Retries what waits for range locks: writes, and multi-step commands that need their
+    /// blocks to themselves. Called whenever locks may have been released.
+    pub(super) fn retry_range_locks(&mut self) {
+        for _ in 0..self.lock_waiting.len() {
+            let Some(req) = self.lock_waiting.pop_front() else {
+                break;
+            };
+            if let Some(req) = self.admit_write(req) {
+                self.lock_waiting.push_back(req);
+            }
+        }
+        let waiters = std::mem::take(&mut self.exclusive_waiters);
+        for (slot, generation) in waiters {
+            let ready = match self.tasks.get_mut(slot) {
+                Some(t) if t.generation == generation => {
+                    t.exclusive.as_mut().is_some_and(|e| e.poll())
+                }
+                _ => continue,
+            };
+            if ready {
+                self.run_or_defer(slot);
+            } else {
+                self.exclusive_waiters.push((slot, generation));
+            }
+        }
+    }
+
+    /// Drops the writes of task `slot` still waiting for a range lock (they never reach the
+    /// store); returns how many.
+    pub(super) fn cancel_lock_waiting(&mut self, slot: usize) -> u32 {
+        let generation = self.tasks[slot].generation;
+        let before = self.lock_waiting.len();
+        self.lock_waiting
+            .retain(|r| (r.token.slot as usize, r.token.generation) != (slot, generation));
+        (before - self.lock_waiting.len()) as u32
+    }
+
+    /// Whether something waits for another session's range lock to go (the transport then
+    /// checks again soon, since that session lives on another core).
+    pub fn waits_for_range_locks(&self) -> bool {
+        !self.lock_waiting.is_empty() || !self.exclusive_waiters.is_empty()
     }
 
     pub(super) fn block_size(&self, lun: u16) -> u32 {
         self.luns.get(lun).map_or(512, |l| l.block_size)
     }
 
-    pub(super) fn complete_io(&mut self, c: IoCompletion, out: &mut Output) {
+    pub(super) fn complete_io(&mut self, mut c: IoCompletion, out: &mut Output) {
+        if let Some(l) = c.lock.take() {
+            if let Some(lu) = self.luns.get(l.lun) {
+                lu.shared.ranges.end_write(l.lock);
+            }
+        }
         let slot = c.token.slot as usize;
         match self.tasks.get(slot) {
             Some(t) if t.generation == c.token.generation => {}
@@ -257,5 +337,14 @@ impl Session {
                 self.send_response(reply, ScsiStatus::GOOD, &[], residual, 0, out);
             }
         }
+    }
+}
+
+/// The bytes a medium-changing operation touches.
+fn write_range(op: &IoOp) -> Option<(u64, u64)> {
+    match op {
+        IoOp::Write { offset, buf, .. } => Some((*offset, offset + buf.len() as u64)),
+        IoOp::Discard { offset, len } => Some((*offset, offset + len)),
+        IoOp::Read { .. } | IoOp::Flush => None,
     }
 }

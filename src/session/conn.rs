@@ -33,6 +33,9 @@ pub struct IoRequest {
     pub target: usize,
     pub lun: u16,
     pub op: IoOp,
+    /// How a write was admitted past the unit's range locks; the transport hands it back in
+    /// the completion.
+    pub lock: Option<WriteLock>,
 }
 
 #[derive(Debug)]
@@ -71,6 +74,15 @@ pub struct IoCompletion {
     /// Ok, or the errno.
     pub result: Result<(), i32>,
     pub buf: Option<IoBuf>,
+    /// `IoRequest::lock`, returned.
+    pub lock: Option<WriteLock>,
+}
+
+/// A write's admission past the range locks of logical unit `lun`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteLock {
+    pub lun: u16,
+    pub lock: crate::scsi::range_lock::WriteLock,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +126,8 @@ pub struct Connection {
     close: Option<CloseReason>,
     /// Buffered bytes of this connection, shared by the session's buffers wherever they go.
     budget: Budget,
+    /// The core (reactor) this connection runs on.
+    core: usize,
 }
 
 impl Connection {
@@ -136,8 +150,23 @@ impl Connection {
             control: VecDeque::new(),
             close: None,
             budget: Budget::new(ctx.tuning.connection_buffer_bytes),
+            core: 0,
             ctx,
         }
+    }
+
+    /// Whether the connection waits on another core (a range lock) and wants `handle_timeout`
+    /// again within a millisecond, sooner than the transport's usual timer tick.
+    pub fn wants_prompt_retry(&self) -> bool {
+        match &self.phase {
+            Phase::Full(s) => s.waits_for_range_locks(),
+            _ => false,
+        }
+    }
+
+    /// Tells the connection which core runs it (per-core counters of shared state).
+    pub fn set_core(&mut self, core: usize) {
+        self.core = core;
     }
 
     /// Bytes held by this connection's buffers now (reads not yet sent, writes not yet on disk).
@@ -342,6 +371,7 @@ impl Connection {
                     stat_sn: login.next_stat_sn(),
                     local: self.local,
                     budget: self.budget.clone(),
+                    core: self.core,
                 };
                 let session = Session::new(self.ctx.clone(), outcome, admitted, now);
                 let p = &outcome.params;

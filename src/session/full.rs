@@ -28,6 +28,9 @@ use crate::pdu::{Bhs, Frame, Opcode};
 use crate::scsi::pr::{InitiatorPort, ItNexus};
 use crate::scsi::{LunMap, NexusState};
 
+/// How soon a request blocked by another session's range lock is retried.
+pub const RANGE_LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
+
 pub struct Session {
     pub(super) ctx: Arc<PortalContext>,
     pub(super) params: SessionParams,
@@ -80,6 +83,12 @@ pub struct Session {
     pub(super) remote_aborts: Vec<RemoteAbort>,
     /// An I_T NEXUS RESET or TARGET COLD RESET is pending: the session ends after its response.
     pub(super) nexus_reset: bool,
+    /// The core this session runs on (its slot in per-core counters of shared state).
+    pub(super) core: usize,
+    /// Writes waiting for an overlapping COMPARE AND WRITE elsewhere to release its blocks.
+    pub(super) lock_waiting: VecDeque<IoRequest>,
+    /// Tasks (slot, generation) waiting to get their blocks to themselves.
+    pub(super) exclusive_waiters: Vec<(usize, u32)>,
 }
 
 /// What the connection knows when its login is accepted, beyond the negotiation's outcome.
@@ -91,6 +100,7 @@ pub struct Admission {
     pub stat_sn: u32,
     pub local: Option<SocketAddr>,
     pub budget: Budget,
+    pub core: usize,
 }
 
 impl Session {
@@ -106,6 +116,7 @@ impl Session {
             stat_sn,
             local,
             budget,
+            core,
         } = admitted;
         let luns = target.map_or_else(Default::default, |t| {
             ctx.targets[t].view_for(&outcome.params.initiator_name)
@@ -163,6 +174,9 @@ impl Session {
             next_token: 1,
             remote_aborts: Vec::new(),
             nexus_reset: false,
+            core,
+            lock_waiting: VecDeque::new(),
+            exclusive_waiters: Vec::new(),
             ctx,
         }
     }
@@ -404,6 +418,9 @@ impl Session {
         self.complete_io(c, out);
         self.after_task_change(out);
         self.resume_waiting(out);
+        if self.waits_for_range_locks() {
+            self.retry_range_locks();
+        }
     }
 
     /// Work that waits for tasks to drain: deferred logout and task management responses.
@@ -417,6 +434,9 @@ impl Session {
 
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Output) {
         self.now = now;
+        if self.waits_for_range_locks() {
+            self.retry_range_locks();
+        }
         let ping = self.keepalive.on_timer(now, &mut self.next_ttt);
         match ping {
             Ok(Some(ttt)) => self.send_ping(ttt, out),
@@ -433,6 +453,11 @@ impl Session {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.waits_for_range_locks() {
+            // The lock is held by a session on another core, which cannot wake this one: look
+            // again very soon.
+            return Some(self.now + RANGE_LOCK_RETRY);
+        }
         self.keepalive.deadline()
     }
 

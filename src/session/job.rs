@@ -27,6 +27,9 @@ impl Session {
         let step = job.start(&self.nexus, lu, data);
         // The job keeps its own copy of what it needs: the budget keeps counting it.
         t.hold = Some(self.budget.hold(data.len()));
+        if let Some((start, end)) = job.exclusive_range() {
+            t.exclusive = Some(lu.shared.ranges.request_exclusive(start, end));
+        }
         self.drive_job(slot, job, step, reply, out);
     }
 
@@ -46,7 +49,13 @@ impl Session {
                 self.after_task_change(out);
             }
             Step::Io(io) => {
-                self.tasks[slot].state = TaskState::Deferred(Deferred::Job { job, io });
+                let t = &mut self.tasks[slot];
+                t.state = TaskState::Deferred(Deferred::Job { job, io });
+                if t.exclusive.as_mut().is_some_and(|e| !e.poll()) {
+                    let generation = t.generation;
+                    self.exclusive_waiters.push((slot, generation));
+                    return;
+                }
                 self.run_or_defer(slot);
             }
         }

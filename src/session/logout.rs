@@ -34,7 +34,7 @@ impl Session {
 
     /// RFC 7143 §11.14: the Logout Response goes out once the connection's tasks are done.
     pub(super) fn finish_logout(&mut self, out: &mut Output) {
-        if self.io_in_flight > 0 || !self.tmfs.is_empty() {
+        if self.io_in_flight > 0 || self.waits_for_range_locks() || !self.tmfs.is_empty() {
             return;
         }
         let Some(l) = self.logout.take() else { return };

@@ -28,11 +28,12 @@ mod write;
 
 pub use conn::{
     CloseReason, Connection, ControlRequest, IoCompletion, IoOp, IoRequest, Landing, LuReply,
-    Output, Payload, Registration, RemoteAbort,
+    Output, Payload, Registration, RemoteAbort, WriteLock,
 };
 pub use context::{PortalContext, TargetRuntime, Tuning};
 pub use control::{LuOp, LuRequest};
 pub use error::{DataOutError, SessionError};
+pub use full::RANGE_LOCK_RETRY;
 pub use output::{payload_bytes, MAX_STAGED_OUTPUT};
 pub use ratelog::LogLimiter;
 pub use task::IoToken;

@@ -2,6 +2,7 @@
 
 use crate::backstore::buf::Hold;
 use crate::backstore::IoBuf;
+use crate::scsi::range_lock::ExclusiveRequest;
 use crate::scsi::{Job, JobIo};
 
 /// Names a task across an asynchronous backing-store operation: slot plus generation, so a
@@ -163,6 +164,8 @@ pub struct Task {
     pub state: TaskState,
     /// Budget held for data a multi-step command keeps in its own memory.
     pub hold: Option<Hold>,
+    /// The blocks a COMPARE AND WRITE or ORWRITE keeps to itself (released with the task).
+    pub exclusive: Option<ExclusiveRequest>,
     /// R2TSN of the next R2T, which also counts toward ExpDataSN.
     pub r2t_sn: u32,
     /// The task is in the session's queue of work waiting for buffer budget.

@@ -153,9 +153,23 @@ impl Session {
             .collect();
         for slot in slots {
             found = true;
-            match self.tasks[slot].state {
-                TaskState::Receiving(_) => self.end_receiving_task_quietly(slot),
+            let cancelled = self.cancel_lock_waiting(slot);
+            match &mut self.tasks[slot].state {
+                TaskState::Receiving(w) => {
+                    w.writes_in_flight -= cancelled;
+                    self.end_receiving_task_quietly(slot);
+                }
                 TaskState::Deferred(_) => {
+                    self.free_task(slot);
+                }
+                TaskState::Draining { writes_in_flight } => {
+                    *writes_in_flight -= cancelled;
+                    if *writes_in_flight == 0 {
+                        self.free_task(slot);
+                    }
+                }
+                // Its one operation never reached the store.
+                TaskState::Io(_) | TaskState::Job { .. } if cancelled > 0 => {
                     self.free_task(slot);
                 }
                 _ => self.tasks[slot].aborted = true,

@@ -96,6 +96,11 @@ impl Conn {
     pub fn shutdown(&self) {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
+
+    /// The connection's own TCP port (the daemon logs it as the peer's).
+    pub fn local_port(&self) -> u16 {
+        self.stream.local_addr().expect("local address").port()
+    }
 }
 
 fn is_timeout(e: &io::Error) -> bool {

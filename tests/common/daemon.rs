@@ -161,6 +161,16 @@ impl Daemon {
     }
 
     /// Everything the daemon wrote to stdout and stderr so far.
+    /// The core (reactor) that accepted the connection from local port `peer_port`, from the
+    /// debug log's connection span.
+    pub fn core_of(&self, peer_port: u16) -> Option<usize> {
+        let needle = format!("peer=127.0.0.1:{peer_port} core=");
+        let log = self.log();
+        let at = log.find(&needle)? + needle.len();
+        let digits: String = log[at..].chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }

@@ -291,18 +291,7 @@ fn aborted_write_waits_for_its_burst_writes_before_the_tmf_answers() {
     p.send(&data_out(1, rs[0].ttt, 0, 0), &[1; 8192]);
     let io = p.take_io();
     assert_eq!(io.len(), 1, "the first burst is being written");
-    let tmf = crate::pdu::tmf::TmfRequest {
-        immediate: true,
-        function: crate::pdu::tmf::TmfFunction::ABORT_TASK,
-        lun: 0,
-        itt: 99,
-        referenced_task_tag: 1,
-        cmd_sn: p.cmd_sn,
-        exp_stat_sn: 0,
-        ref_cmd_sn: p.cmd_sn - 1,
-        exp_data_sn: 0,
-    };
-    p.send(&tmf.encode(), &[]);
+    p.send_abort_task(99, 1);
     assert!(
         p.recv().is_empty(),
         "the TMF answers once the write is done"

@@ -187,6 +187,22 @@ impl Pair {
         pdus
     }
 
+    /// Sends ABORT TASK (immediate) for the task with ITT `referenced`, last issued command.
+    fn send_abort_task(&mut self, itt: u32, referenced: u32) {
+        let tmf = crate::pdu::tmf::TmfRequest {
+            immediate: true,
+            function: crate::pdu::tmf::TmfFunction::ABORT_TASK,
+            lun: 0,
+            itt,
+            referenced_task_tag: referenced,
+            cmd_sn: self.cmd_sn,
+            exp_stat_sn: 0,
+            ref_cmd_sn: self.cmd_sn - 1,
+            exp_data_sn: 0,
+        };
+        self.send(&tmf.encode(), &[]);
+    }
+
     fn next_cmd_sn(&mut self) -> u32 {
         let sn = self.cmd_sn;
         self.cmd_sn = self.cmd_sn.wrapping_add(1);
@@ -270,6 +286,7 @@ impl Pair {
             token: req.token,
             result,
             buf,
+            lock: req.lock,
         };
         self.conn.handle_io_completion(c, self.now);
     }
@@ -714,5 +731,6 @@ fn garbage_never_panics() {
 
 mod bounds;
 mod masking;
+mod range_locks;
 mod text;
 mod tmf;

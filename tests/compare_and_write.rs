@@ -1,0 +1,85 @@
+//! COMPARE AND WRITE (VMware ATS) is atomic across sessions on different cores: two initiators
+//! increment one counter block with read + COMPARE AND WRITE, retrying on MISCOMPARE, and no
+//! increment is lost.
+
+mod common;
+
+use std::thread;
+
+use common::{cdb, Daemon, Initiator};
+
+const ROUNDS: u64 = 400;
+const BS: usize = 512;
+
+fn caw16(lba: u64, blocks: u8) -> Vec<u8> {
+    let mut c = vec![0u8; 16];
+    c[0] = 0x89;
+    c[2..10].copy_from_slice(&lba.to_be_bytes());
+    c[13] = blocks;
+    c
+}
+
+fn counter_block(value: u64, who: u8) -> Vec<u8> {
+    let mut b = vec![who; BS];
+    b[..8].copy_from_slice(&value.to_le_bytes());
+    b
+}
+
+/// Logs in with ISID `who` on a connection the kernel gave to reactor `core`.
+fn session_on_core(d: &Daemon, core: usize, who: u8) -> Initiator {
+    for _ in 0..64 {
+        let mut ini = Initiator::connect(d.port());
+        ini.isid[5] = who;
+        ini.login(
+            Some(common::TARGET),
+            &[("ImmediateData", "Yes"), ("InitialR2T", "No")],
+        );
+        if d.core_of(ini.conn.local_port()) == Some(core) {
+            ini.clear_unit_attentions();
+            return ini;
+        }
+        ini.logout();
+    }
+    panic!("no connection landed on core {core} in 64 tries");
+}
+
+/// Increments the counter in block 0 `ROUNDS` times; returns how many MISCOMPAREs it took.
+fn increment(mut ini: Initiator) -> u64 {
+    let mut miscompares = 0;
+    let mut done = 0;
+    while done < ROUNDS {
+        let old = ini.read(0, &cdb::read10(0, 1), BS as u32);
+        old.assert_good();
+        let value = u64::from_le_bytes(old.data[..8].try_into().unwrap());
+        let mut data = old.data.clone();
+        data.extend_from_slice(&counter_block(value + 1, ini.isid[5]));
+        let r = ini.write(0, &caw16(0, 1), &data);
+        if r.status == 0 {
+            done += 1;
+        } else {
+            // Another initiator got there between the read and the compare.
+            r.assert_sense(0x0e, 0x1d);
+            miscompares += 1;
+        }
+    }
+    miscompares
+}
+
+#[test]
+fn concurrent_compare_and_write_from_two_cores_loses_no_increment() {
+    let d = common::daemon(&["--cores", "2"]);
+    let mut setup = common::session(&d, &[]);
+    setup
+        .write(0, &cdb::write10(0, 1), &counter_block(0, 0))
+        .assert_good();
+    let (a, b) = (session_on_core(&d, 0, 0x11), session_on_core(&d, 1, 0x12));
+    let miscompares: u64 = thread::scope(|s| {
+        let a = s.spawn(|| increment(a));
+        let b = s.spawn(|| increment(b));
+        a.join().unwrap() + b.join().unwrap()
+    });
+    let r = setup.read(0, &cdb::read10(0, 1), BS as u32);
+    r.assert_good();
+    let value = u64::from_le_bytes(r.data[..8].try_into().unwrap());
+    assert_eq!(value, 2 * ROUNDS, "{miscompares} miscompares along the way");
+}
