@@ -30,6 +30,8 @@ fn lu() -> LuInfo {
         tpg: 1,
         max_transfer_blocks: 2048,
         optimal_transfer_blocks: 128,
+        removable: false,
+        medium: Default::default(),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::login::{
     TargetOffer,
 };
 use crate::reactor::{self, ConnLimits, ReactorSetup, StoreTable, WakeFd};
-use crate::scsi::{LuInfo, LunMap};
+use crate::scsi::{LuInfo, LunMap, MediumState};
 use crate::session::{PortalContext, TargetRuntime, Tuning};
 
 /// The preferred transfer size advertised in the Block Limits VPD page.
@@ -266,6 +266,9 @@ fn lu_info(
         tpg,
         max_transfer_blocks: iscsi.max_transfer_bytes / bs,
         optimal_transfer_blocks: OPTIMAL_TRANSFER_BYTES.min(iscsi.max_transfer_bytes) / bs,
+        removable: l.removable,
+        // One state for every core: the cores' LUN maps are clones of this one.
+        medium: Arc::new(MediumState::new()),
     }
 }
 

@@ -149,6 +149,8 @@ pub fn lu(lun: u16, block_size: u32, blocks: u64) -> LuInfo {
         tpg: 1,
         max_transfer_blocks: 1024,
         optimal_transfer_blocks: 128,
+        removable: false,
+        medium: Default::default(),
     }
 }
 

@@ -15,15 +15,18 @@ mod capacity;
 mod cdb;
 mod commands;
 mod compare;
+mod defects;
 mod inquiry;
 mod job;
 mod lun;
+mod medium;
 mod mode;
 mod nexus;
 mod provisioning;
 mod report_luns;
 mod rsoc;
 mod rw;
+mod sanitize;
 pub mod sense;
 pub mod ua;
 mod unit;
@@ -34,9 +37,11 @@ mod tests;
 
 use cdb::{op, Cdb};
 use commands::Ctx;
+use std::sync::Arc;
 
 pub use job::{Job, JobIo, Step, STEP_BYTES};
 pub use lun::{decode_lun, encode_lun, LunMap};
+pub use medium::{MediumState, Prevents};
 pub use nexus::NexusState;
 pub use sense::{FieldPointer, Sense, SenseFormat, SenseKey};
 pub use ua::{UnitAttention, UnitAttentions};
@@ -74,6 +79,11 @@ pub struct LuInfo {
     pub max_transfer_blocks: u32,
     /// VPD B0h OPTIMAL TRANSFER LENGTH.
     pub optimal_transfer_blocks: u32,
+    /// Removable medium (INQUIRY RMB=1): START STOP UNIT with LOEJ ejects and loads it,
+    /// PREVENT ALLOW MEDIUM REMOVAL locks it.
+    pub removable: bool,
+    /// Medium state shared by every core's copy of this LU (loaded, prevented, deallocated).
+    pub medium: Arc<MediumState>,
 }
 
 /// SAM-5 status codes.
@@ -144,7 +154,24 @@ pub fn dispatch(luns: &LunMap, nexus: &mut NexusState, lun_raw: u64, cdb: &[u8])
         Some(lu) => route(luns, nexus, lu, cdb),
         None => route_without_lu(luns, nexus, cdb),
     };
-    result.unwrap_or_else(|sense| Plan::Complete(check_condition(nexus, sense)))
+    match result {
+        Ok(plan) => {
+            if let Some(lu) = lu.filter(|_| plan_writes(&plan)) {
+                lu.medium.note_write();
+            }
+            plan
+        }
+        Err(sense) => Plan::Complete(check_condition(nexus, sense)),
+    }
+}
+
+/// Whether a plan maps blocks (so they are no longer known to be deallocated).
+fn plan_writes(plan: &Plan) -> bool {
+    match plan {
+        Plan::Write { .. } => true,
+        Plan::Job(job) => job.maps_blocks(),
+        _ => false,
+    }
 }
 
 /// Finish a command that returned [`Plan::ReceiveParams`], given the Data-Out bytes received.
@@ -240,6 +267,7 @@ fn route(luns: &LunMap, nexus: &mut NexusState, lu: &LuInfo, cdb: Cdb) -> Result
     // Length first: the service action lookup reads byte 1.
     check_frame(cdb)?;
     let command = commands::lookup(cdb)?;
+    unit::check_medium(lu, cdb.opcode())?;
     let mut ctx = Ctx { luns, nexus, lu };
     (command.handler)(&mut ctx, cdb)
 }

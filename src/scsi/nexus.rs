@@ -1,9 +1,10 @@
 //! Per-I_T-nexus state kept between commands, and REQUEST SENSE which reads it.
 
 use super::cdb::Cdb;
+use super::medium::Prevents;
 use super::sense::{Sense, SenseFormat};
 use super::ua::UnitAttentions;
-use super::{data_in, Plan};
+use super::{data_in, LuInfo, LunMap, Plan};
 
 /// Per-I_T-nexus state the LU layer keeps between commands. The transport owns one per session.
 ///
@@ -15,6 +16,8 @@ pub struct NexusState {
     pending: Option<Sense>,
     /// Unit attention conditions waiting to be reported, per logical unit.
     pub unit_attentions: UnitAttentions,
+    /// The removable media this nexus prevents the removal of; given back when dropped.
+    prevents: Prevents,
 }
 
 impl NexusState {
@@ -48,6 +51,36 @@ impl NexusState {
 
     pub fn take_pending_sense(&mut self) -> Option<Sense> {
         self.pending.take()
+    }
+
+    /// Whether this nexus prevents removal of `lun`'s medium (PREVENT ALLOW MEDIUM REMOVAL).
+    pub fn is_preventing(&self, lun: u16) -> bool {
+        self.prevents.is_preventing(lun)
+    }
+
+    /// The transport calls this when a LOGICAL UNIT RESET for `lu` was performed (whichever
+    /// nexus asked for it): SPC-4 ends every nexus's prevention of medium removal on the LU.
+    pub fn lun_reset(&mut self, lu: &LuInfo) {
+        lu.medium.reset_prevention();
+        self.prevents.forget(lu.lun);
+    }
+
+    /// The transport calls this on TARGET WARM RESET and TARGET COLD RESET: a logical unit
+    /// reset of every LU of the target.
+    pub fn target_reset(&mut self, luns: &LunMap) {
+        for lu in luns.iter() {
+            self.lun_reset(lu);
+        }
+    }
+
+    /// I_T nexus loss (logout, connection loss, I_T NEXUS RESET) without dropping the state:
+    /// this nexus's preventions end. Dropping the `NexusState` does the same.
+    pub fn nexus_loss(&mut self) {
+        self.prevents.release_all();
+    }
+
+    pub(super) fn prevents_mut(&mut self) -> &mut Prevents {
+        &mut self.prevents
     }
 }
 

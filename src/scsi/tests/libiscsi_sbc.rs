@@ -240,7 +240,7 @@ fn reportsupportedopcodes_other_forms() {
     let mut t = T::new();
     // Unsupported opcode: GOOD, SUPPORT 001b, no usage data.
     assert_eq!(
-        t.expect(&rsoc(false, 1, 0x34, 0, 64), &[], Expect::Good),
+        t.expect(&rsoc(false, 1, 0x3B, 0, 64), &[], Expect::Good),
         [0, 1, 0, 0]
     );
     assert_eq!(
