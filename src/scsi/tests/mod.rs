@@ -5,6 +5,7 @@ mod dispatch;
 mod fuzz;
 mod jobs;
 mod libiscsi;
+mod libiscsi_media;
 mod libiscsi_sbc;
 mod unit_attention;
 
@@ -32,6 +33,8 @@ pub(crate) fn lu(lun: u16) -> LuInfo {
         tpg: 1,
         max_transfer_blocks: 1024,
         optimal_transfer_blocks: 128,
+        removable: false,
+        medium: Default::default(),
     }
 }
 
