@@ -16,18 +16,17 @@ const PREVENT_MASK: u8 = 0x03;
 const ALLOW: u8 = 0b00;
 const PREVENT: u8 = 0b01;
 
-/// SBC-3 START STOP UNIT. No power conditions are implemented (POWER CONDITION must be 0h,
-/// START_VALID) and the unit is always active, so START alone changes nothing. LOEJ=1 loads
+/// SBC-3 START STOP UNIT. A virtual unit has no power to save: it is always active, so START
+/// alone changes nothing, and a POWER CONDITION other than 0h (START_VALID) is a transition
+/// that takes no time and ends at the next access; SBC-3 then ignores LOEJ and START (libiscsi
+/// StartStopUnit.PwrCnd: GOOD for every value, the medium stays). LOEJ=1 loads
 /// (START=1) or ejects (START=0) a removable medium, unless an I_T nexus prevents removal
 /// (ILLEGAL REQUEST, MEDIUM REMOVAL PREVENTED, for loading too, as libiscsi
 /// PreventAllow.Eject expects); a fixed medium refuses LOEJ. IMMED and NO_FLUSH are accepted:
 /// the command completes once done, and there is nothing to flush on eject (the backing store
 /// keeps every write).
 pub(super) fn start_stop_unit(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
-    if cdb.u8(4) >> 4 != 0 {
-        return Err(Sense::invalid_field_in_cdb().at_cdb(4, Some(7)));
-    }
-    if !cdb.bit(4, LOEJ) {
+    if cdb.u8(4) >> 4 != 0 || !cdb.bit(4, LOEJ) {
         return Ok(done());
     }
     if !lu.removable {
@@ -143,10 +142,14 @@ mod tests {
     }
 
     #[test]
-    fn power_conditions_are_refused() {
-        let lu = removable();
-        let err = start_stop_unit(&lu, Cdb::new(&ssu(0x30))).unwrap_err();
-        assert_eq!(err, Sense::invalid_field_in_cdb().at_cdb(4, Some(7)));
+    fn power_conditions_are_good_and_ignore_loej() {
+        for lu in [removable(), lu_with(|_| {})] {
+            for pc in 1..16u8 {
+                let c = ssu(pc << 4 | 0x02);
+                assert_eq!(start_stop_unit(&lu, Cdb::new(&c)), Ok(done()), "{pc}");
+                assert!(lu.medium.is_present());
+            }
+        }
     }
 
     #[test]

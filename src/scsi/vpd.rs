@@ -200,12 +200,20 @@ fn logical_block_provisioning() -> Vec<u8> {
     d
 }
 
-/// SBC-3 Block Device Characteristics VPD page: only MEDIUM ROTATION RATE (page bytes 4..=5).
+/// SBC-4 Block Device Characteristics VPD page byte 7: WABEREQ (bits 7..6) 01b, a read after
+/// SANITIZE BLOCK ERASE completes GOOD with the deallocated blocks' data (zeros, LBPRZ);
+/// WACEREQ (bits 5..4) stays 00b: no CRYPTO ERASE. libiscsi Sanitize.BlockErase wants WABEREQ
+/// non-zero when BLOCK ERASE is reported.
+const WABEREQ_READS_SUCCEED: u8 = 0x40;
+
+/// SBC-3 Block Device Characteristics VPD page: MEDIUM ROTATION RATE (page bytes 4..=5) and the
+/// SBC-4 WABEREQ (page byte 7).
 fn block_characteristics(lu: &LuInfo) -> Vec<u8> {
     let mut d = vec![0u8; BLOCK_CHARACTERISTICS_LEN];
     if lu.non_rotational {
         d[0..2].copy_from_slice(&ROTATION_NON_ROTATING.to_be_bytes());
     }
+    d[3] = WABEREQ_READS_SUCCEED;
     d
 }
 
@@ -360,6 +368,7 @@ mod tests {
         let d = get(0xB1);
         assert_eq!((d.len(), d[3]), (64, 0x3C));
         assert_eq!(&d[4..6], &[0, 1]);
+        assert_eq!(d[7], 0x40, "WABEREQ 01b, WACEREQ 00b");
         let mut spinning = lu(0);
         spinning.non_rotational = false;
         assert_eq!(page(&spinning, 0xB1).map(|p| [p[4], p[5]]), Some([0, 0]));

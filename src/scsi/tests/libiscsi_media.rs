@@ -373,6 +373,13 @@ fn startstopunit_simple_ejects_and_loads() {
         t.expect(&ssu(immed, true, true), &[], GOOD);
         t.expect(&TUR, &[], GOOD);
     }
+    // PwrCnd: a power condition ignores LOEJ and START.
+    for pc in 1..16u8 {
+        let mut c = ssu(true, true, false);
+        c[4] |= pc << 4;
+        t.expect(&c, &[], GOOD);
+        t.expect(&TUR, &[], GOOD);
+    }
     // NoLoej: START/STOP without LOEJ leaves the medium where it is.
     for start in [false, true] {
         t.expect(&ssu(false, false, start), &[], GOOD);
