@@ -1,6 +1,7 @@
 //! State of a logical unit's medium that every core shares: whether a removable medium is
-//! loaded, how many I_T nexuses prevent its removal (SPC-4 PREVENT ALLOW MEDIUM REMOVAL), and
-//! whether the whole medium is known to be deallocated (after SANITIZE BLOCK ERASE).
+//! loaded, how many I_T nexuses prevent its removal (SPC-4 PREVENT ALLOW MEDIUM REMOVAL),
+//! whether the whole medium is known to be deallocated (after SANITIZE BLOCK ERASE), and the
+//! control mode page's software write protect (SWP), which MODE SELECT from any nexus sets.
 //!
 //! `LuInfo` is cloned into every core's LUN map; its `Arc<MediumState>` keeps one state per LU.
 //! Each I_T nexus keeps its own prevent flags in [`Prevents`] (inside `NexusState`), which
@@ -9,6 +10,8 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+use super::LuInfo;
 
 /// Shared medium state of one logical unit.
 pub struct MediumState {
@@ -21,6 +24,8 @@ pub struct MediumState {
     prevention: AtomicU64,
     /// Every block is deallocated (SANITIZE BLOCK ERASE) and nothing was written since.
     deallocated: AtomicBool,
+    /// SPC-4 control mode page SWP: writes are refused as if the LU were read-only.
+    software_write_protect: AtomicBool,
 }
 
 const COUNT_MASK: u64 = 0xFFFF_FFFF;
@@ -39,7 +44,17 @@ impl MediumState {
             present: AtomicBool::new(true),
             prevention: AtomicU64::new(0),
             deallocated: AtomicBool::new(false),
+            software_write_protect: AtomicBool::new(false),
         }
+    }
+
+    /// The control mode page's SWP bit.
+    pub fn is_software_write_protected(&self) -> bool {
+        self.software_write_protect.load(Ordering::Acquire)
+    }
+
+    pub(super) fn set_software_write_protect(&self, on: bool) {
+        self.software_write_protect.store(on, Ordering::Release);
     }
 
     /// Whether the medium is loaded.
@@ -130,7 +145,16 @@ impl fmt::Debug for MediumState {
             .field("present", &self.is_present())
             .field("preventing_nexuses", &self.preventing_nexuses())
             .field("deallocated", &self.is_deallocated())
+            .field("swp", &self.is_software_write_protected())
             .finish()
+    }
+}
+
+impl LuInfo {
+    /// Whether writes are refused with DATA PROTECT, WRITE PROTECTED: exported read-only, or
+    /// software write protected (control mode page SWP).
+    pub fn is_write_protected(&self) -> bool {
+        self.read_only || self.medium.is_software_write_protected()
     }
 }
 

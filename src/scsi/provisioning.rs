@@ -98,7 +98,7 @@ pub(super) fn write_same(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     if blocks > max_write_same_blocks(lu) {
         return Err(Sense::invalid_field_in_cdb().at_cdb(count_at, None));
     }
-    if lu.read_only {
+    if lu.is_write_protected() {
         return Err(Sense::write_protected());
     }
     // To the end from past the end is out of range too.
@@ -123,7 +123,7 @@ pub(super) fn unmap(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     if len > 0 && usize::from(len) < UNMAP_HEADER {
         return Err(Sense::parameter_list_length_error());
     }
-    if lu.read_only {
+    if lu.is_write_protected() {
         return Err(Sense::write_protected());
     }
     if len == 0 {

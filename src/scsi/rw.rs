@@ -112,7 +112,7 @@ pub(super) fn write(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     let t = decode(cdb);
     check_protect(&t)?;
     check_max_transfer(lu, &t)?;
-    if lu.read_only {
+    if lu.is_write_protected() {
         return Err(Sense::write_protected());
     }
     check_range(lu, t.lba, u64::from(t.blocks))?;
@@ -179,7 +179,7 @@ pub(super) fn write_atomic(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     if cdb.be16(10) != 0 {
         return Err(Sense::invalid_field_in_cdb().at_cdb(10, None));
     }
-    if lu.read_only {
+    if lu.is_write_protected() {
         return Err(Sense::write_protected());
     }
     let (lba, blocks) = (cdb.be64(2), u32::from(cdb.be16(12)));

@@ -49,7 +49,7 @@ pub(super) fn sanitize(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     if service_action == cdb::SA_SANITIZE_EXIT_FAILURE_MODE {
         return Ok(done());
     }
-    if lu.read_only {
+    if lu.is_write_protected() {
         return Err(Sense::write_protected());
     }
     let job = match service_action {

@@ -533,3 +533,23 @@ fn medium_state_is_shared_by_every_copy_of_the_lu() {
         "ejected through the other core's map"
     );
 }
+
+#[test]
+fn sanitize_readonly_through_software_write_protect_set_on_another_nexus() {
+    let mut t = T::new();
+    let mut second = NexusState::new();
+    let current = [op::MODE_SENSE_6, 0x08, 0x0A, 0, 255, 0];
+    let page = t.run_on(&mut second, &current, &[]).data[4..].to_vec();
+    let mut set = page.clone();
+    set[4] |= 0x08;
+    for (control, want) in [(set, WRITE_PROTECTED), (page, GOOD)] {
+        let mut params = vec![0, 0, 0, 0];
+        params.extend_from_slice(&control);
+        let select = [op::MODE_SELECT_6, 0x10, 0, 0, params.len() as u8, 0];
+        assert_eq!(sense_of(&t.run_on(&mut second, &select, &params)), GOOD);
+        let full = overwrite_params(0x01, BS as u16, &[0xAA; BS]);
+        t.expect(&sanitize(0x01, full.len() as u16), &full, want);
+        t.expect(&sanitize(0x02, 0), &[], want);
+        t.expect(&cdb10(op::WRITE_10, 0, 0, 1), &[0; BS], want);
+    }
+}
