@@ -31,6 +31,7 @@ fn lu() -> LuInfo {
         max_transfer_blocks: 2048,
         optimal_transfer_blocks: 128,
         shared: Default::default(),
+        removable: false,
     }
 }
 

@@ -87,6 +87,48 @@ RO_PORT=$(free_port)
 start_daemon ro "$RO_PORT" --read-only --lun ram:64MiB
 RW_URL="iscsi://127.0.0.1:$RW_PORT/$TARGET/0"
 RO_URL="iscsi://127.0.0.1:$RO_PORT/$TARGET/0"
+# The medium handling suites need a removable LU (they skip on a fixed one); GetLBAStatus runs on
+# 4096-byte blocks, where LBPPB is 1: UnmapSingle expects the descriptor for LBA i+1 to start at
+# i+LBPPB, which only holds then, while the 512-byte LU keeps LBPPB 8 for the WriteSame/
+# CompareAndWrite tests that only run with LBPPB > 1 (see get_lba_status in provisioning.rs).
+RM_PORT=$(free_port)
+cat >"$OUT/removable.toml" <<EOF_RM
+portals = ["127.0.0.1:$RM_PORT"]
+[[target]]
+name = "$TARGET"
+[[target.lun]]
+path = "ram:64MiB"
+removable = true
+EOF_RM
+start_daemon_config() {
+    local name=$1 port=$2 config=$3
+    "$RINGTGT_BIN" serve --config "$config" >"$OUT/ringtgt-$name.log" 2>&1 &
+    PIDS+=("$!")
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "conformance: ringtgt ($name) did not start; its log:" >&2
+    cat "$OUT/ringtgt-$name.log" >&2
+    exit 1
+}
+start_daemon_config rm "$RM_PORT" "$OUT/removable.toml"
+B4K_PORT=$(free_port)
+start_daemon b4k "$B4K_PORT" --block-size 4096 --lun ram:64MiB
+RM_URL="iscsi://127.0.0.1:$RM_PORT/$TARGET/0"
+B4K_URL="iscsi://127.0.0.1:$B4K_PORT/$TARGET/0"
+
+# suite_url FAMILY.SUITE: the LU a suite runs against.
+suite_url() {
+    case $1 in
+    SCSI.ReadOnly) echo "$RO_URL" ;;
+    SCSI.PreventAllow | SCSI.StartStopUnit | SCSI.NoMedia) echo "$RM_URL" ;;
+    SCSI.GetLBAStatus) echo "$B4K_URL" ;;
+    *) echo "$RW_URL" ;;
+    esac
+}
 
 iscsi-test-cu -l >"$OUT/all-tests.txt"
 
@@ -143,7 +185,7 @@ parse_run() {
 run_suite() {
     local suite=$1 url=$2 log="$OUT/logs/$1.log" rc=0
     stdbuf -oL -eL timeout -k 5 "$SUITE_TIMEOUT" \
-        iscsi-test-cu --dataloss -t "$suite" "$url" >"$log" 2>&1 || rc=$?
+        iscsi-test-cu --dataloss --allow-sanitize -t "$suite" "$url" >"$log" 2>&1 || rc=$?
     if [[ $rc -eq 124 || $rc -eq 137 ]]; then
         echo "conformance: $suite timed out after ${SUITE_TIMEOUT}s" | tee -a "$log"
     fi
@@ -154,11 +196,7 @@ run_suite() {
 mapfile -t GATED < <(grep -v '^\s*\(#\|$\)' "$PASS_LIST" | cut -d. -f1,2 | sort -u)
 echo "conformance: gated suites (${#GATED[@]})"
 for suite in "${GATED[@]}"; do
-    if [[ $suite == SCSI.ReadOnly ]]; then
-        run_suite "$suite" "$RO_URL"
-    else
-        run_suite "$suite" "$RW_URL"
-    fi
+    run_suite "$suite" "$(suite_url "$suite")"
 done
 
 # Tests that race the target (an ABORT TASK against a write in flight) must pass every time,
@@ -192,7 +230,7 @@ if [[ $REPORT == 1 ]]; then
             echo "  budget spent; $suite and later suites not run"
             break
         fi
-        run_suite "$suite" "$RW_URL"
+        run_suite "$suite" "$(suite_url "$suite")"
     done < <(grep -E '^(SCSI|iSCSI)\.[^.]+$' "$OUT/all-tests.txt")
 fi
 

@@ -270,6 +270,7 @@ fn lu_info(
         max_transfer_blocks: iscsi.max_transfer_bytes / bs,
         optimal_transfer_blocks: OPTIMAL_TRANSFER_BYTES.min(iscsi.max_transfer_bytes) / bs,
         shared: Default::default(),
+        removable: l.removable,
     }
 }
 

@@ -150,12 +150,13 @@ pub fn lu(lun: u16, block_size: u32, blocks: u64) -> LuInfo {
         max_transfer_blocks: 1024,
         optimal_transfer_blocks: 128,
         shared: Default::default(),
+        removable: false,
     }
 }
 
 /// Small units whose stores fit in memory: LUN 0 is 1 MiB of 512-byte blocks, LUN 1 is a
 /// read-only 256 KiB of 4096-byte blocks with a tiny transfer limit and no write cache, LUN 2 is
-/// 8 KiB of 512-byte blocks with no transfer limit.
+/// 8 KiB of 512-byte blocks with no transfer limit and a removable medium.
 pub fn lun_map() -> LunMap {
     let mut ro = lu(1, 4096, 64);
     ro.read_only = true;
@@ -164,6 +165,7 @@ pub fn lun_map() -> LunMap {
     let mut tiny = lu(2, 512, 16);
     tiny.write_cache = false;
     tiny.max_transfer_blocks = 0;
+    tiny.removable = true;
     LunMap::new(vec![lu(0, 512, 2048), ro, tiny])
 }
 

@@ -127,6 +127,7 @@
 //! | `read_only` | `false` | Export write-protected. |
 //! | `serial` | derived by the daemon | Unit serial number (VPD page 0x80): 1..=32 printable ASCII characters. |
 //! | `write_cache` | `true` | Report a volatile write cache (WCE); when `false` every write is made durable before it completes. |
+//! | `removable` | `false` | Removable medium (INQUIRY RMB): initiators may eject and load it with START STOP UNIT and lock it with PREVENT ALLOW MEDIUM REMOVAL; while ejected, media-access commands answer NOT READY, MEDIUM NOT PRESENT. The medium is loaded when the daemon starts. |
 //!
 //! `SIZE` is a positive integer with an optional unit: none or `B` = bytes; `K`, `M`, `G`, `T`
 //! and `KiB`, `MiB`, `GiB`, `TiB` = powers of 1024; `KB`, `MB`, `GB`, `TB` = powers of 1000

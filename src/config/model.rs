@@ -282,6 +282,9 @@ pub struct LunConfig {
     pub serial: Option<String>,
     /// Report a volatile write cache.
     pub write_cache: bool,
+    /// Removable medium: initiators may eject and load it (START STOP UNIT) and lock it
+    /// (PREVENT ALLOW MEDIUM REMOVAL).
+    pub removable: bool,
 }
 
 impl LunConfig {
@@ -294,6 +297,7 @@ impl LunConfig {
             read_only: false,
             serial: None,
             write_cache: true,
+            removable: false,
         }
     }
 }

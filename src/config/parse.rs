@@ -363,6 +363,8 @@ struct RawLun {
     serial: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     write_cache: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removable: Option<bool>,
 }
 
 impl RawConfig {
@@ -650,6 +652,7 @@ impl RawLun {
             read_only: self.read_only.unwrap_or(false),
             serial: self.serial,
             write_cache: self.write_cache.unwrap_or(true),
+            removable: self.removable.unwrap_or(false),
         })
     }
 
@@ -661,6 +664,7 @@ impl RawLun {
             read_only: Some(l.read_only),
             serial: l.serial.clone(),
             write_cache: Some(l.write_cache),
+            removable: Some(l.removable),
         }
     }
 }

@@ -88,6 +88,11 @@ impl LuRegistry {
             ),
         };
         for shared in affected {
+            if req.op != LuOp::ClearTaskSet {
+                // SPC-4 PREVENT ALLOW MEDIUM REMOVAL: a logical unit reset ends every nexus's
+                // prevention.
+                shared.medium.reset_prevention();
+            }
             let now = shared.snapshot();
             shared.publish(now.successor(now.pr.clone(), vec![event.clone()]));
         }

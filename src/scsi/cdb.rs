@@ -21,9 +21,12 @@ pub mod op {
     pub const WRITE_10: u8 = 0x2A;
     pub const WRITE_AND_VERIFY_10: u8 = 0x2E;
     pub const VERIFY_10: u8 = 0x2F;
+    pub const PRE_FETCH_10: u8 = 0x34;
     pub const SYNCHRONIZE_CACHE_10: u8 = 0x35;
+    pub const READ_DEFECT_DATA_10: u8 = 0x37;
     pub const WRITE_SAME_10: u8 = 0x41;
     pub const UNMAP: u8 = 0x42;
+    pub const SANITIZE: u8 = 0x48;
     pub const MODE_SELECT_10: u8 = 0x55;
     pub const MODE_SENSE_10: u8 = 0x5A;
     pub const READ_16: u8 = 0x88;
@@ -33,8 +36,11 @@ pub mod op {
     pub const ORWRITE_16: u8 = 0x8B;
     pub const WRITE_AND_VERIFY_16: u8 = 0x8E;
     pub const VERIFY_16: u8 = 0x8F;
+    pub const PRE_FETCH_16: u8 = 0x90;
     pub const SYNCHRONIZE_CACHE_16: u8 = 0x91;
     pub const WRITE_SAME_16: u8 = 0x93;
+    /// WRITE ATOMIC (16) (SBC-4).
+    pub const WRITE_ATOMIC_16: u8 = 0x9C;
     /// SERVICE ACTION IN (16); READ CAPACITY (16) is service action 10h (SBC-3).
     pub const SERVICE_ACTION_IN_16: u8 = 0x9E;
     pub const REPORT_LUNS: u8 = 0xA0;
@@ -44,6 +50,7 @@ pub mod op {
     pub const WRITE_12: u8 = 0xAA;
     pub const WRITE_AND_VERIFY_12: u8 = 0xAE;
     pub const VERIFY_12: u8 = 0xAF;
+    pub const READ_DEFECT_DATA_12: u8 = 0xB7;
 }
 
 /// SBC-3 READ CAPACITY (16): service action of SERVICE ACTION IN (16).
@@ -52,6 +59,12 @@ pub const SA_READ_CAPACITY_16: u8 = 0x10;
 pub const SA_GET_LBA_STATUS: u8 = 0x12;
 /// SPC-4 REPORT SUPPORTED OPERATION CODES: service action of MAINTENANCE IN.
 pub const SA_REPORT_SUPPORTED_OPCODES: u8 = 0x0C;
+/// SPC-4 REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS: service action of MAINTENANCE IN.
+pub const SA_REPORT_SUPPORTED_TMFS: u8 = 0x0D;
+/// SBC-3 SANITIZE service actions.
+pub const SA_SANITIZE_OVERWRITE: u8 = 0x01;
+pub const SA_SANITIZE_BLOCK_ERASE: u8 = 0x02;
+pub const SA_SANITIZE_EXIT_FAILURE_MODE: u8 = 0x1F;
 
 /// SPC-4 SERVICE ACTION field of the 12- and 16-byte CDBs that carry one (byte 1 bits 4..0).
 pub fn service_action(cdb: &Cdb) -> u8 {

@@ -6,8 +6,8 @@ use super::cdb::{self, op, Cdb};
 use super::nexus::{self, NexusState};
 use super::sense::Sense;
 use super::{
-    capacity, compare, done, inquiry, mode, provisioning, report_luns, rsoc, rw, unit, LuInfo,
-    LunMap, Plan,
+    capacity, compare, defects, done, inquiry, mode, provisioning, report_luns, rsoc, rw, sanitize,
+    unit, LuInfo, LunMap, Plan,
 };
 
 /// What a handler may look at: the target's units (REPORT LUNS, INQUIRY), the I_T nexus state
@@ -61,6 +61,22 @@ const fn sixteen(opcode: u8, byte1: u8, byte14: u8) -> [u8; 16] {
     ]
 }
 
+/// SANITIZE: IMMED (byte 1 bit 7), AUSE (bit 5), the service action, PARAMETER LIST LENGTH.
+const fn sanitize_usage(service_action: u8) -> [u8; 10] {
+    [
+        op::SANITIZE,
+        0xA0 | service_action,
+        0,
+        0,
+        0,
+        0,
+        0,
+        FF,
+        FF,
+        C,
+    ]
+}
+
 /// Ascending by operation code, then service action (the order REPORT SUPPORTED OPERATION
 /// CODES lists them in).
 static COMMANDS: &[Command] = &[
@@ -110,13 +126,13 @@ static COMMANDS: &[Command] = &[
         opcode: op::START_STOP_UNIT,
         service_action: None,
         usage: &[op::START_STOP_UNIT, 0, 0, 0, 0xF3, C],
-        handler: |_, cdb| unit::start_stop_unit(cdb),
+        handler: |ctx, cdb| unit::start_stop_unit(ctx.lu, cdb),
     },
     Command {
         opcode: op::PREVENT_ALLOW_MEDIUM_REMOVAL,
         service_action: None,
         usage: &[op::PREVENT_ALLOW_MEDIUM_REMOVAL, 0, 0, 0, 0x03, C],
-        handler: |_, cdb| unit::prevent_allow_medium_removal(cdb),
+        handler: |ctx, cdb| unit::prevent_allow_medium_removal(ctx.lu, ctx.nexus, cdb),
     },
     Command {
         opcode: op::READ_CAPACITY_10,
@@ -149,10 +165,23 @@ static COMMANDS: &[Command] = &[
         handler: |ctx, cdb| compare::verify(ctx.lu, cdb),
     },
     Command {
+        opcode: op::PRE_FETCH_10,
+        service_action: None,
+        // IMMED (byte 1 bit 1); GROUP NUMBER is accepted and ignored.
+        usage: &ten(op::PRE_FETCH_10, 0x02),
+        handler: |ctx, cdb| rw::prefetch(ctx.lu, cdb),
+    },
+    Command {
         opcode: op::SYNCHRONIZE_CACHE_10,
         service_action: None,
         usage: &ten(op::SYNCHRONIZE_CACHE_10, 0x02),
         handler: |ctx, cdb| rw::synchronize_cache(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::READ_DEFECT_DATA_10,
+        service_action: None,
+        usage: &[op::READ_DEFECT_DATA_10, 0, 0x1F, 0, 0, 0, 0, FF, FF, C],
+        handler: |_, cdb| defects::read_defect_data(cdb),
     },
     Command {
         opcode: op::WRITE_SAME_10,
@@ -165,6 +194,24 @@ static COMMANDS: &[Command] = &[
         service_action: None,
         usage: &[op::UNMAP, 0, 0, 0, 0, 0, 0, FF, FF, C],
         handler: |ctx, cdb| provisioning::unmap(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::SANITIZE,
+        service_action: Some(cdb::SA_SANITIZE_OVERWRITE),
+        usage: &sanitize_usage(cdb::SA_SANITIZE_OVERWRITE),
+        handler: |ctx, cdb| sanitize::sanitize(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::SANITIZE,
+        service_action: Some(cdb::SA_SANITIZE_BLOCK_ERASE),
+        usage: &sanitize_usage(cdb::SA_SANITIZE_BLOCK_ERASE),
+        handler: |ctx, cdb| sanitize::sanitize(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::SANITIZE,
+        service_action: Some(cdb::SA_SANITIZE_EXIT_FAILURE_MODE),
+        usage: &sanitize_usage(cdb::SA_SANITIZE_EXIT_FAILURE_MODE),
+        handler: |ctx, cdb| sanitize::sanitize(ctx.lu, cdb),
     },
     Command {
         opcode: op::MODE_SELECT_10,
@@ -232,6 +279,12 @@ static COMMANDS: &[Command] = &[
         handler: |ctx, cdb| compare::verify(ctx.lu, cdb),
     },
     Command {
+        opcode: op::PRE_FETCH_16,
+        service_action: None,
+        usage: &sixteen(op::PRE_FETCH_16, 0x02, 0),
+        handler: |ctx, cdb| rw::prefetch(ctx.lu, cdb),
+    },
+    Command {
         opcode: op::SYNCHRONIZE_CACHE_16,
         service_action: None,
         usage: &sixteen(op::SYNCHRONIZE_CACHE_16, 0x02, 0),
@@ -243,6 +296,30 @@ static COMMANDS: &[Command] = &[
         // UNMAP (bit 3) and NDOB (bit 0).
         usage: &sixteen(op::WRITE_SAME_16, 0x09, 0),
         handler: |ctx, cdb| provisioning::write_same(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::WRITE_ATOMIC_16,
+        service_action: None,
+        // DPO, FUA; LBA; ATOMIC BOUNDARY (refused unless zero); TRANSFER LENGTH (12..=13).
+        usage: &[
+            op::WRITE_ATOMIC_16,
+            DPO_FUA,
+            FF,
+            FF,
+            FF,
+            FF,
+            FF,
+            FF,
+            FF,
+            FF,
+            FF,
+            FF,
+            FF,
+            FF,
+            0,
+            C,
+        ],
+        handler: |ctx, cdb| rw::write_atomic(ctx.lu, cdb),
     },
     Command {
         opcode: op::SERVICE_ACTION_IN_16,
@@ -282,6 +359,25 @@ static COMMANDS: &[Command] = &[
         handler: |_, cdb| rsoc::report_supported_opcodes(cdb),
     },
     Command {
+        opcode: op::MAINTENANCE_IN,
+        service_action: Some(cdb::SA_REPORT_SUPPORTED_TMFS),
+        usage: &[
+            op::MAINTENANCE_IN,
+            cdb::SA_REPORT_SUPPORTED_TMFS,
+            0x80,
+            0,
+            0,
+            0,
+            FF,
+            FF,
+            FF,
+            FF,
+            0,
+            C,
+        ],
+        handler: |_, cdb| rsoc::report_supported_tmfs(cdb),
+    },
+    Command {
         opcode: op::READ_12,
         service_action: None,
         usage: &twelve(op::READ_12, DPO_FUA),
@@ -304,6 +400,26 @@ static COMMANDS: &[Command] = &[
         service_action: None,
         usage: &twelve(op::VERIFY_12, DPO_BYTCHK2),
         handler: |ctx, cdb| compare::verify(ctx.lu, cdb),
+    },
+    Command {
+        opcode: op::READ_DEFECT_DATA_12,
+        service_action: None,
+        // ADDRESS DESCRIPTOR INDEX (bytes 2..=5) is ignored: every list is empty.
+        usage: &[
+            op::READ_DEFECT_DATA_12,
+            0x1F,
+            0,
+            0,
+            0,
+            0,
+            FF,
+            FF,
+            FF,
+            FF,
+            0,
+            C,
+        ],
+        handler: |_, cdb| defects::read_defect_data(cdb),
     },
 ];
 

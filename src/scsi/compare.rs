@@ -57,7 +57,7 @@ pub(super) fn compare_and_write(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     if blocks > max {
         return Err(Sense::invalid_field_in_cdb().at_cdb(CAW_LENGTH_AT, None));
     }
-    if lu.read_only {
+    if lu.is_write_protected() {
         return Err(Sense::write_protected());
     }
     check_range(lu, lba, u64::from(blocks))?;
@@ -87,7 +87,7 @@ pub(super) fn orwrite(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     check_protect(&t)?;
     check_max_transfer(lu, &t)?;
     let len = data_out_bytes(lu, u64::from(t.blocks), t.length_at)?;
-    if lu.read_only {
+    if lu.is_write_protected() {
         return Err(Sense::write_protected());
     }
     check_range(lu, t.lba, u64::from(t.blocks))?;

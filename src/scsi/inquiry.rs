@@ -10,6 +10,8 @@ use super::{data_in, vpd, LuInfo, Plan};
 pub(super) const PERIPHERAL_DISK: u8 = 0x00;
 /// 011b/1Fh: the target cannot support a logical unit at this LUN.
 const PERIPHERAL_NO_LU: u8 = 0x7F;
+/// SPC-4 §6.6.2: RMB (byte 1 bit 7), the medium is removable.
+const RMB: u8 = 0x80;
 /// SPC-4 §6.6.2: VERSION 06h claims SPC-4.
 const VERSION_SPC4: u8 = 0x06;
 /// SPC-4 §6.6.2: HISUP (byte 3 bit 4) and RESPONSE DATA FORMAT 2 (byte 3 bits 3..0).
@@ -52,6 +54,9 @@ pub(super) fn inquiry(lu: Option<&LuInfo>, luns: &LunMap, cdb: Cdb) -> Result<Pl
 fn standard(lu: Option<&LuInfo>, peripheral: u8) -> Vec<u8> {
     let mut d = vec![0u8; STANDARD_LEN];
     d[0] = peripheral;
+    if lu.is_some_and(|lu| lu.removable) && peripheral == PERIPHERAL_DISK {
+        d[1] = RMB;
+    }
     d[2] = VERSION_SPC4;
     d[3] = HISUP | RESPONSE_DATA_FORMAT;
     d[4] = (STANDARD_LEN - 5) as u8; // ADDITIONAL LENGTH

@@ -1,5 +1,6 @@
 //! Multi-step commands: the ones that need more than one backing-store operation (WRITE SAME,
-//! UNMAP, COMPARE AND WRITE, ORWRITE, VERIFY with BYTCHK), as a sans-I/O state machine.
+//! UNMAP, COMPARE AND WRITE, ORWRITE, VERIFY with BYTCHK, SANITIZE), as a sans-I/O state
+//! machine.
 //!
 //! The transport drives a [`Job`]:
 //! 1. [`Job::check_edtl`] with the initiator's EXPECTED DATA TRANSFER LENGTH: `Some` is the
@@ -19,6 +20,7 @@
 //! from before the read until after the write.
 
 use super::provisioning;
+use super::sanitize;
 use super::sense::Sense;
 use super::{check_condition, good, io_error, Completion, LuInfo, NexusState};
 
@@ -110,6 +112,11 @@ enum Kind {
     },
     /// COMPARE AND WRITE of zero blocks: nothing to do, not an error.
     Nothing,
+    /// SANITIZE OVERWRITE: the parameter list gives the block written over the whole medium
+    /// (then it runs as a WRITE SAME of every block).
+    SanitizeOverwrite,
+    /// SANITIZE BLOCK ERASE: deallocate every block, `next` onwards, in bounded steps.
+    Erase { next: u64, end: u64 },
 }
 
 /// A command that needs several backing-store operations. Built by `dispatch`, driven by the
@@ -226,6 +233,32 @@ impl Job {
                 self.next_read()
             }
             Kind::Nothing => self.finish(good()),
+            Kind::SanitizeOverwrite => {
+                match sanitize::overwrite_block(lu, data, self.data_out_len) {
+                    Ok(block) => {
+                        self.kind = Kind::WriteSame {
+                            lba: 0,
+                            blocks: lu.num_blocks,
+                            unmap: false,
+                            ndob: false,
+                            pattern: block,
+                            done: 0,
+                        };
+                    }
+                    Err(sense) => return self.fail(nexus, sense),
+                }
+                self.next_write_same(fua)
+            }
+            Kind::Erase { .. } => self.next_erase(lu),
+        }
+    }
+
+    /// Whether the job writes data to the medium (so the blocks it covers become mapped).
+    pub(super) fn maps_blocks(&self) -> bool {
+        match &self.kind {
+            Kind::WriteSame { unmap, .. } => !unmap,
+            Kind::CompareAndWrite { .. } | Kind::OrWrite { .. } | Kind::SanitizeOverwrite => true,
+            Kind::Unmap { .. } | Kind::Verify { .. } | Kind::Nothing | Kind::Erase { .. } => false,
         }
     }
 
@@ -252,7 +285,7 @@ impl Job {
                 self.after_read(nexus, lba, bytes)
             }
             (Phase::Writing { blocks, .. }, Ok(_)) => self.after_write(nexus, blocks, fua),
-            (Phase::Discarding { .. }, Ok(_)) => self.after_discard(nexus),
+            (Phase::Discarding { .. }, Ok(_)) => self.after_discard(nexus, lu),
             // Resumed before start, after the end, or a Read completed without its data.
             _ => self.fail(nexus, Sense::internal_target_failure()),
         }
@@ -346,6 +379,26 @@ impl Job {
             done: 0,
         };
         Self::new(lu, data_out_len, Edtl::Exact, length_at, kind)
+    }
+
+    /// SANITIZE OVERWRITE with a `parameter_list_length`-byte parameter list (already checked
+    /// to hold a header and at most one block of pattern).
+    pub(super) fn new_sanitize_overwrite(
+        lu: &LuInfo,
+        parameter_list_length: u16,
+        length_at: u16,
+    ) -> Self {
+        let len = u32::from(parameter_list_length);
+        Self::new(lu, len, Edtl::Any, length_at, Kind::SanitizeOverwrite)
+    }
+
+    /// SANITIZE BLOCK ERASE: no Data-Out (a larger EDTL than none is refused).
+    pub(super) fn new_block_erase(lu: &LuInfo, length_at: u16) -> Self {
+        let kind = Kind::Erase {
+            next: 0,
+            end: lu.num_blocks,
+        };
+        Self::new(lu, 0, Edtl::AtMost(0), length_at, kind)
     }
 
     fn new(lu: &LuInfo, data_out_len: u32, edtl: Edtl, length_at: u16, kind: Kind) -> Self {
@@ -517,10 +570,28 @@ impl Job {
         }
     }
 
-    fn after_discard(&mut self, nexus: &NexusState) -> Step {
+    /// The next bounded Discard of a BLOCK ERASE; once the last is done the whole medium is
+    /// known to be deallocated (GET LBA STATUS reports it).
+    fn next_erase(&mut self, lu: &LuInfo) -> Step {
+        let step = provisioning::max_blocks_per_command(lu);
+        let Kind::Erase { next, end } = &mut self.kind else {
+            return self.finish(good());
+        };
+        if *next >= *end {
+            lu.shared.medium.set_deallocated();
+            return self.finish(good());
+        }
+        let lba = *next;
+        let blocks = step.min(*end - lba);
+        *next += blocks;
+        self.issue(JobIo::Discard { lba, blocks })
+    }
+
+    fn after_discard(&mut self, nexus: &NexusState, lu: &LuInfo) -> Step {
         match &self.kind {
             Kind::WriteSame { .. } => self.finish(good()),
             Kind::Unmap { .. } => self.next_unmap(),
+            Kind::Erase { .. } => self.next_erase(lu),
             _ => self.fail(nexus, Sense::internal_target_failure()),
         }
     }

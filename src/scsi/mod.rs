@@ -15,9 +15,11 @@ mod capacity;
 mod cdb;
 mod commands;
 mod compare;
+mod defects;
 mod inquiry;
 mod job;
 mod lun;
+mod medium;
 mod mode;
 mod nexus;
 pub mod pr;
@@ -26,6 +28,7 @@ pub mod range_lock;
 mod report_luns;
 mod rsoc;
 mod rw;
+mod sanitize;
 pub mod sense;
 pub mod shared;
 pub mod ua;
@@ -40,6 +43,7 @@ use commands::Ctx;
 
 pub use job::{Job, JobIo, Step, STEP_BYTES};
 pub use lun::{decode_lun, encode_lun, LunMap};
+pub use medium::{MediumState, Prevents};
 pub use nexus::NexusState;
 pub use sense::{FieldPointer, Sense, SenseFormat, SenseKey};
 pub use ua::{UnitAttention, UnitAttentions};
@@ -79,6 +83,9 @@ pub struct LuInfo {
     pub optimal_transfer_blocks: u32,
     /// State shared by every core and session: reservations, unit attentions for other nexuses.
     pub shared: std::sync::Arc<shared::LuShared>,
+    /// Removable medium (INQUIRY RMB=1): START STOP UNIT with LOEJ ejects and loads it,
+    /// PREVENT ALLOW MEDIUM REMOVAL locks it.
+    pub removable: bool,
 }
 
 /// SAM-5 status codes.
@@ -149,7 +156,24 @@ pub fn dispatch(luns: &LunMap, nexus: &mut NexusState, lun_raw: u64, cdb: &[u8])
         Some(lu) => route(luns, nexus, lu, cdb),
         None => route_without_lu(luns, nexus, cdb),
     };
-    result.unwrap_or_else(|sense| Plan::Complete(check_condition(nexus, sense)))
+    match result {
+        Ok(plan) => {
+            if let Some(lu) = lu.filter(|_| plan_writes(&plan)) {
+                lu.shared.medium.note_write();
+            }
+            plan
+        }
+        Err(sense) => Plan::Complete(check_condition(nexus, sense)),
+    }
+}
+
+/// Whether a plan maps blocks (so they are no longer known to be deallocated).
+fn plan_writes(plan: &Plan) -> bool {
+    match plan {
+        Plan::Write { .. } => true,
+        Plan::Job(job) => job.maps_blocks(),
+        _ => false,
+    }
 }
 
 /// Finish a command that returned [`Plan::ReceiveParams`], given the Data-Out bytes received.
@@ -245,6 +269,7 @@ fn route(luns: &LunMap, nexus: &mut NexusState, lu: &LuInfo, cdb: Cdb) -> Result
     // Length first: the service action lookup reads byte 1.
     check_frame(cdb)?;
     let command = commands::lookup(cdb)?;
+    unit::check_medium(lu, cdb.opcode())?;
     let mut ctx = Ctx { luns, nexus, lu };
     (command.handler)(&mut ctx, cdb)
 }

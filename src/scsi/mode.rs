@@ -46,6 +46,9 @@ const CACHING_WCE: u8 = 0x04;
 const CONTROL_GLTSD: u8 = 0x02;
 const CONTROL_D_SENSE: u8 = 0x04;
 const CONTROL_QAM_UNRESTRICTED: u8 = 0x10;
+/// SPC-4 control mode page byte 4 SWP (bit 3): software write protect. Shared by every I_T
+/// nexus (it protects the medium), kept in the LU's shared medium state.
+const CONTROL_SWP: u8 = 0x08;
 /// SPC-4 informational exceptions control page: DEXCPT (byte 2 bit 3): informational exceptions disabled.
 const IEC_DEXCPT: u8 = 0x08;
 
@@ -120,7 +123,10 @@ fn page(lu: &LuInfo, d_sense: bool, pc: PageControl, code: u8) -> Option<Vec<u8>
     p[1] = (p.len() - 2) as u8; // PAGE LENGTH
     match code {
         PAGE_CACHING if !changeable && lu.write_cache => p[2] = CACHING_WCE,
-        PAGE_CONTROL if changeable => p[2] = CONTROL_D_SENSE,
+        PAGE_CONTROL if changeable => {
+            p[2] = CONTROL_D_SENSE;
+            p[4] = CONTROL_SWP;
+        }
         PAGE_CONTROL => {
             p[2] = CONTROL_GLTSD
                 | if current && d_sense {
@@ -129,6 +135,9 @@ fn page(lu: &LuInfo, d_sense: bool, pc: PageControl, code: u8) -> Option<Vec<u8>
                     0
                 };
             p[3] = CONTROL_QAM_UNRESTRICTED;
+            if current && lu.shared.medium.is_software_write_protected() {
+                p[4] = CONTROL_SWP;
+            }
         }
         PAGE_INFORMATIONAL_EXCEPTIONS if !changeable => p[2] = IEC_DEXCPT,
         _ => {}
@@ -137,7 +146,7 @@ fn page(lu: &LuInfo, d_sense: bool, pc: PageControl, code: u8) -> Option<Vec<u8>
 }
 
 fn device_specific_parameter(lu: &LuInfo) -> u8 {
-    DSP_DPOFUA | if lu.read_only { DSP_WP } else { 0 }
+    DSP_DPOFUA | if lu.is_write_protected() { DSP_WP } else { 0 }
 }
 
 /// SBC-3 block descriptors: nothing in them is changeable, so that mask is all zero.
@@ -220,8 +229,13 @@ pub(super) fn apply_mode_select(
     let list = params.get(..declared).unwrap_or(params);
     let ten = cdb.opcode() == op::MODE_SELECT_10;
     let pages_at = check_header(lu, list, ten)?;
-    let d_sense = check_pages(lu, nexus.descriptor_sense(), list, pages_at)?;
-    nexus.set_descriptor_sense(d_sense);
+    let control = check_pages(lu, nexus.descriptor_sense(), list, pages_at)?;
+    if let Some(control) = control {
+        nexus.set_descriptor_sense(control[2] & CONTROL_D_SENSE != 0);
+        lu.shared
+            .medium
+            .set_software_write_protect(control[4] & CONTROL_SWP != 0);
+    }
     Ok(())
 }
 
@@ -273,9 +287,14 @@ fn check_block_descriptor(lu: &LuInfo, d: &[u8], at: usize, long_lba: bool) -> R
 }
 
 /// Walk the mode pages; every bit that differs from the current value must be changeable.
-/// Returns the new D_SENSE.
-fn check_pages(lu: &LuInfo, d_sense: bool, list: &[u8], mut at: usize) -> Result<bool, Sense> {
-    let mut new_d_sense = d_sense;
+/// Returns the last control mode page sent (its D_SENSE and SWP are the changeable bits).
+fn check_pages(
+    lu: &LuInfo,
+    d_sense: bool,
+    list: &[u8],
+    mut at: usize,
+) -> Result<Option<Vec<u8>>, Sense> {
+    let mut control = None;
     while at < list.len() {
         let head = list
             .get(at..at + 2)
@@ -291,11 +310,11 @@ fn check_pages(lu: &LuInfo, d_sense: bool, list: &[u8], mut at: usize) -> Result
             .ok_or_else(Sense::parameter_list_length_error)?;
         check_page(lu, d_sense, sent, at)?;
         if b0 == PAGE_CONTROL {
-            new_d_sense = sent.get(2).is_some_and(|b| b & CONTROL_D_SENSE != 0);
+            control = Some(sent.to_vec());
         }
         at += 2 + len;
     }
-    Ok(new_d_sense)
+    Ok(control)
 }
 
 fn check_page(lu: &LuInfo, d_sense: bool, sent: &[u8], at: usize) -> Result<(), Sense> {

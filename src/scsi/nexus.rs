@@ -1,6 +1,7 @@
 //! Per-I_T-nexus state kept between commands, and REQUEST SENSE which reads it.
 
 use super::cdb::Cdb;
+use super::medium::Prevents;
 use super::sense::{Sense, SenseFormat};
 use super::ua::UnitAttentions;
 use super::{data_in, Plan};
@@ -15,6 +16,8 @@ pub struct NexusState {
     pending: Option<Sense>,
     /// Unit attention conditions waiting to be reported, per logical unit.
     pub unit_attentions: UnitAttentions,
+    /// The removable media this nexus prevents the removal of; given back when dropped.
+    prevents: Prevents,
 }
 
 impl NexusState {
@@ -48,6 +51,21 @@ impl NexusState {
 
     pub fn take_pending_sense(&mut self) -> Option<Sense> {
         self.pending.take()
+    }
+
+    /// Whether this nexus prevents removal of `lun`'s medium (PREVENT ALLOW MEDIUM REMOVAL).
+    pub fn is_preventing(&self, lun: u16) -> bool {
+        self.prevents.is_preventing(lun)
+    }
+
+    /// I_T nexus loss (logout, connection loss, I_T NEXUS RESET) without dropping the state:
+    /// this nexus's preventions end. Dropping the `NexusState` does the same.
+    pub fn nexus_loss(&mut self) {
+        self.prevents.release_all();
+    }
+
+    pub(super) fn prevents_mut(&mut self) -> &mut Prevents {
+        &mut self.prevents
     }
 }
 

@@ -31,8 +31,10 @@ const WS_ANCHOR: u8 = 0x10;
 const WS_UNMAP: u8 = 0x08;
 const WS_OBSOLETE: u8 = 0x06;
 const WS_NDOB: u8 = 0x01;
-/// SBC-3 LBA status descriptor PROVISIONING STATUS 0h: mapped.
+/// SBC-3 LBA status descriptor PROVISIONING STATUS 0h: mapped (SBC-4: or unknown); 1h:
+/// deallocated.
 const PROVISIONING_MAPPED: u8 = 0x0;
+const PROVISIONING_DEALLOCATED: u8 = 0x1;
 
 /// MAXIMUM UNMAP LBA COUNT, in blocks.
 pub(super) fn max_blocks_per_command(lu: &LuInfo) -> u64 {
@@ -96,7 +98,7 @@ pub(super) fn write_same(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     if blocks > max_write_same_blocks(lu) {
         return Err(Sense::invalid_field_in_cdb().at_cdb(count_at, None));
     }
-    if lu.read_only {
+    if lu.is_write_protected() {
         return Err(Sense::write_protected());
     }
     // To the end from past the end is out of range too.
@@ -121,7 +123,7 @@ pub(super) fn unmap(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     if len > 0 && usize::from(len) < UNMAP_HEADER {
         return Err(Sense::parameter_list_length_error());
     }
-    if lu.read_only {
+    if lu.is_write_protected() {
         return Err(Sense::write_protected());
     }
     if len == 0 {
@@ -172,20 +174,35 @@ pub(super) fn unmap_ranges(
 /// SBC-3 GET LBA STATUS: STARTING LOGICAL BLOCK ADDRESS (bytes 2..=9), ALLOCATION LENGTH
 /// (10..=13). The stores cannot tell which blocks are deallocated, so one descriptor says the
 /// rest of the medium (up to 2^32 - 1 blocks) is mapped; SBC-4 calls status 0h "mapped or
-/// unknown".
+/// unknown". The one thing known is a SANITIZE BLOCK ERASE with no write since: then the rest
+/// of the medium is deallocated (libiscsi Sanitize.BlockErase checks that).
+///
+/// Descriptors are at logical-block granularity, the first one starting at the STARTING
+/// LOGICAL BLOCK ADDRESS, whatever the LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT. libiscsi
+/// GetLBAStatus.UnmapSingle asks for LBA i + 1 and expects a descriptor starting at
+/// i + LBPPB, which no answer whose first descriptor contains the starting LBA (SBC-3) can
+/// give unless LBPPB is 1; while WriteSame10/16.UnmapUnaligned, WriteSame10/16 and
+/// CompareAndWrite.InvalidDataOutSize only run when LBPPB > 1. So the exponent stays the
+/// stores' real one (4 KiB pages: 3 for 512-byte blocks, see [`lbppbe`]) and UnmapSingle
+/// passes on 4096-byte LUs, where LBPPB is 1.
 pub(super) fn get_lba_status(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     let start = cdb.be64(2);
     if start >= lu.num_blocks {
         return Err(Sense::lba_out_of_range());
     }
     let blocks = u32::try_from(lu.num_blocks - start).unwrap_or(u32::MAX);
+    let status = if lu.shared.medium.is_deallocated() {
+        PROVISIONING_DEALLOCATED
+    } else {
+        PROVISIONING_MAPPED
+    };
     let mut d = Vec::with_capacity(24);
     // PARAMETER DATA LENGTH: the bytes that follow it (4 reserved + one 16-byte descriptor).
     d.extend_from_slice(&20u32.to_be_bytes());
     d.extend_from_slice(&[0; 4]);
     d.extend_from_slice(&start.to_be_bytes());
     d.extend_from_slice(&blocks.to_be_bytes());
-    d.extend_from_slice(&[PROVISIONING_MAPPED, 0, 0, 0]);
+    d.extend_from_slice(&[status, 0, 0, 0]);
     Ok(data_in(d, cdb.be32(10)))
 }
 

@@ -1,5 +1,6 @@
 //! REPORT SUPPORTED OPERATION CODES (SPC-4; MAINTENANCE IN service action 0Ch), answered from
-//! the command table `dispatch` itself routes through.
+//! the command table `dispatch` itself routes through, and REPORT SUPPORTED TASK MANAGEMENT
+//! FUNCTIONS (service action 0Dh).
 
 use super::cdb::Cdb;
 use super::commands::{self, Command};
@@ -58,6 +59,29 @@ pub(super) fn report_supported_opcodes(cdb: Cdb) -> Result<Plan, Sense> {
         _ => return Err(bad_options()),
     };
     Ok(data_in(data, cdb.be32(6)))
+}
+
+/// SPC-4 REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS parameter data byte 0: ATS (ABORT TASK),
+/// ATSS (ABORT TASK SET), CTSS (CLEAR TASK SET), LURS (LOGICAL UNIT RESET), QTS (QUERY TASK),
+/// TRS (TARGET RESET, the iSCSI warm reset); CACAS (no ACA) and WAKES clear.
+const TMF_BYTE0: u8 = 0x80 | 0x40 | 0x10 | 0x08 | 0x04 | 0x02;
+/// Byte 1: QAES (QUERY ASYNCHRONOUS EVENT), QTSS (QUERY TASK SET), ITNRS (I_T NEXUS RESET).
+const TMF_BYTE1: u8 = 0x04 | 0x02 | 0x01;
+/// CDB byte 2 bit 7: REPD asks for the extended format (16 bytes, ADDITIONAL DATA LENGTH 0Ch,
+/// TMFTMOV clear: no timeouts reported).
+const REPD: u8 = 0x80;
+const TMF_EXTENDED_LEN: usize = 16;
+
+/// SPC-4 REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS (MAINTENANCE IN service action 0Dh):
+/// REPD (byte 2 bit 7), ALLOCATION LENGTH (bytes 6..=9). The functions the iSCSI transport
+/// performs (RFC 7143 task management function request).
+pub(super) fn report_supported_tmfs(cdb: Cdb) -> Result<Plan, Sense> {
+    let mut d = vec![TMF_BYTE0, TMF_BYTE1, 0, 0];
+    if cdb.u8(2) & REPD != 0 {
+        d.resize(TMF_EXTENDED_LEN, 0);
+        d[3] = (TMF_EXTENDED_LEN - 4) as u8;
+    }
+    Ok(data_in(d, cdb.be32(6)))
 }
 
 fn bad_options() -> Sense {
@@ -193,11 +217,11 @@ mod tests {
     #[test]
     fn unsupported_commands_are_reported_not_refused() {
         let none = [0, SUPPORT_NOT_SUPPORTED, 0, 0];
-        assert_eq!(get(0x01, 0x34, 0), none);
+        assert_eq!(get(0x01, 0x3B, 0), none);
         assert_eq!(get(0x02, 0x9E, 0x13), none);
         assert_eq!(get(0x02, 0x9E, 0x0110), none, "service action above 8 bits");
         assert_eq!(
-            get(0x02, 0x34, 0),
+            get(0x02, 0x3B, 0),
             none,
             "unknown opcode, service actions unknown"
         );
@@ -216,6 +240,22 @@ mod tests {
         for options in 4..8 {
             assert_eq!(refused(options, 0, 0), bad);
         }
+    }
+
+    #[test]
+    fn supported_task_management_functions_basic_and_extended() {
+        let rstmf = |repd: u8, alloc: u32| {
+            let a = alloc.to_be_bytes();
+            let c = [0xA3, 0x0D, repd, 0, 0, 0, a[0], a[1], a[2], a[3], 0, 0];
+            ok_data(report_supported_tmfs(Cdb::new(&c)))
+        };
+        assert_eq!(rstmf(0, 255), [0xDE, 0x07, 0, 0]);
+        let ext = rstmf(0x80, 255);
+        assert_eq!(ext.len(), 16);
+        assert_eq!(&ext[..4], &[0xDE, 0x07, 0, 0x0C]);
+        assert!(ext[4..].iter().all(|&b| b == 0), "no timeouts");
+        assert_eq!(rstmf(0x80, 2), [0xDE, 0x07]);
+        assert_eq!(rstmf(0, 0), []);
     }
 
     #[test]

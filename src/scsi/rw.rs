@@ -1,7 +1,8 @@
-//! Medium access: READ/WRITE (6/10/12/16), WRITE AND VERIFY, SYNCHRONIZE CACHE (10/16), and the
-//! CDB fields they share with VERIFY and ORWRITE.
+//! Medium access: READ/WRITE (6/10/12/16), WRITE AND VERIFY, WRITE ATOMIC (16), SYNCHRONIZE
+//! CACHE (10/16), PRE-FETCH (10/16), and the CDB fields they share with VERIFY and ORWRITE.
 
 use super::cdb::{length_for_opcode, op, Cdb};
+use super::job::STEP_BYTES;
 use super::sense::Sense;
 use super::{done, LuInfo, Plan};
 
@@ -111,7 +112,7 @@ pub(super) fn write(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     let t = decode(cdb);
     check_protect(&t)?;
     check_max_transfer(lu, &t)?;
-    if lu.read_only {
+    if lu.is_write_protected() {
         return Err(Sense::write_protected());
     }
     check_range(lu, t.lba, u64::from(t.blocks))?;
@@ -153,6 +154,65 @@ pub(super) fn synchronize_cache(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     };
     check_range(lu, lba, u64::from(blocks))?;
     Ok(Plan::Flush { lba, blocks })
+}
+
+/// SBC-4 Block Limits VPD MAXIMUM ATOMIC TRANSFER LENGTH. A WRITE ATOMIC is one `Plan::Write`,
+/// which the stores perform as one write of at most one step's buffer ([`STEP_BYTES`], 1 MiB):
+/// so at most that, and never more than MAXIMUM TRANSFER LENGTH (libiscsi WriteAtomic16.VPD).
+pub(super) fn max_atomic_blocks(lu: &LuInfo) -> u32 {
+    let step = (STEP_BYTES / lu.block_size.max(1)).max(1);
+    match lu.max_transfer_blocks {
+        0 => step,
+        max => step.min(max),
+    }
+}
+
+/// SBC-4 WRITE ATOMIC (16): WRPROTECT, DPO and FUA in byte 1, LBA in bytes 2..=9, ATOMIC
+/// BOUNDARY in bytes 10..=11 (refused unless zero: MAXIMUM ATOMIC BOUNDARY SIZE is zero),
+/// TRANSFER LENGTH in bytes 12..=13, GROUP NUMBER ignored. No alignment or granularity
+/// constraint (ATOMIC ALIGNMENT and ATOMIC TRANSFER LENGTH GRANULARITY are zero). Checked in
+/// the order WRITE does (protection field, write protection, range), then the atomic length.
+pub(super) fn write_atomic(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
+    if cdb.u8(1) >> 5 != 0 {
+        return Err(Sense::invalid_field_in_cdb().at_cdb(1, Some(7)));
+    }
+    if cdb.be16(10) != 0 {
+        return Err(Sense::invalid_field_in_cdb().at_cdb(10, None));
+    }
+    if lu.is_write_protected() {
+        return Err(Sense::write_protected());
+    }
+    let (lba, blocks) = (cdb.be64(2), u32::from(cdb.be16(12)));
+    check_range(lu, lba, u64::from(blocks))?;
+    if blocks > max_atomic_blocks(lu) {
+        return Err(Sense::invalid_field_in_cdb().at_cdb(12, None));
+    }
+    if blocks == 0 {
+        return Ok(done());
+    }
+    Ok(Plan::Write {
+        lba,
+        blocks,
+        fua: cdb.bit(1, 3),
+    })
+}
+
+/// SBC-3 PRE-FETCH (10)/(16): IMMED (byte 1 bit 1) and GROUP NUMBER are accepted; a PREFETCH
+/// LENGTH of zero means to the last block. Nothing is read: the LU keeps no cache of its own
+/// that the command could fill (the stores go through the host page cache or straight to the
+/// device), so SBC-3 asks for GOOD (the blocks did not all fit in the cache), not CONDITION MET.
+/// libiscsi Prefetch10/16 also expect GOOD.
+pub(super) fn prefetch(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
+    let (lba, blocks) = if cdb.opcode() == op::PRE_FETCH_10 {
+        (u64::from(cdb.be32(2)), u64::from(cdb.be16(7)))
+    } else {
+        (cdb.be64(2), u64::from(cdb.be32(10)))
+    };
+    if blocks == 0 && lba >= lu.num_blocks {
+        return Err(Sense::lba_out_of_range());
+    }
+    check_range(lu, lba, blocks)?;
+    Ok(done())
 }
 
 #[cfg(test)]
@@ -407,6 +467,104 @@ mod tests {
             read(&lu, Cdb::new(&cdb10(op::READ_10, 0, 0, 1))),
             Ok(Plan::Read { .. })
         ));
+    }
+
+    fn wa16(flags: u8, lba: u64, blocks: u16) -> [u8; 16] {
+        let mut c = cdb16(op::WRITE_ATOMIC_16, flags, lba, 0);
+        c[12..14].copy_from_slice(&blocks.to_be_bytes());
+        c
+    }
+
+    #[test]
+    fn write_atomic_is_one_write_of_at_most_the_atomic_maximum() {
+        let lu = lu();
+        assert_eq!(max_atomic_blocks(&lu), 1024);
+        assert_eq!(
+            max_atomic_blocks(&lu_with(|u| u.max_transfer_blocks = 0)),
+            2048
+        );
+        assert_eq!(
+            max_atomic_blocks(&lu_with(|u| {
+                u.block_size = 4096;
+                u.max_transfer_blocks = 0
+            })),
+            256
+        );
+        assert_eq!(
+            write_atomic(&lu, Cdb::new(&wa16(0x18, 5, 3))),
+            Ok(Plan::Write {
+                lba: 5,
+                blocks: 3,
+                fua: true
+            })
+        );
+        assert_eq!(write_atomic(&lu, Cdb::new(&wa16(0, 0, 0))), Ok(done()));
+        let big = lu_with(|u| {
+            u.num_blocks = 1 << 20;
+            u.max_transfer_blocks = 0;
+        });
+        assert_eq!(
+            write_atomic(&big, Cdb::new(&wa16(0, 0, 2049))),
+            Err(Sense::invalid_field_in_cdb().at_cdb(12, None))
+        );
+        assert!(matches!(
+            write_atomic(&big, Cdb::new(&wa16(0, 0, 2048))),
+            Ok(Plan::Write { blocks: 2048, .. })
+        ));
+    }
+
+    #[test]
+    fn write_atomic_fields_protection_and_range() {
+        let lu = lu();
+        for p in 1..8u8 {
+            assert_eq!(
+                write_atomic(&lu, Cdb::new(&wa16(p << 5, 0, 1))),
+                Err(Sense::invalid_field_in_cdb().at_cdb(1, Some(7)))
+            );
+        }
+        let mut boundary = wa16(0, 0, 1);
+        boundary[11] = 1;
+        assert_eq!(
+            write_atomic(&lu, Cdb::new(&boundary)),
+            Err(Sense::invalid_field_in_cdb().at_cdb(10, None))
+        );
+        let oob = Err(Sense::lba_out_of_range());
+        assert_eq!(write_atomic(&lu, Cdb::new(&wa16(0, N - 1, 2))), oob);
+        assert_eq!(write_atomic(&lu, Cdb::new(&wa16(0, N + 1, 0))), oob);
+        assert_eq!(write_atomic(&lu, Cdb::new(&wa16(0, 1 << 63, 1))), oob);
+        assert_eq!(write_atomic(&lu, Cdb::new(&wa16(0, u64::MAX, 0))), oob);
+        let ro = lu_with(|u| u.read_only = true);
+        assert_eq!(
+            write_atomic(&ro, Cdb::new(&wa16(0, u64::MAX, 1))),
+            Err(Sense::write_protected())
+        );
+    }
+
+    #[test]
+    fn prefetch_checks_the_range_and_answers_good() {
+        let lu = lu();
+        let p10 = |flags: u8, lba: u32, n: u16| {
+            let mut c = cdb10(op::PRE_FETCH_10, flags, lba, n);
+            c[6] = 3; // GROUP NUMBER
+            c
+        };
+        let p16 = |lba: u64, n: u32| cdb16(op::PRE_FETCH_16, 0x02, lba, n);
+        for c in [
+            p10(0, 0, 1),
+            p10(0x02, 0, 256),
+            p10(0, N as u32 - 1, 1),
+            p10(0, 0, 0),
+        ] {
+            assert_eq!(prefetch(&lu, Cdb::new(&c)), Ok(done()), "{c:02x?}");
+        }
+        assert_eq!(prefetch(&lu, Cdb::new(&p16(N - 256, 256))), Ok(done()));
+        let oob = Err(Sense::lba_out_of_range());
+        assert_eq!(prefetch(&lu, Cdb::new(&p10(0, N as u32 - 1, 2))), oob);
+        assert_eq!(prefetch(&lu, Cdb::new(&p10(0, N as u32 + 1, 0))), oob);
+        assert_eq!(prefetch(&lu, Cdb::new(&p10(0, N as u32, 0))), oob);
+        assert_eq!(prefetch(&lu, Cdb::new(&p10(0, u32::MAX, 1))), oob);
+        assert_eq!(prefetch(&lu, Cdb::new(&p16(1 << 63, 1))), oob);
+        assert_eq!(prefetch(&lu, Cdb::new(&p16(u64::MAX, 0))), oob);
     }
 
     #[test]

@@ -187,6 +187,16 @@ impl Sense {
         Self::new(SenseKey::MEDIUM_ERROR, 0x11, 0x00)
     }
 
+    /// NOT READY, MEDIUM NOT PRESENT - TRAY OPEN (3Ah/02h): a removable medium was ejected.
+    pub const fn medium_not_present() -> Self {
+        Self::new(SenseKey::NOT_READY, 0x3A, 0x02)
+    }
+
+    /// ILLEGAL REQUEST, MEDIUM REMOVAL PREVENTED (53h/02h).
+    pub const fn medium_removal_prevented() -> Self {
+        Self::new(SenseKey::ILLEGAL_REQUEST, 0x53, 0x02)
+    }
+
     /// MEDIUM ERROR, WRITE ERROR (0Ch/00h).
     pub const fn write_error() -> Self {
         Self::new(SenseKey::MEDIUM_ERROR, 0x0C, 0x00)

@@ -9,6 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::medium::MediumState;
 use super::pr::{ItNexus, PrState};
 use super::range_lock::RangeLocks;
 use super::ua::UnitAttention;
@@ -97,6 +98,8 @@ pub struct LuShared {
     current: Mutex<Arc<LuSnapshot>>,
     /// Block-range locks that make COMPARE AND WRITE atomic against every writer.
     pub ranges: Arc<RangeLocks>,
+    /// Loaded, prevented, deallocated, write-protected: the medium every core sees.
+    pub medium: Arc<MediumState>,
 }
 
 impl LuShared {
@@ -105,6 +108,7 @@ impl LuShared {
             generation: AtomicU64::new(snapshot.generation),
             current: Mutex::new(Arc::new(snapshot)),
             ranges: Arc::default(),
+            medium: Arc::default(),
         }
     }
 

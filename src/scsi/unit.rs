@@ -1,69 +1,254 @@
-//! Medium-handling commands a fixed, always-ready disk answers trivially.
+//! Medium handling: START STOP UNIT, PREVENT ALLOW MEDIUM REMOVAL, and which commands need a
+//! loaded medium. A fixed medium (RMB=0) can be neither ejected nor locked; a removable one
+//! (`LuInfo::removable`) is ejected and loaded with LOEJ, and each I_T nexus may prevent its
+//! removal. The medium state is shared by every core (`LuInfo::medium`).
 
-use super::cdb::Cdb;
+use super::cdb::{op, Cdb};
+use super::nexus::NexusState;
 use super::sense::Sense;
-use super::{done, Plan};
+use super::{done, LuInfo, Plan};
 
-/// SBC-3 START STOP UNIT: the medium cannot be ejected (LOEJ, byte 4 bit 1) and no power
-/// conditions are implemented (POWER CONDITION, byte 4 bits 7..4); START/STOP are no-ops.
-pub(super) fn start_stop_unit(cdb: Cdb) -> Result<Plan, Sense> {
-    if cdb.u8(4) >> 4 != 0 {
-        return Err(Sense::invalid_field_in_cdb().at_cdb(4, Some(7)));
+/// SBC-3 START STOP UNIT byte 4: POWER CONDITION (bits 7..4), LOEJ (bit 1), START (bit 0).
+const LOEJ: u8 = 1;
+const START: u8 = 0;
+/// SPC-4 PREVENT ALLOW MEDIUM REMOVAL byte 4 PREVENT field (bits 1..0).
+const PREVENT_MASK: u8 = 0x03;
+const ALLOW: u8 = 0b00;
+const PREVENT: u8 = 0b01;
+
+/// SBC-3 START STOP UNIT. A virtual unit has no power to save: it is always active, so START
+/// alone changes nothing, and a POWER CONDITION other than 0h (START_VALID) is a transition
+/// that takes no time and ends at the next access; SBC-3 then ignores LOEJ and START (libiscsi
+/// StartStopUnit.PwrCnd: GOOD for every value, the medium stays). LOEJ=1 loads
+/// (START=1) or ejects (START=0) a removable medium, unless an I_T nexus prevents removal
+/// (ILLEGAL REQUEST, MEDIUM REMOVAL PREVENTED, for loading too, as libiscsi
+/// PreventAllow.Eject expects); a fixed medium refuses LOEJ. IMMED and NO_FLUSH are accepted:
+/// the command completes once done, and there is nothing to flush on eject (the backing store
+/// keeps every write).
+pub(super) fn start_stop_unit(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
+    if cdb.u8(4) >> 4 != 0 || !cdb.bit(4, LOEJ) {
+        return Ok(done());
     }
-    if cdb.bit(4, 1) {
-        return Err(Sense::invalid_field_in_cdb().at_cdb(4, Some(1)));
+    if !lu.removable {
+        return Err(Sense::invalid_field_in_cdb().at_cdb(4, Some(LOEJ)));
     }
+    if lu.shared.medium.is_prevented() {
+        return Err(Sense::medium_removal_prevented());
+    }
+    lu.shared.medium.set_present(cdb.bit(4, START));
     Ok(done())
 }
 
-/// SBC-3 PREVENT ALLOW MEDIUM REMOVAL: nothing to lock on a non-removable medium, so
-/// only ALLOW (PREVENT field, byte 4 bits 1..0, zero) succeeds.
-pub(super) fn prevent_allow_medium_removal(cdb: Cdb) -> Result<Plan, Sense> {
-    if cdb.u8(4) & 0x03 != 0 {
-        return Err(Sense::invalid_field_in_cdb().at_cdb(4, Some(1)));
+/// SPC-4 PREVENT ALLOW MEDIUM REMOVAL: PREVENT 01b locks a removable medium for this I_T
+/// nexus, 00b gives this nexus's lock back (others keep theirs); 10b and 11b are obsolete and
+/// refused. A fixed medium has nothing to lock: only ALLOW succeeds.
+pub(super) fn prevent_allow_medium_removal(
+    lu: &LuInfo,
+    nexus: &mut NexusState,
+    cdb: Cdb,
+) -> Result<Plan, Sense> {
+    let refuse = || Err(Sense::invalid_field_in_cdb().at_cdb(4, Some(1)));
+    match cdb.u8(4) & PREVENT_MASK {
+        ALLOW => {
+            nexus.prevents_mut().allow(lu.lun);
+            Ok(done())
+        }
+        PREVENT if lu.removable => {
+            nexus.prevents_mut().prevent(lu.lun, &lu.shared.medium);
+            Ok(done())
+        }
+        _ => refuse(),
     }
-    Ok(done())
+}
+
+/// Whether a command needs the medium: with a removable medium ejected it is refused with
+/// NOT READY, MEDIUM NOT PRESENT. Commands about the logical unit rather than its blocks run
+/// without one (SPC-4 / SBC-3: INQUIRY, REQUEST SENSE, REPORT LUNS, mode pages, the medium
+/// handling commands themselves, reservations, MAINTENANCE IN/OUT reports).
+pub(super) fn needs_medium(opcode: u8) -> bool {
+    !matches!(
+        opcode,
+        op::INQUIRY
+            | op::REQUEST_SENSE
+            | op::REPORT_LUNS
+            | op::MODE_SELECT_6
+            | op::MODE_SENSE_6
+            | op::MODE_SELECT_10
+            | op::MODE_SENSE_10
+            | op::START_STOP_UNIT
+            | op::PREVENT_ALLOW_MEDIUM_REMOVAL
+            | op::MAINTENANCE_IN
+            | MAINTENANCE_OUT
+            | RESERVE_6
+            | RELEASE_6
+            | RESERVE_10
+            | RELEASE_10
+            | PERSISTENT_RESERVE_IN
+            | PERSISTENT_RESERVE_OUT
+    )
+}
+
+/// SPC-4 operation codes that never touch the medium (listed here whether or not supported).
+const MAINTENANCE_OUT: u8 = 0xA4;
+const RESERVE_6: u8 = 0x16;
+const RELEASE_6: u8 = 0x17;
+const RESERVE_10: u8 = 0x56;
+const RELEASE_10: u8 = 0x57;
+const PERSISTENT_RESERVE_IN: u8 = 0x5E;
+const PERSISTENT_RESERVE_OUT: u8 = 0x5F;
+
+/// NOT READY, MEDIUM NOT PRESENT for a command that needs the medium of an LU whose removable
+/// medium is ejected.
+pub(super) fn check_medium(lu: &LuInfo, opcode: u8) -> Result<(), Sense> {
+    if lu.removable && !lu.shared.medium.is_present() && needs_medium(opcode) {
+        return Err(Sense::medium_not_present());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scsi::tests::lu_with;
+
+    fn ssu(byte4: u8) -> [u8; 6] {
+        [op::START_STOP_UNIT, 0, 0, 0, byte4, 0]
+    }
+
+    fn pamr(prevent: u8) -> [u8; 6] {
+        [op::PREVENT_ALLOW_MEDIUM_REMOVAL, 0, 0, 0, prevent, 0]
+    }
+
+    fn removable() -> LuInfo {
+        lu_with(|u| u.removable = true)
+    }
 
     #[test]
     fn start_and_stop_succeed() {
-        assert_eq!(
-            start_stop_unit(Cdb::new(&[0x1B, 1, 0, 0, 1, 0])),
-            Ok(done())
-        );
-        assert_eq!(
-            start_stop_unit(Cdb::new(&[0x1B, 0, 0, 0, 0, 0])),
-            Ok(done())
-        );
+        let lu = lu_with(|_| {});
+        assert_eq!(start_stop_unit(&lu, Cdb::new(&ssu(1))), Ok(done()));
+        assert_eq!(start_stop_unit(&lu, Cdb::new(&ssu(0))), Ok(done()));
+        assert!(lu.shared.medium.is_present());
     }
 
     #[test]
     fn eject_fails_on_non_removable_medium() {
         // libiscsi StartStopUnit.Simple: LOEJ=1 START=0 must fail when RMB=0.
-        let err = start_stop_unit(Cdb::new(&[0x1B, 1, 0, 0, 0x02, 0])).unwrap_err();
+        let lu = lu_with(|_| {});
+        let err = start_stop_unit(&lu, Cdb::new(&ssu(0x02))).unwrap_err();
         assert_eq!(err, Sense::invalid_field_in_cdb().at_cdb(4, Some(1)));
-        assert!(start_stop_unit(Cdb::new(&[0x1B, 0, 0, 0, 0x03, 0])).is_err());
+        assert!(start_stop_unit(&lu, Cdb::new(&ssu(0x03))).is_err());
+        assert!(lu.shared.medium.is_present());
     }
 
     #[test]
-    fn power_conditions_are_refused() {
-        let err = start_stop_unit(Cdb::new(&[0x1B, 0, 0, 0, 0x30, 0])).unwrap_err();
-        assert_eq!(err, Sense::invalid_field_in_cdb().at_cdb(4, Some(7)));
+    fn power_conditions_are_good_and_ignore_loej() {
+        for lu in [removable(), lu_with(|_| {})] {
+            for pc in 1..16u8 {
+                let c = ssu(pc << 4 | 0x02);
+                assert_eq!(start_stop_unit(&lu, Cdb::new(&c)), Ok(done()), "{pc}");
+                assert!(lu.shared.medium.is_present());
+            }
+        }
     }
 
     #[test]
-    fn allow_succeeds_prevent_fails() {
+    fn loej_ejects_and_loads_a_removable_medium() {
+        let lu = removable();
+        assert_eq!(start_stop_unit(&lu, Cdb::new(&ssu(0x02))), Ok(done()));
+        assert!(!lu.shared.medium.is_present());
         assert_eq!(
-            prevent_allow_medium_removal(Cdb::new(&[0x1E, 0, 0, 0, 0, 0])),
+            start_stop_unit(&lu, Cdb::new(&ssu(0x02))),
+            Ok(done()),
+            "again"
+        );
+        assert_eq!(start_stop_unit(&lu, Cdb::new(&ssu(0x00))), Ok(done()));
+        assert!(
+            !lu.shared.medium.is_present(),
+            "STOP without LOEJ loads nothing"
+        );
+        assert_eq!(start_stop_unit(&lu, Cdb::new(&ssu(0x03))), Ok(done()));
+        assert!(lu.shared.medium.is_present());
+    }
+
+    #[test]
+    fn prevented_medium_can_be_neither_ejected_nor_loaded() {
+        let lu = removable();
+        let mut n = NexusState::new();
+        assert_eq!(
+            prevent_allow_medium_removal(&lu, &mut n, Cdb::new(&pamr(1))),
+            Ok(done())
+        );
+        let prevented = Err(Sense::medium_removal_prevented());
+        assert_eq!(start_stop_unit(&lu, Cdb::new(&ssu(0x02))), prevented);
+        assert_eq!(start_stop_unit(&lu, Cdb::new(&ssu(0x03))), prevented);
+        assert_eq!(
+            start_stop_unit(&lu, Cdb::new(&ssu(0x01))),
+            Ok(done()),
+            "START alone"
+        );
+        assert!(lu.shared.medium.is_present());
+        prevent_allow_medium_removal(&lu, &mut n, Cdb::new(&pamr(0))).unwrap();
+        assert_eq!(start_stop_unit(&lu, Cdb::new(&ssu(0x02))), Ok(done()));
+    }
+
+    #[test]
+    fn fixed_medium_allows_only_allow_and_obsolete_values_are_refused() {
+        let fixed = lu_with(|_| {});
+        let mut n = NexusState::new();
+        assert_eq!(
+            prevent_allow_medium_removal(&fixed, &mut n, Cdb::new(&pamr(0))),
             Ok(done())
         );
         for prevent in 1..=3 {
-            let cdb = [0x1E, 0, 0, 0, prevent, 0];
-            assert!(prevent_allow_medium_removal(Cdb::new(&cdb)).is_err());
+            assert!(
+                prevent_allow_medium_removal(&fixed, &mut n, Cdb::new(&pamr(prevent))).is_err()
+            );
         }
+        let lu = removable();
+        for prevent in 2..=3 {
+            assert_eq!(
+                prevent_allow_medium_removal(&lu, &mut n, Cdb::new(&pamr(prevent))),
+                Err(Sense::invalid_field_in_cdb().at_cdb(4, Some(1)))
+            );
+        }
+        assert!(!lu.shared.medium.is_prevented());
+    }
+
+    #[test]
+    fn only_media_access_commands_need_the_medium() {
+        for opcode in [
+            op::TEST_UNIT_READY,
+            op::READ_10,
+            op::WRITE_16,
+            op::READ_CAPACITY_10,
+            op::SERVICE_ACTION_IN_16,
+            op::SYNCHRONIZE_CACHE_10,
+            op::PRE_FETCH_10,
+            op::SANITIZE,
+            op::UNMAP,
+        ] {
+            assert!(needs_medium(opcode), "{opcode:#04x}");
+        }
+        for opcode in [
+            op::INQUIRY,
+            op::REQUEST_SENSE,
+            op::REPORT_LUNS,
+            op::START_STOP_UNIT,
+            op::PREVENT_ALLOW_MEDIUM_REMOVAL,
+            op::MODE_SENSE_6,
+            op::MAINTENANCE_IN,
+            PERSISTENT_RESERVE_IN,
+        ] {
+            assert!(!needs_medium(opcode), "{opcode:#04x}");
+        }
+        let lu = removable();
+        assert_eq!(check_medium(&lu, op::READ_10), Ok(()));
+        lu.shared.medium.set_present(false);
+        assert_eq!(
+            check_medium(&lu, op::READ_10),
+            Err(Sense::medium_not_present())
+        );
+        assert_eq!(check_medium(&lu, op::INQUIRY), Ok(()));
     }
 }

@@ -5,6 +5,7 @@ use super::inquiry::{put_ascii, PERIPHERAL_DISK};
 use super::provisioning::{
     max_blocks_per_command, max_write_same_blocks, unmap_granularity, MAX_UNMAP_DESCRIPTORS,
 };
+use super::rw::max_atomic_blocks;
 use super::LuInfo;
 
 /// SPC-4 / SBC-3 VPD page codes: the pages served, in the ascending order the Supported VPD
@@ -172,7 +173,7 @@ fn block_limits(lu: &LuInfo) -> Vec<u8> {
     // Page bytes 8..=11: MAXIMUM TRANSFER LENGTH; 12..=15: OPTIMAL TRANSFER LENGTH.
     d[4..8].copy_from_slice(&lu.max_transfer_blocks.to_be_bytes());
     d[8..12].copy_from_slice(&lu.optimal_transfer_blocks.to_be_bytes());
-    // Page bytes 16..=19: MAXIMUM PREFETCH LENGTH stays zero (no PRE-FETCH).
+    // Page bytes 16..=19: MAXIMUM PREFETCH LENGTH zero: no limit (PRE-FETCH reads nothing).
     let max = u32::try_from(max_blocks_per_command(lu)).unwrap_or(u32::MAX);
     // Page bytes 20..=23: MAXIMUM UNMAP LBA COUNT; 24..=27: MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT.
     d[16..20].copy_from_slice(&max.to_be_bytes());
@@ -182,6 +183,11 @@ fn block_limits(lu: &LuInfo) -> Vec<u8> {
     d[28..32].copy_from_slice(&UGAVALID.to_be_bytes());
     // Page bytes 36..=43: MAXIMUM WRITE SAME LENGTH.
     d[32..40].copy_from_slice(&max_write_same_blocks(lu).to_be_bytes());
+    // SBC-4 page bytes 44..=47: MAXIMUM ATOMIC TRANSFER LENGTH; ATOMIC ALIGNMENT (48..=51),
+    // ATOMIC TRANSFER LENGTH GRANULARITY (52..=55), MAXIMUM ATOMIC TRANSFER LENGTH WITH ATOMIC
+    // BOUNDARY (56..=59) and MAXIMUM ATOMIC BOUNDARY SIZE (60..=63) stay zero: no alignment
+    // or granularity constraint, no atomic boundaries. The page length 3Ch covers them all.
+    d[40..44].copy_from_slice(&max_atomic_blocks(lu).to_be_bytes());
     d
 }
 
@@ -194,12 +200,20 @@ fn logical_block_provisioning() -> Vec<u8> {
     d
 }
 
-/// SBC-3 Block Device Characteristics VPD page: only MEDIUM ROTATION RATE (page bytes 4..=5).
+/// SBC-4 Block Device Characteristics VPD page byte 7: WABEREQ (bits 7..6) 01b, a read after
+/// SANITIZE BLOCK ERASE completes GOOD with the deallocated blocks' data (zeros, LBPRZ);
+/// WACEREQ (bits 5..4) stays 00b: no CRYPTO ERASE. libiscsi Sanitize.BlockErase wants WABEREQ
+/// non-zero when BLOCK ERASE is reported.
+const WABEREQ_READS_SUCCEED: u8 = 0x40;
+
+/// SBC-3 Block Device Characteristics VPD page: MEDIUM ROTATION RATE (page bytes 4..=5) and the
+/// SBC-4 WABEREQ (page byte 7).
 fn block_characteristics(lu: &LuInfo) -> Vec<u8> {
     let mut d = vec![0u8; BLOCK_CHARACTERISTICS_LEN];
     if lu.non_rotational {
         d[0..2].copy_from_slice(&ROTATION_NON_ROTATING.to_be_bytes());
     }
+    d[3] = WABEREQ_READS_SUCCEED;
     d
 }
 
@@ -292,7 +306,17 @@ mod tests {
         let d = get(0xB0);
         assert_eq!(d[4] & 0x01, 0, "WSNZ clear");
         assert_eq!(d[5], 255, "MAXIMUM COMPARE AND WRITE LENGTH");
-        assert_eq!(&d[16..20], &[0; 4], "no PRE-FETCH");
+        assert_eq!(&d[16..20], &[0; 4], "no PRE-FETCH limit");
+        assert_eq!(
+            &d[44..48],
+            &1024u32.to_be_bytes(),
+            "MAXIMUM ATOMIC TRANSFER LENGTH"
+        );
+        assert_eq!(
+            &d[48..64],
+            &[0; 16],
+            "no atomic alignment, granularity, boundary"
+        );
         // 512-byte blocks: 2^20 blocks (512 MiB) per UNMAP or WRITE SAME.
         assert_eq!(
             &d[20..24],
@@ -344,6 +368,7 @@ mod tests {
         let d = get(0xB1);
         assert_eq!((d.len(), d[3]), (64, 0x3C));
         assert_eq!(&d[4..6], &[0, 1]);
+        assert_eq!(d[7], 0x40, "WABEREQ 01b, WACEREQ 00b");
         let mut spinning = lu(0);
         spinning.non_rotational = false;
         assert_eq!(page(&spinning, 0xB1).map(|p| [p[4], p[5]]), Some([0, 0]));

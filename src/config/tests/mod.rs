@@ -41,6 +41,7 @@ block_size = 4096
 read_only = true
 serial = "NVME0001"
 write_cache = false
+removable = true
 
 [[target.lun]]
 path = "ram:512MiB"
@@ -143,6 +144,7 @@ fn full_example_parses_into_the_model() {
             read_only: true,
             serial: Some("NVME0001".into()),
             write_cache: false,
+            removable: true,
         }
     );
     // id defaults to the position in the list; other keys to their defaults.

@@ -143,14 +143,19 @@ fn control_page_current_values() {
 }
 
 #[test]
-fn changeable_values_allow_only_d_sense() {
+fn changeable_values_allow_only_d_sense_and_swp() {
     let d = sense(&lu(0), &NexusState::new(), &ms6(false, 1, 0x3F, 0, 255)).unwrap();
     let (_, bd, pages) = parse6(&d);
     assert_eq!(bd, [0; 8], "block descriptor not changeable");
     for p in &pages {
-        let expected_byte2 = if p[0] == 0x0A { 0x04 } else { 0 };
-        assert_eq!(p[2], expected_byte2, "page {:#x}", p[0]);
-        assert!(p[3..].iter().all(|&b| b == 0), "page {:#x}", p[0]);
+        let control = p[0] == 0x0A;
+        assert_eq!(p[2], if control { 0x04 } else { 0 }, "page {:#x}", p[0]);
+        assert_eq!(p[4], if control { 0x08 } else { 0 }, "page {:#x}", p[0]);
+        assert!(
+            p[3] == 0 && p[5..].iter().all(|&b| b == 0),
+            "page {:#x}",
+            p[0]
+        );
     }
 }
 
@@ -326,16 +331,30 @@ fn mode_select_refuses_unchangeable_bits_and_changes_nothing() {
 }
 
 #[test]
-fn mode_select_refuses_swp() {
-    let mut n = NexusState::new();
+fn mode_select_swp_write_protects_the_unit_for_every_nexus() {
+    let unit = lu(0);
+    let (mut a, b) = (NexusState::new(), NexusState::new());
     let mut control = current_page(0x0A, false);
     control[4] |= 0x08;
     let params = list6(&[], &[&control]);
-    let err = select(&mut n, &sel6(false, params.len() as u8), &params).unwrap_err();
+    let cdb = sel6(false, params.len() as u8);
     assert_eq!(
-        err,
-        Sense::invalid_field_in_param_list().at_param(8, Some(3))
+        apply_mode_select(&unit, &mut a, Cdb::new(&cdb), &params),
+        Ok(())
     );
+    assert!(unit.is_write_protected() && !unit.read_only);
+    let d = sense(&unit, &b, &ms6(true, 0, 0x0A, 0, 255)).unwrap();
+    assert_eq!(
+        (d[2], d[4 + 4] & 0x08),
+        (0x90, 0x08),
+        "WP and SWP on the other nexus"
+    );
+    let params = list6(&[], &[&current_page(0x0A, false)]);
+    assert_eq!(
+        apply_mode_select(&unit, &mut a, Cdb::new(&cdb), &params),
+        Ok(())
+    );
+    assert!(!unit.is_write_protected());
 }
 
 #[test]

@@ -165,3 +165,40 @@ pub(crate) fn field_pointer(c: &Completion) -> Option<(bool, u16)> {
     (s.len() >= 18 && s[15] & 0x80 != 0)
         .then(|| (s[15] & 0x40 != 0, u16::from_be_bytes([s[16], s[17]])))
 }
+
+/// One logical unit over an in-memory disk, driven by one nexus (others may be passed in):
+/// what the libiscsi replays run their CDBs against.
+pub(crate) struct OneLu {
+    pub luns: LunMap,
+    pub nexus: NexusState,
+    pub disk: Disk,
+}
+
+impl OneLu {
+    pub fn with(unit: LuInfo) -> Self {
+        let disk = Disk::new(&unit, 0);
+        Self {
+            luns: LunMap::new(vec![unit]),
+            nexus: NexusState::new(),
+            disk,
+        }
+    }
+
+    pub fn new() -> Self {
+        Self::with(super::lu(0))
+    }
+
+    pub fn lu(&self) -> &LuInfo {
+        self.luns.get(0).expect("LUN 0")
+    }
+
+    /// Sends on this test's nexus; returns the completion.
+    pub fn run(&mut self, cdb: &[u8], data: &[u8]) -> Completion {
+        self.disk.exec(&self.luns, &mut self.nexus, cdb, data)
+    }
+
+    /// Sends on another nexus.
+    pub fn run_on(&mut self, nexus: &mut NexusState, cdb: &[u8], data: &[u8]) -> Completion {
+        self.disk.exec(&self.luns, nexus, cdb, data)
+    }
+}

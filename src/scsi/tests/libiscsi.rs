@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::scsi::cdb::op;
-use crate::scsi::{dispatch, LunMap, NexusState};
+use crate::scsi::{dispatch, execute_params, LunMap, NexusState};
 
 /// What a libiscsi helper checks: GOOD, or CHECK CONDITION with a key and one of some ASCs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -426,11 +426,31 @@ fn modesense6_control_d_sense() {
 }
 
 #[test]
-fn modesense6_control_swp_is_skipped() {
-    // set_swp() reads the changeable control page with DBD and skips when SWP is clear.
+fn modesense6_control_swp() {
+    // set_swp(): the changeable control page has SWP, so MODE SELECT (6) sets it in the current
+    // page; then reads work and writes are WRITE PROTECTED until clear_swp().
     let mut t = disk();
-    let cdb = [op::MODE_SENSE_6, 0x08, 0x40 | 0x0A, 0, 255, 0];
-    let d = t.expect(&cdb, Expect::Good);
-    let control = control_page(&d).unwrap();
-    assert_eq!(control[4] & 0x08, 0, "SWP not changeable");
+    let changeable = [op::MODE_SENSE_6, 0x08, 0x40 | 0x0A, 0, 255, 0];
+    let control = control_page(&t.expect(&changeable, Expect::Good)).unwrap();
+    assert_eq!(control[4] & 0x08, 0x08, "SWP changeable");
+    let current = [op::MODE_SENSE_6, 0x08, 0x0A, 0, 255, 0];
+    let mut page = control_page(&t.expect(&current, Expect::Good)).unwrap();
+    for swp in [true, false] {
+        page[4] = if swp { page[4] | 0x08 } else { page[4] & !0x08 };
+        let mut params = vec![0, 0, 0, 0];
+        params.extend_from_slice(&page);
+        let cdb = [op::MODE_SELECT_6, 0x10, 0, 0, params.len() as u8, 0];
+        assert!(matches!(t.send(&cdb), Plan::ReceiveParams { .. }));
+        let c = execute_params(&t.luns, &mut t.nexus, 0, &cdb, &params);
+        assert_eq!(c.status, ScsiStatus::GOOD);
+        let now = control_page(&t.expect(&current, Expect::Good)).unwrap();
+        assert_eq!(now[4] & 0x08 != 0, swp);
+        t.expect(&cdb10(op::READ_10, 0, 0, 1), Expect::Good);
+        let want = if swp {
+            Expect::WriteProtected
+        } else {
+            Expect::Good
+        };
+        t.expect(&cdb10(op::WRITE_10, 0, 0, 1), want);
+    }
 }

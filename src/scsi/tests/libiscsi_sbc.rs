@@ -4,7 +4,7 @@
 //! WriteSame10/16, Unmap, CompareAndWrite, OrWrite, Verify10/12/16, GetLBAStatus. Each test
 //! names the libiscsi test it mirrors; CDBs are built the way libiscsi's `scsi_cdb_*` do.
 
-use super::disk::{field_pointer, sense_of, Disk};
+use super::disk::{field_pointer, sense_of, OneLu};
 use super::*;
 use crate::scsi::cdb::op;
 use crate::scsi::{dispatch, LunMap, NexusState};
@@ -25,32 +25,11 @@ enum Expect {
 const BS: usize = 512;
 const NUM_BLOCKS: u64 = 2048;
 
-struct T {
-    luns: LunMap,
-    nexus: NexusState,
-    disk: Disk,
-}
+type T = OneLu;
 
-impl T {
-    fn new() -> Self {
-        Self::with(lu(0))
-    }
-
-    fn with(unit: LuInfo) -> Self {
-        let disk = Disk::new(&unit, 0);
-        Self {
-            luns: LunMap::new(vec![unit]),
-            nexus: NexusState::new(),
-            disk,
-        }
-    }
-
-    fn run(&mut self, cdb: &[u8], data: &[u8]) -> Completion {
-        self.disk.exec(&self.luns, &mut self.nexus, cdb, data)
-    }
-
+impl OneLu {
     /// Send with Data-Out `data` and check like `check_result`; returns the Data-In.
-    fn expect(&mut self, cdb: &[u8], data: &[u8], want: Expect) -> Vec<u8> {
+    fn check(&mut self, cdb: &[u8], data: &[u8], want: Expect) -> Vec<u8> {
         let c = self.run(cdb, data);
         let got = match sense_of(&c) {
             None => Expect::Good,
@@ -136,12 +115,12 @@ fn verify(opcode: u8, lba: u64, blocks: u32, flags: u8) -> Vec<u8> {
 }
 
 fn read(t: &mut T, lba: u64, blocks: u32) -> Vec<u8> {
-    t.expect(&cdb16(op::READ_16, 0, lba, blocks), &[], Expect::Good)
+    t.check(&cdb16(op::READ_16, 0, lba, blocks), &[], Expect::Good)
 }
 
 fn write(t: &mut T, lba: u64, data: &[u8]) {
     let blocks = (data.len() / BS) as u32;
-    t.expect(&cdb16(op::WRITE_16, 0, lba, blocks), data, Expect::Good);
+    t.check(&cdb16(op::WRITE_16, 0, lba, blocks), data, Expect::Good);
 }
 
 /// A command descriptor of the all_commands format, as libiscsi unmarshalls it.
@@ -184,8 +163,8 @@ fn all_commands(d: &[u8]) -> Vec<Descriptor> {
 #[test]
 fn reportsupportedopcodes_simple_servactv_and_rctd() {
     let mut t = T::new();
-    t.expect(&rsoc(false, 0, 0, 0, 1024), &[], Expect::Good);
-    let plain = all_commands(&t.expect(&rsoc(false, 0, 0, 0, 65535), &[], Expect::Good));
+    t.check(&rsoc(false, 0, 0, 0, 1024), &[], Expect::Good);
+    let plain = all_commands(&t.check(&rsoc(false, 0, 0, 0, 65535), &[], Expect::Good));
     assert!(plain.len() > 30);
     for d in &plain {
         assert!(!d.ctdp, "RCTD clear: no timeouts");
@@ -194,7 +173,7 @@ fn reportsupportedopcodes_simple_servactv_and_rctd() {
             "SERVACTV clear => service action 0"
         );
     }
-    let timed = all_commands(&t.expect(&rsoc(true, 0, 0, 0, 65535), &[], Expect::Good));
+    let timed = all_commands(&t.check(&rsoc(true, 0, 0, 0, 65535), &[], Expect::Good));
     assert_eq!(timed.len(), plain.len());
     for d in &timed {
         assert!(d.ctdp);
@@ -205,14 +184,14 @@ fn reportsupportedopcodes_simple_servactv_and_rctd() {
 #[test]
 fn reportsupportedopcodes_onecommand() {
     let mut t = T::new();
-    let all = all_commands(&t.expect(&rsoc(false, 0, 0, 0, 65535), &[], Expect::Good));
+    let all = all_commands(&t.check(&rsoc(false, 0, 0, 0, 65535), &[], Expect::Good));
     for d in &all {
         let (good_opt, bad_opt) = if d.servactv { (2, 1) } else { (1, 2) };
         let c = t.run(&rsoc(false, bad_opt, d.opcode, d.sa, 65535), &[]);
         assert_eq!(sense_of(&c), Some((0x05, 0x24, 0x00)), "{:#04x}", d.opcode);
         // A pointer at byte 1 would read as "not implemented" to libiscsi.
         assert_eq!(field_pointer(&c), Some((true, 2)));
-        let one = t.expect(
+        let one = t.check(
             &rsoc(false, good_opt, d.opcode, d.sa, 65535),
             &[],
             Expect::Good,
@@ -225,7 +204,7 @@ fn reportsupportedopcodes_onecommand() {
         if d.servactv {
             assert_eq!(u16::from(one[5] & 0x1F), d.sa);
         }
-        let timed = t.expect(
+        let timed = t.check(
             &rsoc(true, good_opt, d.opcode, d.sa, 65535),
             &[],
             Expect::Good,
@@ -240,27 +219,27 @@ fn reportsupportedopcodes_other_forms() {
     let mut t = T::new();
     // Unsupported opcode: GOOD, SUPPORT 001b, no usage data.
     assert_eq!(
-        t.expect(&rsoc(false, 1, 0x34, 0, 64), &[], Expect::Good),
+        t.check(&rsoc(false, 1, 0x3B, 0, 64), &[], Expect::Good),
         [0, 1, 0, 0]
     );
     assert_eq!(
-        t.expect(&rsoc(false, 2, 0x9E, 0x13, 64), &[], Expect::Good),
+        t.check(&rsoc(false, 2, 0x9E, 0x13, 64), &[], Expect::Good),
         [0, 1, 0, 0]
     );
     // Reporting options 011b: with or without a service action.
-    let rc16 = t.expect(&rsoc(false, 3, 0x9E, 0x10, 64), &[], Expect::Good);
+    let rc16 = t.check(&rsoc(false, 3, 0x9E, 0x10, 64), &[], Expect::Good);
     assert_eq!((rc16[1], rc16[4], rc16[5]), (0x03, 0x9E, 0x10));
-    let read10 = t.expect(&rsoc(false, 3, op::READ_10, 0, 64), &[], Expect::Good);
+    let read10 = t.check(&rsoc(false, 3, op::READ_10, 0, 64), &[], Expect::Good);
     assert_eq!((read10[1], read10[3], read10[4]), (0x03, 10, op::READ_10));
-    let odd = t.expect(&rsoc(false, 3, op::READ_10, 1, 64), &[], Expect::Good);
+    let odd = t.check(&rsoc(false, 3, op::READ_10, 1, 64), &[], Expect::Good);
     assert_eq!(odd, [0, 1, 0, 0]);
     // Reserved reporting options.
     for options in 4..8 {
-        t.expect(&rsoc(false, options, 0, 0, 64), &[], Expect::InvalidField);
+        t.check(&rsoc(false, options, 0, 0, 64), &[], Expect::InvalidField);
     }
     // Allocation length cuts, never fails.
     assert_eq!(
-        t.expect(&rsoc(false, 0, 0, 0, 3), &[], Expect::Good).len(),
+        t.check(&rsoc(false, 0, 0, 0, 3), &[], Expect::Good).len(),
         3
     );
 }
@@ -269,17 +248,17 @@ fn reportsupportedopcodes_other_forms() {
 #[test]
 fn dpofua_for_reads_writes_compareandwrite_orwrite_and_verify() {
     let mut t = T::new();
-    let ms = t.expect(&[op::MODE_SENSE_6, 0, 0x3F, 0, 255, 0], &[], Expect::Good);
+    let ms = t.check(&[op::MODE_SENSE_6, 0, 0x3F, 0, 255, 0], &[], Expect::Good);
     assert_eq!(ms[2] & 0x10, 0x10);
     let block = vec![0u8; BS];
     for flags in [0x10, 0x08, 0x18] {
-        t.expect(&cdb10(op::READ_10, flags, 0, 1), &[], Expect::Good);
-        t.expect(&cdb16(op::WRITE_16, flags, 0, 1), &block, Expect::Good);
+        t.check(&cdb10(op::READ_10, flags, 0, 1), &[], Expect::Good);
+        t.check(&cdb16(op::WRITE_16, flags, 0, 1), &block, Expect::Good);
         // COMPAREANDWRITE(sd, 0, buf, block_size, ...): zero blocks, one block of Data-Out.
-        t.expect(&caw(0, BS, flags), &block, Expect::Good);
-        t.expect(&orwrite(0, BS, flags), &block, Expect::Good);
+        t.check(&caw(0, BS, flags), &block, Expect::Good);
+        t.check(&orwrite(0, BS, flags), &block, Expect::Good);
     }
-    t.expect(&verify(op::VERIFY_10, 0, 1, 0x10), &[], Expect::Good);
+    t.check(&verify(op::VERIFY_10, 0, 1, 0x10), &[], Expect::Good);
     for (opcode, mask) in [
         (op::READ_10, 0x18),
         (op::READ_12, 0x18),
@@ -293,7 +272,7 @@ fn dpofua_for_reads_writes_compareandwrite_orwrite_and_verify() {
         (op::VERIFY_12, 0x10),
         (op::VERIFY_16, 0x10),
     ] {
-        let one = t.expect(&rsoc(false, 1, opcode, 0, 65535), &[], Expect::Good);
+        let one = t.check(&rsoc(false, 1, opcode, 0, 65535), &[], Expect::Good);
         assert_eq!(one[5] & mask, mask, "{opcode:#04x}");
     }
 }
@@ -304,10 +283,10 @@ fn writesame_simple_and_check() {
     let mut t = T::new();
     for i in 1..=256u32 {
         let pattern = vec![i as u8; BS];
-        t.expect(&ws10(0, i as u16, false, false), &pattern, Expect::Good);
+        t.check(&ws10(0, i as u16, false, false), &pattern, Expect::Good);
         assert!(read(&mut t, 0, i).iter().all(|&b| b == i as u8));
         let lba = NUM_BLOCKS - u64::from(i);
-        t.expect(&ws16(lba, i, false, false, BS), &pattern, Expect::Good);
+        t.check(&ws16(lba, i, false, false, BS), &pattern, Expect::Good);
         assert!(read(&mut t, lba, i).iter().all(|&b| b == i as u8));
     }
 }
@@ -318,36 +297,36 @@ fn writesame_beyond_eol() {
     let block = vec![0u8; BS];
     for i in 1..=256u32 {
         let n = NUM_BLOCKS as u32;
-        t.expect(
+        t.check(
             &ws10(n - i + 1, i as u16, false, false),
             &block,
             Expect::LbaOob,
         );
-        t.expect(
+        t.check(
             &ws10(0x8000_0000, i as u16, false, false),
             &block,
             Expect::LbaOob,
         );
-        t.expect(
+        t.check(
             &ws10(u32::MAX, i as u16, false, false),
             &block,
             Expect::LbaOob,
         );
         let n = NUM_BLOCKS;
-        t.expect(
+        t.check(
             &ws16(n - u64::from(i) + 1, i, false, false, BS),
             &block,
             Expect::LbaOob,
         );
-        t.expect(&ws16(1 << 63, i, false, false, BS), &block, Expect::LbaOob);
-        t.expect(&ws16(u64::MAX, i, false, false, BS), &block, Expect::LbaOob);
+        t.check(&ws16(1 << 63, i, false, false, BS), &block, Expect::LbaOob);
+        t.check(&ws16(u64::MAX, i, false, false, BS), &block, Expect::LbaOob);
         if i >= 2 {
-            t.expect(
+            t.check(
                 &ws10(n as u32 - 1, i as u16, false, false),
                 &block,
                 Expect::LbaOob,
             );
-            t.expect(&ws16(n - 1, i, false, false, BS), &block, Expect::LbaOob);
+            t.check(&ws16(n - 1, i, false, false, BS), &block, Expect::LbaOob);
         }
     }
 }
@@ -359,32 +338,32 @@ fn writesame_zero_blocks() {
     // WSNZ=0. The LU (2048 blocks) is larger than MAXIMUM WRITE SAME LENGTH (1024): to the
     // end from LBA 0 is INVALID FIELD IN CDB, from MAXIMUM WRITE SAME LENGTH (- 1) blocks
     // before the end it is GOOD, from one block more it is refused.
-    let bl = t.expect(&[op::INQUIRY, 1, 0xB0, 0, 255, 0], &[], Expect::Good);
+    let bl = t.check(&[op::INQUIRY, 1, 0xB0, 0, 255, 0], &[], Expect::Good);
     assert_eq!(bl[4] & 1, 0);
     let max = u64::from_be_bytes(bl[36..44].try_into().unwrap());
     assert!(max > 0 && NUM_BLOCKS > max);
-    t.expect(&ws10(0, 0, false, false), &block, Expect::InvalidField);
-    t.expect(&ws16(0, 0, false, false, BS), &block, Expect::InvalidField);
+    t.check(&ws10(0, 0, false, false), &block, Expect::InvalidField);
+    t.check(&ws16(0, 0, false, false, BS), &block, Expect::InvalidField);
     let n = NUM_BLOCKS;
-    t.expect(
+    t.check(
         &ws10((n - (max + 1)) as u32, 0, false, false),
         &block,
         Expect::InvalidField,
     );
-    t.expect(
+    t.check(
         &ws16(n - (max + 1), 0, false, false, BS),
         &block,
         Expect::InvalidField,
     );
     for lba in [n - max, n - (max - 1)] {
-        t.expect(&ws10(lba as u32, 0, false, false), &block, Expect::Good);
-        t.expect(&ws16(lba, 0, false, false, BS), &block, Expect::Good);
+        t.check(&ws10(lba as u32, 0, false, false), &block, Expect::Good);
+        t.check(&ws16(lba, 0, false, false, BS), &block, Expect::Good);
     }
     for lba in [NUM_BLOCKS + 1, 0x8000_0000, u64::from(u32::MAX)] {
-        t.expect(&ws10(lba as u32, 0, false, false), &block, Expect::LbaOob);
+        t.check(&ws10(lba as u32, 0, false, false), &block, Expect::LbaOob);
     }
     for lba in [NUM_BLOCKS + 1, 1 << 63, u64::MAX] {
-        t.expect(&ws16(lba, 0, false, false, BS), &block, Expect::LbaOob);
+        t.check(&ws16(lba, 0, false, false, BS), &block, Expect::LbaOob);
     }
 }
 
@@ -392,7 +371,7 @@ fn writesame_zero_blocks() {
 fn writesame_zero_blocks_against_maximum_write_same_length() {
     // An LU larger than MAXIMUM WRITE SAME LENGTH (one transfer: 1024 blocks).
     let unit = lu_with(|u| u.num_blocks = 3 << 20);
-    let bl = T::with(lu(0)).expect(&[op::INQUIRY, 1, 0xB0, 0, 255, 0], &[], Expect::Good);
+    let bl = T::with(lu(0)).check(&[op::INQUIRY, 1, 0xB0, 0, 255, 0], &[], Expect::Good);
     let max = u64::from_be_bytes(bl[36..44].try_into().unwrap());
     assert_eq!(max, 1024);
     let luns = LunMap::new(vec![unit.clone()]);
@@ -444,10 +423,10 @@ fn writesame_wrprotect() {
     for p in 1..8u8 {
         let mut c10 = ws10(0, 1, false, false);
         c10[1] |= p << 5;
-        t.expect(&c10, &block, Expect::InvalidField);
+        t.check(&c10, &block, Expect::InvalidField);
         let mut c16 = ws16(0, 1, false, false, BS);
         c16[1] |= p << 5;
-        t.expect(&c16, &block, Expect::InvalidField);
+        t.check(&c16, &block, Expect::InvalidField);
     }
 }
 
@@ -458,50 +437,50 @@ fn writesame_unmap_and_until_end() {
     for i in 1..=256u32 {
         let ff = vec![0xFF; i as usize * BS];
         write(&mut t, 0, &ff);
-        t.expect(&ws10(0, i as u16, false, true), &zero, Expect::Good);
+        t.check(&ws10(0, i as u16, false, true), &zero, Expect::Good);
         assert!(read(&mut t, 0, i).iter().all(|&b| b == 0), "LBPRZ");
         let lba = NUM_BLOCKS - u64::from(i);
         write(&mut t, lba, &ff);
-        t.expect(&ws16(lba, i, false, true, BS), &zero, Expect::Good);
+        t.check(&ws16(lba, i, false, true, BS), &zero, Expect::Good);
         assert!(read(&mut t, lba, i).iter().all(|&b| b == 0));
         // UnmapUntilEnd.
         write(&mut t, lba, &ff);
-        t.expect(&ws10(lba as u32, 0, false, true), &zero, Expect::Good);
+        t.check(&ws10(lba as u32, 0, false, true), &zero, Expect::Good);
         assert!(read(&mut t, lba, i).iter().all(|&b| b == 0));
     }
     // No ANC_SUP: ANCHOR is refused with and without UNMAP.
     for unmap in [false, true] {
-        t.expect(&ws10(0, 1, true, unmap), &zero, Expect::InvalidField);
-        t.expect(&ws16(0, 1, true, unmap, BS), &zero, Expect::InvalidField);
+        t.check(&ws10(0, 1, true, unmap), &zero, Expect::InvalidField);
+        t.check(&ws16(0, 1, true, unmap, BS), &zero, Expect::InvalidField);
     }
 }
 
 #[test]
 fn writesame_unmap_unaligned_vpd_and_invalid_dataout_size() {
     let mut t = T::new();
-    let rc16 = t.expect(
+    let rc16 = t.check(
         &cdb16(op::SERVICE_ACTION_IN_16, 0x10, 0, 32),
         &[],
         Expect::Good,
     );
     let lbppb = 1u32 << (rc16[13] & 0x0F);
     assert_eq!(lbppb, 8, "CHECK_FOR_LBPPB_GT_1 lets these run");
-    let lbp = t.expect(&[op::INQUIRY, 1, 0xB2, 0, 255, 0], &[], Expect::Good);
+    let lbp = t.check(&[op::INQUIRY, 1, 0xB2, 0, 255, 0], &[], Expect::Good);
     assert_eq!(lbp[5] & 0x60, 0x60, "LBPWS and LBPWS10");
     let a6 = vec![0xA6; BS];
     for i in 1..lbppb {
-        t.expect(&ws10(i, (lbppb - i) as u16, false, true), &a6, Expect::Good);
-        t.expect(
+        t.check(&ws10(i, (lbppb - i) as u16, false, true), &a6, Expect::Good);
+        t.check(
             &ws16(u64::from(i), lbppb - i, false, true, BS),
             &a6,
             Expect::Good,
         );
     }
-    t.expect(&ws10(0, 1, false, true), &vec![0; BS], Expect::Good);
+    t.check(&ws10(0, 1, false, true), &vec![0; BS], Expect::Good);
     for size in [BS / 2, BS * 2] {
         let data = vec![0xA6; size];
-        t.expect(&ws10(0, 1, false, true), &data, Expect::IllegalRequest);
-        t.expect(
+        t.check(&ws10(0, 1, false, true), &data, Expect::IllegalRequest);
+        t.check(
             &ws16(0, 1, false, true, size),
             &data,
             Expect::IllegalRequest,
@@ -515,7 +494,7 @@ fn unmap_simple_vpd_and_zero_blocks() {
     write(&mut t, 0, &vec![b'a'; 256 * BS]);
     for i in 1..=256u32 {
         let (cdb, params) = unmap(&[(0, i)]);
-        t.expect(&cdb, &params, Expect::Good);
+        t.check(&cdb, &params, Expect::Good);
         assert!(read(&mut t, 0, i).iter().all(|&b| b == 0));
     }
     write(&mut t, 0, &vec![b'a'; 257 * BS]);
@@ -523,32 +502,32 @@ fn unmap_simple_vpd_and_zero_blocks() {
     for i in 0..256u64 {
         list.push((i, 1));
         let (cdb, params) = unmap(&list);
-        t.expect(&cdb, &params, Expect::Good);
+        t.check(&cdb, &params, Expect::Good);
         assert!(read(&mut t, 0, i as u32 + 1).iter().all(|&b| b == 0));
     }
     assert!(read(&mut t, 256, 1).iter().all(|&b| b == b'a'));
     // Unmap.ZeroBlocks.
     for i in 0..256u64 {
         let (cdb, params) = unmap(&[(i, 0)]);
-        t.expect(&cdb, &params, Expect::Good);
+        t.check(&cdb, &params, Expect::Good);
         let (cdb, params) = unmap(&vec![(i, 0); i as usize]);
-        t.expect(&cdb, &params, Expect::Good);
+        t.check(&cdb, &params, Expect::Good);
     }
     let (cdb, params) = unmap(&[(NUM_BLOCKS, 0)]);
-    t.expect(&cdb, &params, Expect::Good);
+    t.check(&cdb, &params, Expect::Good);
     let overlapping: Vec<(u64, u32)> = (0..256).map(|i| (i / 2, 0)).collect();
     let (cdb, params) = unmap(&overlapping);
-    t.expect(&cdb, &params, Expect::Good);
+    t.check(&cdb, &params, Expect::Good);
     let (cdb, params) = unmap(&[]);
-    t.expect(&cdb, &params, Expect::Good);
+    t.check(&cdb, &params, Expect::Good);
     // Unmap.VPD: UNMAP works, so LBPME and LBPU are set.
-    let rc16 = t.expect(
+    let rc16 = t.check(
         &cdb16(op::SERVICE_ACTION_IN_16, 0x10, 0, 32),
         &[],
         Expect::Good,
     );
     assert_eq!(rc16[14] & 0x80, 0x80);
-    let lbp = t.expect(&[op::INQUIRY, 1, 0xB2, 0, 255, 0], &[], Expect::Good);
+    let lbp = t.check(&[op::INQUIRY, 1, 0xB2, 0, 255, 0], &[], Expect::Good);
     assert_eq!(lbp[5] & 0x80, 0x80);
 }
 
@@ -557,7 +536,7 @@ fn compareandwrite_simple() {
     // maxbl = MAXIMUM COMPARE AND WRITE LENGTH (255); i = 256 wraps to 0 in the CDB and
     // must still be refused.
     let mut t = T::new();
-    let bl = t.expect(&[op::INQUIRY, 1, 0xB0, 0, 255, 0], &[], Expect::Good);
+    let bl = t.check(&[op::INQUIRY, 1, 0xB0, 0, 255, 0], &[], Expect::Good);
     let maxbl = usize::from(bl[5]);
     assert_eq!(maxbl, 255);
     for start in [true, false] {
@@ -566,11 +545,11 @@ fn compareandwrite_simple() {
             let mut scratch = vec![b'A'; 2 * i * BS];
             write(&mut t, lba, &scratch[..i * BS]);
             if i > maxbl {
-                t.expect(&caw(lba, 2 * i * BS, 0), &scratch, Expect::InvalidField);
+                t.check(&caw(lba, 2 * i * BS, 0), &scratch, Expect::InvalidField);
                 continue;
             }
             scratch[i * BS..].fill(b'B');
-            t.expect(&caw(lba, 2 * i * BS, 0), &scratch, Expect::Good);
+            t.check(&caw(lba, 2 * i * BS, 0), &scratch, Expect::Good);
             assert!(read(&mut t, lba, i as u32).iter().all(|&b| b == b'B'));
         }
     }
@@ -586,14 +565,14 @@ fn compareandwrite_miscompare_and_unwritten() {
             write(&mut t, lba, &buf[..i * BS]);
             buf[i * BS - 27] = b'C';
             buf[i * BS..].fill(b'B');
-            t.expect(&caw(lba, 2 * i * BS, 0), &buf, Expect::Miscompare);
+            t.check(&caw(lba, 2 * i * BS, 0), &buf, Expect::Miscompare);
             assert!(read(&mut t, lba, i as u32).iter().all(|&b| b == b'A'));
         }
     }
     // CompareAndWrite.Unwritten: '%' never matches what is there.
     for i in 1..256u64 {
         let data = [vec![b'%'; BS], vec![b'B'; BS]].concat();
-        t.expect(&caw(i, 2 * BS, 0), &data, Expect::Miscompare);
+        t.check(&caw(i, 2 * BS, 0), &data, Expect::Miscompare);
         assert_ne!(read(&mut t, i, 1), vec![b'%'; BS]);
     }
 }
@@ -605,7 +584,7 @@ fn compareandwrite_invalid_dataout_size() {
     let data = vec![0xA6; 4 * BS];
     for tl in [1, 3] {
         let cdb = cdb16(op::COMPARE_AND_WRITE, 0, 0, tl);
-        t.expect(&cdb, &data, Expect::IllegalRequest);
+        t.check(&cdb, &data, Expect::IllegalRequest);
     }
 }
 
@@ -614,26 +593,26 @@ fn orwrite_simple_beyond_eol_zero_blocks_protect_and_verify() {
     let mut t = T::new();
     let a6 = vec![0xA6; 256 * BS];
     for i in 1..=256usize {
-        t.expect(&orwrite(0, i * BS, 0), &a6[..i * BS], Expect::Good);
+        t.check(&orwrite(0, i * BS, 0), &a6[..i * BS], Expect::Good);
         let lba = NUM_BLOCKS - i as u64;
-        t.expect(&orwrite(lba, i * BS, 0), &a6[..i * BS], Expect::Good);
-        t.expect(&orwrite(lba + 1, i * BS, 0), &a6[..i * BS], Expect::LbaOob);
-        t.expect(&orwrite(1 << 63, i * BS, 0), &a6[..i * BS], Expect::LbaOob);
-        t.expect(&orwrite(u64::MAX, i * BS, 0), &a6[..i * BS], Expect::LbaOob);
+        t.check(&orwrite(lba, i * BS, 0), &a6[..i * BS], Expect::Good);
+        t.check(&orwrite(lba + 1, i * BS, 0), &a6[..i * BS], Expect::LbaOob);
+        t.check(&orwrite(1 << 63, i * BS, 0), &a6[..i * BS], Expect::LbaOob);
+        t.check(&orwrite(u64::MAX, i * BS, 0), &a6[..i * BS], Expect::LbaOob);
     }
-    t.expect(&orwrite(0, 0, 0), &[], Expect::Good);
+    t.check(&orwrite(0, 0, 0), &[], Expect::Good);
     for lba in [NUM_BLOCKS + 1, 1 << 63, u64::MAX] {
-        t.expect(&orwrite(lba, 0, 0), &[], Expect::LbaOob);
+        t.check(&orwrite(lba, 0, 0), &[], Expect::LbaOob);
     }
     for p in 1..8u8 {
-        t.expect(&orwrite(0, BS, p << 5), &a6[..BS], Expect::InvalidField);
+        t.check(&orwrite(0, BS, p << 5), &a6[..BS], Expect::InvalidField);
     }
     // OrWrite.Verify.
     for i in 1..=256usize {
         write(&mut t, 0, &vec![0; i * BS]);
-        t.expect(&orwrite(0, i * BS, 0), &vec![0xA5; i * BS], Expect::Good);
+        t.check(&orwrite(0, i * BS, 0), &vec![0xA5; i * BS], Expect::Good);
         assert!(read(&mut t, 0, i as u32).iter().all(|&b| b == 0xA5));
-        t.expect(&orwrite(0, i * BS, 0), &vec![0x5A; i * BS], Expect::Good);
+        t.check(&orwrite(0, i * BS, 0), &vec![0x5A; i * BS], Expect::Good);
         assert!(read(&mut t, 0, i as u32).iter().all(|&b| b == 0xFF));
     }
 }
@@ -651,7 +630,7 @@ fn verify_simple_mismatch_and_mismatch_no_cmp() {
         for i in 1..=256u32 {
             for lba in [0, NUM_BLOCKS - u64::from(i)] {
                 let mut buf = read(&mut t, lba, i);
-                t.expect(&verify(opcode, lba, i, 0x02), &buf, Expect::Good);
+                t.check(&verify(opcode, lba, i, 0x02), &buf, Expect::Good);
                 seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
                 let offset = seed as usize % buf.len();
                 buf[offset] ^= b'X';
@@ -659,7 +638,7 @@ fn verify_simple_mismatch_and_mismatch_no_cmp() {
                 assert_eq!(sense_of(&c), Some((0x0E, 0x1D, 0x00)));
                 assert_eq!(super::disk::information(&c), Some(offset as u32));
                 // BYTCHK=0: no Data-Out, the medium verifies.
-                t.expect(&verify(opcode, lba, i, 0), &[], Expect::Good);
+                t.check(&verify(opcode, lba, i, 0), &[], Expect::Good);
             }
         }
     }
@@ -672,33 +651,33 @@ fn verify_beyond_eol_zero_blocks_protect_flags_and_dpo() {
         for i in 1..=256u32 {
             let data = vec![0u8; i as usize * BS];
             let n = NUM_BLOCKS;
-            t.expect(
+            t.check(
                 &verify(opcode, n + 1 - u64::from(i), i, 0x02),
                 &data,
                 Expect::LbaOob,
             );
-            t.expect(&verify(opcode, 0x8000_0000, i, 0x02), &data, Expect::LbaOob);
+            t.check(&verify(opcode, 0x8000_0000, i, 0x02), &data, Expect::LbaOob);
             if i >= 2 {
-                t.expect(&verify(opcode, n - 1, i, 0x02), &data, Expect::LbaOob);
+                t.check(&verify(opcode, n - 1, i, 0x02), &data, Expect::LbaOob);
             }
         }
-        t.expect(&verify(opcode, 0, 0, 0x02), &[], Expect::Good);
-        t.expect(
+        t.check(&verify(opcode, 0, 0, 0x02), &[], Expect::Good);
+        t.check(
             &verify(opcode, NUM_BLOCKS + 1, 0, 0x02),
             &[],
             Expect::LbaOob,
         );
         for p in 1..8u8 {
             let block = vec![0u8; BS];
-            t.expect(
+            t.check(
                 &verify(opcode, 0, 1, (p << 5) | 0x02),
                 &block,
                 Expect::InvalidField,
             );
         }
         let block = read(&mut t, 0, 1);
-        t.expect(&verify(opcode, 0, 1, 0x10), &[], Expect::Good);
-        t.expect(&verify(opcode, 0, 1, 0x12), &block, Expect::Good);
+        t.check(&verify(opcode, 0, 1, 0x10), &[], Expect::Good);
+        t.check(&verify(opcode, 0, 1, 0x12), &block, Expect::Good);
     }
 }
 
@@ -711,7 +690,7 @@ fn getlbastatus_simple_and_beyond_eol() {
     let mut t = T::new();
     for i in 1..=256u64 {
         for lba in [i, NUM_BLOCKS - i] {
-            let d = t.expect(&get_lba_status(lba, 24), &[], Expect::Good);
+            let d = t.check(&get_lba_status(lba, 24), &[], Expect::Good);
             assert_eq!(d.len(), 24);
             assert_eq!(u32::from_be_bytes([d[0], d[1], d[2], d[3]]), 20);
             assert_eq!(u64::from_be_bytes(d[8..16].try_into().unwrap()), lba);
@@ -723,7 +702,7 @@ fn getlbastatus_simple_and_beyond_eol() {
         }
     }
     for lba in [NUM_BLOCKS + 1, 1 << 63, u64::MAX, NUM_BLOCKS] {
-        t.expect(&get_lba_status(lba, 24), &[], Expect::LbaOob);
+        t.check(&get_lba_status(lba, 24), &[], Expect::LbaOob);
     }
 }
 
@@ -732,7 +711,7 @@ fn getlbastatus_unmap_single_holds_with_one_block_per_physical_block() {
     // libiscsi GetLBAStatus.UnmapSingle expects the descriptor for LBA i+1 to start at
     // i + LBPPB, which only a unit with one logical block per physical block satisfies.
     let mut t = T::with(lu_with(|u| u.block_size = 4096));
-    let rc16 = t.expect(
+    let rc16 = t.check(
         &cdb16(op::SERVICE_ACTION_IN_16, 0x10, 0, 32),
         &[],
         Expect::Good,
@@ -741,8 +720,8 @@ fn getlbastatus_unmap_single_holds_with_one_block_per_physical_block() {
     assert_eq!(lbppb, 1);
     for i in 1..256u64 {
         let (cdb, params) = unmap(&[(0, i as u32)]);
-        t.expect(&cdb, &params, Expect::Good);
-        let d = t.expect(&get_lba_status(i + 1, 24), &[], Expect::Good);
+        t.check(&cdb, &params, Expect::Good);
+        let d = t.check(&get_lba_status(i + 1, 24), &[], Expect::Good);
         assert_eq!(u64::from_be_bytes(d[8..16].try_into().unwrap()), i + lbppb);
         assert_eq!(d[20] & 0x0F, 0);
     }

@@ -5,6 +5,7 @@ mod dispatch;
 mod fuzz;
 mod jobs;
 mod libiscsi;
+mod libiscsi_media;
 mod libiscsi_sbc;
 mod unit_attention;
 
@@ -33,6 +34,7 @@ pub(crate) fn lu(lun: u16) -> LuInfo {
         max_transfer_blocks: 1024,
         optimal_transfer_blocks: 128,
         shared: Default::default(),
+        removable: false,
     }
 }
 

@@ -36,6 +36,7 @@ fn lu() -> LuInfo {
         max_transfer_blocks: 2048,
         optimal_transfer_blocks: 256,
         shared: Default::default(),
+        removable: false,
     }
 }
 

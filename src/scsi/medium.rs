@@ -1,0 +1,287 @@
+//! State of a logical unit's medium that every core shares: whether a removable medium is
+//! loaded, how many I_T nexuses prevent its removal (SPC-4 PREVENT ALLOW MEDIUM REMOVAL),
+//! whether the whole medium is known to be deallocated (after SANITIZE BLOCK ERASE), and the
+//! control mode page's software write protect (SWP), which MODE SELECT from any nexus sets.
+//!
+//! `LuInfo` is cloned into every core's LUN map; its `Arc<MediumState>` keeps one state per LU.
+//! Each I_T nexus keeps its own prevent flags in [`Prevents`] (inside `NexusState`), which
+//! gives its prevention back when the nexus goes away.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::LuInfo;
+
+/// Shared medium state of one logical unit.
+pub struct MediumState {
+    /// A removable medium is loaded (always true for a fixed medium).
+    present: AtomicBool,
+    /// Prevention generation (high 32 bits) and the number of I_T nexuses preventing medium
+    /// removal (low 32 bits), in one word so a reset and a PREVENT never interleave. A logical
+    /// unit reset starts a new generation with no preventing nexus: the nexuses' flags of the
+    /// older generation are void from then on.
+    prevention: AtomicU64,
+    /// Every block is deallocated (SANITIZE BLOCK ERASE) and nothing was written since.
+    deallocated: AtomicBool,
+    /// SPC-4 control mode page SWP: writes are refused as if the LU were read-only.
+    software_write_protect: AtomicBool,
+}
+
+const COUNT_MASK: u64 = 0xFFFF_FFFF;
+
+fn split(word: u64) -> (u32, u32) {
+    ((word >> 32) as u32, (word & COUNT_MASK) as u32)
+}
+
+fn join(generation: u32, count: u32) -> u64 {
+    (u64::from(generation) << 32) | u64::from(count)
+}
+
+impl MediumState {
+    pub fn new() -> Self {
+        Self {
+            present: AtomicBool::new(true),
+            prevention: AtomicU64::new(0),
+            deallocated: AtomicBool::new(false),
+            software_write_protect: AtomicBool::new(false),
+        }
+    }
+
+    /// The control mode page's SWP bit.
+    pub fn is_software_write_protected(&self) -> bool {
+        self.software_write_protect.load(Ordering::Acquire)
+    }
+
+    pub(super) fn set_software_write_protect(&self, on: bool) {
+        self.software_write_protect.store(on, Ordering::Release);
+    }
+
+    /// Whether the medium is loaded.
+    pub fn is_present(&self) -> bool {
+        self.present.load(Ordering::Acquire)
+    }
+
+    /// Whether any I_T nexus prevents medium removal.
+    pub fn is_prevented(&self) -> bool {
+        split(self.prevention.load(Ordering::Acquire)).1 > 0
+    }
+
+    /// Number of I_T nexuses preventing medium removal.
+    pub fn preventing_nexuses(&self) -> u32 {
+        split(self.prevention.load(Ordering::Acquire)).1
+    }
+
+    /// Loads (`true`) or ejects (`false`) the medium.
+    pub(super) fn set_present(&self, present: bool) {
+        self.present.store(present, Ordering::Release);
+    }
+
+    /// Whether every block is known to be deallocated.
+    pub fn is_deallocated(&self) -> bool {
+        self.deallocated.load(Ordering::Relaxed)
+    }
+
+    /// The whole medium was deallocated (SANITIZE BLOCK ERASE completed).
+    pub(super) fn set_deallocated(&self) {
+        self.deallocated.store(true, Ordering::Relaxed);
+    }
+
+    /// Some blocks are about to be written: they are no longer known to be deallocated.
+    /// A load first, so the common case writes nothing to the shared line.
+    pub(super) fn note_write(&self) {
+        if self.deallocated.load(Ordering::Relaxed) {
+            self.deallocated.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// SPC-4 PREVENT ALLOW MEDIUM REMOVAL: the state is cleared by a logical unit reset (and so
+    /// by a target reset): no nexus prevents removal afterwards.
+    pub fn reset_prevention(&self) {
+        let _ = self
+            .prevention
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                Some(join(split(w).0.wrapping_add(1), 0))
+            });
+    }
+
+    /// One more nexus prevents removal; returns the generation it prevents in.
+    fn add_preventer(&self) -> u32 {
+        let old = self
+            .prevention
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                let (generation, count) = split(w);
+                Some(join(generation, count.saturating_add(1)))
+            })
+            .unwrap_or_else(|w| w);
+        split(old).0
+    }
+
+    /// A nexus that prevented removal in `generation` stops; nothing if a reset came since.
+    fn remove_preventer(&self, generation: u32) {
+        let _ = self
+            .prevention
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                let (current, count) = split(w);
+                (current == generation).then(|| join(current, count.saturating_sub(1)))
+            });
+    }
+
+    /// Whether a nexus flag of `generation` still counts.
+    fn is_current(&self, generation: u32) -> bool {
+        split(self.prevention.load(Ordering::Acquire)).0 == generation
+    }
+}
+
+impl Default for MediumState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MediumState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MediumState")
+            .field("present", &self.is_present())
+            .field("preventing_nexuses", &self.preventing_nexuses())
+            .field("deallocated", &self.is_deallocated())
+            .field("swp", &self.is_software_write_protected())
+            .finish()
+    }
+}
+
+impl LuInfo {
+    /// Whether writes are refused with DATA PROTECT, WRITE PROTECTED: exported read-only, or
+    /// software write protected (control mode page SWP).
+    pub fn is_write_protected(&self) -> bool {
+        self.read_only || self.shared.medium.is_software_write_protected()
+    }
+}
+
+/// The logical units one I_T nexus prevents medium removal on. Dropping it (the nexus is
+/// gone: logout, connection loss, session reinstatement) gives every prevention back.
+#[derive(Debug, Default)]
+pub struct Prevents {
+    /// (LUN, its medium, prevention generation when this nexus prevented).
+    held: Vec<(u16, Arc<MediumState>, u32)>,
+}
+
+impl Prevents {
+    /// Whether this nexus prevents removal of `lun`'s medium (and no reset voided that).
+    pub fn is_preventing(&self, lun: u16) -> bool {
+        self.held
+            .iter()
+            .any(|(l, m, g)| *l == lun && m.is_current(*g))
+    }
+
+    /// PREVENT = 01b from this nexus (idempotent).
+    pub(super) fn prevent(&mut self, lun: u16, medium: &Arc<MediumState>) {
+        if self.is_preventing(lun) {
+            return;
+        }
+        self.held.retain(|(l, _, _)| *l != lun);
+        let generation = medium.add_preventer();
+        self.held.push((lun, Arc::clone(medium), generation));
+    }
+
+    /// PREVENT = 00b from this nexus.
+    pub(super) fn allow(&mut self, lun: u16) {
+        self.held.retain(|(l, m, g)| {
+            if *l == lun {
+                m.remove_preventer(*g);
+            }
+            *l != lun
+        });
+    }
+
+    /// Gives every prevention back (I_T nexus loss).
+    pub(super) fn release_all(&mut self) {
+        for (_, m, g) in self.held.drain(..) {
+            m.remove_preventer(g);
+        }
+    }
+}
+
+/// A copy of a nexus state prevents what the original prevents (each copy gives its own
+/// prevention back when dropped).
+impl Clone for Prevents {
+    fn clone(&self) -> Self {
+        let held = self
+            .held
+            .iter()
+            .filter(|(_, m, g)| m.is_current(*g))
+            .map(|(l, m, _)| (*l, Arc::clone(m), m.add_preventer()))
+            .collect();
+        Self { held }
+    }
+}
+
+impl Drop for Prevents {
+    fn drop(&mut self) {
+        self.release_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prevention_counts_nexuses_and_is_idempotent_per_nexus() {
+        let m = Arc::new(MediumState::new());
+        let (mut a, mut b) = (Prevents::default(), Prevents::default());
+        a.prevent(0, &m);
+        a.prevent(0, &m);
+        assert_eq!(m.preventing_nexuses(), 1);
+        b.prevent(0, &m);
+        assert_eq!(m.preventing_nexuses(), 2);
+        a.allow(0);
+        assert!(m.is_prevented());
+        assert!(!a.is_preventing(0) && b.is_preventing(0));
+        drop(b);
+        assert!(!m.is_prevented());
+    }
+
+    #[test]
+    fn reset_voids_every_nexus_flag_and_later_releases_do_not_underflow() {
+        let m = Arc::new(MediumState::new());
+        let (mut a, mut b) = (Prevents::default(), Prevents::default());
+        a.prevent(3, &m);
+        b.prevent(3, &m);
+        m.reset_prevention();
+        assert!(!m.is_prevented());
+        assert!(!a.is_preventing(3));
+        a.prevent(3, &m);
+        assert_eq!(m.preventing_nexuses(), 1);
+        drop(b);
+        assert_eq!(
+            m.preventing_nexuses(),
+            1,
+            "b's stale flag gives nothing back"
+        );
+        a.allow(3);
+        assert_eq!(m.preventing_nexuses(), 0);
+    }
+
+    #[test]
+    fn clones_count_as_their_own_nexus() {
+        let m = Arc::new(MediumState::new());
+        let mut a = Prevents::default();
+        a.prevent(1, &m);
+        let c = a.clone();
+        assert_eq!(m.preventing_nexuses(), 2);
+        drop(a);
+        drop(c);
+        assert_eq!(m.preventing_nexuses(), 0);
+    }
+
+    #[test]
+    fn deallocated_until_written() {
+        let m = MediumState::new();
+        assert!(!m.is_deallocated() && m.is_present());
+        m.set_deallocated();
+        assert!(m.is_deallocated());
+        m.note_write();
+        assert!(!m.is_deallocated());
+    }
+}
