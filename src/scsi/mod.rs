@@ -20,6 +20,7 @@ mod job;
 mod lun;
 mod mode;
 mod nexus;
+pub mod pr;
 mod provisioning;
 mod report_luns;
 mod rsoc;
