@@ -20,7 +20,7 @@ use crate::backstore::Budget;
 use crate::login::{LoginOutcome, SessionParams, SessionType};
 use crate::pdu::reject::Reject;
 use crate::pdu::{Bhs, Frame, Opcode};
-use crate::scsi::{LunMap, NexusState};
+use crate::scsi::{InitiatorPort, ItNexus, LunMap, NexusState};
 
 pub struct Session {
     pub(super) ctx: Arc<PortalContext>,
@@ -36,6 +36,8 @@ pub struct Session {
     pub(super) next_generation: u32,
     pub(super) next_ttt: u32,
     pub(super) nexus: NexusState,
+    /// This session's I_T nexus as reservations name it.
+    pub(super) it_nexus: ItNexus,
     pub(super) io_queue: VecDeque<IoRequest>,
     pub(super) io_in_flight: usize,
     pub(super) keepalive: Keepalive,
@@ -98,6 +100,11 @@ impl Session {
                 .unit_attentions
                 .establish(lu.lun, crate::scsi::UnitAttention::POWER_ON_RESET);
         }
+        // Every unit of a target is reached through the target's one portal group.
+        let it_nexus = ItNexus {
+            initiator: InitiatorPort::new(&outcome.params.initiator_name, outcome.isid),
+            relative_port: luns.iter().next().map_or(1, |lu| lu.relative_port_id),
+        };
         let keepalive = Keepalive::new(ctx.tuning.nop_interval, ctx.tuning.nop_timeout, now);
         let window = CmdWindow::new(outcome.cmd_sn, ctx.tuning.queue_depth);
         Session {
@@ -112,6 +119,7 @@ impl Session {
             next_generation: 1,
             next_ttt: 1,
             nexus,
+            it_nexus,
             io_queue: VecDeque::new(),
             io_in_flight: 0,
             keepalive,
