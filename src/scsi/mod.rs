@@ -302,11 +302,12 @@ fn route(
     check_frame(cdb)?;
     let command = commands::lookup(cdb)?;
     // SPC-4 / SBC-3 reservation tables: once the command is known, before it does anything.
-    if unit
-        .pr
-        .conflict(unit.it_nexus, command.access.for_cdb(cdb.bytes()))
-    {
-        return Ok(Plan::Complete(reservation_conflict()));
+    // An unreserved unit (the common case) costs the idle check alone.
+    if !unit.pr.is_idle() {
+        let access = command.access.for_cdb(cdb.bytes());
+        if unit.pr.conflict(unit.it_nexus, access) {
+            return Ok(Plan::Complete(reservation_conflict()));
+        }
     }
     let mut ctx = Ctx {
         luns,
