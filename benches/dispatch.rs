@@ -6,7 +6,9 @@ use std::hint::black_box;
 mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ringtgt::scsi::{dispatch, encode_lun, LuInfo, LunMap, NexusState, Plan};
+use ringtgt::scsi::{
+    dispatch, encode_lun, pr, InitiatorPort, ItNexus, LuContext, LuInfo, LunMap, NexusState, Plan,
+};
 
 /// A read-write 1 GiB disk of 512-byte blocks at LUN 0, as the daemon builds it.
 fn lu() -> LuInfo {
@@ -52,11 +54,20 @@ fn cdb_dispatch(c: &mut Criterion) {
         ("inquiry_standard", &[0x12, 0, 0, 0, 96, 0]),
         ("test_unit_ready", &[0x00, 0, 0, 0, 0, 0]),
     ];
+    let it_nexus = ItNexus {
+        initiator: InitiatorPort::new("iqn.2026-11.io.ringtgt:bench-host", [0x40, 0, 0, 0, 0, 1]),
+        relative_port: 1,
+    };
+    // The common case: nothing reserved, so the reservation check is one snapshot read.
+    let unit = LuContext {
+        pr: &pr::IDLE,
+        it_nexus: &it_nexus,
+    };
     let mut g = c.benchmark_group("dispatch");
     for (name, cdb) in cases {
         let mut nexus = NexusState::new();
         // The command must take its normal path, not an error path.
-        let plan = dispatch(&luns, &mut nexus, lun_raw, cdb);
+        let plan = dispatch(&luns, &mut nexus, unit, lun_raw, cdb);
         assert!(
             match &plan {
                 Plan::Complete(done) => done.sense.is_empty(),
@@ -65,7 +76,7 @@ fn cdb_dispatch(c: &mut Criterion) {
             "{name}: unexpected {plan:?}"
         );
         g.bench_function(name, |b| {
-            b.iter(|| dispatch(black_box(&luns), &mut nexus, lun_raw, black_box(cdb)))
+            b.iter(|| dispatch(black_box(&luns), &mut nexus, unit, lun_raw, black_box(cdb)))
         });
     }
     g.finish();

@@ -3,21 +3,25 @@
 //! Input: a sequence of commands, each
 //!   flags   u8: bits 0-1 the LUN (0, 1, 2, or 3 = eight raw LUN bytes follow), bit 2 the
 //!               initiator's EDTL is the length of the data given instead of what the command
-//!               wants, bits 4-7 fail the n-th backing-store I/O of the command (0 = none);
+//!               wants, bit 3 which of two I_T nexuses sends it, bits 4-7 fail the n-th
+//!               backing-store I/O of the command (0 = none);
 //!   cdb_len u8 (mod 33), the CDB;
 //!   len     u16 (big endian), the Data-Out / parameter data.
-//! One NexusState lives across the commands (MODE SELECT can change the sense format).
+//! Two I_T nexuses (each with its NexusState: MODE SELECT can change the sense format) share
+//! one reservation state across the commands; RESERVE, RELEASE and PERSISTENT RESERVE OUT are
+//! applied to it the way the unit's writer does, so later commands meet the reservations.
 //!
 //! Checks: no panic; every medium access lies inside its unit, honours the transfer limit and
 //! the read-only flag (a job may read a read-only unit, never write it); every job ends within a
 //! bounded number of steps, each step's buffer at most STEP_BYTES; every completion is GOOD
-//! without sense or CHECK CONDITION with sense data.
+//! without sense, CHECK CONDITION with sense data, or RESERVATION CONFLICT with neither.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use ringtgt::scsi::{
-    decode_lun, dispatch, encode_lun, execute_params, io_error, Completion, Job, JobIo, LuInfo,
-    LunMap, NexusState, Plan, ScsiStatus, Step, STEP_BYTES,
+    apply_shared, decode_lun, dispatch, encode_lun, execute_params, io_error, Completion,
+    InitiatorPort, ItNexus, Job, JobIo, LuContext, LuInfo, LunMap, NexusState, ParamsOutcome,
+    Plan, PrState, ScsiStatus, SharedOp, Step, STEP_BYTES,
 };
 use ringtgt_fuzz::{lun_map, MemStore, Reader};
 
@@ -28,6 +32,8 @@ const MAX_JOB_DATA: u32 = 4 << 20;
 
 struct Command<'a> {
     lun_raw: u64,
+    /// Which of the two I_T nexuses sends it.
+    who: usize,
     edtl_is_data_len: bool,
     fail_io: Option<usize>,
     cdb: &'a [u8],
@@ -46,6 +52,7 @@ fn command<'a>(r: &mut Reader<'a>) -> Command<'a> {
     let data = r.take(data_len);
     Command {
         lun_raw,
+        who: usize::from(flags >> 3 & 1),
         edtl_is_data_len: flags & 4 != 0,
         fail_io: (flags >> 4).checked_sub(1).map(usize::from),
         cdb,
@@ -53,20 +60,48 @@ fn command<'a>(r: &mut Reader<'a>) -> Command<'a> {
     }
 }
 
+/// One sender: its I_T nexus and what the LU layer keeps for it.
+struct Initiator {
+    it: ItNexus,
+    nexus: NexusState,
+}
+
 fuzz_target!(|input: &[u8]| {
     let luns = lun_map();
     let mut store = MemStore::new(&luns);
-    let mut nexus = NexusState::new();
+    let mut initiators = ["iqn.2026-11.io.ringtgt:fuzz-a", "iqn.2026-11.io.ringtgt:fuzz-b"]
+        .map(|name| Initiator {
+            it: ItNexus {
+                initiator: InitiatorPort::new(name, [0x40, 0, 0, 0, 0, 1]),
+                relative_port: 1,
+            },
+            nexus: NexusState::new(),
+        });
+    let mut pr = PrState::new();
     let mut r = Reader::new(input);
     while !r.is_empty() {
         let cmd = command(&mut r);
-        run(&luns, &mut store, &mut nexus, &cmd);
+        run(&luns, &mut store, &mut initiators[cmd.who], &mut pr, &cmd);
     }
 });
 
-fn run(luns: &LunMap, store: &mut MemStore, nexus: &mut NexusState, cmd: &Command<'_>) {
+/// The unit's writer applying a shared operation; its answer must be well formed too.
+fn apply(pr: &mut PrState, it: &ItNexus, op: &SharedOp) {
+    let (c, _) = apply_shared(pr, it, op, &[1]);
+    check_completion(&c);
+}
+
+fn run(
+    luns: &LunMap,
+    store: &mut MemStore,
+    initiator: &mut Initiator,
+    pr: &mut PrState,
+    cmd: &Command<'_>,
+) {
+    let Initiator { it, nexus } = initiator;
     let unit = decode_lun(cmd.lun_raw).and_then(|n| luns.get(n));
-    let plan = dispatch(luns, nexus, cmd.lun_raw, cmd.cdb);
+    let context = LuContext { pr, it_nexus: it };
+    let plan = dispatch(luns, nexus, context, cmd.lun_raw, cmd.cdb);
     match plan {
         Plan::Complete(c) => check_completion(&c),
         Plan::Read { lba, blocks } => {
@@ -93,8 +128,14 @@ fn run(luns: &LunMap, store: &mut MemStore, nexus: &mut NexusState, cmd: &Comman
         Plan::ReceiveParams { len } => {
             assert!(len > 0);
             let params = &cmd.data[..cmd.data.len().min(len as usize)];
-            let c = execute_params(luns, nexus, cmd.lun_raw, cmd.cdb, params);
-            check_completion(&c);
+            match execute_params(luns, nexus, cmd.lun_raw, cmd.cdb, params) {
+                ParamsOutcome::Done(c) => check_completion(&c),
+                ParamsOutcome::Shared(op) => apply(pr, it, &op),
+            }
+        }
+        Plan::Shared(op) => {
+            assert!(unit.is_some_and(|u| u.lun == op.lun));
+            apply(pr, it, &op);
         }
         Plan::Job(mut job) => {
             // VERIFY with BYTCHK is a job that only reads, so read-only units have jobs too.
@@ -191,6 +232,7 @@ fn check_completion(c: &Completion) {
             assert!(c.data.is_empty());
             assert!(matches!(c.sense.first(), Some(0x70 | 0xF0 | 0x72)));
         }
+        ScsiStatus::RESERVATION_CONFLICT => assert!(c.data.is_empty() && c.sense.is_empty()),
         other => panic!("unexpected status {other:?}"),
     }
 }

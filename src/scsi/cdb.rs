@@ -13,6 +13,9 @@ pub mod op {
     pub const WRITE_6: u8 = 0x0A;
     pub const INQUIRY: u8 = 0x12;
     pub const MODE_SELECT_6: u8 = 0x15;
+    /// SPC-2 RESERVE (6) and RELEASE (6).
+    pub const RESERVE_6: u8 = 0x16;
+    pub const RELEASE_6: u8 = 0x17;
     pub const MODE_SENSE_6: u8 = 0x1A;
     pub const START_STOP_UNIT: u8 = 0x1B;
     pub const PREVENT_ALLOW_MEDIUM_REMOVAL: u8 = 0x1E;
@@ -28,7 +31,13 @@ pub mod op {
     pub const UNMAP: u8 = 0x42;
     pub const SANITIZE: u8 = 0x48;
     pub const MODE_SELECT_10: u8 = 0x55;
+    /// SPC-2 RESERVE (10) and RELEASE (10).
+    pub const RESERVE_10: u8 = 0x56;
+    pub const RELEASE_10: u8 = 0x57;
     pub const MODE_SENSE_10: u8 = 0x5A;
+    /// SPC-4 PERSISTENT RESERVE IN / OUT (service actions in byte 1).
+    pub const PERSISTENT_RESERVE_IN: u8 = 0x5E;
+    pub const PERSISTENT_RESERVE_OUT: u8 = 0x5F;
     pub const READ_16: u8 = 0x88;
     pub const COMPARE_AND_WRITE: u8 = 0x89;
     pub const WRITE_16: u8 = 0x8A;
@@ -95,6 +104,11 @@ pub struct Cdb<'a> {
 impl<'a> Cdb<'a> {
     pub fn new(bytes: &'a [u8]) -> Self {
         Self { bytes }
+    }
+
+    /// The CDB as received.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
     }
 
     pub fn len(&self) -> usize {

@@ -4,18 +4,20 @@
 
 use super::cdb::{self, op, Cdb};
 use super::nexus::{self, NexusState};
+use super::pr::{in_service_action as pr_in, out_service_action as pr_out, Access};
 use super::sense::Sense;
 use super::{
-    capacity, compare, defects, done, inquiry, mode, provisioning, report_luns, rsoc, rw, sanitize,
-    unit, LuInfo, LunMap, Plan,
+    capacity, compare, defects, done, inquiry, mode, provisioning, report_luns, reservations, rsoc,
+    rw, sanitize, unit, LuContext, LuInfo, LunMap, Plan,
 };
 
 /// What a handler may look at: the target's units (REPORT LUNS, INQUIRY), the I_T nexus state
-/// (sense format, pending sense) and the addressed unit.
+/// (sense format, pending sense), the addressed unit and its reservations.
 pub(super) struct Ctx<'a> {
     pub luns: &'a LunMap,
     pub nexus: &'a mut NexusState,
     pub lu: &'a LuInfo,
+    pub unit: LuContext<'a>,
 }
 
 pub(super) type Handler = fn(&mut Ctx<'_>, Cdb<'_>) -> Result<Plan, Sense>;
@@ -30,6 +32,9 @@ pub(super) struct Command {
     /// (byte 1 carries the service action where there is one); elsewhere a bit is one when the
     /// device server looks at that bit of the CDB. Its length is the CDB length.
     pub usage: &'static [u8],
+    /// How reservations treat it (SPC-4 / SBC-3 tables of commands allowed in the presence
+    /// of various reservations).
+    pub access: Access,
     pub handler: Handler,
 }
 
@@ -52,6 +57,72 @@ const fn ten(opcode: u8, byte1: u8) -> [u8; 10] {
 /// 12-byte READ/WRITE-style usage: LBA (bytes 2..=5), length (6..=9), GROUP NUMBER unused.
 const fn twelve(opcode: u8, byte1: u8) -> [u8; 12] {
     [opcode, byte1, FF, FF, FF, FF, FF, FF, FF, FF, 0, C]
+}
+
+/// PERSISTENT RESERVE IN usage: SERVICE ACTION, ALLOCATION LENGTH (bytes 7..=8).
+const fn pr_in_usage(service_action: u8) -> [u8; 10] {
+    [
+        op::PERSISTENT_RESERVE_IN,
+        service_action,
+        0,
+        0,
+        0,
+        0,
+        0,
+        FF,
+        FF,
+        C,
+    ]
+}
+
+/// PERSISTENT RESERVE OUT usage: SERVICE ACTION, SCOPE and TYPE where the service action reads
+/// them, PARAMETER LIST LENGTH (bytes 5..=8).
+const fn pr_out_usage(service_action: u8, scope_type: u8) -> [u8; 10] {
+    [
+        op::PERSISTENT_RESERVE_OUT,
+        service_action,
+        scope_type,
+        0,
+        0,
+        FF,
+        FF,
+        FF,
+        FF,
+        C,
+    ]
+}
+
+/// One service action of PERSISTENT RESERVE IN, answered from the unit's snapshot.
+const fn persistent_in(service_action: u8, usage: &'static [u8]) -> Command {
+    Command {
+        opcode: op::PERSISTENT_RESERVE_IN,
+        service_action: Some(service_action),
+        usage,
+        access: Access::Persistent,
+        handler: reservations::persistent_reserve_in,
+    }
+}
+
+/// One service action of PERSISTENT RESERVE OUT, which receives its parameter list first.
+const fn persistent_out(service_action: u8, usage: &'static [u8]) -> Command {
+    Command {
+        opcode: op::PERSISTENT_RESERVE_OUT,
+        service_action: Some(service_action),
+        usage,
+        access: Access::Persistent,
+        handler: |_, cdb| reservations::persistent_reserve_out(cdb),
+    }
+}
+
+/// RESERVE(6)/RELEASE(6) usage: byte 1 3RDPTY (bit 4) and EXTENT (bit 0) are checked (refused).
+const fn six_reserve(opcode: u8) -> [u8; 6] {
+    [opcode, 0x11, 0, 0, 0, C]
+}
+
+/// RESERVE(10)/RELEASE(10) usage: 3RDPTY, LONGID, EXTENT and the PARAMETER LIST LENGTH are
+/// checked (refused: no third-party reservations).
+const fn ten_reserve(opcode: u8) -> [u8; 10] {
+    [opcode, 0x13, 0, 0, 0, 0, 0, FF, FF, C]
 }
 
 /// 16-byte READ/WRITE-style usage: LBA (bytes 2..=9), length or ALLOCATION LENGTH (10..=13).
@@ -84,84 +155,112 @@ static COMMANDS: &[Command] = &[
         opcode: op::TEST_UNIT_READY,
         service_action: None,
         usage: &[op::TEST_UNIT_READY, 0, 0, 0, 0, C],
+        access: Access::Always,
         handler: |_, _| Ok(done()),
     },
     Command {
         opcode: op::REQUEST_SENSE,
         service_action: None,
         usage: &[op::REQUEST_SENSE, 0x01, 0, 0, FF, C],
+        access: Access::Always,
         handler: |ctx, cdb| Ok(nexus::request_sense(ctx.nexus, cdb, Some(ctx.lu.lun))),
     },
     Command {
         opcode: op::READ_6,
         service_action: None,
         usage: &[op::READ_6, 0x1F, FF, FF, FF, C],
+        access: Access::Read,
         handler: |ctx, cdb| rw::read(ctx.lu, cdb),
     },
     Command {
         opcode: op::WRITE_6,
         service_action: None,
         usage: &[op::WRITE_6, 0x1F, FF, FF, FF, C],
+        access: Access::Write,
         handler: |ctx, cdb| rw::write(ctx.lu, cdb),
     },
     Command {
         opcode: op::INQUIRY,
         service_action: None,
         usage: &[op::INQUIRY, 0x01, FF, FF, FF, C],
+        access: Access::Always,
         handler: |ctx, cdb| inquiry::inquiry(Some(ctx.lu), ctx.luns, cdb),
     },
     Command {
         opcode: op::MODE_SELECT_6,
         service_action: None,
         usage: &[op::MODE_SELECT_6, 0x11, 0, 0, FF, C],
+        access: Access::Write,
         handler: |_, cdb| mode::mode_select(cdb),
+    },
+    Command {
+        opcode: op::RESERVE_6,
+        service_action: None,
+        usage: &six_reserve(op::RESERVE_6),
+        access: Access::Reserve,
+        handler: reservations::reserve,
+    },
+    Command {
+        opcode: op::RELEASE_6,
+        service_action: None,
+        usage: &six_reserve(op::RELEASE_6),
+        access: Access::Release,
+        handler: reservations::release,
     },
     Command {
         opcode: op::MODE_SENSE_6,
         service_action: None,
         usage: &[op::MODE_SENSE_6, 0x08, FF, FF, FF, C],
+        access: Access::Read,
         handler: |ctx, cdb| mode::mode_sense(ctx.lu, ctx.nexus, cdb),
     },
     Command {
         opcode: op::START_STOP_UNIT,
         service_action: None,
         usage: &[op::START_STOP_UNIT, 0, 0, 0, 0xF3, C],
+        access: Access::StartStop,
         handler: |ctx, cdb| unit::start_stop_unit(ctx.lu, cdb),
     },
     Command {
         opcode: op::PREVENT_ALLOW_MEDIUM_REMOVAL,
         service_action: None,
         usage: &[op::PREVENT_ALLOW_MEDIUM_REMOVAL, 0, 0, 0, 0x03, C],
+        access: Access::PreventAllow,
         handler: |ctx, cdb| unit::prevent_allow_medium_removal(ctx.lu, ctx.nexus, cdb),
     },
     Command {
         opcode: op::READ_CAPACITY_10,
         service_action: None,
         usage: &[op::READ_CAPACITY_10, 0, FF, FF, FF, FF, 0, 0, 0x01, C],
+        access: Access::Always,
         handler: |ctx, cdb| capacity::read_capacity_10(ctx.lu, cdb),
     },
     Command {
         opcode: op::READ_10,
         service_action: None,
         usage: &ten(op::READ_10, DPO_FUA),
+        access: Access::Read,
         handler: |ctx, cdb| rw::read(ctx.lu, cdb),
     },
     Command {
         opcode: op::WRITE_10,
         service_action: None,
         usage: &ten(op::WRITE_10, DPO_FUA),
+        access: Access::Write,
         handler: |ctx, cdb| rw::write(ctx.lu, cdb),
     },
     Command {
         opcode: op::WRITE_AND_VERIFY_10,
         service_action: None,
         usage: &ten(op::WRITE_AND_VERIFY_10, DPO_BYTCHK1),
+        access: Access::Write,
         handler: |ctx, cdb| rw::write_and_verify(ctx.lu, cdb),
     },
     Command {
         opcode: op::VERIFY_10,
         service_action: None,
         usage: &ten(op::VERIFY_10, DPO_BYTCHK2),
+        access: Access::Read,
         handler: |ctx, cdb| compare::verify(ctx.lu, cdb),
     },
     Command {
@@ -169,66 +268,121 @@ static COMMANDS: &[Command] = &[
         service_action: None,
         // IMMED (byte 1 bit 1); GROUP NUMBER is accepted and ignored.
         usage: &ten(op::PRE_FETCH_10, 0x02),
+        access: Access::Read,
         handler: |ctx, cdb| rw::prefetch(ctx.lu, cdb),
     },
     Command {
         opcode: op::SYNCHRONIZE_CACHE_10,
         service_action: None,
         usage: &ten(op::SYNCHRONIZE_CACHE_10, 0x02),
+        access: Access::Write,
         handler: |ctx, cdb| rw::synchronize_cache(ctx.lu, cdb),
     },
     Command {
         opcode: op::READ_DEFECT_DATA_10,
         service_action: None,
         usage: &[op::READ_DEFECT_DATA_10, 0, 0x1F, 0, 0, 0, 0, FF, FF, C],
+        access: Access::Read,
         handler: |_, cdb| defects::read_defect_data(cdb),
     },
     Command {
         opcode: op::WRITE_SAME_10,
         service_action: None,
         usage: &ten(op::WRITE_SAME_10, 0x08),
+        access: Access::Write,
         handler: |ctx, cdb| provisioning::write_same(ctx.lu, cdb),
     },
     Command {
         opcode: op::UNMAP,
         service_action: None,
         usage: &[op::UNMAP, 0, 0, 0, 0, 0, 0, FF, FF, C],
+        access: Access::Write,
         handler: |ctx, cdb| provisioning::unmap(ctx.lu, cdb),
     },
     Command {
         opcode: op::SANITIZE,
         service_action: Some(cdb::SA_SANITIZE_OVERWRITE),
         usage: &sanitize_usage(cdb::SA_SANITIZE_OVERWRITE),
+        access: Access::Write,
         handler: |ctx, cdb| sanitize::sanitize(ctx.lu, cdb),
     },
     Command {
         opcode: op::SANITIZE,
         service_action: Some(cdb::SA_SANITIZE_BLOCK_ERASE),
         usage: &sanitize_usage(cdb::SA_SANITIZE_BLOCK_ERASE),
+        access: Access::Write,
         handler: |ctx, cdb| sanitize::sanitize(ctx.lu, cdb),
     },
     Command {
         opcode: op::SANITIZE,
         service_action: Some(cdb::SA_SANITIZE_EXIT_FAILURE_MODE),
         usage: &sanitize_usage(cdb::SA_SANITIZE_EXIT_FAILURE_MODE),
+        access: Access::Write,
         handler: |ctx, cdb| sanitize::sanitize(ctx.lu, cdb),
     },
     Command {
         opcode: op::MODE_SELECT_10,
         service_action: None,
         usage: &[op::MODE_SELECT_10, 0x11, 0, 0, 0, 0, 0, FF, FF, C],
+        access: Access::Write,
         handler: |_, cdb| mode::mode_select(cdb),
+    },
+    Command {
+        opcode: op::RESERVE_10,
+        service_action: None,
+        usage: &ten_reserve(op::RESERVE_10),
+        access: Access::Reserve,
+        handler: reservations::reserve,
+    },
+    Command {
+        opcode: op::RELEASE_10,
+        service_action: None,
+        usage: &ten_reserve(op::RELEASE_10),
+        access: Access::Release,
+        handler: reservations::release,
     },
     Command {
         opcode: op::MODE_SENSE_10,
         service_action: None,
         usage: &[op::MODE_SENSE_10, 0x18, FF, FF, 0, 0, 0, FF, FF, C],
+        access: Access::Read,
         handler: |ctx, cdb| mode::mode_sense(ctx.lu, ctx.nexus, cdb),
     },
+    persistent_in(pr_in::READ_KEYS, &pr_in_usage(pr_in::READ_KEYS)),
+    persistent_in(
+        pr_in::READ_RESERVATION,
+        &pr_in_usage(pr_in::READ_RESERVATION),
+    ),
+    persistent_in(
+        pr_in::REPORT_CAPABILITIES,
+        &pr_in_usage(pr_in::REPORT_CAPABILITIES),
+    ),
+    persistent_in(
+        pr_in::READ_FULL_STATUS,
+        &pr_in_usage(pr_in::READ_FULL_STATUS),
+    ),
+    persistent_out(pr_out::REGISTER, &pr_out_usage(pr_out::REGISTER, 0)),
+    persistent_out(pr_out::RESERVE, &pr_out_usage(pr_out::RESERVE, FF)),
+    persistent_out(pr_out::RELEASE, &pr_out_usage(pr_out::RELEASE, FF)),
+    persistent_out(pr_out::CLEAR, &pr_out_usage(pr_out::CLEAR, 0)),
+    persistent_out(pr_out::PREEMPT, &pr_out_usage(pr_out::PREEMPT, FF)),
+    persistent_out(
+        pr_out::PREEMPT_AND_ABORT,
+        &pr_out_usage(pr_out::PREEMPT_AND_ABORT, FF),
+    ),
+    persistent_out(
+        pr_out::REGISTER_AND_IGNORE_EXISTING_KEY,
+        &pr_out_usage(pr_out::REGISTER_AND_IGNORE_EXISTING_KEY, 0),
+    ),
+    persistent_out(
+        pr_out::REGISTER_AND_MOVE,
+        &pr_out_usage(pr_out::REGISTER_AND_MOVE, 0),
+    ),
     Command {
         opcode: op::READ_16,
         service_action: None,
         usage: &sixteen(op::READ_16, DPO_FUA, 0),
+        access: Access::Read,
         handler: |ctx, cdb| rw::read(ctx.lu, cdb),
     },
     Command {
@@ -252,42 +406,49 @@ static COMMANDS: &[Command] = &[
             0,
             C,
         ],
+        access: Access::Write,
         handler: |ctx, cdb| compare::compare_and_write(ctx.lu, cdb),
     },
     Command {
         opcode: op::WRITE_16,
         service_action: None,
         usage: &sixteen(op::WRITE_16, DPO_FUA, 0),
+        access: Access::Write,
         handler: |ctx, cdb| rw::write(ctx.lu, cdb),
     },
     Command {
         opcode: op::ORWRITE_16,
         service_action: None,
         usage: &sixteen(op::ORWRITE_16, DPO_FUA, 0),
+        access: Access::Write,
         handler: |ctx, cdb| compare::orwrite(ctx.lu, cdb),
     },
     Command {
         opcode: op::WRITE_AND_VERIFY_16,
         service_action: None,
         usage: &sixteen(op::WRITE_AND_VERIFY_16, DPO_BYTCHK1, 0),
+        access: Access::Write,
         handler: |ctx, cdb| rw::write_and_verify(ctx.lu, cdb),
     },
     Command {
         opcode: op::VERIFY_16,
         service_action: None,
         usage: &sixteen(op::VERIFY_16, DPO_BYTCHK2, 0),
+        access: Access::Read,
         handler: |ctx, cdb| compare::verify(ctx.lu, cdb),
     },
     Command {
         opcode: op::PRE_FETCH_16,
         service_action: None,
         usage: &sixteen(op::PRE_FETCH_16, 0x02, 0),
+        access: Access::Read,
         handler: |ctx, cdb| rw::prefetch(ctx.lu, cdb),
     },
     Command {
         opcode: op::SYNCHRONIZE_CACHE_16,
         service_action: None,
         usage: &sixteen(op::SYNCHRONIZE_CACHE_16, 0x02, 0),
+        access: Access::Write,
         handler: |ctx, cdb| rw::synchronize_cache(ctx.lu, cdb),
     },
     Command {
@@ -295,6 +456,7 @@ static COMMANDS: &[Command] = &[
         service_action: None,
         // UNMAP (bit 3) and NDOB (bit 0).
         usage: &sixteen(op::WRITE_SAME_16, 0x09, 0),
+        access: Access::Write,
         handler: |ctx, cdb| provisioning::write_same(ctx.lu, cdb),
     },
     Command {
@@ -319,24 +481,28 @@ static COMMANDS: &[Command] = &[
             0,
             C,
         ],
+        access: Access::Write,
         handler: |ctx, cdb| rw::write_atomic(ctx.lu, cdb),
     },
     Command {
         opcode: op::SERVICE_ACTION_IN_16,
         service_action: Some(cdb::SA_READ_CAPACITY_16),
         usage: &sixteen(op::SERVICE_ACTION_IN_16, cdb::SA_READ_CAPACITY_16, 0x01),
+        access: Access::Always,
         handler: |ctx, cdb| capacity::read_capacity_16(ctx.lu, cdb),
     },
     Command {
         opcode: op::SERVICE_ACTION_IN_16,
         service_action: Some(cdb::SA_GET_LBA_STATUS),
         usage: &sixteen(op::SERVICE_ACTION_IN_16, cdb::SA_GET_LBA_STATUS, 0),
+        access: Access::Read,
         handler: |ctx, cdb| provisioning::get_lba_status(ctx.lu, cdb),
     },
     Command {
         opcode: op::REPORT_LUNS,
         service_action: None,
         usage: &[op::REPORT_LUNS, 0, FF, 0, 0, 0, FF, FF, FF, FF, 0, C],
+        access: Access::Always,
         handler: |ctx, cdb| report_luns::report_luns(ctx.luns, cdb),
     },
     Command {
@@ -356,6 +522,7 @@ static COMMANDS: &[Command] = &[
             0,
             C,
         ],
+        access: Access::Always,
         handler: |_, cdb| rsoc::report_supported_opcodes(cdb),
     },
     Command {
@@ -375,30 +542,35 @@ static COMMANDS: &[Command] = &[
             0,
             C,
         ],
+        access: Access::Always,
         handler: |_, cdb| rsoc::report_supported_tmfs(cdb),
     },
     Command {
         opcode: op::READ_12,
         service_action: None,
         usage: &twelve(op::READ_12, DPO_FUA),
+        access: Access::Read,
         handler: |ctx, cdb| rw::read(ctx.lu, cdb),
     },
     Command {
         opcode: op::WRITE_12,
         service_action: None,
         usage: &twelve(op::WRITE_12, DPO_FUA),
+        access: Access::Write,
         handler: |ctx, cdb| rw::write(ctx.lu, cdb),
     },
     Command {
         opcode: op::WRITE_AND_VERIFY_12,
         service_action: None,
         usage: &twelve(op::WRITE_AND_VERIFY_12, DPO_BYTCHK1),
+        access: Access::Write,
         handler: |ctx, cdb| rw::write_and_verify(ctx.lu, cdb),
     },
     Command {
         opcode: op::VERIFY_12,
         service_action: None,
         usage: &twelve(op::VERIFY_12, DPO_BYTCHK2),
+        access: Access::Read,
         handler: |ctx, cdb| compare::verify(ctx.lu, cdb),
     },
     Command {
@@ -419,6 +591,7 @@ static COMMANDS: &[Command] = &[
             0,
             C,
         ],
+        access: Access::Read,
         handler: |_, cdb| defects::read_defect_data(cdb),
     },
 ];

@@ -7,6 +7,11 @@
 //! drives step by step. Every malformed CDB gets CHECK CONDITION with the sense SPC-4 asks
 //! for, in the format the I_T nexus selected.
 //!
+//! Reservations ([`pr`]) are state every I_T nexus of a logical unit shares, with one writer:
+//! `dispatch` reads a snapshot of it ([`LuContext`]) to refuse commands with RESERVATION
+//! CONFLICT and to answer PERSISTENT RESERVE IN, and hands the commands that change it
+//! (RESERVE, RELEASE, PERSISTENT RESERVE OUT) back as a [`SharedOp`] for [`apply_shared`].
+//!
 //! Spec references give section numbers (spc4r37) only where they are stable across drafts;
 //! elsewhere they name the clause, table or field, since numbering moves between revisions.
 #![forbid(unsafe_code)]
@@ -26,6 +31,7 @@ pub mod pr;
 mod provisioning;
 pub mod range_lock;
 mod report_luns;
+mod reservations;
 mod rsoc;
 mod rw;
 mod sanitize;
@@ -45,6 +51,10 @@ pub use job::{Job, JobIo, Step, STEP_BYTES};
 pub use lun::{decode_lun, encode_lun, LunMap};
 pub use medium::{MediumState, Prevents};
 pub use nexus::NexusState;
+pub use pr::{
+    Access, InitiatorPort, ItNexus, NexusSet, OutEffects, PrState, ProutRequest, Refusal, UaTarget,
+};
+pub use reservations::{apply_shared, SharedOp, SharedRequest};
 pub use sense::{FieldPointer, Sense, SenseFormat, SenseKey};
 pub use ua::{UnitAttention, UnitAttentions};
 
@@ -143,17 +153,46 @@ pub enum Plan {
     /// initiator's EDTL, else receive [`Job::data_out_len`] bytes of Data-Out and drive the job
     /// with [`Job::start`] and [`Job::resume`] until it is [`Step::Done`].
     Job(Box<Job>),
+    /// A command that changes state every I_T nexus shares (RESERVE, RELEASE; PERSISTENT
+    /// RESERVE OUT comes back from [`execute_params`] as [`ParamsOutcome::Shared`]): hand it
+    /// to the logical unit's one writer, which answers with [`apply_shared`].
+    Shared(SharedOp),
 }
 
-/// Dispatch one CDB addressed to `lun_raw` (8-byte LUN field) through the target's `luns`.
+/// What dispatch needs to know beyond the CDB: who sends it and the reservations of the
+/// addressed logical unit (a snapshot; [`pr::IDLE`] for a unit with none).
+#[derive(Debug, Clone, Copy)]
+pub struct LuContext<'a> {
+    /// The reservation state of the logical unit `lun_raw` addresses.
+    pub pr: &'a PrState,
+    /// The I_T nexus the command arrived on.
+    pub it_nexus: &'a ItNexus,
+}
+
+/// What [`execute_params`] decided once the Data-Out arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamsOutcome {
+    Done(Completion),
+    /// PERSISTENT RESERVE OUT: apply it where the unit's state lives ([`apply_shared`]).
+    Shared(SharedOp),
+}
+
+/// Dispatch one CDB addressed to `lun_raw` (8-byte LUN field) through the target's `luns`,
+/// from the I_T nexus and with the reservations `unit` gives.
 ///
 /// Unknown LUN: INQUIRY answers with peripheral qualifier 011b / device type 1Fh, REPORT LUNS and
 /// REQUEST SENSE work, everything else is CHECK CONDITION, LOGICAL UNIT NOT SUPPORTED.
-pub fn dispatch(luns: &LunMap, nexus: &mut NexusState, lun_raw: u64, cdb: &[u8]) -> Plan {
+pub fn dispatch(
+    luns: &LunMap,
+    nexus: &mut NexusState,
+    unit: LuContext<'_>,
+    lun_raw: u64,
+    cdb: &[u8],
+) -> Plan {
     let lu = decode_lun(lun_raw).and_then(|n| luns.get(n));
     let cdb = Cdb::new(cdb);
     let result = match lu {
-        Some(lu) => route(luns, nexus, lu, cdb),
+        Some(lu) => route(luns, nexus, unit, lu, cdb),
         None => route_without_lu(luns, nexus, cdb),
     };
     match result {
@@ -183,15 +222,16 @@ pub fn execute_params(
     lun_raw: u64,
     cdb: &[u8],
     params: &[u8],
-) -> Completion {
+) -> ParamsOutcome {
     let cdb = Cdb::new(cdb);
     let result = match decode_lun(lun_raw).and_then(|n| luns.get(n)) {
         None => Err(Sense::lun_not_supported()),
         Some(lu) => params_for(lu, nexus, cdb, params),
     };
     match result {
-        Ok(()) => good(),
-        Err(sense) => check_condition(nexus, sense),
+        Ok(None) => ParamsOutcome::Done(good()),
+        Ok(Some(op)) => ParamsOutcome::Shared(op),
+        Err(sense) => ParamsOutcome::Done(check_condition(nexus, sense)),
     }
 }
 
@@ -217,10 +257,24 @@ pub fn good() -> Completion {
 
 /// CHECK CONDITION with arbitrary sense, in the nexus's format.
 pub fn check_condition(nexus: &NexusState, sense: Sense) -> Completion {
+    check_condition_as(nexus.sense_format(), sense)
+}
+
+/// CHECK CONDITION with arbitrary sense, in the given format.
+pub fn check_condition_as(format: SenseFormat, sense: Sense) -> Completion {
     Completion {
         status: ScsiStatus::CHECK_CONDITION,
         data: Vec::new(),
-        sense: sense.encode(nexus.sense_format()),
+        sense: sense.encode(format),
+    }
+}
+
+/// RESERVATION CONFLICT status: no data, no sense (SAM-5).
+pub fn reservation_conflict() -> Completion {
+    Completion {
+        status: ScsiStatus::RESERVATION_CONFLICT,
+        data: Vec::new(),
+        sense: Vec::new(),
     }
 }
 
@@ -256,7 +310,13 @@ fn route_without_lu(luns: &LunMap, nexus: &mut NexusState, cdb: Cdb) -> Result<P
     }
 }
 
-fn route(luns: &LunMap, nexus: &mut NexusState, lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
+fn route(
+    luns: &LunMap,
+    nexus: &mut NexusState,
+    unit: LuContext<'_>,
+    lu: &LuInfo,
+    cdb: Cdb,
+) -> Result<Plan, Sense> {
     if cdb.len() == 0 {
         return Err(Sense::invalid_field_in_cdb().at_cdb(0, None));
     }
@@ -269,8 +329,21 @@ fn route(luns: &LunMap, nexus: &mut NexusState, lu: &LuInfo, cdb: Cdb) -> Result
     // Length first: the service action lookup reads byte 1.
     check_frame(cdb)?;
     let command = commands::lookup(cdb)?;
+    // SPC-4 / SBC-3 reservation tables: once the command is known, before it does anything.
+    // An unreserved unit (the common case) costs the idle check alone.
+    if !unit.pr.is_idle() {
+        let access = command.access.for_cdb(cdb.bytes());
+        if unit.pr.conflict(unit.it_nexus, access) {
+            return Ok(Plan::Complete(reservation_conflict()));
+        }
+    }
     unit::check_medium(lu, cdb.opcode())?;
-    let mut ctx = Ctx { luns, nexus, lu };
+    let mut ctx = Ctx {
+        luns,
+        nexus,
+        lu,
+        unit,
+    };
     (command.handler)(&mut ctx, cdb)
 }
 
@@ -292,11 +365,21 @@ fn unit_attention_gate(nexus: &mut NexusState, lun: u16, opcode: u8) -> Result<(
     }
 }
 
-fn params_for(lu: &LuInfo, nexus: &mut NexusState, cdb: Cdb, params: &[u8]) -> Result<(), Sense> {
+/// The parameter-list half of a command: `Some` when it must be applied to shared state.
+fn params_for(
+    lu: &LuInfo,
+    nexus: &mut NexusState,
+    cdb: Cdb,
+    params: &[u8],
+) -> Result<Option<SharedOp>, Sense> {
     match cdb.opcode() {
         op::MODE_SELECT_6 | op::MODE_SELECT_10 => {
             check_frame(cdb)?;
-            mode::apply_mode_select(lu, nexus, cdb, params)
+            mode::apply_mode_select(lu, nexus, cdb, params).map(|()| None)
+        }
+        op::PERSISTENT_RESERVE_OUT => {
+            check_frame(cdb)?;
+            reservations::persistent_reserve_out_params(lu, nexus, cdb, params).map(Some)
         }
         _ => Err(Sense::invalid_opcode()),
     }

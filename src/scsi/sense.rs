@@ -160,6 +160,18 @@ impl Sense {
         Self::new(SenseKey::ILLEGAL_REQUEST, 0x26, 0x00)
     }
 
+    /// INVALID RELEASE OF PERSISTENT RESERVATION (26h/04h): SPC-4 PERSISTENT RESERVE OUT
+    /// RELEASE by the holder with a TYPE or SCOPE other than the reservation's.
+    pub const fn invalid_release_of_persistent_reservation() -> Self {
+        Self::new(SenseKey::ILLEGAL_REQUEST, 0x26, 0x04)
+    }
+
+    /// INSUFFICIENT REGISTRATION RESOURCES (55h/04h): SPC-4 PERSISTENT RESERVE OUT registering
+    /// more I_T nexuses than the device server keeps.
+    pub const fn insufficient_registration_resources() -> Self {
+        Self::new(SenseKey::ILLEGAL_REQUEST, 0x55, 0x04)
+    }
+
     /// WRITE PROTECTED (27h/00h).
     pub const fn write_protected() -> Self {
         Self::new(SenseKey::DATA_PROTECT, 0x27, 0x00)

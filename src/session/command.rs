@@ -108,7 +108,19 @@ impl Session {
                 let slot = self.new_task(lun, &cmd, TaskState::Io(IoKind::Flush));
                 self.submit(target, slot, IoOp::Flush);
             }
+            Plan::Shared(_) => {
+                let c = self.shared_unavailable();
+                self.send_completion(reply, &c, out);
+            }
         }
+    }
+
+    /// Reservation changes are applied by each logical unit's one writer (the control thread),
+    /// which sessions do not reach yet: until they do, the commands that would change them
+    /// (RESERVE, RELEASE, PERSISTENT RESERVE OUT) are refused as not supported rather than
+    /// answered GOOD with nothing kept.
+    pub(super) fn shared_unavailable(&self) -> scsi::Completion {
+        scsi::check_condition(&self.nexus, scsi::Sense::invalid_opcode())
     }
 
     fn decide(&mut self, cmd: &ScsiCommand, cdb: &[u8]) -> Decided {
@@ -116,7 +128,12 @@ impl Session {
             self.refresh_lu(lun);
         }
         let luns = self.luns.clone();
-        let plan = scsi::dispatch(&luns, &mut self.nexus, cmd.lun, cdb);
+        // No reservation snapshots reach sessions yet: every unit reads as unreserved.
+        let unit = scsi::LuContext {
+            pr: &scsi::pr::IDLE,
+            it_nexus: &self.it_nexus,
+        };
+        let plan = scsi::dispatch(&luns, &mut self.nexus, unit, cmd.lun, cdb);
         let lun = decode_lun(cmd.lun).unwrap_or(0);
         let (block_size, write_cache) = luns
             .get(lun)

@@ -80,7 +80,7 @@ impl Session {
         let request = LuRequest {
             target,
             lun,
-            nexus: self.nexus_id.clone(),
+            nexus: self.it_nexus.clone(),
             op,
         };
         self.control_out

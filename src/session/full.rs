@@ -25,8 +25,7 @@ use crate::backstore::Budget;
 use crate::login::{LoginOutcome, SessionParams, SessionType};
 use crate::pdu::reject::Reject;
 use crate::pdu::{Bhs, Frame, Opcode};
-use crate::scsi::pr::{InitiatorPort, ItNexus};
-use crate::scsi::{LunMap, NexusState};
+use crate::scsi::{InitiatorPort, ItNexus, LunMap, NexusState};
 
 /// How soon a request blocked by another session's range lock is retried.
 pub const RANGE_LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
@@ -45,6 +44,8 @@ pub struct Session {
     pub(super) next_generation: u32,
     pub(super) next_ttt: u32,
     pub(super) nexus: NexusState,
+    /// This session's I_T nexus as reservations name it.
+    pub(super) it_nexus: ItNexus,
     pub(super) io_queue: VecDeque<IoRequest>,
     pub(super) io_in_flight: usize,
     pub(super) keepalive: Keepalive,
@@ -73,7 +74,6 @@ pub struct Session {
     /// The initiator's address (SendTargets lists only the targets it may reach).
     pub(super) peer: Option<IpAddr>,
     /// This session's I_T nexus, as reservations and unit attentions name it.
-    pub(super) nexus_id: ItNexus,
     /// The latest shared state seen of each logical unit, in `luns` order.
     pub(super) lu_views: Vec<LuView>,
     /// Requests for the control thread (shared logical-unit state), drained by the connection.
@@ -128,12 +128,10 @@ impl Session {
                 .unit_attentions
                 .establish(lu.lun, crate::scsi::UnitAttention::POWER_ON_RESET);
         }
-        let nexus_id = ItNexus {
-            initiator: InitiatorPort {
-                name: outcome.params.initiator_name.to_ascii_lowercase(),
-                isid: outcome.isid,
-            },
-            relative_port: 1,
+        // Every unit of a target is reached through the target's one portal group.
+        let it_nexus = ItNexus {
+            initiator: InitiatorPort::new(&outcome.params.initiator_name, outcome.isid),
+            relative_port: luns.iter().next().map_or(1, |lu| lu.relative_port_id),
         };
         let lu_views = views_of(&luns);
         let keepalive = Keepalive::new(ctx.tuning.nop_interval, ctx.tuning.nop_timeout, now);
@@ -150,6 +148,7 @@ impl Session {
             next_generation: 1,
             next_ttt: 1,
             nexus,
+            it_nexus,
             io_queue: VecDeque::new(),
             io_in_flight: 0,
             keepalive,
@@ -168,7 +167,6 @@ impl Session {
             log: LogLimiter::default(),
             now,
             peer: outcome.peer,
-            nexus_id,
             lu_views,
             control_out: VecDeque::new(),
             next_token: 1,

@@ -42,7 +42,7 @@ impl Session {
         let before = view.snapshot.generation;
         let snapshot = lu.shared.load(&mut view.snapshot).clone();
         if snapshot.generation != before {
-            import_events(&snapshot, &self.nexus_id, view, &mut |ua| {
+            import_events(&snapshot, &self.it_nexus, view, &mut |ua| {
                 self.nexus.unit_attentions.establish(lun, ua)
             });
         }

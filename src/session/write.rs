@@ -568,13 +568,16 @@ impl Session {
             return;
         };
         let luns = self.luns.clone();
-        let c = scsi::execute_params(
+        let c = match scsi::execute_params(
             &luns,
             &mut self.nexus,
             t.lun_raw,
             &cdb,
             Self::received_data(w),
-        );
+        ) {
+            scsi::ParamsOutcome::Done(c) => c,
+            scsi::ParamsOutcome::Shared(_) => self.shared_unavailable(),
+        };
         self.send_completion(reply, &c, out);
         self.after_task_change(out);
     }

@@ -1,10 +1,8 @@
 //! An in-memory disk that plays the transport: it performs `Plan`s and drives `Job`s the way
 //! the session will (check the EDTL, start with the Data-Out, perform each `JobIo`, resume).
 
-use crate::scsi::{
-    dispatch, execute_params, Completion, Job, JobIo, LuInfo, LunMap, NexusState, Plan, ScsiStatus,
-    Step,
-};
+use super::{dispatch, execute_params};
+use crate::scsi::{Completion, Job, JobIo, LuInfo, LunMap, NexusState, Plan, ScsiStatus, Step};
 
 /// What the disk saw while driving one job.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -133,6 +131,7 @@ impl Disk {
             Plan::Flush { .. } => crate::scsi::good(),
             Plan::ReceiveParams { .. } => execute_params(luns, nexus, 0, cdb, data),
             Plan::Job(mut job) => self.run_job(&mut job, nexus, &lu, data),
+            Plan::Shared(op) => panic!("{cdb:02x?}: shared operation {op:?}"),
         }
     }
 }

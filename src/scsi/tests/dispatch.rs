@@ -1,11 +1,9 @@
 //! End-to-end behaviour of `dispatch`, `execute_params` and the completion builders.
 
 use super::*;
+use super::{dispatch, execute_params};
 use crate::scsi::cdb::op;
-use crate::scsi::{
-    check_condition, dispatch, encode_lun, execute_params, good, io_error, LunMap, NexusState,
-    SenseFormat,
-};
+use crate::scsi::{check_condition, encode_lun, good, io_error, LunMap, NexusState, SenseFormat};
 
 fn map() -> LunMap {
     LunMap::new(vec![lu(0), lu_with(|u| u.lun = 5)])
@@ -50,7 +48,7 @@ fn test_unit_ready_is_good() {
 #[test]
 fn unsupported_opcodes_are_invalid_command_operation_code() {
     for opcode in [
-        0x04, 0x1D, 0x3B, 0x5E, 0x7F, 0x83, 0x92, 0x9F, 0xA4, 0xC0, 0xFF,
+        0x04, 0x1D, 0x3B, 0x5C, 0x7F, 0x83, 0x92, 0x9F, 0xA4, 0xC0, 0xFF,
     ] {
         let mut cdb = [0u8; 16];
         cdb[0] = opcode;

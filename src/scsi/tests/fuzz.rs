@@ -1,9 +1,12 @@
 //! Random and truncated CDBs: nothing may panic, and every answer must be well formed.
 
+use super::dispatch;
 use super::*;
 use crate::scsi::cdb::op;
 use crate::scsi::job::STEP_BYTES;
-use crate::scsi::{dispatch, encode_lun, execute_params, Job, JobIo, LunMap, NexusState, Step};
+use crate::scsi::{
+    apply_shared, encode_lun, Job, JobIo, LuContext, LunMap, NexusState, PrState, SharedOp, Step,
+};
 
 /// xorshift64*: deterministic, dependency-free.
 struct Rng(u64);
@@ -30,7 +33,7 @@ impl Rng {
     }
 }
 
-const KNOWN: [u8; 32] = [
+const KNOWN: [u8; 38] = [
     op::TEST_UNIT_READY,
     op::REQUEST_SENSE,
     op::READ_6,
@@ -63,6 +66,12 @@ const KNOWN: [u8; 32] = [
     op::ORWRITE_16,
     op::MAINTENANCE_IN,
     op::WRITE_AND_VERIFY_16,
+    op::RESERVE_6,
+    op::RELEASE_6,
+    op::RESERVE_10,
+    op::RELEASE_10,
+    op::PERSISTENT_RESERVE_IN,
+    op::PERSISTENT_RESERVE_OUT,
 ];
 
 fn units() -> LunMap {
@@ -123,6 +132,10 @@ fn assert_well_formed(luns: &LunMap, lun_raw: u64, cdb: &[u8], plan: &Plan) {
             assert!(lba + u64::from(*blocks) <= u.num_blocks);
         }
         Plan::ReceiveParams { len } => assert!(*len > 0),
+        Plan::Shared(op) => {
+            let u = unit.expect("shared state only of a real unit");
+            assert_eq!(op.lun, u.lun, "{cdb:02x?}");
+        }
         Plan::Job(job) => {
             let u = unit.expect("jobs only on a real unit");
             assert!(!u.read_only, "{cdb:02x?}");
@@ -198,34 +211,58 @@ fn assert_completion(c: &Completion, cdb: &[u8]) {
                 "{cdb:02x?}"
             );
         }
+        ScsiStatus::RESERVATION_CONFLICT => {
+            assert!(c.data.is_empty() && c.sense.is_empty(), "{cdb:02x?}");
+        }
         other => panic!("unexpected status {other:?} for {cdb:02x?}"),
     }
+}
+
+/// Applies a shared operation the way the unit's writer does; its answer must be well formed.
+fn apply(state: &mut PrState, it: &crate::scsi::ItNexus, op: &SharedOp, cdb: &[u8]) {
+    let (c, _) = apply_shared(state, it, op, &[1, 2]);
+    assert_completion(&c, cdb);
 }
 
 #[test]
 fn random_cdbs_never_panic_and_answers_are_well_formed() {
     let luns = units();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let mut nexus = NexusState::new();
+    // Two I_T nexuses sharing one reservation state, so that commands meet reservations.
+    let its = [
+        it_nexus("iqn.2024-01.org.example:a"),
+        it_nexus("iqn.2024-01.org.example:b"),
+    ];
+    let mut nexuses = [NexusState::new(), NexusState::new()];
+    let mut state = PrState::new();
     for _ in 0..200_000 {
+        let who = rng.below(2) as usize;
+        let (it, nexus) = (&its[who], &mut nexuses[who]);
         let cdb = random_cdb(&mut rng);
         let lun_raw = random_lun(&mut rng);
-        let plan = dispatch(&luns, &mut nexus, lun_raw, &cdb);
+        let unit = LuContext {
+            pr: &state,
+            it_nexus: it,
+        };
+        let plan = crate::scsi::dispatch(&luns, nexus, unit, lun_raw, &cdb);
         assert_well_formed(&luns, lun_raw, &cdb, &plan);
         match plan {
             Plan::ReceiveParams { len } => {
                 let n = rng.below(u64::from(len) + 8) as usize;
                 let params: Vec<u8> = (0..n).map(|_| rng.byte()).collect();
-                let c = execute_params(&luns, &mut nexus, lun_raw, &cdb, &params);
-                assert_completion(&c, &cdb);
+                match crate::scsi::execute_params(&luns, nexus, lun_raw, &cdb, &params) {
+                    ParamsOutcome::Done(c) => assert_completion(&c, &cdb),
+                    ParamsOutcome::Shared(op) => apply(&mut state, it, &op, &cdb),
+                }
             }
+            Plan::Shared(op) => apply(&mut state, it, &op, &cdb),
             Plan::Job(job) => {
                 let lu = crate::scsi::decode_lun(lun_raw)
                     .and_then(|n| luns.get(n))
                     .expect("jobs only on a real unit")
                     .clone();
                 let mut job = job;
-                drive(&mut rng, &mut job, &nexus, &lu, &cdb);
+                drive(&mut rng, &mut job, nexus, &lu, &cdb);
             }
             _ => {}
         }
@@ -245,8 +282,13 @@ fn every_prefix_of_every_known_cdb_is_answered() {
                     let lun_raw = encode_lun(lun);
                     let plan = dispatch(&luns, &mut nexus, lun_raw, &full[..len]);
                     assert_well_formed(&luns, lun_raw, &full[..len], &plan);
-                    let c = execute_params(&luns, &mut nexus, lun_raw, &full[..len], &full);
-                    assert_completion(&c, &full[..len]);
+                    let cdb = &full[..len];
+                    match crate::scsi::execute_params(&luns, &mut nexus, lun_raw, cdb, &full) {
+                        ParamsOutcome::Done(c) => assert_completion(&c, cdb),
+                        ParamsOutcome::Shared(op) => {
+                            apply(&mut PrState::new(), &it_nexus("iqn.x"), &op, cdb)
+                        }
+                    }
                 }
             }
         }

@@ -3,12 +3,12 @@
 //! holds.
 
 use super::disk::{information, sense_of, Disk};
+use super::dispatch;
 use super::{cdb10, cdb16, lu_with};
 use crate::scsi::cdb::op;
 use crate::scsi::job::STEP_BYTES;
 use crate::scsi::{
-    dispatch, good, Completion, Job, JobIo, LuInfo, LunMap, NexusState, Plan, Sense, SenseFormat,
-    Step,
+    good, Completion, Job, JobIo, LuInfo, LunMap, NexusState, Plan, Sense, SenseFormat, Step,
 };
 
 const ILLEGAL: u8 = 0x05;

@@ -2,9 +2,11 @@
 //! SCSI.TestUnitReady, Inquiry, ReadCapacity10/16, Read6/10/12/16, Write10/12/16, ReadOnly,
 //! Mandatory, ModeSense6. Each test names the libiscsi test it mirrors.
 
+use super::dispatch;
+use super::execute_params;
 use super::*;
 use crate::scsi::cdb::op;
-use crate::scsi::{dispatch, execute_params, LunMap, NexusState};
+use crate::scsi::{LunMap, NexusState};
 
 /// What a libiscsi helper checks: GOOD, or CHECK CONDITION with a key and one of some ASCs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,9 +40,11 @@ impl Target {
         let (status, data, sense) = match plan {
             Plan::Complete(c) => (c.status, c.data, c.sense),
             Plan::Read { blocks, .. } => (ScsiStatus::GOOD, vec![0; blocks as usize * 512], vec![]),
-            Plan::Write { .. } | Plan::Flush { .. } | Plan::ReceiveParams { .. } | Plan::Job(_) => {
-                (ScsiStatus::GOOD, vec![], vec![])
-            }
+            Plan::Write { .. }
+            | Plan::Flush { .. }
+            | Plan::ReceiveParams { .. }
+            | Plan::Job(_)
+            | Plan::Shared(_) => (ScsiStatus::GOOD, vec![], vec![]),
         };
         let key_asc = if sense.is_empty() {
             None

@@ -5,9 +5,10 @@
 //! libiscsi test it mirrors; two-nexus cases use two `NexusState`s over one LUN map.
 
 use super::disk::{sense_of, Disk, OneLu};
+use super::dispatch;
 use super::*;
 use crate::scsi::cdb::op;
-use crate::scsi::{dispatch, LunMap, NexusState};
+use crate::scsi::{LunMap, NexusState};
 
 const BS: usize = 512;
 const NUM_BLOCKS: u64 = 2048;

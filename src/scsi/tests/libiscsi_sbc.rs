@@ -5,9 +5,10 @@
 //! names the libiscsi test it mirrors; CDBs are built the way libiscsi's `scsi_cdb_*` do.
 
 use super::disk::{field_pointer, sense_of, OneLu};
+use super::dispatch;
 use super::*;
 use crate::scsi::cdb::op;
-use crate::scsi::{dispatch, LunMap, NexusState};
+use crate::scsi::{LunMap, NexusState};
 
 /// What libiscsi's `check_result` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

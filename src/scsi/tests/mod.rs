@@ -7,9 +7,45 @@ mod jobs;
 mod libiscsi;
 mod libiscsi_media;
 mod libiscsi_sbc;
+mod pr;
 mod unit_attention;
 
-use super::{Completion, LuInfo, Plan, ScsiStatus, Sense};
+use super::{
+    Completion, InitiatorPort, ItNexus, LuContext, LuInfo, LunMap, NexusState, ParamsOutcome, Plan,
+    ScsiStatus, Sense,
+};
+
+/// An I_T nexus of initiator `name` (ISID 1) through relative target port 1.
+pub(crate) fn it_nexus(name: &str) -> ItNexus {
+    ItNexus {
+        initiator: InitiatorPort::new(name, [0x40, 0, 0, 0, 0, 1]),
+        relative_port: 1,
+    }
+}
+
+/// `scsi::dispatch` from an I_T nexus of a unit nothing is reserved or registered on.
+pub(crate) fn dispatch(luns: &LunMap, nexus: &mut NexusState, lun_raw: u64, cdb: &[u8]) -> Plan {
+    let it = it_nexus("iqn.2024-01.org.example:host");
+    let unit = LuContext {
+        pr: &super::pr::IDLE,
+        it_nexus: &it,
+    };
+    super::dispatch(luns, nexus, unit, lun_raw, cdb)
+}
+
+/// `scsi::execute_params` of a command that completes without shared state (MODE SELECT).
+pub(crate) fn execute_params(
+    luns: &LunMap,
+    nexus: &mut NexusState,
+    lun_raw: u64,
+    cdb: &[u8],
+    params: &[u8],
+) -> Completion {
+    match super::execute_params(luns, nexus, lun_raw, cdb, params) {
+        ParamsOutcome::Done(c) => c,
+        ParamsOutcome::Shared(op) => panic!("unexpected shared operation {op:?}"),
+    }
+}
 
 /// A read-write 1 MiB disk (2048 x 512) at `lun`.
 pub(crate) fn lu(lun: u16) -> LuInfo {

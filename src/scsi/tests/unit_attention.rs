@@ -1,8 +1,9 @@
 //! Unit attentions as SAM-5 §5.14 has them reported: once, by the first command other than
 //! INQUIRY, REPORT LUNS and REQUEST SENSE, or as the sense data of REQUEST SENSE.
 
+use super::dispatch;
 use super::lu;
-use crate::scsi::{dispatch, encode_lun, LunMap, NexusState, Plan, ScsiStatus, UnitAttention};
+use crate::scsi::{encode_lun, LunMap, NexusState, Plan, ScsiStatus, UnitAttention};
 
 fn status_and_sense(plan: Plan) -> (ScsiStatus, Option<(u8, u8, u8)>, Vec<u8>) {
     match plan {
