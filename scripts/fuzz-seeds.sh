@@ -49,7 +49,7 @@ trap cleanup EXIT
 
 TGT_PORT=$(free_port)
 "$RINGTGT_BIN" serve --portal "127.0.0.1:$TGT_PORT" --target "$TARGET" --lun ram:16MiB \
-    --header-digest never --data-digest never >"$WORK/ringtgt.log" 2>&1 &
+    --state-dir "$WORK/state" --header-digest never --data-digest never >"$WORK/ringtgt.log" 2>&1 &
 PIDS+=("$!")
 wait_port "$TGT_PORT" "${PIDS[-1]}"
 

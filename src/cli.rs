@@ -200,6 +200,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     pub demo_image: Option<PathBuf>,
 
+    /// Directory for state that survives a restart (persistent reservations with APTPL).
+    /// Default /var/lib/ringtgt. Given with --config, replaces the file's state_dir.
+    #[arg(long = "state-dir", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
     /// Log filter: a level (error, warn, info, debug, trace) or directives such as
     /// info,ringtgt::login=debug. Default: $RUST_LOG, else info.
     #[arg(long, value_name = "LEVEL_OR_FILTER")]
@@ -339,6 +344,7 @@ impl ServeArgs {
             portal_group_tag: 1,
             discovery_chap: None,
             limits: Limits::default(),
+            state_dir: crate::config::default_state_dir(),
         })
     }
 
@@ -380,6 +386,12 @@ impl ServeArgs {
     ) -> Result<(), ConfigError> {
         if !self.portals.is_empty() {
             config.portals = self.portals.clone();
+        }
+        if let Some(dir) = &self.state_dir {
+            config.state_dir = std::path::absolute(dir).map_err(|e| ConfigError::Flag {
+                flag: format!("--state-dir {}", dir.display()),
+                problem: e.to_string(),
+            })?;
         }
         if let Some(cores) = &self.cores {
             config.cores = cores.clone();

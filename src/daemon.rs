@@ -10,6 +10,7 @@ use crate::config::{
     self, Backing, ChapConfig, Config, CoreSpec, DigestPolicy as ConfDigest, IscsiTuning, Limits,
     LunConfig, TargetConfig,
 };
+use crate::control::pr_store::PrStore;
 use crate::control::SessionLimits;
 use crate::login::{
     ChapAlgorithm as LoginChapAlgorithm, ChapCredentials, ChapPolicy, DigestPolicy, TargetEntry,
@@ -39,6 +40,8 @@ pub enum StartError {
     },
     #[error("cannot start reactor: {0}")]
     Reactor(std::io::Error),
+    #[error("persistent reservations: {0}")]
+    Reservations(String),
 }
 
 impl StartError {
@@ -46,7 +49,7 @@ impl StartError {
     pub fn exit_code(&self) -> u8 {
         match self {
             StartError::Store { .. } | StartError::Cores(_) => 2,
-            StartError::Bind { .. } | StartError::Reactor(_) => 1,
+            StartError::Bind { .. } | StartError::Reactor(_) | StartError::Reservations(_) => 1,
         }
     }
 }
@@ -68,6 +71,8 @@ impl Daemon {
 pub fn start(config: &Config) -> Result<Daemon, StartError> {
     let stores = open_stores(config)?;
     let ctx = Arc::new(build_context(config, &stores));
+    let pr_store = PrStore::new(&config.state_dir);
+    restore_reservations(&ctx, &pr_store)?;
     let cpus = resolve_cores(&config.cores)?;
     let table = Arc::new(StoreTable { targets: stores });
 
@@ -117,7 +122,7 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         .name("control".into())
         .spawn({
             let ctx = ctx.clone();
-            move || crate::control::run(control_rx, links, session_limits, ctx)
+            move || crate::control::run(control_rx, links, session_limits, ctx, pr_store)
         })
         .map_err(StartError::Reactor)?;
     let mut reactors = Vec::new();
@@ -159,6 +164,32 @@ fn open_stores(config: &Config) -> Result<Vec<HashMap<u16, Arc<Store>>>, StartEr
         all.push(luns);
     }
     Ok(all)
+}
+
+/// Gives each logical unit the reservations APTPL kept across the last stop. A file that
+/// cannot be read stops the start: running without reservations that initiators were promised
+/// would let a fenced-off node write.
+fn restore_reservations(ctx: &PortalContext, store: &PrStore) -> Result<(), StartError> {
+    for t in &ctx.targets {
+        for lu in t.luns.iter() {
+            let Some(pr) = store
+                .load(&t.name, lu.lun)
+                .map_err(StartError::Reservations)?
+            else {
+                continue;
+            };
+            tracing::info!(
+                target = %t.name,
+                lun = lu.lun,
+                registrations = pr.registrations().len(),
+                reserved = pr.reservation().is_some(),
+                "restored persistent reservations (APTPL)"
+            );
+            let now = lu.shared.snapshot();
+            lu.shared.publish(now.successor(pr, Vec::new()));
+        }
+    }
+    Ok(())
 }
 
 fn build_context(config: &Config, stores: &[HashMap<u16, Arc<Store>>]) -> PortalContext {

@@ -8,10 +8,11 @@ mod common;
 use std::collections::HashMap;
 use std::thread;
 
-use common::{cdb, Daemon, Initiator};
+use common::{cdb, Initiator};
 
 const ROUNDS: u64 = 400;
 const BS: usize = 512;
+const KEYS: &[(&str, &str)] = &[("ImmediateData", "Yes"), ("InitialR2T", "No")];
 
 fn caw16(lba: u64, blocks: u8) -> Vec<u8> {
     let mut c = vec![0u8; 16];
@@ -25,24 +26,6 @@ fn counter_block(value: u64, who: u8) -> Vec<u8> {
     let mut b = vec![who; BS];
     b[..8].copy_from_slice(&value.to_le_bytes());
     b
-}
-
-/// Logs in with ISID `who` on a connection the kernel gave to reactor `core`.
-fn session_on_core(d: &Daemon, core: usize, who: u8) -> Initiator {
-    for _ in 0..64 {
-        let mut ini = Initiator::connect(d.port());
-        ini.isid[5] = who;
-        ini.login(
-            Some(common::TARGET),
-            &[("ImmediateData", "Yes"), ("InitialR2T", "No")],
-        );
-        if d.core_of(ini.conn.local_port()) == Some(core) {
-            ini.clear_unit_attentions();
-            return ini;
-        }
-        ini.logout();
-    }
-    panic!("no connection landed on core {core} in 64 tries");
 }
 
 /// Increments the counter in block 0 `ROUNDS` times; returns how many MISCOMPAREs it took.
@@ -74,7 +57,10 @@ fn concurrent_compare_and_write_from_two_cores_loses_no_increment() {
     setup
         .write(0, &cdb::write10(0, 1), &counter_block(0, 0))
         .assert_good();
-    let (a, b) = (session_on_core(&d, 0, 0x11), session_on_core(&d, 1, 0x12));
+    let (a, b) = (
+        common::session_on_core(&d, 0, 0x11, KEYS),
+        common::session_on_core(&d, 1, 0x12, KEYS),
+    );
     let miscompares: u64 = thread::scope(|s| {
         let a = s.spawn(|| increment(a));
         let b = s.spawn(|| increment(b));
@@ -138,9 +124,9 @@ fn plain_writes_never_land_inside_a_compare_and_write_on_another_core() {
     setup
         .write(0, &cdb::write10(0, 1), &tagged_block(0))
         .assert_good();
-    let caw0 = session_on_core(&d, 0, 0x21);
-    let caw1 = session_on_core(&d, 1, 0x22);
-    let plain = session_on_core(&d, 1, 0x23);
+    let caw0 = common::session_on_core(&d, 0, 0x21, KEYS);
+    let caw1 = common::session_on_core(&d, 1, 0x22, KEYS);
+    let plain = common::session_on_core(&d, 1, 0x23, KEYS);
     let (swaps, writes) = thread::scope(|s| {
         let a = s.spawn(|| swap_tags(caw0, 1));
         let b = s.spawn(|| swap_tags(caw1, 2));

@@ -3,11 +3,8 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{cdb, Initiator};
 use ringtgt::pdu::tmf::{TmfFunction, TmfResponseCode};
-use ringtgt::pdu::Opcode;
 
 #[test]
 fn lun_reset_ends_other_initiators_tasks_and_raises_unit_attentions_everywhere() {
@@ -19,23 +16,13 @@ fn lun_reset_ends_other_initiators_tasks_and_raises_unit_attentions_everywhere()
     b.clear_unit_attentions();
 
     // A's write waits for its data (an R2T is out) when B resets the unit.
-    let cmd = a.command_pdu(0, &cdb::write10(0, 8), false, true, 4096);
-    a.send_pdu(&cmd.encode(), &[], &[]);
-    let (r2t, _) = a.recv();
-    assert_eq!(r2t.opcode(), Opcode::R2T);
+    let (cmd, r2t) = a.write_awaiting_data(0, &cdb::write10(0, 8), 4096);
     assert_eq!(
         b.task_management(TmfFunction::LOGICAL_UNIT_RESET, 0, 0, 0),
         TmfResponseCode::COMPLETE
     );
     // A's task is gone: its data is dropped and nothing answers it.
-    a.send_data_out(
-        cmd.lun,
-        cmd.itt,
-        ringtgt::pdu::scsi::R2t::decode(&r2t).ttt,
-        0,
-        &[7; 4096],
-    );
-    assert!(a.recv_within(Duration::from_millis(300)).is_none());
+    a.assert_write_ended(&cmd, &r2t);
     // Both nexuses are told, on their next command to the unit.
     for ini in [&mut a, &mut b] {
         ini.test_unit_ready(0).assert_sense(0x06, 0x29);

@@ -30,12 +30,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+use ringtgt::control::lu::{LuAction, LuRegistry};
+use ringtgt::control::ConnRef;
 use ringtgt::login::TargetOffer;
 use ringtgt::pdu::frame;
 use ringtgt::pdu::login::{LoginRequest, LoginResponse, Stage};
 use ringtgt::pdu::{Bhs, Digests, Opcode};
 use ringtgt::session::{
-    Connection, ControlRequest, IoCompletion, IoOp, IoRequest, Landing, LuReply, PortalContext,
+    Connection, ControlRequest, IoCompletion, IoOp, IoRequest, Landing, PortalContext,
     TargetRuntime, Tuning,
 };
 use ringtgt_fuzz::{login_targets, lun_map, MemStore, Reader, WirePdu, TARGET};
@@ -45,6 +47,8 @@ const INITIAL_RECV_BUF: usize = 64 * 1024;
 /// Completions one `complete_all` may take before the I/O is declared endless.
 const MAX_COMPLETIONS: usize = 100_000;
 const TSIH: u16 = 1;
+/// This connection, as the control thread names it.
+const ME: ConnRef = ConnRef { core: 0, key: 1 };
 const PORTAL: &str = "127.0.0.1:3260";
 /// Errnos a failed backing-store request reports.
 const ERRNOS: [i32; 4] = [5, 28, 19, 11]; // EIO, ENOSPC, ENODEV, EAGAIN
@@ -119,6 +123,8 @@ struct Harness {
     landing: Option<Landing>,
     store: MemStore,
     digests: Digests,
+    /// The control thread's writer of shared logical-unit state, with no reactor to ask.
+    registry: LuRegistry,
 }
 
 impl Harness {
@@ -127,7 +133,9 @@ impl Harness {
         let ctx = context(options);
         let store = MemStore::new(&ctx.targets[0].luns);
         let now = Instant::now();
+        let registry = LuRegistry::new(&ctx, 0, None);
         let mut h = Harness {
+            registry,
             conn: new_connection(ctx, now),
             now,
             rx: Vec::new(),
@@ -221,13 +229,17 @@ impl Harness {
 
     /// What the reactor does after every event: answer the control thread's part, submit I/O.
     fn service(&mut self) {
-        // The control thread's part: registrations, and shared-state operations (resets),
-        // answered at once as a control thread with no other session would.
+        // The control thread's part: registrations, and shared-state operations (resets,
+        // reservations) applied by the real registry, as with no other session.
         while let Some(req) = self.conn.poll_control() {
             match req {
                 ControlRequest::Register(_) => self.conn.handle_registration(Ok(TSIH), self.now),
-                ControlRequest::Lu { token, .. } => {
-                    self.conn.handle_lu_reply(token, LuReply::Done, self.now)
+                ControlRequest::Lu { token, request } => {
+                    for action in self.registry.request(ME, token, request) {
+                        if let LuAction::Reply { token, reply, .. } = action {
+                            self.conn.handle_lu_reply(token, reply, self.now);
+                        }
+                    }
                 }
                 ControlRequest::AbortDrained { .. } => {}
             }

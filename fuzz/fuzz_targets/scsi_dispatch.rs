@@ -20,8 +20,8 @@
 use libfuzzer_sys::fuzz_target;
 use ringtgt::scsi::{
     apply_shared, decode_lun, dispatch, encode_lun, execute_params, io_error, Completion,
-    InitiatorPort, ItNexus, Job, JobIo, LuContext, LuInfo, LunMap, NexusState, ParamsOutcome,
-    Plan, PrState, ScsiStatus, SharedOp, Step, STEP_BYTES,
+    InitiatorPort, ItNexus, Job, JobIo, LuContext, LuInfo, LunMap, NexusState, ParamsOutcome, Plan,
+    PrState, ScsiStatus, SharedOp, Step, STEP_BYTES,
 };
 use ringtgt_fuzz::{lun_map, MemStore, Reader};
 
@@ -69,14 +69,17 @@ struct Initiator {
 fuzz_target!(|input: &[u8]| {
     let luns = lun_map();
     let mut store = MemStore::new(&luns);
-    let mut initiators = ["iqn.2026-11.io.ringtgt:fuzz-a", "iqn.2026-11.io.ringtgt:fuzz-b"]
-        .map(|name| Initiator {
-            it: ItNexus {
-                initiator: InitiatorPort::new(name, [0x40, 0, 0, 0, 0, 1]),
-                relative_port: 1,
-            },
-            nexus: NexusState::new(),
-        });
+    let mut initiators = [
+        "iqn.2026-11.io.ringtgt:fuzz-a",
+        "iqn.2026-11.io.ringtgt:fuzz-b",
+    ]
+    .map(|name| Initiator {
+        it: ItNexus {
+            initiator: InitiatorPort::new(name, [0x40, 0, 0, 0, 0, 1]),
+            relative_port: 1,
+        },
+        nexus: NexusState::new(),
+    });
     let mut pr = PrState::new();
     let mut r = Reader::new(input);
     while !r.is_empty() {

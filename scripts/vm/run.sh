@@ -168,7 +168,7 @@ start_target() {
     echo "==== ringtgt started at $(date +%T)" >>"$OUT/ringtgt.log"
     # Not through nsx: a backgrounded function is a subshell, and $! would be its PID rather than
     # ringtgt's (ip netns exec execs the command, so here $! is ringtgt itself).
-    ip netns exec "$NS" "$RINGTGT_BIN" serve --config "$OUT/ringtgt.toml" --log "$LOG_LEVEL" \
+    ip netns exec "$NS" "$RINGTGT_BIN" serve --config "$OUT/ringtgt.toml" --log "$LOG_LEVEL" --state-dir "$OUT/state" \
         >>"$OUT/ringtgt.log" 2>&1 &
     TGT_PID=$!
     local i
@@ -238,7 +238,7 @@ mutual_secret_file = "$OUT/mutual.secret"
 [[target.lun]]
 path = "ram:32MiB"
 EOF
-ip netns exec "$NS" "$RINGTGT_BIN" serve --config "$OUT/ringtgt-chap.toml" --log "$LOG_LEVEL" \
+ip netns exec "$NS" "$RINGTGT_BIN" serve --config "$OUT/ringtgt-chap.toml" --log "$LOG_LEVEL" --state-dir "$OUT/state-chap" \
     >"$OUT/ringtgt-chap.log" 2>&1 &
 CHAP_PID=$!
 for ((i = 0; i < 100; i++)); do

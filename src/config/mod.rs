@@ -12,6 +12,7 @@
 //! portals = ["127.0.0.1:3260", "[::1]:3260"]
 //! cores = "0-1"
 //! portal_group_tag = 1
+//! state_dir = "/var/lib/ringtgt"
 //!
 //! [iscsi]
 //! max_recv_data_segment_length = 262144
@@ -77,6 +78,7 @@
 //! | `portals` | `["127.0.0.1:3260"]` | Addresses to listen on: `"IPv4:port"`, `"[IPv6]:port"`, or an address without port (port 3260). At least one, no duplicates, port not 0. |
 //! | `cores` | all available cores | Integer N = use N cores; string = a core count (`"4"`) or a list of CPU ids to pin to (`"0-3,8"`, `"0,2"`, `"5-5"` for CPU 5 alone). Ids 0..=4095, no duplicates, ranges not reversed. |
 //! | `portal_group_tag` | `1` | Target portal group tag reported to initiators, 0..=65535. |
+//! | `state_dir` | `"/var/lib/ringtgt"` | Absolute path of the directory for state that must survive a restart: persistent reservations of logical units whose registrants asked for APTPL (`reservations/<target>/lun-<id>.toml`, written atomically before the command completes). Created when first needed. |
 //!
 //! ## `[iscsi]` — protocol tuning (ranges from RFC 7143 §13)
 //!
@@ -174,10 +176,10 @@ mod validate;
 
 pub use error::{ConfigError, ConfigWarning};
 pub use model::{
-    default_portal, Backing, ChapAlgorithm, ChapConfig, ChapSecret, Config, CoreSpec, DigestPolicy,
-    IscsiTuning, Limits, LunAcl, LunConfig, MutualChap, Secret, SecretSource, TargetConfig,
-    DEFAULT_PORT, DEMO_TARGET, MAX_ALIAS_LEN, MAX_CHAP_TEXT_LEN, MAX_CORES, MAX_CORE_ID,
-    MAX_ISCSI_NAME_LEN, MAX_LUN_ID, MAX_SERIAL_LEN, MIN_CHAP_SECRET_LEN,
+    default_portal, default_state_dir, Backing, ChapAlgorithm, ChapConfig, ChapSecret, Config,
+    CoreSpec, DigestPolicy, IscsiTuning, Limits, LunAcl, LunConfig, MutualChap, Secret,
+    SecretSource, TargetConfig, DEFAULT_PORT, DEMO_TARGET, MAX_ALIAS_LEN, MAX_CHAP_TEXT_LEN,
+    MAX_CORES, MAX_CORE_ID, MAX_ISCSI_NAME_LEN, MAX_LUN_ID, MAX_SERIAL_LEN, MIN_CHAP_SECRET_LEN,
     MIN_CONNECTION_BUFFER_BYTES,
 };
 pub use parse::{

@@ -49,6 +49,8 @@ pub struct Config {
     pub discovery_chap: Option<ChapConfig>,
     /// Resource ceilings.
     pub limits: Limits,
+    /// Where state that must survive a restart lives (persistent reservations with APTPL).
+    pub state_dir: PathBuf,
 }
 
 /// One iSCSI target.
@@ -483,8 +485,14 @@ impl Config {
             portal_group_tag: 1,
             discovery_chap: None,
             limits: Limits::default(),
+            state_dir: default_state_dir(),
         }
     }
+}
+
+/// `/var/lib/ringtgt`, where a packaged daemon keeps its state.
+pub fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/ringtgt")
 }
 
 /// The portal used when neither `--portal` nor the config file names one: 127.0.0.1:3260.

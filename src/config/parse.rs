@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ConfigError, ConfigWarning};
 use super::model::{
-    default_portal, Backing, Config, CoreSpec, IscsiTuning, Limits, LunConfig, TargetConfig,
-    DEFAULT_PORT, MAX_CORES, MAX_CORE_ID,
+    default_portal, default_state_dir, Backing, Config, CoreSpec, IscsiTuning, Limits, LunConfig,
+    TargetConfig, DEFAULT_PORT, MAX_CORES, MAX_CORE_ID,
 };
 use super::validate::{
     AT_LEAST_ONE_SEC, CONNECTIONS_RANGE, LUN_ID_RANGE, MAX_TRANSFER_RANGE, NOP_INTERVAL_RANGE,
@@ -271,6 +271,8 @@ struct RawConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     portal_group_tag: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    state_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     iscsi: Option<RawIscsi>,
     #[serde(skip_serializing_if = "Option::is_none")]
     limits: Option<RawLimits>,
@@ -407,6 +409,20 @@ impl RawConfig {
             None => 1,
             Some(v) => TPGT_RANGE.convert("portal_group_tag", v)?,
         };
+        let state_dir = match self.state_dir {
+            None => default_state_dir(),
+            // Resolved against nothing: a daemon's working directory is no place for state.
+            Some(p) if p.is_absolute() => p,
+            Some(p) => {
+                return Err(ConfigError::invalid(
+                    "state_dir",
+                    format!(
+                        "must be an absolute path, got {:?}",
+                        p.display().to_string()
+                    ),
+                ))
+            }
+        };
         let iscsi = self.iscsi.unwrap_or_default().into_tuning()?;
         let limits = self.limits.unwrap_or_default().into_limits()?;
         let discovery_chap = match self.discovery.and_then(|d| d.chap) {
@@ -427,6 +443,7 @@ impl RawConfig {
             portal_group_tag,
             discovery_chap,
             limits,
+            state_dir,
         })
     }
 
@@ -442,6 +459,7 @@ impl RawConfig {
             portals: Some(c.portals.iter().map(ToString::to_string).collect()),
             cores: Some(cores),
             portal_group_tag: Some(c.portal_group_tag.into()),
+            state_dir: Some(c.state_dir.clone()),
             iscsi: Some(RawIscsi::from_tuning(&c.iscsi)),
             limits: Some(RawLimits::from_limits(&c.limits)),
             discovery: c.discovery_chap.as_ref().map(RawDiscovery::from_chap),

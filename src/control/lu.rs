@@ -1,21 +1,27 @@
 //! The one writer of every logical unit's shared state (DESIGN.md §1): applies the operations
-//! sessions send (resets today, reservations next), publishes the new snapshots every core
-//! reads, and has tasks ended on every other session before the requester is answered.
+//! sessions send (resets, reservation commands), publishes the new snapshots every core reads,
+//! persists reservations that asked for it (APTPL), and has tasks ended on the sessions an
+//! operation names before the requester is answered.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::pr_store::PrStore;
 use super::sessions::ConnRef;
+use crate::scsi::pr::ItNexus;
 use crate::scsi::shared::{LuShared, UaScope};
-use crate::scsi::UnitAttention;
+use crate::scsi::{apply_shared, check_condition_as, Sense, SharedOp, UnitAttention};
 use crate::session::{LuOp, LuReply, LuRequest, PortalContext, RemoteAbort};
 
 /// What the control thread must send after applying an operation.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LuAction {
-    /// Ask every reactor to end these tasks on its sessions, except on the requester's
-    /// connection; each answers how many sessions still finish some.
-    Broadcast { abort: RemoteAbort, except: ConnRef },
+    /// Ask every reactor to end these tasks on its sessions (except on `except`, the
+    /// requester's connection, for resets); each answers how many sessions still finish some.
+    Broadcast {
+        abort: RemoteAbort,
+        except: Option<ConnRef>,
+    },
     /// Close every session of this target (cold reset), the requester's after its answer.
     CloseTarget { target: usize, except: ConnRef },
     /// Answer the requester.
@@ -30,34 +36,57 @@ pub enum LuAction {
 struct Pending {
     conn: ConnRef,
     token: u64,
+    reply: LuReply,
     /// Reactors that have not answered yet.
     reactors_left: usize,
     /// Sessions that said they still had tasks finishing and have not reported them drained.
     draining: usize,
 }
 
+/// One logical unit as its writer knows it.
+struct Unit {
+    lun: u16,
+    shared: Arc<LuShared>,
+    /// Relative target port identifiers through which the unit is reached.
+    ports: Vec<u16>,
+}
+
+struct Target {
+    name: String,
+    units: Vec<Unit>,
+}
+
 pub struct LuRegistry {
-    /// Per target index, its logical units' shared state.
-    units: Vec<Vec<(u16, Arc<LuShared>)>>,
+    /// Per target index, its logical units.
+    targets: Vec<Target>,
+    /// Where APTPL reservations are kept; `None` keeps them in memory only (tests).
+    store: Option<PrStore>,
     reactors: usize,
     pending: HashMap<u64, Pending>,
     next_id: u64,
 }
 
 impl LuRegistry {
-    pub fn new(ctx: &PortalContext, reactors: usize) -> Self {
-        let units = ctx
+    pub fn new(ctx: &PortalContext, reactors: usize, store: Option<PrStore>) -> Self {
+        let targets = ctx
             .targets
             .iter()
-            .map(|t| {
-                t.luns
+            .map(|t| Target {
+                name: t.name.clone(),
+                units: t
+                    .luns
                     .iter()
-                    .map(|lu| (lu.lun, lu.shared.clone()))
-                    .collect()
+                    .map(|lu| Unit {
+                        lun: lu.lun,
+                        shared: lu.shared.clone(),
+                        ports: vec![lu.relative_port_id],
+                    })
+                    .collect(),
             })
             .collect();
         LuRegistry {
-            units,
+            targets,
+            store,
             reactors,
             pending: HashMap::new(),
             next_id: 1,
@@ -66,55 +95,148 @@ impl LuRegistry {
 
     /// Applies a session's request.
     pub fn request(&mut self, conn: ConnRef, token: u64, req: LuRequest) -> Vec<LuAction> {
-        let Some(units) = self.units.get(req.target) else {
-            return vec![reply(conn, token)];
+        let LuRequest {
+            target,
+            lun,
+            nexus,
+            op,
+        } = req;
+        if let LuOp::Reservation(op) = op {
+            return self.reservation(conn, token, target, &nexus, &op);
+        }
+        let Some(t) = self.targets.get(target) else {
+            return vec![reply(conn, token, LuReply::Done)];
         };
-        let affected: Vec<&Arc<LuShared>> = units
-            .iter()
-            .filter(|(lun, _)| req.lun.is_none_or(|l| l == *lun))
-            .map(|(_, shared)| shared)
-            .collect();
-        let event = match req.op {
+        let event = match op {
             // SAM-5 §6.3.3: a logical unit reset is reported to every I_T nexus, the one that
             // asked for it included (libiscsi's MultipathIO.Reset checks every path).
             LuOp::LunReset => (UaScope::All, UnitAttention::LUN_RESET),
             LuOp::TargetReset | LuOp::TargetColdReset => {
                 (UaScope::All, UnitAttention::POWER_ON_RESET)
             }
-            // SAM-5 §7.4: COMMANDS CLEARED BY ANOTHER INITIATOR (2Fh/00h), to the others.
+            // SAM-5 §7.4: COMMANDS CLEARED BY ANOTHER INITIATOR, to the others.
             LuOp::ClearTaskSet => (
-                UaScope::AllExcept(req.nexus.clone()),
-                UnitAttention::new(0x2f, 0x00),
+                UaScope::AllExcept(nexus.clone()),
+                UnitAttention::COMMANDS_CLEARED_BY_ANOTHER_INITIATOR,
             ),
+            LuOp::Reservation(_) => unreachable!("handled above"),
         };
-        for shared in affected {
-            if req.op != LuOp::ClearTaskSet {
-                // SPC-4 PREVENT ALLOW MEDIUM REMOVAL: a logical unit reset ends every nexus's
-                // prevention.
-                shared.medium.reset_prevention();
+        let resets = op != LuOp::ClearTaskSet;
+        for unit in t.units.iter().filter(|u| lun.is_none_or(|l| l == u.lun)) {
+            let now = unit.shared.snapshot();
+            let mut pr = now.pr.clone();
+            if resets {
+                // SPC-4: a reset releases an SPC-2 reservation (persistent ones stay) and ends
+                // every nexus's prevention of medium removal.
+                pr.reset();
+                unit.shared.medium.reset_prevention();
             }
-            let now = shared.snapshot();
-            shared.publish(now.successor(now.pr.clone(), vec![event.clone()]));
+            unit.shared.publish(now.successor(pr, vec![event.clone()]));
         }
-        let mut actions = self.broadcast(conn, token, req.target, req.lun);
-        if req.op == LuOp::TargetColdReset {
+        let abort = RemoteAbort {
+            id: 0,
+            target,
+            lun,
+            only: None,
+            announce: false,
+        };
+        let mut actions = self.broadcast(conn, token, LuReply::Done, abort, Some(conn));
+        if op == LuOp::TargetColdReset {
             actions.push(LuAction::CloseTarget {
-                target: req.target,
+                target,
                 except: conn,
             });
         }
         actions
     }
 
-    fn broadcast(
+    /// PERSISTENT RESERVE OUT, RESERVE or RELEASE from `nexus`: applied to the unit's state,
+    /// made durable when APTPL asks, published with the unit attentions it raises; PREEMPT AND
+    /// ABORT answers once the preempted nexuses' tasks have ended.
+    fn reservation(
         &mut self,
         conn: ConnRef,
         token: u64,
         target: usize,
-        lun: Option<u16>,
+        nexus: &ItNexus,
+        op: &SharedOp,
+    ) -> Vec<LuAction> {
+        let refuse = |sense: Sense| {
+            let c = check_condition_as(op.sense_format, sense);
+            vec![reply(conn, token, LuReply::Completed(c))]
+        };
+        let Some(t) = self.targets.get(target) else {
+            return refuse(Sense::lun_not_supported());
+        };
+        let Some(unit) = t.units.iter().find(|u| u.lun == op.lun) else {
+            return refuse(Sense::lun_not_supported());
+        };
+        let now = unit.shared.snapshot();
+        let mut pr = now.pr.clone();
+        let (completion, effects) = apply_shared(&mut pr, nexus, op, &unit.ports);
+        if effects.persist {
+            if let Some(store) = &self.store {
+                if let Err(e) = store.save(&t.name, op.lun, &pr) {
+                    // Nothing changes: a reservation the initiator was told would survive a
+                    // power loss must not exist only in memory.
+                    tracing::error!(
+                        target = %t.name,
+                        lun = op.lun,
+                        path = %store.path(&t.name, op.lun).display(),
+                        error = %e,
+                        "cannot persist reservations (APTPL); command refused"
+                    );
+                    return refuse(Sense::internal_target_failure());
+                }
+            }
+        }
+        let events: Vec<_> = effects
+            .unit_attentions
+            .into_iter()
+            .map(|(to, ua)| (UaScope::Matching(to), ua))
+            .collect();
+        if pr != now.pr || !events.is_empty() {
+            unit.shared.publish(now.successor(pr, events));
+        }
+        let done = LuReply::Completed(completion);
+        if effects.abort_tasks_of.is_empty() {
+            return vec![reply(conn, token, done)];
+        }
+        let abort = RemoteAbort {
+            id: 0,
+            target,
+            lun: Some(op.lun),
+            only: Some(effects.abort_tasks_of.into()),
+            announce: true,
+        };
+        self.broadcast(conn, token, done, abort, None)
+    }
+
+    /// The session of I_T nexus `nexus` on `target` has ended (logout, connection loss,
+    /// reinstatement): an SPC-2 reservation it held is released.
+    pub fn nexus_lost(&mut self, target: usize, nexus: &ItNexus) {
+        let Some(t) = self.targets.get(target) else {
+            return;
+        };
+        for unit in &t.units {
+            let now = unit.shared.snapshot();
+            let mut pr = now.pr.clone();
+            if pr.nexus_lost(nexus) {
+                unit.shared.publish(now.successor(pr, Vec::new()));
+            }
+        }
+    }
+
+    fn broadcast(
+        &mut self,
+        conn: ConnRef,
+        token: u64,
+        reply_with: LuReply,
+        mut abort: RemoteAbort,
+        except: Option<ConnRef>,
     ) -> Vec<LuAction> {
         if self.reactors == 0 {
-            return vec![reply(conn, token)];
+            return vec![reply(conn, token, reply_with)];
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -123,15 +245,13 @@ impl LuRegistry {
             Pending {
                 conn,
                 token,
+                reply: reply_with,
                 reactors_left: self.reactors,
                 draining: 0,
             },
         );
-        let abort = RemoteAbort { id, target, lun };
-        vec![LuAction::Broadcast {
-            abort,
-            except: conn,
-        }]
+        abort.id = id;
+        vec![LuAction::Broadcast { abort, except }]
     }
 
     /// A reactor has ended the tasks of broadcast `id`; `draining` of its sessions still have
@@ -158,31 +278,36 @@ impl LuRegistry {
         match self.pending.get(&id) {
             Some(p) if p.reactors_left == 0 && p.draining == 0 => {
                 let p = self.pending.remove(&id).expect("present");
-                vec![reply(p.conn, p.token)]
+                vec![reply(p.conn, p.token, p.reply)]
             }
             _ => Vec::new(),
         }
     }
 }
 
-fn reply(conn: ConnRef, token: u64) -> LuAction {
-    LuAction::Reply {
-        conn,
-        token,
-        reply: LuReply::Done,
-    }
+fn reply(conn: ConnRef, token: u64, reply: LuReply) -> LuAction {
+    LuAction::Reply { conn, token, reply }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scsi::pr::{InitiatorPort, ItNexus};
+    use crate::scsi::pr::{InitiatorPort, Preempt, ProutRequest, Register};
     use crate::scsi::shared::LuShared;
+    use crate::scsi::{ScsiStatus, SharedRequest};
 
     fn registry(reactors: usize) -> (LuRegistry, Arc<LuShared>) {
         let shared = Arc::new(LuShared::default());
         let r = LuRegistry {
-            units: vec![vec![(0, shared.clone())]],
+            targets: vec![Target {
+                name: "iqn.t".into(),
+                units: vec![Unit {
+                    lun: 0,
+                    shared: shared.clone(),
+                    ports: vec![1],
+                }],
+            }],
+            store: None,
             reactors,
             pending: HashMap::new(),
             next_id: 1,
@@ -218,7 +343,7 @@ mod tests {
         let LuAction::Broadcast { abort, except } = &actions[0] else {
             panic!("{actions:?}");
         };
-        assert_eq!((*except, abort.lun), (ME, Some(0)));
+        assert_eq!((*except, abort.lun), (Some(ME), Some(0)));
         let id = abort.id;
         assert!(r.applied(id, 1).is_empty(), "one reactor left");
         assert!(r.applied(id, 0).is_empty(), "one session still drains");
@@ -249,5 +374,136 @@ mod tests {
         let mut other = nexus();
         other.initiator.name = "iqn.b".into();
         assert_eq!(snap.events_for(&other, 0).0.count(), 1);
+    }
+
+    fn named(name: &str) -> ItNexus {
+        let mut n = nexus();
+        n.initiator.name = name.into();
+        n
+    }
+
+    fn reservation(nexus: ItNexus, request: SharedRequest) -> LuRequest {
+        LuRequest {
+            target: 0,
+            lun: Some(0),
+            nexus,
+            op: LuOp::Reservation(SharedOp {
+                lun: 0,
+                request,
+                sense_format: crate::scsi::SenseFormat::Fixed,
+            }),
+        }
+    }
+
+    fn register(key: u64, aptpl: bool) -> SharedRequest {
+        SharedRequest::PersistentReserveOut(ProutRequest::Register(Register {
+            key: 0,
+            sa_key: key,
+            ignore_existing: false,
+            all_tg_pt: false,
+            aptpl,
+            spec_i_pt: None,
+        }))
+    }
+
+    fn status(actions: &[LuAction]) -> ScsiStatus {
+        match actions {
+            [LuAction::Reply {
+                reply: LuReply::Completed(c),
+                ..
+            }] => c.status,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_aptpl_change_that_cannot_be_made_durable_is_refused_and_not_applied() {
+        let (mut r, shared) = registry(1);
+        // A state directory that is a file: nothing can be created under it.
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("state");
+        std::fs::write(&blocker, "").unwrap();
+        r.store = Some(PrStore::new(&blocker));
+        let actions = r.request(ME, 1, reservation(nexus(), register(0xA, true)));
+        let LuAction::Reply {
+            reply: LuReply::Completed(c),
+            ..
+        } = &actions[0]
+        else {
+            panic!("{actions:?}");
+        };
+        assert_eq!(c.status, ScsiStatus::CHECK_CONDITION);
+        assert!(shared.snapshot().pr.registrations().is_empty());
+        // Without APTPL nothing needs the disk.
+        let actions = r.request(ME, 2, reservation(nexus(), register(0xA, false)));
+        assert_eq!(status(&actions), ScsiStatus::GOOD);
+        assert_eq!(shared.snapshot().pr.registrations().len(), 1);
+    }
+
+    #[test]
+    fn preempt_and_abort_broadcasts_to_the_preempted_nexuses_and_answers_after() {
+        let (mut r, shared) = registry(1);
+        let (a, b) = (named("iqn.a"), named("iqn.b"));
+        assert_eq!(
+            status(&r.request(ME, 1, reservation(a.clone(), register(0xA, false)))),
+            ScsiStatus::GOOD
+        );
+        assert_eq!(
+            status(&r.request(ME, 2, reservation(b.clone(), register(0xB, false)))),
+            ScsiStatus::GOOD
+        );
+        let reserve = SharedRequest::PersistentReserveOut(ProutRequest::Reserve {
+            key: 0xA,
+            kind: crate::scsi::pr::PrType::EXCLUSIVE_ACCESS,
+        });
+        assert_eq!(
+            status(&r.request(ME, 3, reservation(a.clone(), reserve))),
+            ScsiStatus::GOOD
+        );
+        let preempt = SharedRequest::PersistentReserveOut(ProutRequest::Preempt(Preempt {
+            key: 0xB,
+            sa_key: 0xA,
+            kind: crate::scsi::pr::PrType::EXCLUSIVE_ACCESS,
+            abort: true,
+        }));
+        let actions = r.request(ME, 3, reservation(b.clone(), preempt));
+        let [LuAction::Broadcast { abort, except }] = &actions[..] else {
+            panic!("{actions:?}");
+        };
+        assert_eq!(
+            *except, None,
+            "the preempting session's other tasks may be named too"
+        );
+        assert!(abort.announce);
+        let only = abort.only.as_ref().expect("only the preempted nexuses");
+        assert!(only.iter().any(|s| s.covers(&a)) && !only.iter().any(|s| s.covers(&b)));
+        assert_eq!(status(&r.applied(abort.id, 0)), ScsiStatus::GOOD);
+        let snap = shared.snapshot();
+        assert!(snap.pr.is_holder(&b));
+        let (for_a, _) = snap.events_for(&a, 0);
+        assert!(for_a
+            .collect::<Vec<_>>()
+            .contains(&UnitAttention::REGISTRATIONS_PREEMPTED));
+    }
+
+    #[test]
+    fn an_spc2_reservation_ends_with_a_reset_or_its_nexus() {
+        let (mut r, shared) = registry(0);
+        let a = nexus();
+        assert_eq!(
+            status(&r.request(ME, 1, reservation(a.clone(), SharedRequest::Reserve))),
+            ScsiStatus::GOOD
+        );
+        assert_eq!(shared.snapshot().pr.spc2_holder(), Some(&a));
+        r.nexus_lost(0, &named("iqn.someone-else"));
+        assert_eq!(shared.snapshot().pr.spc2_holder(), Some(&a));
+        r.nexus_lost(0, &a);
+        assert_eq!(shared.snapshot().pr.spc2_holder(), None);
+
+        r.request(ME, 2, reservation(a.clone(), SharedRequest::Reserve));
+        r.request(ME, 3, reservation(a.clone(), register(0xA, false)));
+        r.request(ME, 4, lun_reset());
+        let snap = shared.snapshot();
+        assert_eq!(snap.pr.spc2_holder(), None, "a reset releases it");
     }
 }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod lu;
+pub mod pr_store;
 pub mod sessions;
 pub mod tsih;
 
@@ -11,8 +12,10 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::pdu::login::LoginStatus;
+use crate::scsi::pr::ItNexus;
 use crate::session::{LuReply, LuRequest, PortalContext, Registration, RemoteAbort};
 use lu::{LuAction, LuRegistry};
+use pr_store::PrStore;
 pub use sessions::{ConnRef, Decision, SessionLimits, SessionTable};
 
 #[derive(Debug)]
@@ -21,10 +24,12 @@ pub enum ToControl {
         conn: ConnRef,
         req: Registration,
     },
-    /// A connection has closed and its I/O drained; `tsih` if it had a session.
+    /// A connection has closed and its I/O drained; `tsih` if it had a session, and the
+    /// I_T nexus (with its target's index) that ended with it if it was a normal session.
     Ended {
         conn: ConnRef,
         tsih: Option<u16>,
+        nexus: Option<(usize, ItNexus)>,
     },
     /// An operation on shared logical-unit state.
     Lu {
@@ -87,16 +92,22 @@ pub fn run(
     reactors: Vec<ReactorLink>,
     limits: SessionLimits,
     ctx: Arc<PortalContext>,
+    store: PrStore,
 ) {
     let mut table = SessionTable::new(limits);
-    let mut lus = LuRegistry::new(&ctx, reactors.len());
+    let mut lus = LuRegistry::new(&ctx, reactors.len(), Some(store));
     while let Ok(msg) = rx.recv() {
         let actions = match msg {
             ToControl::Register { conn, req } => {
                 sessions_out(&reactors, table.register(conn, req));
                 continue;
             }
-            ToControl::Ended { conn, tsih } => {
+            ToControl::Ended { conn, tsih, nexus } => {
+                // Before a login that reinstates this session is answered: SPC-2
+                // reservations end with their nexus.
+                if let Some((target, nexus)) = nexus {
+                    lus.nexus_lost(target, &nexus);
+                }
                 table.abandoned(conn);
                 sessions_out(&reactors, tsih.map(|t| table.ended(t)).unwrap_or_default());
                 continue;
@@ -160,8 +171,11 @@ fn lu_out(
             }
             LuAction::Broadcast { abort, except } => {
                 for (core, link) in reactors.iter().enumerate() {
-                    let except = (core == except.core).then_some(except.key);
-                    link.send(ToReactor::Abort { abort, except });
+                    let except = except.filter(|c| c.core == core).map(|c| c.key);
+                    link.send(ToReactor::Abort {
+                        abort: abort.clone(),
+                        except,
+                    });
                 }
             }
         }

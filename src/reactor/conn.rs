@@ -395,6 +395,7 @@ impl Reactor {
             let _ = self.to_control.send(ToControl::Ended {
                 conn,
                 tsih: slot.tsih,
+                nexus: slot.conn.it_nexus(),
             });
         }
     }

@@ -343,7 +343,7 @@ impl Reactor {
         let mut draining = 0;
         let mut touched = Vec::new();
         for (idx, _) in keys {
-            if self.conns[idx].conn.handle_remote_abort(abort, now) {
+            if self.conns[idx].conn.handle_remote_abort(&abort, now) {
                 draining += 1;
             }
             touched.push(idx);
@@ -370,6 +370,7 @@ impl Reactor {
                 let _ = self.to_control.send(ToControl::Ended {
                     conn,
                     tsih: Some(tsih),
+                    nexus: None,
                 });
             }
             return;

@@ -255,7 +255,7 @@ mod tests {
         assert_eq!(&ext[..4], &[0xDE, 0x07, 0, 0x0C]);
         assert!(ext[4..].iter().all(|&b| b == 0), "no timeouts");
         assert_eq!(rstmf(0x80, 2), [0xDE, 0x07]);
-        assert_eq!(rstmf(0, 0), []);
+        assert!(rstmf(0, 0).is_empty());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::medium::MediumState;
-use super::pr::{ItNexus, PrState};
+use super::pr::{ItNexus, PrState, UaTarget};
 use super::range_lock::RangeLocks;
 use super::ua::UnitAttention;
 
@@ -24,6 +24,8 @@ pub enum UaScope {
     All,
     AllExcept(ItNexus),
     Only(Vec<ItNexus>),
+    /// The nexuses a reservation change names (registrants of a key, all but the requester).
+    Matching(UaTarget),
 }
 
 impl UaScope {
@@ -32,6 +34,7 @@ impl UaScope {
             UaScope::All => true,
             UaScope::AllExcept(n) => n != nexus,
             UaScope::Only(list) => list.contains(nexus),
+            UaScope::Matching(target) => target.includes(nexus),
         }
     }
 }

@@ -32,6 +32,8 @@ impl UnitAttention {
     pub const CAPACITY_DATA_HAS_CHANGED: Self = Self::new(0x2a, 0x09);
     /// SPC-4 3Fh/0Eh REPORTED LUNS DATA HAS CHANGED.
     pub const REPORTED_LUNS_DATA_HAS_CHANGED: Self = Self::new(0x3f, 0x0e);
+    /// SAM-5 CLEAR TASK SET and SPC-4 PREEMPT AND ABORT with TAS=0, to the nexuses that lost tasks.
+    pub const COMMANDS_CLEARED_BY_ANOTHER_INITIATOR: Self = Self::new(0x2f, 0x00);
 
     pub const fn new(asc: u8, ascq: u8) -> Self {
         UnitAttention { asc, ascq }

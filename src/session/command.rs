@@ -108,29 +108,19 @@ impl Session {
                 let slot = self.new_task(lun, &cmd, TaskState::Io(IoKind::Flush));
                 self.submit(target, slot, IoOp::Flush);
             }
-            Plan::Shared(_) => {
-                let c = self.shared_unavailable();
-                self.send_completion(reply, &c, out);
+            Plan::Shared(op) => {
+                // The control thread applies it; the task holds the command's place meanwhile.
+                let slot = self.new_task(lun, &cmd, TaskState::Io(IoKind::Flush));
+                self.start_shared(slot, op);
             }
         }
     }
 
-    /// Reservation changes are applied by each logical unit's one writer (the control thread),
-    /// which sessions do not reach yet: until they do, the commands that would change them
-    /// (RESERVE, RELEASE, PERSISTENT RESERVE OUT) are refused as not supported rather than
-    /// answered GOOD with nothing kept.
-    pub(super) fn shared_unavailable(&self) -> scsi::Completion {
-        scsi::check_condition(&self.nexus, scsi::Sense::invalid_opcode())
-    }
-
     fn decide(&mut self, cmd: &ScsiCommand, cdb: &[u8]) -> Decided {
-        if let Some(lun) = decode_lun(cmd.lun) {
-            self.refresh_lu(lun);
-        }
+        let view = decode_lun(cmd.lun).and_then(|lun| self.refresh_lu(lun));
         let luns = self.luns.clone();
-        // No reservation snapshots reach sessions yet: every unit reads as unreserved.
         let unit = scsi::LuContext {
-            pr: &scsi::pr::IDLE,
+            pr: view.map_or(&scsi::pr::IDLE, |i| &self.lu_views[i].snapshot().pr),
             it_nexus: &self.it_nexus,
         };
         let plan = scsi::dispatch(&luns, &mut self.nexus, unit, cmd.lun, cdb);

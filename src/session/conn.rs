@@ -164,6 +164,15 @@ impl Connection {
         }
     }
 
+    /// The I_T nexus of a normal session in full feature phase, with its target's index: what
+    /// ends (I_T nexus loss) when the connection does.
+    pub fn it_nexus(&self) -> Option<(usize, crate::scsi::pr::ItNexus)> {
+        match &self.phase {
+            Phase::Full(s) => s.target.map(|t| (t, s.it_nexus.clone())),
+            _ => None,
+        }
+    }
+
     /// Tells the connection which core runs it (per-core counters of shared state).
     pub fn set_core(&mut self, core: usize) {
         self.core = core;
@@ -487,7 +496,7 @@ impl Connection {
 
     /// The control thread ends tasks of this session (a reset from another nexus); returns
     /// whether some are still finishing (`ControlRequest::AbortDrained` follows).
-    pub fn handle_remote_abort(&mut self, abort: RemoteAbort, now: Instant) -> bool {
+    pub fn handle_remote_abort(&mut self, abort: &RemoteAbort, now: Instant) -> bool {
         match &mut self.phase {
             Phase::Full(s) => {
                 s.now = now;

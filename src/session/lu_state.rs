@@ -34,19 +34,27 @@ const MISSED_EVENTS: UnitAttention = UnitAttention::new(0x2a, 0x00);
 
 impl Session {
     /// Brings the view of `lun` up to date (one atomic load when nothing changed) and returns
-    /// its snapshot.
-    pub(super) fn refresh_lu(&mut self, lun: u16) -> Option<Arc<LuSnapshot>> {
+    /// its index in `lu_views`. The snapshot is borrowed from there, not cloned: an `Arc` clone
+    /// per command would bounce the reference count between every core using the unit.
+    pub(super) fn refresh_lu(&mut self, lun: u16) -> Option<usize> {
         let i = self.luns.index_of(lun)?;
         let lu = self.luns.at(i)?;
         let view = self.lu_views.get_mut(i)?;
         let before = view.snapshot.generation;
-        let snapshot = lu.shared.load(&mut view.snapshot).clone();
-        if snapshot.generation != before {
+        lu.shared.load(&mut view.snapshot);
+        if view.snapshot.generation != before {
+            let snapshot = view.snapshot.clone();
             import_events(&snapshot, &self.it_nexus, view, &mut |ua| {
                 self.nexus.unit_attentions.establish(lun, ua)
             });
         }
-        Some(snapshot)
+        Some(i)
+    }
+}
+
+impl LuView {
+    pub fn snapshot(&self) -> &LuSnapshot {
+        &self.snapshot
     }
 }
 

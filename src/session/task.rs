@@ -145,6 +145,8 @@ pub enum TaskState {
     Job { job: Box<Job>, reading: bool },
     /// Aborted while burst writes were in flight: ends silently once they complete.
     Draining { writes_in_flight: u32 },
+    /// A reservation command waits for the control thread's answer to request `token`.
+    Shared { token: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

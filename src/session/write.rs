@@ -560,25 +560,34 @@ impl Session {
     }
 
     fn finish_params(&mut self, slot: usize, reply: Reply, out: &mut Output) {
-        let mut t = self.free_task(slot);
-        let TaskState::Receiving(w) = &mut t.state else {
-            return;
-        };
-        let Purpose::Params(cdb) = std::mem::replace(&mut w.purpose, Purpose::Blocks) else {
-            return;
-        };
         let luns = self.luns.clone();
-        let c = match scsi::execute_params(
+        let t = &self.tasks[slot];
+        let TaskState::Receiving(w) = &t.state else {
+            return;
+        };
+        let Purpose::Params(cdb) = &w.purpose else {
+            return;
+        };
+        let outcome = scsi::execute_params(
             &luns,
             &mut self.nexus,
             t.lun_raw,
-            &cdb,
+            cdb,
             Self::received_data(w),
-        ) {
-            scsi::ParamsOutcome::Done(c) => c,
-            scsi::ParamsOutcome::Shared(_) => self.shared_unavailable(),
-        };
-        self.send_completion(reply, &c, out);
+        );
+        match outcome {
+            scsi::ParamsOutcome::Done(c) => {
+                self.free_task(slot);
+                self.send_completion(reply, &c, out);
+            }
+            scsi::ParamsOutcome::Shared(op) => {
+                // The parameter list is parsed into `op`: its buffers can go now.
+                let old =
+                    std::mem::replace(&mut self.tasks[slot].state, TaskState::Io(IoKind::Flush));
+                self.recycle(old);
+                self.start_shared(slot, op);
+            }
+        }
         self.after_task_change(out);
     }
 

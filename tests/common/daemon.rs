@@ -28,6 +28,9 @@ pub struct Daemon {
     log_path: PathBuf,
     /// Holds the log file and any config file for as long as the daemon runs.
     dir: tempfile::TempDir,
+    /// The full command line and launch options, to start the daemon again.
+    args: Vec<String>,
+    launch: Launch,
 }
 
 /// A port that was free a moment ago (bind :0, read it, release it).
@@ -72,7 +75,34 @@ impl Daemon {
 
     fn spawn_with(port: u16, args: &[&str], dir: tempfile::TempDir, launch: &Launch) -> Daemon {
         let log_path = dir.path().join("ringtgt.log");
-        let log = File::create(&log_path).expect("create log");
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        // Reservations a test makes persistent (APTPL) stay in the test's directory, not in
+        // /var/lib/ringtgt where they would reach other tests.
+        if args.first().is_some_and(|a| a == "serve") && !args.iter().any(|a| a == "--state-dir") {
+            let state = dir.path().join("state");
+            args.extend(["--state-dir".into(), state.to_str().expect("utf-8").into()]);
+        }
+        let child = Self::launch(&args, &log_path, launch, false);
+        let mut d = Daemon {
+            child,
+            port,
+            log_path,
+            dir,
+            args,
+            launch: launch.clone(),
+        };
+        d.wait_ready();
+        d
+    }
+
+    fn launch(args: &[String], log_path: &Path, launch: &Launch, append: bool) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(log_path)
+            .expect("open log");
         let mut command = match launch.wrapper.split_first() {
             Some((program, rest)) => {
                 let mut c = Command::new(program);
@@ -86,25 +116,37 @@ impl Daemon {
             .clone()
             .or_else(|| std::env::var("RUST_LOG").ok())
             .unwrap_or("debug".into());
-        let child = command
+        command
             .args(args)
             .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log"))
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
-        let mut d = Daemon {
-            child,
-            port,
-            log_path,
-            dir,
-        };
-        d.wait_ready(args);
-        d
+            .unwrap_or_else(|e| panic!("spawn {BIN}: {e}"))
     }
 
-    fn wait_ready(&mut self, args: &[&str]) {
+    /// Kills the daemon with SIGKILL (nothing flushed, nothing said to initiators) and starts
+    /// it again with the same arguments, port and directories; its log continues.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The kernel tears a dead process's io_uring down asynchronously: its listening
+        // sockets may accept for a moment after the process is gone.
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "the killed daemon's portal stays open"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.child = Self::launch(&self.args, &self.log_path, &self.launch, true);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let args = &self.args;
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {

@@ -40,3 +40,31 @@ pub fn session(d: &Daemon, keys: &[(&str, &str)]) -> Initiator {
     ini.clear_unit_attentions();
     ini
 }
+
+/// A session of `TARGET` with ISID byte 5 = `who` (so several can coexist) on a connection the
+/// kernel's SO_REUSEPORT hash gave to reactor `core`; `keys` on top of the defaults.
+pub fn session_on_core(d: &Daemon, core: usize, who: u8, keys: &[(&str, &str)]) -> Initiator {
+    session_on_core_as(d, core, initiator::INITIATOR_NAME, who, keys)
+}
+
+/// [`session_on_core`] with initiator name `name`.
+pub fn session_on_core_as(
+    d: &Daemon,
+    core: usize,
+    name: &str,
+    who: u8,
+    keys: &[(&str, &str)],
+) -> Initiator {
+    for _ in 0..64 {
+        let mut ini = Initiator::connect(d.port());
+        ini.initiator_name = name.to_string();
+        ini.isid[5] = who;
+        ini.login(Some(TARGET), keys);
+        if d.core_of(ini.conn.local_port()) == Some(core) {
+            ini.clear_unit_attentions();
+            return ini;
+        }
+        ini.logout();
+    }
+    panic!("no connection landed on core {core} in 64 tries");
+}

@@ -346,4 +346,23 @@ impl Initiator {
         let blocks = (data.len() / block_len as usize) as u32;
         self.write(lun, &cdb::write16(lba, blocks), data)
     }
+
+    /// Starts a WRITE of `len` bytes that waits for its data: sends the command (the login
+    /// must have negotiated InitialR2T=Yes and ImmediateData=No) and returns it with the R2T
+    /// the target answered.
+    pub fn write_awaiting_data(&mut self, lun: u16, cdb: &[u8], len: u32) -> (ScsiCommand, R2t) {
+        let cmd = self.command_pdu(lun, cdb, false, true, len);
+        self.send_pdu(&cmd.encode(), &[], &[]);
+        let (bhs, _) = self.recv();
+        assert_eq!(bhs.opcode(), Opcode::R2T, "the write asks for its data");
+        (cmd, R2t::decode(&bhs))
+    }
+
+    /// Asserts that the write `cmd` no longer exists: its data is dropped and nothing answers.
+    pub fn assert_write_ended(&mut self, cmd: &ScsiCommand, r2t: &R2t) {
+        let data = vec![7; r2t.desired_len as usize];
+        let offset = r2t.buffer_offset as usize;
+        self.send_data_out(cmd.lun, cmd.itt, r2t.ttt, offset, &data);
+        assert!(self.recv_within(Duration::from_millis(300)).is_none());
+    }
 }

@@ -91,10 +91,14 @@ impl Pair {
     }
 
     fn logged_in_to(ctx: Arc<PortalContext>, keys: &[(&str, &str)]) -> Pair {
+        Pair::logged_in_as(ctx, "iqn.2026-11.test:init", keys)
+    }
+
+    /// Logged in with initiator name `initiator` (another I_T nexus than the default one).
+    fn logged_in_as(ctx: Arc<PortalContext>, initiator: &str, keys: &[(&str, &str)]) -> Pair {
         let mut p = Pair::with_context(ctx);
-        let mut text = format!(
-            "InitiatorName=iqn.2026-11.test:init\0TargetName={TARGET}\0SessionType=Normal\0"
-        );
+        let mut text =
+            format!("InitiatorName={initiator}\0TargetName={TARGET}\0SessionType=Normal\0");
         for (k, v) in keys {
             text.push_str(&format!("{k}={v}\0"));
         }
@@ -733,5 +737,6 @@ fn garbage_never_panics() {
 mod bounds;
 mod masking;
 mod range_locks;
+mod reservations;
 mod text;
 mod tmf;
