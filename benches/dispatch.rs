@@ -28,8 +28,6 @@ fn lu() -> LuInfo {
             0x77, 0x88,
         ],
         target_name: "iqn.2026-11.io.ringtgt:bench".into(),
-        relative_port_id: 1,
-        tpg: 1,
         max_transfer_blocks: 2048,
         optimal_transfer_blocks: 128,
         shared: Default::default(),
@@ -62,6 +60,7 @@ fn cdb_dispatch(c: &mut Criterion) {
     let unit = LuContext {
         pr: &pr::IDLE,
         it_nexus: &it_nexus,
+        port_groups: &ringtgt::scsi::alua::PortGroups::single(1),
     };
     let mut g = c.benchmark_group("dispatch");
     for (name, cdb) in cases {

@@ -122,13 +122,35 @@ B4K_PORT=$(free_port)
 start_daemon b4k "$B4K_PORT" --block-size 4096 --lun ram:64MiB
 RM_URL="iscsi://127.0.0.1:$RM_PORT/$TARGET/0"
 B4K_URL="iscsi://127.0.0.1:$B4K_PORT/$TARGET/0"
+# Multipath: one LU through two portals, each its own ALUA target port group; MultipathIO runs
+# with a URL per path.
+MP_PORT=$(free_port)
+MP_PORT2=$(free_port)
+cat >"$OUT/multipath.toml" <<EOF_MP
+portals = ["127.0.0.1:$MP_PORT", "127.0.0.1:$MP_PORT2"]
+[[target]]
+name = "$TARGET"
+[[target.lun]]
+path = "ram:64MiB"
+[[target.port_group]]
+id = 1
+portals = ["127.0.0.1:$MP_PORT"]
+state = "active-optimized"
+[[target.port_group]]
+id = 2
+portals = ["127.0.0.1:$MP_PORT2"]
+state = "active-non-optimized"
+EOF_MP
+start_daemon_config mp "$MP_PORT" "$OUT/multipath.toml"
+MP_URLS="iscsi://127.0.0.1:$MP_PORT/$TARGET/0 iscsi://127.0.0.1:$MP_PORT2/$TARGET/0"
 
-# suite_url FAMILY.SUITE: the LU a suite runs against.
+# suite_url FAMILY.SUITE: the LU a suite runs against (one URL per path, space separated).
 suite_url() {
     case $1 in
     SCSI.ReadOnly) echo "$RO_URL" ;;
     SCSI.PreventAllow | SCSI.StartStopUnit | SCSI.NoMedia) echo "$RM_URL" ;;
     SCSI.GetLBAStatus) echo "$B4K_URL" ;;
+    SCSI.MultipathIO) echo "$MP_URLS" ;;
     *) echo "$RW_URL" ;;
     esac
 }
@@ -186,9 +208,10 @@ parse_run() {
 
 # run_suite FAMILY.SUITE URL: one iscsi-test-cu process per suite, so a hang costs one suite.
 run_suite() {
-    local suite=$1 url=$2 log="$OUT/logs/$1.log" rc=0
+    local suite=$1 log="$OUT/logs/$1.log" rc=0 urls
+    read -ra urls <<<"$2"
     stdbuf -oL -eL timeout -k 5 "$SUITE_TIMEOUT" \
-        iscsi-test-cu --dataloss --allow-sanitize -t "$suite" "$url" >"$log" 2>&1 || rc=$?
+        iscsi-test-cu --dataloss --allow-sanitize -t "$suite" "${urls[@]}" >"$log" 2>&1 || rc=$?
     if [[ $rc -eq 124 || $rc -eq 137 ]]; then
         echo "conformance: $suite timed out after ${SUITE_TIMEOUT}s" | tee -a "$log"
     fi

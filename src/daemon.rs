@@ -13,10 +13,11 @@ use crate::config::{
 use crate::control::pr_store::PrStore;
 use crate::control::SessionLimits;
 use crate::login::{
-    ChapAlgorithm as LoginChapAlgorithm, ChapCredentials, ChapPolicy, DigestPolicy, TargetEntry,
-    TargetOffer,
+    ChapAlgorithm as LoginChapAlgorithm, ChapCredentials, ChapPolicy, DigestPolicy, PortalGroup,
+    TargetEntry, TargetOffer,
 };
 use crate::reactor::{self, ConnLimits, ReactorSetup, StoreTable, WakeFd};
+use crate::scsi::alua::{AccessState, PortGroups};
 use crate::scsi::{LuInfo, LunMap};
 use crate::session::{PortalContext, TargetRuntime, Tuning};
 
@@ -209,6 +210,14 @@ fn build_context(config: &Config, stores: &[HashMap<u16, Arc<Store>>]) -> Portal
             allowed_initiators: t.allowed_initiators.clone(),
             allowed_networks: t.allowed_networks.clone(),
             chap: t.chap.as_ref().map(|c| Arc::new(chap_policy(c))),
+            portal_groups: t
+                .port_groups
+                .iter()
+                .map(|g| PortalGroup {
+                    tag: g.id,
+                    portals: g.portals.clone(),
+                })
+                .collect(),
         })
         .collect();
     PortalContext {
@@ -228,7 +237,18 @@ fn target_runtime(
     tpg: u16,
     iscsi: &IscsiTuning,
 ) -> TargetRuntime {
-    let mut runtime = TargetRuntime::new(t.name.clone(), lun_map(t, stores, tpg, iscsi));
+    let groups = if t.port_groups.is_empty() {
+        PortGroups::single(tpg)
+    } else {
+        let states: Vec<_> = t
+            .port_groups
+            .iter()
+            .map(|g| (g.id, access_state(g.state)))
+            .collect();
+        PortGroups::new(&states)
+    };
+    let luns = lun_map(t, stores, iscsi);
+    let mut runtime = TargetRuntime::with_port_groups(t.name.clone(), luns, groups);
     for acl in &t.acls {
         runtime.mask(&acl.initiator, &acl.luns);
     }
@@ -258,27 +278,25 @@ fn chap_algorithm(a: config::ChapAlgorithm) -> LoginChapAlgorithm {
     }
 }
 
-fn lun_map(
-    t: &TargetConfig,
-    stores: &HashMap<u16, Arc<Store>>,
-    tpg: u16,
-    iscsi: &IscsiTuning,
-) -> LunMap {
+fn access_state(s: config::AluaState) -> AccessState {
+    match s {
+        config::AluaState::ActiveOptimized => AccessState::ActiveOptimized,
+        config::AluaState::ActiveNonOptimized => AccessState::ActiveNonOptimized,
+        config::AluaState::Standby => AccessState::Standby,
+        config::AluaState::Unavailable => AccessState::Unavailable,
+    }
+}
+
+fn lun_map(t: &TargetConfig, stores: &HashMap<u16, Arc<Store>>, iscsi: &IscsiTuning) -> LunMap {
     let units = t
         .luns
         .iter()
-        .filter_map(|l| stores.get(&l.id).map(|s| lu_info(t, l, s, tpg, iscsi)))
+        .filter_map(|l| stores.get(&l.id).map(|s| lu_info(t, l, s, iscsi)))
         .collect();
     LunMap::new(units)
 }
 
-fn lu_info(
-    t: &TargetConfig,
-    l: &LunConfig,
-    store: &Store,
-    tpg: u16,
-    iscsi: &IscsiTuning,
-) -> LuInfo {
+fn lu_info(t: &TargetConfig, l: &LunConfig, store: &Store, iscsi: &IscsiTuning) -> LuInfo {
     let bs = l.block_size;
     LuInfo {
         lun: l.id,
@@ -296,8 +314,6 @@ fn lu_info(
         revision: "0001".into(),
         naa_id: naa_id(&t.name, l.id),
         target_name: t.name.clone(),
-        relative_port_id: 1,
-        tpg,
         max_transfer_blocks: iscsi.max_transfer_bytes / bs,
         optimal_transfer_blocks: OPTIMAL_TRANSFER_BYTES.min(iscsi.max_transfer_bytes) / bs,
         shared: Default::default(),

@@ -84,6 +84,7 @@ fuzz_target!(|input: &[u8]| {
     let env = LoginEnv {
         targets: &targets,
         portal_group_tag: 1,
+        local: (options & 16 != 0).then(|| ([127, 0, 0, 1], 3260).into()),
         offer: &offer,
         discovery_chap: (options & 8 != 0).then_some(&discovery_chap),
         peer,

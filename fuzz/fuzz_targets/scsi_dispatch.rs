@@ -103,7 +103,12 @@ fn run(
 ) {
     let Initiator { it, nexus } = initiator;
     let unit = decode_lun(cmd.lun_raw).and_then(|n| luns.get(n));
-    let context = LuContext { pr, it_nexus: it };
+    let groups = ringtgt::scsi::alua::PortGroups::single(it.relative_port);
+    let context = LuContext {
+        pr,
+        it_nexus: it,
+        port_groups: &groups,
+    };
     let plan = dispatch(luns, nexus, context, cmd.lun_raw, cmd.cdb);
     match plan {
         Plan::Complete(c) => check_completion(&c),

@@ -145,8 +145,6 @@ pub fn lu(lun: u16, block_size: u32, blocks: u64) -> LuInfo {
             0x60, 0x01, 0x40, 0x50, 0, 0, 0, 0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
         ],
         target_name: TARGET.into(),
-        relative_port_id: 1,
-        tpg: 1,
         max_transfer_blocks: 1024,
         optimal_transfer_blocks: 128,
         shared: Default::default(),

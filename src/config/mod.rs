@@ -69,6 +69,16 @@
 //! [[target.acl]]
 //! initiator = "iqn.1993-08.org.debian:01:abcdef"
 //! luns = [0]
+//!
+//! [[target.port_group]]
+//! id = 1
+//! portals = ["127.0.0.1:3260"]
+//! state = "active-optimized"
+//!
+//! [[target.port_group]]
+//! id = 2
+//! portals = ["[::1]:3260"]
+//! state = "active-non-optimized"
 //! ```
 //!
 //! ## Top level
@@ -162,6 +172,21 @@
 //!
 //! An initiator without an `acl` entry sees every LUN of the target.
 //!
+//! ## `[[target.port_group]]` — ALUA target port groups (any number per target)
+//!
+//! | key | default | meaning and allowed values |
+//! |---|---|---|
+//! | `id` | *required* | 1..=65535, unique within the target: the group's target port group identifier, the relative target port identifier of its one target port, and the iSCSI target portal group tag of its portals. |
+//! | `portals` | *required* | Some of the daemon's `portals` (written the same way), each in one group of the target at most; at least one. |
+//! | `state` | `"active-optimized"` | Asymmetric access state reported by REPORT TARGET PORT GROUPS: `"active-optimized"`, `"active-non-optimized"`, `"standby"` (media access refused with NOT READY, TARGET PORT IN STANDBY STATE) or `"unavailable"` (only identification and REPORT TARGET PORT GROUPS answered). |
+//!
+//! A target without port groups is reached through every portal, as one active/optimized group
+//! whose id is `portal_group_tag`. A target with port groups is reached only through their
+//! portals: a login through another portal is refused (Not found), and SendTargets lists each of
+//! its portals with its group's tag. The access is implicit (INQUIRY TPGS = 01b): initiators read
+//! the states, they do not set them. The same logical unit through two groups is one logical unit
+//! (same identifiers, one reservation state), which is what Linux multipath groups into one map.
+//!
 //! ## Errors
 //!
 //! Every error is one line. A TOML syntax or type error names the file, line and column
@@ -176,11 +201,11 @@ mod validate;
 
 pub use error::{ConfigError, ConfigWarning};
 pub use model::{
-    default_portal, default_state_dir, Backing, ChapAlgorithm, ChapConfig, ChapSecret, Config,
-    CoreSpec, DigestPolicy, IscsiTuning, Limits, LunAcl, LunConfig, MutualChap, Secret,
-    SecretSource, TargetConfig, DEFAULT_PORT, DEMO_TARGET, MAX_ALIAS_LEN, MAX_CHAP_TEXT_LEN,
-    MAX_CORES, MAX_CORE_ID, MAX_ISCSI_NAME_LEN, MAX_LUN_ID, MAX_SERIAL_LEN, MIN_CHAP_SECRET_LEN,
-    MIN_CONNECTION_BUFFER_BYTES,
+    default_portal, default_state_dir, AluaState, Backing, ChapAlgorithm, ChapConfig, ChapSecret,
+    Config, CoreSpec, DigestPolicy, IscsiTuning, Limits, LunAcl, LunConfig, MutualChap,
+    PortGroupConfig, Secret, SecretSource, TargetConfig, DEFAULT_PORT, DEMO_TARGET, MAX_ALIAS_LEN,
+    MAX_CHAP_TEXT_LEN, MAX_CORES, MAX_CORE_ID, MAX_ISCSI_NAME_LEN, MAX_LUN_ID, MAX_SERIAL_LEN,
+    MIN_CHAP_SECRET_LEN, MIN_CONNECTION_BUFFER_BYTES,
 };
 pub use parse::{
     format_size, parse_backing, parse_cores, parse_network, parse_portal, parse_size,

@@ -70,6 +70,49 @@ pub struct TargetConfig {
     pub chap: Option<ChapConfig>,
     /// Per-initiator LUN masking; unique initiators, every LUN id defined in `luns`.
     pub acls: Vec<LunAcl>,
+    /// ALUA target port groups; empty = one active/optimized group holding every portal, with
+    /// the daemon's `portal_group_tag` as its id.
+    pub port_groups: Vec<PortGroupConfig>,
+}
+
+/// One ALUA target port group: some of the daemon's portals, which together are one target
+/// port of the target (its relative port identifier and portal group tag are `id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortGroupConfig {
+    /// 1..=65535, unique within the target.
+    pub id: u16,
+    /// Portals of the group, each one of the daemon's `portals`, in one group at most.
+    pub portals: Vec<SocketAddr>,
+    pub state: AluaState,
+}
+
+/// The asymmetric access state of a port group (SPC-4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AluaState {
+    #[default]
+    ActiveOptimized,
+    ActiveNonOptimized,
+    Standby,
+    Unavailable,
+}
+
+impl AluaState {
+    pub const ALL: [AluaState; 4] = [
+        AluaState::ActiveOptimized,
+        AluaState::ActiveNonOptimized,
+        AluaState::Standby,
+        AluaState::Unavailable,
+    ];
+
+    /// The config-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AluaState::ActiveOptimized => "active-optimized",
+            AluaState::ActiveNonOptimized => "active-non-optimized",
+            AluaState::Standby => "standby",
+            AluaState::Unavailable => "unavailable",
+        }
+    }
 }
 
 impl TargetConfig {
@@ -84,6 +127,7 @@ impl TargetConfig {
             allowed_networks: Vec::new(),
             chap: None,
             acls: Vec::new(),
+            port_groups: Vec::new(),
         }
     }
 }

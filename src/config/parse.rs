@@ -17,9 +17,11 @@ use super::validate::{
 };
 
 mod access;
+mod port_groups;
 
 pub use access::{parse_network, read_secret_file};
 use access::{RawAcl, RawChap, RawDiscovery};
+use port_groups::RawPortGroup;
 
 /// Parses a byte size: a positive integer with an optional unit. `K`/`M`/`G`/`T` and
 /// `KiB`/`MiB`/`GiB`/`TiB` are powers of 1024 (so `10G` = 10 GiB), `KB`/`MB`/`GB`/`TB` are powers
@@ -333,6 +335,8 @@ struct RawTarget {
     chap: Option<RawChap>,
     #[serde(default, rename = "acl", skip_serializing_if = "Vec::is_empty")]
     acls: Vec<RawAcl>,
+    #[serde(default, rename = "port_group", skip_serializing_if = "Vec::is_empty")]
+    port_groups: Vec<RawPortGroup>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -617,6 +621,12 @@ impl RawTarget {
             .enumerate()
             .map(|(a, raw)| raw.into_acl(&format!("target[{t}].acl[{a}]")))
             .collect::<Result<_, _>>()?;
+        let port_groups = self
+            .port_groups
+            .into_iter()
+            .enumerate()
+            .map(|(g, raw)| raw.into_port_group(&format!("target[{t}].port_group[{g}]")))
+            .collect::<Result<_, _>>()?;
         Ok(TargetConfig {
             name: self.name,
             alias: self.alias,
@@ -625,6 +635,7 @@ impl RawTarget {
             allowed_networks,
             chap,
             acls,
+            port_groups,
         })
     }
 
@@ -637,6 +648,11 @@ impl RawTarget {
             luns: t.luns.iter().map(RawLun::from_lun).collect(),
             chap: t.chap.as_ref().map(RawChap::from_chap),
             acls: t.acls.iter().map(RawAcl::from_acl).collect(),
+            port_groups: t
+                .port_groups
+                .iter()
+                .map(RawPortGroup::from_port_group)
+                .collect(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Every rule a configuration must follow, each error naming the field path it is about.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::Path;
 
 use super::error::ConfigError;
@@ -206,6 +207,7 @@ impl Config {
         let mut paths: HashMap<&Path, (usize, usize, bool)> = HashMap::new();
         for (t, target) in self.targets.iter().enumerate() {
             target.validate(t)?;
+            target.validate_port_groups(t, &self.portals)?;
             if let Some(first) = names.insert(target.name.to_ascii_lowercase(), t) {
                 return Err(ConfigError::invalid(
                     format!("target[{t}].name"),
@@ -428,6 +430,45 @@ impl TargetConfig {
                     self.allowed_networks[i]
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    /// Ids unique, every portal one of the daemon's and in one group at most, no empty group.
+    fn validate_port_groups(&self, t: usize, portals: &[SocketAddr]) -> Result<(), ConfigError> {
+        for (g, group) in self.port_groups.iter().enumerate() {
+            let prefix = format!("target[{t}].port_group[{g}]");
+            if let Some(j) = self.port_groups[..g].iter().position(|o| o.id == group.id) {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.id"),
+                    format!("duplicate of port_group[{j}].id ({})", group.id),
+                ));
+            }
+            if group.portals.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.portals"),
+                    "a port group needs at least one portal",
+                ));
+            }
+            for (i, p) in group.portals.iter().enumerate() {
+                let field = format!("{prefix}.portals[{i}]");
+                if !portals.contains(p) {
+                    return Err(ConfigError::invalid(
+                        field,
+                        format!("{p} is not one of the daemon's portals"),
+                    ));
+                }
+                let earlier = self.port_groups[..g]
+                    .iter()
+                    .position(|o| o.portals.contains(p))
+                    .or_else(|| group.portals[..i].contains(p).then_some(g));
+                if let Some(j) = earlier {
+                    return Err(ConfigError::invalid(
+                        field,
+                        format!("{p} is already in port_group[{j}]"),
+                    ));
+                }
+            }
         }
         Ok(())
     }

@@ -79,7 +79,7 @@ impl LuRegistry {
                     .map(|lu| Unit {
                         lun: lu.lun,
                         shared: lu.shared.clone(),
-                        ports: vec![lu.relative_port_id],
+                        ports: t.port_groups.ids(),
                     })
                     .collect(),
             })

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::identity::TargetEntry;
+use super::identity::{portal_matches, TargetEntry};
 use super::keys::{Key, Usage};
 use super::params::{SessionParams, SessionType, MAX_DATA_LENGTH, MIN_DATA_LENGTH};
 use super::rules::{NOT_UNDERSTOOD, REJECT};
@@ -16,7 +16,8 @@ const ALL: &str = "All";
 /// "All" in discovery sessions lists every target the initiator may log in to from `peer` (its
 /// address; filtered by name and address as the login is, [`TargetEntry::admits`]), a target
 /// name lists that one, "" in a normal session lists the session's own target. Each target is
-/// followed by a `TargetAddress=<ip>:<port>,<tpgt>` per portal (IPv6 in brackets).
+/// followed by a `TargetAddress=<ip>:<port>,<tpgt>` per portal (IPv6 in brackets): every portal
+/// with `tpgt`, or, for a target with portal groups, the portals of its groups with their tags.
 /// Anything else ("All" in a normal session, which Appendix C forbids supporting; "" in a
 /// discovery session; an unknown or hidden name) gets an empty answer: a SendTargets response
 /// carries only TargetName/TargetAddress records.
@@ -33,14 +34,21 @@ pub fn send_targets(
     tpgt: u16,
 ) -> Vec<u8> {
     let mut out = Vec::new();
+    let concrete = || portals.iter().filter(|p| !p.ip().is_unspecified());
     for t in visible(value, session, peer, targets) {
         push_pair(&mut out, Key::TargetName.name(), &t.name);
-        for p in portals.iter().filter(|p| !p.ip().is_unspecified()) {
-            push_pair(
-                &mut out,
-                Key::TargetAddress.name(),
-                &target_address(p, tpgt),
-            );
+        let mut address = |p: &SocketAddr, tag: u16| {
+            push_pair(&mut out, Key::TargetAddress.name(), &target_address(p, tag));
+        };
+        if t.portal_groups.is_empty() {
+            concrete().for_each(|p| address(p, tpgt));
+        }
+        // A target with port groups is reached through their portals only, each with its
+        // group's tag (a wildcard group portal stands for the concrete address it answers on).
+        for g in &t.portal_groups {
+            concrete()
+                .filter(|p| g.portals.iter().any(|gp| portal_matches(gp, p)))
+                .for_each(|p| address(p, g.tag));
         }
     }
     out
@@ -391,5 +399,29 @@ mod tests {
         let req = vec![("SendTargets".to_string(), "All".to_string())];
         let got = names(&text_request_answer(&req, &mut s, outside, &all, &[], 1));
         assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn a_target_with_port_groups_lists_their_portals_with_their_tags() {
+        let mut t = targets();
+        t[0].portal_groups = vec![
+            super::super::identity::PortalGroup {
+                tag: 2,
+                portals: vec![portals()[1]],
+            },
+            super::super::identity::PortalGroup {
+                tag: 3,
+                portals: vec!["0.0.0.0:3260".parse().unwrap()],
+            },
+        ];
+        let s = session(SessionType::Discovery, "iqn.any", None);
+        let text = send_targets("iqn.2024-01.org.ringtgt:open", &s, PEER, &t, &portals(), 1);
+        let pairs = crate::login::parse_pairs(&text).unwrap();
+        let addresses: Vec<_> = pairs
+            .iter()
+            .filter(|(k, _)| k == "TargetAddress")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(addresses, vec!["[2001:db8::1]:3261,2", "192.0.2.1:3260,3"]);
     }
 }

@@ -21,6 +21,8 @@ pub enum LoginError {
     SessionTypeNotSupported(String),
     #[error("no target named {0:?}")]
     TargetNotFound(String),
+    #[error("target {target:?} is not reachable through portal {portal}")]
+    NotOnThisPortal { target: String, portal: String },
     #[error("initiator {initiator:?} may not access {target:?}")]
     NotAuthorized { initiator: String, target: String },
     /// `answer` is sent as the failure response's text (e.g. `AuthMethod=Reject`).
@@ -62,7 +64,9 @@ impl LoginError {
             LoginError::UnsupportedVersion { .. } => LoginStatus::UNSUPPORTED_VERSION,
             LoginError::MissingParameter(_) => LoginStatus::MISSING_PARAMETER,
             LoginError::SessionTypeNotSupported(_) => LoginStatus::SESSION_TYPE_NOT_SUPPORTED,
-            LoginError::TargetNotFound(_) => LoginStatus::NOT_FOUND,
+            LoginError::TargetNotFound(_) | LoginError::NotOnThisPortal { .. } => {
+                LoginStatus::NOT_FOUND
+            }
             LoginError::NotAuthorized { .. } => LoginStatus::AUTHORIZATION_FAILURE,
             LoginError::AuthenticationFailed { .. } => LoginStatus::AUTHENTICATION_FAILURE,
             LoginError::Internal(_) => LoginStatus::TARGET_ERROR,

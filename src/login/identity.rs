@@ -1,7 +1,7 @@
 //! Who is logging in to what: the declarations of a login's first request (RFC 7143 §6.3.1,
 //! §13.4, §13.5, §13.7, §13.21) and the target lookup with its access list.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -23,6 +23,25 @@ pub struct TargetEntry {
     pub allowed_networks: Vec<IpNet>,
     /// CHAP required of normal sessions to this target; None = no authentication.
     pub chap: Option<Arc<ChapPolicy>>,
+    /// The target portal groups the target is reached through (each one target port, ALUA);
+    /// empty = every portal, in the daemon's default group.
+    pub portal_groups: Vec<PortalGroup>,
+}
+
+/// Portals that form one target portal group of a target (RFC 7143 §4.4.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalGroup {
+    /// Target portal group tag, also the SCSI target port group and relative port identifier.
+    pub tag: u16,
+    pub portals: Vec<SocketAddr>,
+}
+
+/// Whether a connection that arrived at `local` came through `portal` (a wildcard portal
+/// address stands for every local address of its family).
+pub fn portal_matches(portal: &SocketAddr, local: &SocketAddr) -> bool {
+    portal.port() == local.port()
+        && (portal.ip() == local.ip()
+            || (portal.ip().is_unspecified() && portal.is_ipv4() == local.is_ipv4()))
 }
 
 impl TargetEntry {
@@ -42,6 +61,21 @@ impl TargetEntry {
                 .iter()
                 .any(|i| i.eq_ignore_ascii_case(initiator));
         name_ok && self.admits_address(peer)
+    }
+
+    /// The portal group tag of a connection that arrived at `local`; `default` when the
+    /// target has no groups of its own, `None` when none of its groups holds that portal.
+    pub fn portal_group_tag(&self, local: Option<SocketAddr>, default: u16) -> Option<u16> {
+        let Some(first) = self.portal_groups.first() else {
+            return Some(default);
+        };
+        let Some(local) = local else {
+            return Some(first.tag);
+        };
+        self.portal_groups
+            .iter()
+            .find(|g| g.portals.iter().any(|p| portal_matches(p, &local)))
+            .map(|g| g.tag)
     }
 
     /// An IPv4-mapped IPv6 peer (`::ffff:a.b.c.d`, as a dual-stack listener reports IPv4
@@ -338,5 +372,39 @@ mod tests {
         ));
         let discovery = kv(&[("InitiatorName", "iqn.i"), ("SessionType", "Discovery")]);
         assert!(identify(&discovery, &t, ip("203.0.113.1")).is_ok());
+    }
+
+    #[test]
+    fn a_connection_gets_the_tag_of_the_group_holding_its_portal() {
+        let sa = |s: &str| -> SocketAddr { s.parse().unwrap() };
+        let mut t = TargetEntry::default();
+        assert_eq!(t.portal_group_tag(Some(sa("10.0.0.1:3260")), 1), Some(1));
+        t.portal_groups = vec![
+            PortalGroup {
+                tag: 5,
+                portals: vec![sa("10.0.0.1:3260")],
+            },
+            PortalGroup {
+                tag: 6,
+                portals: vec![sa("0.0.0.0:3261"), sa("[::]:3261")],
+            },
+        ];
+        assert_eq!(t.portal_group_tag(Some(sa("10.0.0.1:3260")), 1), Some(5));
+        assert_eq!(
+            t.portal_group_tag(Some(sa("10.9.9.9:3261")), 1),
+            Some(6),
+            "wildcard"
+        );
+        assert_eq!(t.portal_group_tag(Some(sa("[fd00::1]:3261")), 1), Some(6));
+        assert_eq!(
+            t.portal_group_tag(Some(sa("10.0.0.2:3260")), 1),
+            None,
+            "no group"
+        );
+        assert_eq!(
+            t.portal_group_tag(None, 1),
+            Some(5),
+            "unknown portal: the first group"
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! session) → `FullFeature`. Any error moves to `Failed`, which is sticky. Inputs are decoded
 //! Login Requests with their data segment; outputs are [`LoginAction`]s. No I/O, no clock.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use super::chap::{ChallengeSource, ChapPolicy, OsRandom};
@@ -24,7 +24,11 @@ pub const MAX_LOGIN_DATA: usize = DEFAULT_MRDSL as usize;
 #[derive(Debug, Clone, Copy)]
 pub struct LoginEnv<'a> {
     pub targets: &'a [TargetEntry],
+    /// The tag of discovery sessions and of targets without portal groups of their own.
     pub portal_group_tag: u16,
+    /// The address the connection arrived at (which portal, hence which portal group);
+    /// None = unknown.
+    pub local: Option<SocketAddr>,
     pub offer: &'a TargetOffer,
     /// CHAP required of discovery sessions; None = no authentication.
     pub discovery_chap: Option<&'a ChapPolicy>,
@@ -57,6 +61,8 @@ pub struct LoginOutcome {
     pub cmd_sn: u32,
     /// The address the login was authorized from.
     pub peer: Option<IpAddr>,
+    /// The target portal group tag the login reported: the session's target port.
+    pub portal_group_tag: u16,
 }
 
 #[derive(Debug)]
@@ -118,6 +124,8 @@ pub struct Login {
     tx: Option<Outgoing>,
     /// The peer address of the first request, once authorized.
     peer: Option<IpAddr>,
+    /// The target portal group tag sent in the first response.
+    portal_group_tag: u16,
     /// InitiatorName of the first complete request, as sent (for the log of a refused login).
     initiator: Option<String>,
     /// Randomness for authentication challenges.
@@ -147,6 +155,7 @@ impl Login {
             rx: Vec::new(),
             tx: None,
             peer: None,
+            portal_group_tag: 0,
             initiator: None,
             challenges: Box::new(challenges),
         }
@@ -371,10 +380,17 @@ impl Login {
             SessionType::Discovery => env.discovery_chap.map(|p| Arc::new(p.clone())),
             SessionType::Normal => target.as_ref().and_then(|t| t.chap.clone()),
         };
-        out.push((
-            "TargetPortalGroupTag".into(),
-            env.portal_group_tag.to_string(),
-        ));
+        let tag = match &target {
+            Some(t) => t
+                .portal_group_tag(env.local, env.portal_group_tag)
+                .ok_or_else(|| LoginError::NotOnThisPortal {
+                    target: t.name.clone(),
+                    portal: env.local.map_or_else(String::new, |l| l.to_string()),
+                })?,
+            None => env.portal_group_tag,
+        };
+        self.portal_group_tag = tag;
+        out.push(("TargetPortalGroupTag".into(), tag.to_string()));
         if let Some(alias) = target.and_then(|t| t.alias) {
             out.push(("TargetAlias".into(), alias));
         }
@@ -434,6 +450,7 @@ impl Login {
             cid: id.cid,
             cmd_sn: self.cmd_sn,
             peer: self.peer,
+            portal_group_tag: self.portal_group_tag,
         }))
     }
 

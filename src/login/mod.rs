@@ -50,7 +50,7 @@ pub use chap::{
 };
 pub use discovery::{send_targets, text_request_answer};
 pub use error::LoginError;
-pub use identity::TargetEntry;
+pub use identity::{portal_matches, PortalGroup, TargetEntry};
 pub use machine::{Login, LoginAction, LoginEnv, LoginOutcome, MAX_LOGIN_DATA};
 pub use params::{DigestPolicy, SessionParams, SessionType, TargetOffer};
 pub use pending::PendingText;

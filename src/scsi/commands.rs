@@ -7,8 +7,8 @@ use super::nexus::{self, NexusState};
 use super::pr::{in_service_action as pr_in, out_service_action as pr_out, Access};
 use super::sense::Sense;
 use super::{
-    capacity, compare, defects, done, inquiry, mode, provisioning, report_luns, reservations, rsoc,
-    rw, sanitize, unit, LuContext, LuInfo, LunMap, Plan,
+    alua, capacity, compare, defects, done, inquiry, mode, provisioning, report_luns, reservations,
+    rsoc, rw, sanitize, unit, LuContext, LuInfo, LunMap, Plan,
 };
 
 /// What a handler may look at: the target's units (REPORT LUNS, INQUIRY), the I_T nexus state
@@ -184,7 +184,10 @@ static COMMANDS: &[Command] = &[
         service_action: None,
         usage: &[op::INQUIRY, 0x01, FF, FF, FF, C],
         access: Access::Always,
-        handler: |ctx, cdb| inquiry::inquiry(Some(ctx.lu), ctx.luns, cdb),
+        handler: |ctx, cdb| {
+            let port = ctx.unit.it_nexus.relative_port;
+            inquiry::inquiry(Some((ctx.lu, port)), ctx.luns, cdb)
+        },
     },
     Command {
         opcode: op::MODE_SELECT_6,
@@ -507,6 +510,26 @@ static COMMANDS: &[Command] = &[
     },
     Command {
         opcode: op::MAINTENANCE_IN,
+        service_action: Some(cdb::SA_REPORT_TARGET_PORT_GROUPS),
+        usage: &[
+            op::MAINTENANCE_IN,
+            0xE0 | cdb::SA_REPORT_TARGET_PORT_GROUPS,
+            0,
+            0,
+            0,
+            0,
+            FF,
+            FF,
+            FF,
+            FF,
+            0,
+            C,
+        ],
+        access: Access::Always,
+        handler: |ctx, cdb| alua::report_target_port_groups(ctx.unit.port_groups, cdb),
+    },
+    Command {
+        opcode: op::MAINTENANCE_IN,
         service_action: Some(cdb::SA_REPORT_SUPPORTED_OPCODES),
         usage: &[
             op::MAINTENANCE_IN,
@@ -727,7 +750,7 @@ mod tests {
         mi[0] = op::MAINTENANCE_IN;
         mi[1] = 0xE0 | 0x0C; // reserved bits 7..5 are not part of the service action
         assert!(lookup(Cdb::new(&mi)).is_ok());
-        mi[1] = 0x0A;
+        mi[1] = 0x0B;
         assert!(lookup(Cdb::new(&mi)).is_err());
     }
 }

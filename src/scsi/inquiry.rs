@@ -16,6 +16,8 @@ const RMB: u8 = 0x80;
 const VERSION_SPC4: u8 = 0x06;
 /// SPC-4 §6.6.2: HISUP (byte 3 bit 4) and RESPONSE DATA FORMAT 2 (byte 3 bits 3..0).
 const HISUP: u8 = 0x10;
+/// Byte 5 TPGS = 01b: asymmetric access, changed by the target only (`alua`).
+const TPGS_IMPLICIT: u8 = 0x10;
 const RESPONSE_DATA_FORMAT: u8 = 0x02;
 /// SPC-4 §6.6.2: CMDQUE (byte 7 bit 1), full task management model.
 const CMDQUE: u8 = 0x02;
@@ -28,7 +30,8 @@ const VERSION_DESCRIPTORS_AT: usize = 58;
 
 /// CDB: EVPD byte 1 bit 0, CMDDT byte 1 bit 1 (obsolete), PAGE CODE byte 2, ALLOCATION LENGTH
 /// bytes 3..=4. `lu` is `None` for a LUN no unit answers to.
-pub(super) fn inquiry(lu: Option<&LuInfo>, luns: &LunMap, cdb: Cdb) -> Result<Plan, Sense> {
+/// `lu` is the addressed unit with the relative target port the command came through.
+pub(super) fn inquiry(lu: Option<(&LuInfo, u16)>, luns: &LunMap, cdb: Cdb) -> Result<Plan, Sense> {
     let evpd = cdb.bit(1, 0);
     let page = cdb.u8(2);
     // SPC-4 §6.6.1: CMDDT is obsolete; a device server that does not support it refuses it.
@@ -39,12 +42,11 @@ pub(super) fn inquiry(lu: Option<&LuInfo>, luns: &LunMap, cdb: Cdb) -> Result<Pl
         return Err(Sense::invalid_field_in_cdb().at_cdb(2, None));
     }
     let data = match (lu, evpd) {
-        (Some(lu), false) => standard(Some(lu), PERIPHERAL_DISK),
+        (Some((lu, _)), false) => standard(Some(lu), PERIPHERAL_DISK),
         // Vendor strings of any unit keep the answer recognisable; the qualifier is what counts.
         (None, false) => standard(luns.iter().next(), PERIPHERAL_NO_LU),
-        (Some(lu), true) => {
-            vpd::page(lu, page).ok_or_else(|| Sense::invalid_field_in_cdb().at_cdb(2, None))?
-        }
+        (Some((lu, port)), true) => vpd::page(lu, port, page)
+            .ok_or_else(|| Sense::invalid_field_in_cdb().at_cdb(2, None))?,
         (None, true) => return Err(Sense::lun_not_supported()),
     };
     Ok(data_in(data, u32::from(cdb.be16(3))))
@@ -60,6 +62,9 @@ fn standard(lu: Option<&LuInfo>, peripheral: u8) -> Vec<u8> {
     d[2] = VERSION_SPC4;
     d[3] = HISUP | RESPONSE_DATA_FORMAT;
     d[4] = (STANDARD_LEN - 5) as u8; // ADDITIONAL LENGTH
+    if peripheral == PERIPHERAL_DISK {
+        d[5] = TPGS_IMPLICIT;
+    }
     d[7] = CMDQUE;
     let (vendor, product, revision) = match lu {
         Some(lu) => (
@@ -100,7 +105,7 @@ mod tests {
     fn std_data(alloc: u16) -> Vec<u8> {
         let unit = lu(0);
         ok_data(inquiry(
-            Some(&unit),
+            Some((&unit, 1)),
             &LunMap::new(vec![]),
             Cdb::new(&cdb(false, 0, alloc)),
         ))
@@ -115,7 +120,7 @@ mod tests {
         assert_eq!(d[2], 0x06, "SPC-4");
         assert_eq!(d[3], 0x12, "HISUP, response data format 2, no AERC/TRMTSK");
         assert_eq!(usize::from(d[4]), d.len() - 5, "additional length");
-        assert_eq!(d[5], 0x00, "no PROTECT, no TPGS, no 3PC");
+        assert_eq!(d[5], TPGS_IMPLICIT, "implicit ALUA; no PROTECT, no 3PC");
         assert_eq!(d[7] & 0x02, 0x02, "CMDQUE");
         assert_eq!(&d[8..16], b"RINGTGT ");
         assert_eq!(&d[16..32], b"VIRTUAL-DISK    ");
@@ -138,7 +143,7 @@ mod tests {
         unit.product = String::new();
         unit.revision = "é".into();
         let d = ok_data(inquiry(
-            Some(&unit),
+            Some((&unit, 1)),
             &LunMap::default(),
             Cdb::new(&cdb(false, 0, 96)),
         ));
@@ -162,7 +167,7 @@ mod tests {
         // libiscsi Inquiry.EVPD.
         let unit = lu(0);
         let r = inquiry(
-            Some(&unit),
+            Some((&unit, 1)),
             &LunMap::default(),
             Cdb::new(&cdb(false, 1, 256)),
         );
@@ -173,7 +178,7 @@ mod tests {
     fn cmddt_is_invalid_field() {
         let unit = lu(0);
         let c = [0x12, 0x02, 0, 0, 255, 0];
-        let r = inquiry(Some(&unit), &LunMap::default(), Cdb::new(&c));
+        let r = inquiry(Some((&unit, 1)), &LunMap::default(), Cdb::new(&c));
         assert_eq!(r, Err(Sense::invalid_field_in_cdb().at_cdb(1, Some(1))));
     }
 
@@ -182,7 +187,7 @@ mod tests {
         let unit = lu(0);
         for page in [0x01, 0x81, 0x86, 0xB3, 0xFF] {
             let r = inquiry(
-                Some(&unit),
+                Some((&unit, 1)),
                 &LunMap::default(),
                 Cdb::new(&cdb(true, page, 255)),
             );

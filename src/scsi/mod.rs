@@ -16,6 +16,7 @@
 //! elsewhere they name the clause, table or field, since numbering moves between revisions.
 #![forbid(unsafe_code)]
 
+pub mod alua;
 mod capacity;
 mod cdb;
 mod commands;
@@ -83,10 +84,6 @@ pub struct LuInfo {
     pub naa_id: [u8; 16],
     /// iSCSI target name; VPD 83h SCSI name strings "<iqn>,t,0x<tpg hex4>" and "<iqn>".
     pub target_name: String,
-    /// VPD 83h relative target port designator (type 4); use 1.
-    pub relative_port_id: u16,
-    /// VPD 83h target port group designator (type 5); also the TPGT in the port name string.
-    pub tpg: u16,
     /// VPD B0h MAXIMUM TRANSFER LENGTH; larger transfers are refused (0 = no limit).
     pub max_transfer_blocks: u32,
     /// VPD B0h OPTIMAL TRANSFER LENGTH.
@@ -165,8 +162,10 @@ pub enum Plan {
 pub struct LuContext<'a> {
     /// The reservation state of the logical unit `lun_raw` addresses.
     pub pr: &'a PrState,
-    /// The I_T nexus the command arrived on.
+    /// The I_T nexus the command arrived on; its relative port is its target port group.
     pub it_nexus: &'a ItNexus,
+    /// The target's port groups and their access states.
+    pub port_groups: &'a alua::PortGroups,
 }
 
 /// What [`execute_params`] decided once the Data-Out arrived.
@@ -329,6 +328,7 @@ fn route(
     // Length first: the service action lookup reads byte 1.
     check_frame(cdb)?;
     let command = commands::lookup(cdb)?;
+    alua::check_access(unit.port_groups.state_of(unit.it_nexus.relative_port), cdb)?;
     // SPC-4 / SBC-3 reservation tables: once the command is known, before it does anything.
     // An unreserved unit (the common case) costs the idle check alone.
     if !unit.pr.is_idle() {

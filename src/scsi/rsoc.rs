@@ -179,7 +179,7 @@ mod tests {
             Some(&[0x9E, 0, 0, 0x10, 0, 0x01, 0, 16][..]),
             "SERVACTV"
         );
-        let rsoc = d[4..].chunks(8).find(|c| c[0] == 0xA3);
+        let rsoc = d[4..].chunks(8).find(|c| c[0] == 0xA3 && c[3] == 0x0C);
         assert_eq!(rsoc, Some(&[0xA3, 0, 0, 0x0C, 0, 0x01, 0, 12][..]));
         for opcode in [0x41, 0x42, 0x89, 0x8B, 0x93] {
             assert!(d[4..].chunks(8).any(|c| c[0] == opcode), "{opcode:#04x}");

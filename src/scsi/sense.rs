@@ -199,6 +199,12 @@ impl Sense {
         Self::new(SenseKey::MEDIUM_ERROR, 0x11, 0x00)
     }
 
+    /// NOT READY, LOGICAL UNIT NOT ACCESSIBLE (04h/`ascq`): 0Ah asymmetric access state
+    /// transition, 0Bh target port in standby state, 0Ch target port in unavailable state.
+    pub const fn not_accessible(ascq: u8) -> Self {
+        Self::new(SenseKey::NOT_READY, 0x04, ascq)
+    }
+
     /// NOT READY, MEDIUM NOT PRESENT - TRAY OPEN (3Ah/02h): a removable medium was ejected.
     pub const fn medium_not_present() -> Self {
         Self::new(SenseKey::NOT_READY, 0x3A, 0x02)

@@ -63,12 +63,13 @@ const TYPE_SCSI_NAME_STRING: u8 = 0x8;
 /// SPC-4 SCSI name string designator: at most 256 bytes, NUL terminated, multiple of 4.
 const MAX_NAME_STRING: usize = 256;
 
-/// The VPD page `code` for `lu`, or `None` when that page is not supported.
-pub(super) fn page(lu: &LuInfo, code: u8) -> Option<Vec<u8>> {
+/// The VPD page `code` for `lu` seen through relative target port `port`, or `None` when that
+/// page is not supported.
+pub(super) fn page(lu: &LuInfo, port: u16, code: u8) -> Option<Vec<u8>> {
     let body = match code {
         PAGE_SUPPORTED => SUPPORTED.to_vec(),
         PAGE_UNIT_SERIAL => unit_serial(lu),
-        PAGE_DEVICE_ID => device_identification(lu),
+        PAGE_DEVICE_ID => device_identification(lu, port),
         PAGE_BLOCK_LIMITS => block_limits(lu),
         PAGE_BLOCK_CHARACTERISTICS => block_characteristics(lu),
         PAGE_LOGICAL_BLOCK_PROVISIONING => logical_block_provisioning(),
@@ -96,20 +97,22 @@ fn unit_serial(lu: &LuInfo) -> Vec<u8> {
 }
 
 /// SPC-4 Device Identification VPD page: LU NAA, relative target port, target port group,
-/// and SCSI name strings of the target port and the target device.
-fn device_identification(lu: &LuInfo) -> Vec<u8> {
-    let port_name = format!("{},t,0x{:04x}", lu.target_name, lu.tpg);
+/// and SCSI name strings of the target port and the target device. The port designators are
+/// those of `port`, the one the command came through: its group has the same identifier
+/// (`alua`), as has the iSCSI target portal group it is.
+fn device_identification(lu: &LuInfo, port: u16) -> Vec<u8> {
+    let port_name = format!("{},t,0x{port:04x}", lu.target_name);
     let mut d = Vec::new();
     designator(&mut d, CODE_SET_BINARY, ASSOC_LU | TYPE_NAA, &lu.naa_id);
     let port_flags = PIV | ASSOC_TARGET_PORT;
-    let rel_port = two_byte_designator(lu.relative_port_id);
+    let rel_port = two_byte_designator(port);
     designator(
         &mut d,
         iscsi(CODE_SET_BINARY),
         port_flags | TYPE_RELATIVE_TARGET_PORT,
         &rel_port,
     );
-    let group = two_byte_designator(lu.tpg);
+    let group = two_byte_designator(port);
     designator(
         &mut d,
         iscsi(CODE_SET_BINARY),
@@ -223,7 +226,7 @@ mod tests {
     use crate::scsi::tests::lu;
 
     fn get(code: u8) -> Vec<u8> {
-        page(&lu(0), code).expect("supported page")
+        page(&lu(0), 1, code).expect("supported page")
     }
 
     fn page_length(d: &[u8]) -> usize {
@@ -248,7 +251,7 @@ mod tests {
         assert_eq!(&d[4..], b"SN000000");
         let mut long = lu(0);
         long.serial = "x".repeat(40);
-        assert_eq!(page(&long, 0x80).map(|p| p.len()), Some(4 + 32));
+        assert_eq!(page(&long, 1, 0x80).map(|p| p.len()), Some(4 + 32));
     }
 
     #[test]
@@ -342,7 +345,7 @@ mod tests {
         let mut big = lu(0);
         big.block_size = 4096;
         big.max_transfer_blocks = 100;
-        let d = page(&big, 0xB0).expect("served");
+        let d = page(&big, 1, 0xB0).expect("served");
         assert_eq!(
             d[5], 50,
             "COMPARE AND WRITE Data-Out within MAXIMUM TRANSFER LENGTH"
@@ -355,7 +358,7 @@ mod tests {
         assert_eq!(&d[28..32], &1u32.to_be_bytes());
         assert_eq!(&d[36..44], &100u64.to_be_bytes());
         big.max_transfer_blocks = 0;
-        let d = page(&big, 0xB0).expect("served");
+        let d = page(&big, 1, 0xB0).expect("served");
         assert_eq!(
             &d[36..44],
             &0x0004_0000u64.to_be_bytes(),
@@ -371,7 +374,7 @@ mod tests {
         assert_eq!(d[7], 0x40, "WABEREQ 01b, WACEREQ 00b");
         let mut spinning = lu(0);
         spinning.non_rotational = false;
-        assert_eq!(page(&spinning, 0xB1).map(|p| [p[4], p[5]]), Some([0, 0]));
+        assert_eq!(page(&spinning, 1, 0xB1).map(|p| [p[4], p[5]]), Some([0, 0]));
     }
 
     #[test]

@@ -122,6 +122,7 @@ impl Session {
         let unit = scsi::LuContext {
             pr: view.map_or(&scsi::pr::IDLE, |i| &self.lu_views[i].snapshot().pr),
             it_nexus: &self.it_nexus,
+            port_groups: &self.port_groups,
         };
         let plan = scsi::dispatch(&luns, &mut self.nexus, unit, cmd.lun, cdb);
         let lun = decode_lun(cmd.lun).unwrap_or(0);

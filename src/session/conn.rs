@@ -273,6 +273,7 @@ impl Connection {
         let env = LoginEnv {
             targets: &self.ctx.login_targets,
             portal_group_tag: self.ctx.portal_group_tag,
+            local: self.local,
             offer: &self.ctx.offer,
             discovery_chap: self.ctx.discovery_chap.as_ref(),
             peer: self.peer.map(|p| p.ip()),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::login::{ChapPolicy, TargetEntry, TargetOffer};
+use crate::scsi::alua::PortGroups;
 use crate::scsi::LunMap;
 
 pub struct TargetRuntime {
@@ -14,14 +15,22 @@ pub struct TargetRuntime {
     pub luns: Arc<LunMap>,
     /// Initiators that see only some of them (LUN masking), by lower-cased name.
     pub masks: Vec<(String, Arc<LunMap>)>,
+    /// ALUA target port groups and their states, shared by every core.
+    pub port_groups: Arc<PortGroups>,
 }
 
 impl TargetRuntime {
+    /// A target reached through one active/optimized port group, tag 1.
     pub fn new(name: String, luns: LunMap) -> Self {
+        Self::with_port_groups(name, luns, PortGroups::single(1))
+    }
+
+    pub fn with_port_groups(name: String, luns: LunMap, port_groups: PortGroups) -> Self {
         TargetRuntime {
             name,
             luns: Arc::new(luns),
             masks: Vec::new(),
+            port_groups: Arc::new(port_groups),
         }
     }
 

@@ -25,6 +25,7 @@ use crate::backstore::Budget;
 use crate::login::{LoginOutcome, SessionParams, SessionType};
 use crate::pdu::reject::Reject;
 use crate::pdu::{Bhs, Frame, Opcode};
+use crate::scsi::alua::PortGroups;
 use crate::scsi::{InitiatorPort, ItNexus, LunMap, NexusState};
 
 /// How soon a request blocked by another session's range lock is retried.
@@ -46,6 +47,8 @@ pub struct Session {
     pub(super) nexus: NexusState,
     /// This session's I_T nexus as reservations name it.
     pub(super) it_nexus: ItNexus,
+    /// The target's port groups: the access state of the nexus's port.
+    pub(super) port_groups: Arc<PortGroups>,
     pub(super) io_queue: VecDeque<IoRequest>,
     pub(super) io_in_flight: usize,
     pub(super) keepalive: Keepalive,
@@ -128,10 +131,14 @@ impl Session {
                 .unit_attentions
                 .establish(lu.lun, crate::scsi::UnitAttention::POWER_ON_RESET);
         }
-        // Every unit of a target is reached through the target's one portal group.
+        // The portal group the login came through is the nexus's target port (ALUA).
+        let port_groups = target.map_or_else(
+            || Arc::new(PortGroups::single(outcome.portal_group_tag)),
+            |t| ctx.targets[t].port_groups.clone(),
+        );
         let it_nexus = ItNexus {
             initiator: InitiatorPort::new(&outcome.params.initiator_name, outcome.isid),
-            relative_port: luns.iter().next().map_or(1, |lu| lu.relative_port_id),
+            relative_port: outcome.portal_group_tag,
         };
         let lu_views = views_of(&luns);
         let keepalive = Keepalive::new(ctx.tuning.nop_interval, ctx.tuning.nop_timeout, now);
@@ -149,6 +156,7 @@ impl Session {
             next_ttt: 1,
             nexus,
             it_nexus,
+            port_groups,
             io_queue: VecDeque::new(),
             io_in_flight: 0,
             keepalive,

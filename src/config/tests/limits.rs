@@ -4,10 +4,8 @@ use super::{assert_rules, assert_toml_errors, base, toml_err, Breaker, FULL};
 use crate::config::*;
 
 fn with_limits(limits: &str) -> String {
-    format!(
-        "[limits]\n{limits}\n{}",
-        &FULL[FULL.find("[iscsi]").unwrap()..]
-    )
+    let iscsi = FULL.find("[iscsi]").unwrap();
+    format!("{}[limits]\n{limits}\n{}", &FULL[..iscsi], &FULL[iscsi..])
 }
 
 #[test]

@@ -51,6 +51,15 @@ name = "naa.600140512345678901234567890abcde"
 
 [[target.lun]]
 path = "null:10G"
+
+[[target.port_group]]
+id = 2
+portals = ["127.0.0.1:3260", "10.1.2.3"]
+
+[[target.port_group]]
+id = 3
+portals = ["[::1]:3261"]
+state = "standby"
 "#;
 
 /// A valid configuration to break one rule at a time.
@@ -529,4 +538,47 @@ fn duplicate_rules_reported_from_toml() {
         e,
         "iscsi.first_burst_length: must not exceed max_burst_length (2097152), got 4194304"
     );
+}
+
+#[test]
+fn port_groups_parse_and_every_rule_names_its_field() {
+    let c = base();
+    let groups = &c.targets[1].port_groups;
+    assert_eq!(groups.len(), 2);
+    assert_eq!(groups[0].id, 2);
+    assert_eq!(
+        groups[0].state,
+        AluaState::ActiveOptimized,
+        "the default state"
+    );
+    assert_eq!(groups[0].portals[1], "10.1.2.3:3260".parse().unwrap());
+    assert_eq!(groups[1].state, AluaState::Standby);
+    assert!(c.targets[0].port_groups.is_empty());
+    let cases = [
+        ("id = 2\n", "target[1].port_group[1].id: duplicate of port_group[0].id (2)"),
+        ("id = 0\n", "target[1].port_group[1].id: must be between 1 and 65535, got 0"),
+        (
+            "portals = [\"127.0.0.1:3261\"]\n",
+            "target[1].port_group[1].portals[0]: 127.0.0.1:3261 is not one of the daemon's portals",
+        ),
+        (
+            "portals = [\"10.1.2.3\"]\n",
+            "target[1].port_group[1].portals[0]: 10.1.2.3:3260 is already in port_group[0]",
+        ),
+        ("portals = []\n", "target[1].port_group[1].portals: a port group needs at least one portal"),
+        (
+            "state = \"passive\"\n",
+            "target[1].port_group[1].state: expected one of active-optimized, active-non-optimized, standby, unavailable, got \"passive\"",
+        ),
+    ];
+    let last = FULL.rfind("[[target.port_group]]").unwrap();
+    assert_toml_errors(&cases, |case| {
+        let key = &case[..case.find(' ').unwrap()];
+        let group: String = FULL[last..]
+            .lines()
+            .filter(|l| !l.starts_with(key))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        format!("{}{group}{case}", &FULL[..last])
+    });
 }

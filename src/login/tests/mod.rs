@@ -126,6 +126,7 @@ impl Harness {
         let env = LoginEnv {
             targets: &self.targets,
             portal_group_tag: self.tpgt,
+            local: None,
             offer: &self.offer,
             discovery_chap: self.discovery_chap.as_ref(),
             peer: self.peer,

@@ -65,7 +65,7 @@ fn unknown_service_actions_are_invalid_field_at_byte_1() {
     // libiscsi reads INVALID FIELD IN CDB pointing at byte 1 of SERVICE ACTION IN / MAINTENANCE
     // IN as "not implemented", which is what it is.
     let mut sai = cdb16(op::SERVICE_ACTION_IN_16, 0x13, 0, 32);
-    let mut mi = [op::MAINTENANCE_IN, 0x0A, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0];
+    let mut mi = [op::MAINTENANCE_IN, 0x0B, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0];
     for cdb in [&sai[..], &mi[..]] {
         let plan = run(cdb);
         assert_eq!(fixed_sense(&plan), (ILLEGAL, 0x24, 0x00));

@@ -243,6 +243,7 @@ fn random_cdbs_never_panic_and_answers_are_well_formed() {
         let unit = LuContext {
             pr: &state,
             it_nexus: it,
+            port_groups: &crate::scsi::alua::PortGroups::single(1),
         };
         let plan = crate::scsi::dispatch(&luns, nexus, unit, lun_raw, &cdb);
         assert_well_formed(&luns, lun_raw, &cdb, &plan);

@@ -29,6 +29,7 @@ pub(crate) fn dispatch(luns: &LunMap, nexus: &mut NexusState, lun_raw: u64, cdb:
     let unit = LuContext {
         pr: &super::pr::IDLE,
         it_nexus: &it,
+        port_groups: &super::alua::PortGroups::single(1),
     };
     super::dispatch(luns, nexus, unit, lun_raw, cdb)
 }
@@ -65,8 +66,6 @@ pub(crate) fn lu(lun: u16) -> LuInfo {
             0x77, 0x88,
         ],
         target_name: "iqn.2024-01.org.ringtgt:disk".into(),
-        relative_port_id: 1,
-        tpg: 1,
         max_transfer_blocks: 1024,
         optimal_transfer_blocks: 128,
         shared: Default::default(),

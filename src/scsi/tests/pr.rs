@@ -51,6 +51,7 @@ impl Target {
         let unit = LuContext {
             pr: &self.pr,
             it_nexus: &session.it,
+            port_groups: &crate::scsi::alua::PortGroups::single(1),
         };
         let plan = crate::scsi::dispatch(&self.luns, &mut session.nexus, unit, 0, cdb);
         match plan {
