@@ -145,6 +145,7 @@ impl Harness {
             digests: Digests::default(),
         };
         let mut req = LoginRequest::decode(&Bhs::new(Opcode::LOGIN_REQUEST));
+        req.immediate = true;
         req.transit = true;
         req.csg = Stage::OPERATIONAL;
         req.nsg = Stage::FULL_FEATURE;
