@@ -92,7 +92,8 @@ pub struct ServeArgs {
     #[arg(long = "lun", value_name = "SPEC")]
     pub luns: Vec<String>,
 
-    /// Logical block size of every --lun: 512 (default) or 4096.
+    /// Logical block size of every --lun: 512 or 4096 (default: the store's own, 512 for RAM,
+    /// null and most files).
     #[arg(long, value_name = "BYTES", value_parser = parse_block_size)]
     pub block_size: Option<u32>,
 
@@ -321,7 +322,7 @@ impl ServeArgs {
                     problem: format!("too many LUNs, at most {}", u32::from(MAX_LUN_ID) + 1),
                 })?;
             let mut lun = LunConfig::new(id, backing);
-            lun.block_size = self.block_size.unwrap_or(512);
+            lun.block_size = self.block_size;
             lun.read_only = self.read_only;
             luns.push(lun);
         }
@@ -637,7 +638,7 @@ mod tests {
         assert!(t
             .luns
             .iter()
-            .all(|l| l.block_size == 4096 && l.read_only && l.write_cache));
+            .all(|l| l.block_size == Some(4096) && l.read_only && l.write_cache.is_none()));
         assert_eq!(c.iscsi, crate::config::IscsiTuning::default());
     }
 

@@ -635,9 +635,9 @@ impl RawLun {
         let backing = parse_backing(&self.path)
             .map_err(|e| ConfigError::invalid(format!("{prefix}.path"), e))?;
         let block_size = match self.block_size {
-            None => 512,
-            Some(512) => 512,
-            Some(4096) => 4096,
+            None => None,
+            Some(512) => Some(512),
+            Some(4096) => Some(4096),
             Some(v) => {
                 return Err(ConfigError::invalid(
                     format!("{prefix}.block_size"),
@@ -651,7 +651,7 @@ impl RawLun {
             block_size,
             read_only: self.read_only.unwrap_or(false),
             serial: self.serial,
-            write_cache: self.write_cache.unwrap_or(true),
+            write_cache: self.write_cache,
             removable: self.removable.unwrap_or(false),
         })
     }
@@ -660,10 +660,10 @@ impl RawLun {
         RawLun {
             id: Some(l.id.into()),
             path: l.backing.to_string(),
-            block_size: Some(l.block_size.into()),
+            block_size: l.block_size.map(Into::into),
             read_only: Some(l.read_only),
             serial: l.serial.clone(),
-            write_cache: Some(l.write_cache),
+            write_cache: l.write_cache,
             removable: Some(l.removable),
         }
     }

@@ -37,6 +37,7 @@ fn lu() -> LuInfo {
         optimal_transfer_blocks: 256,
         shared: Default::default(),
         removable: false,
+        geometry: Default::default(),
     }
 }
 
