@@ -203,12 +203,36 @@ pub struct ServeArgs {
 
     /// Log filter: a level (error, warn, info, debug, trace) or directives such as
     /// info,ringtgt::login=debug. Default: $RUST_LOG, else info.
-    #[arg(long, value_name = "LEVEL_OR_FILTER")]
+    #[arg(long, value_name = "LEVEL_OR_FILTER", value_parser = parse_log_filter)]
     pub log: Option<String>,
 }
 
 fn parse_iscsi_name(s: &str) -> Result<String, String> {
     validate_iscsi_name(s).map(|()| s.to_string())
+}
+
+/// Levels a log directive may name (`tracing` also takes `off`).
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Checks a `--log` filter. `tracing` reads a bare word that is not a level as a target name,
+/// so `--log warning` would silently log nothing; here a directive without `=` must be a level,
+/// and a target names its level (`ringtgt::login=debug`).
+fn parse_log_filter(s: &str) -> Result<String, String> {
+    let levels = LOG_LEVELS.join(", ");
+    for directive in s.split(',').map(str::trim) {
+        let level = match directive.rsplit_once('=') {
+            Some((_, level)) => level,
+            None => directive,
+        };
+        if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{directive:?} is not a log level ({levels}) or TARGET=LEVEL directive"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn parse_block_size(s: &str) -> Result<u32, String> {
@@ -689,6 +713,13 @@ mod tests {
         let a = parse(&["--demo", "--log", "debug"]).unwrap();
         assert_eq!(a.log.as_deref(), Some("debug"));
         assert_eq!(parse(&["--demo"]).unwrap().log, None);
+        for good in ["WARN", "info,ringtgt::login=debug", "ringtgt=trace", "off"] {
+            assert!(parse(&["--demo", "--log", good]).is_ok(), "{good}");
+        }
+        for bad in ["warning", "info,verbose", "ringtgt=loud", "", "info,"] {
+            let e = clap_err(&["--demo", "--log", bad]);
+            assert!(e.contains("--log <LEVEL_OR_FILTER>"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -76,9 +76,20 @@ impl StartError {
 pub struct Daemon {
     reactors: Vec<JoinHandle<()>>,
     control: JoinHandle<()>,
+    to_control: crossbeam_channel::Sender<crate::control::ToControl>,
 }
 
 impl Daemon {
+    /// A way to stop the daemon from another thread (a signal handler): the control thread tells
+    /// every reactor to stop listening and close its connections, and [`Daemon::wait`] returns
+    /// once they have.
+    pub fn stopper(&self) -> impl FnOnce() + Send + 'static {
+        let tx = self.to_control.clone();
+        move || {
+            let _ = tx.send(crate::control::ToControl::Shutdown);
+        }
+    }
+
     pub fn wait(self) {
         for r in self.reactors {
             let _ = r.join();
@@ -150,9 +161,13 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         reactors.push(reactor::spawn(s).map_err(StartError::Reactor)?);
     }
     for p in &config.portals {
-        tracing::info!(portal = %p, cores = ?cpus, "listening");
+        tracing::info!(portal = %p, cores = %CoreSpec::List(cpus.clone()), "listening");
     }
-    Ok(Daemon { reactors, control })
+    Ok(Daemon {
+        reactors,
+        control,
+        to_control,
+    })
 }
 
 fn build_context(config: &Config, stores: &[HashMap<u16, Arc<Store>>]) -> PortalContext {

@@ -11,4 +11,5 @@ pub mod reactor;
 pub mod retry;
 pub mod scsi;
 pub mod session;
+pub mod signals;
 pub mod startup;

@@ -105,7 +105,7 @@ fn report(target: &str, l: &LunConfig, store: &Store, block_size: u32) {
         path = %store.label(),
         size = %format_size(blocks * bs),
         block_size,
-        io,
+        %io,
         read_only = l.read_only,
         write_cache = l.write_cache.unwrap_or(true),
         "serving LUN"

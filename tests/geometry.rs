@@ -135,7 +135,7 @@ fn four_k_native_device_is_offered_with_4096_byte_blocks_and_io_works() {
     assert!(!log.contains("I/O failed"), "{log}");
     assert!(
         log.contains(&format!(
-            "path={} size=64MiB block_size=4096 io=\"direct\"",
+            "path={} size=64MiB block_size=4096 io=direct",
             dev.dev
         )),
         "one start-up line for the LUN: {log}"
