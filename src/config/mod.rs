@@ -122,7 +122,7 @@
 //! | key | default | meaning and allowed values |
 //! |---|---|---|
 //! | `id` | position in the list (0, 1, …) | LUN number, 0..=16383, unique within the target. |
-//! | `path` | *required* | Backing store: a file or block-device path; `"null:SIZE"` (discards writes, reads zeros); `"ram:SIZE"` (in memory, lost on exit). A path whose first part looks like `word:` must be written `"file:PATH"` (or start with `./`). The same path may back two LUNs only if both are read-only. |
+//! | `path` | *required* | Backing store: a file or block-device path; `"null:SIZE"` (discards writes, reads zeros); `"ram:SIZE"` (in memory, lost on exit; refused at start when SIZE exceeds the free space of `/dev/shm` or memory plus swap, since writes past that would fail). A path whose first part looks like `word:` must be written `"file:PATH"` (or start with `./`). A relative path is relative to the config file's directory (to the working directory for `--lun`). The same file or device may back two LUNs only if both are read-only, whatever the paths (symbolic links and other names for it are recognised at start by device and inode). |
 //! | `block_size` | the store's | Logical block size, `512` or `4096`. Default: a block device's logical block size (4096 on a 4K-native disk), a file's direct I/O alignment (`statx` `STATX_DIOALIGN`, 512 on most filesystems), 512 for `null`/`ram`, whose sizes must be a multiple of it. A size smaller than what the device or file accepts for `O_DIRECT` is refused at start. |
 //! | `read_only` | `false` | Export write-protected. |
 //! | `serial` | derived by the daemon | Unit serial number (VPD page 0x80): 1..=32 printable ASCII characters. |

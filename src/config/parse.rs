@@ -233,9 +233,25 @@ impl Config {
             }
         })?;
         let mut warnings = Vec::new();
-        let config = raw.into_config(&mut warnings)?;
+        let mut config = raw.into_config(&mut warnings)?;
+        if let Some(file) = file {
+            config.resolve_lun_paths(file);
+        }
         config.validate()?;
         Ok((config, warnings))
+    }
+
+    /// Makes relative LUN paths relative to the directory of the config file `file` (where its
+    /// author sees them), not to the daemon's working directory.
+    fn resolve_lun_paths(&mut self, file: &Path) {
+        let dir = file.parent().unwrap_or(Path::new(""));
+        for lun in self.targets.iter_mut().flat_map(|t| &mut t.luns) {
+            if let Backing::Path(p) = &mut lun.backing {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
+        }
     }
 
     /// Writes the configuration as TOML, every key explicit; [`Config::from_toml_str`] reads it

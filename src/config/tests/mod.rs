@@ -358,6 +358,40 @@ fn load_names_the_file() {
 }
 
 #[test]
+fn relative_lun_paths_are_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ringtgt.toml");
+    std::fs::write(
+        &file,
+        "[[target]]\nname = \"iqn.2026-11.io.ringtgt:a\"\n\
+         [[target.lun]]\npath = \"disk.img\"\n[[target.lun]]\npath = \"../up/b.img\"\n\
+         [[target.lun]]\npath = \"/abs/c.img\"\n[[target.lun]]\npath = \"ram:1MiB\"\n",
+    )
+    .unwrap();
+    let (c, _) = Config::load(&file).unwrap();
+    let backings: Vec<Backing> = c.targets[0]
+        .luns
+        .iter()
+        .map(|l| l.backing.clone())
+        .collect();
+    assert_eq!(
+        backings,
+        [
+            Backing::Path(dir.path().join("disk.img")),
+            Backing::Path(dir.path().join("../up/b.img")),
+            Backing::Path("/abs/c.img".into()),
+            Backing::Ram { size: 1 << 20 },
+        ]
+    );
+    // A string is not a file: nothing to be relative to.
+    let c = Config::from_toml_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(
+        c.targets[0].luns[0].backing,
+        Backing::Path("disk.img".into())
+    );
+}
+
+#[test]
 fn out_of_type_integers_name_the_field() {
     let cases = [
         (
