@@ -102,7 +102,7 @@ fn report(target: &str, l: &LunConfig, store: &Store, block_size: u32) {
     tracing::info!(
         lun = l.id,
         target = %target,
-        path = %store.label(),
+        path = %l.backing,
         size = %format_size(blocks * bs),
         block_size,
         %io,

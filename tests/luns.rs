@@ -46,6 +46,13 @@ fn relative_path_in_a_config_file_is_found_next_to_the_file() {
     let mut ini = common::session(&d, &[]);
     ini.wait_ready(0);
     assert_eq!(ini.capacity(0), ((3 << 20) / 512, 512));
+    // One start-up line for the LUN: where, how big, which blocks, how I/O reaches it.
+    let path = dir.path().join("disk.img");
+    let line = format!(
+        "serving LUN lun=0 target={TARGET} path={} size=3MiB block_size=512 io=direct",
+        path.display()
+    );
+    assert!(d.log().contains(&line), "{line}\n{}", d.log());
 }
 
 #[test]

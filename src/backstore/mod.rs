@@ -66,7 +66,7 @@ pub enum StoreError {
     #[error("{path}: its {logical}-byte logical blocks are larger than the {MAX_BLOCK} bytes a LUN can have")]
     BlocksTooLarge { path: PathBuf, logical: u32 },
     #[error(
-        "ram:{size} does not fit: {where_} has room for {room} bytes; a RAM LUN must fit in memory \
+        "ram store of {size} bytes does not fit: {where_} has room for {room} bytes; a RAM LUN must fit in memory \
          (its writes would fail once it is full)"
     )]
     RamTooLarge {
