@@ -309,10 +309,11 @@ impl Reactor {
         let sock = unsafe { Socket::from_raw_fd(res as RawFd) };
         if self.conns.len() >= self.limits.max_connections {
             let peer = sock.peer_addr().ok().and_then(|a| a.as_socket());
+            let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
             crate::warn_limited!(
                 self.log,
                 now,
-                ?peer,
+                %peer,
                 max = self.limits.max_connections,
                 "connection refused: this core serves its share of max_connections"
             );
