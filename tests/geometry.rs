@@ -70,6 +70,35 @@ impl Drop for LoopDevice {
     }
 }
 
+/// An ext4 filesystem on a loop device, mounted on a temporary directory until dropped.
+struct MountedFs {
+    dir: tempfile::TempDir,
+    _dev: LoopDevice,
+}
+
+impl MountedFs {
+    fn new(dev: LoopDevice) -> Option<MountedFs> {
+        let dir = tempfile::tempdir().expect("mount point");
+        let ok = |c: &mut Command| c.status().is_ok_and(|s| s.success());
+        let made = ok(Command::new("mkfs.ext4").args(["-q", &dev.dev]))
+            && ok(Command::new("mount").arg(&dev.dev).arg(dir.path()));
+        if !made {
+            eprintln!(
+                "SKIPPED: cannot make and mount an ext4 filesystem on {}",
+                dev.dev
+            );
+            return None;
+        }
+        Some(MountedFs { dir, _dev: dev })
+    }
+}
+
+impl Drop for MountedFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
 fn serve(dev: &LoopDevice, extra: &[&str]) -> Daemon {
     let mut args = vec!["--target", TARGET, "--lun", &dev.dev];
     args.extend_from_slice(extra);
@@ -249,4 +278,41 @@ fn write_cache_and_rotation_come_from_the_device() {
         !write_cache_enabled(&mut ini),
         "write-through device, WCE clear"
     );
+}
+
+/// A file on a filesystem over a 4K-native disk takes direct I/O only in 4 KiB units
+/// (`STATX_DIOALIGN`): its LUN gets 4096-byte blocks, and 512 is refused.
+#[test]
+fn file_on_a_4k_native_filesystem_gets_4096_byte_blocks() {
+    let Some(fs) = LoopDevice::new(4096).and_then(MountedFs::new) else {
+        return;
+    };
+    let file = fs.dir.path().join("disk.img");
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len(8 << 20)
+        .unwrap();
+    let path = file.to_str().unwrap();
+    {
+        let d = Daemon::start(&["--target", TARGET, "--lun", path]);
+        let mut ini = session(&d);
+        assert_eq!(capacity16(&mut ini).0, 4096);
+        write_and_read_back(&mut ini, 4096);
+        assert!(d.log().contains("block_size=4096 io=direct"), "{}", d.log());
+    }
+    let portal = format!("127.0.0.1:{}", common::daemon::free_port());
+    let args = [
+        "serve",
+        "--portal",
+        &portal,
+        "--target",
+        TARGET,
+        "--lun",
+        path,
+        "--block-size",
+        "512",
+    ];
+    let (code, _, err) = run(BIN, &args, Duration::from_secs(10));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("block_size 512 is smaller"), "{err}");
 }
