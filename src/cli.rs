@@ -92,7 +92,8 @@ pub struct ServeArgs {
     #[arg(long = "lun", value_name = "SPEC")]
     pub luns: Vec<String>,
 
-    /// Logical block size of every --lun: 512 (default) or 4096.
+    /// Logical block size of every --lun: 512 or 4096 (default: the store's own, 512 for RAM,
+    /// null and most files).
     #[arg(long, value_name = "BYTES", value_parser = parse_block_size)]
     pub block_size: Option<u32>,
 
@@ -207,12 +208,36 @@ pub struct ServeArgs {
 
     /// Log filter: a level (error, warn, info, debug, trace) or directives such as
     /// info,ringtgt::login=debug. Default: $RUST_LOG, else info.
-    #[arg(long, value_name = "LEVEL_OR_FILTER")]
+    #[arg(long, value_name = "LEVEL_OR_FILTER", value_parser = parse_log_filter)]
     pub log: Option<String>,
 }
 
 fn parse_iscsi_name(s: &str) -> Result<String, String> {
     validate_iscsi_name(s).map(|()| s.to_string())
+}
+
+/// Levels a log directive may name (`tracing` also takes `off`).
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Checks a `--log` filter. `tracing` reads a bare word that is not a level as a target name,
+/// so `--log warning` would silently log nothing; here a directive without `=` must be a level,
+/// and a target names its level (`ringtgt::login=debug`).
+fn parse_log_filter(s: &str) -> Result<String, String> {
+    let levels = LOG_LEVELS.join(", ");
+    for directive in s.split(',').map(str::trim) {
+        let level = match directive.rsplit_once('=') {
+            Some((_, level)) => level,
+            None => directive,
+        };
+        if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{directive:?} is not a log level ({levels}) or TARGET=LEVEL directive"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn parse_block_size(s: &str) -> Result<u32, String> {
@@ -326,7 +351,7 @@ impl ServeArgs {
                     problem: format!("too many LUNs, at most {}", u32::from(MAX_LUN_ID) + 1),
                 })?;
             let mut lun = LunConfig::new(id, backing);
-            lun.block_size = self.block_size.unwrap_or(512);
+            lun.block_size = self.block_size;
             lun.read_only = self.read_only;
             luns.push(lun);
         }
@@ -649,7 +674,7 @@ mod tests {
         assert!(t
             .luns
             .iter()
-            .all(|l| l.block_size == 4096 && l.read_only && l.write_cache));
+            .all(|l| l.block_size == Some(4096) && l.read_only && l.write_cache.is_none()));
         assert_eq!(c.iscsi, crate::config::IscsiTuning::default());
     }
 
@@ -700,6 +725,13 @@ mod tests {
         let a = parse(&["--demo", "--log", "debug"]).unwrap();
         assert_eq!(a.log.as_deref(), Some("debug"));
         assert_eq!(parse(&["--demo"]).unwrap().log, None);
+        for good in ["WARN", "info,ringtgt::login=debug", "ringtgt=trace", "off"] {
+            assert!(parse(&["--demo", "--log", good]).is_ok(), "{good}");
+        }
+        for bad in ["warning", "info,verbose", "ringtgt=loud", "", "info,"] {
+            let e = clap_err(&["--demo", "--log", bad]);
+            assert!(e.contains("--log <LEVEL_OR_FILTER>"), "{bad}: {e}");
+        }
     }
 
     #[test]

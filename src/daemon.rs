@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::backstore::{Store, StoreError, StoreKind, StoreSpec};
+use crate::backstore::{Store, StoreError};
 use crate::config::{
-    self, Backing, ChapConfig, Config, CoreSpec, DigestPolicy as ConfDigest, IscsiTuning, Limits,
-    LunConfig, TargetConfig,
+    self, ChapConfig, Config, CoreSpec, DigestPolicy as ConfDigest, IscsiTuning, Limits, LunConfig,
+    TargetConfig,
 };
 use crate::control::pr_store::PrStore;
 use crate::control::SessionLimits;
@@ -18,7 +18,7 @@ use crate::login::{
 };
 use crate::reactor::{self, ConnLimits, ReactorSetup, StoreTable, WakeFd};
 use crate::scsi::alua::{AccessState, PortGroups};
-use crate::scsi::{LuInfo, LunMap};
+use crate::scsi::{BlockGeometry, LuInfo, LunMap};
 use crate::session::{PortalContext, TargetRuntime, Tuning};
 
 /// The preferred transfer size advertised in the Block Limits VPD page.
@@ -32,9 +32,21 @@ pub enum StartError {
         lun: usize,
         source: StoreError,
     },
+    #[error(
+        "target[{target}].lun[{lun}]: {path} is the same medium as target[{first_target}].lun[{first_lun}] \
+         ({first_path}); one file or device may back two LUNs only if both are read-only"
+    )]
+    SharedMedium {
+        target: usize,
+        lun: usize,
+        path: String,
+        first_target: usize,
+        first_lun: usize,
+        first_path: String,
+    },
     #[error("--cores: {0}")]
     Cores(String),
-    #[error("portal {addr}: {source}")]
+    #[error("portal {addr}: {source}{}", bind_hint(source))]
     Bind {
         addr: std::net::SocketAddr,
         source: std::io::Error,
@@ -45,11 +57,21 @@ pub enum StartError {
     Reservations(String),
 }
 
+/// What to do about an address that is taken.
+fn bind_hint(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        " (another program listens there: choose another address with --portal ADDR, or \
+         `portals` in the config file)"
+    } else {
+        ""
+    }
+}
+
 impl StartError {
     /// Configuration problems exit with 2 (like bad flags); runtime failures with 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::Store { .. } | StartError::Cores(_) => 2,
+            StartError::Store { .. } | StartError::SharedMedium { .. } | StartError::Cores(_) => 2,
             StartError::Bind { .. } | StartError::Reactor(_) | StartError::Reservations(_) => 1,
         }
     }
@@ -58,9 +80,20 @@ impl StartError {
 pub struct Daemon {
     reactors: Vec<JoinHandle<()>>,
     control: JoinHandle<()>,
+    to_control: crossbeam_channel::Sender<crate::control::ToControl>,
 }
 
 impl Daemon {
+    /// A way to stop the daemon from another thread (a signal handler): the control thread tells
+    /// every reactor to stop listening and close its connections, and [`Daemon::wait`] returns
+    /// once they have.
+    pub fn stopper(&self) -> impl FnOnce() + Send + 'static {
+        let tx = self.to_control.clone();
+        move || {
+            let _ = tx.send(crate::control::ToControl::Shutdown);
+        }
+    }
+
     pub fn wait(self) {
         for r in self.reactors {
             let _ = r.join();
@@ -70,7 +103,8 @@ impl Daemon {
 }
 
 pub fn start(config: &Config) -> Result<Daemon, StartError> {
-    let stores = open_stores(config)?;
+    let (config, stores) = crate::startup::open_stores(config)?;
+    let config = &config;
     let ctx = Arc::new(build_context(config, &stores));
     let pr_store = PrStore::new(&config.state_dir);
     restore_reservations(&ctx, &pr_store)?;
@@ -78,7 +112,9 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
     let table = Arc::new(StoreTable { targets: stores });
 
     for &addr in &config.portals {
-        reactor::ensure_free(addr).map_err(|source| StartError::Bind { addr, source })?;
+        // A daemon that has just exited may still hold the address for a moment.
+        crate::retry::while_errno(libc::EADDRINUSE, || reactor::ensure_free(addr))
+            .map_err(|source| StartError::Bind { addr, source })?;
     }
     let mut listeners = Vec::new();
     for _ in &cpus {
@@ -131,40 +167,13 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         reactors.push(reactor::spawn(s).map_err(StartError::Reactor)?);
     }
     for p in &config.portals {
-        tracing::info!(portal = %p, cores = ?cpus, "listening");
+        tracing::info!(portal = %p, cores = %CoreSpec::List(cpus.clone()), "listening");
     }
-    Ok(Daemon { reactors, control })
-}
-
-fn open_stores(config: &Config) -> Result<Vec<HashMap<u16, Arc<Store>>>, StartError> {
-    let mut all = Vec::new();
-    for (ti, t) in config.targets.iter().enumerate() {
-        let mut luns = HashMap::new();
-        for (li, l) in t.luns.iter().enumerate() {
-            let spec = match &l.backing {
-                Backing::Path(p) => StoreSpec::Path(p.clone()),
-                Backing::Null { size } => StoreSpec::Null { size: *size },
-                Backing::Ram { size } => StoreSpec::Ram { size: *size },
-            };
-            let store = Store::open(&spec, l.read_only, l.block_size).map_err(|source| {
-                StartError::Store {
-                    target: ti,
-                    lun: li,
-                    source,
-                }
-            })?;
-            if store.kind() == StoreKind::File && !store.is_direct() {
-                tracing::warn!(
-                    lun = l.id,
-                    path = store.label(),
-                    "LUN served through the page cache"
-                );
-            }
-            luns.insert(l.id, Arc::new(store));
-        }
-        all.push(luns);
-    }
-    Ok(all)
+    Ok(Daemon {
+        reactors,
+        control,
+        to_control,
+    })
 }
 
 /// Gives each logical unit the reservations APTPL kept across the last stop. A file that
@@ -297,14 +306,16 @@ fn lun_map(t: &TargetConfig, stores: &HashMap<u16, Arc<Store>>, iscsi: &IscsiTun
 }
 
 fn lu_info(t: &TargetConfig, l: &LunConfig, store: &Store, iscsi: &IscsiTuning) -> LuInfo {
-    let bs = l.block_size;
+    // `startup::open_stores` has set the block size and write cache of every LUN.
+    let bs = l.block_size.unwrap_or(crate::backstore::MIN_BLOCK);
+    let geometry = store.geometry();
     LuInfo {
         lun: l.id,
         block_size: bs,
         num_blocks: store.size() / u64::from(bs),
         read_only: l.read_only,
-        write_cache: l.write_cache,
-        non_rotational: true,
+        write_cache: l.write_cache.unwrap_or(true),
+        non_rotational: geometry.rotational != Some(true),
         serial: l
             .serial
             .clone()
@@ -315,10 +326,27 @@ fn lu_info(t: &TargetConfig, l: &LunConfig, store: &Store, iscsi: &IscsiTuning) 
         naa_id: naa_id(&t.name, l.id),
         target_name: t.name.clone(),
         max_transfer_blocks: iscsi.max_transfer_bytes / bs,
-        optimal_transfer_blocks: OPTIMAL_TRANSFER_BYTES.min(iscsi.max_transfer_bytes) / bs,
+        optimal_transfer_blocks: optimal_transfer_bytes(geometry, iscsi) / bs,
         shared: Default::default(),
         removable: l.removable,
+        geometry: BlockGeometry {
+            physical_block_size: geometry.physical_block,
+            thin: geometry.thin,
+            unmap_granularity_bytes: geometry.discard_granularity,
+        },
     }
+}
+
+/// OPTIMAL TRANSFER LENGTH: the device's optimal I/O size when it gives one, else 1 MiB or
+/// the largest request it takes unsplit if smaller; never above MAXIMUM TRANSFER LENGTH.
+/// (MAXIMUM TRANSFER LENGTH itself stays `max_transfer_bytes`: the kernel splits requests.)
+fn optimal_transfer_bytes(g: &crate::backstore::Geometry, iscsi: &IscsiTuning) -> u32 {
+    let preferred = match (g.optimal_io, g.max_io) {
+        (0, 0) => OPTIMAL_TRANSFER_BYTES,
+        (0, max) => OPTIMAL_TRANSFER_BYTES.min(max),
+        (optimal, _) => optimal,
+    };
+    preferred.min(iscsi.max_transfer_bytes)
 }
 
 /// A stable serial for a LUN without one: the same target name and LUN id always give the same

@@ -8,5 +8,8 @@ pub mod daemon;
 pub mod login;
 pub mod pdu;
 pub mod reactor;
+pub mod retry;
 pub mod scsi;
 pub mod session;
+pub mod signals;
+pub mod startup;

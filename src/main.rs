@@ -34,6 +34,13 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    let signals = match ringtgt::signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let daemon = match ringtgt::daemon::start(&config) {
         Ok(d) => d,
         Err(e) => {
@@ -41,10 +48,14 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
+    if let Err(e) = signals.serve(daemon.stopper()) {
+        tracing::warn!(error = %e, "cannot serve signals; SIGTERM will not stop the daemon cleanly");
+    }
     if args.demo {
         print_demo_help(&config);
     }
     daemon.wait();
+    tracing::info!("stopped");
     ExitCode::SUCCESS
 }
 

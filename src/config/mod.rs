@@ -134,11 +134,11 @@
 //! | key | default | meaning and allowed values |
 //! |---|---|---|
 //! | `id` | position in the list (0, 1, …) | LUN number, 0..=16383, unique within the target. |
-//! | `path` | *required* | Backing store: a file or block-device path; `"null:SIZE"` (discards writes, reads zeros); `"ram:SIZE"` (in memory, lost on exit). A path whose first part looks like `word:` must be written `"file:PATH"` (or start with `./`). The same path may back two LUNs only if both are read-only. |
-//! | `block_size` | `512` | Logical block size, `512` or `4096`. `null`/`ram` sizes must be a multiple of it. |
+//! | `path` | *required* | Backing store: a file or block-device path; `"null:SIZE"` (discards writes, reads zeros); `"ram:SIZE"` (in memory, lost on exit; refused at start when SIZE exceeds the free space of `/dev/shm` or memory plus swap, since writes past that would fail). A path whose first part looks like `word:` must be written `"file:PATH"` (or start with `./`). A relative path is relative to the config file's directory (to the working directory for `--lun`). The same file or device may back two LUNs only if both are read-only, whatever the paths (symbolic links and other names for it are recognised at start by device and inode). |
+//! | `block_size` | the store's | Logical block size, `512` or `4096`. Default: a block device's logical block size (4096 on a 4K-native disk), a file's direct I/O alignment (`statx` `STATX_DIOALIGN`, 512 on most filesystems), 512 for `null`/`ram`, whose sizes must be a multiple of it. A size smaller than what the device or file accepts for `O_DIRECT` is refused at start. |
 //! | `read_only` | `false` | Export write-protected. |
 //! | `serial` | derived by the daemon | Unit serial number (VPD page 0x80): 1..=32 printable ASCII characters. |
-//! | `write_cache` | `true` | Report a volatile write cache (WCE); when `false` every write is made durable before it completes. |
+//! | `write_cache` | the device's | Report a volatile write cache (WCE); when `false` every write is made durable before it completes. Default: a block device's own cache (`queue/write_cache` in sysfs: on for "write back", off for "write through"), on for files and `ram`/`null`. |
 //! | `removable` | `false` | Removable medium (INQUIRY RMB): initiators may eject and load it with START STOP UNIT and lock it with PREVENT ALLOW MEDIUM REMOVAL; while ejected, media-access commands answer NOT READY, MEDIUM NOT PRESENT. The medium is loaded when the daemon starts. |
 //!
 //! `SIZE` is a positive integer with an optional unit: none or `B` = bytes; `K`, `M`, `G`, `T`

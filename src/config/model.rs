@@ -320,29 +320,31 @@ pub struct LunConfig {
     pub id: u16,
     /// Where the blocks live.
     pub backing: Backing,
-    /// 512 or 4096.
-    pub block_size: u32,
+    /// 512 or 4096; `None` = the backing store's own (a block device's logical block size, a
+    /// file's direct I/O alignment, else 512).
+    pub block_size: Option<u32>,
     /// Export write-protected.
     pub read_only: bool,
     /// Unit serial number; the daemon derives one if `None`.
     pub serial: Option<String>,
-    /// Report a volatile write cache.
-    pub write_cache: bool,
+    /// Report a volatile write cache; `None` = a block device's own cache setting, else on.
+    pub write_cache: Option<bool>,
     /// Removable medium: initiators may eject and load it (START STOP UNIT) and lock it
     /// (PREVENT ALLOW MEDIUM REMOVAL).
     pub removable: bool,
 }
 
 impl LunConfig {
-    /// A LUN with default settings (512-byte blocks, writable, write cache on, derived serial).
+    /// A LUN with default settings (the store's block size and write cache, writable, derived
+    /// serial).
     pub fn new(id: u16, backing: Backing) -> Self {
         LunConfig {
             id,
             backing,
-            block_size: 512,
+            block_size: None,
             read_only: false,
             serial: None,
-            write_cache: true,
+            write_cache: None,
             removable: false,
         }
     }
@@ -513,7 +515,7 @@ impl fmt::Display for CoreSpec {
 
 impl Config {
     /// The `--demo` configuration: one target `iqn.2026-11.io.ringtgt:demo` on 127.0.0.1:3260
-    /// with LUN 0 backed by `image_path` (512-byte blocks); everything else default.
+    /// with LUN 0 backed by `image_path`; everything else default.
     pub fn demo(image_path: PathBuf) -> Config {
         Config {
             portals: vec![default_portal()],

@@ -235,9 +235,25 @@ impl Config {
             }
         })?;
         let mut warnings = Vec::new();
-        let config = raw.into_config(&mut warnings)?;
+        let mut config = raw.into_config(&mut warnings)?;
+        if let Some(file) = file {
+            config.resolve_lun_paths(file);
+        }
         config.validate()?;
         Ok((config, warnings))
+    }
+
+    /// Makes relative LUN paths relative to the directory of the config file `file` (where its
+    /// author sees them), not to the daemon's working directory.
+    fn resolve_lun_paths(&mut self, file: &Path) {
+        let dir = file.parent().unwrap_or(Path::new(""));
+        for lun in self.targets.iter_mut().flat_map(|t| &mut t.luns) {
+            if let Backing::Path(p) = &mut lun.backing {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
+        }
     }
 
     /// Writes the configuration as TOML, every key explicit; [`Config::from_toml_str`] reads it
@@ -669,9 +685,9 @@ impl RawLun {
         let backing = parse_backing(&self.path)
             .map_err(|e| ConfigError::invalid(format!("{prefix}.path"), e))?;
         let block_size = match self.block_size {
-            None => 512,
-            Some(512) => 512,
-            Some(4096) => 4096,
+            None => None,
+            Some(512) => Some(512),
+            Some(4096) => Some(4096),
             Some(v) => {
                 return Err(ConfigError::invalid(
                     format!("{prefix}.block_size"),
@@ -685,7 +701,7 @@ impl RawLun {
             block_size,
             read_only: self.read_only.unwrap_or(false),
             serial: self.serial,
-            write_cache: self.write_cache.unwrap_or(true),
+            write_cache: self.write_cache,
             removable: self.removable.unwrap_or(false),
         })
     }
@@ -694,10 +710,10 @@ impl RawLun {
         RawLun {
             id: Some(l.id.into()),
             path: l.backing.to_string(),
-            block_size: Some(l.block_size.into()),
+            block_size: l.block_size.map(Into::into),
             read_only: Some(l.read_only),
             serial: l.serial.clone(),
-            write_cache: Some(l.write_cache),
+            write_cache: l.write_cache,
             removable: Some(l.removable),
         }
     }

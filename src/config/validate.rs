@@ -688,12 +688,14 @@ impl LunConfig {
     /// Checks this LUN; `prefix` is its field path, e.g. `target[0].lun[1]`.
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         LUN_ID_RANGE.check(&format!("{prefix}.id"), self.id.into())?;
-        if self.block_size != 512 && self.block_size != 4096 {
+        if let Some(bs) = self.block_size.filter(|&b| b != 512 && b != 4096) {
             return Err(ConfigError::invalid(
                 format!("{prefix}.block_size"),
-                format!("must be 512 or 4096, got {}", self.block_size),
+                format!("must be 512 or 4096, got {bs}"),
             ));
         }
+        // RAM and null stores have 512-byte blocks unless told otherwise.
+        let block_size = self.block_size.unwrap_or(512);
         if let Some(serial) = &self.serial {
             validate_serial(serial)
                 .map_err(|e| ConfigError::invalid(format!("{prefix}.serial"), e))?;
@@ -710,13 +712,10 @@ impl LunConfig {
                         path_field(),
                         "size must be greater than 0",
                     ))
-                } else if !size.is_multiple_of(u64::from(self.block_size)) {
+                } else if !size.is_multiple_of(u64::from(block_size)) {
                     Err(ConfigError::invalid(
                         path_field(),
-                        format!(
-                            "size {size} is not a multiple of block_size {}",
-                            self.block_size
-                        ),
+                        format!("size {size} is not a multiple of block_size {block_size}"),
                     ))
                 } else {
                     Ok(())

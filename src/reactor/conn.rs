@@ -12,7 +12,7 @@ use super::token::{Kind, Token};
 use super::Reactor;
 use crate::control::{ConnRef, ToControl};
 use crate::session::{
-    payload_bytes, Connection, ControlRequest, Landing, Output, MAX_STAGED_OUTPUT,
+    payload_bytes, CloseReason, Connection, ControlRequest, Landing, Output, MAX_STAGED_OUTPUT,
 };
 
 const INITIAL_RECV_BUF: usize = 64 * 1024;
@@ -368,8 +368,10 @@ impl Reactor {
             if !flushed && now < deadline {
                 return;
             }
-            if let Some(reason) = slot.conn.close_reason() {
-                tracing::info!(parent: &slot.span, ?reason, "closing connection");
+            match slot.conn.close_reason() {
+                // Already said, in the one line that names the initiator and the status.
+                Some(CloseReason::LoginFailed(_)) | None => {}
+                Some(reason) => tracing::info!(parent: &slot.span, %reason, "closing connection"),
             }
             let suppressed = slot.conn.take_suppressed_warnings();
             if suppressed > 0 {

@@ -36,6 +36,8 @@ const SOON: Duration = crate::session::RANGE_LOCK_RETRY;
 /// Registered buffer pool per reactor: (size, count). Small transfers and 1 MiB streams come
 /// from here; anything larger, or a burst beyond the pool, uses heap buffers.
 const BUFFER_POOL: [(usize, usize); 2] = [(64 << 10, 256), (1 << 20, 32)];
+/// How long a stopping reactor waits for its connections to close before it ends anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long accepting pauses after the process or system ran out of descriptors or memory.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -100,6 +102,9 @@ pub struct Reactor {
     soon: Box<types::Timespec>,
     soon_armed: bool,
     completions: Vec<(u64, i32)>,
+    /// Set when the daemon stops: listeners are shut and connections close; the loop ends when
+    /// they are gone (or at this deadline).
+    draining: Option<Instant>,
     stopping: bool,
     /// Registered-file index of each store's descriptor, by (target, LUN).
     fixed_files: HashMap<(usize, u16), u32>,
@@ -143,6 +148,7 @@ impl Reactor {
             soon: Box::new(types::Timespec::new().nsec(SOON.as_nanos() as u32)),
             soon_armed: false,
             completions: Vec::with_capacity(RING_ENTRIES as usize * 2),
+            draining: None,
             stopping: false,
             fixed_files,
             backlog: VecDeque::new(),
@@ -183,8 +189,34 @@ impl Reactor {
             while let Some((idx, generation, c)) = self.inline_done.pop_front() {
                 self.on_inline_done(idx, generation, c);
             }
+            if let Some(deadline) = self.draining {
+                let drained = self.conns.is_empty() && self.blocks.is_empty();
+                self.stopping = drained || Instant::now() >= deadline;
+            }
         }
+        // Registered files hold the stores (and a block device's exclusive open) until the
+        // kernel tears the ring down, after this thread is gone: let go of them now.
+        let _ = self.ring.submitter().unregister_files();
         Ok(())
+    }
+
+    /// The daemon is stopping: stop listening at once (so that the portals are free as soon as
+    /// the process exits) and close every connection once its started I/O is done.
+    fn start_draining(&mut self) {
+        if self.draining.is_some() {
+            return;
+        }
+        self.draining = Some(Instant::now() + DRAIN_TIMEOUT);
+        for l in &self.listeners {
+            // Ends the pending accept too: the socket stops listening now, not when the
+            // kernel gets round to cancelling the ring's requests.
+            let _ = l.shutdown(std::net::Shutdown::Both);
+        }
+        let open: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
+        for idx in open {
+            self.conns[idx].conn.shut_down();
+            self.service(idx);
+        }
     }
 
     fn dispatch(&mut self, user_data: u64, res: i32) {
@@ -245,6 +277,14 @@ impl Reactor {
 
     fn on_accept(&mut self, listener: usize, res: i32) {
         let now = Instant::now();
+        if self.draining.is_some() {
+            if res >= 0 {
+                // SAFETY: a successful accept returns a new descriptor that only we own;
+                // dropping it closes a connection that raced the shutdown.
+                drop(unsafe { Socket::from_raw_fd(res as RawFd) });
+            }
+            return;
+        }
         let exhausted = matches!(
             -res,
             libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
@@ -260,9 +300,7 @@ impl Reactor {
             );
             return;
         }
-        if !self.stopping {
-            self.post_accept(listener);
-        }
+        self.post_accept(listener);
         if res < 0 {
             crate::warn_limited!(self.log, now, errno = -res, "accept failed");
             return;
@@ -271,10 +309,11 @@ impl Reactor {
         let sock = unsafe { Socket::from_raw_fd(res as RawFd) };
         if self.conns.len() >= self.limits.max_connections {
             let peer = sock.peer_addr().ok().and_then(|a| a.as_socket());
+            let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
             crate::warn_limited!(
                 self.log,
                 now,
-                ?peer,
+                %peer,
                 max = self.limits.max_connections,
                 "connection refused: this core serves its share of max_connections"
             );
@@ -321,7 +360,7 @@ impl Reactor {
                     }
                 }
                 ToReactor::Abort { abort, except } => self.on_remote_abort(abort, except),
-                ToReactor::Shutdown => self.stopping = true,
+                ToReactor::Shutdown => self.start_draining(),
             }
         }
         if !self.stopping {
@@ -381,7 +420,10 @@ impl Reactor {
             slot.tsih = Some(tsih);
             slot.span.record("tsih", tsih);
         }
+        // The session's first line names the initiator and target: it belongs to the connection.
+        let _span = slot.span.clone().entered();
         slot.conn.handle_registration(result, Instant::now());
+        drop(_span);
         self.service(idx);
     }
 
@@ -442,7 +484,7 @@ impl Reactor {
 
     fn resume_accepts(&mut self, now: Instant) {
         for i in 0..self.accept_paused.len() {
-            if self.accept_paused[i].is_some_and(|t| t <= now) && !self.stopping {
+            if self.accept_paused[i].is_some_and(|t| t <= now) && self.draining.is_none() {
                 self.accept_paused[i] = None;
                 self.post_accept(i);
             }

@@ -93,6 +93,32 @@ pub struct LuInfo {
     /// Removable medium (INQUIRY RMB=1): START STOP UNIT with LOEJ ejects and loads it,
     /// PREVENT ALLOW MEDIUM REMOVAL locks it.
     pub removable: bool,
+    /// The backing store's physical block and provisioning.
+    pub geometry: BlockGeometry,
+}
+
+/// What the daemon learnt of the backing store's medium.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockGeometry {
+    /// Bytes the medium writes at once: READ CAPACITY (16) LOGICAL BLOCKS PER PHYSICAL BLOCK
+    /// EXPONENT, OPTIMAL UNMAP GRANULARITY.
+    pub physical_block_size: u32,
+    /// The store deallocates ranges that then read as zeros: thin provisioning (LBPME, LBPRZ),
+    /// UNMAP and WRITE SAME with UNMAP. Otherwise UNMAP is not supported and WRITE SAME writes.
+    pub thin: bool,
+    /// The store's deallocation granularity in bytes when coarser than a physical block.
+    pub unmap_granularity_bytes: u32,
+}
+
+impl Default for BlockGeometry {
+    /// 4 KiB pages, holes punched: files, RAM and null stores.
+    fn default() -> Self {
+        BlockGeometry {
+            physical_block_size: 4096,
+            thin: true,
+            unmap_granularity_bytes: 0,
+        }
+    }
 }
 
 /// SAM-5 status codes.

@@ -18,9 +18,6 @@ const MAX_BLOCKS_PER_COMMAND: u64 = 1 << 20;
 /// MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT: as many as a 16-bit PARAMETER LIST LENGTH can carry,
 /// so no UNMAP can exceed it.
 pub(super) const MAX_UNMAP_DESCRIPTORS: u32 = (u16::MAX as u32 - UNMAP_HEADER as u32) / 16;
-/// The physical block the stores work in (page size, 4Kn disks): LOGICAL BLOCKS PER PHYSICAL
-/// BLOCK EXPONENT and OPTIMAL UNMAP GRANULARITY follow from it.
-const PHYSICAL_BLOCK: u32 = 4096;
 
 /// SBC-3 UNMAP parameter list: 8-byte header, 16-byte block descriptors.
 const UNMAP_HEADER: usize = 8;
@@ -52,20 +49,23 @@ pub(super) fn max_write_same_blocks(lu: &LuInfo) -> u64 {
     }
 }
 
-/// READ CAPACITY (16) LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT: 3 for 512-byte blocks
-/// (eight per 4 KiB), 0 for 4096.
+/// READ CAPACITY (16) LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT, from the store's physical
+/// block (the page, 4 KiB, for files and RAM): 3 for 512-byte blocks on 4 KiB, 0 for 4096.
 pub(super) fn lbppbe(lu: &LuInfo) -> u8 {
     let bs = lu.block_size;
-    if bs == 0 || bs >= PHYSICAL_BLOCK || !PHYSICAL_BLOCK.is_multiple_of(bs) {
+    let physical = lu.geometry.physical_block_size;
+    if bs == 0 || physical <= bs || !physical.is_multiple_of(bs) {
         return 0;
     }
-    // A power of two quotient: 4096 / 512 = 8 = 1 << 3.
-    (PHYSICAL_BLOCK / bs).trailing_zeros() as u8
+    // log2 of the quotient, rounded down: 4096 / 512 = 8 = 1 << 3.
+    (physical / bs).ilog2() as u8
 }
 
-/// OPTIMAL UNMAP GRANULARITY: one physical block.
+/// OPTIMAL UNMAP GRANULARITY: one physical block, or the store's deallocation granularity
+/// when that is coarser.
 pub(super) fn unmap_granularity(lu: &LuInfo) -> u32 {
-    1 << lbppbe(lu)
+    let store = lu.geometry.unmap_granularity_bytes / lu.block_size.max(1);
+    store.max(1 << lbppbe(lu))
 }
 
 /// SBC-3 WRITE SAME (10)/(16). Checked in this order: CDB fields, MAXIMUM WRITE SAME LENGTH,
@@ -106,7 +106,8 @@ pub(super) fn write_same(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
         return Err(Sense::lba_out_of_range());
     }
     check_range(lu, lba, blocks)?;
-    let unmap = flags & WS_UNMAP != 0;
+    // SBC-3: without logical block provisioning management the UNMAP bit is ignored.
+    let unmap = flags & WS_UNMAP != 0 && lu.geometry.thin;
     let ndob = sixteen && flags & WS_NDOB != 0;
     Ok(Plan::Job(Box::new(Job::new_write_same(
         lu, lba, blocks, unmap, ndob, count_at,
@@ -116,6 +117,10 @@ pub(super) fn write_same(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
 /// SBC-3 UNMAP: ANCHOR (byte 1 bit 0) is not supported; PARAMETER LIST LENGTH (bytes 7..=8)
 /// zero is GOOD without a transfer, 1..=7 is PARAMETER LIST LENGTH ERROR.
 pub(super) fn unmap(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
+    if !lu.geometry.thin {
+        // LBPU clear: the store cannot deallocate.
+        return Err(Sense::invalid_opcode());
+    }
     if cdb.bit(1, 0) {
         return Err(Sense::invalid_field_in_cdb().at_cdb(1, Some(0)));
     }
@@ -238,6 +243,42 @@ mod tests {
             assert_eq!(lbppbe(&lu), exp, "{bs}");
             assert_eq!(unmap_granularity(&lu), 1 << exp);
         }
+    }
+
+    #[test]
+    fn physical_block_and_granularity_follow_the_store() {
+        let lu = lu_with(|u| {
+            u.block_size = 512;
+            u.geometry.physical_block_size = 512;
+        });
+        assert_eq!((lbppbe(&lu), unmap_granularity(&lu)), (0, 1));
+        let lu = lu_with(|u| {
+            u.block_size = 4096;
+            u.geometry.physical_block_size = 16384;
+            u.geometry.unmap_granularity_bytes = 1 << 20;
+        });
+        assert_eq!((lbppbe(&lu), unmap_granularity(&lu)), (2, 256));
+    }
+
+    #[test]
+    fn without_thin_provisioning_unmap_is_unsupported_and_write_same_writes() {
+        let lu = lu_with(|u| {
+            u.num_blocks = 1000;
+            u.geometry.thin = false;
+        });
+        let unmap_cdb = [op::UNMAP, 0, 0, 0, 0, 0, 0, 0, 24, 0];
+        assert_eq!(
+            unmap(&lu, Cdb::new(&unmap_cdb)).unwrap_err(),
+            Sense::invalid_opcode()
+        );
+        let Ok(Plan::Job(job)) = write_same(&lu, Cdb::new(&ws16(WS_UNMAP, 0, 8))) else {
+            panic!("WRITE SAME is a job");
+        };
+        let thin = lu_with(|u| u.num_blocks = 1000);
+        let Ok(Plan::Job(unmapping)) = write_same(&thin, Cdb::new(&ws16(WS_UNMAP, 0, 8))) else {
+            panic!("WRITE SAME is a job");
+        };
+        assert_ne!(format!("{job:?}"), format!("{unmapping:?}"));
     }
 
     #[test]

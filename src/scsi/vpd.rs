@@ -72,7 +72,7 @@ pub(super) fn page(lu: &LuInfo, port: u16, code: u8) -> Option<Vec<u8>> {
         PAGE_DEVICE_ID => device_identification(lu, port),
         PAGE_BLOCK_LIMITS => block_limits(lu),
         PAGE_BLOCK_CHARACTERISTICS => block_characteristics(lu),
-        PAGE_LOGICAL_BLOCK_PROVISIONING => logical_block_provisioning(),
+        PAGE_LOGICAL_BLOCK_PROVISIONING => logical_block_provisioning(lu),
         _ => return None,
     };
     Some(with_header(code, body))
@@ -179,11 +179,14 @@ fn block_limits(lu: &LuInfo) -> Vec<u8> {
     // Page bytes 16..=19: MAXIMUM PREFETCH LENGTH zero: no limit (PRE-FETCH reads nothing).
     let max = u32::try_from(max_blocks_per_command(lu)).unwrap_or(u32::MAX);
     // Page bytes 20..=23: MAXIMUM UNMAP LBA COUNT; 24..=27: MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT.
-    d[16..20].copy_from_slice(&max.to_be_bytes());
-    d[20..24].copy_from_slice(&MAX_UNMAP_DESCRIPTORS.to_be_bytes());
-    // Page bytes 28..=31: OPTIMAL UNMAP GRANULARITY; 32..=35: UGAVALID, alignment 0.
-    d[24..28].copy_from_slice(&unmap_granularity(lu).to_be_bytes());
-    d[28..32].copy_from_slice(&UGAVALID.to_be_bytes());
+    // Page bytes 28..=31: OPTIMAL UNMAP GRANULARITY; 32..=35: UGAVALID, alignment 0. All zero
+    // when the store cannot deallocate (UNMAP not supported).
+    if lu.geometry.thin {
+        d[16..20].copy_from_slice(&max.to_be_bytes());
+        d[20..24].copy_from_slice(&MAX_UNMAP_DESCRIPTORS.to_be_bytes());
+        d[24..28].copy_from_slice(&unmap_granularity(lu).to_be_bytes());
+        d[28..32].copy_from_slice(&UGAVALID.to_be_bytes());
+    }
     // Page bytes 36..=43: MAXIMUM WRITE SAME LENGTH.
     d[32..40].copy_from_slice(&max_write_same_blocks(lu).to_be_bytes());
     // SBC-4 page bytes 44..=47: MAXIMUM ATOMIC TRANSFER LENGTH; ATOMIC ALIGNMENT (48..=51),
@@ -195,11 +198,14 @@ fn block_limits(lu: &LuInfo) -> Vec<u8> {
 }
 
 /// SBC-3 Logical Block Provisioning VPD page: THRESHOLD EXPONENT 0 (no thresholds), the
-/// provisioning commands, LBPRZ, thin provisioning, no provisioning group descriptor.
-fn logical_block_provisioning() -> Vec<u8> {
+/// provisioning commands, LBPRZ, thin provisioning, no provisioning group descriptor; all
+/// clear (fully provisioned) when the store cannot deallocate.
+fn logical_block_provisioning(lu: &LuInfo) -> Vec<u8> {
     let mut d = vec![0u8; PROVISIONING_LEN];
-    d[1] = LBPU | LBPWS | LBPWS10 | LBPRZ;
-    d[2] = PROVISIONING_THIN;
+    if lu.geometry.thin {
+        d[1] = LBPU | LBPWS | LBPWS10 | LBPRZ;
+        d[2] = PROVISIONING_THIN;
+    }
     d
 }
 

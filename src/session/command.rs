@@ -321,7 +321,16 @@ impl Session {
                 IoKind::Write { lba, .. } => (true, lba),
                 IoKind::Flush => (true, 0),
             };
-            tracing::error!(itt = t.itt, lun = t.lun, errno, "backing store I/O failed");
+            // A failing store fails every command: a burst, then one line a second.
+            crate::log_limited!(
+                tracing::Level::ERROR,
+                self.log,
+                self.now,
+                itt = t.itt,
+                lun = t.lun,
+                errno,
+                "backing store I/O failed"
+            );
             let completion = scsi::io_error(&self.nexus, is_write, lba);
             self.send_completion(reply, &completion, out);
             return;

@@ -98,6 +98,27 @@ pub enum CloseReason {
     Evicted,
     /// The initiator reset its I_T nexus, or the whole target (cold reset).
     NexusReset,
+    /// The daemon is stopping.
+    Shutdown,
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::LoginFailed(why) => write!(f, "login failed: {why}"),
+            CloseReason::LoginTimeout => f.write_str("login timed out"),
+            CloseReason::Logout => f.write_str("logout"),
+            CloseReason::ProtocolError(why) => write!(f, "protocol error: {why}"),
+            CloseReason::KeepaliveTimeout => f.write_str("NOP-In ping not answered"),
+            CloseReason::Reinstated => f.write_str("session reinstated by a new login"),
+            CloseReason::TransportClosed => f.write_str("connection closed by the peer"),
+            CloseReason::Evicted => {
+                f.write_str("too many connections logging in (max_login_connections)")
+            }
+            CloseReason::NexusReset => f.write_str("I_T nexus or target reset"),
+            CloseReason::Shutdown => f.write_str("target stopping"),
+        }
+    }
 }
 
 enum Phase {
@@ -281,8 +302,8 @@ impl Connection {
         match login.handle(&env, &req, f.data) {
             LoginAction::Respond(rsp, data) => self.out.pdu(&rsp.encode(), &data),
             LoginAction::Fail(rsp, data, why) => {
-                let initiator = login.initiator_name();
-                tracing::warn!(?initiator, reason = %why, status = ?rsp.status, "login failed");
+                let initiator = login.initiator_name().unwrap_or("(not given)");
+                tracing::warn!(%initiator, reason = %why, status = %rsp.status, "login failed");
                 self.out.pdu(&rsp.encode(), &data);
                 self.close = Some(CloseReason::LoginFailed(why));
             }
@@ -389,7 +410,8 @@ impl Connection {
                     header: p.header_digest,
                     data: p.data_digest,
                 };
-                tracing::info!(initiator = %p.initiator_name, target = ?p.target_name, tsih, ?digests, "session in full feature phase");
+                let target = p.target_name.as_deref().unwrap_or("(discovery)");
+                tracing::info!(initiator = %p.initiator_name, %target, tsih, %digests, "session in full feature phase");
                 // RFC 7143 §13.1: digests apply from the first PDU after the login phase.
                 self.out.digests = digests;
                 self.rx_digests = digests;
@@ -397,10 +419,10 @@ impl Connection {
             }
             Err(status) => {
                 let initiator = &outcome.params.initiator_name;
-                tracing::warn!(?initiator, ?status, "login refused");
+                tracing::warn!(%initiator, %status, "login refused");
                 let (rsp, data) = login.refuse(status);
                 self.out.pdu(&rsp.encode(), &data);
-                self.close = Some(CloseReason::LoginFailed(format!("refused with {status:?}")));
+                self.close = Some(CloseReason::LoginFailed(format!("refused with {status}")));
             }
         }
     }
@@ -455,6 +477,11 @@ impl Connection {
     pub fn evict(&mut self) {
         self.close.get_or_insert(CloseReason::Evicted);
         self.out.clear();
+    }
+
+    /// The daemon is stopping: the connection closes once what it has started is done.
+    pub fn shut_down(&mut self) {
+        self.close.get_or_insert(CloseReason::Shutdown);
     }
 
     /// The transport failed or the peer closed: nothing more can be sent.

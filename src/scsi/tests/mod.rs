@@ -70,6 +70,7 @@ pub(crate) fn lu(lun: u16) -> LuInfo {
         optimal_transfer_blocks: 128,
         shared: Default::default(),
         removable: false,
+        geometry: Default::default(),
     }
 }
 

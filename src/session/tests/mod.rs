@@ -35,6 +35,7 @@ fn lu() -> LuInfo {
         optimal_transfer_blocks: 256,
         shared: Default::default(),
         removable: false,
+        geometry: Default::default(),
     }
 }
 
