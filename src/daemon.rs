@@ -10,8 +10,9 @@ use crate::config::{
     self, Backing, ChapConfig, Config, CoreSpec, DigestPolicy as ConfDigest, IscsiTuning, Limits,
     LunConfig, TargetConfig,
 };
+use crate::control::live::Runtime;
 use crate::control::pr_store::PrStore;
-use crate::control::SessionLimits;
+use crate::control::{ControlSetup, LogControl, SessionLimits};
 use crate::login::{
     ChapAlgorithm as LoginChapAlgorithm, ChapCredentials, ChapPolicy, DigestPolicy, TargetEntry,
     TargetOffer,
@@ -42,6 +43,13 @@ pub enum StartError {
     Reactor(std::io::Error),
     #[error("persistent reservations: {0}")]
     Reservations(String),
+    #[error("{0}")]
+    Admin(#[from] crate::control::admin::AdminError),
+    #[error("metrics at {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 impl StartError {
@@ -49,7 +57,11 @@ impl StartError {
     pub fn exit_code(&self) -> u8 {
         match self {
             StartError::Store { .. } | StartError::Cores(_) => 2,
-            StartError::Bind { .. } | StartError::Reactor(_) | StartError::Reservations(_) => 1,
+            StartError::Bind { .. }
+            | StartError::Reactor(_)
+            | StartError::Reservations(_)
+            | StartError::Admin(_)
+            | StartError::Metrics { .. } => 1,
         }
     }
 }
@@ -69,12 +81,20 @@ impl Daemon {
 }
 
 pub fn start(config: &Config) -> Result<Daemon, StartError> {
+    start_with(config, None)
+}
+
+/// Starts the daemon; `log` lets `ringtgt ctl log-level` change the log filter.
+pub fn start_with(config: &Config, log: Option<LogControl>) -> Result<Daemon, StartError> {
     let stores = open_stores(config)?;
     let ctx = Arc::new(build_context(config, &stores));
     let pr_store = PrStore::new(&config.state_dir);
     restore_reservations(&ctx, &pr_store)?;
     let cpus = resolve_cores(&config.cores)?;
-    let table = Arc::new(StoreTable { targets: stores });
+    let table = Arc::new(StoreTable {
+        targets: stores.clone(),
+    });
+    let runtime = Runtime::new(config.clone(), stores, ctx.clone(), table.clone());
 
     for &addr in &config.portals {
         reactor::ensure_free(addr).map_err(|source| StartError::Bind { addr, source })?;
@@ -118,12 +138,20 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
             ),
         });
     }
+    start_admin(config, &to_control)?;
+    if let Some(addr) = config.metrics_addr {
+        crate::control::metrics::serve(addr, to_control.clone())
+            .map_err(|source| StartError::Metrics { addr, source })?;
+    }
+    let setup = ControlSetup {
+        limits: session_limits,
+        runtime,
+        store: pr_store,
+        log,
+    };
     let control = std::thread::Builder::new()
         .name("control".into())
-        .spawn({
-            let ctx = ctx.clone();
-            move || crate::control::run(control_rx, links, session_limits, ctx, pr_store)
-        })
+        .spawn(move || crate::control::run(control_rx, links, setup))
         .map_err(StartError::Reactor)?;
     let mut reactors = Vec::new();
     for s in setups {
@@ -135,35 +163,60 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
     Ok(Daemon { reactors, control })
 }
 
+/// Opens the admin socket. At the default path, a failure (typically an unprivileged user who
+/// cannot create `/run/ringtgt`) is reported and the daemon serves iSCSI without the socket:
+/// the storage service matters more than its control channel. A path the operator chose must
+/// work, or the start fails.
+fn start_admin(
+    config: &Config,
+    to_control: &crossbeam_channel::Sender<crate::control::ToControl>,
+) -> Result<(), StartError> {
+    match crate::control::admin::serve(&config.admin_socket, to_control.clone()) {
+        Ok(()) => Ok(()),
+        Err(e) if config.admin_socket == crate::config::default_admin_socket() => {
+            tracing::warn!(
+                "{e}; running without the admin socket (`ringtgt ctl` cannot reach this daemon: \
+                 run as a user who may create it, or give --admin-socket PATH)"
+            );
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn open_stores(config: &Config) -> Result<Vec<HashMap<u16, Arc<Store>>>, StartError> {
     let mut all = Vec::new();
     for (ti, t) in config.targets.iter().enumerate() {
         let mut luns = HashMap::new();
         for (li, l) in t.luns.iter().enumerate() {
-            let spec = match &l.backing {
-                Backing::Path(p) => StoreSpec::Path(p.clone()),
-                Backing::Null { size } => StoreSpec::Null { size: *size },
-                Backing::Ram { size } => StoreSpec::Ram { size: *size },
-            };
-            let store = Store::open(&spec, l.read_only, l.block_size).map_err(|source| {
-                StartError::Store {
-                    target: ti,
-                    lun: li,
-                    source,
-                }
+            let store = open_store(l).map_err(|source| StartError::Store {
+                target: ti,
+                lun: li,
+                source,
             })?;
-            if store.kind() == StoreKind::File && !store.is_direct() {
-                tracing::warn!(
-                    lun = l.id,
-                    path = store.label(),
-                    "LUN served through the page cache"
-                );
-            }
             luns.insert(l.id, Arc::new(store));
         }
         all.push(luns);
     }
     Ok(all)
+}
+
+/// Opens one LUN's backing store (at start-up, or when `ringtgt ctl lun add` adds one).
+pub(crate) fn open_store(l: &LunConfig) -> Result<Store, StoreError> {
+    let spec = match &l.backing {
+        Backing::Path(p) => StoreSpec::Path(p.clone()),
+        Backing::Null { size } => StoreSpec::Null { size: *size },
+        Backing::Ram { size } => StoreSpec::Ram { size: *size },
+    };
+    let store = Store::open(&spec, l.read_only, l.block_size)?;
+    if store.kind() == StoreKind::File && !store.is_direct() {
+        tracing::warn!(
+            lun = l.id,
+            path = store.label(),
+            "LUN served through the page cache"
+        );
+    }
+    Ok(store)
 }
 
 /// Gives each logical unit the reservations APTPL kept across the last stop. A file that
@@ -200,25 +253,35 @@ fn build_context(config: &Config, stores: &[HashMap<u16, Arc<Store>>]) -> Portal
         .zip(stores)
         .map(|(t, s)| target_runtime(t, s, tpg, &config.iscsi))
         .collect();
-    let login_targets = config
-        .targets
-        .iter()
-        .map(|t| TargetEntry {
-            name: t.name.clone(),
-            alias: t.alias.clone(),
-            allowed_initiators: t.allowed_initiators.clone(),
-            allowed_networks: t.allowed_networks.clone(),
-            chap: t.chap.as_ref().map(|c| Arc::new(chap_policy(c))),
-        })
-        .collect();
+    let login_targets = config.targets.iter().map(login_entry).collect();
+    context_of(config, targets, login_targets)
+}
+
+/// The portal context of `config` with these targets (by index) and login entries.
+pub(crate) fn context_of(
+    config: &Config,
+    targets: Vec<TargetRuntime>,
+    login_targets: Vec<TargetEntry>,
+) -> PortalContext {
     PortalContext {
         targets,
         login_targets,
         portals: config.portals.clone(),
-        portal_group_tag: tpg,
+        portal_group_tag: config.portal_group_tag,
         offer: offer(&config.iscsi),
         tuning: tuning(&config.iscsi, &config.limits),
         discovery_chap: config.discovery_chap.as_ref().map(chap_policy),
+    }
+}
+
+/// What the login layer needs of a target.
+pub(crate) fn login_entry(t: &TargetConfig) -> TargetEntry {
+    TargetEntry {
+        name: t.name.clone(),
+        alias: t.alias.clone(),
+        allowed_initiators: t.allowed_initiators.clone(),
+        allowed_networks: t.allowed_networks.clone(),
+        chap: t.chap.as_ref().map(|c| Arc::new(chap_policy(c))),
     }
 }
 
@@ -228,7 +291,31 @@ fn target_runtime(
     tpg: u16,
     iscsi: &IscsiTuning,
 ) -> TargetRuntime {
-    let mut runtime = TargetRuntime::new(t.name.clone(), lun_map(t, stores, tpg, iscsi));
+    target_runtime_with(t, stores, tpg, iscsi, &|_| None)
+}
+
+/// A target's runtime; `reuse` gives the shared state a unit already has (reservations, unit
+/// attentions, medium) when a running daemon rebuilds the target.
+pub(crate) fn target_runtime_with(
+    t: &TargetConfig,
+    stores: &HashMap<u16, Arc<Store>>,
+    tpg: u16,
+    iscsi: &IscsiTuning,
+    reuse: &dyn Fn(u16) -> Option<Arc<crate::scsi::shared::LuShared>>,
+) -> TargetRuntime {
+    let units = t
+        .luns
+        .iter()
+        .filter_map(|l| {
+            let store = stores.get(&l.id)?;
+            let mut lu = lu_info(t, l, store, tpg, iscsi);
+            if let Some(shared) = reuse(l.id) {
+                lu.shared = shared;
+            }
+            Some(lu)
+        })
+        .collect();
+    let mut runtime = TargetRuntime::new(t.name.clone(), LunMap::new(units));
     for acl in &t.acls {
         runtime.mask(&acl.initiator, &acl.luns);
     }
@@ -256,20 +343,6 @@ fn chap_algorithm(a: config::ChapAlgorithm) -> LoginChapAlgorithm {
         config::ChapAlgorithm::Sha256 => LoginChapAlgorithm::Sha256,
         config::ChapAlgorithm::Sha3_256 => LoginChapAlgorithm::Sha3_256,
     }
-}
-
-fn lun_map(
-    t: &TargetConfig,
-    stores: &HashMap<u16, Arc<Store>>,
-    tpg: u16,
-    iscsi: &IscsiTuning,
-) -> LunMap {
-    let units = t
-        .luns
-        .iter()
-        .filter_map(|l| stores.get(&l.id).map(|s| lu_info(t, l, s, tpg, iscsi)))
-        .collect();
-    LunMap::new(units)
 }
 
 fn lu_info(

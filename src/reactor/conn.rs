@@ -12,7 +12,7 @@ use super::token::{Kind, Token};
 use super::Reactor;
 use crate::control::{ConnRef, ToControl};
 use crate::session::{
-    payload_bytes, Connection, ControlRequest, Landing, Output, MAX_STAGED_OUTPUT,
+    payload_bytes, CloseReason, Connection, ControlRequest, Landing, Output, MAX_STAGED_OUTPUT,
 };
 
 const INITIAL_RECV_BUF: usize = 64 * 1024;
@@ -32,6 +32,8 @@ pub struct ConnSlot {
     pub blocks_in_flight: usize,
     pub tsih: Option<u16>,
     pub awaiting_registration: bool,
+    /// The initiator's address as text (listings, the span).
+    peer: String,
     shut: bool,
     close_deadline: Option<Instant>,
     /// A Data-Out payload being received straight into its task's buffer, which the session
@@ -140,7 +142,17 @@ impl ConnSlot {
         core: usize,
     ) -> Self {
         let peer = peer.map(|p| p.to_string()).unwrap_or_default();
-        let span = tracing::info_span!("conn", %peer, core, tsih = tracing::field::Empty);
+        // One session can be followed through the log by any of these; the login fills in the
+        // initiator, ISID, CID and TSIH.
+        let span = tracing::info_span!(
+            "conn",
+            %peer,
+            core,
+            initiator = tracing::field::Empty,
+            isid = tracing::field::Empty,
+            tsih = tracing::field::Empty,
+            cid = tracing::field::Empty,
+        );
         ConnSlot {
             generation,
             sock,
@@ -154,6 +166,7 @@ impl ConnSlot {
             blocks_in_flight: 0,
             tsih: None,
             awaiting_registration: false,
+            peer,
             shut: false,
             close_deadline: None,
             landing: None,
@@ -188,6 +201,10 @@ impl ConnSlot {
             0
         };
         self.conn.output().staged.len() + sending
+    }
+
+    pub fn peer_label(&self) -> &str {
+        &self.peer
     }
 
     pub fn timer_due(&self, now: Instant) -> bool {
@@ -387,6 +404,13 @@ impl Reactor {
             return;
         }
         let slot = self.conns.remove(idx);
+        self.counters.retire(&slot);
+        match (slot.conn.login_refusal(), slot.conn.close_reason()) {
+            (Some(status), _) => self.counters.login_refused(status),
+            (None, Some(CloseReason::LoginTimeout)) => self.counters.login_failures.other += 1,
+            (None, Some(CloseReason::Evicted)) => self.counters.login_failures.resources += 1,
+            _ => {}
+        }
         let conn = ConnRef {
             core: self.index,
             key: (u64::from(slot.generation) << 32) | idx as u64,
