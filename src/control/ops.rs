@@ -24,7 +24,7 @@ pub type LogControl = Box<dyn Fn(&str) -> Result<(), String> + Send>;
 
 /// How long the initiators of a target removed with `--force` have to log out (RFC 7143
 /// §11.9.1 Parameter3) before their connections are dropped.
-const LOGOUT_GRACE: Duration = Duration::from_secs(10);
+const LOGOUT_GRACE: Duration = Duration::from_secs(5);
 
 /// What the control thread lends the admin code for one event.
 pub struct Env<'a> {

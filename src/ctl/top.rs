@@ -167,12 +167,9 @@ pub fn render(before: Option<&Stats>, now: &Stats, width: u16, height: u16) -> V
         for s in sessions.iter().take(left) {
             let prev = before_sessions.iter().find(|p| p.tsih == s.tsih);
             let r = rates(&s.io, prev.map(|p| &p.io), secs);
-            lines.push(row(
-                &format!("{} {}", s.tsih, s.initiator),
-                name_width,
-                &r,
-                s.tasks,
-            ));
+            // The TSIH whole, the initiator name cut to what is left.
+            let name = format!("{:>5} {}", s.tsih, fit(&s.initiator, name_width - 6));
+            lines.push(row(&name, name_width, &r, s.tasks));
         }
     }
     lines.truncate(height);
@@ -352,7 +349,7 @@ mod tests {
         assert_eq!(cells[5], "4");
         let session = lines
             .iter()
-            .find(|l| l.contains("7 iqn.1993-08"))
+            .find(|l| l.starts_with("    7 iqn.1993-08"))
             .expect("the session's row");
         assert!(session.trim_end().ends_with(" 3"), "{session}");
     }

@@ -291,7 +291,8 @@ impl Reactor {
         };
         slot.send_posted = false;
         if res < 0 {
-            tracing::debug!(parent: &slot.span, errno = -res, "send failed");
+            slot.span
+                .in_scope(|| tracing::debug!(errno = -res, "send failed"));
             slot.sending.finish();
             slot.conn.kill_transport();
         } else if slot.sending.advance(res as usize) {
@@ -349,7 +350,8 @@ impl Reactor {
         slot.recv_posted = false;
         if res <= 0 {
             if !slot.shut {
-                tracing::debug!(parent: &slot.span, errno = -res, "peer closed the connection");
+                slot.span
+                    .in_scope(|| tracing::debug!(errno = -res, "peer closed the connection"));
             }
             slot.landing = None;
             slot.conn.kill_transport();
@@ -386,11 +388,17 @@ impl Reactor {
                 return;
             }
             if let Some(reason) = slot.conn.close_reason() {
-                tracing::info!(parent: &slot.span, ?reason, "closing connection");
+                slot.span
+                    .in_scope(|| tracing::info!(?reason, "closing connection"));
             }
             let suppressed = slot.conn.take_suppressed_warnings();
             if suppressed > 0 {
-                tracing::warn!(parent: &slot.span, suppressed, "warnings about this connection were rate-limited");
+                slot.span.in_scope(|| {
+                    tracing::warn!(
+                        suppressed,
+                        "warnings about this connection were rate-limited"
+                    )
+                });
             }
             // Ends the posted receive (and any stuck send) so their buffers come back.
             let _ = slot.sock.shutdown(std::net::Shutdown::Both);

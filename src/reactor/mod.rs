@@ -305,7 +305,10 @@ impl Reactor {
         let idx = self
             .conns
             .insert(ConnSlot::new(generation, sock, peer, conn, self.index));
-        tracing::debug!(parent: &self.conns[idx].span, "connection accepted");
+        // Entered rather than named as `parent:`: the JSON log lists only entered spans.
+        self.conns[idx]
+            .span
+            .in_scope(|| tracing::debug!("connection accepted"));
         self.service(idx);
     }
 
@@ -457,14 +460,15 @@ impl Reactor {
             slot.tsih = Some(tsih);
             slot.span.record("tsih", tsih);
         }
-        slot.conn.handle_registration(result, Instant::now());
+        if let Some(name) = slot.conn.initiator_name() {
+            slot.span.record("initiator", name);
+        }
+        let span = slot.span.clone();
+        span.in_scope(|| slot.conn.handle_registration(result, Instant::now()));
         if let Some(info) = slot.conn.session_info() {
             self.counters.logins += 1;
-            slot.span.record("initiator", info.initiator.as_str());
-            slot.span.record(
-                "isid",
-                crate::control::report::isid_hex(&info.isid).as_str(),
-            );
+            let isid = crate::control::report::isid_hex(&info.isid);
+            slot.span.record("isid", isid.as_str());
             slot.span.record("cid", info.cid);
         }
         self.service(idx);
