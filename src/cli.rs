@@ -34,7 +34,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the iSCSI target daemon (from a config file, from flags, or as a demo).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Ask a running daemon, or change it, through its admin socket.
     Ctl(crate::ctl::CtlArgs),
 }
@@ -626,7 +626,7 @@ mod tests {
     fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
         let argv = ["ringtgt", "serve"].iter().chain(args);
         Cli::try_parse_from(argv).map(|cli| match cli.command {
-            Command::Serve(a) => a,
+            Command::Serve(a) => *a,
             Command::Ctl(_) => unreachable!("serve was given"),
         })
     }

@@ -128,9 +128,7 @@ fn bad(line: &str) -> ! {
 }
 
 fn parse_sample(line: &str) -> Sample {
-    let name_end = line
-        .find(|c: char| c == '{' || c == ' ')
-        .unwrap_or_else(|| bad(line));
+    let name_end = line.find(['{', ' ']).unwrap_or_else(|| bad(line));
     let name = &line[..name_end];
     if !valid_name(name) {
         bad(line);
