@@ -34,7 +34,20 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the iSCSI target daemon (from a config file, from flags, or as a demo).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Ask a running daemon, or change it, through its admin socket.
+    Ctl(crate::ctl::CtlArgs),
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per event, with the fields of its spans (connection: peer, core,
+    /// initiator, ISID, TSIH, CID).
+    Json,
 }
 
 const SERVE_EXAMPLES: &str = "\
@@ -207,9 +220,24 @@ pub struct ServeArgs {
     pub state_dir: Option<PathBuf>,
 
     /// Log filter: a level (error, warn, info, debug, trace) or directives such as
-    /// info,ringtgt::login=debug. Default: $RUST_LOG, else info.
+    /// info,ringtgt::login=debug. Default: $RUST_LOG, else info. `ringtgt ctl log-level`
+    /// changes it while the daemon runs.
     #[arg(long, value_name = "LEVEL_OR_FILTER", value_parser = parse_log_filter)]
     pub log: Option<String>,
+
+    /// Log lines as text (default) or JSON objects.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t)]
+    pub log_format: LogFormat,
+
+    /// Unix socket for `ringtgt ctl` (default /run/ringtgt/ctl.sock). Given with --config,
+    /// replaces the file's admin_socket.
+    #[arg(long, value_name = "PATH")]
+    pub admin_socket: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9830). Given with
+    /// --config, replaces the file's metrics_addr.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
 }
 
 fn parse_iscsi_name(s: &str) -> Result<String, String> {
@@ -370,6 +398,8 @@ impl ServeArgs {
             discovery_chap: None,
             limits: Limits::default(),
             state_dir: crate::config::default_state_dir(),
+            admin_socket: crate::config::default_admin_socket(),
+            metrics_addr: None,
         })
     }
 
@@ -417,6 +447,15 @@ impl ServeArgs {
                 flag: format!("--state-dir {}", dir.display()),
                 problem: e.to_string(),
             })?;
+        }
+        if let Some(path) = &self.admin_socket {
+            config.admin_socket = std::path::absolute(path).map_err(|e| ConfigError::Flag {
+                flag: format!("--admin-socket {}", path.display()),
+                problem: e.to_string(),
+            })?;
+        }
+        if let Some(addr) = self.metrics {
+            config.metrics_addr = Some(addr);
         }
         if let Some(cores) = &self.cores {
             config.cores = cores.clone();
@@ -612,7 +651,8 @@ mod tests {
     fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
         let argv = ["ringtgt", "serve"].iter().chain(args);
         Cli::try_parse_from(argv).map(|cli| match cli.command {
-            Command::Serve(a) => a,
+            Command::Serve(a) => *a,
+            Command::Ctl(_) => unreachable!("serve was given"),
         })
     }
 

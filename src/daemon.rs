@@ -10,8 +10,9 @@ use crate::config::{
     self, ChapConfig, Config, CoreSpec, DigestPolicy as ConfDigest, IscsiTuning, Limits, LunConfig,
     TargetConfig,
 };
+use crate::control::live::Runtime;
 use crate::control::pr_store::PrStore;
-use crate::control::SessionLimits;
+use crate::control::{ControlSetup, LogControl, SessionLimits};
 use crate::login::{
     ChapAlgorithm as LoginChapAlgorithm, ChapCredentials, ChapPolicy, DigestPolicy, PortalGroup,
     TargetEntry, TargetOffer,
@@ -55,6 +56,13 @@ pub enum StartError {
     Reactor(std::io::Error),
     #[error("persistent reservations: {0}")]
     Reservations(String),
+    #[error("{0}")]
+    Admin(#[from] crate::control::admin::AdminError),
+    #[error("metrics at {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// What to do about an address that is taken.
@@ -72,7 +80,11 @@ impl StartError {
     pub fn exit_code(&self) -> u8 {
         match self {
             StartError::Store { .. } | StartError::SharedMedium { .. } | StartError::Cores(_) => 2,
-            StartError::Bind { .. } | StartError::Reactor(_) | StartError::Reservations(_) => 1,
+            StartError::Bind { .. }
+            | StartError::Reactor(_)
+            | StartError::Reservations(_)
+            | StartError::Admin(_)
+            | StartError::Metrics { .. } => 1,
         }
     }
 }
@@ -103,13 +115,21 @@ impl Daemon {
 }
 
 pub fn start(config: &Config) -> Result<Daemon, StartError> {
+    start_with(config, None)
+}
+
+/// Starts the daemon; `log` lets `ringtgt ctl log-level` change the log filter.
+pub fn start_with(config: &Config, log: Option<LogControl>) -> Result<Daemon, StartError> {
     let (config, stores) = crate::startup::open_stores(config)?;
     let config = &config;
     let ctx = Arc::new(build_context(config, &stores));
     let pr_store = PrStore::new(&config.state_dir);
     restore_reservations(&ctx, &pr_store)?;
     let cpus = resolve_cores(&config.cores)?;
-    let table = Arc::new(StoreTable { targets: stores });
+    let table = Arc::new(StoreTable {
+        targets: stores.clone(),
+    });
+    let runtime = Runtime::new(config.clone(), stores, ctx.clone(), table.clone());
 
     for &addr in &config.portals {
         // A daemon that has just exited may still hold the address for a moment.
@@ -155,12 +175,20 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
             ),
         });
     }
+    start_admin(config, &to_control)?;
+    if let Some(addr) = config.metrics_addr {
+        crate::control::metrics::serve(addr, to_control.clone())
+            .map_err(|source| StartError::Metrics { addr, source })?;
+    }
+    let setup = ControlSetup {
+        limits: session_limits,
+        runtime,
+        store: pr_store,
+        log,
+    };
     let control = std::thread::Builder::new()
         .name("control".into())
-        .spawn({
-            let ctx = ctx.clone();
-            move || crate::control::run(control_rx, links, session_limits, ctx, pr_store)
-        })
+        .spawn(move || crate::control::run(control_rx, links, setup))
         .map_err(StartError::Reactor)?;
     let mut reactors = Vec::new();
     for s in setups {
@@ -174,6 +202,27 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         control,
         to_control,
     })
+}
+
+/// Opens the admin socket. At the default path, a failure (typically an unprivileged user who
+/// cannot create `/run/ringtgt`) is reported and the daemon serves iSCSI without the socket:
+/// the storage service matters more than its control channel. A path the operator chose must
+/// work, or the start fails.
+fn start_admin(
+    config: &Config,
+    to_control: &crossbeam_channel::Sender<crate::control::ToControl>,
+) -> Result<(), StartError> {
+    match crate::control::admin::serve(&config.admin_socket, to_control.clone()) {
+        Ok(()) => Ok(()),
+        Err(e) if config.admin_socket == crate::config::default_admin_socket() => {
+            tracing::warn!(
+                "{e}; running without the admin socket (`ringtgt ctl` cannot reach this daemon: \
+                 run as a user who may create it, or give --admin-socket PATH)"
+            );
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Gives each logical unit the reservations APTPL kept across the last stop. A file that
@@ -210,33 +259,43 @@ fn build_context(config: &Config, stores: &[HashMap<u16, Arc<Store>>]) -> Portal
         .zip(stores)
         .map(|(t, s)| target_runtime(t, s, tpg, &config.iscsi))
         .collect();
-    let login_targets = config
-        .targets
-        .iter()
-        .map(|t| TargetEntry {
-            name: t.name.clone(),
-            alias: t.alias.clone(),
-            allowed_initiators: t.allowed_initiators.clone(),
-            allowed_networks: t.allowed_networks.clone(),
-            chap: t.chap.as_ref().map(|c| Arc::new(chap_policy(c))),
-            portal_groups: t
-                .port_groups
-                .iter()
-                .map(|g| PortalGroup {
-                    tag: g.id,
-                    portals: g.portals.clone(),
-                })
-                .collect(),
-        })
-        .collect();
+    let login_targets = config.targets.iter().map(login_entry).collect();
+    context_of(config, targets, login_targets)
+}
+
+/// The portal context of `config` with these targets (by index) and login entries.
+pub(crate) fn context_of(
+    config: &Config,
+    targets: Vec<TargetRuntime>,
+    login_targets: Vec<TargetEntry>,
+) -> PortalContext {
     PortalContext {
         targets,
         login_targets,
         portals: config.portals.clone(),
-        portal_group_tag: tpg,
+        portal_group_tag: config.portal_group_tag,
         offer: offer(&config.iscsi),
         tuning: tuning(&config.iscsi, &config.limits),
         discovery_chap: config.discovery_chap.as_ref().map(chap_policy),
+    }
+}
+
+/// What the login layer needs of a target.
+pub(crate) fn login_entry(t: &TargetConfig) -> TargetEntry {
+    TargetEntry {
+        name: t.name.clone(),
+        alias: t.alias.clone(),
+        allowed_initiators: t.allowed_initiators.clone(),
+        allowed_networks: t.allowed_networks.clone(),
+        chap: t.chap.as_ref().map(|c| Arc::new(chap_policy(c))),
+        portal_groups: t
+            .port_groups
+            .iter()
+            .map(|g| PortalGroup {
+                tag: g.id,
+                portals: g.portals.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -245,6 +304,18 @@ fn target_runtime(
     stores: &HashMap<u16, Arc<Store>>,
     tpg: u16,
     iscsi: &IscsiTuning,
+) -> TargetRuntime {
+    target_runtime_with(t, stores, tpg, iscsi, &|_| None)
+}
+
+/// A target's runtime; `reuse` gives the shared state a unit already has (reservations, unit
+/// attentions, medium) when a running daemon rebuilds the target.
+pub(crate) fn target_runtime_with(
+    t: &TargetConfig,
+    stores: &HashMap<u16, Arc<Store>>,
+    tpg: u16,
+    iscsi: &IscsiTuning,
+    reuse: &dyn Fn(u16) -> Option<Arc<crate::scsi::shared::LuShared>>,
 ) -> TargetRuntime {
     let groups = if t.port_groups.is_empty() {
         PortGroups::single(tpg)
@@ -256,8 +327,19 @@ fn target_runtime(
             .collect();
         PortGroups::new(&states)
     };
-    let luns = lun_map(t, stores, iscsi);
-    let mut runtime = TargetRuntime::with_port_groups(t.name.clone(), luns, groups);
+    let units = t
+        .luns
+        .iter()
+        .filter_map(|l| {
+            let store = stores.get(&l.id)?;
+            let mut lu = lu_info(t, l, store, iscsi);
+            if let Some(shared) = reuse(l.id) {
+                lu.shared = shared;
+            }
+            Some(lu)
+        })
+        .collect();
+    let mut runtime = TargetRuntime::with_port_groups(t.name.clone(), LunMap::new(units), groups);
     for acl in &t.acls {
         runtime.mask(&acl.initiator, &acl.luns);
     }
@@ -294,15 +376,6 @@ fn access_state(s: config::AluaState) -> AccessState {
         config::AluaState::Standby => AccessState::Standby,
         config::AluaState::Unavailable => AccessState::Unavailable,
     }
-}
-
-fn lun_map(t: &TargetConfig, stores: &HashMap<u16, Arc<Store>>, iscsi: &IscsiTuning) -> LunMap {
-    let units = t
-        .luns
-        .iter()
-        .filter_map(|l| stores.get(&l.id).map(|s| lu_info(t, l, s, iscsi)))
-        .collect();
-    LunMap::new(units)
 }
 
 fn lu_info(t: &TargetConfig, l: &LunConfig, store: &Store, iscsi: &IscsiTuning) -> LuInfo {

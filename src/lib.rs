@@ -4,6 +4,7 @@ pub mod backstore;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod ctl;
 pub mod daemon;
 pub mod login;
 pub mod pdu;

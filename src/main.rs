@@ -1,8 +1,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ringtgt::cli::{Cli, Command, ServeArgs};
+use ringtgt::cli::{Cli, Command, LogFormat, ServeArgs};
 use ringtgt::config::{Backing, Config};
+use ringtgt::control::LogControl;
 
 /// Size of the sparse image `--demo` creates when none exists.
 const DEMO_IMAGE_SIZE: u64 = 1 << 30;
@@ -11,11 +12,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(&args),
+        Command::Ctl(args) => match ringtgt::ctl::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 
 fn serve(args: &ServeArgs) -> ExitCode {
-    init_logging(args.log.as_deref());
+    let log = init_logging(args.log.as_deref(), args.log_format);
     let config = match args.to_config() {
         Ok((config, warnings)) => {
             for w in &warnings {
@@ -41,7 +49,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let daemon = match ringtgt::daemon::start(&config) {
+    let daemon = match ringtgt::daemon::start_with(&config, Some(log)) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
@@ -59,18 +67,37 @@ fn serve(args: &ServeArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn init_logging(filter: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
+/// Installs the log subscriber; the returned handle changes its filter at run time.
+fn init_logging(filter: Option<&str>, format: LogFormat) -> LogControl {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{fmt, reload, EnvFilter};
     let filter = match filter {
         Some(f) => EnvFilter::new(f),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Text => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let layer = fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
+            registry.with(layer).init();
+        }
+        LogFormat::Json => {
+            // Each event carries its spans' fields: a connection's peer, core, initiator,
+            // ISID, TSIH and CID.
+            let layer = fmt::layer()
+                .json()
+                .with_current_span(false)
+                .with_span_list(true)
+                .with_writer(std::io::stderr);
+            registry.with(layer).init();
+        }
+    }
+    Box::new(move |directives: &str| {
+        let filter = EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    })
 }
 
 /// Creates the demo LUN's sparse image unless it already exists.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::backstore::{identify, Store, StoreId, StoreKind, StoreSpec};
+use crate::backstore::{identify, Store, StoreError, StoreId, StoreKind, StoreSpec};
 use crate::config::{format_size, Backing, Config, LunConfig};
 use crate::daemon::StartError;
 
@@ -56,6 +56,7 @@ pub fn open_stores(config: &Config) -> Result<(Config, Stores), StartError> {
                 Some(s) => s,
                 None => Arc::new(Store::open(&spec, l.read_only).map_err(store_err)?),
             };
+            complete(&t.name, l, &store).map_err(store_err)?;
             if let Some(id) = id {
                 seen.entry(id).or_insert_with(|| FirstUse {
                     target: ti,
@@ -65,18 +66,32 @@ pub fn open_stores(config: &Config) -> Result<(Config, Stores), StartError> {
                     store: store.clone(),
                 });
             }
-            let block_size = store.block_size(l.block_size).map_err(store_err)?;
-            l.block_size = Some(block_size);
-            l.write_cache = Some(
-                l.write_cache
-                    .unwrap_or(store.geometry().volatile_cache != Some(false)),
-            );
-            report(&t.name, l, &store, block_size);
             luns.insert(l.id, store);
         }
         all.push(luns);
     }
     Ok((resolved, all))
+}
+
+/// Opens the store of a LUN added to a running daemon (`ringtgt ctl lun add`) and completes
+/// `l` as [`open_stores`] does.
+pub fn open_lun(target: &str, l: &mut LunConfig) -> Result<Arc<Store>, StoreError> {
+    let store = Arc::new(Store::open(&store_spec(&l.backing), l.read_only)?);
+    complete(target, l, &store)?;
+    Ok(store)
+}
+
+/// Fills in what the configuration left to the store (block size, write cache) and reports
+/// the LUN.
+fn complete(target: &str, l: &mut LunConfig, store: &Store) -> Result<(), StoreError> {
+    let block_size = store.block_size(l.block_size)?;
+    l.block_size = Some(block_size);
+    l.write_cache = Some(
+        l.write_cache
+            .unwrap_or(store.geometry().volatile_cache != Some(false)),
+    );
+    report(target, l, store, block_size);
+    Ok(())
 }
 
 fn store_spec(backing: &Backing) -> StoreSpec {

@@ -17,6 +17,7 @@ use std::io::{Seek, SeekFrom};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use buf::{Budget, IoBuf};
 pub use geometry::{Geometry, MAX_BLOCK, MIN_BLOCK};
@@ -107,7 +108,8 @@ pub fn identify(spec: &StoreSpec) -> Option<StoreId> {
 pub struct Store {
     kind: StoreKind,
     file: Option<File>,
-    size: u64,
+    /// Changed only by [`Store::resize`] (the control thread); the data path never reads it.
+    size: AtomicU64,
     direct: bool,
     label: String,
     geometry: Geometry,
@@ -119,7 +121,7 @@ impl Store {
             StoreSpec::Null { size } => Ok(Store {
                 kind: StoreKind::Null,
                 file: None,
-                size: *size,
+                size: AtomicU64::new(*size),
                 direct: false,
                 label: format!("null:{size}"),
                 geometry: Geometry::default(),
@@ -152,10 +154,10 @@ impl Store {
                     }
                 })?,
             };
-        if self.size < u64::from(block_size) {
+        if self.size() < u64::from(block_size) {
             return Err(StoreError::TooSmall {
                 path: path(),
-                size: self.size,
+                size: self.size(),
                 block_size,
             });
         }
@@ -173,7 +175,49 @@ impl Store {
 
     /// Size in bytes.
     pub fn size(&self) -> u64 {
-        self.size
+        self.size.load(Ordering::Relaxed)
+    }
+
+    /// Changes the size (`ringtgt ctl lun resize`): a file or RAM store is extended to `size`
+    /// (never shrunk: that would cut off data an initiator wrote), a null store takes it as
+    /// is; without `size`, a file or block device's own size is read again (it was grown
+    /// outside the daemon). Returns the new size.
+    pub fn resize(&self, size: Option<u64>) -> std::io::Result<u64> {
+        let now = self.size();
+        let new = match (self.kind, size, self.file.as_ref()) {
+            (StoreKind::Null, Some(s), _) => s,
+            (StoreKind::Null, None, _) => now,
+            (_, Some(s), _) if s < now => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "cannot shrink a {} store from {now} to {s} bytes",
+                        self.kind_name()
+                    ),
+                ))
+            }
+            (StoreKind::BlockDevice, Some(_), _) => return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a block device's size is its own: resize it, then resize the LUN without a size",
+            )),
+            (StoreKind::File | StoreKind::Ram, Some(s), Some(f)) => {
+                f.set_len(s)?;
+                s
+            }
+            (_, _, Some(mut f)) => f.seek(SeekFrom::End(0))?,
+            (_, _, None) => now,
+        };
+        self.size.store(new, Ordering::Relaxed);
+        Ok(new)
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match self.kind {
+            StoreKind::File => "file",
+            StoreKind::BlockDevice => "block device",
+            StoreKind::Ram => "ram",
+            StoreKind::Null => "null",
+        }
     }
 
     /// Whether the descriptor bypasses the page cache (writes are then only as durable as the
@@ -213,7 +257,7 @@ fn open_ram(size: u64) -> Result<Store, StoreError> {
     Ok(Store {
         kind: StoreKind::Ram,
         file: Some(file),
-        size,
+        size: AtomicU64::new(size),
         direct: false,
         label: format!("ram:{size}"),
         geometry: Geometry::default(),
@@ -291,7 +335,7 @@ fn open_path(path: &Path, read_only: bool) -> Result<Store, StoreError> {
     Ok(Store {
         kind,
         file: Some(file),
-        size,
+        size: AtomicU64::new(size),
         direct,
         label: path.display().to_string(),
         geometry,
@@ -355,6 +399,21 @@ mod tests {
         let s = Store::open(&StoreSpec::Null { size: 100 }, false).unwrap();
         let err = s.block_size(None).unwrap_err();
         assert!(matches!(err, StoreError::TooSmall { .. }));
+    }
+
+    #[test]
+    fn files_grow_and_are_read_again_but_never_shrink() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        f.as_file().set_len(1 << 20).unwrap();
+        let s = Store::open(&StoreSpec::Path(f.path().into()), false).unwrap();
+        assert_eq!(s.resize(Some(2 << 20)).unwrap(), 2 << 20);
+        assert_eq!(f.as_file().metadata().unwrap().len(), 2 << 20);
+        assert!(s.resize(Some(1 << 20)).is_err());
+        f.as_file().set_len(3 << 20).unwrap();
+        assert_eq!(s.resize(None).unwrap(), 3 << 20);
+        assert_eq!(s.size(), 3 << 20);
+        let null = Store::open(&StoreSpec::Null { size: 1 << 20 }, false).unwrap();
+        assert_eq!(null.resize(Some(4096)).unwrap(), 4096);
     }
 
     #[test]

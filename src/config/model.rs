@@ -37,7 +37,7 @@ pub const MIN_CONNECTION_BUFFER_BYTES: u64 = 1 << 20;
 pub struct Config {
     /// Listening addresses (IPv4 and IPv6); at least one, no duplicates.
     pub portals: Vec<SocketAddr>,
-    /// Exported targets; at least one, unique names.
+    /// Exported targets, unique names; may be empty (targets can be added with `ringtgt ctl`).
     pub targets: Vec<TargetConfig>,
     /// Protocol tuning.
     pub iscsi: IscsiTuning,
@@ -51,6 +51,10 @@ pub struct Config {
     pub limits: Limits,
     /// Where state that must survive a restart lives (persistent reservations with APTPL).
     pub state_dir: PathBuf,
+    /// The admin socket `ringtgt ctl` talks to.
+    pub admin_socket: PathBuf,
+    /// Where `/metrics` is served (Prometheus text format); `None` = not served.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// One iSCSI target.
@@ -60,7 +64,7 @@ pub struct TargetConfig {
     pub name: String,
     /// TargetAlias.
     pub alias: Option<String>,
-    /// Logical units; at least one, unique ids.
+    /// Logical units, unique ids; may be empty (units can be added with `ringtgt ctl`).
     pub luns: Vec<LunConfig>,
     /// Initiators allowed to log in; empty = any.
     pub allowed_initiators: Vec<String>,
@@ -532,8 +536,15 @@ impl Config {
             discovery_chap: None,
             limits: Limits::default(),
             state_dir: default_state_dir(),
+            admin_socket: default_admin_socket(),
+            metrics_addr: None,
         }
     }
+}
+
+/// `/run/ringtgt/ctl.sock`, the admin socket of a packaged daemon.
+pub fn default_admin_socket() -> PathBuf {
+    PathBuf::from("/run/ringtgt/ctl.sock")
 }
 
 /// `/var/lib/ringtgt`, where a packaged daemon keeps its state.

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ConfigError, ConfigWarning};
 use super::model::{
-    default_portal, default_state_dir, Backing, Config, CoreSpec, IscsiTuning, Limits, LunConfig,
-    TargetConfig, DEFAULT_PORT, MAX_CORES, MAX_CORE_ID,
+    default_admin_socket, default_portal, default_state_dir, Backing, Config, CoreSpec,
+    IscsiTuning, Limits, LunConfig, TargetConfig, DEFAULT_PORT, MAX_CORES, MAX_CORE_ID,
 };
 use super::validate::{
     AT_LEAST_ONE_SEC, CONNECTIONS_RANGE, LUN_ID_RANGE, MAX_TRANSFER_RANGE, NOP_INTERVAL_RANGE,
@@ -291,6 +291,10 @@ struct RawConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     state_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    admin_socket: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     iscsi: Option<RawIscsi>,
     #[serde(skip_serializing_if = "Option::is_none")]
     limits: Option<RawLimits>,
@@ -443,6 +447,30 @@ impl RawConfig {
                 ))
             }
         };
+        let admin_socket = match self.admin_socket {
+            None => default_admin_socket(),
+            Some(p) if p.is_absolute() => p,
+            Some(p) => {
+                return Err(ConfigError::invalid(
+                    "admin_socket",
+                    format!(
+                        "must be an absolute path, got {:?}",
+                        p.display().to_string()
+                    ),
+                ))
+            }
+        };
+        let metrics_addr = match self.metrics_addr {
+            None => None,
+            Some(s) => Some(s.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::invalid(
+                    "metrics_addr",
+                    format!(
+                        "expected an address like \"127.0.0.1:9830\" or \"[::1]:9830\", got {s:?}"
+                    ),
+                )
+            })?),
+        };
         let iscsi = self.iscsi.unwrap_or_default().into_tuning()?;
         let limits = self.limits.unwrap_or_default().into_limits()?;
         let discovery_chap = match self.discovery.and_then(|d| d.chap) {
@@ -464,6 +492,8 @@ impl RawConfig {
             discovery_chap,
             limits,
             state_dir,
+            admin_socket,
+            metrics_addr,
         })
     }
 
@@ -480,6 +510,8 @@ impl RawConfig {
             cores: Some(cores),
             portal_group_tag: Some(c.portal_group_tag.into()),
             state_dir: Some(c.state_dir.clone()),
+            admin_socket: Some(c.admin_socket.clone()),
+            metrics_addr: c.metrics_addr.map(|a| a.to_string()),
             iscsi: Some(RawIscsi::from_tuning(&c.iscsi)),
             limits: Some(RawLimits::from_limits(&c.limits)),
             discovery: c.discovery_chap.as_ref().map(RawDiscovery::from_chap),

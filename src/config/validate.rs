@@ -196,12 +196,6 @@ impl Config {
     }
 
     fn validate_targets(&self) -> Result<(), ConfigError> {
-        if self.targets.is_empty() {
-            return Err(ConfigError::invalid(
-                "target",
-                "at least one target is required",
-            ));
-        }
         let mut names: HashMap<String, usize> = HashMap::new();
         // Path -> (target, lun, read_only) of its first use.
         let mut paths: HashMap<&Path, (usize, usize, bool)> = HashMap::new();
@@ -384,12 +378,6 @@ impl TargetConfig {
         self.validate_networks(t)?;
         if let Some(chap) = &self.chap {
             chap.validate(&format!("target[{t}].chap"))?;
-        }
-        if self.luns.is_empty() {
-            return Err(ConfigError::invalid(
-                format!("target[{t}].lun"),
-                "at least one LUN is required",
-            ));
         }
         for (l, lun) in self.luns.iter().enumerate() {
             lun.validate(&format!("target[{t}].lun[{l}]"))?;

@@ -6,6 +6,7 @@ use super::data_in::{Reply, Source};
 use super::error::SessionError;
 use super::full::Session;
 use super::output::Output;
+use super::stats::OpClass;
 use super::task::{Deferred, IoKind, IoToken, Purpose, Task, TaskState};
 use super::write::WriteTarget;
 use crate::pdu::scsi::{full_cdb, Residual, ScsiCommand};
@@ -46,6 +47,8 @@ impl Session {
             lun_raw: cmd.lun,
             edtl: cmd.expected_data_len,
             r2t_count: 0,
+            class: OpClass::of_opcode(cmd.cdb[0]),
+            started: self.now,
         };
         if self.tasks.len() >= self.ctx.tuning.queue_depth as usize {
             // Only immediate commands (which skip the CmdSN window) can get here: SAM-5 TASK
@@ -171,6 +174,8 @@ impl Session {
             r2t_sn: 0,
             waiting: false,
             aborted: false,
+            class: OpClass::of_opcode(cmd.cdb[0]),
+            started: self.now,
         });
         self.by_itt.insert(cmd.itt, slot);
         slot

@@ -98,6 +98,10 @@ pub enum CloseReason {
     Evicted,
     /// The initiator reset its I_T nexus, or the whole target (cold reset).
     NexusReset,
+    /// The target asked for a logout (Async Message) and none came in time.
+    LogoutTimeout,
+    /// The operator dropped the session (`ringtgt ctl session drop`).
+    Dropped,
     /// The daemon is stopping.
     Shutdown,
 }
@@ -117,6 +121,8 @@ impl std::fmt::Display for CloseReason {
             }
             CloseReason::NexusReset => f.write_str("I_T nexus or target reset"),
             CloseReason::Shutdown => f.write_str("target stopping"),
+            CloseReason::LogoutTimeout => f.write_str("asked to log out, did not in time"),
+            CloseReason::Dropped => f.write_str("session dropped by the operator"),
         }
     }
 }
@@ -149,6 +155,10 @@ pub struct Connection {
     budget: Budget,
     /// The core (reactor) this connection runs on.
     core: usize,
+    /// The status a login was refused with (the reactor counts refusals by reason).
+    refused: Option<LoginStatus>,
+    /// PDUs whose header or data digest was wrong.
+    digest_errors: u64,
 }
 
 impl Connection {
@@ -172,6 +182,8 @@ impl Connection {
             close: None,
             budget: Budget::new(ctx.tuning.connection_buffer_bytes),
             core: 0,
+            refused: None,
+            digest_errors: 0,
             ctx,
         }
     }
@@ -234,6 +246,7 @@ impl Connection {
                 }
                 Ok(None) => break,
                 Err(FrameError::DataDigest { .. }) => {
+                    self.digest_errors += 1;
                     // The header was sound, so the PDU can be skipped and refused on its own.
                     let Some(bhs) = crate::pdu::Bhs::from_slice(rest) else {
                         break;
@@ -248,6 +261,9 @@ impl Connection {
                     }
                 }
                 Err(e) => {
+                    if matches!(e, FrameError::HeaderDigest { .. }) {
+                        self.digest_errors += 1;
+                    }
                     // A bad header digest or an oversized segment leaves no trustworthy length:
                     // the stream cannot be resynchronised (RFC 7143 §7.8), so the connection ends.
                     tracing::warn!(error = %e, "unrecoverable framing error");
@@ -304,6 +320,7 @@ impl Connection {
             LoginAction::Fail(rsp, data, why) => {
                 let initiator = login.initiator_name().unwrap_or("(not given)");
                 tracing::warn!(%initiator, reason = %why, status = %rsp.status, "login failed");
+                self.refused = Some(rsp.status);
                 self.out.pdu(&rsp.encode(), &data);
                 self.close = Some(CloseReason::LoginFailed(why));
             }
@@ -420,6 +437,7 @@ impl Connection {
             Err(status) => {
                 let initiator = &outcome.params.initiator_name;
                 tracing::warn!(%initiator, %status, "login refused");
+                self.refused = Some(status);
                 let (rsp, data) = login.refuse(status);
                 self.out.pdu(&rsp.encode(), &data);
                 self.close = Some(CloseReason::LoginFailed(format!("refused with {status}")));
@@ -532,6 +550,87 @@ impl Connection {
             }
             _ => false,
         }
+    }
+
+    /// Switches to a new portal context (live configuration change; see `Session::adopt`).
+    pub fn adopt(&mut self, ctx: Arc<PortalContext>) {
+        if let Phase::Full(s) = &mut self.phase {
+            s.adopt(ctx.clone());
+        }
+        self.ctx = ctx;
+    }
+
+    /// The session, for listings; `None` before full feature phase.
+    pub fn session_info(&self) -> Option<super::SessionInfo> {
+        match &self.phase {
+            Phase::Full(s) => Some(s.info()),
+            _ => None,
+        }
+    }
+
+    /// The session's I/O counters; `None` before full feature phase.
+    pub fn stats(&self) -> Option<&super::stats::SessionStats> {
+        match &self.phase {
+            Phase::Full(s) => Some(&s.stats),
+            _ => None,
+        }
+    }
+
+    /// The initiator's name, once its login named it.
+    pub fn initiator_name(&self) -> Option<&str> {
+        match &self.phase {
+            Phase::Login { login, .. } => login.initiator_name(),
+            Phase::Registering { outcome, .. } => Some(&outcome.params.initiator_name),
+            Phase::Full(s) => Some(&s.params.initiator_name),
+        }
+    }
+
+    /// Where the connection is: "login", "registering" or "full".
+    pub fn phase_name(&self) -> &'static str {
+        match &self.phase {
+            Phase::Login { .. } => "login",
+            Phase::Registering { .. } => "registering",
+            Phase::Full(_) => "full",
+        }
+    }
+
+    /// Tasks of target `target`'s unit `lun` still running on this connection.
+    pub fn tasks_on(&self, target: usize, lun: u16) -> usize {
+        match &self.phase {
+            Phase::Full(s) => s.tasks_on(target, lun),
+            _ => 0,
+        }
+    }
+
+    /// Asks the initiator to log out within `within` (Async Message); a connection not yet in
+    /// full feature phase is closed at once.
+    pub fn request_logout(&mut self, within: std::time::Duration, now: Instant) {
+        match &mut self.phase {
+            Phase::Full(s) => {
+                s.now = now;
+                s.request_logout(within, &mut self.out);
+            }
+            _ => {
+                self.close.get_or_insert(CloseReason::Dropped);
+            }
+        }
+    }
+
+    /// Ends the connection at the operator's request (`ringtgt ctl session drop`): a reset, with
+    /// nothing more sent.
+    pub fn drop_session(&mut self) {
+        self.close.get_or_insert(CloseReason::Dropped);
+        self.out.clear();
+    }
+
+    /// The status the login was refused with, if it was.
+    pub fn login_refusal(&self) -> Option<LoginStatus> {
+        self.refused
+    }
+
+    /// PDUs received with a wrong header or data digest.
+    pub fn digest_errors(&self) -> u64 {
+        self.digest_errors
     }
 
     /// PDUs ready to send. The reactor takes them out and sends them.

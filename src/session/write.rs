@@ -688,6 +688,8 @@ impl Reply {
             lun_raw: t.lun_raw,
             edtl: t.edtl,
             r2t_count: t.r2t_sn,
+            class: t.class,
+            started: t.started,
         }
     }
 }

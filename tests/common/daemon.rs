@@ -91,6 +91,15 @@ impl Daemon {
             let state = dir.path().join("state");
             args.extend(["--state-dir".into(), state.to_str().expect("utf-8").into()]);
         }
+        // Likewise the admin socket: in the test's directory, never /run/ringtgt.
+        if args.first().is_some_and(|a| a == "serve") && !args.iter().any(|a| a == "--admin-socket")
+        {
+            let socket = dir.path().join("ctl.sock");
+            args.extend([
+                "--admin-socket".into(),
+                socket.to_str().expect("utf-8").into(),
+            ]);
+        }
         let child = Self::launch(&args, &log_path, launch, false);
         let mut d = Daemon {
             child,
@@ -224,6 +233,16 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The daemon's admin socket (the harness puts it in the test's directory).
+    pub fn admin_socket(&self) -> PathBuf {
+        let at = self
+            .args
+            .iter()
+            .position(|a| a == "--admin-socket")
+            .expect("--admin-socket");
+        PathBuf::from(&self.args[at + 1])
     }
 
     /// A scratch directory that lives as long as the daemon (for backing files).
