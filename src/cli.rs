@@ -37,6 +37,21 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Ask a running daemon, or change it, through its admin socket.
     Ctl(crate::ctl::CtlArgs),
+    /// Check a configuration file and print the configuration it makes, every default
+    /// explicit; exits with 2 when the file is not valid.
+    CheckConfig {
+        /// The TOML file `ringtgt serve --config` would read.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Print a shell completion script (e.g. `ringtgt completions bash >
+    /// /usr/share/bash-completion/completions/ringtgt`).
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page in roff (e.g. `ringtgt man > /usr/share/man/man8/ringtgt.8`).
+    Man,
 }
 
 /// How log lines are written.
@@ -652,7 +667,7 @@ mod tests {
         let argv = ["ringtgt", "serve"].iter().chain(args);
         Cli::try_parse_from(argv).map(|cli| match cli.command {
             Command::Serve(a) => *a,
-            Command::Ctl(_) => unreachable!("serve was given"),
+            _ => unreachable!("serve was given"),
         })
     }
 

@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use ringtgt::cli::{Cli, Command, LogFormat, ServeArgs};
 use ringtgt::config::{Backing, Config};
 use ringtgt::control::LogControl;
@@ -19,6 +19,53 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ringtgt",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+/// Validates `file` as `serve --config` would and prints the configuration it makes.
+fn check_config(file: &std::path::Path) -> ExitCode {
+    let (config, warnings) = match Config::load(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    match config.to_toml_string() {
+        Ok(text) => {
+            println!(
+                "# {}: valid; the configuration it makes, defaults included:",
+                file.display()
+            );
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -56,11 +103,22 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    if let Err(e) = signals.serve(daemon.stopper()) {
+    let stop = daemon.stopper();
+    let stop = move || {
+        // systemd shows the unit as deactivating while connections drain.
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        stop();
+    };
+    if let Err(e) = signals.serve(stop) {
         tracing::warn!(error = %e, "cannot serve signals; SIGTERM will not stop the daemon cleanly");
     }
     if args.demo {
         print_demo_help(&config);
+    }
+    // Every portal listens (the listeners were bound before start returned): tell systemd
+    // (Type=notify). Outside systemd there is no NOTIFY_SOCKET and this does nothing.
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "cannot tell systemd that the target is ready");
     }
     daemon.wait();
     tracing::info!("stopped");

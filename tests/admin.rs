@@ -225,7 +225,7 @@ fn json_logs_carry_the_connection_span() {
         log.lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .find(|v| {
-                v["fields"]["message"] == "closing connection" && v["fields"]["reason"] == "Logout"
+                v["fields"]["message"] == "closing connection" && v["fields"]["reason"] == "logout"
             })
     };
     // The connection closes (and says so) just after the Logout Response.

@@ -390,7 +390,9 @@ impl Reactor {
             match slot.conn.close_reason() {
                 // Already said, in the one line that names the initiator and the status.
                 Some(CloseReason::LoginFailed(_)) | None => {}
-                Some(reason) => tracing::info!(parent: &slot.span, %reason, "closing connection"),
+                Some(reason) => slot
+                    .span
+                    .in_scope(|| tracing::info!(%reason, "closing connection")),
             }
             let suppressed = slot.conn.take_suppressed_warnings();
             if suppressed > 0 {
