@@ -1,6 +1,7 @@
 //! Vital product data pages (SPC-4 and SBC-3 "Vital product data parameters").
 
 use super::compare::max_compare_and_write;
+use super::copy::third_party_copy_page;
 use super::inquiry::{put_ascii, PERIPHERAL_DISK};
 use super::provisioning::{
     max_blocks_per_command, max_write_same_blocks, unmap_granularity, MAX_UNMAP_DESCRIPTORS,
@@ -13,13 +14,15 @@ use super::LuInfo;
 const PAGE_SUPPORTED: u8 = 0x00;
 const PAGE_UNIT_SERIAL: u8 = 0x80;
 const PAGE_DEVICE_ID: u8 = 0x83;
+const PAGE_THIRD_PARTY_COPY: u8 = 0x8F;
 const PAGE_BLOCK_LIMITS: u8 = 0xB0;
 const PAGE_BLOCK_CHARACTERISTICS: u8 = 0xB1;
 const PAGE_LOGICAL_BLOCK_PROVISIONING: u8 = 0xB2;
-const SUPPORTED: [u8; 6] = [
+const SUPPORTED: [u8; 7] = [
     PAGE_SUPPORTED,
     PAGE_UNIT_SERIAL,
     PAGE_DEVICE_ID,
+    PAGE_THIRD_PARTY_COPY,
     PAGE_BLOCK_LIMITS,
     PAGE_BLOCK_CHARACTERISTICS,
     PAGE_LOGICAL_BLOCK_PROVISIONING,
@@ -69,6 +72,7 @@ pub(super) fn page(lu: &LuInfo, code: u8) -> Option<Vec<u8>> {
         PAGE_SUPPORTED => SUPPORTED.to_vec(),
         PAGE_UNIT_SERIAL => unit_serial(lu),
         PAGE_DEVICE_ID => device_identification(lu),
+        PAGE_THIRD_PARTY_COPY => third_party_copy_page(lu),
         PAGE_BLOCK_LIMITS => block_limits(lu),
         PAGE_BLOCK_CHARACTERISTICS => block_characteristics(lu),
         PAGE_LOGICAL_BLOCK_PROVISIONING => logical_block_provisioning(),
@@ -233,7 +237,7 @@ mod tests {
     #[test]
     fn supported_pages_list_is_ascending_and_each_is_served() {
         let d = get(0x00);
-        assert_eq!(d, [0, 0, 0, 6, 0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2]);
+        assert_eq!(d, [0, 0, 0, 7, 0x00, 0x80, 0x83, 0x8F, 0xB0, 0xB1, 0xB2]);
         for &code in &d[4..] {
             let p = get(code);
             assert_eq!(p[1], code);
