@@ -11,6 +11,7 @@
 
 use super::super::rw::check_range;
 use super::super::sense::{Sense, SenseKey};
+use super::super::vpd::lu_designators;
 use super::super::{LuInfo, LunMap};
 use super::{
     MAX_CSCD_DESCRIPTORS, MAX_DESCRIPTOR_LIST_LENGTH, MAX_SEGMENT_BYTES, MAX_SEGMENT_DESCRIPTORS,
@@ -32,11 +33,6 @@ const SEGMENT_HEADER_LEN: usize = 4;
 pub(super) const CSCD_ID_COPY_MANAGER: u16 = 0xFFFF;
 /// CSCD descriptor byte 1 PERIPHERAL DEVICE TYPE (bits 4..0): 00h, direct access block device.
 const DEVICE_TYPE_BLOCK: u8 = 0x00;
-/// Designation descriptor (SPC-4 VPD 83h format) fields the copy manager matches on.
-const CODE_SET_BINARY: u8 = 0x1;
-const ASSOCIATION_LU: u8 = 0x0;
-const DESIGNATOR_NAA: u8 = 0x3;
-const NAA_LEN: usize = 16;
 /// Header byte 1 LIST ID USAGE (bits 4..3), and the byte offsets of the header's fields.
 const LIST_ID_USAGE_SHIFT: u8 = 3;
 const CSCD_LIST_LENGTH_AT: u16 = 2;
@@ -99,19 +95,18 @@ impl Cscd<'_> {
         u32::from_be_bytes([0, self.bytes[29], self.bytes[30], self.bytes[31]])
     }
 
-    /// Whether the designation descriptor (bytes 4..=27) names `lu`: its logical unit NAA
-    /// designator, the one VPD 83h page designator that identifies a logical unit (the page
-    /// reports no T10 vendor ID designator). PIV and PROTOCOL IDENTIFIER are not compared.
+    /// Whether the designation descriptor (bytes 4..=27) names `lu`: one of the designators
+    /// its Device Identification page reports for the unit itself (NAA, T10 vendor ID). PIV
+    /// and PROTOCOL IDENTIFIER mean nothing for a logical unit designator and are not compared.
     fn names(&self, lu: &LuInfo) -> bool {
         let d = &self.bytes[4..28];
-        let code_set = d[0] & 0x0F;
-        let association = (d[1] >> 4) & 0x03;
-        let designator_type = d[1] & 0x0F;
-        code_set == CODE_SET_BINARY
-            && association == ASSOCIATION_LU
-            && designator_type == DESIGNATOR_NAA
-            && usize::from(d[3]) == NAA_LEN
-            && d[4..4 + NAA_LEN] == lu.naa_id
+        let len = usize::from(d[3]);
+        let Some(value) = d.get(4..4 + len) else {
+            return false;
+        };
+        lu_designators(lu).iter().any(|own| {
+            own[0] & 0x0F == d[0] & 0x0F && own[1] & 0x3F == d[1] & 0x3F && own[4..] == *value
+        })
     }
 }
 
@@ -293,10 +288,12 @@ fn copy_target<'a>(
     if cscd.device_type() != DEVICE_TYPE_BLOCK {
         return Err(incorrect_copy_target_type());
     }
-    let lu = luns
-        .iter()
-        .find(|lu| cscd.names(lu))
-        .ok_or(Sense::unreachable_copy_target())?;
+    let mut named = luns.iter().filter(|lu| cscd.names(lu));
+    let lu = named.next().ok_or(Sense::unreachable_copy_target())?;
+    if named.next().is_some() {
+        // A designator two units share names neither of them for certain.
+        return Err(Sense::unreachable_copy_target());
+    }
     if cscd.disk_block_length() != lu.block_size {
         return Err(invalid_copy_operation());
     }

@@ -421,7 +421,7 @@ fn units_the_nexus_cannot_see_are_unreachable() {
         &[0xA0, 0, 6],
         "DESTINATION CSCD DESCRIPTOR ID"
     );
-    // A designator of another kind than the NAA one, or of another length.
+    // The NAA designator's bytes under another designator type, or of another length.
     let mut t10 = cscd(&own);
     t10[5] = 0x01;
     let mut short = cscd(&own);
@@ -430,6 +430,46 @@ fn units_the_nexus_cannot_see_are_unreachable() {
         let list = params(1, HOLD, &[c], &[segment(0, 0, 1, 0, 0)]);
         assert_eq!(t.xcopy(&list), UNREACHABLE);
     }
+}
+
+/// The CSCD descriptor naming a unit by the designator of `kind` that its Device
+/// Identification page reports with LU association, as an initiator builds it from the page.
+fn cscd_from_vpd(lu: &LuInfo, kind: u8) -> [u8; 32] {
+    let page = crate::scsi::vpd::page(lu, 0x83).expect("Device Identification page");
+    let mut at = 4;
+    let desc = loop {
+        let len = usize::from(page[at + 3]);
+        if page[at + 1] & 0x3F == kind {
+            break page[at..at + 4 + len].to_vec();
+        }
+        at += 4 + len;
+    };
+    let mut d = [0u8; 32];
+    d[0] = 0xE4;
+    d[4..4 + desc.len()].copy_from_slice(&desc);
+    d[29..32].copy_from_slice(&512u32.to_be_bytes()[1..]);
+    d
+}
+
+#[test]
+fn units_are_named_by_their_naa_or_t10_vendor_id_designator() {
+    let mut t = two_units(|_| {});
+    let data = fill(64 * 512, 3);
+    t.disk.fill(0, &data);
+    let (first, second) = (
+        t.luns.get(0).unwrap().clone(),
+        t.luns.get(1).unwrap().clone(),
+    );
+    let (src, dst) = (cscd_from_vpd(&first, 0x01), cscd_from_vpd(&second, 0x01));
+    assert_eq!(src[7], 20, "the longest designator a CSCD holds");
+    assert_ne!(src, dst, "each unit its own");
+    let list = params(1, HOLD, &[src, dst], &[segment(0, 1, 64, 0, 10)]);
+    assert_eq!(t.xcopy(&list), GOOD);
+    assert!(t.disk.others[0].bytes[10 * 512..74 * 512] == data[..]);
+    let naa = cscd_from_vpd(&second, 0x03);
+    let list = params(2, HOLD, &[naa, src], &[segment(0, 1, 4, 10, 100)]);
+    assert_eq!(t.xcopy(&list), GOOD);
+    assert!(t.disk.blocks(100, 4) == &data[..4 * 512]);
 }
 
 #[test]
