@@ -101,9 +101,10 @@ start_daemon ro "$RO_PORT" --read-only --lun ram:64MiB
 RW_URL="iscsi://127.0.0.1:$RW_PORT/$TARGET/0"
 RO_URL="iscsi://127.0.0.1:$RO_PORT/$TARGET/0"
 # The medium handling suites need a removable LU (they skip on a fixed one); GetLBAStatus runs on
-# 4096-byte blocks, where LBPPB is 1: UnmapSingle expects the descriptor for LBA i+1 to start at
-# i+LBPPB, which only holds then, while the 512-byte LU keeps LBPPB 8 for the WriteSame/
-# CompareAndWrite tests that only run with LBPPB > 1 (see get_lba_status in provisioning.rs).
+# 4096-byte blocks, where LBPPB is 1: UnmapSingle asks for LBA i+1 and expects the first
+# descriptor to start at i+LBPPB, while SBC-4 has it start at the LBA asked for, so no
+# conforming answer passes it with LBPPB > 1; the 512-byte LU keeps the store's real LBPPB 8
+# for the WriteSame/CompareAndWrite tests that only run with LBPPB > 1 (see lba_status.rs).
 RM_PORT=$(free_port)
 cat >"$OUT/removable.toml" <<EOF_RM
 portals = ["127.0.0.1:$RM_PORT"]

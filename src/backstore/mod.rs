@@ -22,6 +22,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use buf::{Budget, IoBuf};
 pub use geometry::{Geometry, MAX_BLOCK, MIN_BLOCK};
 
+/// How a store holds the bytes from some offset on: data (`allocated`) or a hole, for `len`
+/// bytes before that changes (or the range asked about ends). Holes read as zeros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    pub allocated: bool,
+    pub len: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
     File,

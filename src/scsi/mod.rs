@@ -3,8 +3,8 @@
 //! Pure code: no I/O, no clock, no iSCSI. [`dispatch`] turns a CDB into a [`Plan`]; commands that
 //! need the backing store come back as `Read`/`Write`/`Flush` and the transport finishes them with
 //! [`good`] or [`io_error`]. Commands that need several backing-store operations (WRITE SAME,
-//! UNMAP, COMPARE AND WRITE, ORWRITE, VERIFY with BYTCHK) come back as a [`Job`] the transport
-//! drives step by step. Every malformed CDB gets CHECK CONDITION with the sense SPC-4 asks
+//! UNMAP, COMPARE AND WRITE, ORWRITE, VERIFY with BYTCHK, SANITIZE, EXTENDED COPY, GET LBA
+//! STATUS) come back as a [`Job`] the transport drives step by step. Every malformed CDB gets CHECK CONDITION with the sense SPC-4 asks
 //! for, in the format the I_T nexus selected.
 //!
 //! Reservations ([`pr`]) are state every I_T nexus of a logical unit shares, with one writer:
@@ -21,9 +21,11 @@ mod capacity;
 mod cdb;
 mod commands;
 mod compare;
+mod copy;
 mod defects;
 mod inquiry;
 mod job;
+mod lba_status;
 mod lun;
 mod medium;
 mod mode;
@@ -48,7 +50,7 @@ mod tests;
 use cdb::{op, Cdb};
 use commands::Ctx;
 
-pub use job::{Job, JobIo, Step, STEP_BYTES};
+pub use job::{IoOutcome, Job, JobIo, JobOp, Step, STEP_BYTES};
 pub use lun::{decode_lun, encode_lun, LunMap};
 pub use medium::{MediumState, Prevents};
 pub use nexus::NexusState;
@@ -172,7 +174,8 @@ pub enum Plan {
         len: u32,
     },
     /// A command that needs more than one backing-store operation (WRITE SAME, UNMAP, COMPARE
-    /// AND WRITE, ORWRITE, VERIFY with BYTCHK): answer [`Job::check_edtl`] if it objects to the
+    /// AND WRITE, ORWRITE, VERIFY with BYTCHK, SANITIZE, EXTENDED COPY, GET LBA STATUS): answer
+    /// [`Job::check_edtl`] if it objects to the
     /// initiator's EDTL, else receive [`Job::data_out_len`] bytes of Data-Out and drive the job
     /// with [`Job::start`] and [`Job::resume`] until it is [`Step::Done`].
     Job(Box<Job>),

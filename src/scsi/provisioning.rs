@@ -1,5 +1,5 @@
-//! Logical block provisioning (SBC-3): the limits every LU reports, WRITE SAME (10)/(16),
-//! UNMAP and GET LBA STATUS.
+//! Logical block provisioning (SBC-3): the limits every LU reports, WRITE SAME (10)/(16) and
+//! UNMAP (GET LBA STATUS, which reports what the store holds, is `lba_status`).
 //!
 //! Every LU is thin provisioned with LBPRZ=1: the stores deallocate by punching holes (files,
 //! RAM) or hold nothing at all (null), and unmapped blocks read as zeros.
@@ -8,7 +8,7 @@ use super::cdb::{op, Cdb};
 use super::job::Job;
 use super::rw::check_range;
 use super::sense::Sense;
-use super::{data_in, done, LuInfo, Plan};
+use super::{done, LuInfo, Plan};
 
 /// Bytes one WRITE SAME or UNMAP may cover; with [`MAX_BLOCKS_PER_COMMAND`] this gives
 /// MAXIMUM UNMAP LBA COUNT and bounds MAXIMUM WRITE SAME LENGTH (Block Limits VPD page).
@@ -28,10 +28,6 @@ const WS_ANCHOR: u8 = 0x10;
 const WS_UNMAP: u8 = 0x08;
 const WS_OBSOLETE: u8 = 0x06;
 const WS_NDOB: u8 = 0x01;
-/// SBC-3 LBA status descriptor PROVISIONING STATUS 0h: mapped (SBC-4: or unknown); 1h:
-/// deallocated.
-const PROVISIONING_MAPPED: u8 = 0x0;
-const PROVISIONING_DEALLOCATED: u8 = 0x1;
 
 /// MAXIMUM UNMAP LBA COUNT, in blocks.
 pub(super) fn max_blocks_per_command(lu: &LuInfo) -> u64 {
@@ -176,45 +172,10 @@ pub(super) fn unmap_ranges(
     Ok(ranges)
 }
 
-/// SBC-3 GET LBA STATUS: STARTING LOGICAL BLOCK ADDRESS (bytes 2..=9), ALLOCATION LENGTH
-/// (10..=13). The stores cannot tell which blocks are deallocated, so one descriptor says the
-/// rest of the medium (up to 2^32 - 1 blocks) is mapped; SBC-4 calls status 0h "mapped or
-/// unknown". The one thing known is a SANITIZE BLOCK ERASE with no write since: then the rest
-/// of the medium is deallocated (libiscsi Sanitize.BlockErase checks that).
-///
-/// Descriptors are at logical-block granularity, the first one starting at the STARTING
-/// LOGICAL BLOCK ADDRESS, whatever the LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT. libiscsi
-/// GetLBAStatus.UnmapSingle asks for LBA i + 1 and expects a descriptor starting at
-/// i + LBPPB, which no answer whose first descriptor contains the starting LBA (SBC-3) can
-/// give unless LBPPB is 1; while WriteSame10/16.UnmapUnaligned, WriteSame10/16 and
-/// CompareAndWrite.InvalidDataOutSize only run when LBPPB > 1. So the exponent stays the
-/// stores' real one (4 KiB pages: 3 for 512-byte blocks, see [`lbppbe`]) and UnmapSingle
-/// passes on 4096-byte LUs, where LBPPB is 1.
-pub(super) fn get_lba_status(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
-    let start = cdb.be64(2);
-    if start >= lu.num_blocks {
-        return Err(Sense::lba_out_of_range());
-    }
-    let blocks = u32::try_from(lu.num_blocks - start).unwrap_or(u32::MAX);
-    let status = if lu.shared.medium.is_deallocated() {
-        PROVISIONING_DEALLOCATED
-    } else {
-        PROVISIONING_MAPPED
-    };
-    let mut d = Vec::with_capacity(24);
-    // PARAMETER DATA LENGTH: the bytes that follow it (4 reserved + one 16-byte descriptor).
-    d.extend_from_slice(&20u32.to_be_bytes());
-    d.extend_from_slice(&[0; 4]);
-    d.extend_from_slice(&start.to_be_bytes());
-    d.extend_from_slice(&blocks.to_be_bytes());
-    d.extend_from_slice(&[status, 0, 0, 0]);
-    Ok(data_in(d, cdb.be32(10)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scsi::tests::{cdb10, cdb16, lu_with, ok_data};
+    use crate::scsi::tests::{cdb10, cdb16, lu_with};
 
     fn ws10(flags: u8, lba: u32, blocks: u16) -> [u8; 10] {
         cdb10(op::WRITE_SAME_10, flags, lba, blocks)
@@ -433,32 +394,5 @@ mod tests {
             unmap_ranges(&lu, &d[..5], 56),
             Err(Sense::parameter_list_length_error())
         );
-    }
-
-    #[test]
-    fn get_lba_status_reports_the_rest_of_the_medium_mapped() {
-        let lu = unit();
-        let c = cdb16(op::SERVICE_ACTION_IN_16, 0x12, 990, 24);
-        assert_eq!(
-            ok_data(get_lba_status(&lu, Cdb::new(&c))),
-            [0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x03, 0xDE, 0, 0, 0, 10, 0, 0, 0, 0]
-        );
-        let c = cdb16(op::SERVICE_ACTION_IN_16, 0x12, 0, 8);
-        assert_eq!(ok_data(get_lba_status(&lu, Cdb::new(&c))).len(), 8);
-        let huge = lu_with(|u| u.num_blocks = u64::MAX);
-        let c = cdb16(op::SERVICE_ACTION_IN_16, 0x12, 0, 24);
-        let d = ok_data(get_lba_status(&huge, Cdb::new(&c)));
-        assert_eq!(
-            &d[16..20],
-            &[0xFF; 4],
-            "at most 2^32 - 1 blocks per descriptor"
-        );
-        for start in [1000, u64::MAX] {
-            let c = cdb16(op::SERVICE_ACTION_IN_16, 0x12, start, 24);
-            assert_eq!(
-                get_lba_status(&lu, Cdb::new(&c)),
-                Err(Sense::lba_out_of_range())
-            );
-        }
     }
 }

@@ -201,10 +201,16 @@ impl Session {
         t
     }
 
-    /// Queues a backing-store operation of task `slot`. A write or discard first passes the
-    /// unit's range locks: it waits (in `lock_waiting`) while an overlapping COMPARE AND WRITE
-    /// holds its blocks, unless the task itself holds them.
+    /// Queues a backing-store operation of task `slot` on its own unit.
     pub(super) fn submit(&mut self, target: usize, slot: usize, op: IoOp) {
+        self.submit_to(target, slot, self.tasks[slot].lun, op);
+    }
+
+    /// Queues a backing-store operation of task `slot` on unit `lun` (another unit of the
+    /// target for EXTENDED COPY). A write or discard first passes that unit's range locks: it
+    /// waits (in `lock_waiting`) while an overlapping COMPARE AND WRITE holds its blocks, unless
+    /// the task itself holds them.
+    pub(super) fn submit_to(&mut self, target: usize, slot: usize, lun: u16, op: IoOp) {
         let t = &self.tasks[slot];
         let token = IoToken {
             slot: slot as u32,
@@ -213,11 +219,11 @@ impl Session {
         let req = IoRequest {
             token,
             target,
-            lun: t.lun,
+            lun,
             op,
             lock: None,
         };
-        let owns_range = t.exclusive.as_ref().is_some_and(|e| e.is_held());
+        let owns_range = lun == t.lun && t.exclusive.as_ref().is_some_and(|e| e.is_held());
         if owns_range || write_range(&req.op).is_none() {
             self.io_queue.push_back(req);
         } else if let Some(req) = self.admit_write(req) {
@@ -367,6 +373,6 @@ fn write_range(op: &IoOp) -> Option<(u64, u64)> {
     match op {
         IoOp::Write { offset, buf, .. } => Some((*offset, offset + buf.len() as u64)),
         IoOp::Discard { offset, len } => Some((*offset, offset + len)),
-        IoOp::Read { .. } | IoOp::Flush => None,
+        IoOp::Read { .. } | IoOp::Flush | IoOp::FindExtent { .. } => None,
     }
 }

@@ -11,7 +11,7 @@ pub use super::control::{ControlRequest, LuReply, Registration, RemoteAbort};
 use super::full::{Admission, Session};
 pub use super::output::{Output, Payload, MAX_STAGED_OUTPUT};
 use super::task::IoToken;
-use crate::backstore::{Budget, IoBuf};
+use crate::backstore::{Budget, Extent, IoBuf};
 use crate::login::{Login, LoginAction, LoginEnv, LoginOutcome, SessionType};
 use crate::pdu::frame::{self, FrameError, Layout, DIGEST_LEN};
 use crate::pdu::login::{LoginRequest, LoginStatus};
@@ -55,6 +55,12 @@ pub enum IoOp {
         offset: u64,
         len: u64,
     },
+    /// Find how the store holds the bytes from `offset` on (at most `len` of them): the
+    /// completion's `extent` says.
+    FindExtent {
+        offset: u64,
+        len: u64,
+    },
 }
 
 /// A Data-Out payload to be received straight into its task's buffer: the transport owns `buf`
@@ -76,6 +82,8 @@ pub struct IoCompletion {
     pub buf: Option<IoBuf>,
     /// `IoRequest::lock`, returned.
     pub lock: Option<WriteLock>,
+    /// The answer to an [`IoOp::FindExtent`] (`None` for every other operation).
+    pub extent: Option<Extent>,
 }
 
 /// A write's admission past the range locks of logical unit `lun`.

@@ -1,5 +1,6 @@
 //! Shared fixtures, and tests that drive the public API end to end.
 
+mod copy;
 pub(crate) mod disk;
 mod dispatch;
 mod fuzz;
