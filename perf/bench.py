@@ -544,6 +544,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ringtgt", required=True)
     ap.add_argument("--ringtgt-source", required=True)
+    # How the report names the binary (relative to the repository, never a machine's path).
+    ap.add_argument("--ringtgt-label", default=None)
     ap.add_argument("--fio", required=True)
     ap.add_argument("--lun-file", required=True)
     ap.add_argument("--run-dir", required=True)
@@ -682,7 +684,8 @@ def summary(a, label, rounds, runtime, elapsed, results, refs, labels, prof_md) 
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     L = [f"## {label} — {now}", ""]
     L += [f"- machine: {m}" for m in machine_info()]
-    L += [f"- ringtgt: `{a.ringtgt_source}` (built {mtime:%Y-%m-%d %H:%M} UTC, sha256 {sha}…); "
+    name = a.ringtgt_label or os.path.basename(a.ringtgt_source)
+    L += [f"- ringtgt: `{name}` (built {mtime:%Y-%m-%d %H:%M} UTC, sha256 {sha}…); "
           f"tgt {pkg_version('tgt')}; libiscsi {pkg_version('libiscsi7')}; fio 3.33 from "
           f"Debian source with `--enable-libiscsi` (engine's FIO_SYNCIO flag dropped so that "
           f"iodepth applies); iperf3 {pkg_version('iperf3')}",

@@ -7,7 +7,7 @@
 #   RUNTIME=5         seconds per measurement (fio / iscsi-perf / iperf3)
 #   ONLY=regex        run only the workloads whose name matches (e.g. ONLY='4k randread')
 #   WARMUP=2          seconds per target of unmeasured 1m read, 1m write and file 4k randread first
-#   RINGTGT_BIN=path  measure this binary instead of building /work/main (cargo build --profile
+#   RINGTGT_BIN=path  measure this binary instead of building this checkout (cargo build --profile
 #                     profiling with PROFILE=1, else --release)
 #   CORES=spec        --cores of the main ringtgt instance (default: all cores)
 #   PORT_BASE=3460    ports PORT_BASE..PORT_BASE+3 on 127.0.0.1 (ringtgt, ringtgt --cores 1, tgtd,
@@ -123,6 +123,16 @@ else
     src_bin="$REPO/target/$cargo_profile/ringtgt"
 fi
 cp "$src_bin" "$RUN_DIR/ringtgt"
+# How RESULTS.md names it: relative to the repository (results read the same on any machine),
+# with the commit it was built from when it is this checkout's build.
+case "$(realpath "$src_bin")" in
+"$REPO"/*) src_label="${src_bin#"$REPO"/}" ;;
+*) src_label="$(basename "$src_bin") (given as RINGTGT_BIN)" ;;
+esac
+if [[ -z "${RINGTGT_BIN:-}" ]] && commit=$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null); then
+    git -C "$REPO" diff --quiet HEAD 2>/dev/null || commit+="+uncommitted"
+    src_label+=" at $commit"
+fi
 
 # The file LUN: 1 GiB, preallocated, on local disk (tgt and ringtgt both open it O_DIRECT).
 mkdir -p "$PERF_WORK"
@@ -145,7 +155,7 @@ ${CORES:+ CORES=$CORES}\
 ${RINGTGT_BIN:+ RINGTGT_BIN=$RINGTGT_BIN} perf/run.sh"
 
 python3 "$HERE/bench.py" \
-    --ringtgt "$RUN_DIR/ringtgt" --ringtgt-source "$src_bin" --fio "$FIO" --lun-file "$LUN_FILE" \
+    --ringtgt "$RUN_DIR/ringtgt" --ringtgt-source "$src_bin" --ringtgt-label "$src_label" --fio "$FIO" --lun-file "$LUN_FILE" \
     --run-dir "$RUN_DIR" --pidfile "$PIDFILE" --command "$COMMAND" \
     --results "$HERE/RESULTS.md" &
 BENCH_PID=$!
