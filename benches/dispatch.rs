@@ -10,30 +10,8 @@ use ringtgt::scsi::{
     dispatch, encode_lun, pr, InitiatorPort, ItNexus, LuContext, LuInfo, LunMap, NexusState, Plan,
 };
 
-/// A read-write 1 GiB disk of 512-byte blocks at LUN 0, as the daemon builds it.
 fn lu() -> LuInfo {
-    LuInfo {
-        lun: 0,
-        block_size: 512,
-        num_blocks: 2 * 1024 * 1024,
-        read_only: false,
-        write_cache: true,
-        non_rotational: true,
-        serial: "0123456789abcdef".into(),
-        vendor: "RINGTGT".into(),
-        product: "VIRTUAL-DISK".into(),
-        revision: "0001".into(),
-        naa_id: [
-            0x60, 0x01, 0x40, 0x50, 0x00, 0x00, 0x00, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66,
-            0x77, 0x88,
-        ],
-        target_name: "iqn.2026-11.io.ringtgt:bench".into(),
-        max_transfer_blocks: 2048,
-        optimal_transfer_blocks: 128,
-        shared: Default::default(),
-        removable: false,
-        geometry: Default::default(),
-    }
+    common::disk_lu("iqn.2026-11.io.ringtgt:bench")
 }
 
 fn cdb_dispatch(c: &mut Criterion) {
