@@ -89,7 +89,7 @@ pub struct ServeArgs {
     /// Read portals, targets, LUNs and tuning from this TOML file.
     ///
     /// --portal, --cores, the tuning flags (--header-digest, --data-digest, --queue-depth,
-    /// --nop-interval, --nop-timeout), the limit flags (--max-sessions,
+    /// --nop-interval, --nop-timeout), --shutdown-grace, the limit flags (--max-sessions,
     /// --max-sessions-per-initiator, --max-connections, --max-login-connections,
     /// --connection-buffer) and --discovery-chap-user/--discovery-chap-secret-file override the
     /// file; the target and LUN flags (--target, --lun, --alias, --block-size, --read-only,
@@ -194,6 +194,12 @@ pub struct ServeArgs {
     /// Drop a connection whose NOP-In ping is not answered within this many seconds (default 15).
     #[arg(long = "nop-timeout", value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..))]
     pub nop_timeout: Option<u32>,
+
+    /// On SIGTERM/SIGINT, give initiators this many seconds to log out before their
+    /// connections are closed, 0..=3600; 0 closes them at once (default 10). Given with
+    /// --config, replaces the file's shutdown_grace_secs.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(0..=3600))]
+    pub shutdown_grace: Option<u32>,
 
     /// Most sessions at once, normal and discovery together, 1..=65535 (default 1024).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65535))]
@@ -415,6 +421,7 @@ impl ServeArgs {
             state_dir: crate::config::default_state_dir(),
             admin_socket: crate::config::default_admin_socket(),
             metrics_addr: None,
+            shutdown_grace_secs: crate::config::DEFAULT_SHUTDOWN_GRACE_SECS,
         })
     }
 
@@ -474,6 +481,9 @@ impl ServeArgs {
         }
         if let Some(cores) = &self.cores {
             config.cores = cores.clone();
+        }
+        if let Some(secs) = self.shutdown_grace {
+            config.shutdown_grace_secs = secs;
         }
         let t = &mut config.iscsi;
         if let Some(d) = self.header_digest {

@@ -12,7 +12,7 @@ use crate::config::{
 };
 use crate::control::live::Runtime;
 use crate::control::pr_store::PrStore;
-use crate::control::{ControlSetup, LogControl, SessionLimits};
+use crate::control::{ControlSetup, LogControl, Reloader, SessionLimits};
 use crate::login::{
     ChapAlgorithm as LoginChapAlgorithm, ChapCredentials, ChapPolicy, DigestPolicy, PortalGroup,
     TargetEntry, TargetOffer,
@@ -91,35 +91,54 @@ impl StartError {
 
 pub struct Daemon {
     reactors: Vec<JoinHandle<()>>,
-    control: JoinHandle<()>,
+    control: JoinHandle<bool>,
     to_control: crossbeam_channel::Sender<crate::control::ToControl>,
 }
 
 impl Daemon {
-    /// A way to stop the daemon from another thread (a signal handler): the control thread tells
-    /// every reactor to stop listening and close its connections, and [`Daemon::wait`] returns
-    /// once they have.
-    pub fn stopper(&self) -> impl FnOnce() + Send + 'static {
+    /// A way to stop the daemon from another thread (a signal handler, which names the
+    /// signal): reactors stop listening, sessions are asked to log out within the shutdown
+    /// grace, and [`Daemon::wait`] returns once the connections are gone.
+    pub fn stopper(&self) -> impl FnOnce(&'static str) + Send + 'static {
         let tx = self.to_control.clone();
-        move || {
-            let _ = tx.send(crate::control::ToControl::Shutdown);
+        move |signal| {
+            let _ = tx.send(crate::control::ToControl::Shutdown { signal });
         }
     }
 
-    pub fn wait(self) {
+    /// A way to reload the configuration from another thread (SIGHUP); the outcome is logged.
+    pub fn reloader(&self) -> impl Fn() + Send + 'static {
+        let tx = self.to_control.clone();
+        move || {
+            // Nobody waits for the answer: the control thread logs it.
+            let (reply, _) = crossbeam_channel::bounded(1);
+            let request = crate::control::admin::protocol::Request::Reload;
+            let _ = tx.send(crate::control::ToControl::Admin { request, reply });
+        }
+    }
+
+    /// Waits until the daemon has stopped and its stores are flushed; false if a write cache
+    /// could not be flushed (data initiators wrote may be lost).
+    pub fn wait(self) -> bool {
         for r in self.reactors {
             let _ = r.join();
         }
-        let _ = self.control.join();
+        let _ = self.to_control.send(crate::control::ToControl::Exit);
+        self.control.join().unwrap_or(false)
     }
 }
 
 pub fn start(config: &Config) -> Result<Daemon, StartError> {
-    start_with(config, None)
+    start_with(config, None, None)
 }
 
-/// Starts the daemon; `log` lets `ringtgt ctl log-level` change the log filter.
-pub fn start_with(config: &Config, log: Option<LogControl>) -> Result<Daemon, StartError> {
+/// Starts the daemon; `log` lets `ringtgt ctl log-level` change the log filter, `reload`
+/// reads the configuration again for SIGHUP and `ringtgt ctl reload`.
+pub fn start_with(
+    config: &Config,
+    log: Option<LogControl>,
+    reload: Option<Reloader>,
+) -> Result<Daemon, StartError> {
     let (config, stores) = crate::startup::open_stores(config)?;
     let config = &config;
     let ctx = Arc::new(build_context(config, &stores));
@@ -185,6 +204,7 @@ pub fn start_with(config: &Config, log: Option<LogControl>) -> Result<Daemon, St
         runtime,
         store: pr_store,
         log,
+        reload,
     };
     let control = std::thread::Builder::new()
         .name("control".into())

@@ -96,7 +96,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let daemon = match ringtgt::daemon::start_with(&config, Some(log)) {
+    let daemon = match ringtgt::daemon::start_with(&config, Some(log), reloader(args)) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
@@ -104,12 +104,12 @@ fn serve(args: &ServeArgs) -> ExitCode {
         }
     };
     let stop = daemon.stopper();
-    let stop = move || {
+    let stop = move |signal| {
         // systemd shows the unit as deactivating while connections drain.
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-        stop();
+        stop(signal);
     };
-    if let Err(e) = signals.serve(stop) {
+    if let Err(e) = signals.serve(stop, daemon.reloader()) {
         tracing::warn!(error = %e, "cannot serve signals; SIGTERM will not stop the daemon cleanly");
     }
     if args.demo {
@@ -120,9 +120,28 @@ fn serve(args: &ServeArgs) -> ExitCode {
     if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         tracing::warn!(error = %e, "cannot tell systemd that the target is ready");
     }
-    daemon.wait();
+    if !daemon.wait() {
+        tracing::error!("stopped, but a write cache could not be flushed: data may be lost");
+        return ExitCode::from(1);
+    }
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// How the daemon reads its configuration again: the same file with the same flags on top.
+/// A daemon started from flags alone has no file to read.
+fn reloader(args: &ServeArgs) -> Option<ringtgt::control::Reloader> {
+    let path = args.config.clone()?;
+    let args = args.clone();
+    Some(Box::new(move || {
+        let (config, warnings) = args
+            .to_config()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(config)
+    }))
 }
 
 /// Installs the log subscriber; the returned handle changes its filter at run time.

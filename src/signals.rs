@@ -1,7 +1,7 @@
-//! Process signals. SIGTERM and SIGINT stop the daemon cleanly (one line in the log, exit code
-//! 0); SIGHUP and SIGUSR1, which other daemons use to reload or reopen logs, are acknowledged and
-//! ignored until there is something to reload. A second SIGTERM or SIGINT while stopping ends the
-//! process at once.
+//! Process signals. SIGTERM and SIGINT stop the daemon gracefully (sessions are asked to log
+//! out, exit code 0); a second SIGTERM or SIGINT while stopping ends the process at once. SIGHUP
+//! reloads the configuration file; SIGUSR1, which other daemons use to reopen their log files,
+//! is acknowledged and ignored (the log goes to stderr: there is nothing to reopen).
 //!
 //! The handlers are installed before the daemon starts (a signal that arrives during start-up is
 //! held, not fatal) and served by one thread once it runs.
@@ -21,8 +21,13 @@ pub fn install() -> std::io::Result<Handlers> {
 }
 
 impl Handlers {
-    /// Serves the signals on their own thread; `stop` runs on the first SIGTERM or SIGINT.
-    pub fn serve(self, stop: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    /// Serves the signals on their own thread; `stop` runs on the first SIGTERM or SIGINT (with
+    /// the signal's name), `reload` on each SIGHUP.
+    pub fn serve(
+        self,
+        stop: impl FnOnce(&'static str) + Send + 'static,
+        reload: impl Fn() + Send + 'static,
+    ) -> std::io::Result<()> {
         let Handlers(mut signals) = self;
         let mut stop = Some(stop);
         std::thread::Builder::new()
@@ -32,16 +37,18 @@ impl Handlers {
                     let name = name(signal);
                     match signal {
                         SIGTERM | SIGINT => match stop.take() {
-                            Some(stop) => {
-                                tracing::info!(signal = name, "stopping");
-                                stop();
-                            }
+                            // The control thread says it, with what the stop will wait for.
+                            Some(stop) => stop(name),
                             None => {
                                 tracing::warn!(signal = name, "stopping at once");
                                 std::process::exit(FORCED_EXIT);
                             }
                         },
-                        _ => tracing::info!(signal = name, "reload not supported yet; ignored"),
+                        SIGHUP => {
+                            tracing::info!(signal = name, "reloading the configuration");
+                            reload();
+                        }
+                        _ => tracing::info!(signal = name, "nothing to do on this signal; ignored"),
                     }
                 }
             })

@@ -111,7 +111,7 @@ fn log_level_changes_the_filter_while_running() {
 
 #[test]
 fn save_writes_toml_that_serve_reads_back() {
-    let d = daemon(&[]);
+    let d = daemon(&["--shutdown-grace", "3"]);
     d.ctl_ok(&[
         "target",
         "add",
@@ -142,7 +142,10 @@ fn save_writes_toml_that_serve_reads_back() {
         std::fs::read_to_string(&file).unwrap().trim_end()
     );
 
+    assert!(printed.contains("shutdown_grace_secs = 3"), "{printed}");
+
     let again = Daemon::start(&["--config", file.to_str().unwrap()]);
+    assert!(again.ctl_ok(&["save"]).contains("shutdown_grace_secs = 3"));
     assert_eq!(again.ctl_json(&["luns"]), d.ctl_json(&["luns"]));
     assert_eq!(again.ctl_json(&["targets"]), d.ctl_json(&["targets"]));
 }

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::cdb::{self, pattern, GOOD, UNIT_ATTENTION};
-use common::{Daemon, Initiator, TARGET};
+use common::{session_to as login, unit_attentions as attentions, Daemon, Initiator, TARGET};
 
 const OTHER: &str = "iqn.2026-11.io.ringtgt:other";
 /// REPORTED LUNS DATA HAS CHANGED and CAPACITY DATA HAS CHANGED (ASC, ASCQ).
@@ -34,14 +34,6 @@ path = "ram:32MiB"
 "#
         )
     })
-}
-
-fn login(d: &Daemon, target: &str, who: u8) -> Initiator {
-    let mut ini = Initiator::connect(d.port());
-    ini.isid[5] = who;
-    ini.login(Some(target), &[]);
-    ini.clear_unit_attentions();
-    ini
 }
 
 /// What a writer saw: commands completed, unit attentions (retried), anything else.
@@ -101,21 +93,6 @@ fn writer(
         }
         (ini, t)
     })
-}
-
-/// Unit attentions a nexus has pending on `lun`, taken with TEST UNIT READY until GOOD.
-fn attentions(ini: &mut Initiator, lun: u16) -> Vec<(u8, u8)> {
-    let mut seen = Vec::new();
-    for _ in 0..8 {
-        let r = ini.test_unit_ready(lun);
-        if r.status == GOOD {
-            return seen;
-        }
-        let s = r.sense().expect("sense");
-        assert_eq!(s.key, UNIT_ATTENTION, "{r:?}");
-        seen.push((s.asc, s.ascq));
-    }
-    panic!("unit attentions without end on LUN {lun}: {seen:?}");
 }
 
 #[test]
@@ -249,18 +226,7 @@ fn targets_come_and_go_and_removal_waits_for_logouts() {
             Duration::from_secs(60),
         )
     });
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let message = loop {
-        assert!(std::time::Instant::now() < deadline, "no Async Message");
-        ini.recv_within(Duration::from_millis(100));
-        if let Some(m) = ini
-            .unsolicited
-            .iter()
-            .find(|b| b.opcode() == ringtgt::pdu::Opcode::ASYNC_MESSAGE)
-        {
-            break ringtgt::pdu::reject::AsyncMessage::decode(m);
-        }
-    };
+    let message = ini.async_message(Duration::from_secs(10));
     assert_eq!(
         message.event,
         ringtgt::pdu::reject::AsyncEvent::LOGOUT_REQUESTED

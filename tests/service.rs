@@ -31,6 +31,7 @@ fn check_config_prints_the_configuration_the_example_makes() {
     let printed = Config::from_toml_str(&out).expect("the output reads back");
     assert_eq!(printed, want);
     assert!(out.contains("state_dir = \"/var/lib/ringtgt\""), "{out}");
+    assert!(out.contains("shutdown_grace_secs = 10"), "{out}");
 }
 
 #[test]

@@ -1,13 +1,15 @@
 #!/bin/bash
 # Runs inside the harness's guest (stock Debian kernel, open-iscsi, fio) against the ringtgt that
-# run.sh started on the host. It checks the five points of the Linux-initiator issue and CHAP (point 6), printing
+# run.sh started on the host. It checks the five points of the Linux-initiator issue, CHAP (point 6)
+# and a graceful target stop (point 7), printing
 # every initiator command with its own output, and ends with one "RESULT point N: PASS|FAIL" line
 # per point. Its exit status is the number of failed points (0 = all passed).
 #
 # It talks to run.sh through the serial console: a line "@@ringtgt-vm: host ACTION@@" asks the
 # host to act on the target's side (point 4): partition = black-hole the session's connection,
 # heal = lift that, cut = destroy the target's TCP connections, restart = kill ringtgt and start
-# it again on the same LUN file. The parameters come from params.env beside this script
+# it again on the same LUN file; and (point 7) stop = stop ringtgt with SIGTERM, as systemctl
+# stop does, and start it again. The parameters come from params.env beside this script
 # (written by run.sh).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +18,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 PORTAL=$TARGET_IP:$TARGET_PORT
 START=$SECONDS
-declare -A POINT_OK=([1]=1 [2]=1 [3]=1 [4]=1 [5]=1 [6]=1)
+declare -A POINT_OK=([1]=1 [2]=1 [3]=1 [4]=1 [5]=1 [6]=1 [7]=1)
 POINT_NAME=(
     [1]="discovery, login, LUN identity"
     [2]="fio verify (4 KiB random, 1 MiB sequential, iodepth 32)"
@@ -24,6 +26,7 @@ POINT_NAME=(
     [4]="partition (reinstatement), connection cut, target restart during fio writes"
     [5]="clean logout, no errors in dmesg"
     [6]="CHAP: discovery, one-way and mutual with every algorithm, wrong secrets refused"
+    [7]="target stop (SIGTERM) during fio writes: logout on request, login when it is back"
 )
 
 say() { echo "guest[$((SECONDS - START))s]: $*"; }
@@ -100,6 +103,17 @@ drop_known_kernel_splats() {
          }
          { print }
          END { if (inblk) printf "%s", blk }'
+}
+
+# no_failed_io POINT MARK WHEN: fails POINT if the kernel failed I/O since dmesg line MARK.
+# Connection errors are expected around a disruption; I/O errors are not: nothing may have
+# failed up to the application.
+no_failed_io() {
+    local bad='I/O error|blk_update_request|session recovery timed out|rejecting I/O|FAILED Result'
+    if dmesg_since "$2" | grep -E "$bad" >"/tmp/p$1-bad.txt"; then
+        fail "$1" "the kernel failed I/O $3:"
+        sed 's/^/  | /' "/tmp/p$1-bad.txt"
+    fi
 }
 
 login() { # login POINT: logs in and waits for both LUNs
@@ -397,14 +411,74 @@ if dev=$(lun_dev 0); then
     for lun in 0 1; do
         dev=$(lun_dev "$lun") && run dd if="$dev" of=/dev/null bs=4096 count=1 iflag=direct status=none
     done
-    # Connection errors are expected here; I/O errors are not: nothing may have failed up to fio.
-    bad='I/O error|blk_update_request|session recovery timed out|rejecting I/O|FAILED Result'
-    if dmesg_since "$p4_mark" | grep -E "$bad" >/tmp/p4-bad.txt; then
-        fail 4 "the kernel failed I/O during the disruptions:"
-        sed 's/^/  | /' /tmp/p4-bad.txt
-    fi
+    no_failed_io 4 "$p4_mark" "during the disruptions"
 else
     fail 4 "LUN 0 not attached"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# The target is stopped as `systemctl stop` does (SIGTERM) while fio writes, and started again
+# 2 s after it exited. It asks the initiator to log out (Async Message); open-iscsi does, queues
+# the I/O meanwhile and recovers the same session once the target is back. The host checks its
+# side (ringtgt exited 0, its log has the logout); here: the session recovered, fio's writes all
+# completed and read back intact, and the kernel failed no I/O.
+section 7
+if dev=$(lun_dev 0); then
+    # The last 16 MiB of LUN 0, which point 4's regions (at most 3 x 160 MiB) never reach; about
+    # 10 s of writing at 400 IOPS, so the stop (2 s in) and the restart land mid-write.
+    p7_args=(--name=p7 --rw=randwrite --bs=4k --offset=$(((LUN0_SIZE >> 20) - 16))M --size=16M)
+    sid_before=$(session_id)
+    mark=$(dmesg_mark)
+    echo "---- stop: fio ${p7_args[*]} --rate_iops=400 on $dev"
+    timeout "$FIO_TIMEOUT" fio --direct=1 --ioengine=libaio --iodepth=8 --rate_iops=400 \
+        --verify=crc32c --verify_fatal=1 --randrepeat=1 --group_reporting --do_verify=0 \
+        --filename="$dev" "${p7_args[@]}" >/tmp/fio-p7.txt 2>&1 &
+    fio_pid=$!
+    sleep 2
+    t0=$SECONDS
+    say "asking the host to stop ringtgt (SIGTERM) and start it again"
+    echo "@@ringtgt-vm: host stop@@"
+    for ((i = 0; i < 300; i++)); do
+        [[ $(session_state) != "LOGGED_IN/LOGGED IN" ]] && break
+        sleep 0.1
+    done
+    state=$(session_state)
+    say "session state: $state, $((SECONDS - t0))s after the stop"
+    [[ $state != "LOGGED_IN/LOGGED IN" ]] || fail 7 "the session was still logged in 30 s after the stop"
+    for ((i = 0; i < 600; i++)); do
+        [[ $(session_state) == "LOGGED_IN/LOGGED IN" ]] && break
+        sleep 0.1
+    done
+    state=$(session_state)
+    say "session state: $state, $((SECONDS - t0))s after the stop"
+    [[ $state == "LOGGED_IN/LOGGED IN" ]] || fail 7 "the session did not log in again once the target was back"
+    [[ $(session_id) == "$sid_before" ]] ||
+        fail 7 "the initiator replaced its session (sid $sid_before -> $(session_id)) instead of recovering it"
+    wait "$fio_pid"
+    rc=$?
+    echo "+ fio write phase across the stop: exit status $rc"
+    sed 's/^/  | /' /tmp/fio-p7.txt
+    if [[ $rc != 0 ]] || grep -E 'err= *[1-9]' /tmp/fio-p7.txt >/dev/null; then
+        fail 7 "fio's writes failed across the stop"
+    elif dev=$(lun_dev 0); then
+        fio_run 7 /tmp/fio-p7-verify.txt --filename="$dev" --verify_only "${p7_args[@]}" &&
+            say "verified $(io_total /tmp/fio-p7-verify.txt READ) written across the stop"
+    else
+        fail 7 "LUN 0 missing after the stop"
+    fi
+    # LUN 1 serves again too. (The restarted target reports a power-on to each unit's first
+    # command: LUN 1 takes it here rather than at point 5's logout.)
+    if dev1=$(lun_dev 1); then
+        run dd if="$dev1" of=/dev/null bs=4k count=1 iflag=direct status=none ||
+            fail 7 "LUN 1 cannot be read after the stop"
+    else
+        fail 7 "LUN 1 missing after the stop"
+    fi
+    echo "+ dmesg (since the stop)"
+    dmesg_since "$mark" | sed 's/^/  | /'
+    no_failed_io 7 "$mark" "across the stop"
+else
+    fail 7 "LUN 0 not attached"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -516,7 +590,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 failed=0
-for p in 1 2 3 4 5 6; do
+for p in 1 2 3 4 5 6 7; do
     ((POINT_OK[$p])) || failed=$((failed + 1))
 done
 if ((failed)); then
@@ -525,7 +599,7 @@ if ((failed)); then
     dmesg
 fi
 echo
-for p in 1 2 3 4 5 6; do
+for p in 1 2 3 4 5 6 7; do
     if ((POINT_OK[$p])); then v=PASS; else v=FAIL; fi
     echo "RESULT point $p: $v - ${POINT_NAME[$p]}"
 done

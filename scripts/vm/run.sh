@@ -12,7 +12,7 @@
 #      it and the guest is 10.213.0.2 on the tap. Nothing is routed out of the namespace;
 #   5. starts ringtgt there with two LUNs (a file with 512-byte blocks, RAM with 4 KiB blocks),
 #      and a second ringtgt on port 3261 whose targets and discovery require CHAP (point 6);
-#   6. boots the guest (KVM when it works, else TCG), which runs guest-test.sh: the six
+#   6. boots the guest (KVM when it works, else TCG), which runs guest-test.sh: the seven
 #      points of the issue. On request from the guest, mid-fio (point 4), it black-holes the
 #      session's connection (nftables in the namespace; the initiator's new login must reinstate
 #      the session, and ringtgt's log must say so), destroys the target's sockets (ss -K), and
@@ -361,12 +361,45 @@ EOF
         start_target
         say "host: ringtgt is back"
         ;;
+    stop)
+        # As `systemctl stop` does: SIGTERM. ringtgt asks the initiator to log out and exits
+        # once it has (shutdown_grace_secs, 10 s by default, at most).
+        say "host: stopping ringtgt with SIGTERM, starting it again 2 s after it exits"
+        local from i rc=0
+        from=$(($(wc -l <"$OUT/ringtgt.log") + 1))
+        echo "==== ringtgt sent SIGTERM at $(date +%T)" >>"$OUT/ringtgt.log"
+        kill -TERM "$TGT_PID" 2>/dev/null || true
+        for ((i = 0; i < 300; i++)); do
+            kill -0 "$TGT_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$TGT_PID" 2>/dev/null; then
+            STOP_PROBLEM="ringtgt still ran 30 s after SIGTERM"
+            kill -9 "$TGT_PID" 2>/dev/null || true
+        fi
+        wait "$TGT_PID" 2>/dev/null || rc=$?
+        say "host: ringtgt exited with status $rc after $((i / 10)).$((i % 10)) s"
+        echo "==== ringtgt exited with status $rc at $(date +%T)" >>"$OUT/ringtgt.log"
+        if [[ -z $STOP_PROBLEM ]] && ((rc != 0)); then
+            STOP_PROBLEM="ringtgt exited with status $rc on SIGTERM"
+        elif [[ -z $STOP_PROBLEM ]] &&
+            ! grep -q 'closing connection reason=logout' <(tail -n +"$from" "$OUT/ringtgt.log"); then
+            STOP_PROBLEM="the initiator did not log out at the target's request (no \
+'closing connection reason=logout' in ringtgt's log after the SIGTERM)"
+        fi
+        STOPPED=1
+        sleep 2
+        start_target
+        say "host: ringtgt is back"
+        ;;
     *) say "host: unknown request '$1' ignored" ;;
     esac
 }
 handled=0
 timed_out=0
 PARTITIONED=0
+STOPPED=0
+STOP_PROBLEM=
 while kill -0 "$QEMU_PID" 2>/dev/null; do
     if ((SECONDS - GUEST_START > TIMEOUT)); then
         timed_out=1
@@ -392,7 +425,7 @@ GUEST_TIME=$((SECONDS - GUEST_START))
 exit_line=$(grep -ao '@@ringtgt-vm: exit [0-9]*@@' "$OUT/console.log" | tail -n1 || true)
 guest_rc=${exit_line//[^0-9]/}
 declare -A VERDICT=()
-for p in 1 2 3 4 5 6; do
+for p in 1 2 3 4 5 6 7; do
     if grep -aq "^RESULT point $p: PASS" "$OUT/console.log"; then VERDICT[$p]=PASS; else VERDICT[$p]=FAIL; fi
 done
 problems=()
@@ -407,6 +440,14 @@ if ((PARTITIONED)) && ! sed -n '/^==== partition:/,/^==== partition healed/p' "$
     problems+=("point 4: the target did not reinstate the session after the partition (its log \
 has no 'reinstating session')")
 fi
+# Point 7's graceful stop is judged on the target's side here: exit status 0, the logout.
+if ((!STOPPED)); then
+    VERDICT[7]=FAIL
+    problems+=("point 7: the guest never asked for the graceful stop")
+elif [[ -n $STOP_PROBLEM ]]; then
+    VERDICT[7]=FAIL
+    problems+=("point 7: $STOP_PROBLEM")
+fi
 # ringtgt logs at error level only for its own faults (DESIGN.md §6): any is a failure here.
 # Point 6's daemon must never have logged a secret, whatever the initiator sent.
 for secret in "$CHAP_SECRET" "$MUTUAL_SECRET" "$DISCOVERY_SECRET"; do
@@ -419,15 +460,15 @@ if grep -a ' ERROR ' "$OUT/ringtgt.log" "$OUT/ringtgt-chap.log" >"$OUT/ringtgt-e
     problems+=("ringtgt logged errors: $(wc -l <"$OUT/ringtgt-errors.log") lines, see below")
 fi
 passed=0
-for p in 1 2 3 4 5 6; do
+for p in 1 2 3 4 5 6 7; do
     [[ ${VERDICT[$p]} == PASS ]] && passed=$((passed + 1))
 done
-failed=$((6 - passed))
-((failed)) && problems+=("$failed of 6 points did not pass")
+failed=$((7 - passed))
+((failed)) && problems+=("$failed of 7 points did not pass")
 
 echo
 say "guest ran ${GUEST_TIME}s under $ACCEL; results in $OUT"
-for p in 1 2 3 4 5 6; do
+for p in 1 2 3 4 5 6 7; do
     title=$(grep -a "^RESULT point $p: " "$OUT/console.log" | head -n1 | sed 's/^[^-]*- //')
     say "point $p: ${VERDICT[$p]}${title:+ - $title}"
 done

@@ -234,6 +234,15 @@ impl Store {
         self.direct
     }
 
+    /// Writes what the page cache and the device's volatile cache hold for this file or device
+    /// to stable storage (what SYNCHRONIZE CACHE does); RAM and null stores keep nothing to lose.
+    pub fn flush(&self) -> std::io::Result<()> {
+        match (self.kind, &self.file) {
+            (StoreKind::File | StoreKind::BlockDevice, Some(f)) => f.sync_data(),
+            _ => Ok(()),
+        }
+    }
+
     /// The descriptor the reactor does I/O on; `None` for the null store.
     pub fn raw_fd(&self) -> Option<RawFd> {
         self.file.as_ref().map(|f| f.as_raw_fd())

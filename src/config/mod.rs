@@ -15,6 +15,7 @@
 //! state_dir = "/var/lib/ringtgt"
 //! admin_socket = "/run/ringtgt/ctl.sock"
 //! metrics_addr = "127.0.0.1:9830"
+//! shutdown_grace_secs = 10
 //!
 //! [iscsi]
 //! max_recv_data_segment_length = 262144
@@ -93,6 +94,7 @@
 //! | `state_dir` | `"/var/lib/ringtgt"` | Absolute path of the directory for state that must survive a restart: persistent reservations of logical units whose registrants asked for APTPL (`reservations/<target>/lun-<id>.toml`, written atomically before the command completes). Created when first needed. |
 //! | `admin_socket` | `"/run/ringtgt/ctl.sock"` | Absolute path of the admin socket `ringtgt ctl` talks to (mode 0600, owned by the daemon's user; its directory is created if missing). When the default cannot be set up (e.g. an unprivileged user cannot create `/run/ringtgt`) the daemon says so and serves without it; a path given here or with `--admin-socket` that cannot be set up stops the start. |
 //! | `metrics_addr` | none (off) | `"IP:port"` to serve Prometheus metrics on, at `/metrics`. |
+//! | `shutdown_grace_secs` | `10` | Seconds, 0..=3600. On SIGTERM/SIGINT every session is asked to log out within this time (Async Message, AsyncEvent 1, Parameter3 = this value); sessions still there after it are closed once their I/O is done. 0 closes every connection at once. |
 //!
 //! ## `[iscsi]` — protocol tuning (ranges from RFC 7143 §13)
 //!
@@ -207,9 +209,10 @@ pub use error::{ConfigError, ConfigWarning};
 pub use model::{
     default_admin_socket, default_portal, default_state_dir, AluaState, Backing, ChapAlgorithm,
     ChapConfig, ChapSecret, Config, CoreSpec, DigestPolicy, IscsiTuning, Limits, LunAcl, LunConfig,
-    MutualChap, PortGroupConfig, Secret, SecretSource, TargetConfig, DEFAULT_PORT, DEMO_TARGET,
-    MAX_ALIAS_LEN, MAX_CHAP_TEXT_LEN, MAX_CORES, MAX_CORE_ID, MAX_ISCSI_NAME_LEN, MAX_LUN_ID,
-    MAX_SERIAL_LEN, MIN_CHAP_SECRET_LEN, MIN_CONNECTION_BUFFER_BYTES,
+    MutualChap, PortGroupConfig, Secret, SecretSource, TargetConfig, DEFAULT_PORT,
+    DEFAULT_SHUTDOWN_GRACE_SECS, DEMO_TARGET, MAX_ALIAS_LEN, MAX_CHAP_TEXT_LEN, MAX_CORES,
+    MAX_CORE_ID, MAX_ISCSI_NAME_LEN, MAX_LUN_ID, MAX_SERIAL_LEN, MIN_CHAP_SECRET_LEN,
+    MIN_CONNECTION_BUFFER_BYTES,
 };
 pub use parse::{
     format_size, parse_backing, parse_cores, parse_network, parse_portal, parse_size,

@@ -29,6 +29,9 @@ pub const DEMO_TARGET: &str = "iqn.2026-11.io.ringtgt:demo";
 pub const MIN_CHAP_SECRET_LEN: usize = 12;
 /// Longest CHAP secret and CHAP user name in bytes (RFC 7143 §13.6: text values up to 255 bytes).
 pub const MAX_CHAP_TEXT_LEN: usize = 255;
+/// Time initiators get to log out on a stop: Linux's open-iscsi answers a logout request at
+/// once, and systemd's default stop timeout (90 s) leaves room for the drain after it.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u32 = 10;
 /// Smallest per-connection buffer budget.
 pub const MIN_CONNECTION_BUFFER_BYTES: u64 = 1 << 20;
 
@@ -55,6 +58,8 @@ pub struct Config {
     pub admin_socket: PathBuf,
     /// Where `/metrics` is served (Prometheus text format); `None` = not served.
     pub metrics_addr: Option<SocketAddr>,
+    /// Seconds initiators have to log out when the daemon stops (0..=3600; 0 = close at once).
+    pub shutdown_grace_secs: u32,
 }
 
 /// One iSCSI target.
@@ -538,6 +543,7 @@ impl Config {
             state_dir: default_state_dir(),
             admin_socket: default_admin_socket(),
             metrics_addr: None,
+            shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
         }
     }
 }

@@ -9,11 +9,13 @@ use serde::{Deserialize, Serialize};
 use super::error::{ConfigError, ConfigWarning};
 use super::model::{
     default_admin_socket, default_portal, default_state_dir, Backing, Config, CoreSpec,
-    IscsiTuning, Limits, LunConfig, TargetConfig, DEFAULT_PORT, MAX_CORES, MAX_CORE_ID,
+    IscsiTuning, Limits, LunConfig, TargetConfig, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE_SECS,
+    MAX_CORES, MAX_CORE_ID,
 };
 use super::validate::{
-    AT_LEAST_ONE_SEC, CONNECTIONS_RANGE, LUN_ID_RANGE, MAX_TRANSFER_RANGE, NOP_INTERVAL_RANGE,
-    QUEUE_DEPTH_RANGE, R2T_RANGE, SEGMENT_RANGE, SESSIONS_RANGE, TIME2_RANGE, TPGT_RANGE,
+    AT_LEAST_ONE_SEC, CONNECTIONS_RANGE, GRACE_RANGE, LUN_ID_RANGE, MAX_TRANSFER_RANGE,
+    NOP_INTERVAL_RANGE, QUEUE_DEPTH_RANGE, R2T_RANGE, SEGMENT_RANGE, SESSIONS_RANGE, TIME2_RANGE,
+    TPGT_RANGE,
 };
 
 mod access;
@@ -295,6 +297,8 @@ struct RawConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics_addr: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    shutdown_grace_secs: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     iscsi: Option<RawIscsi>,
     #[serde(skip_serializing_if = "Option::is_none")]
     limits: Option<RawLimits>,
@@ -471,6 +475,10 @@ impl RawConfig {
                 )
             })?),
         };
+        let shutdown_grace_secs = match self.shutdown_grace_secs {
+            None => DEFAULT_SHUTDOWN_GRACE_SECS,
+            Some(v) => GRACE_RANGE.convert("shutdown_grace_secs", v)?,
+        };
         let iscsi = self.iscsi.unwrap_or_default().into_tuning()?;
         let limits = self.limits.unwrap_or_default().into_limits()?;
         let discovery_chap = match self.discovery.and_then(|d| d.chap) {
@@ -494,6 +502,7 @@ impl RawConfig {
             state_dir,
             admin_socket,
             metrics_addr,
+            shutdown_grace_secs,
         })
     }
 
@@ -512,6 +521,7 @@ impl RawConfig {
             state_dir: Some(c.state_dir.clone()),
             admin_socket: Some(c.admin_socket.clone()),
             metrics_addr: c.metrics_addr.map(|a| a.to_string()),
+            shutdown_grace_secs: Some(c.shutdown_grace_secs.into()),
             iscsi: Some(RawIscsi::from_tuning(&c.iscsi)),
             limits: Some(RawLimits::from_limits(&c.limits)),
             discovery: c.discovery_chap.as_ref().map(RawDiscovery::from_chap),

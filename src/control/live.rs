@@ -162,34 +162,81 @@ impl Runtime {
                 .find(|id| target.luns.iter().all(|l| l.id != *id))
                 .ok_or("every LUN id is taken")?;
         }
+        self.check_new_lun(slot, &lun)?;
+        let store = crate::startup::open_lun(&name, &mut lun).map_err(|e| e.to_string())?;
+        self.add_opened_lun(slot, lun, store)
+    }
+
+    /// Refuses a unit that target `slot` cannot take (id in use or still draining, or a
+    /// configuration that would not validate) before its store is opened.
+    pub fn check_new_lun(&self, slot: usize, lun: &LunConfig) -> Result<(), String> {
+        if self.stores[slot].contains_key(&lun.id) {
+            return Err(format!("LUN {} is still being removed", lun.id));
+        }
+        self.with_lun(slot, lun.clone())
+            .validate()
+            .map_err(|e| e.to_string())
+    }
+
+    /// Adds a unit whose store is open and whose configuration [`crate::startup::open_lun`]
+    /// completed.
+    pub fn add_opened_lun(
+        &mut self,
+        slot: usize,
+        lun: LunConfig,
+        store: Arc<Store>,
+    ) -> Result<u16, String> {
         let id = lun.id;
         if self.stores[slot].contains_key(&id) {
             return Err(format!("LUN {id} is still being removed"));
         }
-        let mut candidate = self.config.clone();
-        if let Some(t) = candidate
-            .targets
-            .iter_mut()
-            .find(|t| t.name.eq_ignore_ascii_case(&name))
-        {
-            t.luns.push(lun.clone());
-        }
-        candidate.validate().map_err(|e| e.to_string())?;
-        let store = crate::startup::open_lun(&name, &mut lun).map_err(|e| e.to_string())?;
         // The configuration keeps what the store decided (block size, write cache), as at
         // start-up, so that `ctl save` writes what initiators see.
-        if let Some(l) = candidate
-            .targets
-            .iter_mut()
-            .flat_map(|t| t.luns.iter_mut())
-            .find(|l| l.id == id && l.backing == lun.backing)
-        {
-            *l = lun.clone();
-        }
+        let candidate = self.with_lun(slot, lun);
+        candidate.validate().map_err(|e| e.to_string())?;
         self.config = candidate;
         self.stores[slot].insert(id, store);
         self.rebuild();
         Ok(id)
+    }
+
+    /// The configuration with `lun` added to target `slot`.
+    fn with_lun(&self, slot: usize, lun: LunConfig) -> Config {
+        let name = &self.slots[slot].name;
+        let mut candidate = self.config.clone();
+        if let Some(t) = candidate
+            .targets
+            .iter_mut()
+            .find(|t| t.name.eq_ignore_ascii_case(name))
+        {
+            t.luns.push(lun);
+        }
+        candidate
+    }
+
+    /// Gives target `slot` every attribute of `t` but its units (a reload): logins from now
+    /// on meet the new ACLs, CHAP and allowed initiators.
+    pub fn set_target(&mut self, slot: usize, t: &TargetConfig) -> Result<(), String> {
+        let name = self.slots[slot].name.clone();
+        self.edit_config(|c| {
+            if let Some(running) = c
+                .targets
+                .iter_mut()
+                .find(|r| r.name.eq_ignore_ascii_case(&name))
+            {
+                let luns = std::mem::take(&mut running.luns);
+                *running = TargetConfig { luns, ..t.clone() };
+            }
+        })?;
+        self.rebuild();
+        Ok(())
+    }
+
+    /// Changes settings that need no rebuild of a target (a reload).
+    pub fn set_global(&mut self, edit: impl FnOnce(&mut Config)) -> Result<(), String> {
+        self.edit_config(edit)?;
+        self.rebuild();
+        Ok(())
     }
 
     /// First step of a unit's removal: it leaves the configuration and the context (its store
@@ -259,6 +306,37 @@ impl Runtime {
         }
         self.rebuild();
         Ok(new)
+    }
+
+    /// Flushes every file and block-device unit that reports a write cache: initiators were
+    /// told writes may sit in a volatile cache, and the daemon is about to stop holding it.
+    /// Returns how many could not be flushed (each is logged).
+    pub fn flush_write_caches(&self) -> usize {
+        use crate::backstore::StoreKind;
+        let mut failed = 0;
+        for (i, slot) in self.slots.iter().enumerate() {
+            let Some(t) = slot.live.then(|| self.target(&slot.name)).flatten() else {
+                continue;
+            };
+            for l in t.luns.iter().filter(|l| l.write_cache.unwrap_or(true)) {
+                let Some(store) = self.stores[i].get(&l.id) else {
+                    continue;
+                };
+                if !matches!(store.kind(), StoreKind::File | StoreKind::BlockDevice) {
+                    continue;
+                }
+                match store.flush() {
+                    Ok(()) => {
+                        tracing::debug!(target = %t.name, lun = l.id, path = %l.backing, "write cache flushed")
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        tracing::error!(target = %t.name, lun = l.id, path = %l.backing, error = %e, "cannot flush the write cache");
+                    }
+                }
+            }
+        }
+        failed
     }
 
     /// Builds the context and store table from the configuration, the slots and the stores.

@@ -8,6 +8,7 @@ pub mod lu;
 pub mod metrics;
 mod ops;
 pub mod pr_store;
+pub mod reload;
 pub mod report;
 pub mod sessions;
 pub mod tsih;
@@ -24,8 +25,8 @@ use crate::session::{LuReply, LuRequest, PortalContext, Registration, RemoteAbor
 use admin::protocol::{Request, ResponseLine};
 use live::Runtime;
 use lu::{LuAction, LuRegistry};
-pub use ops::LogControl;
 use ops::Ops;
+pub use ops::{LogControl, Reloader};
 use pr_store::PrStore;
 use report::CoreReport;
 pub use sessions::{ConnRef, Decision, SessionLimits, SessionTable};
@@ -76,7 +77,13 @@ pub enum ToControl {
         id: u64,
         report: Box<CoreReport>,
     },
-    Shutdown,
+    /// Stop gracefully (`signal` names why, for the log): ask every session to log out, let
+    /// the reactors drain and stop.
+    Shutdown {
+        signal: &'static str,
+    },
+    /// Every reactor has stopped: flush the stores and end.
+    Exit,
 }
 
 pub enum ToReactor {
@@ -124,7 +131,11 @@ pub enum ToReactor {
     Drop {
         key: u64,
     },
-    Shutdown,
+    /// Stop listening now, ask every session to log out within `grace`, and stop once the
+    /// connections are gone (closing those still there after `grace`).
+    Shutdown {
+        grace: Duration,
+    },
 }
 
 /// How the control thread reaches one reactor: a channel plus a wake-up of its ring.
@@ -149,12 +160,17 @@ pub struct ControlSetup {
     pub store: PrStore,
     /// Changes the log filter at run time (`ringtgt ctl log-level`).
     pub log: Option<LogControl>,
+    /// Reads the configuration again (SIGHUP, `ringtgt ctl reload`); `None` when the daemon
+    /// was started from flags alone.
+    pub reload: Option<Reloader>,
 }
 
-pub fn run(rx: Receiver<ToControl>, reactors: Vec<ReactorLink>, setup: ControlSetup) {
+/// Runs the control thread until `ToControl::Exit`; returns whether every write cache could
+/// be flushed.
+pub fn run(rx: Receiver<ToControl>, reactors: Vec<ReactorLink>, setup: ControlSetup) -> bool {
     let mut table = SessionTable::new(setup.limits);
     let mut lus = LuRegistry::new(setup.runtime.ctx(), reactors.len(), Some(setup.store));
-    let mut ops = Ops::new(setup.runtime, setup.log);
+    let mut ops = Ops::new(setup.runtime, setup.log, setup.reload);
     while let Ok(msg) = rx.recv() {
         let actions = match msg {
             ToControl::Register { conn, req } => {
@@ -205,12 +221,33 @@ pub fn run(rx: Receiver<ToControl>, reactors: Vec<ReactorLink>, setup: ControlSe
             } => lus.request(conn, token, request),
             ToControl::AbortApplied { id, draining } => lus.applied(id, draining),
             ToControl::AbortDrained { id } => lus.drained(id),
-            ToControl::Shutdown => break,
+            ToControl::Shutdown { signal } => {
+                stop(signal, &mut ops, &reactors, &table);
+                continue;
+            }
+            ToControl::Exit => break,
         };
         lu_out(&reactors, &table, ops.runtime().ctx(), actions);
     }
-    for link in &reactors {
-        link.send(ToReactor::Shutdown);
+    // The reactors are gone: nothing writes to the stores any more.
+    ops.runtime().flush_write_caches() == 0
+}
+
+/// Starts the graceful stop (once). The control thread keeps serving meanwhile: sessions
+/// still doing I/O may need reservations and resets, and their ends free TSIHs.
+fn stop(signal: &'static str, ops: &mut Ops, reactors: &[ReactorLink], table: &SessionTable) {
+    if !ops.stop() {
+        return;
+    }
+    let grace = Duration::from_secs(ops.runtime().config().shutdown_grace_secs.into());
+    tracing::info!(
+        signal,
+        sessions = table.live_sessions(),
+        grace_secs = grace.as_secs(),
+        "stopping"
+    );
+    for link in reactors {
+        link.send(ToReactor::Shutdown { grace });
     }
 }
 

@@ -15,12 +15,17 @@ use super::admin::protocol::{
 };
 use super::live::{lun_config, Runtime};
 use super::lu::LuRegistry;
+use super::reload::{self, Edit};
 use super::report::{CoreReport, Stats};
 use super::{ReactorLink, SessionTable, ToReactor};
-use crate::config::{format_size, parse_size, TargetConfig};
+use crate::config::{format_size, parse_size, Backing, Config, TargetConfig};
 
 /// Changes the log filter at run time; answers an error for a filter it cannot parse.
 pub type LogControl = Box<dyn Fn(&str) -> Result<(), String> + Send>;
+
+/// Reads and validates the configuration file again (with the flags the daemon was started
+/// with on top).
+pub type Reloader = Box<dyn Fn() -> Result<Config, String> + Send>;
 
 /// How long the initiators of a target removed with `--force` have to log out (RFC 7143
 /// §11.9.1 Parameter3) before their connections are dropped.
@@ -56,6 +61,8 @@ enum Phase {
     RemoveTarget {
         slot: usize,
     },
+    /// Make this edit of a reload now (what came before it is done) and run its phases next.
+    Edit(Box<Edit>),
 }
 
 enum Wait {
@@ -69,6 +76,8 @@ struct Change {
     phases: VecDeque<Phase>,
     wait: Option<Wait>,
     message: String,
+    /// A reload edit failed: what it said (the edits before it stay, and are published).
+    error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -89,6 +98,9 @@ struct Gather {
 pub struct Ops {
     runtime: Runtime,
     log: Option<LogControl>,
+    reload: Option<Reloader>,
+    /// The daemon is stopping: no more changes.
+    stopping: bool,
     started: Instant,
     queue: VecDeque<(Request, Sender<ResponseLine>)>,
     change: Option<Change>,
@@ -97,10 +109,12 @@ pub struct Ops {
 }
 
 impl Ops {
-    pub fn new(runtime: Runtime, log: Option<LogControl>) -> Ops {
+    pub fn new(runtime: Runtime, log: Option<LogControl>, reload: Option<Reloader>) -> Ops {
         Ops {
             runtime,
             log,
+            reload,
+            stopping: false,
             started: Instant::now(),
             queue: VecDeque::new(),
             change: None,
@@ -111,6 +125,11 @@ impl Ops {
 
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    /// The daemon starts to stop: changes are refused from now on. False if it already was.
+    pub fn stop(&mut self) -> bool {
+        !std::mem::replace(&mut self.stopping, true)
     }
 
     fn id(&mut self) -> u64 {
@@ -133,6 +152,7 @@ impl Ops {
             },
             Request::LogLevel { level } => self.log_level(&level),
             Request::SessionDrop { tsih } => drop_session(tsih, env),
+            _ if self.stopping => ResponseLine::error("the daemon is stopping"),
             change => {
                 self.queue.push_back((change, reply));
                 if self.change.is_none() {
@@ -299,10 +319,12 @@ impl Ops {
                         phases,
                         wait: None,
                         message,
+                        error: None,
                     });
                     self.advance(env);
                 }
                 Err(e) => {
+                    tracing::warn!(error = %e, "admin change refused");
                     let _ = reply.send(ResponseLine::error(e));
                 }
             }
@@ -343,18 +365,8 @@ impl Ops {
                         "target {name} has {sessions} session(s): log them out first, or use --force to ask them to log out"
                     ));
                 }
-                rt.close_target(slot);
-                let target = name.clone();
                 (
-                    vec![
-                        Phase::Publish,
-                        Phase::Logout {
-                            target: target.clone(),
-                        },
-                        Phase::SessionsGone { target },
-                        Phase::RemoveTarget { slot },
-                        Phase::Publish,
-                    ],
+                    remove_target(rt, slot, &name),
                     format!("target {name} removed"),
                 )
             }
@@ -375,17 +387,8 @@ impl Ops {
             }
             Request::LunRemove { target, id } => {
                 let slot = slot_of(rt, &target)?;
-                rt.unmap_lun(slot, id)?;
                 (
-                    vec![
-                        Phase::Publish,
-                        Phase::Drain {
-                            target: slot,
-                            lun: id,
-                        },
-                        Phase::CloseLun { slot, lun: id },
-                        Phase::Publish,
-                    ],
+                    remove_lun(rt, slot, id)?,
                     format!("LUN {id} removed from {target}"),
                 )
             }
@@ -401,6 +404,7 @@ impl Ops {
                     format!("LUN {id} of {target} is {} ({new} bytes)", format_size(new)),
                 )
             }
+            Request::Reload => self.plan_reload()?,
             other => return Err(format!("{other:?} is not a change")),
         };
         tracing::info!(change = %message, "admin change started");
@@ -418,10 +422,19 @@ impl Ops {
             }
             let Some(phase) = change.phases.pop_front() else {
                 let done = self.change.take().expect("present");
-                tracing::info!(change = %done.message, "admin change done");
-                let _ = done.reply.send(ResponseLine::ok(Done {
-                    message: done.message,
-                }));
+                let answer = match done.error {
+                    None => {
+                        tracing::info!(change = %done.message, "admin change done");
+                        ResponseLine::ok(Done {
+                            message: done.message,
+                        })
+                    }
+                    Some(e) => {
+                        tracing::warn!(change = %done.message, error = %e, "admin change failed");
+                        ResponseLine::error(e)
+                    }
+                };
+                let _ = done.reply.send(answer);
                 self.next_change(env);
                 return;
             };
@@ -472,6 +485,24 @@ impl Ops {
                 }
                 Phase::RemoveTarget { slot } => {
                     self.runtime.remove_target(slot);
+                    None
+                }
+                Phase::Edit(edit) => {
+                    let what = edit.to_string();
+                    let result = self.edit(*edit);
+                    let change = self.change.as_mut().expect("present");
+                    match result {
+                        Ok(next) => {
+                            for p in next.into_iter().rev() {
+                                change.phases.push_front(p);
+                            }
+                        }
+                        Err(e) => {
+                            // What was applied before is served; nothing after it is tried.
+                            change.error = Some(format!("reload stopped at \"{what}\": {e}"));
+                            change.phases = VecDeque::from([Phase::Publish]);
+                        }
+                    }
                     None
                 }
             };
@@ -529,6 +560,160 @@ impl Ops {
             }
         }
     }
+}
+
+impl Ops {
+    /// Reads the configuration again and plans the edits that make the running one match it
+    /// (see `reload` for their order). A file that does not load, a change no live edit can
+    /// make, or a new unit whose store does not open refuses the whole reload.
+    fn plan_reload(&mut self) -> Result<(Vec<Phase>, String), String> {
+        let Some(reload) = &self.reload else {
+            return Err(
+                "this daemon was started without --config: there is no file to reload \
+                 (start it with `ringtgt serve --config FILE`)"
+                    .into(),
+            );
+        };
+        let refused = |e: String| format!("reload refused, nothing changed: {e}");
+        let new = reload().map_err(refused)?;
+        let mut diff = reload::diff(self.runtime.config(), &new).map_err(refused)?;
+        diff.edits.extend(self.regrown_files(&new));
+        self.open_new_stores(&mut diff.edits).map_err(refused)?;
+        let mut message = if diff.edits.is_empty() {
+            "configuration reloaded: nothing to change".to_string()
+        } else {
+            let edits: Vec<String> = diff.edits.iter().map(ToString::to_string).collect();
+            format!("configuration reloaded: {}", edits.join("; "))
+        };
+        if !diff.restart.is_empty() {
+            let settings = diff.restart.join("; ");
+            tracing::warn!(%settings, "reload: these settings need a restart; left as they are");
+            message.push_str(&format!("; needs a restart (left as they are): {settings}"));
+        }
+        let mut phases: Vec<Phase> = diff
+            .edits
+            .into_iter()
+            .map(|e| Phase::Edit(Box::new(e)))
+            .collect();
+        phases.push(Phase::Publish);
+        Ok((phases, message))
+    }
+
+    /// File units the reload keeps whose file has another size than the unit: grown (or cut)
+    /// outside the daemon, as `ctl lun resize` without a size would see.
+    fn regrown_files(&self, new: &Config) -> Vec<Edit> {
+        let mut out = Vec::new();
+        for t in &new.targets {
+            let (Some(slot), Some(running)) =
+                (self.runtime.slot_of(&t.name), self.runtime.target(&t.name))
+            else {
+                continue;
+            };
+            for l in &t.luns {
+                let Backing::Path(path) = &l.backing else {
+                    continue;
+                };
+                let kept = running
+                    .luns
+                    .iter()
+                    .any(|r| r.id == l.id && r.backing == l.backing);
+                let (Some(store), Ok(meta)) =
+                    (self.runtime.store(slot, l.id), std::fs::metadata(path))
+                else {
+                    continue;
+                };
+                if kept && meta.is_file() && meta.len() != store.size() {
+                    out.push(Edit::ResizeLun {
+                        target: t.name.clone(),
+                        id: l.id,
+                        size: None,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Opens the stores of the units a reload adds before anything changes; one that fails
+    /// refuses the reload (the others close again as they are dropped).
+    fn open_new_stores(&self, edits: &mut [Edit]) -> Result<(), String> {
+        for e in edits {
+            if let Edit::AddLun { target, lun, store } = e {
+                let opened = crate::startup::open_lun(target, lun)
+                    .map_err(|e| format!("target {target} LUN {}: {e}", lun.id))?;
+                *store = Some(opened);
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes one edit of a reload; the phases it needs follow it.
+    fn edit(&mut self, edit: Edit) -> Result<Vec<Phase>, String> {
+        let rt = &mut self.runtime;
+        let slot_of =
+            |rt: &Runtime, name: &str| rt.slot_of(name).ok_or_else(|| format!("no target {name}"));
+        match edit {
+            Edit::RemoveTarget(name) => {
+                let slot = slot_of(rt, &name)?;
+                Ok(remove_target(rt, slot, &name))
+            }
+            Edit::RemoveLun { target, id } => {
+                let slot = slot_of(rt, &target)?;
+                remove_lun(rt, slot, id)
+            }
+            Edit::AddTarget(t) => rt.add_target(t).map(|()| Vec::new()),
+            Edit::AddLun { target, lun, store } => {
+                let slot = slot_of(rt, &target)?;
+                let store = store.ok_or("its store was not opened")?;
+                rt.add_opened_lun(slot, lun, store).map(|_| Vec::new())
+            }
+            Edit::ResizeLun { target, id, size } => {
+                let slot = slot_of(rt, &target)?;
+                rt.resize_lun(slot, id, size).map(|_| Vec::new())
+            }
+            Edit::SetTarget(t) => {
+                let slot = slot_of(rt, &t.name)?;
+                rt.set_target(slot, &t).map(|()| Vec::new())
+            }
+            Edit::DiscoveryChap(chap) => rt
+                .set_global(|c| c.discovery_chap = chap)
+                .map(|()| Vec::new()),
+            Edit::ShutdownGrace(secs) => rt
+                .set_global(|c| c.shutdown_grace_secs = secs)
+                .map(|()| Vec::new()),
+        }
+    }
+}
+
+/// First edit of a target's removal (no new logins) and the phases after it: its sessions are
+/// asked to log out, and it goes once they are gone.
+fn remove_target(rt: &mut Runtime, slot: usize, name: &str) -> Vec<Phase> {
+    rt.close_target(slot);
+    let target = name.to_string();
+    vec![
+        Phase::Publish,
+        Phase::Logout {
+            target: target.clone(),
+        },
+        Phase::SessionsGone { target },
+        Phase::RemoveTarget { slot },
+        Phase::Publish,
+    ]
+}
+
+/// First edit of a unit's removal (it leaves the context) and the phases after it: its I/O
+/// drains on every core, then its store closes.
+fn remove_lun(rt: &mut Runtime, slot: usize, id: u16) -> Result<Vec<Phase>, String> {
+    rt.unmap_lun(slot, id)?;
+    Ok(vec![
+        Phase::Publish,
+        Phase::Drain {
+            target: slot,
+            lun: id,
+        },
+        Phase::CloseLun { slot, lun: id },
+        Phase::Publish,
+    ])
 }
 
 fn drop_session(tsih: u16, env: &Env<'_>) -> ResponseLine {

@@ -64,6 +64,10 @@ pub enum CtlCommand {
     LogLevel { level: String },
     /// Write the running configuration as TOML that `serve --config` reads (stdout without FILE).
     Save { file: Option<PathBuf> },
+    /// Read the daemon's configuration file again and apply the difference, as SIGHUP does:
+    /// targets and LUNs added, removed or resized, target attributes (ACLs, CHAP, allowed
+    /// initiators) for new logins; settings that need a restart are named and left as they are.
+    Reload,
     /// Live view of IOPS, bandwidth, latency and queue depth per LUN and session, and each
     /// core's busy share (q or Ctrl-C quits).
     Top {
@@ -212,6 +216,7 @@ fn to_request(c: &CtlCommand) -> Request {
         CtlCommand::Session(SessionCommand::Drop { tsih }) => Request::SessionDrop { tsih },
         CtlCommand::LogLevel { level } => Request::LogLevel { level },
         CtlCommand::Save { .. } => Request::Save,
+        CtlCommand::Reload => Request::Reload,
     }
 }
 

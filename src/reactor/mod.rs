@@ -37,7 +37,8 @@ const SOON: Duration = crate::session::RANGE_LOCK_RETRY;
 /// Registered buffer pool per reactor: (size, count). Small transfers and 1 MiB streams come
 /// from here; anything larger, or a burst beyond the pool, uses heap buffers.
 const BUFFER_POOL: [(usize, usize); 2] = [(64 << 10, 256), (1 << 20, 32)];
-/// How long a stopping reactor waits for its connections to close before it ends anyway.
+/// How long a stopping reactor waits, past the logout grace, for its connections to finish
+/// their I/O and close before it ends anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long accepting pauses after the process or system ran out of descriptors or memory.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -212,12 +213,14 @@ impl Reactor {
     }
 
     /// The daemon is stopping: stop listening at once (so that the portals are free as soon as
-    /// the process exits) and close every connection once its started I/O is done.
-    fn start_draining(&mut self) {
+    /// the process exits and initiators retry elsewhere or later), ask every session to log
+    /// out within `grace`, and close the other connections once their started I/O is done.
+    fn start_draining(&mut self, grace: Duration) {
         if self.draining.is_some() {
             return;
         }
-        self.draining = Some(Instant::now() + DRAIN_TIMEOUT);
+        let now = Instant::now();
+        self.draining = Some(now + grace + DRAIN_TIMEOUT);
         for l in &self.listeners {
             // Ends the pending accept too: the socket stops listening now, not when the
             // kernel gets round to cancelling the ring's requests.
@@ -225,7 +228,7 @@ impl Reactor {
         }
         let open: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
         for idx in open {
-            self.conns[idx].conn.shut_down();
+            self.conns[idx].conn.stop(grace, now);
             self.service(idx);
         }
     }
@@ -398,7 +401,7 @@ impl Reactor {
                         self.service(idx);
                     }
                 }
-                ToReactor::Shutdown => self.start_draining(),
+                ToReactor::Shutdown { grace } => self.start_draining(grace),
             }
         }
         if !self.stopping {

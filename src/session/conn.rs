@@ -510,6 +510,19 @@ impl Connection {
         self.close.get_or_insert(CloseReason::Shutdown);
     }
 
+    /// The daemon is stopping with `grace` for logouts: a session is asked to log out within
+    /// it (and dropped after it, its I/O done); a connection still logging in, or any with no
+    /// grace, shuts down at once.
+    pub fn stop(&mut self, grace: std::time::Duration, now: Instant) {
+        match &mut self.phase {
+            Phase::Full(s) if !grace.is_zero() && self.close.is_none() => {
+                s.now = now;
+                s.request_logout(grace, &mut self.out);
+            }
+            _ => self.shut_down(),
+        }
+    }
+
     /// The transport failed or the peer closed: nothing more can be sent.
     pub fn kill_transport(&mut self) {
         self.close.get_or_insert(CloseReason::TransportClosed);

@@ -154,6 +154,25 @@ impl Initiator {
         }
     }
 
+    /// Waits up to `limit` for an Async Message from the target (pings answered meanwhile).
+    pub fn async_message(&mut self, limit: Duration) -> ringtgt::pdu::reject::AsyncMessage {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(m) = self
+                .unsolicited
+                .iter()
+                .find(|b| b.opcode() == Opcode::ASYNC_MESSAGE)
+            {
+                return ringtgt::pdu::reject::AsyncMessage::decode(m);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no Async Message within {limit:?}"
+            );
+            self.recv_within(Duration::from_millis(100));
+        }
+    }
+
     /// RFC 7143 §4.2.2.1, §11.2.1: every target PDU carries ExpCmdSN/MaxCmdSN at bytes 28/32;
     /// responses that carry status advance StatSN. Pings and R2Ts only report it.
     fn observe(&mut self, bhs: &Bhs) {

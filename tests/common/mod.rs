@@ -42,6 +42,32 @@ pub fn session(d: &Daemon, keys: &[(&str, &str)]) -> Initiator {
     ini
 }
 
+/// A session of `target` with ISID byte 5 = `who` (so several can coexist), its unit
+/// attentions cleared.
+pub fn session_to(d: &Daemon, target: &str, who: u8) -> Initiator {
+    let mut ini = Initiator::connect(d.port());
+    ini.isid[5] = who;
+    ini.login(Some(target), &[]);
+    ini.clear_unit_attentions();
+    ini
+}
+
+/// Unit attentions a nexus has pending on `lun` (ASC, ASCQ), taken with TEST UNIT READY until
+/// GOOD.
+pub fn unit_attentions(ini: &mut Initiator, lun: u16) -> Vec<(u8, u8)> {
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        let r = ini.test_unit_ready(lun);
+        if r.status == cdb::GOOD {
+            return seen;
+        }
+        let s = r.sense().expect("sense");
+        assert_eq!(s.key, cdb::UNIT_ATTENTION, "{r:?}");
+        seen.push((s.asc, s.ascq));
+    }
+    panic!("unit attentions without end on LUN {lun}: {seen:?}");
+}
+
 /// A session of `TARGET` with ISID byte 5 = `who` (so several can coexist) on a connection the
 /// kernel's SO_REUSEPORT hash gave to reactor `core`; `keys` on top of the defaults.
 pub fn session_on_core(d: &Daemon, core: usize, who: u8, keys: &[(&str, &str)]) -> Initiator {

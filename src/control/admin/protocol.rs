@@ -78,6 +78,8 @@ pub enum Request {
     },
     /// The running configuration as TOML.
     Save,
+    /// Read the configuration file again and apply the difference (as SIGHUP does).
+    Reload,
 }
 
 /// An answer line.
