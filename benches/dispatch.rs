@@ -32,6 +32,7 @@ fn lu() -> LuInfo {
         optimal_transfer_blocks: 128,
         shared: Default::default(),
         removable: false,
+        geometry: Default::default(),
     }
 }
 

@@ -7,7 +7,8 @@
 #   RUNTIME=5         seconds per measurement (fio / iscsi-perf / iperf3)
 #   ONLY=regex        run only the workloads whose name matches (e.g. ONLY='4k randread')
 #   WARMUP=2          seconds per target of unmeasured 1m read, 1m write and file 4k randread first
-#   RINGTGT_BIN=path  measure this binary instead of building /work/main with cargo build --release
+#   RINGTGT_BIN=path  measure this binary instead of building /work/main (cargo build --profile
+#                     profiling with PROFILE=1, else --release)
 #   CORES=spec        --cores of the main ringtgt instance (default: all cores)
 #   PORT_BASE=3460    ports PORT_BASE..PORT_BASE+3 on 127.0.0.1 (ringtgt, ringtgt --cores 1, tgtd,
 #                     iperf3); tgtd's control socket is -C PORT_BASE+2
@@ -114,9 +115,12 @@ fi
 if [[ -n "${RINGTGT_BIN:-}" ]]; then
     src_bin="$RINGTGT_BIN"
 else
-    log "cargo build --release in $REPO"
-    (cd "$REPO" && cargo build --release --quiet)
-    src_bin="$REPO/target/release/ringtgt"
+    # Profiling wants symbols and line tables: the `profiling` profile is release with them
+    # (the release binary itself is stripped).
+    if [[ "$PROFILE" == 1 ]]; then cargo_profile=profiling; else cargo_profile=release; fi
+    log "cargo build --profile $cargo_profile in $REPO"
+    (cd "$REPO" && cargo build --profile "$cargo_profile" --quiet --bin ringtgt)
+    src_bin="$REPO/target/$cargo_profile/ringtgt"
 fi
 cp "$src_bin" "$RUN_DIR/ringtgt"
 

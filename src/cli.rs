@@ -34,7 +34,35 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the iSCSI target daemon (from a config file, from flags, or as a demo).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Ask a running daemon, or change it, through its admin socket.
+    Ctl(crate::ctl::CtlArgs),
+    /// Check a configuration file and print the configuration it makes, every default
+    /// explicit; exits with 2 when the file is not valid.
+    CheckConfig {
+        /// The TOML file `ringtgt serve --config` would read.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Print a shell completion script (e.g. `ringtgt completions bash >
+    /// /usr/share/bash-completion/completions/ringtgt`).
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page in roff (e.g. `ringtgt man > /usr/share/man/man8/ringtgt.8`).
+    Man,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per event, with the fields of its spans (connection: peer, core,
+    /// initiator, ISID, TSIH, CID).
+    Json,
 }
 
 const SERVE_EXAMPLES: &str = "\
@@ -92,7 +120,8 @@ pub struct ServeArgs {
     #[arg(long = "lun", value_name = "SPEC")]
     pub luns: Vec<String>,
 
-    /// Logical block size of every --lun: 512 (default) or 4096.
+    /// Logical block size of every --lun: 512 or 4096 (default: the store's own, 512 for RAM,
+    /// null and most files).
     #[arg(long, value_name = "BYTES", value_parser = parse_block_size)]
     pub block_size: Option<u32>,
 
@@ -206,13 +235,52 @@ pub struct ServeArgs {
     pub state_dir: Option<PathBuf>,
 
     /// Log filter: a level (error, warn, info, debug, trace) or directives such as
-    /// info,ringtgt::login=debug. Default: $RUST_LOG, else info.
-    #[arg(long, value_name = "LEVEL_OR_FILTER")]
+    /// info,ringtgt::login=debug. Default: $RUST_LOG, else info. `ringtgt ctl log-level`
+    /// changes it while the daemon runs.
+    #[arg(long, value_name = "LEVEL_OR_FILTER", value_parser = parse_log_filter)]
     pub log: Option<String>,
+
+    /// Log lines as text (default) or JSON objects.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t)]
+    pub log_format: LogFormat,
+
+    /// Unix socket for `ringtgt ctl` (default /run/ringtgt/ctl.sock). Given with --config,
+    /// replaces the file's admin_socket.
+    #[arg(long, value_name = "PATH")]
+    pub admin_socket: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9830). Given with
+    /// --config, replaces the file's metrics_addr.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
 }
 
 fn parse_iscsi_name(s: &str) -> Result<String, String> {
     validate_iscsi_name(s).map(|()| s.to_string())
+}
+
+/// Levels a log directive may name (`tracing` also takes `off`).
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Checks a `--log` filter. `tracing` reads a bare word that is not a level as a target name,
+/// so `--log warning` would silently log nothing; here a directive without `=` must be a level,
+/// and a target names its level (`ringtgt::login=debug`).
+fn parse_log_filter(s: &str) -> Result<String, String> {
+    let levels = LOG_LEVELS.join(", ");
+    for directive in s.split(',').map(str::trim) {
+        let level = match directive.rsplit_once('=') {
+            Some((_, level)) => level,
+            None => directive,
+        };
+        if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{directive:?} is not a log level ({levels}) or TARGET=LEVEL directive"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn parse_block_size(s: &str) -> Result<u32, String> {
@@ -326,7 +394,7 @@ impl ServeArgs {
                     problem: format!("too many LUNs, at most {}", u32::from(MAX_LUN_ID) + 1),
                 })?;
             let mut lun = LunConfig::new(id, backing);
-            lun.block_size = self.block_size.unwrap_or(512);
+            lun.block_size = self.block_size;
             lun.read_only = self.read_only;
             luns.push(lun);
         }
@@ -345,6 +413,8 @@ impl ServeArgs {
             discovery_chap: None,
             limits: Limits::default(),
             state_dir: crate::config::default_state_dir(),
+            admin_socket: crate::config::default_admin_socket(),
+            metrics_addr: None,
         })
     }
 
@@ -392,6 +462,15 @@ impl ServeArgs {
                 flag: format!("--state-dir {}", dir.display()),
                 problem: e.to_string(),
             })?;
+        }
+        if let Some(path) = &self.admin_socket {
+            config.admin_socket = std::path::absolute(path).map_err(|e| ConfigError::Flag {
+                flag: format!("--admin-socket {}", path.display()),
+                problem: e.to_string(),
+            })?;
+        }
+        if let Some(addr) = self.metrics {
+            config.metrics_addr = Some(addr);
         }
         if let Some(cores) = &self.cores {
             config.cores = cores.clone();
@@ -587,7 +666,8 @@ mod tests {
     fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
         let argv = ["ringtgt", "serve"].iter().chain(args);
         Cli::try_parse_from(argv).map(|cli| match cli.command {
-            Command::Serve(a) => a,
+            Command::Serve(a) => *a,
+            _ => unreachable!("serve was given"),
         })
     }
 
@@ -649,7 +729,7 @@ mod tests {
         assert!(t
             .luns
             .iter()
-            .all(|l| l.block_size == 4096 && l.read_only && l.write_cache));
+            .all(|l| l.block_size == Some(4096) && l.read_only && l.write_cache.is_none()));
         assert_eq!(c.iscsi, crate::config::IscsiTuning::default());
     }
 
@@ -700,6 +780,13 @@ mod tests {
         let a = parse(&["--demo", "--log", "debug"]).unwrap();
         assert_eq!(a.log.as_deref(), Some("debug"));
         assert_eq!(parse(&["--demo"]).unwrap().log, None);
+        for good in ["WARN", "info,ringtgt::login=debug", "ringtgt=trace", "off"] {
+            assert!(parse(&["--demo", "--log", good]).is_ok(), "{good}");
+        }
+        for bad in ["warning", "info,verbose", "ringtgt=loud", "", "info,"] {
+            let e = clap_err(&["--demo", "--log", bad]);
+            assert!(e.contains("--log <LEVEL_OR_FILTER>"), "{bad}: {e}");
+        }
     }
 
     #[test]

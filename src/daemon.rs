@@ -5,20 +5,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::backstore::{Store, StoreError, StoreKind, StoreSpec};
+use crate::backstore::{Store, StoreError};
 use crate::config::{
-    self, Backing, ChapConfig, Config, CoreSpec, DigestPolicy as ConfDigest, IscsiTuning, Limits,
-    LunConfig, TargetConfig,
+    self, ChapConfig, Config, CoreSpec, DigestPolicy as ConfDigest, IscsiTuning, Limits, LunConfig,
+    TargetConfig,
 };
+use crate::control::live::Runtime;
 use crate::control::pr_store::PrStore;
-use crate::control::SessionLimits;
+use crate::control::{ControlSetup, LogControl, SessionLimits};
 use crate::login::{
     ChapAlgorithm as LoginChapAlgorithm, ChapCredentials, ChapPolicy, DigestPolicy, PortalGroup,
     TargetEntry, TargetOffer,
 };
 use crate::reactor::{self, ConnLimits, ReactorSetup, StoreTable, WakeFd};
 use crate::scsi::alua::{AccessState, PortGroups};
-use crate::scsi::{LuInfo, LunMap};
+use crate::scsi::{BlockGeometry, LuInfo, LunMap};
 use crate::session::{PortalContext, TargetRuntime, Tuning};
 
 /// The preferred transfer size advertised in the Block Limits VPD page.
@@ -32,9 +33,21 @@ pub enum StartError {
         lun: usize,
         source: StoreError,
     },
+    #[error(
+        "target[{target}].lun[{lun}]: {path} is the same medium as target[{first_target}].lun[{first_lun}] \
+         ({first_path}); one file or device may back two LUNs only if both are read-only"
+    )]
+    SharedMedium {
+        target: usize,
+        lun: usize,
+        path: String,
+        first_target: usize,
+        first_lun: usize,
+        first_path: String,
+    },
     #[error("--cores: {0}")]
     Cores(String),
-    #[error("portal {addr}: {source}")]
+    #[error("portal {addr}: {source}{}", bind_hint(source))]
     Bind {
         addr: std::net::SocketAddr,
         source: std::io::Error,
@@ -43,14 +56,35 @@ pub enum StartError {
     Reactor(std::io::Error),
     #[error("persistent reservations: {0}")]
     Reservations(String),
+    #[error("{0}")]
+    Admin(#[from] crate::control::admin::AdminError),
+    #[error("metrics at {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What to do about an address that is taken.
+fn bind_hint(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        " (another program listens there: choose another address with --portal ADDR, or \
+         `portals` in the config file)"
+    } else {
+        ""
+    }
 }
 
 impl StartError {
     /// Configuration problems exit with 2 (like bad flags); runtime failures with 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::Store { .. } | StartError::Cores(_) => 2,
-            StartError::Bind { .. } | StartError::Reactor(_) | StartError::Reservations(_) => 1,
+            StartError::Store { .. } | StartError::SharedMedium { .. } | StartError::Cores(_) => 2,
+            StartError::Bind { .. }
+            | StartError::Reactor(_)
+            | StartError::Reservations(_)
+            | StartError::Admin(_)
+            | StartError::Metrics { .. } => 1,
         }
     }
 }
@@ -58,9 +92,20 @@ impl StartError {
 pub struct Daemon {
     reactors: Vec<JoinHandle<()>>,
     control: JoinHandle<()>,
+    to_control: crossbeam_channel::Sender<crate::control::ToControl>,
 }
 
 impl Daemon {
+    /// A way to stop the daemon from another thread (a signal handler): the control thread tells
+    /// every reactor to stop listening and close its connections, and [`Daemon::wait`] returns
+    /// once they have.
+    pub fn stopper(&self) -> impl FnOnce() + Send + 'static {
+        let tx = self.to_control.clone();
+        move || {
+            let _ = tx.send(crate::control::ToControl::Shutdown);
+        }
+    }
+
     pub fn wait(self) {
         for r in self.reactors {
             let _ = r.join();
@@ -70,15 +115,26 @@ impl Daemon {
 }
 
 pub fn start(config: &Config) -> Result<Daemon, StartError> {
-    let stores = open_stores(config)?;
+    start_with(config, None)
+}
+
+/// Starts the daemon; `log` lets `ringtgt ctl log-level` change the log filter.
+pub fn start_with(config: &Config, log: Option<LogControl>) -> Result<Daemon, StartError> {
+    let (config, stores) = crate::startup::open_stores(config)?;
+    let config = &config;
     let ctx = Arc::new(build_context(config, &stores));
     let pr_store = PrStore::new(&config.state_dir);
     restore_reservations(&ctx, &pr_store)?;
     let cpus = resolve_cores(&config.cores)?;
-    let table = Arc::new(StoreTable { targets: stores });
+    let table = Arc::new(StoreTable {
+        targets: stores.clone(),
+    });
+    let runtime = Runtime::new(config.clone(), stores, ctx.clone(), table.clone());
 
     for &addr in &config.portals {
-        reactor::ensure_free(addr).map_err(|source| StartError::Bind { addr, source })?;
+        // A daemon that has just exited may still hold the address for a moment.
+        crate::retry::while_errno(libc::EADDRINUSE, || reactor::ensure_free(addr))
+            .map_err(|source| StartError::Bind { addr, source })?;
     }
     let mut listeners = Vec::new();
     for _ in &cpus {
@@ -119,52 +175,54 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
             ),
         });
     }
+    start_admin(config, &to_control)?;
+    if let Some(addr) = config.metrics_addr {
+        crate::control::metrics::serve(addr, to_control.clone())
+            .map_err(|source| StartError::Metrics { addr, source })?;
+    }
+    let setup = ControlSetup {
+        limits: session_limits,
+        runtime,
+        store: pr_store,
+        log,
+    };
     let control = std::thread::Builder::new()
         .name("control".into())
-        .spawn({
-            let ctx = ctx.clone();
-            move || crate::control::run(control_rx, links, session_limits, ctx, pr_store)
-        })
+        .spawn(move || crate::control::run(control_rx, links, setup))
         .map_err(StartError::Reactor)?;
     let mut reactors = Vec::new();
     for s in setups {
         reactors.push(reactor::spawn(s).map_err(StartError::Reactor)?);
     }
     for p in &config.portals {
-        tracing::info!(portal = %p, cores = ?cpus, "listening");
+        tracing::info!(portal = %p, cores = %CoreSpec::List(cpus.clone()), "listening");
     }
-    Ok(Daemon { reactors, control })
+    Ok(Daemon {
+        reactors,
+        control,
+        to_control,
+    })
 }
 
-fn open_stores(config: &Config) -> Result<Vec<HashMap<u16, Arc<Store>>>, StartError> {
-    let mut all = Vec::new();
-    for (ti, t) in config.targets.iter().enumerate() {
-        let mut luns = HashMap::new();
-        for (li, l) in t.luns.iter().enumerate() {
-            let spec = match &l.backing {
-                Backing::Path(p) => StoreSpec::Path(p.clone()),
-                Backing::Null { size } => StoreSpec::Null { size: *size },
-                Backing::Ram { size } => StoreSpec::Ram { size: *size },
-            };
-            let store = Store::open(&spec, l.read_only, l.block_size).map_err(|source| {
-                StartError::Store {
-                    target: ti,
-                    lun: li,
-                    source,
-                }
-            })?;
-            if store.kind() == StoreKind::File && !store.is_direct() {
-                tracing::warn!(
-                    lun = l.id,
-                    path = store.label(),
-                    "LUN served through the page cache"
-                );
-            }
-            luns.insert(l.id, Arc::new(store));
+/// Opens the admin socket. At the default path, a failure (typically an unprivileged user who
+/// cannot create `/run/ringtgt`) is reported and the daemon serves iSCSI without the socket:
+/// the storage service matters more than its control channel. A path the operator chose must
+/// work, or the start fails.
+fn start_admin(
+    config: &Config,
+    to_control: &crossbeam_channel::Sender<crate::control::ToControl>,
+) -> Result<(), StartError> {
+    match crate::control::admin::serve(&config.admin_socket, to_control.clone()) {
+        Ok(()) => Ok(()),
+        Err(e) if config.admin_socket == crate::config::default_admin_socket() => {
+            tracing::warn!(
+                "{e}; running without the admin socket (`ringtgt ctl` cannot reach this daemon: \
+                 run as a user who may create it, or give --admin-socket PATH)"
+            );
+            Ok(())
         }
-        all.push(luns);
+        Err(e) => Err(e.into()),
     }
-    Ok(all)
 }
 
 /// Gives each logical unit the reservations APTPL kept across the last stop. A file that
@@ -201,33 +259,43 @@ fn build_context(config: &Config, stores: &[HashMap<u16, Arc<Store>>]) -> Portal
         .zip(stores)
         .map(|(t, s)| target_runtime(t, s, tpg, &config.iscsi))
         .collect();
-    let login_targets = config
-        .targets
-        .iter()
-        .map(|t| TargetEntry {
-            name: t.name.clone(),
-            alias: t.alias.clone(),
-            allowed_initiators: t.allowed_initiators.clone(),
-            allowed_networks: t.allowed_networks.clone(),
-            chap: t.chap.as_ref().map(|c| Arc::new(chap_policy(c))),
-            portal_groups: t
-                .port_groups
-                .iter()
-                .map(|g| PortalGroup {
-                    tag: g.id,
-                    portals: g.portals.clone(),
-                })
-                .collect(),
-        })
-        .collect();
+    let login_targets = config.targets.iter().map(login_entry).collect();
+    context_of(config, targets, login_targets)
+}
+
+/// The portal context of `config` with these targets (by index) and login entries.
+pub(crate) fn context_of(
+    config: &Config,
+    targets: Vec<TargetRuntime>,
+    login_targets: Vec<TargetEntry>,
+) -> PortalContext {
     PortalContext {
         targets,
         login_targets,
         portals: config.portals.clone(),
-        portal_group_tag: tpg,
+        portal_group_tag: config.portal_group_tag,
         offer: offer(&config.iscsi),
         tuning: tuning(&config.iscsi, &config.limits),
         discovery_chap: config.discovery_chap.as_ref().map(chap_policy),
+    }
+}
+
+/// What the login layer needs of a target.
+pub(crate) fn login_entry(t: &TargetConfig) -> TargetEntry {
+    TargetEntry {
+        name: t.name.clone(),
+        alias: t.alias.clone(),
+        allowed_initiators: t.allowed_initiators.clone(),
+        allowed_networks: t.allowed_networks.clone(),
+        chap: t.chap.as_ref().map(|c| Arc::new(chap_policy(c))),
+        portal_groups: t
+            .port_groups
+            .iter()
+            .map(|g| PortalGroup {
+                tag: g.id,
+                portals: g.portals.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -236,6 +304,18 @@ fn target_runtime(
     stores: &HashMap<u16, Arc<Store>>,
     tpg: u16,
     iscsi: &IscsiTuning,
+) -> TargetRuntime {
+    target_runtime_with(t, stores, tpg, iscsi, &|_| None)
+}
+
+/// A target's runtime; `reuse` gives the shared state a unit already has (reservations, unit
+/// attentions, medium) when a running daemon rebuilds the target.
+pub(crate) fn target_runtime_with(
+    t: &TargetConfig,
+    stores: &HashMap<u16, Arc<Store>>,
+    tpg: u16,
+    iscsi: &IscsiTuning,
+    reuse: &dyn Fn(u16) -> Option<Arc<crate::scsi::shared::LuShared>>,
 ) -> TargetRuntime {
     let groups = if t.port_groups.is_empty() {
         PortGroups::single(tpg)
@@ -247,8 +327,19 @@ fn target_runtime(
             .collect();
         PortGroups::new(&states)
     };
-    let luns = lun_map(t, stores, iscsi);
-    let mut runtime = TargetRuntime::with_port_groups(t.name.clone(), luns, groups);
+    let units = t
+        .luns
+        .iter()
+        .filter_map(|l| {
+            let store = stores.get(&l.id)?;
+            let mut lu = lu_info(t, l, store, iscsi);
+            if let Some(shared) = reuse(l.id) {
+                lu.shared = shared;
+            }
+            Some(lu)
+        })
+        .collect();
+    let mut runtime = TargetRuntime::with_port_groups(t.name.clone(), LunMap::new(units), groups);
     for acl in &t.acls {
         runtime.mask(&acl.initiator, &acl.luns);
     }
@@ -287,24 +378,17 @@ fn access_state(s: config::AluaState) -> AccessState {
     }
 }
 
-fn lun_map(t: &TargetConfig, stores: &HashMap<u16, Arc<Store>>, iscsi: &IscsiTuning) -> LunMap {
-    let units = t
-        .luns
-        .iter()
-        .filter_map(|l| stores.get(&l.id).map(|s| lu_info(t, l, s, iscsi)))
-        .collect();
-    LunMap::new(units)
-}
-
 fn lu_info(t: &TargetConfig, l: &LunConfig, store: &Store, iscsi: &IscsiTuning) -> LuInfo {
-    let bs = l.block_size;
+    // `startup::open_stores` has set the block size and write cache of every LUN.
+    let bs = l.block_size.unwrap_or(crate::backstore::MIN_BLOCK);
+    let geometry = store.geometry();
     LuInfo {
         lun: l.id,
         block_size: bs,
         num_blocks: store.size() / u64::from(bs),
         read_only: l.read_only,
-        write_cache: l.write_cache,
-        non_rotational: true,
+        write_cache: l.write_cache.unwrap_or(true),
+        non_rotational: geometry.rotational != Some(true),
         serial: l
             .serial
             .clone()
@@ -315,10 +399,27 @@ fn lu_info(t: &TargetConfig, l: &LunConfig, store: &Store, iscsi: &IscsiTuning) 
         naa_id: naa_id(&t.name, l.id),
         target_name: t.name.clone(),
         max_transfer_blocks: iscsi.max_transfer_bytes / bs,
-        optimal_transfer_blocks: OPTIMAL_TRANSFER_BYTES.min(iscsi.max_transfer_bytes) / bs,
+        optimal_transfer_blocks: optimal_transfer_bytes(geometry, iscsi) / bs,
         shared: Default::default(),
         removable: l.removable,
+        geometry: BlockGeometry {
+            physical_block_size: geometry.physical_block,
+            thin: geometry.thin,
+            unmap_granularity_bytes: geometry.discard_granularity,
+        },
     }
+}
+
+/// OPTIMAL TRANSFER LENGTH: the device's optimal I/O size when it gives one, else 1 MiB or
+/// the largest request it takes unsplit if smaller; never above MAXIMUM TRANSFER LENGTH.
+/// (MAXIMUM TRANSFER LENGTH itself stays `max_transfer_bytes`: the kernel splits requests.)
+fn optimal_transfer_bytes(g: &crate::backstore::Geometry, iscsi: &IscsiTuning) -> u32 {
+    let preferred = match (g.optimal_io, g.max_io) {
+        (0, 0) => OPTIMAL_TRANSFER_BYTES,
+        (0, max) => OPTIMAL_TRANSFER_BYTES.min(max),
+        (optimal, _) => optimal,
+    };
+    preferred.min(iscsi.max_transfer_bytes)
 }
 
 /// A stable serial for a LUN without one: the same target name and LUN id always give the same

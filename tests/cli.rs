@@ -159,3 +159,48 @@ fn demo_serves_a_fresh_sparse_image() {
     let (blocks, bs) = ini.capacity(0);
     assert_eq!(blocks * u64::from(bs), 1 << 30);
 }
+
+/// `--log warning` is not a level: tracing would read it as a target name and log nothing.
+#[test]
+fn invalid_log_filter_exits_2() {
+    let portal = format!("127.0.0.1:{}", free_port());
+    for bad in ["warning", "info,verbose"] {
+        let args = [
+            "serve",
+            "--portal",
+            &portal,
+            "--target",
+            common::TARGET,
+            "--lun",
+            "null:1GiB",
+            "--log",
+            bad,
+        ];
+        let (code, _, err) = run(BIN, &args, Duration::from_secs(10));
+        assert_eq!(code, Some(2), "--log {bad}: {err}");
+        assert!(err.contains("is not a log level"), "{err}");
+    }
+}
+
+/// `--demo` where 3260 (here: any portal) is taken says how to pick another address.
+#[test]
+fn demo_on_a_taken_portal_suggests_another_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let portal = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("demo.img");
+    let args = [
+        "serve",
+        "--demo",
+        "--demo-image",
+        image.to_str().unwrap(),
+        "--portal",
+        &portal,
+    ];
+    let (code, _, err) = run(BIN, &args, Duration::from_secs(10));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&portal) && err.contains("--portal ADDR"),
+        "{err}"
+    );
+}

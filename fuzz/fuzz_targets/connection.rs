@@ -145,6 +145,7 @@ impl Harness {
             digests: Digests::default(),
         };
         let mut req = LoginRequest::decode(&Bhs::new(Opcode::LOGIN_REQUEST));
+        req.immediate = true;
         req.transit = true;
         req.csg = Stage::OPERATIONAL;
         req.nsg = Stage::FULL_FEATURE;
@@ -283,6 +284,7 @@ impl Harness {
     fn perform(&mut self, io: IoRequest, errno: Option<i32>) -> IoCompletion {
         assert_eq!(io.target, 0, "I/O for a target that does not exist");
         let lun = io.lun;
+        let mut extent = None;
         let buf = match io.op {
             IoOp::Read { offset, mut buf } => {
                 self.store.read(lun, offset, buf.as_mut_slice());
@@ -301,12 +303,17 @@ impl Harness {
                 }
                 None
             }
+            IoOp::FindExtent { offset, len } => {
+                extent = errno.is_none().then(|| self.store.extent(lun, offset, len));
+                None
+            }
         };
         IoCompletion {
             token: io.token,
             result: errno.map_or(Ok(()), Err),
             buf,
             lock: io.lock,
+            extent,
         }
     }
 

@@ -12,16 +12,18 @@
 //! applied to it the way the unit's writer does, so later commands meet the reservations.
 //!
 //! Checks: no panic; every medium access lies inside its unit, honours the transfer limit and
-//! the read-only flag (a job may read a read-only unit, never write it); every job ends within a
-//! bounded number of steps, each step's buffer at most STEP_BYTES; every completion is GOOD
-//! without sense, CHECK CONDITION with sense data, or RESERVATION CONFLICT with neither.
+//! the read-only flag (a job may read a read-only unit, never write it; EXTENDED COPY's steps
+//! may address any unit of the target); every job ends within a bounded number of steps, each
+//! step's buffer at most STEP_BYTES; a step that writes the last Read's buffer has one of the
+//! right size; every completion is GOOD without sense, CHECK CONDITION with sense data, or
+//! RESERVATION CONFLICT with neither.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use ringtgt::scsi::{
     apply_shared, decode_lun, dispatch, encode_lun, execute_params, io_error, Completion,
-    InitiatorPort, ItNexus, Job, JobIo, LuContext, LuInfo, LunMap, NexusState, ParamsOutcome, Plan,
-    PrState, ScsiStatus, SharedOp, Step, STEP_BYTES,
+    InitiatorPort, IoOutcome, ItNexus, Job, JobOp, LuContext, LuInfo, LunMap, NexusState,
+    ParamsOutcome, Plan, PrState, ScsiStatus, SharedOp, Step, STEP_BYTES,
 };
 use ringtgt_fuzz::{lun_map, MemStore, Reader};
 
@@ -146,9 +148,10 @@ fn run(
             apply(pr, it, &op);
         }
         Plan::Job(mut job) => {
-            // VERIFY with BYTCHK is a job that only reads, so read-only units have jobs too.
+            // VERIFY with BYTCHK and GET LBA STATUS are jobs that only read, so read-only
+            // units have jobs too.
             let lu = unit.expect("jobs only on a real unit");
-            drive(&mut job, nexus, lu, store, cmd);
+            drive(&mut job, nexus, luns, lu, store, cmd);
         }
     }
 }
@@ -163,13 +166,21 @@ fn check_medium_access(unit: Option<&LuInfo>, lba: u64, blocks: u32, write: bool
 }
 
 /// Drives a job the way the session does: EDTL check, Data-Out, then every step against the
-/// store, failing the I/O the input names.
-fn drive(job: &mut Job, nexus: &NexusState, lu: &LuInfo, store: &mut MemStore, cmd: &Command<'_>) {
+/// store of the unit it names (EXTENDED COPY reaches the target's other units), failing the I/O
+/// the input names.
+fn drive(
+    job: &mut Job,
+    nexus: &mut NexusState,
+    luns: &LunMap,
+    lu: &LuInfo,
+    store: &mut MemStore,
+    cmd: &Command<'_>,
+) {
     let want = job.data_out_len();
-    let bs = u64::from(lu.block_size);
+    let own_bs = u64::from(lu.block_size);
     let bound = (64 << 20)
-        .max(u64::from(lu.max_transfer_blocks) * bs)
-        .max(2 * 255 * bs);
+        .max(u64::from(lu.max_transfer_blocks) * own_bs)
+        .max(2 * 255 * own_bs);
     assert!(
         u64::from(want) <= bound,
         "job wants {want} bytes of Data-Out"
@@ -188,40 +199,65 @@ fn drive(job: &mut Job, nexus: &NexusState, lu: &LuInfo, store: &mut MemStore, c
     if want > MAX_JOB_DATA {
         return;
     }
-    let mut step = job.start(nexus, lu, &data);
+    let mut step = job.start(nexus, luns, lu, &data);
+    let mut last_read: Option<Vec<u8>> = None;
     for index in 0.. {
         assert!(index <= MAX_JOB_STEPS, "job does not end");
         let io = match step {
             Step::Done(c) => return check_completion(&c),
             Step::Io(io) => io,
         };
+        let unit = luns
+            .get(io.lun)
+            .expect("a job step on a unit of the target");
+        let bs = u64::from(unit.block_size);
         let fail = cmd.fail_io == Some(index);
-        step = match io {
-            JobIo::Read { lba, blocks } => {
-                assert!(within(lba, u64::from(blocks), lu));
+        let outcome = |done| if fail { Err(5) } else { Ok(done) };
+        step = match io.op {
+            JobOp::Read { lba, blocks } => {
+                assert!(within(lba, u64::from(blocks), unit));
                 let len = u64::from(blocks) * bs;
                 assert!(len <= u64::from(STEP_BYTES));
-                let mut buf = vec![0; len as usize];
-                store.read(lu.lun, lba * bs, &mut buf);
-                job.resume(nexus, lu, if fail { Err(5) } else { Ok(Some(&buf)) })
+                let buf = last_read.insert(vec![0; len as usize]);
+                store.read(unit.lun, lba * bs, buf);
+                job.resume(nexus, lu, outcome(IoOutcome::Data(buf)))
             }
-            JobIo::Write { lba, data, .. } => {
-                assert!(!lu.read_only, "a job writes to a read-only unit");
+            JobOp::Write { lba, ref data, .. } => {
+                assert!(!unit.read_only, "a job writes to a read-only unit");
                 assert_eq!(data.len() as u64 % bs, 0, "whole blocks");
                 assert!(data.len() <= STEP_BYTES as usize);
-                assert!(within(lba, data.len() as u64 / bs, lu));
+                assert!(within(lba, data.len() as u64 / bs, unit));
                 if !fail {
-                    store.write(lu.lun, lba * bs, &data);
+                    store.write(unit.lun, lba * bs, data);
                 }
-                job.resume(nexus, lu, if fail { Err(5) } else { Ok(None) })
+                job.resume(nexus, lu, outcome(IoOutcome::Done))
             }
-            JobIo::Discard { lba, blocks } => {
-                assert!(!lu.read_only, "a job discards on a read-only unit");
-                assert!(within(lba, blocks, lu));
+            JobOp::WriteLastRead { lba, blocks, .. } => {
+                assert!(!unit.read_only, "a job writes to a read-only unit");
+                assert!(within(lba, u64::from(blocks), unit));
+                let data = last_read.take().expect("a Read before WriteLastRead");
+                assert_eq!(data.len() as u64, u64::from(blocks) * bs, "the read buffer");
                 if !fail {
-                    store.discard(lu.lun, lba * bs, blocks * bs);
+                    store.write(unit.lun, lba * bs, &data);
                 }
-                job.resume(nexus, lu, if fail { Err(5) } else { Ok(None) })
+                job.resume(nexus, lu, outcome(IoOutcome::Done))
+            }
+            JobOp::Discard { lba, blocks } => {
+                assert!(!unit.read_only, "a job discards on a read-only unit");
+                assert!(within(lba, blocks, unit));
+                if !fail {
+                    store.discard(unit.lun, lba * bs, blocks * bs);
+                }
+                job.resume(nexus, lu, outcome(IoOutcome::Done))
+            }
+            JobOp::Extent { lba, blocks } => {
+                assert!(within(lba, blocks, unit));
+                let e = store.extent(unit.lun, lba * bs, blocks * bs);
+                let answer = IoOutcome::Extent {
+                    allocated: e.allocated,
+                    bytes: e.len,
+                };
+                job.resume(nexus, lu, outcome(answer))
             }
         };
     }

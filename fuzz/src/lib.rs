@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use ringtgt::backstore::Extent;
 use ringtgt::login::{ChapCredentials, ChapPolicy, TargetEntry};
 use ringtgt::pdu::frame::pad4;
 use ringtgt::pdu::{Bhs, BHS_LEN};
@@ -130,6 +131,11 @@ pub fn chap_policy(mutual: bool) -> ChapPolicy {
 
 /// A logical unit of `blocks` blocks of `block_size` bytes, as the daemon describes one.
 pub fn lu(lun: u16, block_size: u32, blocks: u64) -> LuInfo {
+    let mut naa_id = [
+        0x60, 0x01, 0x40, 0x50, 0, 0, 0, 0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
+    ];
+    // One designator per unit, as the daemon builds them: EXTENDED COPY names units by it.
+    naa_id[14..].copy_from_slice(&lun.to_be_bytes());
     LuInfo {
         lun,
         block_size,
@@ -141,14 +147,13 @@ pub fn lu(lun: u16, block_size: u32, blocks: u64) -> LuInfo {
         vendor: "RINGTGT".into(),
         product: "VIRTUAL-DISK".into(),
         revision: "0001".into(),
-        naa_id: [
-            0x60, 0x01, 0x40, 0x50, 0, 0, 0, 0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
-        ],
+        naa_id,
         target_name: TARGET.into(),
         max_transfer_blocks: 1024,
         optimal_transfer_blocks: 128,
         shared: Default::default(),
         removable: false,
+        geometry: Default::default(),
     }
 }
 
@@ -214,5 +219,21 @@ impl MemStore {
     pub fn discard(&mut self, lun: u16, offset: u64, len: u64) {
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         self.range(lun, offset, len).fill(0);
+    }
+
+    /// How the store holds the `len` bytes from `offset`, as a sparse file that keeps no zeroed
+    /// 512-byte sector would: data up to the next all-zero sector, or a hole up to the next
+    /// sector with data.
+    pub fn extent(&mut self, lun: u16, offset: u64, len: u64) -> Extent {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        let range = self.range(lun, offset, len);
+        let holds = |sector: &[u8]| sector.iter().any(|&b| b != 0);
+        let mut sectors = range.chunks(512).map(holds).peekable();
+        let allocated = sectors.peek().copied().unwrap_or(false);
+        let n = sectors.take_while(|&h| h == allocated).count() as u64;
+        Extent {
+            allocated,
+            len: (n * 512).min(len as u64),
+        }
     }
 }

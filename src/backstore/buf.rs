@@ -139,10 +139,24 @@ struct SizeClass {
 #[derive(Default)]
 struct Pool {
     classes: Vec<SizeClass>,
+    /// Buffers the pool was made with.
+    registered: usize,
 }
 
 thread_local! {
     static POOL: RefCell<Pool> = RefCell::new(Pool::default());
+    /// Buffers this thread took from the heap because the pool had none that fitted.
+    static HEAP_FALLBACKS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// This thread's pool: (registered buffers, of which free now, heap fallbacks so far).
+pub fn pool_usage() -> (usize, usize, u64) {
+    let (total, free) = POOL.with(|p| {
+        let p = p.borrow();
+        let free = p.classes.iter().map(|c| c.free.len()).sum();
+        (p.registered, free)
+    });
+    (total, free, HEAP_FALLBACKS.with(Cell::get))
 }
 
 /// Memory of one registered buffer, for `io_uring_register_buffers`.
@@ -179,6 +193,7 @@ pub fn install_pool(classes: &[(usize, usize)]) -> Vec<Region> {
         }
         pool.classes.push(class);
     }
+    pool.registered = regions.len();
     POOL.with(|p| *p.borrow_mut() = pool);
     regions
 }
@@ -204,7 +219,10 @@ impl IoBuf {
                 registered: Some(index),
                 charge: None,
             },
-            None => Self::heap(len),
+            None => {
+                HEAP_FALLBACKS.with(|n| n.set(n.get() + 1));
+                Self::heap(len)
+            }
         }
     }
 

@@ -2,20 +2,33 @@
 //! reactor moves the bytes (io_uring reads/writes at offsets on the descriptor given here).
 //!
 //! - file and block device: opened with `O_DIRECT` (buffered, with a warning, only where the
-//!   filesystem refuses `O_DIRECT`);
+//!   filesystem refuses `O_DIRECT`); block devices exclusively (`O_EXCL`: not while mounted or
+//!   exported by another program). Their [`Geometry`] (block sizes, limits, cache, rotation)
+//!   is read from the kernel;
 //! - `ram`: an anonymous tmpfs file (`O_TMPFILE`), so all reactors share one copy through the kernel;
 //! - `null`: no storage at all; reads return zeros, writes are discarded.
 #![forbid(unsafe_code)]
 
 pub mod buf;
+mod geometry;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use buf::{Budget, IoBuf};
+pub use geometry::{Geometry, MAX_BLOCK, MIN_BLOCK};
+
+/// How a store holds the bytes from some offset on: data (`allocated`) or a hole, for `len`
+/// bytes before that changes (or the range asked about ends). Holes read as zeros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    pub allocated: bool,
+    pub len: u64,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
@@ -50,6 +63,51 @@ pub enum StoreError {
     },
     #[error("ram store of {size} bytes: {source}")]
     Ram { size: u64, source: std::io::Error },
+    #[error(
+        "{path}: block_size {block_size} is smaller than the {needed}-byte blocks it accepts for \
+         direct I/O; set block_size = {needed} or leave it out to use the store's own"
+    )]
+    BlockSizeTooSmall {
+        path: PathBuf,
+        block_size: u32,
+        needed: u32,
+    },
+    #[error("{path}: its {logical}-byte logical blocks are larger than the {MAX_BLOCK} bytes a LUN can have")]
+    BlocksTooLarge { path: PathBuf, logical: u32 },
+    #[error(
+        "ram store of {size} bytes does not fit: {where_} has room for {room} bytes; a RAM LUN must fit in memory \
+         (its writes would fail once it is full)"
+    )]
+    RamTooLarge {
+        size: u64,
+        room: u64,
+        where_: String,
+    },
+}
+
+/// What identifies the file behind a path, whatever the path: a block device by its device
+/// number, a file by its filesystem and inode. Two LUNs with the same identity share a medium.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreId {
+    Device(u64),
+    File { dev: u64, ino: u64 },
+}
+
+/// The identity of the store a spec names, if it names an existing file or block device
+/// (symbolic links followed).
+pub fn identify(spec: &StoreSpec) -> Option<StoreId> {
+    let StoreSpec::Path(path) = spec else {
+        return None;
+    };
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.file_type().is_block_device() {
+        Some(StoreId::Device(meta.rdev()))
+    } else {
+        meta.is_file().then(|| StoreId::File {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
 }
 
 /// An opened backing store. Its descriptor (if any) is shared by every reactor: I/O always names
@@ -58,32 +116,65 @@ pub enum StoreError {
 pub struct Store {
     kind: StoreKind,
     file: Option<File>,
-    size: u64,
+    /// Changed only by [`Store::resize`] (the control thread); the data path never reads it.
+    size: AtomicU64,
     direct: bool,
     label: String,
+    geometry: Geometry,
 }
 
 impl Store {
-    pub fn open(spec: &StoreSpec, read_only: bool, block_size: u32) -> Result<Store, StoreError> {
-        let store = match spec {
-            StoreSpec::Null { size } => Store {
+    pub fn open(spec: &StoreSpec, read_only: bool) -> Result<Store, StoreError> {
+        match spec {
+            StoreSpec::Null { size } => Ok(Store {
                 kind: StoreKind::Null,
                 file: None,
-                size: *size,
+                size: AtomicU64::new(*size),
                 direct: false,
                 label: format!("null:{size}"),
-            },
-            StoreSpec::Ram { size } => open_ram(*size)?,
-            StoreSpec::Path(path) => open_path(path, read_only)?,
-        };
-        if store.size < u64::from(block_size) {
+                geometry: Geometry::default(),
+            }),
+            StoreSpec::Ram { size } => open_ram(*size),
+            StoreSpec::Path(path) => open_path(path, read_only),
+        }
+    }
+
+    /// The logical block size of a LUN on this store: `configured`, or the store's own when
+    /// `None`. Refused when direct I/O on the store needs larger blocks (every unaligned I/O
+    /// would fail with EINVAL) or when the store is smaller than one block.
+    pub fn block_size(&self, configured: Option<u32>) -> Result<u32, StoreError> {
+        let path = || PathBuf::from(&self.label);
+        let logical = self.geometry.logical_block;
+        let block_size =
+            match configured {
+                Some(b) if b < logical => {
+                    return Err(StoreError::BlockSizeTooSmall {
+                        path: path(),
+                        block_size: b,
+                        needed: logical,
+                    })
+                }
+                Some(b) => b,
+                None => self.geometry.default_block_size().ok_or_else(|| {
+                    StoreError::BlocksTooLarge {
+                        path: path(),
+                        logical,
+                    }
+                })?,
+            };
+        if self.size() < u64::from(block_size) {
             return Err(StoreError::TooSmall {
-                path: store.label.clone().into(),
-                size: store.size,
+                path: path(),
+                size: self.size(),
                 block_size,
             });
         }
-        Ok(store)
+        Ok(block_size)
+    }
+
+    /// Block sizes, limits and traits read from the kernel when the store was opened.
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
     }
 
     pub fn kind(&self) -> StoreKind {
@@ -92,7 +183,49 @@ impl Store {
 
     /// Size in bytes.
     pub fn size(&self) -> u64 {
-        self.size
+        self.size.load(Ordering::Relaxed)
+    }
+
+    /// Changes the size (`ringtgt ctl lun resize`): a file or RAM store is extended to `size`
+    /// (never shrunk: that would cut off data an initiator wrote), a null store takes it as
+    /// is; without `size`, a file or block device's own size is read again (it was grown
+    /// outside the daemon). Returns the new size.
+    pub fn resize(&self, size: Option<u64>) -> std::io::Result<u64> {
+        let now = self.size();
+        let new = match (self.kind, size, self.file.as_ref()) {
+            (StoreKind::Null, Some(s), _) => s,
+            (StoreKind::Null, None, _) => now,
+            (_, Some(s), _) if s < now => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "cannot shrink a {} store from {now} to {s} bytes",
+                        self.kind_name()
+                    ),
+                ))
+            }
+            (StoreKind::BlockDevice, Some(_), _) => return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a block device's size is its own: resize it, then resize the LUN without a size",
+            )),
+            (StoreKind::File | StoreKind::Ram, Some(s), Some(f)) => {
+                f.set_len(s)?;
+                s
+            }
+            (_, _, Some(mut f)) => f.seek(SeekFrom::End(0))?,
+            (_, _, None) => now,
+        };
+        self.size.store(new, Ordering::Relaxed);
+        Ok(new)
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match self.kind {
+            StoreKind::File => "file",
+            StoreKind::BlockDevice => "block device",
+            StoreKind::Ram => "ram",
+            StoreKind::Null => "null",
+        }
     }
 
     /// Whether the descriptor bypasses the page cache (writes are then only as durable as the
@@ -127,14 +260,45 @@ fn open_ram(size: u64) -> Result<Store, StoreError> {
         .mode(0o600)
         .open(&dir)
         .map_err(ram_err)?;
+    check_ram_room(size, &file, &dir)?;
     file.set_len(size).map_err(ram_err)?;
     Ok(Store {
         kind: StoreKind::Ram,
         file: Some(file),
-        size,
+        size: AtomicU64::new(size),
         direct: false,
         label: format!("ram:{size}"),
+        geometry: Geometry::default(),
     })
+}
+
+/// A RAM store is sparse, but it can never hold more than the filesystem it lives in (tmpfs
+/// caps itself, by default at half the memory) or than memory and swap together: writes past
+/// that fail. Such a size is refused rather than failing an initiator's writes later.
+fn check_ram_room(size: u64, file: &File, dir: &Path) -> Result<(), StoreError> {
+    let mut limits = Vec::new();
+    if let Ok(vfs) = rustix::fs::fstatvfs(file) {
+        let free = vfs.f_bavail.saturating_mul(vfs.f_frsize);
+        limits.push((free, format!("{} (free space)", dir.display())));
+    }
+    if let Some(total) = memory_and_swap() {
+        limits.push((total, "this machine (memory and swap)".to_string()));
+    }
+    match limits.into_iter().min_by_key(|(room, _)| *room) {
+        Some((room, where_)) if size > room => Err(StoreError::RamTooLarge { size, room, where_ }),
+        _ => Ok(()),
+    }
+}
+
+/// MemTotal + SwapTotal from /proc/meminfo, in bytes.
+fn memory_and_swap() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = info.lines().find_map(|l| l.strip_prefix(name))?;
+        let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kib * 1024)
+    };
+    Some(field("MemTotal:")? + field("SwapTotal:").unwrap_or(0))
 }
 
 fn open_path(path: &Path, read_only: bool) -> Result<Store, StoreError> {
@@ -152,29 +316,49 @@ fn open_path(path: &Path, read_only: bool) -> Result<Store, StoreError> {
             path: path.to_path_buf(),
         });
     };
-    let (mut file, direct) = match open_file(path, read_only, true) {
+    let exclusive = kind == StoreKind::BlockDevice;
+    // A daemon that has just exited may still hold the device for a moment.
+    let opened =
+        crate::retry::while_errno(libc::EBUSY, || open_file(path, read_only, true, exclusive));
+    let (mut file, direct) = match opened {
         Ok(f) => (f, true),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
             tracing::warn!(path = %path.display(), "filesystem refuses O_DIRECT; using buffered I/O");
-            (open_file(path, read_only, false).map_err(open_err)?, false)
+            let f = open_file(path, read_only, false, exclusive).map_err(open_err)?;
+            (f, false)
+        }
+        Err(e) if exclusive && e.raw_os_error() == Some(libc::EBUSY) => {
+            return Err(open_err(std::io::Error::other(
+                "device is in use (mounted, or opened exclusively by another program)",
+            )))
         }
         Err(e) => return Err(open_err(e)),
     };
     // lseek(SEEK_END) gives the size of block devices as well as files.
     let size = file.seek(SeekFrom::End(0)).map_err(open_err)?;
+    let geometry = match kind {
+        StoreKind::BlockDevice => Geometry::of_block_device(&file, meta.rdev()),
+        _ => Geometry::of_file(&file, &meta, direct),
+    };
     Ok(Store {
         kind,
         file: Some(file),
-        size,
+        size: AtomicU64::new(size),
         direct,
         label: path.display().to_string(),
+        geometry,
     })
 }
 
-fn open_file(path: &Path, read_only: bool, direct: bool) -> std::io::Result<File> {
+/// Opens a store's path; `exclusive` (block devices) fails with EBUSY while the device is
+/// mounted or held open exclusively elsewhere.
+fn open_file(path: &Path, read_only: bool, direct: bool, exclusive: bool) -> std::io::Result<File> {
     let mut flags = libc::O_CLOEXEC;
     if direct {
         flags |= libc::O_DIRECT;
+    }
+    if exclusive {
+        flags |= libc::O_EXCL;
     }
     OpenOptions::new()
         .read(true)
@@ -189,7 +373,7 @@ mod tests {
 
     #[test]
     fn null_store_has_no_descriptor() {
-        let s = Store::open(&StoreSpec::Null { size: 1 << 30 }, false, 512).unwrap();
+        let s = Store::open(&StoreSpec::Null { size: 1 << 30 }, false).unwrap();
         assert_eq!(s.kind(), StoreKind::Null);
         assert_eq!(s.size(), 1 << 30);
         assert!(s.raw_fd().is_none());
@@ -197,7 +381,7 @@ mod tests {
 
     #[test]
     fn ram_store_is_an_anonymous_sized_file() {
-        let s = Store::open(&StoreSpec::Ram { size: 8 << 20 }, false, 4096).unwrap();
+        let s = Store::open(&StoreSpec::Ram { size: 8 << 20 }, false).unwrap();
         assert_eq!(s.kind(), StoreKind::Ram);
         assert_eq!(s.size(), 8 << 20);
         assert!(s.raw_fd().is_some());
@@ -207,28 +391,79 @@ mod tests {
     fn file_store_reports_its_size() {
         let f = tempfile::NamedTempFile::new().unwrap();
         f.as_file().set_len(1 << 20).unwrap();
-        let s = Store::open(&StoreSpec::Path(f.path().into()), false, 512).unwrap();
+        let s = Store::open(&StoreSpec::Path(f.path().into()), false).unwrap();
         assert_eq!(s.kind(), StoreKind::File);
         assert_eq!(s.size(), 1 << 20);
     }
 
     #[test]
     fn missing_file_names_the_path() {
-        let err =
-            Store::open(&StoreSpec::Path("/nonexistent/x.img".into()), false, 512).unwrap_err();
+        let err = Store::open(&StoreSpec::Path("/nonexistent/x.img".into()), false).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/x.img"), "{err}");
     }
 
     #[test]
     fn store_smaller_than_a_block_is_refused() {
-        let err = Store::open(&StoreSpec::Null { size: 100 }, false, 512).unwrap_err();
+        let s = Store::open(&StoreSpec::Null { size: 100 }, false).unwrap();
+        let err = s.block_size(None).unwrap_err();
         assert!(matches!(err, StoreError::TooSmall { .. }));
+    }
+
+    #[test]
+    fn files_grow_and_are_read_again_but_never_shrink() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        f.as_file().set_len(1 << 20).unwrap();
+        let s = Store::open(&StoreSpec::Path(f.path().into()), false).unwrap();
+        assert_eq!(s.resize(Some(2 << 20)).unwrap(), 2 << 20);
+        assert_eq!(f.as_file().metadata().unwrap().len(), 2 << 20);
+        assert!(s.resize(Some(1 << 20)).is_err());
+        f.as_file().set_len(3 << 20).unwrap();
+        assert_eq!(s.resize(None).unwrap(), 3 << 20);
+        assert_eq!(s.size(), 3 << 20);
+        let null = Store::open(&StoreSpec::Null { size: 1 << 20 }, false).unwrap();
+        assert_eq!(null.resize(Some(4096)).unwrap(), 4096);
     }
 
     #[test]
     fn directory_is_not_a_store() {
         let d = tempfile::tempdir().unwrap();
-        let err = Store::open(&StoreSpec::Path(d.path().into()), false, 512).unwrap_err();
+        let err = Store::open(&StoreSpec::Path(d.path().into()), false).unwrap_err();
         assert!(matches!(err, StoreError::NotABlockStore { .. }));
+    }
+
+    #[test]
+    fn block_size_defaults_to_the_stores_and_may_not_be_smaller() {
+        let mut s = Store::open(&StoreSpec::Null { size: 1 << 20 }, false).unwrap();
+        assert_eq!(s.block_size(None).unwrap(), 512);
+        assert_eq!(s.block_size(Some(4096)).unwrap(), 4096);
+        s.geometry.logical_block = 4096;
+        assert_eq!(s.block_size(None).unwrap(), 4096);
+        let err = s.block_size(Some(512)).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "null:1048576: block_size 512 is smaller than the 4096-byte blocks it accepts for \
+             direct I/O; set block_size = 4096 or leave it out to use the store's own"
+        );
+    }
+
+    #[test]
+    fn ram_store_larger_than_memory_is_refused() {
+        let err = Store::open(&StoreSpec::Ram { size: 1 << 60 }, false).unwrap_err();
+        assert!(matches!(err, StoreError::RamTooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("must fit in memory"), "{err}");
+    }
+
+    #[test]
+    fn a_symlink_has_the_identity_of_its_file() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("disk.img");
+        std::fs::write(&file, [0u8; 4096]).unwrap();
+        let link = d.path().join("link.img");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let id = |p: &Path| identify(&StoreSpec::Path(p.into()));
+        assert!(id(&file).is_some());
+        assert_eq!(id(&file), id(&link));
+        assert_eq!(id(&d.path().join("missing")), None);
+        assert_eq!(identify(&StoreSpec::Ram { size: 4096 }), None);
     }
 }

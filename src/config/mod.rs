@@ -13,6 +13,8 @@
 //! cores = "0-1"
 //! portal_group_tag = 1
 //! state_dir = "/var/lib/ringtgt"
+//! admin_socket = "/run/ringtgt/ctl.sock"
+//! metrics_addr = "127.0.0.1:9830"
 //!
 //! [iscsi]
 //! max_recv_data_segment_length = 262144
@@ -89,6 +91,8 @@
 //! | `cores` | all available cores | Integer N = use N cores; string = a core count (`"4"`) or a list of CPU ids to pin to (`"0-3,8"`, `"0,2"`, `"5-5"` for CPU 5 alone). Ids 0..=4095, no duplicates, ranges not reversed. |
 //! | `portal_group_tag` | `1` | Target portal group tag reported to initiators, 0..=65535. |
 //! | `state_dir` | `"/var/lib/ringtgt"` | Absolute path of the directory for state that must survive a restart: persistent reservations of logical units whose registrants asked for APTPL (`reservations/<target>/lun-<id>.toml`, written atomically before the command completes). Created when first needed. |
+//! | `admin_socket` | `"/run/ringtgt/ctl.sock"` | Absolute path of the admin socket `ringtgt ctl` talks to (mode 0600, owned by the daemon's user; its directory is created if missing). When the default cannot be set up (e.g. an unprivileged user cannot create `/run/ringtgt`) the daemon says so and serves without it; a path given here or with `--admin-socket` that cannot be set up stops the start. |
+//! | `metrics_addr` | none (off) | `"IP:port"` to serve Prometheus metrics on, at `/metrics`. |
 //!
 //! ## `[iscsi]` — protocol tuning (ranges from RFC 7143 §13)
 //!
@@ -120,7 +124,7 @@
 //! | `max_login_connections` | `256` | 1..=`max_connections` | Connections still in the login phase at once. |
 //! | `connection_buffer_bytes` | `"32MiB"` | SIZE or integer, ≥ 1 MiB and ≥ `iscsi.max_burst_length` | Per-connection budget of buffered data: read data waiting to be sent and write data not yet on disk. Must hold one whole burst. |
 //!
-//! ## `[[target]]` — one table per target (at least one)
+//! ## `[[target]]` — one table per target
 //!
 //! | key | default | meaning and allowed values |
 //! |---|---|---|
@@ -129,16 +133,16 @@
 //! | `allowed_initiators` | `[]` | Initiator names allowed to log in; empty = any initiator. Each a valid iSCSI name, no duplicates. |
 //! | `allowed_networks` | `[]` | Source networks allowed to log in, in CIDR notation (`"10.0.0.0/24"`, `"fd00::/64"`, `"10.0.0.5/32"` for one host); empty = any address. Host bits must be clear (`"10.0.0.5/24"` is an error), no duplicates. |
 //!
-//! ## `[[target.lun]]` — one table per logical unit (at least one per target)
+//! ## `[[target.lun]]` — one table per logical unit
 //!
 //! | key | default | meaning and allowed values |
 //! |---|---|---|
 //! | `id` | position in the list (0, 1, …) | LUN number, 0..=16383, unique within the target. |
-//! | `path` | *required* | Backing store: a file or block-device path; `"null:SIZE"` (discards writes, reads zeros); `"ram:SIZE"` (in memory, lost on exit). A path whose first part looks like `word:` must be written `"file:PATH"` (or start with `./`). The same path may back two LUNs only if both are read-only. |
-//! | `block_size` | `512` | Logical block size, `512` or `4096`. `null`/`ram` sizes must be a multiple of it. |
+//! | `path` | *required* | Backing store: a file or block-device path; `"null:SIZE"` (discards writes, reads zeros); `"ram:SIZE"` (in memory, lost on exit; refused at start when SIZE exceeds the free space of `/dev/shm` or memory plus swap, since writes past that would fail). A path whose first part looks like `word:` must be written `"file:PATH"` (or start with `./`). A relative path is relative to the config file's directory (to the working directory for `--lun`). The same file or device may back two LUNs only if both are read-only, whatever the paths (symbolic links and other names for it are recognised at start by device and inode). |
+//! | `block_size` | the store's | Logical block size, `512` or `4096`. Default: a block device's logical block size (4096 on a 4K-native disk), a file's direct I/O alignment (`statx` `STATX_DIOALIGN`, 512 on most filesystems), 512 for `null`/`ram`, whose sizes must be a multiple of it. A size smaller than what the device or file accepts for `O_DIRECT` is refused at start. |
 //! | `read_only` | `false` | Export write-protected. |
 //! | `serial` | derived by the daemon | Unit serial number (VPD page 0x80): 1..=32 printable ASCII characters. |
-//! | `write_cache` | `true` | Report a volatile write cache (WCE); when `false` every write is made durable before it completes. |
+//! | `write_cache` | the device's | Report a volatile write cache (WCE); when `false` every write is made durable before it completes. Default: a block device's own cache (`queue/write_cache` in sysfs: on for "write back", off for "write through"), on for files and `ram`/`null`. |
 //! | `removable` | `false` | Removable medium (INQUIRY RMB): initiators may eject and load it with START STOP UNIT and lock it with PREVENT ALLOW MEDIUM REMOVAL; while ejected, media-access commands answer NOT READY, MEDIUM NOT PRESENT. The medium is loaded when the daemon starts. |
 //!
 //! `SIZE` is a positive integer with an optional unit: none or `B` = bytes; `K`, `M`, `G`, `T`
@@ -201,11 +205,11 @@ mod validate;
 
 pub use error::{ConfigError, ConfigWarning};
 pub use model::{
-    default_portal, default_state_dir, AluaState, Backing, ChapAlgorithm, ChapConfig, ChapSecret,
-    Config, CoreSpec, DigestPolicy, IscsiTuning, Limits, LunAcl, LunConfig, MutualChap,
-    PortGroupConfig, Secret, SecretSource, TargetConfig, DEFAULT_PORT, DEMO_TARGET, MAX_ALIAS_LEN,
-    MAX_CHAP_TEXT_LEN, MAX_CORES, MAX_CORE_ID, MAX_ISCSI_NAME_LEN, MAX_LUN_ID, MAX_SERIAL_LEN,
-    MIN_CHAP_SECRET_LEN, MIN_CONNECTION_BUFFER_BYTES,
+    default_admin_socket, default_portal, default_state_dir, AluaState, Backing, ChapAlgorithm,
+    ChapConfig, ChapSecret, Config, CoreSpec, DigestPolicy, IscsiTuning, Limits, LunAcl, LunConfig,
+    MutualChap, PortGroupConfig, Secret, SecretSource, TargetConfig, DEFAULT_PORT, DEMO_TARGET,
+    MAX_ALIAS_LEN, MAX_CHAP_TEXT_LEN, MAX_CORES, MAX_CORE_ID, MAX_ISCSI_NAME_LEN, MAX_LUN_ID,
+    MAX_SERIAL_LEN, MIN_CHAP_SECRET_LEN, MIN_CONNECTION_BUFFER_BYTES,
 };
 pub use parse::{
     format_size, parse_backing, parse_cores, parse_network, parse_portal, parse_size,

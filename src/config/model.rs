@@ -37,7 +37,7 @@ pub const MIN_CONNECTION_BUFFER_BYTES: u64 = 1 << 20;
 pub struct Config {
     /// Listening addresses (IPv4 and IPv6); at least one, no duplicates.
     pub portals: Vec<SocketAddr>,
-    /// Exported targets; at least one, unique names.
+    /// Exported targets, unique names; may be empty (targets can be added with `ringtgt ctl`).
     pub targets: Vec<TargetConfig>,
     /// Protocol tuning.
     pub iscsi: IscsiTuning,
@@ -51,6 +51,10 @@ pub struct Config {
     pub limits: Limits,
     /// Where state that must survive a restart lives (persistent reservations with APTPL).
     pub state_dir: PathBuf,
+    /// The admin socket `ringtgt ctl` talks to.
+    pub admin_socket: PathBuf,
+    /// Where `/metrics` is served (Prometheus text format); `None` = not served.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// One iSCSI target.
@@ -60,7 +64,7 @@ pub struct TargetConfig {
     pub name: String,
     /// TargetAlias.
     pub alias: Option<String>,
-    /// Logical units; at least one, unique ids.
+    /// Logical units, unique ids; may be empty (units can be added with `ringtgt ctl`).
     pub luns: Vec<LunConfig>,
     /// Initiators allowed to log in; empty = any.
     pub allowed_initiators: Vec<String>,
@@ -320,29 +324,31 @@ pub struct LunConfig {
     pub id: u16,
     /// Where the blocks live.
     pub backing: Backing,
-    /// 512 or 4096.
-    pub block_size: u32,
+    /// 512 or 4096; `None` = the backing store's own (a block device's logical block size, a
+    /// file's direct I/O alignment, else 512).
+    pub block_size: Option<u32>,
     /// Export write-protected.
     pub read_only: bool,
     /// Unit serial number; the daemon derives one if `None`.
     pub serial: Option<String>,
-    /// Report a volatile write cache.
-    pub write_cache: bool,
+    /// Report a volatile write cache; `None` = a block device's own cache setting, else on.
+    pub write_cache: Option<bool>,
     /// Removable medium: initiators may eject and load it (START STOP UNIT) and lock it
     /// (PREVENT ALLOW MEDIUM REMOVAL).
     pub removable: bool,
 }
 
 impl LunConfig {
-    /// A LUN with default settings (512-byte blocks, writable, write cache on, derived serial).
+    /// A LUN with default settings (the store's block size and write cache, writable, derived
+    /// serial).
     pub fn new(id: u16, backing: Backing) -> Self {
         LunConfig {
             id,
             backing,
-            block_size: 512,
+            block_size: None,
             read_only: false,
             serial: None,
-            write_cache: true,
+            write_cache: None,
             removable: false,
         }
     }
@@ -513,7 +519,7 @@ impl fmt::Display for CoreSpec {
 
 impl Config {
     /// The `--demo` configuration: one target `iqn.2026-11.io.ringtgt:demo` on 127.0.0.1:3260
-    /// with LUN 0 backed by `image_path` (512-byte blocks); everything else default.
+    /// with LUN 0 backed by `image_path`; everything else default.
     pub fn demo(image_path: PathBuf) -> Config {
         Config {
             portals: vec![default_portal()],
@@ -530,8 +536,15 @@ impl Config {
             discovery_chap: None,
             limits: Limits::default(),
             state_dir: default_state_dir(),
+            admin_socket: default_admin_socket(),
+            metrics_addr: None,
         }
     }
+}
+
+/// `/run/ringtgt/ctl.sock`, the admin socket of a packaged daemon.
+pub fn default_admin_socket() -> PathBuf {
+    PathBuf::from("/run/ringtgt/ctl.sock")
 }
 
 /// `/var/lib/ringtgt`, where a packaged daemon keeps its state.

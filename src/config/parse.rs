@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ConfigError, ConfigWarning};
 use super::model::{
-    default_portal, default_state_dir, Backing, Config, CoreSpec, IscsiTuning, Limits, LunConfig,
-    TargetConfig, DEFAULT_PORT, MAX_CORES, MAX_CORE_ID,
+    default_admin_socket, default_portal, default_state_dir, Backing, Config, CoreSpec,
+    IscsiTuning, Limits, LunConfig, TargetConfig, DEFAULT_PORT, MAX_CORES, MAX_CORE_ID,
 };
 use super::validate::{
     AT_LEAST_ONE_SEC, CONNECTIONS_RANGE, LUN_ID_RANGE, MAX_TRANSFER_RANGE, NOP_INTERVAL_RANGE,
@@ -235,9 +235,25 @@ impl Config {
             }
         })?;
         let mut warnings = Vec::new();
-        let config = raw.into_config(&mut warnings)?;
+        let mut config = raw.into_config(&mut warnings)?;
+        if let Some(file) = file {
+            config.resolve_lun_paths(file);
+        }
         config.validate()?;
         Ok((config, warnings))
+    }
+
+    /// Makes relative LUN paths relative to the directory of the config file `file` (where its
+    /// author sees them), not to the daemon's working directory.
+    fn resolve_lun_paths(&mut self, file: &Path) {
+        let dir = file.parent().unwrap_or(Path::new(""));
+        for lun in self.targets.iter_mut().flat_map(|t| &mut t.luns) {
+            if let Backing::Path(p) = &mut lun.backing {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
+        }
     }
 
     /// Writes the configuration as TOML, every key explicit; [`Config::from_toml_str`] reads it
@@ -274,6 +290,10 @@ struct RawConfig {
     portal_group_tag: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     state_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_socket: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_addr: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     iscsi: Option<RawIscsi>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -427,6 +447,30 @@ impl RawConfig {
                 ))
             }
         };
+        let admin_socket = match self.admin_socket {
+            None => default_admin_socket(),
+            Some(p) if p.is_absolute() => p,
+            Some(p) => {
+                return Err(ConfigError::invalid(
+                    "admin_socket",
+                    format!(
+                        "must be an absolute path, got {:?}",
+                        p.display().to_string()
+                    ),
+                ))
+            }
+        };
+        let metrics_addr = match self.metrics_addr {
+            None => None,
+            Some(s) => Some(s.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::invalid(
+                    "metrics_addr",
+                    format!(
+                        "expected an address like \"127.0.0.1:9830\" or \"[::1]:9830\", got {s:?}"
+                    ),
+                )
+            })?),
+        };
         let iscsi = self.iscsi.unwrap_or_default().into_tuning()?;
         let limits = self.limits.unwrap_or_default().into_limits()?;
         let discovery_chap = match self.discovery.and_then(|d| d.chap) {
@@ -448,6 +492,8 @@ impl RawConfig {
             discovery_chap,
             limits,
             state_dir,
+            admin_socket,
+            metrics_addr,
         })
     }
 
@@ -464,6 +510,8 @@ impl RawConfig {
             cores: Some(cores),
             portal_group_tag: Some(c.portal_group_tag.into()),
             state_dir: Some(c.state_dir.clone()),
+            admin_socket: Some(c.admin_socket.clone()),
+            metrics_addr: c.metrics_addr.map(|a| a.to_string()),
             iscsi: Some(RawIscsi::from_tuning(&c.iscsi)),
             limits: Some(RawLimits::from_limits(&c.limits)),
             discovery: c.discovery_chap.as_ref().map(RawDiscovery::from_chap),
@@ -669,9 +717,9 @@ impl RawLun {
         let backing = parse_backing(&self.path)
             .map_err(|e| ConfigError::invalid(format!("{prefix}.path"), e))?;
         let block_size = match self.block_size {
-            None => 512,
-            Some(512) => 512,
-            Some(4096) => 4096,
+            None => None,
+            Some(512) => Some(512),
+            Some(4096) => Some(4096),
             Some(v) => {
                 return Err(ConfigError::invalid(
                     format!("{prefix}.block_size"),
@@ -685,7 +733,7 @@ impl RawLun {
             block_size,
             read_only: self.read_only.unwrap_or(false),
             serial: self.serial,
-            write_cache: self.write_cache.unwrap_or(true),
+            write_cache: self.write_cache,
             removable: self.removable.unwrap_or(false),
         })
     }
@@ -694,10 +742,10 @@ impl RawLun {
         RawLun {
             id: Some(l.id.into()),
             path: l.backing.to_string(),
-            block_size: Some(l.block_size.into()),
+            block_size: l.block_size.map(Into::into),
             read_only: Some(l.read_only),
             serial: l.serial.clone(),
-            write_cache: Some(l.write_cache),
+            write_cache: l.write_cache,
             removable: Some(l.removable),
         }
     }

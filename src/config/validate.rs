@@ -196,12 +196,6 @@ impl Config {
     }
 
     fn validate_targets(&self) -> Result<(), ConfigError> {
-        if self.targets.is_empty() {
-            return Err(ConfigError::invalid(
-                "target",
-                "at least one target is required",
-            ));
-        }
         let mut names: HashMap<String, usize> = HashMap::new();
         // Path -> (target, lun, read_only) of its first use.
         let mut paths: HashMap<&Path, (usize, usize, bool)> = HashMap::new();
@@ -384,12 +378,6 @@ impl TargetConfig {
         self.validate_networks(t)?;
         if let Some(chap) = &self.chap {
             chap.validate(&format!("target[{t}].chap"))?;
-        }
-        if self.luns.is_empty() {
-            return Err(ConfigError::invalid(
-                format!("target[{t}].lun"),
-                "at least one LUN is required",
-            ));
         }
         for (l, lun) in self.luns.iter().enumerate() {
             lun.validate(&format!("target[{t}].lun[{l}]"))?;
@@ -688,12 +676,14 @@ impl LunConfig {
     /// Checks this LUN; `prefix` is its field path, e.g. `target[0].lun[1]`.
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         LUN_ID_RANGE.check(&format!("{prefix}.id"), self.id.into())?;
-        if self.block_size != 512 && self.block_size != 4096 {
+        if let Some(bs) = self.block_size.filter(|&b| b != 512 && b != 4096) {
             return Err(ConfigError::invalid(
                 format!("{prefix}.block_size"),
-                format!("must be 512 or 4096, got {}", self.block_size),
+                format!("must be 512 or 4096, got {bs}"),
             ));
         }
+        // RAM and null stores have 512-byte blocks unless told otherwise.
+        let block_size = self.block_size.unwrap_or(512);
         if let Some(serial) = &self.serial {
             validate_serial(serial)
                 .map_err(|e| ConfigError::invalid(format!("{prefix}.serial"), e))?;
@@ -710,13 +700,10 @@ impl LunConfig {
                         path_field(),
                         "size must be greater than 0",
                     ))
-                } else if !size.is_multiple_of(u64::from(self.block_size)) {
+                } else if !size.is_multiple_of(u64::from(block_size)) {
                     Err(ConfigError::invalid(
                         path_field(),
-                        format!(
-                            "size {size} is not a multiple of block_size {}",
-                            self.block_size
-                        ),
+                        format!("size {size} is not a multiple of block_size {block_size}"),
                     ))
                 } else {
                     Ok(())

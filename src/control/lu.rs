@@ -68,29 +68,19 @@ pub struct LuRegistry {
 
 impl LuRegistry {
     pub fn new(ctx: &PortalContext, reactors: usize, store: Option<PrStore>) -> Self {
-        let targets = ctx
-            .targets
-            .iter()
-            .map(|t| Target {
-                name: t.name.clone(),
-                units: t
-                    .luns
-                    .iter()
-                    .map(|lu| Unit {
-                        lun: lu.lun,
-                        shared: lu.shared.clone(),
-                        ports: t.port_groups.ids(),
-                    })
-                    .collect(),
-            })
-            .collect();
         LuRegistry {
-            targets,
+            targets: targets_of(ctx),
             store,
             reactors,
             pending: HashMap::new(),
             next_id: 1,
         }
+    }
+
+    /// The units changed (`ringtgt ctl`): the registry follows the new context. Target indices
+    /// are stable, so pending broadcasts stay valid.
+    pub fn refresh(&mut self, ctx: &PortalContext) {
+        self.targets = targets_of(ctx);
     }
 
     /// Applies a session's request.
@@ -283,6 +273,24 @@ impl LuRegistry {
             _ => Vec::new(),
         }
     }
+}
+
+fn targets_of(ctx: &PortalContext) -> Vec<Target> {
+    ctx.targets
+        .iter()
+        .map(|t| Target {
+            name: t.name.clone(),
+            units: t
+                .luns
+                .iter()
+                .map(|lu| Unit {
+                    lun: lu.lun,
+                    shared: lu.shared.clone(),
+                    ports: t.port_groups.ids(),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn reply(conn: ConnRef, token: u64, reply: LuReply) -> LuAction {

@@ -2,20 +2,32 @@
 //! over a channel; it answers each reactor through that reactor's mailbox and wakes its ring.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod live;
 pub mod lu;
+pub mod metrics;
+mod ops;
 pub mod pr_store;
+pub mod report;
 pub mod sessions;
 pub mod tsih;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::pdu::login::LoginStatus;
+use crate::reactor::StoreTable;
 use crate::scsi::pr::ItNexus;
 use crate::session::{LuReply, LuRequest, PortalContext, Registration, RemoteAbort};
+use admin::protocol::{Request, ResponseLine};
+use live::Runtime;
 use lu::{LuAction, LuRegistry};
+pub use ops::LogControl;
+use ops::Ops;
 use pr_store::PrStore;
+use report::CoreReport;
 pub use sessions::{ConnRef, Decision, SessionLimits, SessionTable};
 
 #[derive(Debug)]
@@ -46,10 +58,27 @@ pub enum ToControl {
     AbortDrained {
         id: u64,
     },
+    /// An admin request (admin socket, metrics endpoint), answered on `reply`.
+    Admin {
+        request: Request,
+        reply: Sender<ResponseLine>,
+    },
+    /// A reactor serves from the context sent with `ToReactor::Apply { seq }`.
+    Applied {
+        seq: u64,
+    },
+    /// No task of the unit named by `ToReactor::Drain { id }` runs on the reactor any more.
+    Drained {
+        id: u64,
+    },
+    /// A reactor's answer to `ToReactor::Report { id }`.
+    Report {
+        id: u64,
+        report: Box<CoreReport>,
+    },
     Shutdown,
 }
 
-#[derive(Debug, PartialEq, Eq)]
 pub enum ToReactor {
     Registered {
         key: u64,
@@ -69,6 +98,32 @@ pub enum ToReactor {
         abort: RemoteAbort,
         except: Option<u64>,
     },
+    /// Serve from this context and these stores from now on (see `live` for the rule), then
+    /// answer `ToControl::Applied`.
+    Apply {
+        seq: u64,
+        ctx: Arc<PortalContext>,
+        stores: Arc<StoreTable>,
+    },
+    /// Answer `ToControl::Drained` once no session here has a task on this unit.
+    Drain {
+        id: u64,
+        target: usize,
+        lun: u16,
+    },
+    /// Answer `ToControl::Report` with this core's counters.
+    Report {
+        id: u64,
+    },
+    /// Ask this connection's initiator to log out (Async Message) within this time.
+    RequestLogout {
+        key: u64,
+        within: Duration,
+    },
+    /// End this connection now (`ringtgt ctl session drop`).
+    Drop {
+        key: u64,
+    },
     Shutdown,
 }
 
@@ -87,19 +142,33 @@ impl ReactorLink {
     }
 }
 
-pub fn run(
-    rx: Receiver<ToControl>,
-    reactors: Vec<ReactorLink>,
-    limits: SessionLimits,
-    ctx: Arc<PortalContext>,
-    store: PrStore,
-) {
-    let mut table = SessionTable::new(limits);
-    let mut lus = LuRegistry::new(&ctx, reactors.len(), Some(store));
+/// What the control thread starts with.
+pub struct ControlSetup {
+    pub limits: SessionLimits,
+    pub runtime: Runtime,
+    pub store: PrStore,
+    /// Changes the log filter at run time (`ringtgt ctl log-level`).
+    pub log: Option<LogControl>,
+}
+
+pub fn run(rx: Receiver<ToControl>, reactors: Vec<ReactorLink>, setup: ControlSetup) {
+    let mut table = SessionTable::new(setup.limits);
+    let mut lus = LuRegistry::new(setup.runtime.ctx(), reactors.len(), Some(setup.store));
+    let mut ops = Ops::new(setup.runtime, setup.log);
     while let Ok(msg) = rx.recv() {
         let actions = match msg {
             ToControl::Register { conn, req } => {
-                sessions_out(&reactors, table.register(conn, req));
+                // A login that raced with the removal of its target.
+                let removed = req
+                    .target
+                    .as_deref()
+                    .is_some_and(|t| !req.discovery && !ops.runtime().takes_logins(t));
+                let decisions = if removed {
+                    vec![Decision::Reply(conn, Err(LoginStatus::TARGET_REMOVED))]
+                } else {
+                    table.register(conn, req)
+                };
+                sessions_out(&reactors, decisions);
                 continue;
             }
             ToControl::Ended { conn, tsih, nexus } => {
@@ -110,6 +179,23 @@ pub fn run(
                 }
                 table.abandoned(conn);
                 sessions_out(&reactors, tsih.map(|t| table.ended(t)).unwrap_or_default());
+                ops.session_ended(&mut env(&reactors, &table, &mut lus));
+                continue;
+            }
+            ToControl::Admin { request, reply } => {
+                ops.admin(request, reply, &mut env(&reactors, &table, &mut lus));
+                continue;
+            }
+            ToControl::Applied { seq } => {
+                ops.applied(seq, &mut env(&reactors, &table, &mut lus));
+                continue;
+            }
+            ToControl::Drained { id } => {
+                ops.drained(id, &mut env(&reactors, &table, &mut lus));
+                continue;
+            }
+            ToControl::Report { id, report } => {
+                ops.report(id, *report, &table);
                 continue;
             }
             ToControl::Lu {
@@ -121,11 +207,19 @@ pub fn run(
             ToControl::AbortDrained { id } => lus.drained(id),
             ToControl::Shutdown => break,
         };
-        lu_out(&reactors, &table, &ctx, actions);
+        lu_out(&reactors, &table, ops.runtime().ctx(), actions);
     }
     for link in &reactors {
         link.send(ToReactor::Shutdown);
     }
+}
+
+fn env<'a>(
+    links: &'a [ReactorLink],
+    table: &'a SessionTable,
+    lus: &'a mut LuRegistry,
+) -> ops::Env<'a> {
+    ops::Env { links, table, lus }
 }
 
 fn sessions_out(reactors: &[ReactorLink], decisions: Vec<Decision>) {

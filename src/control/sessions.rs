@@ -199,6 +199,11 @@ impl SessionTable {
             .collect()
     }
 
+    /// The connection of session `tsih`.
+    pub fn conn_of(&self, tsih: u16) -> Option<ConnRef> {
+        self.sessions.get(&tsih).map(|e| e.conn)
+    }
+
     pub fn live_sessions(&self) -> usize {
         self.sessions.len()
     }

@@ -374,7 +374,8 @@ impl Login {
             keys,
             target,
         } = identify(pairs, env.targets, env.peer)?;
-        tracing::debug!(initiator = %params.initiator_name, target = ?params.target_name, "login started");
+        let target_name = params.target_name.as_deref().unwrap_or("(discovery)");
+        tracing::debug!(initiator = %params.initiator_name, target = %target_name, "login started");
         self.peer = env.peer;
         let chap = match params.session_type {
             SessionType::Discovery => env.discovery_chap.map(|p| Arc::new(p.clone())),

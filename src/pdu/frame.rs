@@ -16,6 +16,18 @@ pub struct Digests {
     pub data: bool,
 }
 
+impl std::fmt::Display for Digests {
+    /// Which CRC32C digests are on: `none`, `header`, `data` or `header+data`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match (self.header, self.data) {
+            (false, false) => "none",
+            (true, false) => "header",
+            (false, true) => "data",
+            (true, true) => "header+data",
+        })
+    }
+}
+
 /// Where each part of one PDU lies, computed from its BHS alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {

@@ -155,6 +155,44 @@ impl LoginStatus {
     pub fn is_success(self) -> bool {
         self.class == 0
     }
+
+    /// What the status means (RFC 7143 §11.13.5), for logs; `None` for codes not named here.
+    pub fn meaning(self) -> Option<&'static str> {
+        let named = [
+            (Self::SUCCESS, "success"),
+            (Self::TARGET_MOVED_TEMPORARILY, "target moved temporarily"),
+            (Self::INITIATOR_ERROR, "initiator error"),
+            (Self::AUTHENTICATION_FAILURE, "authentication failure"),
+            (Self::AUTHORIZATION_FAILURE, "authorization failure"),
+            (Self::NOT_FOUND, "not found"),
+            (Self::TARGET_REMOVED, "target removed"),
+            (Self::UNSUPPORTED_VERSION, "unsupported version"),
+            (Self::TOO_MANY_CONNECTIONS, "too many connections"),
+            (Self::MISSING_PARAMETER, "missing parameter"),
+            (Self::CANT_INCLUDE_IN_SESSION, "can't include in session"),
+            (
+                Self::SESSION_TYPE_NOT_SUPPORTED,
+                "session type not supported",
+            ),
+            (Self::SESSION_DOES_NOT_EXIST, "session does not exist"),
+            (Self::INVALID_DURING_LOGIN, "invalid request during login"),
+            (Self::TARGET_ERROR, "target error"),
+            (Self::SERVICE_UNAVAILABLE, "service unavailable"),
+            (Self::OUT_OF_RESOURCES, "out of resources"),
+        ];
+        named.iter().find(|(s, _)| *s == self).map(|(_, m)| *m)
+    }
+}
+
+impl std::fmt::Display for LoginStatus {
+    /// `0x0203 (not found)`: class and detail as RFC 7143 writes them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "0x{:02x}{:02x}", self.class, self.detail)?;
+        match self.meaning() {
+            Some(m) => write!(f, " ({m})"),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

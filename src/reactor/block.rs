@@ -8,7 +8,7 @@ use io_uring::{opcode, squeue, types};
 
 use super::token::{Kind, Token};
 use super::{store_fd, Reactor};
-use crate::backstore::IoBuf;
+use crate::backstore::{Extent, IoBuf};
 use crate::session::{IoCompletion, IoOp, IoRequest, IoToken, WriteLock};
 
 pub struct BlockOp {
@@ -69,6 +69,33 @@ impl Reactor {
             IoOp::Write { offset, buf, fua } => (OpKind::Write { fua }, offset, Some(buf)),
             IoOp::Flush => (OpKind::Flush, 0, None),
             IoOp::Discard { offset, len } => (OpKind::Discard { len }, offset, None),
+            IoOp::FindExtent { offset, len } => {
+                let (result, extent) = match store_fd(&self.stores, target, lun) {
+                    Some(Some(fd)) => match find_extent(fd, offset, len) {
+                        Ok(e) => (Ok(()), Some(e)),
+                        Err(errno) => (Err(errno), None),
+                    },
+                    // The null store holds nothing: every block reads zeros, as a deallocated
+                    // block does (LBPRZ), whatever was written to it.
+                    Some(None) => (
+                        Ok(()),
+                        Some(Extent {
+                            allocated: false,
+                            len,
+                        }),
+                    ),
+                    None => (Err(libc::ENODEV), None),
+                };
+                let c = IoCompletion {
+                    token,
+                    result,
+                    buf: None,
+                    lock,
+                    extent,
+                };
+                self.complete_inline(idx, c);
+                return;
+            }
         };
         let fd = match store_fd(&self.stores, target, lun) {
             Some(Some(raw)) => self
@@ -89,6 +116,7 @@ impl Reactor {
                         result: Ok(()),
                         buf,
                         lock,
+                        extent: None,
                     },
                 );
                 return;
@@ -103,6 +131,7 @@ impl Reactor {
                         result,
                         buf,
                         lock,
+                        extent: None,
                     },
                 );
                 return;
@@ -205,6 +234,7 @@ impl Reactor {
                 result,
                 buf: op.buf,
                 lock: op.lock,
+                extent: None,
             },
         );
     }
@@ -232,5 +262,93 @@ impl Reactor {
     fn finish_block(&mut self, idx: usize, c: IoCompletion) {
         self.conns[idx].conn.handle_io_completion(c, Instant::now());
         self.service(idx);
+    }
+}
+
+/// How the store behind `fd` holds the `len` bytes from `offset`: data up to the next hole, or
+/// a hole up to the next data (a file's end counts as a hole). Files and RAM stores answer from
+/// their extents or pages; block devices report everything as data.
+///
+/// `lseek` is a synchronous system call on the reactor thread: io_uring has no opcode for it,
+/// and SEEK_DATA/SEEK_HOLE only consult the filesystem's extent map (tmpfs: its page index),
+/// which a file in use has in memory, without moving any data. Only GET LBA STATUS asks, at
+/// most `lba_status::MAX_DESCRIPTORS` times per command, so the loop is never held for long.
+fn find_extent(fd: RawFd, offset: u64, len: u64) -> Result<Extent, i32> {
+    let hole = |to: u64| Extent {
+        allocated: false,
+        len: to.saturating_sub(offset).min(len),
+    };
+    match seek(fd, offset, libc::SEEK_DATA) {
+        // No data from `offset` to the end of the file.
+        Err(libc::ENXIO) => Ok(hole(u64::MAX)),
+        Err(errno) => Err(errno),
+        Ok(data) if data > offset => Ok(hole(data)),
+        Ok(_) => {
+            let end = seek(fd, offset, libc::SEEK_HOLE)?;
+            Ok(Extent {
+                allocated: true,
+                len: end.saturating_sub(offset).clamp(1, len.max(1)),
+            })
+        }
+    }
+}
+
+/// `lseek(2)`: the resulting offset, or the errno.
+fn seek(fd: RawFd, offset: u64, whence: libc::c_int) -> Result<u64, i32> {
+    let offset = libc::off_t::try_from(offset).map_err(|_| libc::EINVAL)?;
+    // SAFETY: lseek takes no pointers; `fd` is a store descriptor the daemon keeps open for
+    // the reactor's lifetime. It moves the descriptor's file position, which no other I/O uses
+    // (every read and write names its offset).
+    let r = unsafe { libc::lseek(fd, offset, whence) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO))
+    } else {
+        Ok(r as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, SeekFrom, Write};
+    use std::os::fd::AsRawFd;
+
+    /// A sparse file where holes are tracked (tmpfs when there is one).
+    fn sparse_file(len: u64) -> std::fs::File {
+        let dir = if std::path::Path::new("/dev/shm").is_dir() {
+            std::path::PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let f = tempfile::tempfile_in(dir).expect("temp file");
+        f.set_len(len).expect("size");
+        f
+    }
+
+    #[test]
+    fn extents_follow_the_files_holes_and_data() {
+        let mut f = sparse_file(1 << 20);
+        f.seek(SeekFrom::Start(64 << 10)).unwrap();
+        f.write_all(&[7u8; 8192]).unwrap();
+        let fd = f.as_raw_fd();
+        let at = |offset, len| find_extent(fd, offset, len).expect("lseek");
+        let hole = |len| Extent {
+            allocated: false,
+            len,
+        };
+        let data = |len| Extent {
+            allocated: true,
+            len,
+        };
+        assert_eq!(at(0, 1 << 20), hole(64 << 10));
+        assert_eq!(at(0, 4096), hole(4096), "no further than asked");
+        assert_eq!(at(64 << 10, 1 << 20), data(8192));
+        assert_eq!(at(68 << 10, 1 << 20), data(4096));
+        assert_eq!(
+            at(72 << 10, (1 << 20) - (72 << 10)),
+            hole((1 << 20) - (72 << 10))
+        );
     }
 }

@@ -12,7 +12,7 @@ use super::token::{Kind, Token};
 use super::Reactor;
 use crate::control::{ConnRef, ToControl};
 use crate::session::{
-    payload_bytes, Connection, ControlRequest, Landing, Output, MAX_STAGED_OUTPUT,
+    payload_bytes, CloseReason, Connection, ControlRequest, Landing, Output, MAX_STAGED_OUTPUT,
 };
 
 const INITIAL_RECV_BUF: usize = 64 * 1024;
@@ -32,6 +32,8 @@ pub struct ConnSlot {
     pub blocks_in_flight: usize,
     pub tsih: Option<u16>,
     pub awaiting_registration: bool,
+    /// The initiator's address as text (listings, the span).
+    peer: String,
     shut: bool,
     close_deadline: Option<Instant>,
     /// A Data-Out payload being received straight into its task's buffer, which the session
@@ -140,7 +142,17 @@ impl ConnSlot {
         core: usize,
     ) -> Self {
         let peer = peer.map(|p| p.to_string()).unwrap_or_default();
-        let span = tracing::info_span!("conn", %peer, core, tsih = tracing::field::Empty);
+        // One session can be followed through the log by any of these; the login fills in the
+        // initiator, ISID, CID and TSIH.
+        let span = tracing::info_span!(
+            "conn",
+            %peer,
+            core,
+            initiator = tracing::field::Empty,
+            isid = tracing::field::Empty,
+            tsih = tracing::field::Empty,
+            cid = tracing::field::Empty,
+        );
         ConnSlot {
             generation,
             sock,
@@ -154,6 +166,7 @@ impl ConnSlot {
             blocks_in_flight: 0,
             tsih: None,
             awaiting_registration: false,
+            peer,
             shut: false,
             close_deadline: None,
             landing: None,
@@ -188,6 +201,10 @@ impl ConnSlot {
             0
         };
         self.conn.output().staged.len() + sending
+    }
+
+    pub fn peer_label(&self) -> &str {
+        &self.peer
     }
 
     pub fn timer_due(&self, now: Instant) -> bool {
@@ -274,7 +291,8 @@ impl Reactor {
         };
         slot.send_posted = false;
         if res < 0 {
-            tracing::debug!(parent: &slot.span, errno = -res, "send failed");
+            slot.span
+                .in_scope(|| tracing::debug!(errno = -res, "send failed"));
             slot.sending.finish();
             slot.conn.kill_transport();
         } else if slot.sending.advance(res as usize) {
@@ -332,7 +350,8 @@ impl Reactor {
         slot.recv_posted = false;
         if res <= 0 {
             if !slot.shut {
-                tracing::debug!(parent: &slot.span, errno = -res, "peer closed the connection");
+                slot.span
+                    .in_scope(|| tracing::debug!(errno = -res, "peer closed the connection"));
             }
             slot.landing = None;
             slot.conn.kill_transport();
@@ -368,12 +387,21 @@ impl Reactor {
             if !flushed && now < deadline {
                 return;
             }
-            if let Some(reason) = slot.conn.close_reason() {
-                tracing::info!(parent: &slot.span, ?reason, "closing connection");
+            match slot.conn.close_reason() {
+                // Already said, in the one line that names the initiator and the status.
+                Some(CloseReason::LoginFailed(_)) | None => {}
+                Some(reason) => slot
+                    .span
+                    .in_scope(|| tracing::info!(%reason, "closing connection")),
             }
             let suppressed = slot.conn.take_suppressed_warnings();
             if suppressed > 0 {
-                tracing::warn!(parent: &slot.span, suppressed, "warnings about this connection were rate-limited");
+                slot.span.in_scope(|| {
+                    tracing::warn!(
+                        suppressed,
+                        "warnings about this connection were rate-limited"
+                    )
+                });
             }
             // Ends the posted receive (and any stuck send) so their buffers come back.
             let _ = slot.sock.shutdown(std::net::Shutdown::Both);
@@ -387,6 +415,13 @@ impl Reactor {
             return;
         }
         let slot = self.conns.remove(idx);
+        self.counters.retire(&slot);
+        match (slot.conn.login_refusal(), slot.conn.close_reason()) {
+            (Some(status), _) => self.counters.login_refused(status),
+            (None, Some(CloseReason::LoginTimeout)) => self.counters.login_failures.other += 1,
+            (None, Some(CloseReason::Evicted)) => self.counters.login_failures.resources += 1,
+            _ => {}
+        }
         let conn = ConnRef {
             core: self.index,
             key: (u64::from(slot.generation) << 32) | idx as u64,

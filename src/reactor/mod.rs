@@ -5,6 +5,7 @@
 mod block;
 mod conn;
 mod listen;
+mod stats;
 mod token;
 mod wake;
 
@@ -36,6 +37,8 @@ const SOON: Duration = crate::session::RANGE_LOCK_RETRY;
 /// Registered buffer pool per reactor: (size, count). Small transfers and 1 MiB streams come
 /// from here; anything larger, or a burst beyond the pool, uses heap buffers.
 const BUFFER_POOL: [(usize, usize); 2] = [(64 << 10, 256), (1 << 20, 32)];
+/// How long a stopping reactor waits for its connections to close before it ends anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long accepting pauses after the process or system ran out of descriptors or memory.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -66,7 +69,7 @@ pub struct StoreTable {
 }
 
 impl StoreTable {
-    fn get(&self, target: usize, lun: u16) -> Option<&Arc<Store>> {
+    pub fn get(&self, target: usize, lun: u16) -> Option<&Arc<Store>> {
         self.targets.get(target)?.get(&lun)
     }
 }
@@ -100,6 +103,9 @@ pub struct Reactor {
     soon: Box<types::Timespec>,
     soon_armed: bool,
     completions: Vec<(u64, i32)>,
+    /// Set when the daemon stops: listeners are shut and connections close; the loop ends when
+    /// they are gone (or at this deadline).
+    draining: Option<Instant>,
     stopping: bool,
     /// Registered-file index of each store's descriptor, by (target, LUN).
     fixed_files: HashMap<(usize, u16), u32>,
@@ -114,6 +120,10 @@ pub struct Reactor {
     accept_paused: Vec<Option<Instant>>,
     /// Reactor-wide warnings (accept failures, connection ceilings).
     log: LogLimiter,
+    /// This core's counters (metrics, `ringtgt ctl`).
+    counters: stats::CoreCounters,
+    /// Units being removed whose tasks the control thread waits for: (id, target, LUN).
+    drains: Vec<(u64, usize, u16)>,
 }
 
 impl Reactor {
@@ -143,6 +153,7 @@ impl Reactor {
             soon: Box::new(types::Timespec::new().nsec(SOON.as_nanos() as u32)),
             soon_armed: false,
             completions: Vec::with_capacity(RING_ENTRIES as usize * 2),
+            draining: None,
             stopping: false,
             fixed_files,
             backlog: VecDeque::new(),
@@ -150,6 +161,8 @@ impl Reactor {
             limits: s.limits,
             accept_paused: Vec::new(),
             log: LogLimiter::default(),
+            counters: stats::CoreCounters::new(Instant::now()),
+            drains: Vec::new(),
         })
     }
 
@@ -165,6 +178,7 @@ impl Reactor {
             // With work still queued here, only submit and collect what is ready: waiting for a
             // completion could wait for one that the queued work has yet to cause.
             let want = usize::from(self.backlog.is_empty() && self.inline_done.is_empty());
+            self.counters.enters += 1;
             match self.ring.submit_and_wait(want) {
                 Ok(_) => {}
                 Err(e)
@@ -172,6 +186,8 @@ impl Reactor {
                         || e.raw_os_error() == Some(libc::EBUSY) => {}
                 Err(e) => return Err(e),
             }
+            // Everything from here to the next wait is work (busy time).
+            let woke = Instant::now();
             self.completions.clear();
             self.completions
                 .extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
@@ -183,8 +199,35 @@ impl Reactor {
             while let Some((idx, generation, c)) = self.inline_done.pop_front() {
                 self.on_inline_done(idx, generation, c);
             }
+            self.counters.busy += woke.elapsed();
+            if let Some(deadline) = self.draining {
+                let drained = self.conns.is_empty() && self.blocks.is_empty();
+                self.stopping = drained || Instant::now() >= deadline;
+            }
         }
+        // Registered files hold the stores (and a block device's exclusive open) until the
+        // kernel tears the ring down, after this thread is gone: let go of them now.
+        let _ = self.ring.submitter().unregister_files();
         Ok(())
+    }
+
+    /// The daemon is stopping: stop listening at once (so that the portals are free as soon as
+    /// the process exits) and close every connection once its started I/O is done.
+    fn start_draining(&mut self) {
+        if self.draining.is_some() {
+            return;
+        }
+        self.draining = Some(Instant::now() + DRAIN_TIMEOUT);
+        for l in &self.listeners {
+            // Ends the pending accept too: the socket stops listening now, not when the
+            // kernel gets round to cancelling the ring's requests.
+            let _ = l.shutdown(std::net::Shutdown::Both);
+        }
+        let open: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
+        for idx in open {
+            self.conns[idx].conn.shut_down();
+            self.service(idx);
+        }
     }
 
     fn dispatch(&mut self, user_data: u64, res: i32) {
@@ -225,7 +268,9 @@ impl Reactor {
         // session's task buffers, or a block op) that is only freed after the entry's
         // completion has been reaped, and the wake/tick buffers are boxed in the reactor,
         // which outlives its ring. Entries waiting in the backlog keep the same owners.
-        unsafe { self.ring.submission().push(sqe) }.is_ok()
+        let pushed = unsafe { self.ring.submission().push(sqe) }.is_ok();
+        self.counters.submissions += u64::from(pushed);
+        pushed
     }
 
     fn next_generation(&mut self) -> u32 {
@@ -245,6 +290,14 @@ impl Reactor {
 
     fn on_accept(&mut self, listener: usize, res: i32) {
         let now = Instant::now();
+        if self.draining.is_some() {
+            if res >= 0 {
+                // SAFETY: a successful accept returns a new descriptor that only we own;
+                // dropping it closes a connection that raced the shutdown.
+                drop(unsafe { Socket::from_raw_fd(res as RawFd) });
+            }
+            return;
+        }
         let exhausted = matches!(
             -res,
             libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
@@ -260,9 +313,7 @@ impl Reactor {
             );
             return;
         }
-        if !self.stopping {
-            self.post_accept(listener);
-        }
+        self.post_accept(listener);
         if res < 0 {
             crate::warn_limited!(self.log, now, errno = -res, "accept failed");
             return;
@@ -270,11 +321,13 @@ impl Reactor {
         // SAFETY: a successful accept returns a new descriptor that only we own.
         let sock = unsafe { Socket::from_raw_fd(res as RawFd) };
         if self.conns.len() >= self.limits.max_connections {
+            self.counters.login_failures.resources += 1;
             let peer = sock.peer_addr().ok().and_then(|a| a.as_socket());
+            let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
             crate::warn_limited!(
                 self.log,
                 now,
-                ?peer,
+                %peer,
                 max = self.limits.max_connections,
                 "connection refused: this core serves its share of max_connections"
             );
@@ -291,7 +344,10 @@ impl Reactor {
         let idx = self
             .conns
             .insert(ConnSlot::new(generation, sock, peer, conn, self.index));
-        tracing::debug!(parent: &self.conns[idx].span, "connection accepted");
+        // Entered rather than named as `parent:`: the JSON log lists only entered spans.
+        self.conns[idx]
+            .span
+            .in_scope(|| tracing::debug!("connection accepted"));
         self.service(idx);
     }
 
@@ -321,12 +377,74 @@ impl Reactor {
                     }
                 }
                 ToReactor::Abort { abort, except } => self.on_remote_abort(abort, except),
-                ToReactor::Shutdown => self.stopping = true,
+                ToReactor::Apply { seq, ctx, stores } => self.apply(seq, ctx, stores),
+                ToReactor::Drain { id, target, lun } => {
+                    self.drains.push((id, target, lun));
+                    self.check_drains();
+                }
+                ToReactor::Report { id } => {
+                    let report = Box::new(self.report());
+                    let _ = self.to_control.send(ToControl::Report { id, report });
+                }
+                ToReactor::RequestLogout { key, within } => {
+                    if let Some(idx) = self.lookup(key) {
+                        self.conns[idx].conn.request_logout(within, Instant::now());
+                        self.service(idx);
+                    }
+                }
+                ToReactor::Drop { key } => {
+                    if let Some(idx) = self.lookup(key) {
+                        self.conns[idx].conn.drop_session();
+                        self.service(idx);
+                    }
+                }
+                ToReactor::Shutdown => self.start_draining(),
             }
         }
         if !self.stopping {
             self.post_wake();
         }
+    }
+
+    /// Serves from a new context and store table (the rule is in `control::live`): between two
+    /// loop turns, every connection adopts the context before it handles more input. Stores
+    /// that left the table (their units drained) leave the ring's registered files.
+    fn apply(&mut self, seq: u64, ctx: Arc<PortalContext>, stores: Arc<StoreTable>) {
+        let gone: Vec<(usize, u16)> = self
+            .fixed_files
+            .keys()
+            .copied()
+            .filter(|&(t, l)| match (self.stores.get(t, l), stores.get(t, l)) {
+                (Some(old), Some(new)) => !Arc::ptr_eq(old, new),
+                _ => true,
+            })
+            .collect();
+        for key in gone {
+            if let Some(index) = self.fixed_files.remove(&key) {
+                if let Err(e) = self.ring.submitter().register_files_update(index, &[-1]) {
+                    tracing::warn!(error = %e, "cannot unregister a removed store's file");
+                }
+            }
+        }
+        self.ctx = ctx;
+        self.stores = stores;
+        for (_, slot) in self.conns.iter_mut() {
+            slot.conn.adopt(self.ctx.clone());
+        }
+        let _ = self.to_control.send(ToControl::Applied { seq });
+    }
+
+    /// Reports the units whose tasks have all finished here.
+    fn check_drains(&mut self) {
+        let conns = &self.conns;
+        let to_control = &self.to_control;
+        self.drains.retain(|&(id, target, lun)| {
+            let busy = conns.iter().any(|(_, s)| s.conn.tasks_on(target, lun) > 0);
+            if !busy {
+                let _ = to_control.send(ToControl::Drained { id });
+            }
+            busy
+        });
     }
 
     /// Ends the tasks a reset from another session names, on every connection here but the
@@ -381,7 +499,17 @@ impl Reactor {
             slot.tsih = Some(tsih);
             slot.span.record("tsih", tsih);
         }
-        slot.conn.handle_registration(result, Instant::now());
+        if let Some(name) = slot.conn.initiator_name() {
+            slot.span.record("initiator", name);
+        }
+        let span = slot.span.clone();
+        span.in_scope(|| slot.conn.handle_registration(result, Instant::now()));
+        if let Some(info) = slot.conn.session_info() {
+            self.counters.logins += 1;
+            let isid = crate::control::report::isid_hex(&info.isid);
+            slot.span.record("isid", isid.as_str());
+            slot.span.record("cid", info.cid);
+        }
         self.service(idx);
     }
 
@@ -442,7 +570,7 @@ impl Reactor {
 
     fn resume_accepts(&mut self, now: Instant) {
         for i in 0..self.accept_paused.len() {
-            if self.accept_paused[i].is_some_and(|t| t <= now) && !self.stopping {
+            if self.accept_paused[i].is_some_and(|t| t <= now) && self.draining.is_none() {
                 self.accept_paused[i] = None;
                 self.post_accept(i);
             }
@@ -452,6 +580,9 @@ impl Reactor {
     fn on_tick(&mut self) {
         let now = Instant::now();
         self.resume_accepts(now);
+        if !self.drains.is_empty() {
+            self.check_drains();
+        }
         let due: Vec<usize> = self
             .conns
             .iter()

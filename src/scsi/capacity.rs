@@ -47,7 +47,9 @@ pub(super) fn read_capacity_16(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     d[0..8].copy_from_slice(&last_lba(lu).to_be_bytes());
     d[8..12].copy_from_slice(&lu.block_size.to_be_bytes());
     d[13] = lbppbe(lu) & 0x0F;
-    d[14] = LBPME | LBPRZ;
+    if lu.geometry.thin {
+        d[14] = LBPME | LBPRZ;
+    }
     Ok(data_in(d, cdb.be32(10)))
 }
 
@@ -122,6 +124,9 @@ mod tests {
             (0x00, 0xC0),
             "4Kn: one block per physical block"
         );
+        let lu = lu_with(|u| u.geometry.thin = false);
+        let d = ok_data(read_capacity_16(&lu, Cdb::new(&rc16(32, false, 0))));
+        assert_eq!(d[14], 0, "fully provisioned: LBPME and LBPRZ clear");
     }
 
     #[test]

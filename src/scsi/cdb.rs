@@ -38,6 +38,9 @@ pub mod op {
     /// SPC-4 PERSISTENT RESERVE IN / OUT (service actions in byte 1).
     pub const PERSISTENT_RESERVE_IN: u8 = 0x5E;
     pub const PERSISTENT_RESERVE_OUT: u8 = 0x5F;
+    /// SPC-4 EXTENDED COPY and RECEIVE COPY RESULTS (service actions in byte 1).
+    pub const EXTENDED_COPY: u8 = 0x83;
+    pub const RECEIVE_COPY_RESULTS: u8 = 0x84;
     pub const READ_16: u8 = 0x88;
     pub const COMPARE_AND_WRITE: u8 = 0x89;
     pub const WRITE_16: u8 = 0x8A;

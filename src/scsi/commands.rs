@@ -7,8 +7,8 @@ use super::nexus::{self, NexusState};
 use super::pr::{in_service_action as pr_in, out_service_action as pr_out, Access};
 use super::sense::Sense;
 use super::{
-    alua, capacity, compare, defects, done, inquiry, mode, provisioning, report_luns, reservations,
-    rsoc, rw, sanitize, unit, LuContext, LuInfo, LunMap, Plan,
+    alua, capacity, compare, copy, defects, done, inquiry, lba_status, mode, provisioning,
+    report_luns, reservations, rsoc, rw, sanitize, unit, LuContext, LuInfo, LunMap, Plan,
 };
 
 /// What a handler may look at: the target's units (REPORT LUNS, INQUIRY), the I_T nexus state
@@ -146,6 +146,42 @@ const fn sanitize_usage(service_action: u8) -> [u8; 10] {
         FF,
         C,
     ]
+}
+
+/// EXTENDED COPY and RECEIVE COPY RESULTS usage: the service action, LIST IDENTIFIER (byte
+/// 2) where the service action reads it, PARAMETER LIST LENGTH or ALLOCATION LENGTH (bytes
+/// 10..=13).
+const fn copy_usage(opcode: u8, service_action: u8, list_id: u8) -> [u8; 16] {
+    [
+        opcode,
+        service_action,
+        list_id,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        FF,
+        FF,
+        FF,
+        FF,
+        0,
+        C,
+    ]
+}
+
+/// One service action of RECEIVE COPY RESULTS: reports of the copy manager, read-class for
+/// reservations (SPC-4: allowed under Write Exclusive, a conflict under Exclusive Access).
+const fn receive_copy_results(service_action: u8, usage: &'static [u8]) -> Command {
+    Command {
+        opcode: op::RECEIVE_COPY_RESULTS,
+        service_action: Some(service_action),
+        usage,
+        access: Access::Read,
+        handler: |ctx, cdb| copy::receive_copy_results(ctx.nexus, ctx.lu, cdb),
+    }
 }
 
 /// Ascending by operation code, then service action (the order REPORT SUPPORTED OPERATION
@@ -382,6 +418,22 @@ static COMMANDS: &[Command] = &[
         &pr_out_usage(pr_out::REGISTER_AND_MOVE, 0),
     ),
     Command {
+        opcode: op::EXTENDED_COPY,
+        service_action: Some(copy::SA_EXTENDED_COPY_LID1),
+        usage: &copy_usage(op::EXTENDED_COPY, copy::SA_EXTENDED_COPY_LID1, 0),
+        // SPC-4: writes the medium of the units it copies to, a write for reservations.
+        access: Access::Write,
+        handler: |ctx, cdb| copy::extended_copy(ctx.lu, ctx.unit.it_nexus, cdb),
+    },
+    receive_copy_results(
+        copy::SA_COPY_STATUS,
+        &copy_usage(op::RECEIVE_COPY_RESULTS, copy::SA_COPY_STATUS, FF),
+    ),
+    receive_copy_results(
+        copy::SA_OPERATING_PARAMETERS,
+        &copy_usage(op::RECEIVE_COPY_RESULTS, copy::SA_OPERATING_PARAMETERS, 0),
+    ),
+    Command {
         opcode: op::READ_16,
         service_action: None,
         usage: &sixteen(op::READ_16, DPO_FUA, 0),
@@ -499,7 +551,7 @@ static COMMANDS: &[Command] = &[
         service_action: Some(cdb::SA_GET_LBA_STATUS),
         usage: &sixteen(op::SERVICE_ACTION_IN_16, cdb::SA_GET_LBA_STATUS, 0),
         access: Access::Read,
-        handler: |ctx, cdb| provisioning::get_lba_status(ctx.lu, cdb),
+        handler: |ctx, cdb| lba_status::get_lba_status(ctx.lu, cdb),
     },
     Command {
         opcode: op::REPORT_LUNS,

@@ -19,6 +19,9 @@ const HISUP: u8 = 0x10;
 /// Byte 5 TPGS = 01b: asymmetric access, changed by the target only (`alua`).
 const TPGS_IMPLICIT: u8 = 0x10;
 const RESPONSE_DATA_FORMAT: u8 = 0x02;
+/// SPC-4 §6.6.2: 3PC (byte 5 bit 3), the unit is a copy manager (EXTENDED COPY, RECEIVE COPY
+/// RESULTS, the Third-party Copy VPD page).
+const THREE_PC: u8 = 0x08;
 /// SPC-4 §6.6.2: CMDQUE (byte 7 bit 1), full task management model.
 const CMDQUE: u8 = 0x02;
 /// Standard data length with the version descriptors (bytes 58..=73) and reserved tail.
@@ -63,7 +66,7 @@ fn standard(lu: Option<&LuInfo>, peripheral: u8) -> Vec<u8> {
     d[3] = HISUP | RESPONSE_DATA_FORMAT;
     d[4] = (STANDARD_LEN - 5) as u8; // ADDITIONAL LENGTH
     if peripheral == PERIPHERAL_DISK {
-        d[5] = TPGS_IMPLICIT;
+        d[5] = TPGS_IMPLICIT | THREE_PC;
     }
     d[7] = CMDQUE;
     let (vendor, product, revision) = match lu {
@@ -120,7 +123,11 @@ mod tests {
         assert_eq!(d[2], 0x06, "SPC-4");
         assert_eq!(d[3], 0x12, "HISUP, response data format 2, no AERC/TRMTSK");
         assert_eq!(usize::from(d[4]), d.len() - 5, "additional length");
-        assert_eq!(d[5], TPGS_IMPLICIT, "implicit ALUA; no PROTECT, no 3PC");
+        assert_eq!(
+            d[5],
+            TPGS_IMPLICIT | 0x08,
+            "implicit ALUA and 3PC; no PROTECT"
+        );
         assert_eq!(d[7] & 0x02, 0x02, "CMDQUE");
         assert_eq!(&d[8..16], b"RINGTGT ");
         assert_eq!(&d[16..32], b"VIRTUAL-DISK    ");

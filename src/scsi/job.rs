@@ -1,42 +1,77 @@
 //! Multi-step commands: the ones that need more than one backing-store operation (WRITE SAME,
-//! UNMAP, COMPARE AND WRITE, ORWRITE, VERIFY with BYTCHK, SANITIZE), as a sans-I/O state
-//! machine.
+//! UNMAP, COMPARE AND WRITE, ORWRITE, VERIFY with BYTCHK, SANITIZE, EXTENDED COPY, GET LBA
+//! STATUS), as a sans-I/O state machine.
 //!
 //! The transport drives a [`Job`]:
 //! 1. [`Job::check_edtl`] with the initiator's EXPECTED DATA TRANSFER LENGTH: `Some` is the
 //!    answer and the job never starts (no Data-Out needs to be received);
 //! 2. receive [`Job::data_out_len`] bytes of Data-Out (none when it is zero);
 //! 3. [`Job::start`] with them, then for each [`Step::Io`] perform the [`JobIo`] on the backing
-//!    store and call [`Job::resume`] with its result, until [`Step::Done`] gives the completion.
+//!    store of the logical unit it names and call [`Job::resume`] with its [`IoOutcome`], until
+//!    [`Step::Done`] gives the completion.
+//!
+//! A step addresses the command's own logical unit, except for EXTENDED COPY, whose reads and
+//! writes go to the units its parameter list names (units of the same target, as the I_T
+//! nexus sees them).
 //!
 //! Memory stays bounded whatever the CDB says: a step reads or writes at most [`STEP_BYTES`]
-//! (WRITE SAME over a terabyte is a million 1 MiB writes, never one buffer), and the Data-Out a
-//! job keeps is limited by the command's own maximum (MAXIMUM TRANSFER LENGTH, MAXIMUM COMPARE
-//! AND WRITE LENGTH, one block for WRITE SAME, 64 KiB for UNMAP).
+//! (WRITE SAME over a terabyte is a million 1 MiB writes, never one buffer; EXTENDED COPY moves
+//! one step's buffer from its Read to its Write), and the Data-Out a job keeps is limited by
+//! the command's own maximum (MAXIMUM TRANSFER LENGTH, MAXIMUM COMPARE AND WRITE LENGTH, one
+//! block for WRITE SAME, 64 KiB for UNMAP, the copy manager's MAXIMUM DESCRIPTOR LIST LENGTH).
 //!
 //! Atomicity: COMPARE AND WRITE (and ORWRITE) read, compare and write in separate steps. SBC-3
 //! wants the compare and the write atomic against other commands on the same blocks, so the
 //! transport holds an exclusive range lock ([`Job::exclusive_range`], `range_lock`) over them
 //! from before the read until after the write.
 
+use super::copy;
+use super::lba_status::Scan;
+use super::pr::ItNexus;
 use super::provisioning;
 use super::sanitize;
 use super::sense::Sense;
-use super::{check_condition, good, io_error, Completion, LuInfo, NexusState};
+use super::{check_condition, good, io_error, Completion, LuInfo, LunMap, NexusState, ScsiStatus};
 
 /// Largest buffer one step reads or writes.
 pub const STEP_BYTES: u32 = 1 << 20;
 
-/// One backing-store operation the transport performs for a job.
+/// One backing-store operation the transport performs for a job, on logical unit `lun` of the
+/// command's target.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobIo {
+pub struct JobIo {
+    pub lun: u16,
+    pub op: JobOp,
+}
+
+/// What a [`JobIo`] does, in blocks of its unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOp {
     /// Read `blocks` blocks at `lba` into a new buffer and hand it to [`Job::resume`].
     Read { lba: u64, blocks: u32 },
     /// Write `data` (a whole number of blocks) at `lba`; `fua` => durable before resuming
     /// (already true when the LU has no volatile write cache).
     Write { lba: u64, data: Vec<u8>, fua: bool },
+    /// Write the buffer this job's previous Read filled (`blocks` blocks, unchanged) at `lba`:
+    /// the transport keeps that buffer for it, so copied data is never copied again.
+    WriteLastRead { lba: u64, blocks: u32, fua: bool },
     /// Deallocate `blocks` blocks at `lba`; reads of the range return zeros afterwards (LBPRZ).
     Discard { lba: u64, blocks: u64 },
+    /// Find how far from `lba` (at most `blocks` blocks) the store's allocation stays as it
+    /// is at `lba`; resume with [`IoOutcome::Extent`].
+    Extent { lba: u64, blocks: u64 },
+}
+
+/// What a performed [`JobIo`] gives back to [`Job::resume`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoOutcome<'a> {
+    /// A Read's blocks.
+    Data(&'a [u8]),
+    /// A Write, WriteLastRead or Discard is done.
+    Done,
+    /// An Extent's answer: the store holds data at the LBA asked (`allocated`) or not, and
+    /// does so for `bytes` bytes from there (at most what was asked).
+    Extent { allocated: bool, bytes: u64 },
 }
 
 /// What a job needs next.
@@ -61,9 +96,23 @@ enum Edtl {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     New,
-    Reading { lba: u64, blocks: u32 },
-    Writing { lba: u64, blocks: u32 },
-    Discarding { lba: u64 },
+    /// `len`: the bytes the Read must return.
+    Reading {
+        lba: u64,
+        len: u64,
+    },
+    Writing {
+        lba: u64,
+        blocks: u32,
+    },
+    Discarding {
+        lba: u64,
+    },
+    /// Waiting for an Extent answer from `lba`, about `block_size`-byte blocks.
+    Locating {
+        lba: u64,
+        block_size: u32,
+    },
     Finished,
 }
 
@@ -117,12 +166,20 @@ enum Kind {
     SanitizeOverwrite,
     /// SANITIZE BLOCK ERASE: deallocate every block, `next` onwards, in bounded steps.
     Erase { next: u64, end: u64 },
+    /// EXTENDED COPY: the copy, once its parameter list has arrived and been checked.
+    /// The copy once started, and the I_T nexus it was sent on: every unit it names checks
+    /// that nexus against its reservation.
+    ExtendedCopy(Option<Box<copy::Run>>, Box<ItNexus>),
+    /// GET LBA STATUS: the descriptors so far.
+    LbaStatus(Box<Scan>),
 }
 
 /// A command that needs several backing-store operations. Built by `dispatch`, driven by the
 /// transport (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
+    /// The logical unit the command was sent to.
+    lun: u16,
     block_size: u32,
     data_out_len: u32,
     edtl: Edtl,
@@ -165,7 +222,15 @@ impl Job {
 
     /// Starts the job once its Data-Out has arrived: exactly `data_out_len` bytes, or what the
     /// initiator sent when its EDTL was different (then the command answers as SBC-3 says).
-    pub fn start(&mut self, nexus: &NexusState, lu: &LuInfo, data: &[u8]) -> Step {
+    /// `lu` is the unit the command was sent to, `luns` every unit the I_T nexus sees (an
+    /// EXTENDED COPY may name any of them), `nexus` its state (which keeps copy results).
+    pub fn start(
+        &mut self,
+        nexus: &mut NexusState,
+        luns: &LunMap,
+        lu: &LuInfo,
+        data: &[u8],
+    ) -> Step {
         if self.phase != Phase::New {
             return self.fail(nexus, Sense::internal_target_failure());
         }
@@ -185,7 +250,7 @@ impl Job {
                 if *unmap {
                     // Deallocate whatever the block holds: the range then reads as zeros
                     // (LBPRZ), as with LIO; libiscsi WriteSame10.UnmapUntilEnd expects that.
-                    let io = JobIo::Discard {
+                    let io = JobOp::Discard {
                         lba: *lba,
                         blocks: *blocks,
                     };
@@ -213,7 +278,7 @@ impl Job {
             } => {
                 *want_fua |= fua;
                 *kept = data.to_vec();
-                let io = JobIo::Read {
+                let io = JobOp::Read {
                     lba: *lba,
                     blocks: *blocks,
                 };
@@ -250,42 +315,63 @@ impl Job {
                 self.next_write_same(fua)
             }
             Kind::Erase { .. } => self.next_erase(lu),
+            Kind::ExtendedCopy(run, it_nexus) => {
+                match copy::begin(nexus, it_nexus, luns, lu, data) {
+                    Ok(started) => *run = Some(Box::new(started)),
+                    Err(sense) => return self.fail(nexus, sense),
+                }
+                self.next_copy(nexus)
+            }
+            Kind::LbaStatus(_) => self.next_extent(nexus),
         }
     }
 
-    /// Whether the job writes data to the medium (so the blocks it covers become mapped).
+    /// Whether the job writes data to the medium it was sent to (so the blocks it covers become
+    /// mapped). EXTENDED COPY marks its destination units itself once it knows them.
     pub(super) fn maps_blocks(&self) -> bool {
         match &self.kind {
             Kind::WriteSame { unmap, .. } => !unmap,
             Kind::CompareAndWrite { .. } | Kind::OrWrite { .. } | Kind::SanitizeOverwrite => true,
-            Kind::Unmap { .. } | Kind::Verify { .. } | Kind::Nothing | Kind::Erase { .. } => false,
+            Kind::Unmap { .. }
+            | Kind::Verify { .. }
+            | Kind::Nothing
+            | Kind::Erase { .. }
+            | Kind::ExtendedCopy(..)
+            | Kind::LbaStatus(_) => false,
         }
     }
 
-    /// Continues after the previous [`JobIo`] completed: `Ok(Some(bytes))` for a Read,
-    /// `Ok(None)` for a Write or Discard, `Err(errno)` on failure (MEDIUM ERROR with the
-    /// failing operation's LBA).
+    /// Continues after the previous [`JobIo`] completed with its outcome, or `Err(errno)` on
+    /// failure (MEDIUM ERROR with the failing operation's LBA; for EXTENDED COPY, COPY ABORTED
+    /// in the segment being copied).
     pub fn resume(
         &mut self,
         nexus: &NexusState,
         lu: &LuInfo,
-        result: Result<Option<&[u8]>, i32>,
+        result: Result<IoOutcome<'_>, i32>,
     ) -> Step {
         let phase = std::mem::replace(&mut self.phase, Phase::Finished);
         let fua = !lu.write_cache;
         match (phase, result) {
-            (Phase::Reading { lba, .. }, Err(_)) => self.finish(io_error(nexus, false, lba)),
-            (Phase::Writing { lba, .. } | Phase::Discarding { lba }, Err(_)) => {
-                self.finish(io_error(nexus, true, lba))
+            (Phase::Reading { lba, .. } | Phase::Locating { lba, .. }, Err(_)) => {
+                self.io_failed(nexus, false, lba)
             }
-            (Phase::Reading { lba, blocks }, Ok(Some(bytes))) => {
-                if bytes.len() as u64 != u64::from(blocks) * u64::from(self.block_size) {
+            (Phase::Writing { lba, .. } | Phase::Discarding { lba }, Err(_)) => {
+                self.io_failed(nexus, true, lba)
+            }
+            (Phase::Reading { lba, len }, Ok(IoOutcome::Data(bytes))) => {
+                if bytes.len() as u64 != len {
                     return self.fail(nexus, Sense::internal_target_failure());
                 }
                 self.after_read(nexus, lba, bytes)
             }
-            (Phase::Writing { blocks, .. }, Ok(_)) => self.after_write(nexus, blocks, fua),
-            (Phase::Discarding { .. }, Ok(_)) => self.after_discard(nexus, lu),
+            (Phase::Writing { blocks, .. }, Ok(IoOutcome::Done)) => {
+                self.after_write(nexus, blocks, fua)
+            }
+            (Phase::Discarding { .. }, Ok(IoOutcome::Done)) => self.after_discard(nexus, lu),
+            (Phase::Locating { block_size, .. }, Ok(IoOutcome::Extent { allocated, bytes })) => {
+                self.after_extent(nexus, allocated, bytes, block_size)
+            }
             // Resumed before start, after the end, or a Read completed without its data.
             _ => self.fail(nexus, Sense::internal_target_failure()),
         }
@@ -401,8 +487,27 @@ impl Job {
         Self::new(lu, 0, Edtl::AtMost(0), length_at, kind)
     }
 
+    /// EXTENDED COPY with `receive` bytes of its parameter list (the rest, if any, is beyond
+    /// the largest list there can be and is ignored).
+    pub(super) fn new_extended_copy(
+        lu: &LuInfo,
+        it_nexus: &ItNexus,
+        receive: u32,
+        length_at: u16,
+    ) -> Self {
+        let kind = Kind::ExtendedCopy(None, Box::new(it_nexus.clone()));
+        Self::new(lu, receive, Edtl::Any, length_at, kind)
+    }
+
+    /// GET LBA STATUS: asks the store extent by extent (no Data-Out).
+    pub(super) fn new_lba_status(lu: &LuInfo, scan: Scan, length_at: u16) -> Self {
+        let kind = Kind::LbaStatus(Box::new(scan));
+        Self::new(lu, 0, Edtl::AtMost(0), length_at, kind)
+    }
+
     fn new(lu: &LuInfo, data_out_len: u32, edtl: Edtl, length_at: u16, kind: Kind) -> Self {
         Self {
+            lun: lu.lun,
             block_size: lu.block_size.max(1),
             data_out_len,
             edtl,
@@ -421,20 +526,50 @@ impl Job {
         Sense::invalid_field_in_cdb().at_cdb(self.length_at, None)
     }
 
-    fn issue(&mut self, io: JobIo) -> Step {
-        let bs = u64::from(self.block_size);
-        self.phase = match &io {
-            JobIo::Read { lba, blocks } => Phase::Reading {
+    /// Issues `op` on the command's own unit.
+    fn issue(&mut self, op: JobOp) -> Step {
+        let io = JobIo { lun: self.lun, op };
+        self.issue_io(io, self.block_size)
+    }
+
+    /// Issues `io` on a unit of `block_size`-byte blocks, and waits for it.
+    fn issue_io(&mut self, io: JobIo, block_size: u32) -> Step {
+        let bs = u64::from(block_size);
+        self.phase = match &io.op {
+            JobOp::Read { lba, blocks } => Phase::Reading {
                 lba: *lba,
-                blocks: *blocks,
+                len: u64::from(*blocks) * bs,
             },
-            JobIo::Write { lba, data, .. } => Phase::Writing {
+            JobOp::Write { lba, data, .. } => Phase::Writing {
                 lba: *lba,
                 blocks: u32::try_from(data.len() as u64 / bs).unwrap_or(u32::MAX),
             },
-            JobIo::Discard { lba, .. } => Phase::Discarding { lba: *lba },
+            JobOp::WriteLastRead { lba, blocks, .. } => Phase::Writing {
+                lba: *lba,
+                blocks: *blocks,
+            },
+            JobOp::Discard { lba, .. } => Phase::Discarding { lba: *lba },
+            JobOp::Extent { lba, .. } => Phase::Locating {
+                lba: *lba,
+                block_size,
+            },
         };
         Step::Io(io)
+    }
+
+    /// A backing-store operation failed: MEDIUM ERROR at `lba`, or for EXTENDED COPY the
+    /// same condition as the failure of the segment being copied.
+    fn io_failed(&mut self, nexus: &NexusState, is_write: bool, lba: u64) -> Step {
+        if let Kind::ExtendedCopy(Some(run), _) = &self.kind {
+            let sense = if is_write {
+                Sense::write_error()
+            } else {
+                Sense::unrecovered_read_error()
+            };
+            let sense = run.failed(sense);
+            return self.fail(nexus, sense);
+        }
+        self.finish(io_error(nexus, is_write, lba))
     }
 
     fn finish(&mut self, completion: Completion) -> Step {
@@ -465,7 +600,7 @@ impl Job {
         let at = *lba + *done;
         *done += n;
         let data = pattern.repeat(n as usize);
-        self.issue(JobIo::Write { lba: at, data, fua })
+        self.issue(JobOp::Write { lba: at, data, fua })
     }
 
     fn next_unmap(&mut self) -> Step {
@@ -476,7 +611,7 @@ impl Job {
             return self.finish(good());
         };
         *next += 1;
-        self.issue(JobIo::Discard { lba, blocks })
+        self.issue(JobOp::Discard { lba, blocks })
     }
 
     /// The next chunk of an ORWRITE or VERIFY.
@@ -495,7 +630,7 @@ impl Job {
             return self.finish(good());
         }
         let n = step.min(blocks - done);
-        self.issue(JobIo::Read {
+        self.issue(JobOp::Read {
             lba: lba + u64::from(done),
             blocks: n,
         })
@@ -512,7 +647,7 @@ impl Job {
                     return self.fail(nexus, miscompare(offset));
                 }
                 let write = data.split_off(half);
-                let io = JobIo::Write {
+                let io = JobOp::Write {
                     lba: *at,
                     data: write,
                     fua: *fua,
@@ -528,7 +663,7 @@ impl Job {
                 for (o, d) in out.iter_mut().zip(src) {
                     *o |= d;
                 }
-                let io = JobIo::Write {
+                let io = JobOp::Write {
                     lba,
                     data: out,
                     fua: *fua,
@@ -554,6 +689,13 @@ impl Job {
                 *done += u32::try_from(bytes.len() / bs).unwrap_or(u32::MAX);
                 self.next_read()
             }
+            Kind::ExtendedCopy(Some(run), _) => {
+                let Some(io) = run.write_chunk() else {
+                    return self.fail(nexus, Sense::internal_target_failure());
+                };
+                let bs = run.block_size();
+                self.issue_io(io, bs)
+            }
             _ => self.fail(nexus, Sense::internal_target_failure()),
         }
     }
@@ -566,8 +708,57 @@ impl Job {
                 *done += blocks;
                 self.next_read()
             }
+            Kind::ExtendedCopy(Some(run), _) => {
+                run.chunk_written();
+                self.next_copy(nexus)
+            }
             _ => self.fail(nexus, Sense::internal_target_failure()),
         }
+    }
+
+    /// The next chunk of an EXTENDED COPY, or its GOOD status once every segment is copied.
+    fn next_copy(&mut self, nexus: &NexusState) -> Step {
+        let Kind::ExtendedCopy(Some(run), _) = &mut self.kind else {
+            return self.fail(nexus, Sense::internal_target_failure());
+        };
+        let Some(io) = run.next_read() else {
+            run.finish(true);
+            return self.finish(good());
+        };
+        let bs = run.block_size();
+        self.issue_io(io, bs)
+    }
+
+    /// The next store query of a GET LBA STATUS, or its parameter data once it has enough.
+    fn next_extent(&mut self, nexus: &NexusState) -> Step {
+        let Kind::LbaStatus(scan) = &self.kind else {
+            return self.fail(nexus, Sense::internal_target_failure());
+        };
+        match scan.next_query() {
+            Some((lba, blocks)) => self.issue(JobOp::Extent { lba, blocks }),
+            None => {
+                let data = scan.finish();
+                self.finish(Completion {
+                    status: ScsiStatus::GOOD,
+                    data,
+                    sense: Vec::new(),
+                })
+            }
+        }
+    }
+
+    fn after_extent(
+        &mut self,
+        nexus: &NexusState,
+        allocated: bool,
+        bytes: u64,
+        block_size: u32,
+    ) -> Step {
+        let Kind::LbaStatus(scan) = &mut self.kind else {
+            return self.fail(nexus, Sense::internal_target_failure());
+        };
+        scan.record_bytes(allocated, bytes, block_size);
+        self.next_extent(nexus)
     }
 
     /// The next bounded Discard of a BLOCK ERASE; once the last is done the whole medium is
@@ -584,7 +775,7 @@ impl Job {
         let lba = *next;
         let blocks = step.min(*end - lba);
         *next += blocks;
-        self.issue(JobIo::Discard { lba, blocks })
+        self.issue(JobOp::Discard { lba, blocks })
     }
 
     fn after_discard(&mut self, nexus: &NexusState, lu: &LuInfo) -> Step {

@@ -3,8 +3,8 @@
 //! Pure code: no I/O, no clock, no iSCSI. [`dispatch`] turns a CDB into a [`Plan`]; commands that
 //! need the backing store come back as `Read`/`Write`/`Flush` and the transport finishes them with
 //! [`good`] or [`io_error`]. Commands that need several backing-store operations (WRITE SAME,
-//! UNMAP, COMPARE AND WRITE, ORWRITE, VERIFY with BYTCHK) come back as a [`Job`] the transport
-//! drives step by step. Every malformed CDB gets CHECK CONDITION with the sense SPC-4 asks
+//! UNMAP, COMPARE AND WRITE, ORWRITE, VERIFY with BYTCHK, SANITIZE, EXTENDED COPY, GET LBA
+//! STATUS) come back as a [`Job`] the transport drives step by step. Every malformed CDB gets CHECK CONDITION with the sense SPC-4 asks
 //! for, in the format the I_T nexus selected.
 //!
 //! Reservations ([`pr`]) are state every I_T nexus of a logical unit shares, with one writer:
@@ -21,9 +21,11 @@ mod capacity;
 mod cdb;
 mod commands;
 mod compare;
+mod copy;
 mod defects;
 mod inquiry;
 mod job;
+mod lba_status;
 mod lun;
 mod medium;
 mod mode;
@@ -48,7 +50,7 @@ mod tests;
 use cdb::{op, Cdb};
 use commands::Ctx;
 
-pub use job::{Job, JobIo, Step, STEP_BYTES};
+pub use job::{IoOutcome, Job, JobIo, JobOp, Step, STEP_BYTES};
 pub use lun::{decode_lun, encode_lun, LunMap};
 pub use medium::{MediumState, Prevents};
 pub use nexus::NexusState;
@@ -93,6 +95,32 @@ pub struct LuInfo {
     /// Removable medium (INQUIRY RMB=1): START STOP UNIT with LOEJ ejects and loads it,
     /// PREVENT ALLOW MEDIUM REMOVAL locks it.
     pub removable: bool,
+    /// The backing store's physical block and provisioning.
+    pub geometry: BlockGeometry,
+}
+
+/// What the daemon learnt of the backing store's medium.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockGeometry {
+    /// Bytes the medium writes at once: READ CAPACITY (16) LOGICAL BLOCKS PER PHYSICAL BLOCK
+    /// EXPONENT, OPTIMAL UNMAP GRANULARITY.
+    pub physical_block_size: u32,
+    /// The store deallocates ranges that then read as zeros: thin provisioning (LBPME, LBPRZ),
+    /// UNMAP and WRITE SAME with UNMAP. Otherwise UNMAP is not supported and WRITE SAME writes.
+    pub thin: bool,
+    /// The store's deallocation granularity in bytes when coarser than a physical block.
+    pub unmap_granularity_bytes: u32,
+}
+
+impl Default for BlockGeometry {
+    /// 4 KiB pages, holes punched: files, RAM and null stores.
+    fn default() -> Self {
+        BlockGeometry {
+            physical_block_size: 4096,
+            thin: true,
+            unmap_granularity_bytes: 0,
+        }
+    }
 }
 
 /// SAM-5 status codes.
@@ -146,7 +174,8 @@ pub enum Plan {
         len: u32,
     },
     /// A command that needs more than one backing-store operation (WRITE SAME, UNMAP, COMPARE
-    /// AND WRITE, ORWRITE, VERIFY with BYTCHK): answer [`Job::check_edtl`] if it objects to the
+    /// AND WRITE, ORWRITE, VERIFY with BYTCHK, SANITIZE, EXTENDED COPY, GET LBA STATUS): answer
+    /// [`Job::check_edtl`] if it objects to the
     /// initiator's EDTL, else receive [`Job::data_out_len`] bytes of Data-Out and drive the job
     /// with [`Job::start`] and [`Job::resume`] until it is [`Step::Done`].
     Job(Box<Job>),

@@ -1,6 +1,7 @@
 //! Per-I_T-nexus state kept between commands, and REQUEST SENSE which reads it.
 
 use super::cdb::Cdb;
+use super::copy::CopyRecords;
 use super::medium::Prevents;
 use super::sense::{Sense, SenseFormat};
 use super::ua::UnitAttentions;
@@ -18,6 +19,8 @@ pub struct NexusState {
     pub unit_attentions: UnitAttentions,
     /// The removable media this nexus prevents the removal of; given back when dropped.
     prevents: Prevents,
+    /// Its EXTENDED COPY commands with a list identifier (RECEIVE COPY RESULTS, COPY STATUS).
+    pub(super) copies: CopyRecords,
 }
 
 impl NexusState {

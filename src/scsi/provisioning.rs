@@ -1,5 +1,5 @@
-//! Logical block provisioning (SBC-3): the limits every LU reports, WRITE SAME (10)/(16),
-//! UNMAP and GET LBA STATUS.
+//! Logical block provisioning (SBC-3): the limits every LU reports, WRITE SAME (10)/(16) and
+//! UNMAP (GET LBA STATUS, which reports what the store holds, is `lba_status`).
 //!
 //! Every LU is thin provisioned with LBPRZ=1: the stores deallocate by punching holes (files,
 //! RAM) or hold nothing at all (null), and unmapped blocks read as zeros.
@@ -8,7 +8,7 @@ use super::cdb::{op, Cdb};
 use super::job::Job;
 use super::rw::check_range;
 use super::sense::Sense;
-use super::{data_in, done, LuInfo, Plan};
+use super::{done, LuInfo, Plan};
 
 /// Bytes one WRITE SAME or UNMAP may cover; with [`MAX_BLOCKS_PER_COMMAND`] this gives
 /// MAXIMUM UNMAP LBA COUNT and bounds MAXIMUM WRITE SAME LENGTH (Block Limits VPD page).
@@ -18,9 +18,6 @@ const MAX_BLOCKS_PER_COMMAND: u64 = 1 << 20;
 /// MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT: as many as a 16-bit PARAMETER LIST LENGTH can carry,
 /// so no UNMAP can exceed it.
 pub(super) const MAX_UNMAP_DESCRIPTORS: u32 = (u16::MAX as u32 - UNMAP_HEADER as u32) / 16;
-/// The physical block the stores work in (page size, 4Kn disks): LOGICAL BLOCKS PER PHYSICAL
-/// BLOCK EXPONENT and OPTIMAL UNMAP GRANULARITY follow from it.
-const PHYSICAL_BLOCK: u32 = 4096;
 
 /// SBC-3 UNMAP parameter list: 8-byte header, 16-byte block descriptors.
 const UNMAP_HEADER: usize = 8;
@@ -31,10 +28,6 @@ const WS_ANCHOR: u8 = 0x10;
 const WS_UNMAP: u8 = 0x08;
 const WS_OBSOLETE: u8 = 0x06;
 const WS_NDOB: u8 = 0x01;
-/// SBC-3 LBA status descriptor PROVISIONING STATUS 0h: mapped (SBC-4: or unknown); 1h:
-/// deallocated.
-const PROVISIONING_MAPPED: u8 = 0x0;
-const PROVISIONING_DEALLOCATED: u8 = 0x1;
 
 /// MAXIMUM UNMAP LBA COUNT, in blocks.
 pub(super) fn max_blocks_per_command(lu: &LuInfo) -> u64 {
@@ -52,20 +45,23 @@ pub(super) fn max_write_same_blocks(lu: &LuInfo) -> u64 {
     }
 }
 
-/// READ CAPACITY (16) LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT: 3 for 512-byte blocks
-/// (eight per 4 KiB), 0 for 4096.
+/// READ CAPACITY (16) LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT, from the store's physical
+/// block (the page, 4 KiB, for files and RAM): 3 for 512-byte blocks on 4 KiB, 0 for 4096.
 pub(super) fn lbppbe(lu: &LuInfo) -> u8 {
     let bs = lu.block_size;
-    if bs == 0 || bs >= PHYSICAL_BLOCK || !PHYSICAL_BLOCK.is_multiple_of(bs) {
+    let physical = lu.geometry.physical_block_size;
+    if bs == 0 || physical <= bs || !physical.is_multiple_of(bs) {
         return 0;
     }
-    // A power of two quotient: 4096 / 512 = 8 = 1 << 3.
-    (PHYSICAL_BLOCK / bs).trailing_zeros() as u8
+    // log2 of the quotient, rounded down: 4096 / 512 = 8 = 1 << 3.
+    (physical / bs).ilog2() as u8
 }
 
-/// OPTIMAL UNMAP GRANULARITY: one physical block.
+/// OPTIMAL UNMAP GRANULARITY: one physical block, or the store's deallocation granularity
+/// when that is coarser.
 pub(super) fn unmap_granularity(lu: &LuInfo) -> u32 {
-    1 << lbppbe(lu)
+    let store = lu.geometry.unmap_granularity_bytes / lu.block_size.max(1);
+    store.max(1 << lbppbe(lu))
 }
 
 /// SBC-3 WRITE SAME (10)/(16). Checked in this order: CDB fields, MAXIMUM WRITE SAME LENGTH,
@@ -106,7 +102,8 @@ pub(super) fn write_same(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
         return Err(Sense::lba_out_of_range());
     }
     check_range(lu, lba, blocks)?;
-    let unmap = flags & WS_UNMAP != 0;
+    // SBC-3: without logical block provisioning management the UNMAP bit is ignored.
+    let unmap = flags & WS_UNMAP != 0 && lu.geometry.thin;
     let ndob = sixteen && flags & WS_NDOB != 0;
     Ok(Plan::Job(Box::new(Job::new_write_same(
         lu, lba, blocks, unmap, ndob, count_at,
@@ -116,6 +113,10 @@ pub(super) fn write_same(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
 /// SBC-3 UNMAP: ANCHOR (byte 1 bit 0) is not supported; PARAMETER LIST LENGTH (bytes 7..=8)
 /// zero is GOOD without a transfer, 1..=7 is PARAMETER LIST LENGTH ERROR.
 pub(super) fn unmap(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
+    if !lu.geometry.thin {
+        // LBPU clear: the store cannot deallocate.
+        return Err(Sense::invalid_opcode());
+    }
     if cdb.bit(1, 0) {
         return Err(Sense::invalid_field_in_cdb().at_cdb(1, Some(0)));
     }
@@ -171,45 +172,10 @@ pub(super) fn unmap_ranges(
     Ok(ranges)
 }
 
-/// SBC-3 GET LBA STATUS: STARTING LOGICAL BLOCK ADDRESS (bytes 2..=9), ALLOCATION LENGTH
-/// (10..=13). The stores cannot tell which blocks are deallocated, so one descriptor says the
-/// rest of the medium (up to 2^32 - 1 blocks) is mapped; SBC-4 calls status 0h "mapped or
-/// unknown". The one thing known is a SANITIZE BLOCK ERASE with no write since: then the rest
-/// of the medium is deallocated (libiscsi Sanitize.BlockErase checks that).
-///
-/// Descriptors are at logical-block granularity, the first one starting at the STARTING
-/// LOGICAL BLOCK ADDRESS, whatever the LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT. libiscsi
-/// GetLBAStatus.UnmapSingle asks for LBA i + 1 and expects a descriptor starting at
-/// i + LBPPB, which no answer whose first descriptor contains the starting LBA (SBC-3) can
-/// give unless LBPPB is 1; while WriteSame10/16.UnmapUnaligned, WriteSame10/16 and
-/// CompareAndWrite.InvalidDataOutSize only run when LBPPB > 1. So the exponent stays the
-/// stores' real one (4 KiB pages: 3 for 512-byte blocks, see [`lbppbe`]) and UnmapSingle
-/// passes on 4096-byte LUs, where LBPPB is 1.
-pub(super) fn get_lba_status(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
-    let start = cdb.be64(2);
-    if start >= lu.num_blocks {
-        return Err(Sense::lba_out_of_range());
-    }
-    let blocks = u32::try_from(lu.num_blocks - start).unwrap_or(u32::MAX);
-    let status = if lu.shared.medium.is_deallocated() {
-        PROVISIONING_DEALLOCATED
-    } else {
-        PROVISIONING_MAPPED
-    };
-    let mut d = Vec::with_capacity(24);
-    // PARAMETER DATA LENGTH: the bytes that follow it (4 reserved + one 16-byte descriptor).
-    d.extend_from_slice(&20u32.to_be_bytes());
-    d.extend_from_slice(&[0; 4]);
-    d.extend_from_slice(&start.to_be_bytes());
-    d.extend_from_slice(&blocks.to_be_bytes());
-    d.extend_from_slice(&[status, 0, 0, 0]);
-    Ok(data_in(d, cdb.be32(10)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scsi::tests::{cdb10, cdb16, lu_with, ok_data};
+    use crate::scsi::tests::{cdb10, cdb16, lu_with};
 
     fn ws10(flags: u8, lba: u32, blocks: u16) -> [u8; 10] {
         cdb10(op::WRITE_SAME_10, flags, lba, blocks)
@@ -238,6 +204,42 @@ mod tests {
             assert_eq!(lbppbe(&lu), exp, "{bs}");
             assert_eq!(unmap_granularity(&lu), 1 << exp);
         }
+    }
+
+    #[test]
+    fn physical_block_and_granularity_follow_the_store() {
+        let lu = lu_with(|u| {
+            u.block_size = 512;
+            u.geometry.physical_block_size = 512;
+        });
+        assert_eq!((lbppbe(&lu), unmap_granularity(&lu)), (0, 1));
+        let lu = lu_with(|u| {
+            u.block_size = 4096;
+            u.geometry.physical_block_size = 16384;
+            u.geometry.unmap_granularity_bytes = 1 << 20;
+        });
+        assert_eq!((lbppbe(&lu), unmap_granularity(&lu)), (2, 256));
+    }
+
+    #[test]
+    fn without_thin_provisioning_unmap_is_unsupported_and_write_same_writes() {
+        let lu = lu_with(|u| {
+            u.num_blocks = 1000;
+            u.geometry.thin = false;
+        });
+        let unmap_cdb = [op::UNMAP, 0, 0, 0, 0, 0, 0, 0, 24, 0];
+        assert_eq!(
+            unmap(&lu, Cdb::new(&unmap_cdb)).unwrap_err(),
+            Sense::invalid_opcode()
+        );
+        let Ok(Plan::Job(job)) = write_same(&lu, Cdb::new(&ws16(WS_UNMAP, 0, 8))) else {
+            panic!("WRITE SAME is a job");
+        };
+        let thin = lu_with(|u| u.num_blocks = 1000);
+        let Ok(Plan::Job(unmapping)) = write_same(&thin, Cdb::new(&ws16(WS_UNMAP, 0, 8))) else {
+            panic!("WRITE SAME is a job");
+        };
+        assert_ne!(format!("{job:?}"), format!("{unmapping:?}"));
     }
 
     #[test]
@@ -392,32 +394,5 @@ mod tests {
             unmap_ranges(&lu, &d[..5], 56),
             Err(Sense::parameter_list_length_error())
         );
-    }
-
-    #[test]
-    fn get_lba_status_reports_the_rest_of_the_medium_mapped() {
-        let lu = unit();
-        let c = cdb16(op::SERVICE_ACTION_IN_16, 0x12, 990, 24);
-        assert_eq!(
-            ok_data(get_lba_status(&lu, Cdb::new(&c))),
-            [0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x03, 0xDE, 0, 0, 0, 10, 0, 0, 0, 0]
-        );
-        let c = cdb16(op::SERVICE_ACTION_IN_16, 0x12, 0, 8);
-        assert_eq!(ok_data(get_lba_status(&lu, Cdb::new(&c))).len(), 8);
-        let huge = lu_with(|u| u.num_blocks = u64::MAX);
-        let c = cdb16(op::SERVICE_ACTION_IN_16, 0x12, 0, 24);
-        let d = ok_data(get_lba_status(&huge, Cdb::new(&c)));
-        assert_eq!(
-            &d[16..20],
-            &[0xFF; 4],
-            "at most 2^32 - 1 blocks per descriptor"
-        );
-        for start in [1000, u64::MAX] {
-            let c = cdb16(op::SERVICE_ACTION_IN_16, 0x12, start, 24);
-            assert_eq!(
-                get_lba_status(&lu, Cdb::new(&c)),
-                Err(Sense::lba_out_of_range())
-            );
-        }
     }
 }

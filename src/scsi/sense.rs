@@ -32,11 +32,16 @@ pub enum SenseFormat {
     Descriptor,
 }
 
-/// Sense-key specific field pointer for ILLEGAL REQUEST (SPC-4 §4.5.2.4.2).
+/// Sense-key specific field pointer for ILLEGAL REQUEST (SPC-4 §4.5.2.4.2), or segment pointer
+/// for COPY ABORTED (SPC-4 §4.5.2.4.5): the same three bytes, C/D or SD marking what the byte
+/// offset is relative to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldPointer {
     /// C/D bit: true when the bad field is in the CDB, false when in the parameter list.
     pub in_cdb: bool,
+    /// SD bit (COPY ABORTED): the offset is within the segment descriptor that
+    /// COMMAND-SPECIFIC INFORMATION names, not within the parameter list.
+    pub in_segment: bool,
     /// Byte offset of the (first byte of the) bad field.
     pub byte: u16,
     /// Most significant bit of the bad field within `byte`, when it is narrower than a byte.
@@ -47,6 +52,7 @@ impl FieldPointer {
     pub const fn cdb(byte: u16, bit: Option<u8>) -> Self {
         Self {
             in_cdb: true,
+            in_segment: false,
             byte,
             bit,
         }
@@ -55,6 +61,7 @@ impl FieldPointer {
     pub const fn param(byte: u16, bit: Option<u8>) -> Self {
         Self {
             in_cdb: false,
+            in_segment: false,
             byte,
             bit,
         }
@@ -65,6 +72,9 @@ impl FieldPointer {
         let mut b0 = SKSV;
         if self.in_cdb {
             b0 |= 0x40; // C/D
+        }
+        if self.in_segment {
+            b0 |= 0x20; // SD
         }
         if let Some(bit) = self.bit {
             b0 |= 0x08 | (bit & 0x07); // BPV + BIT POINTER
@@ -81,8 +91,10 @@ const RESPONSE_FIXED_CURRENT: u8 = 0x70;
 const RESPONSE_DESC_CURRENT: u8 = 0x72;
 /// SPC-4 §4.5.3: fixed format is 18 bytes, so ADDITIONAL SENSE LENGTH is 10.
 const FIXED_LEN: usize = 18;
-/// SPC-4 §4.5.2.2 information descriptor, §4.5.2.4 sense key specific descriptor.
+/// SPC-4 §4.5.2.2 information descriptor, §4.5.2.3 command-specific information descriptor,
+/// §4.5.2.4 sense key specific descriptor.
 const DESC_INFORMATION: u8 = 0x00;
+const DESC_COMMAND_SPECIFIC: u8 = 0x01;
 const DESC_SENSE_KEY_SPECIFIC: u8 = 0x02;
 
 /// One sense condition: key, additional sense code and qualifier, and optional details.
@@ -93,6 +105,8 @@ pub struct Sense {
     pub ascq: u8,
     /// INFORMATION field (e.g. the first failing LBA of a medium error).
     pub info: Option<u64>,
+    /// COMMAND-SPECIFIC INFORMATION field (EXTENDED COPY: the failing segment's number).
+    pub command_specific: Option<u32>,
     pub field_pointer: Option<FieldPointer>,
 }
 
@@ -103,6 +117,7 @@ impl Sense {
             asc,
             ascq,
             info: None,
+            command_specific: None,
             field_pointer: None,
         }
     }
@@ -125,9 +140,65 @@ impl Sense {
         self
     }
 
+    /// SPC-4 EXTENDED COPY "errors detected during processing of segment descriptors": the
+    /// condition becomes COPY ABORTED (same additional sense code), COMMAND-SPECIFIC
+    /// INFORMATION bytes 2..=3 name the segment descriptor (bytes 0..=1, the offsets of copy
+    /// target sense data, stay zero: none is appended), and a field pointer is made relative
+    /// to that segment descriptor (SD set); `byte` points into it when given.
+    pub fn in_copy_segment(mut self, segment: u16, byte: Option<u16>) -> Self {
+        self.key = SenseKey::COPY_ABORTED;
+        self.command_specific = Some(u32::from(segment));
+        self.field_pointer = byte.map(|byte| FieldPointer {
+            in_cdb: false,
+            in_segment: true,
+            byte,
+            bit: None,
+        });
+        self
+    }
+
     /// NO SENSE, NO ADDITIONAL SENSE INFORMATION (00h/00h).
     pub const fn no_sense() -> Self {
         Self::new(SenseKey::NO_SENSE, 0x00, 0x00)
+    }
+
+    /// ILLEGAL REQUEST, OPERATION IN PROGRESS (00h/16h): SPC-4 EXTENDED COPY with the LIST
+    /// IDENTIFIER of a copy still running on the same I_T nexus.
+    pub const fn operation_in_progress() -> Self {
+        Self::new(SenseKey::ILLEGAL_REQUEST, 0x00, 0x16)
+    }
+
+    /// COPY ABORTED, UNREACHABLE COPY TARGET (08h/04h): a segment names a CSCD descriptor that
+    /// is not in the list, or one whose logical unit the copy manager cannot reach.
+    pub const fn unreachable_copy_target() -> Self {
+        Self::new(SenseKey::COPY_ABORTED, 0x08, 0x04)
+    }
+
+    /// TOO MANY TARGET DESCRIPTORS (26h/06h): more CSCD descriptors than MAXIMUM CSCD
+    /// DESCRIPTOR COUNT.
+    pub const fn too_many_target_descriptors() -> Self {
+        Self::new(SenseKey::ILLEGAL_REQUEST, 0x26, 0x06)
+    }
+
+    /// UNSUPPORTED TARGET DESCRIPTOR TYPE CODE (26h/07h).
+    pub const fn unsupported_target_descriptor_type() -> Self {
+        Self::new(SenseKey::ILLEGAL_REQUEST, 0x26, 0x07)
+    }
+
+    /// TOO MANY SEGMENT DESCRIPTORS (26h/08h).
+    pub const fn too_many_segment_descriptors() -> Self {
+        Self::new(SenseKey::ILLEGAL_REQUEST, 0x26, 0x08)
+    }
+
+    /// UNSUPPORTED SEGMENT DESCRIPTOR TYPE CODE (26h/09h).
+    pub const fn unsupported_segment_descriptor_type() -> Self {
+        Self::new(SenseKey::ILLEGAL_REQUEST, 0x26, 0x09)
+    }
+
+    /// INSUFFICIENT RESOURCES (55h/03h): e.g. more identified copies at once than MAXIMUM
+    /// CONCURRENT COPIES.
+    pub const fn insufficient_resources() -> Self {
+        Self::new(SenseKey::ILLEGAL_REQUEST, 0x55, 0x03)
     }
 
     /// PARAMETER LIST LENGTH ERROR (1Ah/00h).
@@ -239,6 +310,9 @@ impl Sense {
             d[3..7].copy_from_slice(&info.to_be_bytes());
         }
         d[7] = (FIXED_LEN - 8) as u8;
+        if let Some(csi) = self.command_specific {
+            d[8..12].copy_from_slice(&csi.to_be_bytes());
+        }
         d[12] = self.asc;
         d[13] = self.ascq;
         if let Some(fp) = &self.field_pointer {
@@ -262,12 +336,16 @@ impl Sense {
             d.extend_from_slice(&[DESC_INFORMATION, 0x0A, 0x80, 0]); // VALID
             d.extend_from_slice(&info.to_be_bytes());
         }
+        if let Some(csi) = self.command_specific {
+            d.extend_from_slice(&[DESC_COMMAND_SPECIFIC, 0x0A, 0, 0]);
+            d.extend_from_slice(&u64::from(csi).to_be_bytes());
+        }
         if let Some(fp) = &self.field_pointer {
             d.extend_from_slice(&[DESC_SENSE_KEY_SPECIFIC, 0x06, 0, 0]);
             d.extend_from_slice(&fp.encode());
             d.push(0);
         }
-        // At most 8 + 12 + 8 bytes, so the additional length always fits a byte.
+        // At most 8 + 12 + 12 + 8 bytes, so the additional length always fits a byte.
         d[7] = (d.len() - 8) as u8;
         d
     }
@@ -365,6 +443,31 @@ mod tests {
         assert_eq!(
             d,
             [0xF0, 0, 0x0E, 0, 0, 0x01, 0xFF, 10, 0, 0, 0, 0, 0x1D, 0, 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn copy_segment_error_is_copy_aborted_with_segment_number_and_pointer() {
+        let s = Sense::lba_out_of_range().in_copy_segment(0x0102, Some(12));
+        let d = s.encode(SenseFormat::Fixed);
+        assert_eq!(d[2], 0x0A, "COPY ABORTED");
+        assert_eq!(
+            &d[8..12],
+            &[0, 0, 0x01, 0x02],
+            "segment number in bytes 2..=3"
+        );
+        assert_eq!((d[12], d[13]), (0x21, 0x00));
+        assert_eq!(&d[15..18], &[0xA0, 0, 12], "SKSV, SD");
+        let d = s.encode(SenseFormat::Descriptor);
+        assert_eq!(&d[..4], &[0x72, 0x0A, 0x21, 0x00]);
+        assert_eq!(&d[8..20], &[0x01, 0x0A, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x02]);
+        assert_eq!(&d[20..28], &[0x02, 0x06, 0, 0, 0xA0, 0, 12, 0]);
+        assert_eq!(usize::from(d[7]), d.len() - 8);
+        let whole = Sense::unreachable_copy_target().in_copy_segment(3, None);
+        assert_eq!(
+            whole.encode(SenseFormat::Fixed)[15],
+            0,
+            "no pointer, SKSV clear"
         );
     }
 

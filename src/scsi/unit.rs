@@ -64,7 +64,8 @@ pub(super) fn prevent_allow_medium_removal(
 /// Whether a command needs the medium: with a removable medium ejected it is refused with
 /// NOT READY, MEDIUM NOT PRESENT. Commands about the logical unit rather than its blocks run
 /// without one (SPC-4 / SBC-3: INQUIRY, REQUEST SENSE, REPORT LUNS, mode pages, the medium
-/// handling commands themselves, reservations, MAINTENANCE IN/OUT reports).
+/// handling commands themselves, reservations, MAINTENANCE IN/OUT reports, the copy manager's
+/// RECEIVE COPY RESULTS).
 pub(super) fn needs_medium(opcode: u8) -> bool {
     !matches!(
         opcode,
@@ -78,6 +79,7 @@ pub(super) fn needs_medium(opcode: u8) -> bool {
             | op::START_STOP_UNIT
             | op::PREVENT_ALLOW_MEDIUM_REMOVAL
             | op::MAINTENANCE_IN
+            | op::RECEIVE_COPY_RESULTS
             | MAINTENANCE_OUT
             | RESERVE_6
             | RELEASE_6

@@ -1,6 +1,7 @@
 //! Vital product data pages (SPC-4 and SBC-3 "Vital product data parameters").
 
 use super::compare::max_compare_and_write;
+use super::copy::third_party_copy_page;
 use super::inquiry::{put_ascii, PERIPHERAL_DISK};
 use super::provisioning::{
     max_blocks_per_command, max_write_same_blocks, unmap_granularity, MAX_UNMAP_DESCRIPTORS,
@@ -13,13 +14,15 @@ use super::LuInfo;
 const PAGE_SUPPORTED: u8 = 0x00;
 const PAGE_UNIT_SERIAL: u8 = 0x80;
 const PAGE_DEVICE_ID: u8 = 0x83;
+const PAGE_THIRD_PARTY_COPY: u8 = 0x8F;
 const PAGE_BLOCK_LIMITS: u8 = 0xB0;
 const PAGE_BLOCK_CHARACTERISTICS: u8 = 0xB1;
 const PAGE_LOGICAL_BLOCK_PROVISIONING: u8 = 0xB2;
-const SUPPORTED: [u8; 6] = [
+const SUPPORTED: [u8; 7] = [
     PAGE_SUPPORTED,
     PAGE_UNIT_SERIAL,
     PAGE_DEVICE_ID,
+    PAGE_THIRD_PARTY_COPY,
     PAGE_BLOCK_LIMITS,
     PAGE_BLOCK_CHARACTERISTICS,
     PAGE_LOGICAL_BLOCK_PROVISIONING,
@@ -49,6 +52,7 @@ const MAX_SERIAL_LEN: usize = 32;
 const PROTOCOL_ISCSI: u8 = 0x5;
 /// SPC-4 designation descriptor CODE SET.
 const CODE_SET_BINARY: u8 = 0x1;
+const CODE_SET_ASCII: u8 = 0x2;
 const CODE_SET_UTF8: u8 = 0x3;
 /// SPC-4 designation descriptor: PIV (protocol identifier valid) and ASSOCIATION (bits 5..4).
 const PIV: u8 = 0x80;
@@ -56,12 +60,18 @@ const ASSOC_LU: u8 = 0x00;
 const ASSOC_TARGET_PORT: u8 = 0x10;
 const ASSOC_TARGET_DEVICE: u8 = 0x20;
 /// SPC-4 designation descriptor DESIGNATOR TYPE.
+const TYPE_T10_VENDOR_ID: u8 = 0x1;
 const TYPE_NAA: u8 = 0x3;
 const TYPE_RELATIVE_TARGET_PORT: u8 = 0x4;
 const TYPE_TARGET_PORT_GROUP: u8 = 0x5;
 const TYPE_SCSI_NAME_STRING: u8 = 0x8;
 /// SPC-4 SCSI name string designator: at most 256 bytes, NUL terminated, multiple of 4.
 const MAX_NAME_STRING: usize = 256;
+/// T10 vendor ID based designator: the T10 VENDOR IDENTIFICATION (8 bytes) then a vendor
+/// specific identifier, 20 bytes in all so that EXTENDED COPY can name the unit by it too (a
+/// CSCD identification descriptor holds designators of at most 20 bytes).
+const T10_VENDOR_LEN: usize = 8;
+const T10_DESIGNATOR_LEN: usize = 20;
 
 /// The VPD page `code` for `lu` seen through relative target port `port`, or `None` when that
 /// page is not supported.
@@ -70,9 +80,10 @@ pub(super) fn page(lu: &LuInfo, port: u16, code: u8) -> Option<Vec<u8>> {
         PAGE_SUPPORTED => SUPPORTED.to_vec(),
         PAGE_UNIT_SERIAL => unit_serial(lu),
         PAGE_DEVICE_ID => device_identification(lu, port),
+        PAGE_THIRD_PARTY_COPY => third_party_copy_page(lu),
         PAGE_BLOCK_LIMITS => block_limits(lu),
         PAGE_BLOCK_CHARACTERISTICS => block_characteristics(lu),
-        PAGE_LOGICAL_BLOCK_PROVISIONING => logical_block_provisioning(),
+        PAGE_LOGICAL_BLOCK_PROVISIONING => logical_block_provisioning(lu),
         _ => return None,
     };
     Some(with_header(code, body))
@@ -96,14 +107,13 @@ fn unit_serial(lu: &LuInfo) -> Vec<u8> {
     d
 }
 
-/// SPC-4 Device Identification VPD page: LU NAA, relative target port, target port group,
-/// and SCSI name strings of the target port and the target device. The port designators are
-/// those of `port`, the one the command came through: its group has the same identifier
-/// (`alua`), as has the iSCSI target portal group it is.
+/// SPC-4 Device Identification VPD page: the LU's NAA and T10 vendor ID designators, relative
+/// target port, target port group, and SCSI name strings of the target port and the target
+/// device. The port designators are those of `port`, the one the command came through: its
+/// group has the same identifier (`alua`), as has the iSCSI target portal group it is.
 fn device_identification(lu: &LuInfo, port: u16) -> Vec<u8> {
     let port_name = format!("{},t,0x{port:04x}", lu.target_name);
-    let mut d = Vec::new();
-    designator(&mut d, CODE_SET_BINARY, ASSOC_LU | TYPE_NAA, &lu.naa_id);
+    let mut d = lu_designators(lu).concat();
     let port_flags = PIV | ASSOC_TARGET_PORT;
     let rel_port = two_byte_designator(port);
     designator(
@@ -134,6 +144,29 @@ fn device_identification(lu: &LuInfo, port: u16) -> Vec<u8> {
         &name_string(&lu.target_name),
     );
     d
+}
+
+/// The designation descriptors that name the logical unit itself (association 0h), as the
+/// Device Identification page reports them: EXTENDED COPY's CSCD descriptors name a unit by
+/// any of these. The T10 vendor ID designator's vendor specific part is the hexadecimal end of
+/// the NAA designator, the part that differs between units.
+pub(super) fn lu_designators(lu: &LuInfo) -> [Vec<u8>; 2] {
+    let mut naa = Vec::new();
+    designator(&mut naa, CODE_SET_BINARY, ASSOC_LU | TYPE_NAA, &lu.naa_id);
+    let mut t10 = vec![b' '; T10_DESIGNATOR_LEN];
+    put_ascii(&mut t10[..T10_VENDOR_LEN], &lu.vendor);
+    let hex_len = (T10_DESIGNATOR_LEN - T10_VENDOR_LEN) / 2;
+    let tail = &lu.naa_id[lu.naa_id.len() - hex_len..];
+    let hex: String = tail.iter().map(|b| format!("{b:02X}")).collect();
+    put_ascii(&mut t10[T10_VENDOR_LEN..], &hex);
+    let mut desc = Vec::new();
+    designator(
+        &mut desc,
+        CODE_SET_ASCII,
+        ASSOC_LU | TYPE_T10_VENDOR_ID,
+        &t10,
+    );
+    [naa, desc]
 }
 
 fn iscsi(code_set: u8) -> u8 {
@@ -179,11 +212,14 @@ fn block_limits(lu: &LuInfo) -> Vec<u8> {
     // Page bytes 16..=19: MAXIMUM PREFETCH LENGTH zero: no limit (PRE-FETCH reads nothing).
     let max = u32::try_from(max_blocks_per_command(lu)).unwrap_or(u32::MAX);
     // Page bytes 20..=23: MAXIMUM UNMAP LBA COUNT; 24..=27: MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT.
-    d[16..20].copy_from_slice(&max.to_be_bytes());
-    d[20..24].copy_from_slice(&MAX_UNMAP_DESCRIPTORS.to_be_bytes());
-    // Page bytes 28..=31: OPTIMAL UNMAP GRANULARITY; 32..=35: UGAVALID, alignment 0.
-    d[24..28].copy_from_slice(&unmap_granularity(lu).to_be_bytes());
-    d[28..32].copy_from_slice(&UGAVALID.to_be_bytes());
+    // Page bytes 28..=31: OPTIMAL UNMAP GRANULARITY; 32..=35: UGAVALID, alignment 0. All zero
+    // when the store cannot deallocate (UNMAP not supported).
+    if lu.geometry.thin {
+        d[16..20].copy_from_slice(&max.to_be_bytes());
+        d[20..24].copy_from_slice(&MAX_UNMAP_DESCRIPTORS.to_be_bytes());
+        d[24..28].copy_from_slice(&unmap_granularity(lu).to_be_bytes());
+        d[28..32].copy_from_slice(&UGAVALID.to_be_bytes());
+    }
     // Page bytes 36..=43: MAXIMUM WRITE SAME LENGTH.
     d[32..40].copy_from_slice(&max_write_same_blocks(lu).to_be_bytes());
     // SBC-4 page bytes 44..=47: MAXIMUM ATOMIC TRANSFER LENGTH; ATOMIC ALIGNMENT (48..=51),
@@ -195,11 +231,14 @@ fn block_limits(lu: &LuInfo) -> Vec<u8> {
 }
 
 /// SBC-3 Logical Block Provisioning VPD page: THRESHOLD EXPONENT 0 (no thresholds), the
-/// provisioning commands, LBPRZ, thin provisioning, no provisioning group descriptor.
-fn logical_block_provisioning() -> Vec<u8> {
+/// provisioning commands, LBPRZ, thin provisioning, no provisioning group descriptor; all
+/// clear (fully provisioned) when the store cannot deallocate.
+fn logical_block_provisioning(lu: &LuInfo) -> Vec<u8> {
     let mut d = vec![0u8; PROVISIONING_LEN];
-    d[1] = LBPU | LBPWS | LBPWS10 | LBPRZ;
-    d[2] = PROVISIONING_THIN;
+    if lu.geometry.thin {
+        d[1] = LBPU | LBPWS | LBPWS10 | LBPRZ;
+        d[2] = PROVISIONING_THIN;
+    }
     d
 }
 
@@ -236,7 +275,7 @@ mod tests {
     #[test]
     fn supported_pages_list_is_ascending_and_each_is_served() {
         let d = get(0x00);
-        assert_eq!(d, [0, 0, 0, 6, 0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2]);
+        assert_eq!(d, [0, 0, 0, 7, 0x00, 0x80, 0x83, 0x8F, 0xB0, 0xB1, 0xB2]);
         for &code in &d[4..] {
             let p = get(code);
             assert_eq!(p[1], code);
@@ -269,6 +308,14 @@ mod tests {
         let naa = next();
         assert_eq!(&naa[..4], &[0x01, 0x03, 0, 16]);
         assert_eq!(&naa[4..], &unit.naa_id);
+        let t10 = next();
+        assert_eq!(&t10[..4], &[0x02, 0x01, 0, 20], "T10 vendor ID, ASCII, LU");
+        assert_eq!(&t10[4..12], b"RINGTGT ");
+        let tail: String = unit.naa_id[10..]
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        assert_eq!(&t10[12..], tail.as_bytes());
         assert_eq!(next(), [0x51, 0x94, 0, 4, 0, 0, 0, 1]);
         assert_eq!(next(), [0x51, 0x95, 0, 4, 0, 0, 0, 1]);
         let port = next();

@@ -8,7 +8,7 @@ use super::full::Session;
 use super::output::Output;
 use super::task::{Deferred, IoKind, TaskState};
 use crate::backstore::IoBuf;
-use crate::scsi::JobIo;
+use crate::scsi::{JobIo, JobOp};
 
 impl Session {
     /// Whether task `slot` may take a budgeted buffer of `bytes` now: nothing queued ahead of it
@@ -60,28 +60,39 @@ impl Session {
         let Some(target) = self.target else {
             return false;
         };
-        let bs = u64::from(self.block_size(self.tasks[slot].lun));
         let bytes = match &self.tasks[slot].state {
             TaskState::Deferred(Deferred::Read { scsi_len, .. }) => *scsi_len as usize,
-            TaskState::Deferred(Deferred::Job { io, .. }) => job_io_bytes(io, bs),
+            TaskState::Deferred(Deferred::Job { io, .. }) => {
+                job_io_bytes(io, u64::from(self.block_size(io.lun)))
+            }
             _ => return true,
         };
         if !self.may_take(slot, bytes) {
             return false;
         }
+        let lun = self.tasks[slot].lun;
         let state = std::mem::replace(&mut self.tasks[slot].state, TaskState::Io(IoKind::Flush));
-        let (state, op) = match state {
+        let (state, lun, op) = match state {
             TaskState::Deferred(Deferred::Read { lba, scsi_len }) => {
+                let bs = u64::from(self.block_size(lun));
                 let op = IoOp::Read {
                     offset: lba * bs,
                     buf: self.budget.alloc_gated(bytes),
                 };
-                (TaskState::Io(IoKind::Read { lba, scsi_len }), op)
+                (TaskState::Io(IoKind::Read { lba, scsi_len }), lun, op)
             }
             TaskState::Deferred(Deferred::Job { job, io }) => {
-                let reading = matches!(io, JobIo::Read { .. });
-                let op = self.job_op(io, bs, bytes);
-                (TaskState::Job { job, reading }, op)
+                let reading = matches!(io.op, JobOp::Read { .. });
+                let lun = io.lun;
+                let Some(op) = self.job_op(&io.op, lun, bytes) else {
+                    // `drive_job` performs these itself, with the buffer the Read filled: one
+                    // here is a bug. It stays deferred (nothing reaches the store) until the
+                    // initiator aborts it.
+                    tracing::error!(slot, "job step deferred without the buffer it writes");
+                    self.tasks[slot].state = TaskState::Deferred(Deferred::Job { job, io });
+                    return true;
+                };
+                (TaskState::Job { job, reading }, lun, op)
             }
             other => {
                 self.tasks[slot].state = other;
@@ -89,39 +100,46 @@ impl Session {
             }
         };
         self.tasks[slot].state = state;
-        self.submit(target, slot, op);
+        self.submit_to(target, slot, lun, op);
         true
     }
 
-    /// The backing-store operation of one job step, with its buffer taken from the budget.
-    fn job_op(&self, io: JobIo, bs: u64, bytes: usize) -> IoOp {
-        match io {
-            JobIo::Read { lba, .. } => IoOp::Read {
+    /// The backing-store operation of one job step on unit `lun`, with its buffer taken from
+    /// the budget; `None` for a step that writes the buffer of the Read before it.
+    fn job_op(&self, op: &JobOp, lun: u16, bytes: usize) -> Option<IoOp> {
+        let bs = u64::from(self.block_size(lun));
+        Some(match *op {
+            JobOp::Read { lba, .. } => IoOp::Read {
                 offset: lba * bs,
                 buf: self.budget.alloc_gated(bytes),
             },
-            JobIo::Write { lba, data, fua } => {
+            JobOp::Write { lba, ref data, fua } => {
                 let mut buf: IoBuf = self.budget.alloc_gated(bytes);
-                buf.as_mut_slice().copy_from_slice(&data);
+                buf.as_mut_slice().copy_from_slice(data);
                 IoOp::Write {
                     offset: lba * bs,
                     buf,
                     fua,
                 }
             }
-            JobIo::Discard { lba, blocks } => IoOp::Discard {
+            JobOp::WriteLastRead { .. } => return None,
+            JobOp::Discard { lba, blocks } => IoOp::Discard {
                 offset: lba * bs,
                 len: blocks * bs,
             },
-        }
+            JobOp::Extent { lba, blocks } => IoOp::FindExtent {
+                offset: lba * bs,
+                len: blocks.saturating_mul(bs),
+            },
+        })
     }
 }
 
-/// Buffer bytes one job step needs.
+/// Buffer bytes one job step takes from the budget.
 fn job_io_bytes(io: &JobIo, bs: u64) -> usize {
-    match io {
-        JobIo::Read { blocks, .. } => (u64::from(*blocks) * bs) as usize,
-        JobIo::Write { data, .. } => data.len(),
-        JobIo::Discard { .. } => 0,
+    match &io.op {
+        JobOp::Read { blocks, .. } => (u64::from(*blocks) * bs) as usize,
+        JobOp::Write { data, .. } => data.len(),
+        JobOp::WriteLastRead { .. } | JobOp::Discard { .. } | JobOp::Extent { .. } => 0,
     }
 }

@@ -6,6 +6,7 @@ use super::data_in::{Reply, Source};
 use super::error::SessionError;
 use super::full::Session;
 use super::output::Output;
+use super::stats::OpClass;
 use super::task::{Deferred, IoKind, IoToken, Purpose, Task, TaskState};
 use super::write::WriteTarget;
 use crate::pdu::scsi::{full_cdb, Residual, ScsiCommand};
@@ -46,6 +47,8 @@ impl Session {
             lun_raw: cmd.lun,
             edtl: cmd.expected_data_len,
             r2t_count: 0,
+            class: OpClass::of_opcode(cmd.cdb[0]),
+            started: self.now,
         };
         if self.tasks.len() >= self.ctx.tuning.queue_depth as usize {
             // Only immediate commands (which skip the CmdSN window) can get here: SAM-5 TASK
@@ -171,6 +174,8 @@ impl Session {
             r2t_sn: 0,
             waiting: false,
             aborted: false,
+            class: OpClass::of_opcode(cmd.cdb[0]),
+            started: self.now,
         });
         self.by_itt.insert(cmd.itt, slot);
         slot
@@ -196,10 +201,16 @@ impl Session {
         t
     }
 
-    /// Queues a backing-store operation of task `slot`. A write or discard first passes the
-    /// unit's range locks: it waits (in `lock_waiting`) while an overlapping COMPARE AND WRITE
-    /// holds its blocks, unless the task itself holds them.
+    /// Queues a backing-store operation of task `slot` on its own unit.
     pub(super) fn submit(&mut self, target: usize, slot: usize, op: IoOp) {
+        self.submit_to(target, slot, self.tasks[slot].lun, op);
+    }
+
+    /// Queues a backing-store operation of task `slot` on unit `lun` (another unit of the
+    /// target for EXTENDED COPY). A write or discard first passes that unit's range locks: it
+    /// waits (in `lock_waiting`) while an overlapping COMPARE AND WRITE holds its blocks, unless
+    /// the task itself holds them.
+    pub(super) fn submit_to(&mut self, target: usize, slot: usize, lun: u16, op: IoOp) {
         let t = &self.tasks[slot];
         let token = IoToken {
             slot: slot as u32,
@@ -208,11 +219,11 @@ impl Session {
         let req = IoRequest {
             token,
             target,
-            lun: t.lun,
+            lun,
             op,
             lock: None,
         };
-        let owns_range = t.exclusive.as_ref().is_some_and(|e| e.is_held());
+        let owns_range = lun == t.lun && t.exclusive.as_ref().is_some_and(|e| e.is_held());
         if owns_range || write_range(&req.op).is_none() {
             self.io_queue.push_back(req);
         } else if let Some(req) = self.admit_write(req) {
@@ -321,7 +332,16 @@ impl Session {
                 IoKind::Write { lba, .. } => (true, lba),
                 IoKind::Flush => (true, 0),
             };
-            tracing::error!(itt = t.itt, lun = t.lun, errno, "backing store I/O failed");
+            // A failing store fails every command: a burst, then one line a second.
+            crate::log_limited!(
+                tracing::Level::ERROR,
+                self.log,
+                self.now,
+                itt = t.itt,
+                lun = t.lun,
+                errno,
+                "backing store I/O failed"
+            );
             let completion = scsi::io_error(&self.nexus, is_write, lba);
             self.send_completion(reply, &completion, out);
             return;
@@ -353,6 +373,6 @@ fn write_range(op: &IoOp) -> Option<(u64, u64)> {
     match op {
         IoOp::Write { offset, buf, .. } => Some((*offset, offset + buf.len() as u64)),
         IoOp::Discard { offset, len } => Some((*offset, offset + len)),
-        IoOp::Read { .. } | IoOp::Flush => None,
+        IoOp::Read { .. } | IoOp::Flush | IoOp::FindExtent { .. } => None,
     }
 }

@@ -11,7 +11,7 @@ pub use super::control::{ControlRequest, LuReply, Registration, RemoteAbort};
 use super::full::{Admission, Session};
 pub use super::output::{Output, Payload, MAX_STAGED_OUTPUT};
 use super::task::IoToken;
-use crate::backstore::{Budget, IoBuf};
+use crate::backstore::{Budget, Extent, IoBuf};
 use crate::login::{Login, LoginAction, LoginEnv, LoginOutcome, SessionType};
 use crate::pdu::frame::{self, FrameError, Layout, DIGEST_LEN};
 use crate::pdu::login::{LoginRequest, LoginStatus};
@@ -55,6 +55,12 @@ pub enum IoOp {
         offset: u64,
         len: u64,
     },
+    /// Find how the store holds the bytes from `offset` on (at most `len` of them): the
+    /// completion's `extent` says.
+    FindExtent {
+        offset: u64,
+        len: u64,
+    },
 }
 
 /// A Data-Out payload to be received straight into its task's buffer: the transport owns `buf`
@@ -76,6 +82,8 @@ pub struct IoCompletion {
     pub buf: Option<IoBuf>,
     /// `IoRequest::lock`, returned.
     pub lock: Option<WriteLock>,
+    /// The answer to an [`IoOp::FindExtent`] (`None` for every other operation).
+    pub extent: Option<Extent>,
 }
 
 /// A write's admission past the range locks of logical unit `lun`.
@@ -98,6 +106,33 @@ pub enum CloseReason {
     Evicted,
     /// The initiator reset its I_T nexus, or the whole target (cold reset).
     NexusReset,
+    /// The target asked for a logout (Async Message) and none came in time.
+    LogoutTimeout,
+    /// The operator dropped the session (`ringtgt ctl session drop`).
+    Dropped,
+    /// The daemon is stopping.
+    Shutdown,
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::LoginFailed(why) => write!(f, "login failed: {why}"),
+            CloseReason::LoginTimeout => f.write_str("login timed out"),
+            CloseReason::Logout => f.write_str("logout"),
+            CloseReason::ProtocolError(why) => write!(f, "protocol error: {why}"),
+            CloseReason::KeepaliveTimeout => f.write_str("NOP-In ping not answered"),
+            CloseReason::Reinstated => f.write_str("session reinstated by a new login"),
+            CloseReason::TransportClosed => f.write_str("connection closed by the peer"),
+            CloseReason::Evicted => {
+                f.write_str("too many connections logging in (max_login_connections)")
+            }
+            CloseReason::NexusReset => f.write_str("I_T nexus or target reset"),
+            CloseReason::Shutdown => f.write_str("target stopping"),
+            CloseReason::LogoutTimeout => f.write_str("asked to log out, did not in time"),
+            CloseReason::Dropped => f.write_str("session dropped by the operator"),
+        }
+    }
 }
 
 enum Phase {
@@ -128,6 +163,10 @@ pub struct Connection {
     budget: Budget,
     /// The core (reactor) this connection runs on.
     core: usize,
+    /// The status a login was refused with (the reactor counts refusals by reason).
+    refused: Option<LoginStatus>,
+    /// PDUs whose header or data digest was wrong.
+    digest_errors: u64,
 }
 
 impl Connection {
@@ -151,6 +190,8 @@ impl Connection {
             close: None,
             budget: Budget::new(ctx.tuning.connection_buffer_bytes),
             core: 0,
+            refused: None,
+            digest_errors: 0,
             ctx,
         }
     }
@@ -213,6 +254,7 @@ impl Connection {
                 }
                 Ok(None) => break,
                 Err(FrameError::DataDigest { .. }) => {
+                    self.digest_errors += 1;
                     // The header was sound, so the PDU can be skipped and refused on its own.
                     let Some(bhs) = crate::pdu::Bhs::from_slice(rest) else {
                         break;
@@ -227,6 +269,9 @@ impl Connection {
                     }
                 }
                 Err(e) => {
+                    if matches!(e, FrameError::HeaderDigest { .. }) {
+                        self.digest_errors += 1;
+                    }
                     // A bad header digest or an oversized segment leaves no trustworthy length:
                     // the stream cannot be resynchronised (RFC 7143 §7.8), so the connection ends.
                     tracing::warn!(error = %e, "unrecoverable framing error");
@@ -281,8 +326,9 @@ impl Connection {
         match login.handle(&env, &req, f.data) {
             LoginAction::Respond(rsp, data) => self.out.pdu(&rsp.encode(), &data),
             LoginAction::Fail(rsp, data, why) => {
-                let initiator = login.initiator_name();
-                tracing::warn!(?initiator, reason = %why, status = ?rsp.status, "login failed");
+                let initiator = login.initiator_name().unwrap_or("(not given)");
+                tracing::warn!(%initiator, reason = %why, status = %rsp.status, "login failed");
+                self.refused = Some(rsp.status);
                 self.out.pdu(&rsp.encode(), &data);
                 self.close = Some(CloseReason::LoginFailed(why));
             }
@@ -389,7 +435,8 @@ impl Connection {
                     header: p.header_digest,
                     data: p.data_digest,
                 };
-                tracing::info!(initiator = %p.initiator_name, target = ?p.target_name, tsih, ?digests, "session in full feature phase");
+                let target = p.target_name.as_deref().unwrap_or("(discovery)");
+                tracing::info!(initiator = %p.initiator_name, %target, tsih, %digests, "session in full feature phase");
                 // RFC 7143 §13.1: digests apply from the first PDU after the login phase.
                 self.out.digests = digests;
                 self.rx_digests = digests;
@@ -397,10 +444,11 @@ impl Connection {
             }
             Err(status) => {
                 let initiator = &outcome.params.initiator_name;
-                tracing::warn!(?initiator, ?status, "login refused");
+                tracing::warn!(%initiator, %status, "login refused");
+                self.refused = Some(status);
                 let (rsp, data) = login.refuse(status);
                 self.out.pdu(&rsp.encode(), &data);
-                self.close = Some(CloseReason::LoginFailed(format!("refused with {status:?}")));
+                self.close = Some(CloseReason::LoginFailed(format!("refused with {status}")));
             }
         }
     }
@@ -457,6 +505,11 @@ impl Connection {
         self.out.clear();
     }
 
+    /// The daemon is stopping: the connection closes once what it has started is done.
+    pub fn shut_down(&mut self) {
+        self.close.get_or_insert(CloseReason::Shutdown);
+    }
+
     /// The transport failed or the peer closed: nothing more can be sent.
     pub fn kill_transport(&mut self) {
         self.close.get_or_insert(CloseReason::TransportClosed);
@@ -505,6 +558,87 @@ impl Connection {
             }
             _ => false,
         }
+    }
+
+    /// Switches to a new portal context (live configuration change; see `Session::adopt`).
+    pub fn adopt(&mut self, ctx: Arc<PortalContext>) {
+        if let Phase::Full(s) = &mut self.phase {
+            s.adopt(ctx.clone());
+        }
+        self.ctx = ctx;
+    }
+
+    /// The session, for listings; `None` before full feature phase.
+    pub fn session_info(&self) -> Option<super::SessionInfo> {
+        match &self.phase {
+            Phase::Full(s) => Some(s.info()),
+            _ => None,
+        }
+    }
+
+    /// The session's I/O counters; `None` before full feature phase.
+    pub fn stats(&self) -> Option<&super::stats::SessionStats> {
+        match &self.phase {
+            Phase::Full(s) => Some(&s.stats),
+            _ => None,
+        }
+    }
+
+    /// The initiator's name, once its login named it.
+    pub fn initiator_name(&self) -> Option<&str> {
+        match &self.phase {
+            Phase::Login { login, .. } => login.initiator_name(),
+            Phase::Registering { outcome, .. } => Some(&outcome.params.initiator_name),
+            Phase::Full(s) => Some(&s.params.initiator_name),
+        }
+    }
+
+    /// Where the connection is: "login", "registering" or "full".
+    pub fn phase_name(&self) -> &'static str {
+        match &self.phase {
+            Phase::Login { .. } => "login",
+            Phase::Registering { .. } => "registering",
+            Phase::Full(_) => "full",
+        }
+    }
+
+    /// Tasks of target `target`'s unit `lun` still running on this connection.
+    pub fn tasks_on(&self, target: usize, lun: u16) -> usize {
+        match &self.phase {
+            Phase::Full(s) => s.tasks_on(target, lun),
+            _ => 0,
+        }
+    }
+
+    /// Asks the initiator to log out within `within` (Async Message); a connection not yet in
+    /// full feature phase is closed at once.
+    pub fn request_logout(&mut self, within: std::time::Duration, now: Instant) {
+        match &mut self.phase {
+            Phase::Full(s) => {
+                s.now = now;
+                s.request_logout(within, &mut self.out);
+            }
+            _ => {
+                self.close.get_or_insert(CloseReason::Dropped);
+            }
+        }
+    }
+
+    /// Ends the connection at the operator's request (`ringtgt ctl session drop`): a reset, with
+    /// nothing more sent.
+    pub fn drop_session(&mut self) {
+        self.close.get_or_insert(CloseReason::Dropped);
+        self.out.clear();
+    }
+
+    /// The status the login was refused with, if it was.
+    pub fn login_refusal(&self) -> Option<LoginStatus> {
+        self.refused
+    }
+
+    /// PDUs received with a wrong header or data digest.
+    pub fn digest_errors(&self) -> u64 {
+        self.digest_errors
     }
 
     /// PDUs ready to send. The reactor takes them out and sends them.

@@ -88,7 +88,9 @@ pub struct PortalContext {
 }
 
 impl PortalContext {
+    /// The index of target `name`: the newest one of that name (a removed target keeps its
+    /// index as an empty tombstone, and one added again later gets a new index).
     pub fn target_index(&self, name: &str) -> Option<usize> {
-        self.targets.iter().position(|t| t.name == name)
+        self.targets.iter().rposition(|t| t.name == name)
     }
 }

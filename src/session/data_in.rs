@@ -3,6 +3,7 @@
 
 use super::full::Session;
 use super::output::Output;
+use super::stats::OpClass;
 use crate::backstore::IoBuf;
 use crate::pdu::scsi::{sense_segment, DataIn, Residual, ScsiResponse, ScsiResponseCode};
 use crate::pdu::RESERVED_TAG;
@@ -17,6 +18,9 @@ pub(super) struct Reply {
     pub edtl: u32,
     /// R2Ts sent for the command (they count toward ExpDataSN, RFC 7143 §11.4.8).
     pub r2t_count: u32,
+    /// For the session's counters: what the command is and when it arrived.
+    pub class: OpClass,
+    pub started: std::time::Instant,
 }
 
 /// Where a command's Data-In comes from: bytes the SCSI layer built (copied into the staging
@@ -51,7 +55,9 @@ impl Session {
         let send_len = len.min(r.edtl as usize);
         let collapse = c_status == ScsiStatus::GOOD && sense.is_empty() && send_len > 0;
         let data_sn = self.send_data_in(r, &placed, send_len, collapse.then_some(residual), out);
-        if !collapse {
+        if collapse {
+            self.count_command(&r, c_status, residual);
+        } else {
             self.send_response(r, c_status, sense, residual, data_sn, out);
         }
     }
@@ -115,6 +121,7 @@ impl Session {
         data_in_count: u32,
         out: &mut Output,
     ) {
+        self.count_command(&r, status, residual);
         let rsp = ScsiResponse {
             residual,
             response: ScsiResponseCode::COMMAND_COMPLETED,
@@ -130,6 +137,20 @@ impl Session {
         } else {
             out.pdu(&rsp.encode(), &sense_segment(sense));
         }
+    }
+
+    /// Counts a command whose status is going out: bytes moved are the EDTL less any underflow.
+    fn count_command(&mut self, r: &Reply, status: ScsiStatus, residual: Residual) {
+        let lun = crate::scsi::decode_lun(r.lun_raw).unwrap_or(u16::MAX);
+        let bytes = if residual.underflow {
+            r.edtl.saturating_sub(residual.count)
+        } else {
+            r.edtl
+        };
+        let ok = status == ScsiStatus::GOOD || status == ScsiStatus::CONDITION_MET;
+        let latency = self.now.saturating_duration_since(r.started);
+        self.stats
+            .record(lun, r.class, u64::from(bytes), ok, latency);
     }
 
     /// Answers a command the SCSI layer completed without backing-store I/O.

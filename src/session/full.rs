@@ -92,6 +92,11 @@ pub struct Session {
     pub(super) lock_waiting: VecDeque<IoRequest>,
     /// Tasks (slot, generation) waiting to get their blocks to themselves.
     pub(super) exclusive_waiters: Vec<(usize, u32)>,
+    /// I/O counters (metrics, `ringtgt ctl`).
+    pub(super) stats: super::stats::SessionStats,
+    /// The target asked the initiator to log out (Async Message): the connection ends at this
+    /// time if it has not.
+    pub(super) logout_deadline: Option<Instant>,
 }
 
 /// What the connection knows when its login is accepted, beyond the negotiation's outcome.
@@ -183,6 +188,8 @@ impl Session {
             core,
             lock_waiting: VecDeque::new(),
             exclusive_waiters: Vec::new(),
+            stats: Default::default(),
+            logout_deadline: None,
             ctx,
         }
     }
@@ -440,6 +447,10 @@ impl Session {
 
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Output) {
         self.now = now;
+        if self.logout_deadline.is_some_and(|d| now >= d) && self.close.is_none() {
+            tracing::warn!("no Logout within the time the target gave: connection dropped");
+            self.close = Some(CloseReason::LogoutTimeout);
+        }
         if self.waits_for_range_locks() {
             self.retry_range_locks();
         }
@@ -464,7 +475,10 @@ impl Session {
             // again very soon.
             return Some(self.now + RANGE_LOCK_RETRY);
         }
-        self.keepalive.deadline()
+        match (self.keepalive.deadline(), self.logout_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Portals to advertise: a wildcard portal is named by the address this connection reached.

@@ -1,13 +1,15 @@
 //! Driving the SCSI layer's multi-step commands (WRITE SAME, UNMAP, COMPARE AND WRITE, ORWRITE,
-//! VERIFY with BYTCHK): each `JobIo` step becomes one backing-store operation, whose result is
-//! handed back until the job is done.
+//! VERIFY with BYTCHK, SANITIZE, EXTENDED COPY, GET LBA STATUS): each `JobIo` step becomes one
+//! backing-store operation on the unit it names, whose result is handed back until the job is
+//! done.
 
-use super::conn::IoCompletion;
+use super::conn::{IoCompletion, IoOp};
 use super::data_in::Reply;
 use super::full::Session;
 use super::output::Output;
 use super::task::{Deferred, IoKind, Purpose, TaskState};
-use crate::scsi::{Job, Step};
+use crate::backstore::IoBuf;
+use crate::scsi::{IoOutcome, Job, JobIo, JobOp, Step};
 
 impl Session {
     /// All Data-Out of a job's task has arrived: start the job with it.
@@ -24,22 +26,24 @@ impl Session {
             return;
         };
         let data = Self::received_data(w);
-        let step = job.start(&self.nexus, lu, data);
+        let step = job.start(&mut self.nexus, &luns, lu, data);
         // The job keeps its own copy of what it needs: the budget keeps counting it.
         t.hold = Some(self.budget.hold(data.len()));
         if let Some((start, end)) = job.exclusive_range() {
             t.exclusive = Some(lu.shared.ranges.request_exclusive(start, end));
         }
-        self.drive_job(slot, job, step, reply, out);
+        self.drive_job(slot, job, step, reply, None, out);
     }
 
     /// Performs the job's next step: its I/O once the budget admits its buffer, or its answer.
+    /// `last_read`: the buffer the job's previous Read filled, for a step that writes it on.
     fn drive_job(
         &mut self,
         slot: usize,
-        job: Box<Job>,
+        mut job: Box<Job>,
         step: Step,
         reply: Reply,
+        last_read: Option<IoBuf>,
         out: &mut Output,
     ) {
         match step {
@@ -47,6 +51,34 @@ impl Session {
                 self.free_task(slot);
                 self.send_completion(reply, &c, out);
                 self.after_task_change(out);
+            }
+            Step::Io(JobIo {
+                lun,
+                op: JobOp::WriteLastRead { lba, blocks, fua },
+            }) => {
+                // The Read's buffer, already the budget's, goes straight to the write: no new
+                // buffer, so nothing to wait for (and no copy of the data).
+                let bs = u64::from(self.block_size(lun));
+                let whole = |b: &IoBuf| b.len() as u64 == u64::from(blocks) * bs;
+                let (Some(target), Some(buf)) = (self.target, last_read.filter(whole)) else {
+                    tracing::error!(slot, "a job writes a read buffer it does not have");
+                    let luns = self.luns.clone();
+                    let Some(lu) = luns.get(self.tasks[slot].lun) else {
+                        return;
+                    };
+                    let step = job.resume(&self.nexus, lu, Err(libc::EIO));
+                    return self.drive_job(slot, job, step, reply, None, out);
+                };
+                self.tasks[slot].state = TaskState::Job {
+                    job,
+                    reading: false,
+                };
+                let op = IoOp::Write {
+                    offset: lba * bs,
+                    buf,
+                    fua,
+                };
+                self.submit_to(target, slot, lun, op);
             }
             Step::Io(io) => {
                 let t = &mut self.tasks[slot];
@@ -78,13 +110,17 @@ impl Session {
         let Some(lu) = luns.get(t.lun) else {
             return;
         };
-        let result = match (&c.result, &c.buf) {
-            (Err(errno), _) => Err(*errno),
-            (Ok(()), Some(buf)) if reading => Ok(Some(buf.as_slice())),
-            (Ok(()), _) => Ok(None),
+        let result = match (&c.result, c.extent, &c.buf) {
+            (Err(errno), ..) => Err(*errno),
+            (Ok(()), Some(e), _) => Ok(IoOutcome::Extent {
+                allocated: e.allocated,
+                bytes: e.len,
+            }),
+            (Ok(()), None, Some(buf)) if reading => Ok(IoOutcome::Data(buf.as_slice())),
+            (Ok(()), None, _) => Ok(IoOutcome::Done),
         };
         let step = job.resume(&self.nexus, lu, result);
-        drop(c.buf);
-        self.drive_job(slot, job, step, reply, out);
+        let last_read = if reading { c.buf } else { None };
+        self.drive_job(slot, job, step, reply, last_read, out);
     }
 }

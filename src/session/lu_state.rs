@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::context::PortalContext;
 use super::full::Session;
 use crate::scsi::pr::ItNexus;
 use crate::scsi::shared::LuSnapshot;
@@ -49,6 +50,61 @@ impl Session {
             });
         }
         Some(i)
+    }
+}
+
+impl Session {
+    /// Switches to a new portal context: the operator added, removed or resized logical units
+    /// (see `control::live` for when this happens). The session's LUN inventory is taken again
+    /// from its target (through its initiator's mask); a nexus whose inventory changed gets
+    /// REPORTED LUNS DATA HAS CHANGED on each of its units and one whose unit changed size gets
+    /// CAPACITY DATA HAS CHANGED on it (SPC-4, SBC-3), in the same step that makes the new
+    /// inventory visible, so an initiator that reacts to the attention reads the new data.
+    /// Tasks in flight keep running: their unit's store stays open until they have drained.
+    pub fn adopt(&mut self, ctx: Arc<PortalContext>) {
+        let luns = self
+            .target
+            .and_then(|t| ctx.targets.get(t))
+            .map_or_else(Arc::default, |t| t.view_for(&self.params.initiator_name));
+        let same_inventory = luns.len() == self.luns.len()
+            && luns
+                .iter()
+                .zip(self.luns.iter())
+                .all(|(a, b)| a.lun == b.lun);
+        let mut views = Vec::with_capacity(luns.len());
+        for lu in luns.iter() {
+            let old = self.luns.index_of(lu.lun).and_then(|i| {
+                let info = self.luns.at(i)?;
+                let view = self.lu_views.get(i)?;
+                Some((info, view))
+            });
+            match old {
+                Some((info, view)) if Arc::ptr_eq(&info.shared, &lu.shared) => {
+                    if info.num_blocks != lu.num_blocks || info.block_size != lu.block_size {
+                        let ua = UnitAttention::CAPACITY_DATA_HAS_CHANGED;
+                        self.nexus.unit_attentions.establish(lu.lun, ua);
+                    }
+                    views.push(LuView {
+                        snapshot: view.snapshot.clone(),
+                        seen: view.seen,
+                    });
+                }
+                _ => {
+                    let snapshot = lu.shared.snapshot();
+                    let seen = snapshot.next_seq() - 1;
+                    views.push(LuView { snapshot, seen });
+                }
+            }
+        }
+        if !same_inventory {
+            for lu in luns.iter() {
+                let ua = UnitAttention::REPORTED_LUNS_DATA_HAS_CHANGED;
+                self.nexus.unit_attentions.establish(lu.lun, ua);
+            }
+        }
+        self.luns = luns;
+        self.lu_views = views;
+        self.ctx = ctx;
     }
 }
 

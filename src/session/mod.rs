@@ -5,6 +5,7 @@
 //! or a clock of its own.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod budget;
 mod cmdsn;
 mod command;
@@ -21,11 +22,13 @@ mod nop;
 mod output;
 pub mod ratelog;
 pub mod sn;
+pub mod stats;
 mod task;
 mod text;
 mod tmf;
 mod write;
 
+pub use admin::SessionInfo;
 pub use conn::{
     CloseReason, Connection, ControlRequest, IoCompletion, IoOp, IoRequest, Landing, LuReply,
     Output, Payload, Registration, RemoteAbort, WriteLock,

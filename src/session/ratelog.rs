@@ -51,17 +51,26 @@ impl LogLimiter {
     }
 }
 
+/// Logs a line at `$level` (a `tracing::Level`) through a [`LogLimiter`], adding the count of
+/// lines it held back.
+#[macro_export]
+macro_rules! log_limited {
+    ($level:expr, $limiter:expr, $now:expr, $($arg:tt)+) => {
+        if let Some(suppressed) = $limiter.admit($now) {
+            if suppressed > 0 {
+                tracing::event!($level, suppressed, $($arg)+);
+            } else {
+                tracing::event!($level, $($arg)+);
+            }
+        }
+    };
+}
+
 /// Logs a `warn` line through a [`LogLimiter`], adding the count of lines it held back.
 #[macro_export]
 macro_rules! warn_limited {
     ($limiter:expr, $now:expr, $($arg:tt)+) => {
-        if let Some(suppressed) = $limiter.admit($now) {
-            if suppressed > 0 {
-                tracing::warn!(suppressed, $($arg)+);
-            } else {
-                tracing::warn!($($arg)+);
-            }
-        }
+        $crate::log_limited!(tracing::Level::WARN, $limiter, $now, $($arg)+)
     };
 }
 

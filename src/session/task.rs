@@ -174,4 +174,8 @@ pub struct Task {
     pub waiting: bool,
     /// Set by a task management function: finish quietly, send no status.
     pub aborted: bool,
+    /// Read, write or other, for the session's counters.
+    pub class: super::stats::OpClass,
+    /// When the command arrived (its latency ends with its status).
+    pub started: std::time::Instant,
 }

@@ -506,7 +506,15 @@ impl Session {
             self.free_task(slot);
             match failed {
                 Some((errno, lba)) => {
-                    tracing::error!(itt = reply.itt, errno, lba, "backing store write failed");
+                    crate::log_limited!(
+                        tracing::Level::ERROR,
+                        self.log,
+                        self.now,
+                        itt = reply.itt,
+                        errno,
+                        lba,
+                        "backing store write failed"
+                    );
                     let c = scsi::io_error(&self.nexus, true, lba);
                     self.send_completion(reply, &c, out);
                 }
@@ -680,6 +688,8 @@ impl Reply {
             lun_raw: t.lun_raw,
             edtl: t.edtl,
             r2t_count: t.r2t_sn,
+            class: t.class,
+            started: t.started,
         }
     }
 }

@@ -60,6 +60,15 @@ impl Daemon {
         Self::spawn(port, &["serve", "--config", &path], dir)
     }
 
+    /// `ringtgt serve --portal 127.0.0.1:PORT <args>` on a port the test chose (e.g. the one a
+    /// daemon that just stopped had).
+    pub fn start_on(port: u16, args: &[&str]) -> Daemon {
+        let portal = format!("127.0.0.1:{port}");
+        let mut full = vec!["serve", "--portal", &portal];
+        full.extend_from_slice(args);
+        Self::spawn(port, &full, tempfile::tempdir().expect("tempdir"))
+    }
+
     /// `ringtgt serve --portal 127.0.0.1:PORT <args>` with launch options.
     pub fn start_with(args: &[&str], launch: &Launch) -> Daemon {
         let port = free_port();
@@ -81,6 +90,15 @@ impl Daemon {
         if args.first().is_some_and(|a| a == "serve") && !args.iter().any(|a| a == "--state-dir") {
             let state = dir.path().join("state");
             args.extend(["--state-dir".into(), state.to_str().expect("utf-8").into()]);
+        }
+        // Likewise the admin socket: in the test's directory, never /run/ringtgt.
+        if args.first().is_some_and(|a| a == "serve") && !args.iter().any(|a| a == "--admin-socket")
+        {
+            let socket = dir.path().join("ctl.sock");
+            args.extend([
+                "--admin-socket".into(),
+                socket.to_str().expect("utf-8").into(),
+            ]);
         }
         let child = Self::launch(&args, &log_path, launch, false);
         let mut d = Daemon {
@@ -217,9 +235,45 @@ impl Daemon {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The daemon's admin socket (the harness puts it in the test's directory).
+    pub fn admin_socket(&self) -> PathBuf {
+        let at = self
+            .args
+            .iter()
+            .position(|a| a == "--admin-socket")
+            .expect("--admin-socket");
+        PathBuf::from(&self.args[at + 1])
+    }
+
     /// A scratch directory that lives as long as the daemon (for backing files).
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`, `KILL`, ...).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {name} {}", self.pid());
+    }
+
+    /// Waits up to `limit` for the process to end; its exit code (`None` if a signal ended it).
+    /// Panics if it is still running then.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ringtgt still running {limit:?} after being told to stop; its log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// True while the process is running.

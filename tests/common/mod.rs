@@ -5,6 +5,7 @@
 //! Each test file includes this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod cdb;
 pub mod conn;
 pub mod daemon;

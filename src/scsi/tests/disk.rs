@@ -2,7 +2,16 @@
 //! the session will (check the EDTL, start with the Data-Out, perform each `JobIo`, resume).
 
 use super::{dispatch, execute_params};
-use crate::scsi::{Completion, Job, JobIo, LuInfo, LunMap, NexusState, Plan, ScsiStatus, Step};
+use crate::scsi::{
+    Completion, IoOutcome, Job, JobIo, JobOp, LuInfo, LunMap, NexusState, Plan, ScsiStatus, Step,
+};
+
+/// What a performed step gives back.
+enum Done {
+    Read,
+    Other,
+    Extent(bool, u64),
+}
 
 /// What the disk saw while driving one job.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -10,15 +19,33 @@ pub(crate) struct Trace {
     pub reads: usize,
     pub writes: usize,
     pub discards: usize,
+    /// GET LBA STATUS store queries.
+    pub extents: usize,
     /// Largest buffer of any one Read or Write step.
     pub largest_buffer: usize,
     /// Every Write's FUA.
     pub fua: Vec<bool>,
+    /// (LUN, LBA) of every Read and Write, in order.
+    pub accesses: Vec<(u16, u64)>,
+}
+
+/// The store of another unit of the target (EXTENDED COPY reaches it).
+pub(crate) struct Store {
+    pub lun: u16,
+    pub block_size: usize,
+    pub bytes: Vec<u8>,
+    pub mapped: Vec<bool>,
 }
 
 pub(crate) struct Disk {
+    /// The store of the unit commands are sent to (`lun`).
     pub bytes: Vec<u8>,
     pub block_size: usize,
+    pub lun: u16,
+    /// Which of its blocks the store holds, as a sparse file would: a write maps blocks, a
+    /// discard deallocates them (GET LBA STATUS reads this). A new disk holds every block.
+    pub mapped: Vec<bool>,
+    pub others: Vec<Store>,
     /// Fail the I/O with this index (0 = the first) with EIO.
     pub fail_io: Option<usize>,
     pub trace: Trace,
@@ -31,9 +58,23 @@ impl Disk {
         Self {
             bytes: vec![fill; bs * lu.num_blocks as usize],
             block_size: bs,
+            lun: lu.lun,
+            mapped: vec![true; lu.num_blocks as usize],
+            others: Vec::new(),
             fail_io: None,
             trace: Trace::default(),
         }
+    }
+
+    /// Adds the store of another unit, every byte `fill`.
+    pub fn add(&mut self, lu: &LuInfo, fill: u8) {
+        let bs = lu.block_size as usize;
+        self.others.push(Store {
+            lun: lu.lun,
+            block_size: bs,
+            bytes: vec![fill; bs * lu.num_blocks as usize],
+            mapped: vec![true; lu.num_blocks as usize],
+        });
     }
 
     pub fn blocks(&self, lba: u64, blocks: u64) -> &[u8] {
@@ -44,13 +85,29 @@ impl Disk {
     pub fn fill(&mut self, lba: u64, data: &[u8]) {
         let at = lba as usize * self.block_size;
         self.bytes[at..at + data.len()].copy_from_slice(data);
+        let bs = self.block_size;
+        self.mapped[lba as usize..(at + data.len()).div_ceil(bs)].fill(true);
     }
 
-    /// Drive a job to its completion: EDTL = `data.len()`, like an initiator sending `data`.
+    /// Drive a job to its completion: EDTL = `data.len()`, like an initiator sending `data`,
+    /// with `lu` the only unit of the target.
     pub fn run_job(
         &mut self,
         job: &mut Job,
-        nexus: &NexusState,
+        nexus: &mut NexusState,
+        lu: &LuInfo,
+        data: &[u8],
+    ) -> Completion {
+        let luns = LunMap::new(vec![lu.clone()]);
+        self.run_job_with(job, nexus, &luns, lu, data)
+    }
+
+    /// Drive a job sent to `lu` among the target's `luns`.
+    pub fn run_job_with(
+        &mut self,
+        job: &mut Job,
+        nexus: &mut NexusState,
+        luns: &LunMap,
         lu: &LuInfo,
         data: &[u8],
     ) -> Completion {
@@ -58,7 +115,8 @@ impl Disk {
         if let Some(c) = job.check_edtl(nexus, data.len() as u32) {
             return c;
         }
-        let mut step = job.start(nexus, lu, data);
+        let mut step = job.start(nexus, luns, lu, data);
+        let mut last_read: Option<Vec<u8>> = None;
         let mut index = 0;
         loop {
             let io = match step {
@@ -68,41 +126,100 @@ impl Disk {
             assert!(index < 10_000_000, "job does not end");
             let fail = self.fail_io == Some(index);
             index += 1;
-            step = match io {
-                JobIo::Read { lba, blocks } => {
-                    self.trace.reads += 1;
-                    let len = blocks as usize * self.block_size;
-                    self.trace.largest_buffer = self.trace.largest_buffer.max(len);
-                    if fail {
-                        job.resume(nexus, lu, Err(5))
-                    } else {
-                        let buf = self.blocks(lba, u64::from(blocks)).to_vec();
-                        job.resume(nexus, lu, Ok(Some(&buf)))
-                    }
+            let result = self.perform(io, fail, &mut last_read);
+            step = match result {
+                Err(errno) => job.resume(nexus, lu, Err(errno)),
+                Ok(Done::Read) => {
+                    let buf = last_read.as_deref().expect("read data");
+                    job.resume(nexus, lu, Ok(IoOutcome::Data(buf)))
                 }
-                JobIo::Write { lba, data, fua } => {
-                    self.trace.writes += 1;
-                    self.trace.fua.push(fua);
-                    self.trace.largest_buffer = self.trace.largest_buffer.max(data.len());
-                    assert_eq!(data.len() % self.block_size, 0, "whole blocks");
-                    if fail {
-                        job.resume(nexus, lu, Err(5))
-                    } else {
-                        self.fill(lba, &data);
-                        job.resume(nexus, lu, Ok(None))
-                    }
-                }
-                JobIo::Discard { lba, blocks } => {
-                    self.trace.discards += 1;
-                    if fail {
-                        job.resume(nexus, lu, Err(5))
-                    } else {
-                        let bs = self.block_size;
-                        self.bytes[lba as usize * bs..(lba + blocks) as usize * bs].fill(0);
-                        job.resume(nexus, lu, Ok(None))
-                    }
+                Ok(Done::Other) => job.resume(nexus, lu, Ok(IoOutcome::Done)),
+                Ok(Done::Extent(allocated, bytes)) => {
+                    job.resume(nexus, lu, Ok(IoOutcome::Extent { allocated, bytes }))
                 }
             };
+        }
+    }
+
+    /// Performs one step on the store of the unit it names (nothing when it is to fail).
+    fn perform(
+        &mut self,
+        io: JobIo,
+        fail: bool,
+        last_read: &mut Option<Vec<u8>>,
+    ) -> Result<Done, i32> {
+        let lun = io.lun;
+        let trace = &mut self.trace;
+        if let JobOp::Read { lba, .. }
+        | JobOp::Write { lba, .. }
+        | JobOp::WriteLastRead { lba, .. } = io.op
+        {
+            trace.accesses.push((lun, lba));
+        }
+        let (bytes, mapped, bs) = match lun == self.lun {
+            true => (&mut self.bytes, &mut self.mapped, self.block_size),
+            false => {
+                let s = self
+                    .others
+                    .iter_mut()
+                    .find(|s| s.lun == lun)
+                    .unwrap_or_else(|| panic!("I/O for LUN {lun}, which has no store"));
+                (&mut s.bytes, &mut s.mapped, s.block_size)
+            }
+        };
+        let range = |lba: u64, blocks: u64| lba as usize * bs..(lba + blocks) as usize * bs;
+        let mut write = |lba: u64, data: &[u8], trace: &mut Trace| {
+            trace.writes += 1;
+            trace.largest_buffer = trace.largest_buffer.max(data.len());
+            assert_eq!(data.len() % bs, 0, "whole blocks");
+            if !fail {
+                bytes[range(lba, (data.len() / bs) as u64)].copy_from_slice(data);
+                mapped[lba as usize..lba as usize + data.len() / bs].fill(true);
+            }
+        };
+        let done = match io.op {
+            JobOp::Read { lba, blocks } => {
+                trace.reads += 1;
+                let len = blocks as usize * bs;
+                trace.largest_buffer = trace.largest_buffer.max(len);
+                *last_read = Some(bytes[range(lba, u64::from(blocks))].to_vec());
+                Done::Read
+            }
+            JobOp::Write { lba, data, fua } => {
+                trace.fua.push(fua);
+                write(lba, &data, trace);
+                Done::Other
+            }
+            JobOp::WriteLastRead { lba, blocks, fua } => {
+                trace.fua.push(fua);
+                let data = last_read.take().expect("a Read before WriteLastRead");
+                assert_eq!(data.len(), blocks as usize * bs, "the whole read buffer");
+                write(lba, &data, trace);
+                Done::Other
+            }
+            JobOp::Discard { lba, blocks } => {
+                trace.discards += 1;
+                if !fail {
+                    bytes[range(lba, blocks)].fill(0);
+                    mapped[lba as usize..(lba + blocks) as usize].fill(false);
+                }
+                Done::Other
+            }
+            JobOp::Extent { lba, blocks } => {
+                trace.extents += 1;
+                let from = lba as usize;
+                let state = mapped[from];
+                let run = mapped[from..from + blocks as usize]
+                    .iter()
+                    .take_while(|&&m| m == state)
+                    .count();
+                Done::Extent(state, (run * bs) as u64)
+            }
+        };
+        if fail {
+            Err(5)
+        } else {
+            Ok(done)
         }
     }
 
@@ -130,7 +247,7 @@ impl Disk {
             }
             Plan::Flush { .. } => crate::scsi::good(),
             Plan::ReceiveParams { .. } => execute_params(luns, nexus, 0, cdb, data),
-            Plan::Job(mut job) => self.run_job(&mut job, nexus, &lu, data),
+            Plan::Job(mut job) => self.run_job_with(&mut job, nexus, luns, &lu, data),
             Plan::Shared(op) => panic!("{cdb:02x?}: shared operation {op:?}"),
         }
     }

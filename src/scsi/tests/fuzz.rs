@@ -5,7 +5,8 @@ use super::*;
 use crate::scsi::cdb::op;
 use crate::scsi::job::STEP_BYTES;
 use crate::scsi::{
-    apply_shared, encode_lun, Job, JobIo, LuContext, LunMap, NexusState, PrState, SharedOp, Step,
+    apply_shared, encode_lun, IoOutcome, Job, JobOp, LuContext, LunMap, NexusState, PrState,
+    SharedOp, Step,
 };
 
 /// xorshift64*: deterministic, dependency-free.
@@ -33,7 +34,7 @@ impl Rng {
     }
 }
 
-const KNOWN: [u8; 38] = [
+const KNOWN: [u8; 40] = [
     op::TEST_UNIT_READY,
     op::REQUEST_SENSE,
     op::READ_6,
@@ -72,6 +73,8 @@ const KNOWN: [u8; 38] = [
     op::RELEASE_10,
     op::PERSISTENT_RESERVE_IN,
     op::PERSISTENT_RESERVE_OUT,
+    op::EXTENDED_COPY,
+    op::RECEIVE_COPY_RESULTS,
 ];
 
 fn units() -> LunMap {
@@ -137,8 +140,9 @@ fn assert_well_formed(luns: &LunMap, lun_raw: u64, cdb: &[u8], plan: &Plan) {
             assert_eq!(op.lun, u.lun, "{cdb:02x?}");
         }
         Plan::Job(job) => {
+            // VERIFY and GET LBA STATUS are jobs that only read: read-only units have jobs too,
+            // `drive` checks that none writes there.
             let u = unit.expect("jobs only on a real unit");
-            assert!(!u.read_only, "{cdb:02x?}");
             let bs = u64::from(u.block_size);
             let bound = (64 << 20)
                 .max(u64::from(u.max_transfer_blocks) * bs)
@@ -149,8 +153,16 @@ fn assert_well_formed(luns: &LunMap, lun_raw: u64, cdb: &[u8], plan: &Plan) {
 }
 
 /// Drive the first few steps of a job with random Data-Out and random I/O results: no panic,
-/// every I/O inside the unit and within one step's size, every completion well formed.
-fn drive(rng: &mut Rng, job: &mut Job, nexus: &NexusState, lu: &LuInfo, cdb: &[u8]) {
+/// every I/O inside the unit it names and within one step's size, no write to a read-only
+/// unit, every completion well formed.
+fn drive(
+    rng: &mut Rng,
+    job: &mut Job,
+    nexus: &mut NexusState,
+    luns: &LunMap,
+    lu: &LuInfo,
+    cdb: &[u8],
+) {
     let len = job.data_out_len();
     if let Some(c) = job.check_edtl(
         nexus,
@@ -171,31 +183,49 @@ fn drive(rng: &mut Rng, job: &mut Job, nexus: &NexusState, lu: &LuInfo, cdb: &[u
         u64::from(len)
     };
     let data: Vec<u8> = (0..n).map(|_| rng.byte()).collect();
-    let mut step = job.start(nexus, lu, &data);
+    let mut step = job.start(nexus, luns, lu, &data);
+    let mut last_read: Option<Vec<u8>> = None;
     for _ in 0..8 {
         let io = match step {
             Step::Done(c) => return assert_completion(&c, cdb),
             Step::Io(io) => io,
         };
+        let u = luns.get(io.lun).expect("I/O only on a unit of the target");
+        let bs = u64::from(u.block_size);
+        let within = |lba: u64, blocks: u64| lba + blocks <= u.num_blocks;
         let fail = rng.below(16) == 0;
-        step = match io {
-            JobIo::Read { lba, blocks } => {
-                assert!(lba + u64::from(blocks) <= lu.num_blocks, "{cdb:02x?}");
-                let size = u64::from(blocks) * u64::from(lu.block_size);
+        let outcome = |done| if fail { Err(5) } else { Ok(done) };
+        step = match io.op {
+            JobOp::Read { lba, blocks } => {
+                assert!(within(lba, u64::from(blocks)), "{cdb:02x?}");
+                let size = u64::from(blocks) * bs;
                 assert!(size <= u64::from(STEP_BYTES), "{cdb:02x?}");
-                let buf: Vec<u8> = (0..size).map(|_| rng.byte()).collect();
-                let result = if fail { Err(5) } else { Ok(Some(&buf[..])) };
-                job.resume(nexus, lu, result)
+                let buf = last_read.insert((0..size).map(|_| rng.byte()).collect());
+                job.resume(nexus, lu, outcome(IoOutcome::Data(buf)))
             }
-            JobIo::Write { lba, data, .. } => {
-                let blocks = data.len() as u64 / u64::from(lu.block_size);
-                assert!(lba + blocks <= lu.num_blocks, "{cdb:02x?}");
+            JobOp::Write { lba, ref data, .. } => {
+                assert!(!u.read_only, "{cdb:02x?}");
+                assert!(within(lba, data.len() as u64 / bs), "{cdb:02x?}");
                 assert!(data.len() <= STEP_BYTES as usize, "{cdb:02x?}");
-                job.resume(nexus, lu, if fail { Err(5) } else { Ok(None) })
+                job.resume(nexus, lu, outcome(IoOutcome::Done))
             }
-            JobIo::Discard { lba, blocks } => {
-                assert!(lba + blocks <= lu.num_blocks, "{cdb:02x?}");
-                job.resume(nexus, lu, if fail { Err(5) } else { Ok(None) })
+            JobOp::WriteLastRead { lba, blocks, .. } => {
+                assert!(!u.read_only, "{cdb:02x?}");
+                assert!(within(lba, u64::from(blocks)), "{cdb:02x?}");
+                let read = last_read.take().expect("a Read before");
+                assert_eq!(read.len() as u64, u64::from(blocks) * bs, "{cdb:02x?}");
+                job.resume(nexus, lu, outcome(IoOutcome::Done))
+            }
+            JobOp::Discard { lba, blocks } => {
+                assert!(!u.read_only, "{cdb:02x?}");
+                assert!(within(lba, blocks), "{cdb:02x?}");
+                job.resume(nexus, lu, outcome(IoOutcome::Done))
+            }
+            JobOp::Extent { lba, blocks } => {
+                assert!(within(lba, blocks), "{cdb:02x?}");
+                let bytes = rng.below(blocks.saturating_mul(bs).saturating_add(1));
+                let allocated = rng.below(2) == 0;
+                job.resume(nexus, lu, outcome(IoOutcome::Extent { allocated, bytes }))
             }
         };
     }
@@ -263,7 +293,7 @@ fn random_cdbs_never_panic_and_answers_are_well_formed() {
                     .expect("jobs only on a real unit")
                     .clone();
                 let mut job = job;
-                drive(&mut rng, &mut job, nexus, &lu, &cdb);
+                drive(&mut rng, &mut job, nexus, &luns, &lu, &cdb);
             }
             _ => {}
         }

@@ -8,7 +8,8 @@ use super::{cdb10, cdb16, lu_with};
 use crate::scsi::cdb::op;
 use crate::scsi::job::STEP_BYTES;
 use crate::scsi::{
-    good, Completion, Job, JobIo, LuInfo, LunMap, NexusState, Plan, Sense, SenseFormat, Step,
+    good, Completion, IoOutcome, Job, JobIo, JobOp, LuInfo, LunMap, NexusState, Plan, Sense,
+    SenseFormat, Step,
 };
 
 const ILLEGAL: u8 = 0x05;
@@ -37,9 +38,14 @@ fn job(lu: &LuInfo, cdb: &[u8]) -> Box<Job> {
     }
 }
 
+/// Starts a job sent to `lu`, the target's only unit.
+fn start(j: &mut Job, nexus: &mut NexusState, lu: &LuInfo, data: &[u8]) -> Step {
+    j.start(nexus, &LunMap::new(vec![lu.clone()]), lu, data)
+}
+
 fn run(disk: &mut Disk, lu: &LuInfo, cdb: &[u8], data: &[u8]) -> Completion {
     let mut j = job(lu, cdb);
-    disk.run_job(&mut j, &NexusState::new(), lu, data)
+    disk.run_job(&mut j, &mut NexusState::new(), lu, data)
 }
 
 fn block(bs: usize, byte: u8) -> Vec<u8> {
@@ -116,11 +122,15 @@ fn write_same_at_maximum_length_never_holds_more_than_a_step() {
     let lba = (1 << 40) - max;
     let mut j = job(&lu, &cdb16(op::WRITE_SAME_16, 0, lba, max as u32));
     assert_eq!(j.data_out_len(), 4096);
-    let nexus = NexusState::new();
-    let mut step = j.start(&nexus, &lu, &block(4096, 3));
+    let mut nexus = NexusState::new();
+    let mut step = start(&mut j, &mut nexus, &lu, &block(4096, 3));
     let (mut next, mut writes) = (lba, 0);
     while let Step::Io(io) = step {
-        let JobIo::Write { lba: at, data, fua } = io else {
+        let JobIo {
+            op: JobOp::Write { lba: at, data, fua },
+            ..
+        } = io
+        else {
             panic!("only writes")
         };
         assert_eq!(at, next, "contiguous");
@@ -128,7 +138,7 @@ fn write_same_at_maximum_length_never_holds_more_than_a_step() {
         assert!(!fua);
         next += data.len() as u64 / 4096;
         writes += 1;
-        step = j.resume(&nexus, &lu, Ok(None));
+        step = j.resume(&nexus, &lu, Ok(IoOutcome::Done));
     }
     assert_eq!(step, Step::Done(good()));
     assert_eq!((next, writes), (1 << 40, 1024));
@@ -182,7 +192,7 @@ fn write_same_16_ndob_needs_no_data() {
     let mut disk = Disk::new(&lu, 0xFF);
     let mut j = job(&lu, &cdb16(op::WRITE_SAME_16, 0x01, 0, 2));
     assert_eq!(j.data_out_len(), 0);
-    let c = disk.run_job(&mut j, &NexusState::new(), &lu, &[]);
+    let c = disk.run_job(&mut j, &mut NexusState::new(), &lu, &[]);
     assert_eq!(sense_of(&c), None);
     assert_eq!(disk.trace.writes, 1, "zeros written");
     assert!(disk.blocks(0, 2).iter().all(|&b| b == 0));
@@ -220,7 +230,7 @@ fn write_same_zero_blocks_runs_to_the_end() {
 fn write_same_data_out_of_the_wrong_size_is_refused() {
     // libiscsi WriteSame10/16.InvalidDataOutSize: half a block and two blocks.
     let lu = unit();
-    let nexus = NexusState::new();
+    let mut nexus = NexusState::new();
     for cdb in [
         cdb10(op::WRITE_SAME_10, 0x08, 0, 1).to_vec(),
         cdb16(op::WRITE_SAME_16, 0x08, 0, 1).to_vec(),
@@ -235,7 +245,7 @@ fn write_same_data_out_of_the_wrong_size_is_refused() {
         assert_eq!(j.check_edtl(&nexus, 512), None);
         // A transport that skips check_edtl gets the same answer from start.
         let mut j = job(&lu, &cdb);
-        let Step::Done(c) = j.start(&nexus, &lu, &[0; 256]) else {
+        let Step::Done(c) = start(&mut j, &mut nexus, &lu, &[0; 256]) else {
             panic!()
         };
         assert_eq!(sense_of(&c), Some(INVALID_FIELD));
@@ -336,6 +346,9 @@ fn unmap_above_maximum_lba_count_is_invalid_field_in_parameter_list() {
     let mut disk = Disk {
         bytes: Vec::new(),
         block_size: 512,
+        lun: 0,
+        mapped: Vec::new(),
+        others: Vec::new(),
         fail_io: None,
         trace: Default::default(),
     };
@@ -352,7 +365,7 @@ fn unmap_above_maximum_lba_count_is_invalid_field_in_parameter_list() {
 #[test]
 fn unmap_parameter_list_truncation() {
     let lu = unit();
-    let nexus = NexusState::new();
+    let mut nexus = NexusState::new();
     let mut disk = Disk::new(&lu, 1);
     let params = unmap_params(&[(0, 1), (1, 1)]);
     // EDTL shorter than the list: only complete descriptors count.
@@ -362,24 +375,24 @@ fn unmap_parameter_list_truncation() {
         None,
         "a short list is judged by its contents"
     );
-    let c = disk.run_job(&mut j, &nexus, &lu, &params[..30]);
+    let c = disk.run_job(&mut j, &mut nexus, &lu, &params[..30]);
     assert_eq!(sense_of(&c), None);
     assert_eq!(disk.trace.discards, 1);
     // Shorter than the header.
     let mut j = job(&lu, &unmap_cdb(params.len()));
-    let c = disk.run_job(&mut j, &nexus, &lu, &params[..7]);
+    let c = disk.run_job(&mut j, &mut nexus, &lu, &params[..7]);
     assert_eq!(sense_of(&c), Some((ILLEGAL, 0x1A, 0x00)));
     // BLOCK DESCRIPTOR DATA LENGTH not a multiple of 16: the partial one is ignored.
     let mut odd = params.clone();
     odd[2..4].copy_from_slice(&20u16.to_be_bytes());
     let mut j = job(&lu, &unmap_cdb(odd.len()));
-    let c = disk.run_job(&mut j, &nexus, &lu, &odd);
+    let c = disk.run_job(&mut j, &mut nexus, &lu, &odd);
     assert_eq!(sense_of(&c), None);
     assert_eq!(disk.trace.discards, 1);
     // Longer Data-Out than PARAMETER LIST LENGTH: the excess is not parameter data.
     let mut j = job(&lu, &unmap_cdb(24));
     assert_eq!(j.check_edtl(&nexus, 100), None);
-    let c = disk.run_job(&mut j, &nexus, &lu, &params);
+    let c = disk.run_job(&mut j, &mut nexus, &lu, &params);
     assert_eq!(sense_of(&c), None);
     assert_eq!(disk.trace.discards, 1);
 }
@@ -445,7 +458,7 @@ fn compare_and_write_miscompare_reports_the_offset_and_writes_nothing() {
     let mut j = job(&lu, &caw_cdb(0, 0, 1));
     let c = disk.run_job(
         &mut j,
-        &nexus,
+        &mut nexus,
         &lu,
         &[vec![b'%'; 512], block(512, 1)].concat(),
     );
@@ -474,7 +487,7 @@ fn compare_and_write_of_zero_blocks() {
     // Data-Out and wants GOOD; CompareAndWrite.Simple sends 256 blocks (the byte wraps to
     // 0) with 512 blocks of Data-Out and wants INVALID FIELD IN CDB.
     let lu = unit();
-    let nexus = NexusState::new();
+    let mut nexus = NexusState::new();
     let mut disk = Disk::new(&lu, 5);
     let mut j = job(&lu, &caw_cdb(0x18, 0, 0));
     assert_eq!(j.data_out_len(), 0);
@@ -483,7 +496,7 @@ fn compare_and_write_of_zero_blocks() {
     let c = j.check_edtl(&nexus, 512 * 512).expect("refused");
     assert_eq!(sense_of(&c), Some(INVALID_FIELD));
     assert_eq!(&c.sense[15..18], &[0xC0, 0, 13]);
-    let c = disk.run_job(&mut j, &nexus, &lu, &[]);
+    let c = disk.run_job(&mut j, &mut nexus, &lu, &[]);
     assert_eq!(sense_of(&c), None);
     assert_eq!(disk.trace, Default::default());
 }
@@ -608,9 +621,9 @@ fn verify_read_error_is_medium_error() {
 #[test]
 fn driving_a_job_out_of_order_is_an_internal_failure_not_a_panic() {
     let lu = unit();
-    let nexus = NexusState::new();
+    let mut nexus = NexusState::new();
     let mut j = job(&lu, &caw_cdb(0, 0, 1));
-    let Step::Done(c) = j.resume(&nexus, &lu, Ok(None)) else {
+    let Step::Done(c) = j.resume(&nexus, &lu, Ok(IoOutcome::Done)) else {
         panic!()
     };
     assert_eq!(sense_of(&c), Some(HARDWARE));
@@ -619,10 +632,17 @@ fn driving_a_job_out_of_order_is_an_internal_failure_not_a_panic() {
     for result in [None, Some(&[0u8; 100][..])] {
         let mut j = job(&lu, &caw_cdb(0, 0, 1));
         assert!(matches!(
-            j.start(&nexus, &lu, &data),
-            Step::Io(JobIo::Read { .. })
+            start(&mut j, &mut nexus, &lu, &data),
+            Step::Io(JobIo {
+                op: JobOp::Read { .. },
+                ..
+            })
         ));
-        let Step::Done(c) = j.resume(&nexus, &lu, Ok(result)) else {
+        let Step::Done(c) = j.resume(
+            &nexus,
+            &lu,
+            Ok(result.map_or(IoOutcome::Done, IoOutcome::Data)),
+        ) else {
             panic!()
         };
         assert_eq!(sense_of(&c), Some(HARDWARE));
@@ -630,14 +650,17 @@ fn driving_a_job_out_of_order_is_an_internal_failure_not_a_panic() {
     // Started twice, resumed after the end.
     let mut j = job(&lu, &cdb10(op::WRITE_SAME_10, 0x08, 0, 1));
     assert!(matches!(
-        j.start(&nexus, &lu, &[0; 512]),
-        Step::Io(JobIo::Discard { .. })
+        start(&mut j, &mut nexus, &lu, &[0; 512]),
+        Step::Io(JobIo {
+            op: JobOp::Discard { .. },
+            ..
+        })
     ));
-    let Step::Done(c) = j.start(&nexus, &lu, &[0; 512]) else {
+    let Step::Done(c) = start(&mut j, &mut nexus, &lu, &[0; 512]) else {
         panic!()
     };
     assert_eq!(sense_of(&c), Some(HARDWARE));
-    let Step::Done(c) = j.resume(&nexus, &lu, Ok(None)) else {
+    let Step::Done(c) = j.resume(&nexus, &lu, Ok(IoOutcome::Done)) else {
         panic!()
     };
     assert_eq!(sense_of(&c), Some(HARDWARE));

@@ -242,8 +242,12 @@ fn sanitize_block_erase_deallocates_everything_until_written() {
     t.expect(&sanitize(0x02, 8), &[0; 8], INVALID_CDB);
     t.expect(&cdb10(op::READ_10, 0, 0, 1), &[], GOOD);
     t.expect(&cdb10(op::WRITE_10, 0, 7, 1), &[1; BS], GOOD);
+    // Now the store answers: blocks 0..=6 are still holes, block 7 is mapped again.
     let after = t.expect(&get_lba_status(0), &[], GOOD);
-    assert_eq!(after[20] & 0x0F, 0, "a write maps blocks again");
+    assert_eq!(u32::from_be_bytes(after[16..20].try_into().unwrap()), 7);
+    assert_eq!(after[20] & 0x0F, 1);
+    assert_eq!(u64::from_be_bytes(after[24..32].try_into().unwrap()), 7);
+    assert_eq!(after[36] & 0x0F, 0, "a write maps blocks again");
 }
 
 #[test]
@@ -256,16 +260,16 @@ fn sanitize_block_erase_of_a_large_unit_is_bounded_steps() {
     let Plan::Job(mut job) = plan else {
         panic!("{plan:?}")
     };
-    let mut step = job.start(nexus, &lu, &[]);
+    let mut step = job.start(nexus, &luns, &lu, &[]);
     let mut covered = 0;
     while let crate::scsi::Step::Io(io) = step {
-        let crate::scsi::JobIo::Discard { lba, blocks } = io else {
+        let crate::scsi::JobOp::Discard { lba, blocks } = io.op else {
             panic!("{io:?}")
         };
         assert_eq!(lba, covered);
         assert!(blocks <= 1 << 20);
         covered += blocks;
-        step = job.resume(nexus, &lu, Ok(None));
+        step = job.resume(nexus, &lu, Ok(crate::scsi::IoOutcome::Done));
     }
     assert_eq!(covered, (5 << 20) + 3);
     assert!(lu.shared.medium.is_deallocated());

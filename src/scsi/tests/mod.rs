@@ -1,5 +1,6 @@
 //! Shared fixtures, and tests that drive the public API end to end.
 
+mod copy;
 pub(crate) mod disk;
 mod dispatch;
 mod fuzz;
@@ -70,6 +71,7 @@ pub(crate) fn lu(lun: u16) -> LuInfo {
         optimal_transfer_blocks: 128,
         shared: Default::default(),
         removable: false,
+        geometry: Default::default(),
     }
 }
 

@@ -35,6 +35,7 @@ fn lu() -> LuInfo {
         optimal_transfer_blocks: 256,
         shared: Default::default(),
         removable: false,
+        geometry: Default::default(),
     }
 }
 
@@ -62,8 +63,10 @@ struct Pair {
     now: Instant,
     digests: Digests,
     cmd_sn: u32,
-    /// The backing store: a plain byte array that `run_io` reads and writes.
+    /// The backing store of LUN 0: a plain byte array that `run_io` reads and writes.
     disk: Vec<u8>,
+    /// The stores of the target's other LUNs, when it has more than one.
+    other_disks: Vec<(u16, Vec<u8>)>,
     /// Write commands announce unsolicited Data-Out (F=0) when data remains after immediate data.
     announce_unsolicited: bool,
     ctx: Arc<PortalContext>,
@@ -79,6 +82,7 @@ impl Pair {
             digests: Digests::default(),
             cmd_sn: 100,
             disk: vec![0; 4096 * BS as usize],
+            other_disks: Vec::new(),
             announce_unsolicited: false,
             ctx,
         }
@@ -263,26 +267,53 @@ impl Pair {
         std::iter::from_fn(|| self.conn.poll_io()).collect()
     }
 
-    /// Performs one request against `disk` (unless `result` is an error) and reports it done.
+    /// The store of `lun`.
+    fn disk_of(&mut self, lun: u16) -> &mut Vec<u8> {
+        if lun == 0 {
+            return &mut self.disk;
+        }
+        let at = self.other_disks.iter().position(|(l, _)| *l == lun);
+        let Some(at) = at else {
+            panic!("I/O for LUN {lun}, which has no store")
+        };
+        &mut self.other_disks[at].1
+    }
+
+    /// Performs one request against the store of its LUN (unless `result` is an error) and
+    /// reports it done. The stores keep no zeroed blocks: a block of zeros is a hole.
     fn complete(&mut self, req: IoRequest, result: Result<(), i32>) {
         let ok = result.is_ok();
+        let disk = self.disk_of(req.lun);
+        let mut extent = None;
         let buf = match req.op {
             IoOp::Read { offset, mut buf } => {
                 let o = offset as usize;
                 let len = buf.len();
-                buf.as_mut_slice().copy_from_slice(&self.disk[o..o + len]);
+                buf.as_mut_slice().copy_from_slice(&disk[o..o + len]);
                 Some(buf)
             }
             IoOp::Write { offset, buf, .. } => {
                 let o = offset as usize;
                 if ok {
-                    self.disk[o..o + buf.len()].copy_from_slice(buf.as_slice());
+                    disk[o..o + buf.len()].copy_from_slice(buf.as_slice());
                 }
                 Some(buf)
             }
             IoOp::Flush => None,
             IoOp::Discard { offset, len } => {
-                self.disk[offset as usize..(offset + len) as usize].fill(0);
+                disk[offset as usize..(offset + len) as usize].fill(0);
+                None
+            }
+            IoOp::FindExtent { offset, len } => {
+                let blocks = disk[offset as usize..(offset + len) as usize].chunks(BS as usize);
+                let holds = |b: &[u8]| b.iter().any(|&x| x != 0);
+                let mut blocks = blocks.map(holds).peekable();
+                let allocated = blocks.peek().copied().unwrap_or(false);
+                let n = blocks.take_while(|&h| h == allocated).count() as u64;
+                extent = Some(crate::backstore::Extent {
+                    allocated,
+                    len: n * u64::from(BS),
+                });
                 None
             }
         };
@@ -291,6 +322,7 @@ impl Pair {
             result,
             buf,
             lock: req.lock,
+            extent,
         };
         self.conn.handle_io_completion(c, self.now);
     }
@@ -734,6 +766,7 @@ fn garbage_never_panics() {
 }
 
 mod bounds;
+mod copy;
 mod masking;
 mod range_locks;
 mod reservations;

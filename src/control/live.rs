@@ -1,0 +1,315 @@
+//! The running configuration and the context the reactors serve from it; live changes
+//! (`ringtgt ctl target add`, `lun resize`, ...) edit the first and rebuild the second.
+//!
+//! # How a change reaches the reactors (the rule)
+//!
+//! Each reactor reads an immutable [`PortalContext`] (targets, LUN maps, login entries) and an
+//! immutable [`StoreTable`] (backing stores), both behind an `Arc`, with no lock. A change is
+//! never made to them in place: the control thread, their only author, builds new ones here
+//! and sends both to every reactor over its mailbox (`ToReactor::Apply`). A reactor swaps them
+//! in between two loop turns and hands the new context to every connection (`Connection::adopt`)
+//! before it handles any further input: that is the safe point, since no protocol code runs
+//! concurrently on a core. Each reactor acknowledges (`ToControl::Applied`); a change that
+//! depends on every core having switched waits for all acknowledgements.
+//!
+//! - Target indices are stable: a removed target leaves a tombstone (an empty target that takes
+//!   no logins) and an added one takes a new index, so no session, request or store is ever
+//!   re-pointed at another target.
+//! - A unit keeps its shared state (reservations, unit-attention log, medium) across rebuilds.
+//! - A unit being removed leaves the context first (new commands get LOGICAL UNIT NOT
+//!   SUPPORTED) but stays in the store table until every core reports its tasks drained; only
+//!   then does a second table drop it and its descriptor close.
+//! - Sessions learn of inventory and capacity changes by comparing the LUN map they had with
+//!   the one they adopt (`Session::adopt`): unit attentions come with the new data.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::backstore::Store;
+use crate::config::{parse_backing, Config, LunConfig, TargetConfig};
+use crate::daemon;
+use crate::reactor::StoreTable;
+use crate::scsi::shared::LuShared;
+use crate::session::PortalContext;
+
+/// One target index.
+struct Slot {
+    /// Lower-cased name.
+    name: String,
+    /// Still configured (false: a tombstone).
+    live: bool,
+    /// Being removed: no new logins.
+    closed: bool,
+}
+
+pub struct Runtime {
+    config: Config,
+    slots: Vec<Slot>,
+    /// Open stores by slot, including those of units still draining after their removal.
+    stores: Vec<HashMap<u16, Arc<Store>>>,
+    ctx: Arc<PortalContext>,
+    table: Arc<StoreTable>,
+}
+
+impl Runtime {
+    /// The runtime of a daemon that started with `config`, whose stores (by target, in config
+    /// order) and context were built from it.
+    pub fn new(
+        config: Config,
+        stores: Vec<HashMap<u16, Arc<Store>>>,
+        ctx: Arc<PortalContext>,
+        table: Arc<StoreTable>,
+    ) -> Runtime {
+        let slots = config
+            .targets
+            .iter()
+            .map(|t| Slot {
+                name: t.name.to_ascii_lowercase(),
+                live: true,
+                closed: false,
+            })
+            .collect();
+        Runtime {
+            config,
+            slots,
+            stores,
+            ctx,
+            table,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn ctx(&self) -> &Arc<PortalContext> {
+        &self.ctx
+    }
+
+    pub fn table(&self) -> &Arc<StoreTable> {
+        &self.table
+    }
+
+    /// The index of live target `name` (case-insensitive).
+    pub fn slot_of(&self, name: &str) -> Option<usize> {
+        self.slots
+            .iter()
+            .rposition(|s| s.live && s.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether a login to `name` may still be admitted.
+    pub fn takes_logins(&self, name: &str) -> bool {
+        self.slot_of(name).is_some_and(|i| !self.slots[i].closed)
+    }
+
+    pub fn target(&self, name: &str) -> Option<&TargetConfig> {
+        self.config
+            .targets
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn store(&self, slot: usize, lun: u16) -> Option<&Arc<Store>> {
+        self.stores.get(slot)?.get(&lun)
+    }
+
+    /// Applies `edit` to a copy of the configuration and keeps it if it still validates.
+    fn edit_config(&mut self, edit: impl FnOnce(&mut Config)) -> Result<(), String> {
+        let mut next = self.config.clone();
+        edit(&mut next);
+        next.validate().map_err(|e| e.to_string())?;
+        self.config = next;
+        Ok(())
+    }
+
+    pub fn add_target(&mut self, target: TargetConfig) -> Result<(), String> {
+        let name = target.name.clone();
+        self.edit_config(|c| c.targets.push(target))?;
+        self.slots.push(Slot {
+            name: name.to_ascii_lowercase(),
+            live: true,
+            closed: false,
+        });
+        self.stores.push(HashMap::new());
+        self.rebuild();
+        Ok(())
+    }
+
+    /// First step of a target's removal: no new logins.
+    pub fn close_target(&mut self, slot: usize) {
+        self.slots[slot].closed = true;
+        self.rebuild();
+    }
+
+    /// Last step: the target leaves the configuration, its index becomes a tombstone and its
+    /// stores close once no reactor holds the old table.
+    pub fn remove_target(&mut self, slot: usize) {
+        let name = self.slots[slot].name.clone();
+        self.config
+            .targets
+            .retain(|t| !t.name.eq_ignore_ascii_case(&name));
+        self.slots[slot].live = false;
+        self.stores[slot].clear();
+        self.rebuild();
+    }
+
+    /// Opens the store of `lun` and adds the unit to target `slot`.
+    pub fn add_lun(&mut self, slot: usize, mut lun: LunConfig) -> Result<u16, String> {
+        let name = self.slots[slot].name.clone();
+        let target = self.target(&name).ok_or("no such target")?;
+        if lun.id == u16::MAX {
+            lun.id = (0..=crate::config::MAX_LUN_ID)
+                .find(|id| target.luns.iter().all(|l| l.id != *id))
+                .ok_or("every LUN id is taken")?;
+        }
+        let id = lun.id;
+        if self.stores[slot].contains_key(&id) {
+            return Err(format!("LUN {id} is still being removed"));
+        }
+        let mut candidate = self.config.clone();
+        if let Some(t) = candidate
+            .targets
+            .iter_mut()
+            .find(|t| t.name.eq_ignore_ascii_case(&name))
+        {
+            t.luns.push(lun.clone());
+        }
+        candidate.validate().map_err(|e| e.to_string())?;
+        let store = crate::startup::open_lun(&name, &mut lun).map_err(|e| e.to_string())?;
+        // The configuration keeps what the store decided (block size, write cache), as at
+        // start-up, so that `ctl save` writes what initiators see.
+        if let Some(l) = candidate
+            .targets
+            .iter_mut()
+            .flat_map(|t| t.luns.iter_mut())
+            .find(|l| l.id == id && l.backing == lun.backing)
+        {
+            *l = lun.clone();
+        }
+        self.config = candidate;
+        self.stores[slot].insert(id, store);
+        self.rebuild();
+        Ok(id)
+    }
+
+    /// First step of a unit's removal: it leaves the configuration and the context (its store
+    /// stays open for the tasks still running).
+    pub fn unmap_lun(&mut self, slot: usize, id: u16) -> Result<(), String> {
+        let name = self.slots[slot].name.clone();
+        let target = self.target(&name).ok_or("no such target")?;
+        if !target.luns.iter().any(|l| l.id == id) {
+            return Err(format!("target {} has no LUN {id}", target.name));
+        }
+        // A target keeps at least one unit (the configuration's rule): say so plainly.
+        self.edit_config(|c| {
+            if let Some(t) = c
+                .targets
+                .iter_mut()
+                .find(|t| t.name.eq_ignore_ascii_case(&name))
+            {
+                t.luns.retain(|l| l.id != id);
+                for acl in &mut t.acls {
+                    acl.luns.retain(|l| *l != id);
+                }
+            }
+        })?;
+        self.rebuild();
+        Ok(())
+    }
+
+    /// Last step: the drained unit's store leaves the table.
+    pub fn close_lun(&mut self, slot: usize, id: u16) {
+        self.stores[slot].remove(&id);
+        self.rebuild();
+    }
+
+    /// Resizes unit `id` of target `slot` (see `Store::resize`); returns the new size.
+    pub fn resize_lun(&mut self, slot: usize, id: u16, size: Option<u64>) -> Result<u64, String> {
+        let name = self.slots[slot].name.clone();
+        let lun = self
+            .target(&name)
+            .and_then(|t| t.luns.iter().find(|l| l.id == id))
+            .ok_or_else(|| format!("target {name} has no LUN {id}"))?
+            .clone();
+        let store = self.store(slot, id).ok_or("the unit has no store")?.clone();
+        // Units in the configuration have had their block size filled in when they were opened.
+        let block_size = lun.block_size.unwrap_or(crate::backstore::MIN_BLOCK);
+        if let Some(s) = size {
+            if s % u64::from(block_size) != 0 {
+                return Err(format!(
+                    "{s} bytes is not a multiple of the {block_size}-byte block size"
+                ));
+            }
+        }
+        let new = store.resize(size).map_err(|e| e.to_string())?;
+        // RAM and null sizes live in the configuration; a file or device carries its own.
+        let backing = match &lun.backing {
+            crate::config::Backing::Ram { .. } => Some(crate::config::Backing::Ram { size: new }),
+            crate::config::Backing::Null { .. } => Some(crate::config::Backing::Null { size: new }),
+            crate::config::Backing::Path(_) => None,
+        };
+        if let Some(backing) = backing {
+            for t in &mut self.config.targets {
+                if t.name.eq_ignore_ascii_case(&name) {
+                    for l in t.luns.iter_mut().filter(|l| l.id == id) {
+                        l.backing = backing.clone();
+                    }
+                }
+            }
+        }
+        self.rebuild();
+        Ok(new)
+    }
+
+    /// Builds the context and store table from the configuration, the slots and the stores.
+    fn rebuild(&mut self) {
+        let c = &self.config;
+        let tpg = c.portal_group_tag;
+        let mut targets = Vec::with_capacity(self.slots.len());
+        let mut login_targets = Vec::new();
+        for (i, slot) in self.slots.iter().enumerate() {
+            let old = self.ctx.targets.get(i);
+            let reuse = |lun: u16| -> Option<Arc<LuShared>> {
+                old.and_then(|t| t.luns.get(lun)).map(|l| l.shared.clone())
+            };
+            let config = slot.live.then(|| self.target(&slot.name)).flatten();
+            match config {
+                Some(t) => {
+                    targets.push(daemon::target_runtime_with(
+                        t,
+                        &self.stores[i],
+                        tpg,
+                        &c.iscsi,
+                        &reuse,
+                    ));
+                    if !slot.closed {
+                        login_targets.push(daemon::login_entry(t));
+                    }
+                }
+                None => targets.push(crate::session::TargetRuntime::new(
+                    slot.name.clone(),
+                    Default::default(),
+                )),
+            }
+        }
+        self.ctx = Arc::new(daemon::context_of(c, targets, login_targets));
+        self.table = Arc::new(StoreTable {
+            targets: self.stores.clone(),
+        });
+    }
+}
+
+/// A `LunConfig` from a `ctl lun add` request: `spec` as `serve --lun` takes it; `id` none =
+/// the lowest free id.
+pub fn lun_config(
+    id: Option<u16>,
+    spec: &str,
+    read_only: bool,
+    block_size: Option<u32>,
+) -> Result<LunConfig, String> {
+    let backing = parse_backing(spec)?;
+    let mut lun = LunConfig::new(id.unwrap_or(u16::MAX), backing);
+    lun.read_only = read_only;
+    lun.block_size = block_size;
+    Ok(lun)
+}

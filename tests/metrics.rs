@@ -1,0 +1,164 @@
+//! `/metrics` against a live daemon: the exposition parses strictly and its counters match the
+//! I/O, logins and refusals a test performed.
+
+mod common;
+
+use common::admin::{parse_prometheus, sample, scrape};
+use common::daemon::free_port;
+use common::{daemon, Initiator, TARGET};
+
+#[test]
+fn counters_match_the_io_performed() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let d = daemon(&["--metrics", &addr]);
+    let before = parse_prometheus(&scrape(&addr));
+    assert_eq!(sample(&before, "ringtgt_sessions", &[]), 0.0);
+
+    let mut ini = common::session(&d, &[]);
+    const WRITES: u64 = 7;
+    const READS: u64 = 5;
+    for lba in 0..WRITES {
+        ini.write_blocks(0, lba * 8, &[0x5a; 4096], 512)
+            .assert_good();
+    }
+    for lba in 0..READS {
+        ini.read_blocks(0, lba * 2, 2, 512).assert_good();
+    }
+    // A write past the end: one error.
+    let r = ini.write_blocks(0, (64 << 20) / 512, &[0; 512], 512);
+    assert_ne!(r.status, 0);
+    // A refused login: no such target.
+    let mut stranger = Initiator::connect(d.port());
+    assert!(stranger
+        .try_login(Some("iqn.2026-11.io.ringtgt:nope"), &[])
+        .is_err());
+
+    let samples = parse_prometheus(&scrape(&addr));
+    let lun0 = |name: &str, op: &str| {
+        sample(
+            &samples,
+            name,
+            &[("target", TARGET), ("lun", "0"), ("op", op)],
+        )
+    };
+    assert_eq!(
+        lun0("ringtgt_lun_commands_total", "write"),
+        (WRITES + 1) as f64
+    );
+    assert_eq!(
+        lun0("ringtgt_lun_bytes_total", "write"),
+        (WRITES * 4096) as f64
+    );
+    assert_eq!(lun0("ringtgt_lun_errors_total", "write"), 1.0);
+    assert_eq!(lun0("ringtgt_lun_commands_total", "read"), READS as f64);
+    assert_eq!(
+        lun0("ringtgt_lun_bytes_total", "read"),
+        (READS * 1024) as f64
+    );
+    assert_eq!(lun0("ringtgt_lun_errors_total", "read"), 0.0);
+    let histogram_count = sample(
+        &samples,
+        "ringtgt_lun_latency_seconds_count",
+        &[("target", TARGET), ("lun", "0"), ("op", "write")],
+    );
+    assert_eq!(histogram_count, (WRITES + 1) as f64);
+    let inf = sample(
+        &samples,
+        "ringtgt_lun_latency_seconds_bucket",
+        &[
+            ("target", TARGET),
+            ("lun", "0"),
+            ("op", "read"),
+            ("le", "+Inf"),
+        ],
+    );
+    assert_eq!(inf, READS as f64);
+    // The idle null LUN is listed with zeros.
+    assert_eq!(
+        sample(
+            &samples,
+            "ringtgt_lun_commands_total",
+            &[("target", TARGET), ("lun", "1"), ("op", "read")]
+        ),
+        0.0
+    );
+    let initiator = ini.initiator_name.clone();
+    let by_initiator = |name: &str, op: &str| {
+        sample(
+            &samples,
+            name,
+            &[("initiator", initiator.as_str()), ("op", op)],
+        )
+    };
+    assert_eq!(
+        by_initiator("ringtgt_initiator_bytes_total", "write"),
+        (WRITES * 4096) as f64
+    );
+    let tsih = ini.tsih.to_string();
+    assert_eq!(
+        sample(
+            &samples,
+            "ringtgt_session_commands_total",
+            &[("tsih", tsih.as_str()), ("op", "read")]
+        ),
+        READS as f64
+    );
+    assert_eq!(sample(&samples, "ringtgt_sessions", &[]), 1.0);
+    assert_eq!(sample(&samples, "ringtgt_logins_total", &[]), 1.0);
+    assert_eq!(
+        sample(
+            &samples,
+            "ringtgt_login_failures_total",
+            &[("reason", "not_found")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "ringtgt_login_failures_total",
+            &[("reason", "auth")]
+        ),
+        0.0
+    );
+    assert!(
+        sample(
+            &samples,
+            "ringtgt_io_uring_submissions_total",
+            &[("core", "0")]
+        ) > 0.0
+    );
+    assert!(sample(&samples, "ringtgt_reactor_seconds_total", &[("core", "0")]) > 0.0);
+
+    // Counters survive the session's end (they are kept by its core).
+    ini.logout();
+    let after = parse_prometheus(&scrape(&addr));
+    assert_eq!(
+        sample(
+            &after,
+            "ringtgt_lun_commands_total",
+            &[("target", TARGET), ("lun", "0"), ("op", "write")]
+        ),
+        (WRITES + 1) as f64
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "ringtgt_initiator_bytes_total",
+            &[("initiator", initiator.as_str()), ("op", "write")]
+        ),
+        (WRITES * 4096) as f64
+    );
+}
+
+#[test]
+fn other_paths_are_not_found() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _d = daemon(&["--metrics", &addr]);
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(s, "GET / HTTP/1.1\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+}
