@@ -610,13 +610,19 @@ mp_is() {
         ;;
     esac
 }
-# mp_wait SECONDS WHAT STATE: runs multipath -ll (into /tmp/mp.txt) until it shows STATE (see
-# mp_is), at most SECONDS; prints the last output, and on failure the paths as they were read.
+# mp_wait SECONDS WHAT STATE: waits at most SECONDS until multipath -ll (into /tmp/mp.txt)
+# shows STATE (see mp_is); prints its last output, and on failure the paths as they were read.
+# multipath -ll runs the checker and the prioritizer on every path itself, which takes seconds
+# under TCG, so the wait polls multipathd's own view (show topology, the same format) and runs
+# multipath -ll once that shows STATE, or every fifth round.
 mp_wait() {
-    local secs=$1 what=$2 state=$3 t0=$SECONDS
-    while :; do
-        timeout 30 multipath -ll >/tmp/mp.txt 2>&1
-        mp_is "$state" /tmp/mp.txt && break
+    local secs=$1 what=$2 state=$3 t0=$SECONDS round
+    for ((round = 1; ; round++)); do
+        timeout 10 multipathd show topology >/tmp/mpd-topology.txt 2>&1
+        if mp_is "$state" /tmp/mpd-topology.txt || ((round % 5 == 0)); then
+            timeout 30 multipath -ll >/tmp/mp.txt 2>&1
+            mp_is "$state" /tmp/mp.txt && break
+        fi
         if ((SECONDS - t0 >= secs)); then
             echo "+ [$((SECONDS - START))s] multipath -ll: not $what after ${secs}s"
             sed 's/^/  | /' /tmp/mp.txt
@@ -624,10 +630,19 @@ mp_wait() {
             mp_paths /tmp/mp.txt | sed 's/^/  |   /'
             return 1
         fi
-        sleep 1
+        sleep 0.5
     done
     echo "+ [$((SECONDS - START))s] multipath -ll: $what ($((SECONDS - t0))s)"
     sed 's/^/  | /' /tmp/mp.txt
+}
+
+# mpd_events LINE: what multipathd's log says since its line LINE about path states and path
+# groups (checker verdicts, failed and reinstated paths, group switches), each message once,
+# with the time of its first appearance.
+mpd_events() {
+    tail -n +$(($1 + 1)) /tmp/multipathd.log |
+        grep -E 'reports path is|reinstated|failed path|switch to path group|remaining active paths' |
+        awk -F' [|] ' '!seen[$2]++' | head -n 20 | sed 's/^/  | multipathd: /'
 }
 
 MPD_PID="" MP_NAME="" MP_DEV="" AO_DEV="" ANO_DEV=""
@@ -745,26 +760,30 @@ p7_map() {
     done
 }
 
-# p7_cut: fio writes random 4 KiB blocks over the map and then reads them all back; once an
-# eighth is written the host black-holes the optimized portal. The kernel must fail that path
-# and carry on down the other one; fio must see no error and verify every block.
+# p7_cut: fio writes 2048 random 4 KiB blocks over the map and then reads them all back; once
+# 128 are written the host black-holes the optimized portal. The kernel must fail that path and
+# carry on down the other one; fio must see no error and verify every block.
+#
+# fio is held to 1000 IOPS (reads too) so that on a fast machine (KVM) the writes still last
+# 2 s, long enough for the host to cut the path while most of them are still to come; under
+# TCG it runs at the guest's own pace, a few hundred IOPS. The I/O in flight at the cut waits
+# for the failover; the rest goes down the other path.
 P7_ARGS=()
 p7_cut() {
-    # About 8 s of writing at the speed point 2 measured (iops, from point 4), so that most of
-    # it comes after the failover; 32..160 MiB.
-    local mib=$((${iops:-2000} * 4 * 8 / 1024))
-    ((mib < 32)) && mib=32
-    ((mib > 160)) && mib=160
-    P7_ARGS=(--name=p7 --filename="$MP_DEV" --rw=randwrite --bs=4k --size="${mib}M")
-    echo "---- fio ${P7_ARGS[*]}, write then verify"
-    local w0 pid i
-    w0=$(writes_done "$MP_DEV")
+    local blocks=2048 cut_at=128
+    P7_ARGS=(--name=p7 --filename="$MP_DEV" --rw=randwrite --bs=4k --size=$((blocks * 4))k)
+    echo "---- fio ${P7_ARGS[*]} --rate_iops=1000, write then verify"
+    local w0 pid i t_fio stat
+    w0=$(writes_done "$MP_DEV") t_fio=$SECONDS
     timeout "$FIO_TIMEOUT" fio --direct=1 --ioengine=libaio --iodepth=32 --verify=crc32c \
-        --verify_fatal=1 --randrepeat=1 --group_reporting --do_verify=1 "${P7_ARGS[@]}" \
-        >/tmp/fio-p7.txt 2>&1 &
+        --verify_fatal=1 --randrepeat=1 --group_reporting --do_verify=1 --rate_iops=1000 \
+        "${P7_ARGS[@]}" >/tmp/fio-p7.txt 2>&1 &
     pid=$!
+    # The count is read with bash's read rather than awk: fio keeps the guest's one CPU busy,
+    # and every process started here makes the loop notice the writes later.
     for ((i = 0; i < 300; i++)); do
-        (($(writes_done "$MP_DEV") - w0 >= mib * 32)) && break
+        read -ra stat <"/sys/block/${MP_DEV#/dev/}/stat"
+        ((stat[4] - w0 >= cut_at)) && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -773,11 +792,11 @@ p7_cut() {
         sed 's/^/  | /' /tmp/fio-p7.txt
         return 1
     fi
-    local mark ano_w0 t0 failover
-    mark=$(dmesg_mark)
+    local mark log0 ano_w0 t0 failover
+    mark=$(dmesg_mark) log0=$(wc -l </tmp/multipathd.log)
     ano_w0=$(writes_done "$ANO_DEV")
-    say "asking the host to cut the optimized path ($(($(writes_done "$MP_DEV") - w0)) writes done;" \
-        "$AO_DEV wrote $(writes_done "$AO_DEV"), $ANO_DEV $ano_w0)"
+    say "asking the host to cut the optimized path ($(($(writes_done "$MP_DEV") - w0)) writes done" \
+        "$((SECONDS - t_fio))s after fio started; $AO_DEV wrote $(writes_done "$AO_DEV"), $ANO_DEV $ano_w0)"
     t0=$SECONDS
     echo "@@ringtgt-vm: host pathcut@@"
     for ((i = 0; i < 300; i++)); do
@@ -811,6 +830,8 @@ p7_cut() {
         say "fio wrote $w and verified $r across the cut"
         [[ -n $w && $w == "$r" ]] || fail 7 "fio verified $r of the $w written"
     fi
+    echo "+ multipathd (since the cut)"
+    mpd_events "$log0"
     dmesg_since "$mark" | grep -q "multipath.*Failing path" ||
         fail 7 "the kernel did not say it failed a path (device-mapper: multipath: ... Failing path)"
     mp_wait 30 "the optimized path failed, the other one active" failed-over ||
@@ -820,8 +841,9 @@ p7_cut() {
 # p7_heal: the host opens the portal again; the initiator logs in again through it, multipathd
 # reinstates the path and fails back to its group, and reads go down it again.
 p7_heal() {
-    local t0 i s
+    local t0 i s log0
     s=$(path_session "$AO_DEV")
+    log0=$(wc -l </tmp/multipathd.log)
     t0=$SECONDS
     echo "@@ringtgt-vm: host pathheal@@"
     for ((i = 0; i < 600; i++)); do
@@ -837,6 +859,8 @@ p7_heal() {
         fail 7 "the healed path did not come back into use"
         return 1
     fi
+    echo "+ multipathd (since the heal)"
+    mpd_events "$log0"
     say "path back in the map $((SECONDS - t0))s after the heal"
     local r0 got
     r0=$(reads_done "$AO_DEV")
