@@ -25,12 +25,13 @@
 #
 # Everything it made is kept in target/vm/ (console.log = guest output, dmesg.log = guest
 # kernel log, ringtgt.log). Everything it started is stopped on exit, the namespace removed.
-# Time: about 2 minutes with a cached image under TCG on 2 cores, plus ~1 minute to build it.
+# Time: 3 to 9 minutes with a cached image under TCG on 2 cores (9 on a busy machine; point 7
+# takes about a quarter of it), plus a few minutes to build the image.
 #
 # Environment:
 #   RINGTGT_BIN          ringtgt binary to test (default: build target/release/ringtgt)
 #   RINGTGT_VM_ACCEL     auto (default: KVM if a probe boot works, else TCG), kvm or tcg
-#   RINGTGT_VM_TIMEOUT   seconds the guest may run in all (default 540)
+#   RINGTGT_VM_TIMEOUT   seconds the guest may run in all (default 660)
 #   RINGTGT_VM_LOG       ringtgt --log level or filter (default info)
 #   RINGTGT_VM_CACHE     image cache (default /var/cache/ringtgt-vm), see build-image.sh
 set -euo pipefail
@@ -39,7 +40,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 cd "$ROOT"
 
 OUT=${CARGO_TARGET_DIR:-$ROOT/target}/vm
-TIMEOUT=${RINGTGT_VM_TIMEOUT:-540}
+TIMEOUT=${RINGTGT_VM_TIMEOUT:-660}
 ACCEL=${RINGTGT_VM_ACCEL:-auto}
 LOG_LEVEL=${RINGTGT_VM_LOG:-info}
 NS=ringtgt-vm-$$
@@ -176,9 +177,10 @@ EOF
 start_target() {
     echo "==== ringtgt started at $(date +%T)" >>"$OUT/ringtgt.log"
     # Not through nsx: a backgrounded function is a subshell, and $! would be its PID rather than
-    # ringtgt's (ip netns exec execs the command, so here $! is ringtgt itself).
+    # ringtgt's (ip netns exec execs the command, so here $! is ringtgt itself). Each daemon has
+    # its own admin socket in $OUT: the default one is shared by every ringtgt on the machine.
     ip netns exec "$NS" "$RINGTGT_BIN" serve --config "$OUT/ringtgt.toml" --log "$LOG_LEVEL" --state-dir "$OUT/state" \
-        >>"$OUT/ringtgt.log" 2>&1 &
+        --admin-socket "$OUT/ctl.sock" >>"$OUT/ringtgt.log" 2>&1 &
     TGT_PID=$!
     local i
     for ((i = 0; i < 100; i++)); do
@@ -218,7 +220,7 @@ start_aux() {
     local name=$1 pid port i
     shift
     ip netns exec "$NS" "$RINGTGT_BIN" serve --config "$OUT/ringtgt-$name.toml" --log "$LOG_LEVEL" \
-        --state-dir "$OUT/state-$name" >"$OUT/ringtgt-$name.log" 2>&1 &
+        --state-dir "$OUT/state-$name" --admin-socket "$OUT/ctl-$name.sock" >"$OUT/ringtgt-$name.log" 2>&1 &
     pid=$!
     AUX_PIDS+=("$pid")
     for port in "$@"; do
