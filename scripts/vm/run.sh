@@ -25,8 +25,8 @@
 #
 # Everything it made is kept in target/vm/ (console.log = guest output, dmesg.log = guest
 # kernel log, ringtgt.log). Everything it started is stopped on exit, the namespace removed.
-# Time: 3 to 9 minutes with a cached image under TCG on 2 cores (9 on a busy machine; point 7
-# takes about a quarter of it), plus a few minutes to build the image.
+# Time: about 7 minutes with a cached image under TCG on a busy 2-core machine (load ~10), of
+# which point 7 takes 80 s; less on an idle one. Building the image takes a few minutes more.
 #
 # Environment:
 #   RINGTGT_BIN          ringtgt binary to test (default: build target/release/ringtgt)
