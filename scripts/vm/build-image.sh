@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds (or finds in the cache) the guest for the Linux-initiator harness and prints the directory
 # that holds it: vmlinuz (Debian's stock cloud kernel), initrd.img (busybox: loads virtio, mounts
-# the root) and root.img (ext4: a debootstrap minbase root with open-iscsi, fio, e2fsprogs and
-# sg3-utils, plus the kernel's modules).
+# the root) and root.img (ext4: a debootstrap minbase root with open-iscsi, fio, e2fsprogs,
+# sg3-utils and multipath-tools, plus the kernel's modules).
 #
 # The result is cached under $RINGTGT_VM_CACHE (default /var/cache/ringtgt-vm), keyed by a hash
 # of this script and of the two files baked into the image, so editing any of them rebuilds and
@@ -23,9 +23,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${RINGTGT_VM_CACHE:-/var/cache/ringtgt-vm}
 MIRROR=${RINGTGT_VM_MIRROR:-http://deb.debian.org/debian}
 SUITE=${RINGTGT_VM_SUITE:-bookworm}
-# Packages of the guest root. udev comes along as a dependency of open-iscsi but is never
-# started: devtmpfs creates /dev/sdX by itself, and the test finds LUNs through sysfs.
-PACKAGES=open-iscsi,fio,e2fsprogs,sg3-utils,iproute2,kmod,procps,util-linux
+# Packages of the guest root. udev comes along as a dependency of open-iscsi and multipath-tools;
+# points 1-6 never start it (devtmpfs creates /dev/sdX by itself, and the test finds LUNs through
+# sysfs), point 7 does, because multipathd learns of new paths and their WWIDs from udev.
+# multipath-tools brings kpartx, dmsetup and sg3-utils-udev along as dependencies.
+PACKAGES=open-iscsi,fio,e2fsprogs,sg3-utils,multipath-tools,iproute2,kmod,procps,util-linux
 # Modules the initramfs loads (with their dependencies) to reach the root disk; everything else
 # (virtio_net, iscsi_tcp, sd_mod) is loaded by modprobe from the root.
 INITRAMFS_MODULES=(virtio_pci virtio_blk)

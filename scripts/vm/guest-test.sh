@@ -1,16 +1,18 @@
 #!/bin/bash
-# Runs inside the harness's guest (stock Debian kernel, open-iscsi, fio) against the ringtgt that
-# run.sh started on the host. It checks the five points of the Linux-initiator issue, CHAP (point 6)
-# and a graceful target stop (point 7), printing
-# every initiator command with its own output, and ends with one "RESULT point N: PASS|FAIL" line
-# per point. Its exit status is the number of failed points (0 = all passed).
+# Runs inside the harness's guest (stock Debian kernel, open-iscsi, fio, multipath-tools) against
+# the ringtgts that run.sh started on the host. It checks the five points of the Linux-initiator
+# issue, CHAP (point 6), multipath through two ALUA port groups (point 7) and a graceful target
+# stop (point 8), printing every initiator command with its own output, and ends with one
+# "RESULT point N: PASS|FAIL" line per point. Its exit status is the number of failed points
+# (0 = all passed).
 #
 # It talks to run.sh through the serial console: a line "@@ringtgt-vm: host ACTION@@" asks the
-# host to act on the target's side (point 4): partition = black-hole the session's connection,
+# host to act on the target's side. Point 4: partition = black-hole the session's connection,
 # heal = lift that, cut = destroy the target's TCP connections, restart = kill ringtgt and start
-# it again on the same LUN file; and (point 7) stop = stop ringtgt with SIGTERM, as systemctl
-# stop does, and start it again. The parameters come from params.env beside this script
-# (written by run.sh).
+# it again on the same LUN file. Point 7: pathcut = black-hole the multipath target's
+# active/optimized portal, pathheal = open it again. Point 8: stop = stop ringtgt with SIGTERM,
+# as systemctl stop does, and start it again. The parameters come from params.env beside this
+# script (written by run.sh).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=/dev/null
@@ -18,7 +20,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 PORTAL=$TARGET_IP:$TARGET_PORT
 START=$SECONDS
-declare -A POINT_OK=([1]=1 [2]=1 [3]=1 [4]=1 [5]=1 [6]=1 [7]=1)
+declare -A POINT_OK=([1]=1 [2]=1 [3]=1 [4]=1 [5]=1 [6]=1 [7]=1 [8]=1)
 POINT_NAME=(
     [1]="discovery, login, LUN identity"
     [2]="fio verify (4 KiB random, 1 MiB sequential, iodepth 32)"
@@ -26,7 +28,8 @@ POINT_NAME=(
     [4]="partition (reinstatement), connection cut, target restart during fio writes"
     [5]="clean logout, no errors in dmesg"
     [6]="CHAP: discovery, one-way and mutual with every algorithm, wrong secrets refused"
-    [7]="target stop (SIGTERM) during fio writes: logout on request, login when it is back"
+    [7]="multipath: one map of two ALUA paths, fio verify across a cut of the optimized path, heal"
+    [8]="target stop (SIGTERM) during fio writes: logout on request, login when it is back"
 )
 
 say() { echo "guest[$((SECONDS - START))s]: $*"; }
@@ -155,6 +158,9 @@ fio_run() {
 }
 # io_total FILE READ|WRITE: the io= total of fio's "Run status" line, e.g. 64.0MiB
 io_total() { sed -n "s/^ *$2: .*io=\([^ ,]*\).*/\1/p" "$1" | head -n1; }
+# writes_done DEV, reads_done DEV: writes (reads) completed on DEV so far (/sys/block/X/stat).
+writes_done() { awk '{print $5}' "/sys/block/${1#/dev/}/stat"; }
+reads_done() { awk '{print $1}' "/sys/block/${1#/dev/}/stat"; }
 
 # ---------------------------------------------------------------------------------------------
 say "setting up: network $GUEST_IP -> $PORTAL, iscsid"
@@ -318,8 +324,6 @@ region_mib=$((${iops:-2000} * 4 * 4 / 1024))
 ((region_mib > 160)) && region_mib=160
 say "write regions of ${region_mib} MiB (point 2 wrote ${iops:-?} IOPS)"
 
-# writes_done DEV: writes completed on DEV so far (field 5 of /sys/block/X/stat).
-writes_done() { awk '{print $5}' "/sys/block/${1#/dev/}/stat"; }
 # p4_args N: the fio arguments of region N (the same for writing and for verify_only).
 p4_args() { echo "--name=p4r$1 --rw=randwrite --bs=4k --offset=$(($1 * region_mib))M --size=${region_mib}M"; }
 
@@ -422,7 +426,7 @@ fi
 # the I/O meanwhile and recovers the same session once the target is back. The host checks its
 # side (ringtgt exited 0, its log has the logout); here: the session recovered, fio's writes all
 # completed and read back intact, and the kernel failed no I/O.
-section 7
+section 8
 if dev=$(lun_dev 0); then
     # The last 16 MiB of LUN 0, which point 4's regions (at most 3 x 160 MiB) never reach; about
     # 10 s of writing at 400 IOPS, so the stop (2 s in) and the restart land mid-write.
@@ -444,41 +448,41 @@ if dev=$(lun_dev 0); then
     done
     state=$(session_state)
     say "session state: $state, $((SECONDS - t0))s after the stop"
-    [[ $state != "LOGGED_IN/LOGGED IN" ]] || fail 7 "the session was still logged in 30 s after the stop"
+    [[ $state != "LOGGED_IN/LOGGED IN" ]] || fail 8 "the session was still logged in 30 s after the stop"
     for ((i = 0; i < 600; i++)); do
         [[ $(session_state) == "LOGGED_IN/LOGGED IN" ]] && break
         sleep 0.1
     done
     state=$(session_state)
     say "session state: $state, $((SECONDS - t0))s after the stop"
-    [[ $state == "LOGGED_IN/LOGGED IN" ]] || fail 7 "the session did not log in again once the target was back"
+    [[ $state == "LOGGED_IN/LOGGED IN" ]] || fail 8 "the session did not log in again once the target was back"
     [[ $(session_id) == "$sid_before" ]] ||
-        fail 7 "the initiator replaced its session (sid $sid_before -> $(session_id)) instead of recovering it"
+        fail 8 "the initiator replaced its session (sid $sid_before -> $(session_id)) instead of recovering it"
     wait "$fio_pid"
     rc=$?
     echo "+ fio write phase across the stop: exit status $rc"
     sed 's/^/  | /' /tmp/fio-p7.txt
     if [[ $rc != 0 ]] || grep -E 'err= *[1-9]' /tmp/fio-p7.txt >/dev/null; then
-        fail 7 "fio's writes failed across the stop"
+        fail 8 "fio's writes failed across the stop"
     elif dev=$(lun_dev 0); then
         fio_run 7 /tmp/fio-p7-verify.txt --filename="$dev" --verify_only "${p7_args[@]}" &&
             say "verified $(io_total /tmp/fio-p7-verify.txt READ) written across the stop"
     else
-        fail 7 "LUN 0 missing after the stop"
+        fail 8 "LUN 0 missing after the stop"
     fi
     # LUN 1 serves again too. (The restarted target reports a power-on to each unit's first
     # command: LUN 1 takes it here rather than at point 5's logout.)
     if dev1=$(lun_dev 1); then
         run dd if="$dev1" of=/dev/null bs=4k count=1 iflag=direct status=none ||
-            fail 7 "LUN 1 cannot be read after the stop"
+            fail 8 "LUN 1 cannot be read after the stop"
     else
-        fail 7 "LUN 1 missing after the stop"
+        fail 8 "LUN 1 missing after the stop"
     fi
     echo "+ dmesg (since the stop)"
     dmesg_since "$mark" | sed 's/^/  | /'
-    no_failed_io 7 "$mark" "across the stop"
+    no_failed_io 8 "$mark" "across the stop"
 else
-    fail 7 "LUN 0 not attached"
+    fail 8 "LUN 0 not attached"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -589,8 +593,408 @@ if dmesg_since "$run_mark" | drop_known_kernel_splats | grep -E "$bad" >/tmp/all
 fi
 
 # ---------------------------------------------------------------------------------------------
+# Point 7 runs last, after point 5's logout: it makes the kernel fail I/O on one path on purpose
+# (which point 5's whole-run dmesg check would hold against the other points), and the
+# multipathd it starts must find no other SCSI disk to claim.
+section 7
+# One LU through two portals of run.sh's third ringtgt: port group 1 (MP_AO) is
+# active/optimized, group 2 (MP_ANO) active/non-optimized. dm-multipath must make one map of
+# the two paths, one path group per ALUA priority; fio's writes (each block carrying its
+# crc32c) must survive a black hole on the optimized path, the kernel failing that path and
+# sending the I/O down the other one; every block must then read back right. Then the path is
+# opened again and must come back into use.
+#
+# Failover takes seconds because of these settings (and would take minutes with the defaults):
+#   - NOP-Out every 2 s of silence, answer awaited 3 s (noop_out_interval/timeout, Debian's
+#     default 5/5): a silent connection is noticed within ~5 s;
+#   - the session then holds its I/O for replacement_timeout = 5 s (default 120) while iscsid
+#     tries to log in again, then fails it with a transport error; dm-multipath fails the path
+#     and resends the I/O down the other path group. multipathd's fast_io_fail_tmo sets that
+#     same session timeout (sysfs recovery_tmo) on every iSCSI path it manages, overriding
+#     replacement_timeout, so both say 5;
+#   - login_timeout = 5 s (default 15): a login attempt through the cut portal gives up after
+#     5 s, so the path is back within ~5 s of the heal;
+#   - no_path_retry 10: should both paths be down, I/O is queued for 10 checker intervals
+#     (~10 s), then failed up to fio, never queued for ever;
+#   - dev_loss_tmo is not set: it is the timeout of FC and SAS remote ports; an iSCSI path's
+#     SCSI device is not removed when its connection is lost (iscsid keeps logging in again
+#     until it is logged out), and multipathd does not apply it to iSCSI.
+MP_AO=$TARGET_IP:$MPATH_AO_PORT
+MP_ANO=$TARGET_IP:$MPATH_ANO_PORT
+MP_TMO=5
+
+# path_session SDX: the iSCSI session (sysfs name, sessionN) SCSI disk SDX belongs to.
+path_session() { readlink -f "/sys/block/$1/device" | grep -o 'session[0-9]*' | head -n1; }
+# path_port SDX: the target TCP port of that session's connection.
+path_port() {
+    local s
+    s=$(path_session "$1") && [[ -n $s ]] &&
+        cat "/sys/class/iscsi_connection/connection${s#session}:0/persistent_port" 2>/dev/null
+}
+# port_disk PORT: the SCSI disk reached through the target's portal on PORT.
+port_disk() {
+    local d
+    for d in /sys/class/scsi_disk/*/device/block/*; do
+        [[ -e $d && $(path_port "${d##*/}") == "$1" ]] && { echo "${d##*/}"; return 0; }
+    done
+    return 1
+}
+
+# mp_paths FILE: one line per path of the multipath -ll output in FILE:
+#   "<dev> <target port> <group prio> <group status> <dm state> <checker state> <device state>"
+# (a checker state of two words, "i/o pending", is joined with "_").
+mp_paths() {
+    local dev rest
+    awk '/policy=/ {
+             prio = "?"; status = "?"
+             for (i = 1; i <= NF; i++) {
+                 if ($i ~ /^prio=/) prio = substr($i, 6)
+                 if ($i ~ /^status=/) status = substr($i, 8)
+             }
+             next
+         }
+         {
+             for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+:[0-9]+:[0-9]+:[0-9]+$/) break
+             if (i + 4 >= NF) next
+             chk = $(i + 4)
+             for (j = i + 5; j < NF; j++) chk = chk "_" $j
+             print $(i + 1), prio, status, $(i + 3), chk, $NF
+         }' "$1" | while read -r dev rest; do
+        echo "$dev $(path_port "$dev") $rest"
+    done
+}
+# mp_is STATE FILE: whether the multipath -ll output in FILE shows one map of two path groups
+# of one path each (one path per portal), and
+#   healthy      both paths up; the optimized one in the active group, of ALUA priority 50,
+#                the non-optimized one in the other group, of priority 10;
+#   failed-over  the optimized path failed (kernel) and faulty (checker), the other one up and
+#                its group the active one.
+mp_is() {
+    [[ $(grep -cE ' dm-[0-9]+ ' "$2") == 1 && $(grep -c 'policy=' "$2") == 2 ]] || return 1
+    mp_paths "$2" >/tmp/mp-paths.txt
+    [[ $(wc -l </tmp/mp-paths.txt) == 2 ]] || return 1
+    case $1 in
+    healthy)
+        grep -qE "^[a-z]+ $MPATH_AO_PORT 50 active active ready running\$" /tmp/mp-paths.txt &&
+            grep -qE "^[a-z]+ $MPATH_ANO_PORT 10 enabled active ready running\$" /tmp/mp-paths.txt
+        ;;
+    failed-over)
+        grep -qE "^[a-z]+ $MPATH_AO_PORT -?[0-9]+ [a-z]+ failed faulty " /tmp/mp-paths.txt &&
+            grep -qE "^[a-z]+ $MPATH_ANO_PORT 10 active active ready running\$" /tmp/mp-paths.txt
+        ;;
+    esac
+}
+# mp_wait SECONDS WHAT STATE: waits at most SECONDS until multipath -ll (into /tmp/mp.txt)
+# shows STATE (see mp_is); prints its last output, and on failure the paths as they were read.
+# multipath -ll runs the checker and the prioritizer on every path itself, which takes seconds
+# under TCG, so the wait polls multipathd's own view (show topology, the same format) and runs
+# multipath -ll once that shows STATE, or every fifth round.
+mp_wait() {
+    local secs=$1 what=$2 state=$3 t0=$SECONDS round
+    for ((round = 1; ; round++)); do
+        timeout 10 multipathd show topology >/tmp/mpd-topology.txt 2>&1
+        if mp_is "$state" /tmp/mpd-topology.txt || ((round % 5 == 0)); then
+            timeout 30 multipath -ll >/tmp/mp.txt 2>&1
+            mp_is "$state" /tmp/mp.txt && break
+        fi
+        if ((SECONDS - t0 >= secs)); then
+            echo "+ [$((SECONDS - START))s] multipath -ll: not $what after ${secs}s"
+            sed 's/^/  | /' /tmp/mp.txt
+            echo "  paths read (dev port group-prio group-status dm checker device):"
+            mp_paths /tmp/mp.txt | sed 's/^/  |   /'
+            return 1
+        fi
+        sleep 0.5
+    done
+    echo "+ [$((SECONDS - START))s] multipath -ll: $what ($((SECONDS - t0))s)"
+    sed 's/^/  | /' /tmp/mp.txt
+}
+
+# mpd_events LINE: what multipathd's log says since its line LINE about path states and path
+# groups (checker verdicts, failed and reinstated paths, group switches), each message once,
+# with the time of its first appearance.
+mpd_events() {
+    tail -n +$(($1 + 1)) /tmp/multipathd.log |
+        grep -E 'reports path is|reinstated|failed path|switch to path group|remaining active paths' |
+        awk -F' [|] ' '!seen[$2]++' | head -n 20 | sed 's/^/  | multipathd: /'
+}
+
+MPD_PID="" MP_NAME="" MP_DEV="" AO_DEV="" ANO_DEV=""
+p7_setup() {
+    modprobe -a dm_multipath dm_service_time || { fail 7 "modprobe dm_multipath failed"; return 1; }
+    # multipathd learns of new paths from udev's events and takes each path's WWID (and the
+    # SCSI_IDENT_* property that exempts it from its default blacklist) from what udev's rules
+    # found; with no systemd in the guest, udevd runs as a plain daemon.
+    run /lib/systemd/systemd-udevd --daemon || { fail 7 "systemd-udevd did not start"; return 1; }
+    # Debian's cloud kernel has no SCSI device handlers (CONFIG_SCSI_DH is off), so nothing in
+    # the kernel reads ALUA states: multipath's alua prioritizer asks the target itself
+    # (REPORT TARGET PORT GROUPS) and group_by_prio makes one path group per priority. prio is
+    # set rather than detected (detect_prio no) so that it is alua on any kernel.
+    cat >/etc/multipath.conf <<EOF
+defaults {
+    # A failed path is checked every second; a healthy one every 1..4 s.
+    polling_interval 1
+    max_polling_interval 4
+    # The map is named by the LU's WWID.
+    user_friendly_names no
+    # Every path not blacklisted belongs in a map at once: no wwids file, no wait for a second path.
+    find_multipaths greedy
+}
+blacklist {
+    devnode "^vd[a-z]"
+}
+devices {
+    device {
+        vendor "$LUN_VENDOR"
+        product ".*"
+        path_grouping_policy group_by_prio
+        detect_prio no
+        prio alua
+        path_checker tur
+        failback immediate
+        no_path_retry 10
+        fast_io_fail_tmo $MP_TMO
+    }
+}
+EOF
+    # -v3: the log says which prioritizer each path got, and the priority it gave.
+    multipathd -d -v3 >/tmp/multipathd.log 2>&1 &
+    MPD_PID=$!
+    local i
+    for ((i = 0; i < 200; i++)); do
+        multipathd show daemon >/dev/null 2>&1 && break
+        kill -0 "$MPD_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! run multipathd show daemon; then
+        fail 7 "multipathd did not start or does not answer; its log:"
+        sed 's/^/  | /' /tmp/multipathd.log
+        return 1
+    fi
+
+    local out=/tmp/discovery7.txt
+    if ! runo "$out" timeout 60 iscsiadm -m discovery -t sendtargets -p "$MP_AO"; then
+        fail 7 "discovery through $MP_AO failed"
+        return 1
+    fi
+    if ! grep -q "^$MP_AO,1 $MPATH_IQN\$" "$out" || ! grep -q "^$MP_ANO,2 $MPATH_IQN\$" "$out"; then
+        fail 7 "discovery did not list '$MP_AO,1' and '$MP_ANO,2' (portal,port group) for $MPATH_IQN"
+    fi
+    local portal kv
+    for portal in "$MP_AO" "$MP_ANO"; do
+        for kv in node.session.timeo.replacement_timeout=$MP_TMO node.conn[0].timeo.noop_out_interval=2 \
+            node.conn[0].timeo.noop_out_timeout=3 node.conn[0].timeo.login_timeout=5; do
+            iscsiadm -m node -T "$MPATH_IQN" -p "$portal" -o update -n "${kv%%=*}" -v "${kv#*=}" ||
+                { fail 7 "cannot set ${kv%%=*} in the node record of $portal"; return 1; }
+        done
+    done
+    out=/tmp/login7.txt
+    runo "$out" timeout 60 iscsiadm -m node -T "$MPATH_IQN" --login
+    if [[ $(grep -c "Login to .*$MPATH_IQN.* successful" "$out") != 2 ]]; then
+        fail 7 "iscsiadm did not log in through both portals"
+        return 1
+    fi
+    for ((i = 0; i < 200; i++)); do
+        AO_DEV=$(port_disk "$MPATH_AO_PORT") && ANO_DEV=$(port_disk "$MPATH_ANO_PORT") && break
+        sleep 0.1
+    done
+    if [[ -z $AO_DEV || -z $ANO_DEV ]]; then
+        fail 7 "no disk through each portal within 20 s (port $MPATH_AO_PORT: '$AO_DEV', port $MPATH_ANO_PORT: '$ANO_DEV')"
+        return 1
+    fi
+    local ao_s ano_s
+    ao_s=$(path_session "$AO_DEV") ano_s=$(path_session "$ANO_DEV")
+    say "optimized path $AO_DEV ($ao_s, $MP_AO), non-optimized path $ANO_DEV ($ano_s, $MP_ANO)"
+    # The portal group tag each login reported is the port group's id.
+    [[ $(cat "/sys/class/iscsi_session/$ao_s/tpgt") == 1 && $(cat "/sys/class/iscsi_session/$ano_s/tpgt") == 2 ]] ||
+        fail 7 "session portal group tags are $(cat "/sys/class/iscsi_session/$ao_s/tpgt") (port $MPATH_AO_PORT)" \
+            "and $(cat "/sys/class/iscsi_session/$ano_s/tpgt") (port $MPATH_ANO_PORT), want 1 and 2"
+    run sg_rtpg --decode "/dev/$AO_DEV"
+}
+
+p7_map() {
+    if ! mp_wait 60 "one map, the optimized path in the active group (prio 50), the other enabled (prio 10)" healthy; then
+        fail 7 "multipath -ll does not show one map of the two paths in two path groups by ALUA priority"
+        return 1
+    fi
+    MP_NAME=$(awk '$2 ~ /^dm-[0-9]+$/ {print $1; exit}' /tmp/mp.txt)
+    MP_DEV=/dev/$(grep -oE ' dm-[0-9]+ ' /tmp/mp.txt | tr -d ' ')
+    say "map $MP_NAME = $MP_DEV"
+    local dev
+    for dev in "$AO_DEV" "$ANO_DEV"; do
+        grep -E "(^| )$dev: (alua )?prio = " /tmp/multipathd.log | sort -u | sed 's/^/  | multipathd: /'
+        grep -qE "$dev: prio = alua" /tmp/multipathd.log || fail 7 "multipathd did not choose the alua prioritizer for $dev"
+    done
+    # fast_io_fail_tmo must have reached both sessions: it is what bounds the failover.
+    local s tmo
+    for dev in "$AO_DEV" "$ANO_DEV"; do
+        s=$(path_session "$dev")
+        tmo=$(cat "/sys/class/iscsi_session/$s/recovery_tmo")
+        [[ $tmo == "$MP_TMO" ]] || fail 7 "$s ($dev): recovery_tmo is $tmo, want $MP_TMO"
+    done
+}
+
+# p7_cut: fio writes 2048 random 4 KiB blocks over the map and then reads them all back; once
+# 128 are written the host black-holes the optimized portal. The kernel must fail that path and
+# carry on down the other one; fio must see no error and verify every block.
+#
+# fio is held to 1000 IOPS (reads too) so that on a fast machine (KVM) the writes still last
+# 2 s, long enough for the host to cut the path while most of them are still to come; under
+# TCG it runs at the guest's own pace, a few hundred IOPS. The I/O in flight at the cut waits
+# for the failover; the rest goes down the other path.
+P7_ARGS=()
+p7_cut() {
+    local blocks=2048 cut_at=128
+    P7_ARGS=(--name=p7 --filename="$MP_DEV" --rw=randwrite --bs=4k --size=$((blocks * 4))k)
+    echo "---- fio ${P7_ARGS[*]} --rate_iops=1000, write then verify"
+    local w0 pid i t_fio stat
+    w0=$(writes_done "$MP_DEV") t_fio=$SECONDS
+    timeout "$FIO_TIMEOUT" fio --direct=1 --ioengine=libaio --iodepth=32 --verify=crc32c \
+        --verify_fatal=1 --randrepeat=1 --group_reporting --do_verify=1 --rate_iops=1000 \
+        "${P7_ARGS[@]}" >/tmp/fio-p7.txt 2>&1 &
+    pid=$!
+    # The count is read with bash's read rather than awk: fio keeps the guest's one CPU busy,
+    # and every process started here makes the loop notice the writes later.
+    for ((i = 0; i < 300; i++)); do
+        read -ra stat <"/sys/block/${MP_DEV#/dev/}/stat"
+        ((stat[4] - w0 >= cut_at)) && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! kill -0 "$pid" 2>/dev/null; then
+        fail 7 "fio ended before the path could be cut:"
+        sed 's/^/  | /' /tmp/fio-p7.txt
+        return 1
+    fi
+    local mark log0 ano_w0 t0 failover
+    mark=$(dmesg_mark) log0=$(wc -l </tmp/multipathd.log)
+    ano_w0=$(writes_done "$ANO_DEV")
+    say "asking the host to cut the optimized path ($(($(writes_done "$MP_DEV") - w0)) writes done" \
+        "$((SECONDS - t_fio))s after fio started; $AO_DEV wrote $(writes_done "$AO_DEV"), $ANO_DEV $ano_w0)"
+    t0=$SECONDS
+    echo "@@ringtgt-vm: host pathcut@@"
+    for ((i = 0; i < 300; i++)); do
+        dmesg_since "$mark" | grep -q 'detected conn error' && break
+        sleep 0.1
+    done
+    dmesg_since "$mark" | grep -q 'detected conn error' ||
+        fail 7 "the initiator saw no connection error within 30 s of the cut"
+    # The failover is done when writes complete on the non-optimized path.
+    for ((i = 0; i < 600; i++)); do
+        (($(writes_done "$ANO_DEV") > ano_w0)) && break
+        sleep 0.1
+    done
+    failover=$((SECONDS - t0))
+    if (($(writes_done "$ANO_DEV") > ano_w0)); then
+        say "failover: writes go down $ANO_DEV ${failover}s after the cut"
+    else
+        fail 7 "no write went down the non-optimized path $ANO_DEV within 60 s of the cut"
+    fi
+    wait "$pid"
+    local rc=$?
+    echo "+ fio across the cut: exit status $rc ($((SECONDS - t0))s after the cut)"
+    sed 's/^/  | /' /tmp/fio-p7.txt
+    echo "+ dmesg (since the cut)"
+    dmesg_since "$mark" | sed 's/^/  | /'
+    if [[ $rc != 0 ]] || grep -E 'err= *[1-9]|verify: |bad magic|crc32c: verify failed' /tmp/fio-p7.txt >/dev/null; then
+        fail 7 "fio failed across the cut (exit status $rc; 124 = timed out after ${FIO_TIMEOUT}s)"
+    else
+        local w r
+        w=$(io_total /tmp/fio-p7.txt WRITE) r=$(io_total /tmp/fio-p7.txt READ)
+        say "fio wrote $w and verified $r across the cut"
+        [[ -n $w && $w == "$r" ]] || fail 7 "fio verified $r of the $w written"
+    fi
+    echo "+ multipathd (since the cut)"
+    mpd_events "$log0"
+    dmesg_since "$mark" | grep -q "multipath.*Failing path" ||
+        fail 7 "the kernel did not say it failed a path (device-mapper: multipath: ... Failing path)"
+    mp_wait 30 "the optimized path failed, the other one active" failed-over ||
+        fail 7 "multipath -ll does not show the cut path failed and the other one active"
+}
+
+# p7_heal: the host opens the portal again; the initiator logs in again through it, multipathd
+# reinstates the path and fails back to its group, and reads go down it again.
+p7_heal() {
+    local t0 i s log0
+    s=$(path_session "$AO_DEV")
+    log0=$(wc -l </tmp/multipathd.log)
+    t0=$SECONDS
+    echo "@@ringtgt-vm: host pathheal@@"
+    for ((i = 0; i < 600; i++)); do
+        [[ $(cat "/sys/class/iscsi_session/$s/state" 2>/dev/null) == LOGGED_IN ]] && break
+        sleep 0.1
+    done
+    if [[ $(cat "/sys/class/iscsi_session/$s/state" 2>/dev/null) != LOGGED_IN ]]; then
+        fail 7 "$s is $(cat "/sys/class/iscsi_session/$s/state" 2>/dev/null), not LOGGED_IN, 60 s after the heal"
+        return 1
+    fi
+    say "$s logged in again $((SECONDS - t0))s after the heal"
+    if ! mp_wait 30 "both paths up, the optimized group active again" healthy; then
+        fail 7 "the healed path did not come back into use"
+        return 1
+    fi
+    echo "+ multipathd (since the heal)"
+    mpd_events "$log0"
+    say "path back in the map $((SECONDS - t0))s after the heal"
+    local r0 got
+    r0=$(reads_done "$AO_DEV")
+    if fio_run 7 /tmp/fio-p7-verify.txt --verify_only "${P7_ARGS[@]}"; then
+        got=$(io_total /tmp/fio-p7-verify.txt READ)
+        say "verified $got again after the heal; $AO_DEV read $(($(reads_done "$AO_DEV") - r0)) times"
+        [[ $got == "$(io_total /tmp/fio-p7.txt WRITE)" ]] || fail 7 "the second verify read $got"
+        (($(reads_done "$AO_DEV") - r0 > 0)) || fail 7 "no read went down the healed optimized path $AO_DEV"
+    fi
+}
+
+p7_teardown() {
+    local i n
+    if [[ -n $MP_NAME ]]; then
+        # udev may still hold the map open for a moment after fio: a few tries.
+        for ((i = 0; i < 10; i++)); do
+            multipath -f "$MP_NAME" >/tmp/mpflush.txt 2>&1 && break
+            sleep 1
+        done
+        run cat /tmp/mpflush.txt
+        ((i < 10)) || fail 7 "multipath -f $MP_NAME failed"
+    fi
+    if [[ -n $MPD_PID ]]; then
+        run multipathd shutdown
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$MPD_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -0 "$MPD_PID" 2>/dev/null && { fail 7 "multipathd still runs 10 s after shutdown"; kill -9 "$MPD_PID"; }
+    fi
+    runo /tmp/logout7.txt timeout 60 iscsiadm -m node -T "$MPATH_IQN" --logout ||
+        fail 7 "iscsiadm --logout failed"
+    n=$(iscsiadm -m session 2>/dev/null | grep -c '^tcp:')
+    [[ $n == 0 ]] || fail 7 "$n sessions still listed after logout"
+    udevadm control --exit
+    if ((!POINT_OK[7])); then
+        echo "+ multipathd log (last 150 lines of /tmp/multipathd.log)"
+        tail -n 150 /tmp/multipathd.log | sed 's/^/  | /'
+    fi
+}
+
+p7_mark=$(dmesg_mark)
+p7_setup && p7_map && p7_cut && p7_heal
+p7_teardown
+# Kernel faults are failures; I/O errors only on the path that was cut (they are how the kernel
+# hands the I/O to dm-multipath to send down the other path).
+bad='Call Trace|BUG:|WARNING:|Oops|blocked for more than'
+if dmesg_since "$p7_mark" | drop_known_kernel_splats | grep -E "$bad" >/tmp/p7-bad.txt; then
+    fail 7 "the kernel logged faults:"
+    sed 's/^/  | /' /tmp/p7-bad.txt
+fi
+if dmesg_since "$p7_mark" | grep -E 'I/O error|FAILED Result' |
+    grep -vE "\[${AO_DEV:-none}\]|dev ${AO_DEV:-none}," >/tmp/p7-io.txt; then
+    fail 7 "the kernel failed I/O on another device than the cut path ${AO_DEV:-?}:"
+    sed 's/^/  | /' /tmp/p7-io.txt
+fi
+
+# ---------------------------------------------------------------------------------------------
 failed=0
-for p in 1 2 3 4 5 6 7; do
+for p in "${!POINT_NAME[@]}"; do
     ((POINT_OK[$p])) || failed=$((failed + 1))
 done
 if ((failed)); then
@@ -599,7 +1003,7 @@ if ((failed)); then
     dmesg
 fi
 echo
-for p in 1 2 3 4 5 6 7; do
+for p in "${!POINT_NAME[@]}"; do
     if ((POINT_OK[$p])); then v=PASS; else v=FAIL; fi
     echo "RESULT point $p: $v - ${POINT_NAME[$p]}"
 done

@@ -11,23 +11,28 @@
 #   4. creates a network namespace with a tap device: the target listens on 10.213.0.1:3260 in
 #      it and the guest is 10.213.0.2 on the tap. Nothing is routed out of the namespace;
 #   5. starts ringtgt there with two LUNs (a file with 512-byte blocks, RAM with 4 KiB blocks),
-#      and a second ringtgt on port 3261 whose targets and discovery require CHAP (point 6);
-#   6. boots the guest (KVM when it works, else TCG), which runs guest-test.sh: the seven
-#      points of the issue. On request from the guest, mid-fio (point 4), it black-holes the
+#      a second ringtgt on port 3261 whose targets and discovery require CHAP (point 6), and a
+#      third on ports 3262 and 3263, one ALUA port group each (active/optimized and
+#      active/non-optimized), for multipath (point 7);
+#   6. boots the guest (KVM when it works, else TCG), which runs guest-test.sh: the eight
+#      points of the issues. On request from the guest, mid-fio (point 4), it black-holes the
 #      session's connection (nftables in the namespace; the initiator's new login must reinstate
 #      the session, and ringtgt's log must say so), destroys the target's sockets (ss -K), and
-#      kills and restarts ringtgt;
+#      kills and restarts ringtgt; mid-fio in point 7 it black-holes the active/optimized portal
+#      (port 3262), and later opens it again; in point 8 it stops ringtgt with SIGTERM and
+#      starts it again;
 #   7. prints the guest's output as it comes, then a verdict per point, and on any failure the
 #      guest's kernel log (dmesg) and the end of ringtgt's log. Exit status 0 = all passed.
 #
 # Everything it made is kept in target/vm/ (console.log = guest output, dmesg.log = guest
 # kernel log, ringtgt.log). Everything it started is stopped on exit, the namespace removed.
-# Time: about 2 minutes with a cached image under TCG on 2 cores, plus ~1 minute to build it.
+# Time: about 7 minutes with a cached image under TCG on a busy 2-core machine (load ~10), of
+# which point 7 takes 80 s; less on an idle one. Building the image takes a few minutes more.
 #
 # Environment:
 #   RINGTGT_BIN          ringtgt binary to test (default: build target/release/ringtgt)
 #   RINGTGT_VM_ACCEL     auto (default: KVM if a probe boot works, else TCG), kvm or tcg
-#   RINGTGT_VM_TIMEOUT   seconds the guest may run in all (default 540)
+#   RINGTGT_VM_TIMEOUT   seconds the guest may run in all (default 660)
 #   RINGTGT_VM_LOG       ringtgt --log level or filter (default info)
 #   RINGTGT_VM_CACHE     image cache (default /var/cache/ringtgt-vm), see build-image.sh
 set -euo pipefail
@@ -36,7 +41,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 cd "$ROOT"
 
 OUT=${CARGO_TARGET_DIR:-$ROOT/target}/vm
-TIMEOUT=${RINGTGT_VM_TIMEOUT:-540}
+TIMEOUT=${RINGTGT_VM_TIMEOUT:-660}
 ACCEL=${RINGTGT_VM_ACCEL:-auto}
 LOG_LEVEL=${RINGTGT_VM_LOG:-info}
 NS=ringtgt-vm-$$
@@ -51,6 +56,11 @@ MUTUAL_IQN=iqn.2026-11.io.ringtgt:vm-mutual
 CHAP_USER=vmguest CHAP_SECRET=guest-secret-0123
 MUTUAL_USER=vmtarget MUTUAL_SECRET=target-secret-4567
 DISCOVERY_USER=vmdiscover DISCOVERY_SECRET=discover-secret-89
+# A third ringtgt for point 7 (multipath): one LU reached through two portals, each the one
+# portal of an ALUA target port group (group 1 active/optimized, group 2 active/non-optimized).
+MPATH_IQN=iqn.2026-11.io.ringtgt:vm-mpath
+MPATH_AO_PORT=3262 MPATH_ANO_PORT=3263
+MPATH_SIZE=$((256 << 20)) MPATH_SERIAL=RTVM-MPATH-0
 # LUN 0: a file (it must survive a restart of ringtgt, point 4); LUN 1: RAM with 4 KiB blocks.
 LUN0_SIZE=$((512 << 20)) LUN0_BS=512 LUN0_SERIAL=RTVM-FILE-0
 LUN1_SIZE=$((256 << 20)) LUN1_BS=4096 LUN1_SERIAL=RTVM-RAM-1
@@ -105,10 +115,11 @@ rm -rf "$OUT"
 mkdir -p "$OUT/input"
 
 # ---- cleanup: whatever happens, stop what we started and remove the namespace ------------------
-QEMU_PID="" TGT_PID="" CHAP_PID="" TAIL_PID=""
+QEMU_PID="" TGT_PID="" TAIL_PID=""
+AUX_PIDS=() # the CHAP and multipath daemons (start_aux)
 cleanup() {
     local pid
-    for pid in $QEMU_PID $TGT_PID $CHAP_PID $TAIL_PID; do
+    for pid in $QEMU_PID $TGT_PID "${AUX_PIDS[@]}" $TAIL_PID; do
         kill -9 "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
@@ -167,9 +178,10 @@ EOF
 start_target() {
     echo "==== ringtgt started at $(date +%T)" >>"$OUT/ringtgt.log"
     # Not through nsx: a backgrounded function is a subshell, and $! would be its PID rather than
-    # ringtgt's (ip netns exec execs the command, so here $! is ringtgt itself).
+    # ringtgt's (ip netns exec execs the command, so here $! is ringtgt itself). Each daemon has
+    # its own admin socket in $OUT: the default one is shared by every ringtgt on the machine.
     ip netns exec "$NS" "$RINGTGT_BIN" serve --config "$OUT/ringtgt.toml" --log "$LOG_LEVEL" --state-dir "$OUT/state" \
-        >>"$OUT/ringtgt.log" 2>&1 &
+        --admin-socket "$OUT/ctl.sock" >>"$OUT/ringtgt.log" 2>&1 &
     TGT_PID=$!
     local i
     for ((i = 0; i < 100; i++)); do
@@ -202,6 +214,26 @@ stop_target() { # SIGKILL: like a crash, nothing is flushed or closed politely
 }
 start_target
 say "ringtgt $("$RINGTGT_BIN" --version | cut -d' ' -f2) listening on $TARGET_IP:$PORT in netns $NS"
+
+# start_aux NAME PORT...: starts a ringtgt on $OUT/ringtgt-NAME.toml in the namespace (log in
+# $OUT/ringtgt-NAME.log) and waits until it listens on every PORT. It is never restarted.
+start_aux() {
+    local name=$1 pid port i
+    shift
+    ip netns exec "$NS" "$RINGTGT_BIN" serve --config "$OUT/ringtgt-$name.toml" --log "$LOG_LEVEL" \
+        --state-dir "$OUT/state-$name" --admin-socket "$OUT/ctl-$name.sock" >"$OUT/ringtgt-$name.log" 2>&1 &
+    pid=$!
+    AUX_PIDS+=("$pid")
+    for port in "$@"; do
+        for ((i = 0; ; i++)); do
+            nsx ss -Hltn "sport = :$port" | grep -q . && break
+            kill -0 "$pid" 2>/dev/null || die "the $name ringtgt exited: $(tail -n 5 "$OUT/ringtgt-$name.log")"
+            ((i < 100)) || die "the $name ringtgt is not listening on $TARGET_IP:$port after 10 s"
+            sleep 0.1
+        done
+    done
+    say "$name ringtgt listening on $TARGET_IP port $*"
+}
 
 # Point 6's target: one-way CHAP on one target, mutual CHAP on the other, CHAP for discovery;
 # every algorithm allowed, so the initiator's chap_algs choose. Secrets come from files, as an
@@ -238,15 +270,32 @@ mutual_secret_file = "$OUT/mutual.secret"
 [[target.lun]]
 path = "ram:32MiB"
 EOF
-ip netns exec "$NS" "$RINGTGT_BIN" serve --config "$OUT/ringtgt-chap.toml" --log "$LOG_LEVEL" --state-dir "$OUT/state-chap" \
-    >"$OUT/ringtgt-chap.log" 2>&1 &
-CHAP_PID=$!
-for ((i = 0; i < 100; i++)); do
-    nsx ss -Hltn "sport = :$CHAP_PORT" | grep -q . && break
-    kill -0 "$CHAP_PID" 2>/dev/null || die "the CHAP ringtgt exited: $(tail -n 5 "$OUT/ringtgt-chap.log")"
-    sleep 0.1
-done
-say "CHAP ringtgt listening on $TARGET_IP:$CHAP_PORT"
+start_aux chap "$CHAP_PORT"
+
+# Point 7's target: the LU is one logical unit through both port groups (same NAA identifier),
+# which is what makes Linux multipath put both paths into one map; the access states make
+# multipath's ALUA prioritizer put them in two path groups. RAM: nothing here outlives the run.
+cat >"$OUT/ringtgt-mpath.toml" <<EOF
+portals = ["$TARGET_IP:$MPATH_AO_PORT", "$TARGET_IP:$MPATH_ANO_PORT"]
+cores = 1
+
+[[target]]
+name = "$MPATH_IQN"
+[[target.lun]]
+path = "ram:$MPATH_SIZE"
+serial = "$MPATH_SERIAL"
+
+[[target.port_group]]
+id = 1
+portals = ["$TARGET_IP:$MPATH_AO_PORT"]
+state = "active-optimized"
+
+[[target.port_group]]
+id = 2
+portals = ["$TARGET_IP:$MPATH_ANO_PORT"]
+state = "active-non-optimized"
+EOF
+start_aux mpath "$MPATH_AO_PORT" "$MPATH_ANO_PORT"
 
 # ---- 6. the guest ------------------------------------------------------------------------------
 cp "$HERE/guest-test.sh" "$OUT/input/"
@@ -272,6 +321,11 @@ MUTUAL_USER=$MUTUAL_USER
 MUTUAL_SECRET=$MUTUAL_SECRET
 DISCOVERY_USER=$DISCOVERY_USER
 DISCOVERY_SECRET=$DISCOVERY_SECRET
+MPATH_IQN=$MPATH_IQN
+MPATH_AO_PORT=$MPATH_AO_PORT
+MPATH_ANO_PORT=$MPATH_ANO_PORT
+MPATH_SIZE=$MPATH_SIZE
+MPATH_SERIAL=$MPATH_SERIAL
 FIO_TIMEOUT=150
 FIO_RAND_SIZE=${RINGTGT_VM_FIO_RAND_SIZE:-64M}
 FIO_SEQ_SIZE=${RINGTGT_VM_FIO_SEQ_SIZE:-256M}
@@ -362,7 +416,7 @@ EOF
         say "host: ringtgt is back"
         ;;
     stop)
-        # As `systemctl stop` does: SIGTERM. ringtgt asks the initiator to log out and exits
+        # Point 8. As `systemctl stop` does: SIGTERM. ringtgt asks the initiator to log out and exits
         # once it has (shutdown_grace_secs, 10 s by default, at most).
         say "host: stopping ringtgt with SIGTERM, starting it again 2 s after it exits"
         local from i rc=0
@@ -392,12 +446,32 @@ EOF
         start_target
         say "host: ringtgt is back"
         ;;
+    pathcut)
+        # Point 7: black-hole the active/optimized portal, its established connection and any
+        # new one alike, so that the path stays down (the initiator's logins through it go
+        # unanswered) until "pathheal". Nothing is reset: the initiator must notice by itself.
+        say "host: black-holing the multipath target's portal $TARGET_IP:$MPATH_AO_PORT"
+        echo "==== pathcut: portal $MPATH_AO_PORT black-holed at $(date +%T)" >>"$OUT/ringtgt-mpath.log"
+        PATHCUT=1
+        # (If this fails the guest sees no connection error and point 7 fails, saying so.)
+        nsx nft -f - <<EOF || say "host: nft failed: the path was not cut"
+table inet ringtgt_vm_path {
+    chain input { type filter hook input priority 0; tcp dport $MPATH_AO_PORT drop; }
+    chain output { type filter hook output priority 0; tcp sport $MPATH_AO_PORT drop; }
+}
+EOF
+        ;;
+    pathheal)
+        say "host: opening $TARGET_IP:$MPATH_AO_PORT again"
+        nsx nft delete table inet ringtgt_vm_path || true
+        echo "==== pathheal: portal $MPATH_AO_PORT open again at $(date +%T)" >>"$OUT/ringtgt-mpath.log"
+        ;;
     *) say "host: unknown request '$1' ignored" ;;
     esac
 }
 handled=0
 timed_out=0
-PARTITIONED=0
+PARTITIONED=0 PATHCUT=0
 STOPPED=0
 STOP_PROBLEM=
 while kill -0 "$QEMU_PID" 2>/dev/null; do
@@ -424,8 +498,9 @@ GUEST_TIME=$((SECONDS - GUEST_START))
 # ---- 7. verdict --------------------------------------------------------------------------------
 exit_line=$(grep -ao '@@ringtgt-vm: exit [0-9]*@@' "$OUT/console.log" | tail -n1 || true)
 guest_rc=${exit_line//[^0-9]/}
+POINTS=(1 2 3 4 5 6 7 8)
 declare -A VERDICT=()
-for p in 1 2 3 4 5 6 7; do
+for p in "${POINTS[@]}"; do
     if grep -aq "^RESULT point $p: PASS" "$OUT/console.log"; then VERDICT[$p]=PASS; else VERDICT[$p]=FAIL; fi
 done
 problems=()
@@ -440,13 +515,13 @@ if ((PARTITIONED)) && ! sed -n '/^==== partition:/,/^==== partition healed/p' "$
     problems+=("point 4: the target did not reinstate the session after the partition (its log \
 has no 'reinstating session')")
 fi
-# Point 7's graceful stop is judged on the target's side here: exit status 0, the logout.
+# Point 8's graceful stop is judged on the target's side here: exit status 0, the logout.
 if ((!STOPPED)); then
-    VERDICT[7]=FAIL
-    problems+=("point 7: the guest never asked for the graceful stop")
+    VERDICT[8]=FAIL
+    problems+=("point 8: the guest never asked for the graceful stop")
 elif [[ -n $STOP_PROBLEM ]]; then
-    VERDICT[7]=FAIL
-    problems+=("point 7: $STOP_PROBLEM")
+    VERDICT[8]=FAIL
+    problems+=("point 8: $STOP_PROBLEM")
 fi
 # ringtgt logs at error level only for its own faults (DESIGN.md §6): any is a failure here.
 # Point 6's daemon must never have logged a secret, whatever the initiator sent.
@@ -456,19 +531,25 @@ for secret in "$CHAP_SECRET" "$MUTUAL_SECRET" "$DISCOVERY_SECRET"; do
         problems+=("point 6: a CHAP secret appears in ringtgt's log")
     fi
 done
-if grep -a ' ERROR ' "$OUT/ringtgt.log" "$OUT/ringtgt-chap.log" >"$OUT/ringtgt-errors.log"; then
+# Point 7 is only a failover test if the host really cut the path.
+if ((!PATHCUT)) && [[ ${VERDICT[7]} == PASS ]]; then
+    VERDICT[7]=FAIL
+    problems+=("point 7: the guest never asked the host to cut the active/optimized path")
+fi
+if grep -a ' ERROR ' "$OUT/ringtgt.log" "$OUT/ringtgt-chap.log" "$OUT/ringtgt-mpath.log" \
+    >"$OUT/ringtgt-errors.log"; then
     problems+=("ringtgt logged errors: $(wc -l <"$OUT/ringtgt-errors.log") lines, see below")
 fi
 passed=0
-for p in 1 2 3 4 5 6 7; do
+for p in "${POINTS[@]}"; do
     [[ ${VERDICT[$p]} == PASS ]] && passed=$((passed + 1))
 done
-failed=$((7 - passed))
-((failed)) && problems+=("$failed of 7 points did not pass")
+failed=$((${#POINTS[@]} - passed))
+((failed)) && problems+=("$failed of ${#POINTS[@]} points did not pass")
 
 echo
 say "guest ran ${GUEST_TIME}s under $ACCEL; results in $OUT"
-for p in 1 2 3 4 5 6 7; do
+for p in "${POINTS[@]}"; do
     title=$(grep -a "^RESULT point $p: " "$OUT/console.log" | head -n1 | sed 's/^[^-]*- //')
     say "point $p: ${VERDICT[$p]}${title:+ - $title}"
 done
@@ -484,6 +565,10 @@ if ((${#problems[@]})); then
     cat "$OUT/qemu.log" 2>/dev/null || true
     echo "==== ringtgt log (last 200 lines of $OUT/ringtgt.log) ==========================="
     tail -n 200 "$OUT/ringtgt.log"
+    if [[ ${VERDICT[7]} != PASS ]]; then
+        echo "==== multipath ringtgt log (last 100 lines of $OUT/ringtgt-mpath.log) ============"
+        tail -n 100 "$OUT/ringtgt-mpath.log"
+    fi
     if [[ -s $OUT/ringtgt-errors.log ]]; then
         echo "==== ringtgt ERROR lines ======================================================="
         cat "$OUT/ringtgt-errors.log"
