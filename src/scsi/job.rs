@@ -22,7 +22,7 @@
 use super::provisioning;
 use super::sanitize;
 use super::sense::Sense;
-use super::{check_condition, good, io_error, Completion, LuInfo, NexusState};
+use super::{check_condition, good, io_error_for, Completion, LuInfo, NexusState};
 
 /// Largest buffer one step reads or writes.
 pub const STEP_BYTES: u32 = 1 << 20;
@@ -274,9 +274,11 @@ impl Job {
         let phase = std::mem::replace(&mut self.phase, Phase::Finished);
         let fua = !lu.write_cache;
         match (phase, result) {
-            (Phase::Reading { lba, .. }, Err(_)) => self.finish(io_error(nexus, false, lba)),
-            (Phase::Writing { lba, .. } | Phase::Discarding { lba }, Err(_)) => {
-                self.finish(io_error(nexus, true, lba))
+            (Phase::Reading { lba, .. }, Err(errno)) => {
+                self.finish(io_error_for(nexus, false, lba, errno))
+            }
+            (Phase::Writing { lba, .. } | Phase::Discarding { lba }, Err(errno)) => {
+                self.finish(io_error_for(nexus, true, lba, errno))
             }
             (Phase::Reading { lba, blocks }, Ok(Some(bytes))) => {
                 if bytes.len() as u64 != u64::from(blocks) * u64::from(self.block_size) {

@@ -331,7 +331,7 @@ impl Session {
                 IoKind::Flush => (true, 0),
             };
             tracing::error!(itt = t.itt, lun = t.lun, errno, "backing store I/O failed");
-            let completion = scsi::io_error(&self.nexus, is_write, lba);
+            let completion = scsi::io_error_for(&self.nexus, is_write, lba, errno);
             self.send_completion(reply, &completion, out);
             return;
         }
