@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::backstore::{Store, StoreError, StoreKind, StoreSpec};
+use crate::backstore::{RbdSpec, Store, StoreError, StoreKind, StoreSpec};
 use crate::config::{
     self, Backing, ChapConfig, Config, CoreSpec, DigestPolicy as ConfDigest, IscsiTuning, Limits,
     LunConfig, TargetConfig,
@@ -45,6 +45,8 @@ impl StartError {
     /// Configuration problems exit with 2 (like bad flags); runtime failures with 1.
     pub fn exit_code(&self) -> u8 {
         match self {
+            // A cluster that cannot be reached is a runtime failure, not a configuration one.
+            StartError::Store { source, .. } if source.is_unavailable() => 1,
             StartError::Store { .. } | StartError::Cores(_) => 2,
             StartError::Bind { .. } | StartError::Reactor(_) => 1,
         }
@@ -139,6 +141,13 @@ fn open_stores(config: &Config) -> Result<Vec<HashMap<u16, Arc<Store>>>, StartEr
                 Backing::Path(p) => StoreSpec::Path(p.clone()),
                 Backing::Null { size } => StoreSpec::Null { size: *size },
                 Backing::Ram { size } => StoreSpec::Ram { size: *size },
+                Backing::Rbd(r) => StoreSpec::Rbd(RbdSpec {
+                    pool: r.pool.clone(),
+                    image: r.image.clone(),
+                    conf: r.conf.clone(),
+                    user: r.user.clone(),
+                    keyring: r.keyring.clone(),
+                }),
             };
             let store = Store::open(&spec, l.read_only, l.block_size).map_err(|source| {
                 StartError::Store {

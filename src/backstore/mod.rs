@@ -4,7 +4,9 @@
 //! - file and block device: opened with `O_DIRECT` (buffered, with a warning, only where the
 //!   filesystem refuses `O_DIRECT`);
 //! - `ram`: an anonymous tmpfs file (`O_TMPFILE`), so all reactors share one copy through the kernel;
-//! - `null`: no storage at all; reads return zeros, writes are discarded.
+//! - `null`: no storage at all; reads return zeros, writes are discarded;
+//! - `rbd`: a Ceph RBD image (cargo feature `rbd`), opened through `crate::ceph`; it has no
+//!   descriptor, and the reactor drives it with librbd's asynchronous calls instead.
 #![forbid(unsafe_code)]
 
 pub mod buf;
@@ -23,6 +25,7 @@ pub enum StoreKind {
     BlockDevice,
     Ram,
     Null,
+    Rbd,
 }
 
 /// What to open (mirrors `config::Backing`, kept here so that this layer does not know the config).
@@ -31,6 +34,26 @@ pub enum StoreSpec {
     Path(PathBuf),
     Null { size: u64 },
     Ram { size: u64 },
+    Rbd(RbdSpec),
+}
+
+/// A Ceph RBD image and the client that opens it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RbdSpec {
+    pub pool: String,
+    pub image: String,
+    /// ceph.conf; `None` = librados's own search (which honours `$CEPH_CONF`).
+    pub conf: Option<PathBuf>,
+    /// cephx id, without `client.`.
+    pub user: String,
+    /// Keyring; `None` = the one the Ceph configuration names.
+    pub keyring: Option<PathBuf>,
+}
+
+impl RbdSpec {
+    pub fn label(&self) -> String {
+        format!("rbd:{}/{}", self.pool, self.image)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +73,27 @@ pub enum StoreError {
     },
     #[error("ram store of {size} bytes: {source}")]
     Ram { size: u64, source: std::io::Error },
+    #[error(
+        "{label}: this ringtgt was built without Ceph RBD support (build it with `--features rbd`)"
+    )]
+    RbdUnsupported { label: String },
+    #[cfg(feature = "rbd")]
+    #[error("{0}")]
+    Rbd(crate::ceph::CephError),
+}
+
+impl StoreError {
+    /// Whether the store could not be reached (the cluster), rather than being misconfigured.
+    pub fn is_unavailable(&self) -> bool {
+        #[cfg(feature = "rbd")]
+        if let StoreError::Rbd(e) = self {
+            return matches!(
+                e.errno(),
+                Some(libc::ETIMEDOUT | libc::ENOTCONN | libc::ECONNREFUSED | libc::ESHUTDOWN)
+            );
+        }
+        false
+    }
 }
 
 /// An opened backing store. Its descriptor (if any) is shared by every reactor: I/O always names
@@ -61,20 +105,20 @@ pub struct Store {
     size: u64,
     direct: bool,
     label: String,
+    /// The image of an `rbd` store, shared by every reactor.
+    #[cfg(feature = "rbd")]
+    rbd: Option<std::sync::Arc<crate::ceph::Image>>,
 }
 
 impl Store {
     pub fn open(spec: &StoreSpec, read_only: bool, block_size: u32) -> Result<Store, StoreError> {
         let store = match spec {
-            StoreSpec::Null { size } => Store {
-                kind: StoreKind::Null,
-                file: None,
-                size: *size,
-                direct: false,
-                label: format!("null:{size}"),
-            },
+            StoreSpec::Null { size } => {
+                Store::without_file(StoreKind::Null, *size, format!("null:{size}"))
+            }
             StoreSpec::Ram { size } => open_ram(*size)?,
             StoreSpec::Path(path) => open_path(path, read_only)?,
+            StoreSpec::Rbd(spec) => open_rbd(spec, read_only)?,
         };
         if store.size < u64::from(block_size) {
             return Err(StoreError::TooSmall {
@@ -84,6 +128,24 @@ impl Store {
             });
         }
         Ok(store)
+    }
+
+    fn without_file(kind: StoreKind, size: u64, label: String) -> Store {
+        Store {
+            kind,
+            file: None,
+            size,
+            direct: false,
+            label,
+            #[cfg(feature = "rbd")]
+            rbd: None,
+        }
+    }
+
+    /// The RBD image of an `rbd` store.
+    #[cfg(feature = "rbd")]
+    pub fn rbd_image(&self) -> Option<&std::sync::Arc<crate::ceph::Image>> {
+        self.rbd.as_ref()
     }
 
     pub fn kind(&self) -> StoreKind {
@@ -101,7 +163,7 @@ impl Store {
         self.direct
     }
 
-    /// The descriptor the reactor does I/O on; `None` for the null store.
+    /// The descriptor the reactor does I/O on; `None` for the null and rbd stores.
     pub fn raw_fd(&self) -> Option<RawFd> {
         self.file.as_ref().map(|f| f.as_raw_fd())
     }
@@ -128,12 +190,30 @@ fn open_ram(size: u64) -> Result<Store, StoreError> {
         .open(&dir)
         .map_err(ram_err)?;
     file.set_len(size).map_err(ram_err)?;
-    Ok(Store {
-        kind: StoreKind::Ram,
-        file: Some(file),
-        size,
-        direct: false,
-        label: format!("ram:{size}"),
+    let mut store = Store::without_file(StoreKind::Ram, size, format!("ram:{size}"));
+    store.file = Some(file);
+    Ok(store)
+}
+
+/// Connects to the cluster (one connection per distinct client, shared) and opens the image.
+#[cfg(feature = "rbd")]
+fn open_rbd(spec: &RbdSpec, read_only: bool) -> Result<Store, StoreError> {
+    let client = crate::ceph::Client {
+        conf: spec.conf.clone(),
+        user: spec.user.clone(),
+        keyring: spec.keyring.clone(),
+    };
+    let image = crate::ceph::Image::open(&client, &spec.pool, &spec.image, read_only)
+        .map_err(StoreError::Rbd)?;
+    let mut store = Store::without_file(StoreKind::Rbd, image.size(), spec.label());
+    store.rbd = Some(std::sync::Arc::new(image));
+    Ok(store)
+}
+
+#[cfg(not(feature = "rbd"))]
+fn open_rbd(spec: &RbdSpec, _read_only: bool) -> Result<Store, StoreError> {
+    Err(StoreError::RbdUnsupported {
+        label: spec.label(),
     })
 }
 
@@ -162,13 +242,10 @@ fn open_path(path: &Path, read_only: bool) -> Result<Store, StoreError> {
     };
     // lseek(SEEK_END) gives the size of block devices as well as files.
     let size = file.seek(SeekFrom::End(0)).map_err(open_err)?;
-    Ok(Store {
-        kind,
-        file: Some(file),
-        size,
-        direct,
-        label: path.display().to_string(),
-    })
+    let mut store = Store::without_file(kind, size, path.display().to_string());
+    store.file = Some(file);
+    store.direct = direct;
+    Ok(store)
 }
 
 fn open_file(path: &Path, read_only: bool, direct: bool) -> std::io::Result<File> {
@@ -223,6 +300,22 @@ mod tests {
     fn store_smaller_than_a_block_is_refused() {
         let err = Store::open(&StoreSpec::Null { size: 100 }, false, 512).unwrap_err();
         assert!(matches!(err, StoreError::TooSmall { .. }));
+    }
+
+    #[cfg(not(feature = "rbd"))]
+    #[test]
+    fn rbd_store_without_the_feature_says_how_to_get_it() {
+        let spec = StoreSpec::Rbd(RbdSpec {
+            pool: "rbd".into(),
+            image: "disk".into(),
+            conf: None,
+            user: "admin".into(),
+            keyring: None,
+        });
+        let err = Store::open(&spec, false, 512).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("rbd:rbd/disk: "), "{msg}");
+        assert!(msg.contains("--features rbd"), "{msg}");
     }
 
     #[test]

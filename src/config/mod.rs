@@ -65,6 +65,12 @@
 //! [[target.lun]]
 //! path = "ram:512MiB"
 //!
+//! [[target.lun]]
+//! path = "rbd:volumes/disk1"
+//! ceph_conf = "/etc/ceph/ceph.conf"
+//! ceph_user = "iscsi"
+//! keyring = "/etc/ceph/ceph.client.iscsi.keyring"
+//!
 //! [[target.acl]]
 //! initiator = "iqn.1993-08.org.debian:01:abcdef"
 //! luns = [0]
@@ -122,12 +128,15 @@
 //! | key | default | meaning and allowed values |
 //! |---|---|---|
 //! | `id` | position in the list (0, 1, …) | LUN number, 0..=16383, unique within the target. |
-//! | `path` | *required* | Backing store: a file or block-device path; `"null:SIZE"` (discards writes, reads zeros); `"ram:SIZE"` (in memory, lost on exit). A path whose first part looks like `word:` must be written `"file:PATH"` (or start with `./`). The same path may back two LUNs only if both are read-only. |
+//! | `path` | *required* | Backing store: a file or block-device path; `"null:SIZE"` (discards writes, reads zeros); `"ram:SIZE"` (in memory, lost on exit); `"rbd:POOL/IMAGE"` (a Ceph RBD image; needs a build with the `rbd` feature). A path whose first part looks like `word:` must be written `"file:PATH"` (or start with `./`). The same path, or the same image of one cluster, may back two LUNs only if both are read-only. |
 //! | `block_size` | `512` | Logical block size, `512` or `4096`. `null`/`ram` sizes must be a multiple of it. |
 //! | `read_only` | `false` | Export write-protected. |
 //! | `serial` | derived by the daemon | Unit serial number (VPD page 0x80): 1..=32 printable ASCII characters. |
 //! | `write_cache` | `true` | Report a volatile write cache (WCE); when `false` every write is made durable before it completes. |
 //! | `removable` | `false` | Removable medium (INQUIRY RMB): initiators may eject and load it with START STOP UNIT and lock it with PREVENT ALLOW MEDIUM REMOVAL; while ejected, media-access commands answer NOT READY, MEDIUM NOT PRESENT. The medium is loaded when the daemon starts. |
+//! | `ceph_conf` | librados's search: `$CEPH_CONF`, `/etc/ceph/ceph.conf`, `~/.ceph/config`, `./ceph.conf` | `rbd:` LUNs only: the Ceph configuration file that names the monitors (and usually the keyring). LUNs with the same `ceph_conf`, `ceph_user` and `keyring` share one cluster connection. |
+//! | `ceph_user` | `"admin"` | `rbd:` LUNs only: the cephx id to connect as, without `client.` (`"iscsi"` is `client.iscsi`): 1..=64 letters, digits, `_`, `-` or `.`. |
+//! | `keyring` | the one the Ceph configuration names (Ceph's default: `/etc/ceph/ceph.client.USER.keyring` and others) | `rbd:` LUNs only: the keyring file holding the user's key. |
 //!
 //! `SIZE` is a positive integer with an optional unit: none or `B` = bytes; `K`, `M`, `G`, `T`
 //! and `KiB`, `MiB`, `GiB`, `TiB` = powers of 1024; `KB`, `MB`, `GB`, `TB` = powers of 1000
@@ -170,6 +179,7 @@
 mod error;
 mod model;
 mod parse;
+mod rbd;
 mod validate;
 
 pub use error::{ConfigError, ConfigWarning};
@@ -184,6 +194,7 @@ pub use parse::{
     format_size, parse_backing, parse_cores, parse_network, parse_portal, parse_size,
     read_secret_file,
 };
+pub use rbd::{RbdBacking, DEFAULT_CEPH_USER};
 pub use validate::validate_iscsi_name;
 
 #[cfg(test)]

@@ -137,12 +137,15 @@ fn parse_core_id(s: &str, list: &str) -> Result<usize, String> {
     }
 }
 
-/// Parses a backing store: `"null:SIZE"`, `"ram:SIZE"`, `"file:PATH"` or a plain path.
+/// Parses a backing store: `"null:SIZE"`, `"ram:SIZE"`, `"rbd:POOL/IMAGE"`, `"file:PATH"` or a
+/// plain path.
 /// A string whose part before the first `:` is a bare word (letters, digits, `_`, `-`; no `/`)
 /// names a store kind, so `"foo:12"` is an error; write `"file:foo:12"` or `"./foo:12"` instead.
 pub fn parse_backing(s: &str) -> Result<Backing, String> {
     if s.is_empty() {
-        return Err("backing store is empty (use a path, null:SIZE or ram:SIZE)".into());
+        return Err(
+            "backing store is empty (use a path, null:SIZE, ram:SIZE or rbd:POOL/IMAGE)".into(),
+        );
     }
     if let Some((kind, rest)) = s.split_once(':') {
         let is_word = !kind.is_empty()
@@ -159,8 +162,9 @@ pub fn parse_backing(s: &str) -> Result<Backing, String> {
                 }),
                 "file" if rest.is_empty() => Err("file: needs a path after it".into()),
                 "file" => Ok(Backing::Path(PathBuf::from(rest))),
+                "rbd" => super::rbd::parse_rbd(rest),
                 _ => Err(format!(
-                    "unknown store kind {kind:?} (use null:SIZE, ram:SIZE, file:PATH or a path)"
+                    "unknown store kind {kind:?} (use null:SIZE, ram:SIZE, rbd:POOL/IMAGE, file:PATH or a path)"
                 )),
             };
         }
@@ -365,6 +369,12 @@ struct RawLun {
     write_cache: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     removable: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ceph_conf: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ceph_user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keyring: Option<String>,
 }
 
 impl RawConfig {
@@ -634,6 +644,12 @@ impl RawLun {
         };
         let backing = parse_backing(&self.path)
             .map_err(|e| ConfigError::invalid(format!("{prefix}.path"), e))?;
+        let client = super::rbd::RawClient {
+            conf: self.ceph_conf,
+            user: self.ceph_user,
+            keyring: self.keyring,
+        };
+        let backing = client.apply(backing, prefix)?;
         let block_size = match self.block_size {
             None => 512,
             Some(512) => 512,
@@ -657,6 +673,7 @@ impl RawLun {
     }
 
     fn from_lun(l: &LunConfig) -> RawLun {
+        let client = super::rbd::RawClient::of(&l.backing);
         RawLun {
             id: Some(l.id.into()),
             path: l.backing.to_string(),
@@ -665,6 +682,9 @@ impl RawLun {
             serial: l.serial.clone(),
             write_cache: Some(l.write_cache),
             removable: Some(l.removable),
+            ceph_conf: client.conf,
+            ceph_user: client.user,
+            keyring: client.keyring,
         }
     }
 }
@@ -807,7 +827,7 @@ mod tests {
         );
         assert_eq!(
             parse_backing("foo:12").unwrap_err(),
-            "unknown store kind \"foo\" (use null:SIZE, ram:SIZE, file:PATH or a path)"
+            "unknown store kind \"foo\" (use null:SIZE, ram:SIZE, rbd:POOL/IMAGE, file:PATH or a path)"
         );
         assert!(parse_backing("").is_err());
         assert!(parse_backing("file:").is_err());

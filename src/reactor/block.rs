@@ -57,6 +57,10 @@ enum OpKind {
 
 impl Reactor {
     pub(super) fn start_block(&mut self, idx: usize, io: IoRequest) {
+        #[cfg(feature = "rbd")]
+        let Some(io) = self.try_start_rbd(idx, io) else {
+            return;
+        };
         let IoRequest {
             token,
             target,
@@ -211,7 +215,7 @@ impl Reactor {
 
     /// An operation that completed without the kernel: its completion is handled by the loop,
     /// after the current one, as if it came from the ring.
-    fn complete_inline(&mut self, idx: usize, c: IoCompletion) {
+    pub(super) fn complete_inline(&mut self, idx: usize, c: IoCompletion) {
         let slot = &mut self.conns[idx];
         slot.blocks_in_flight += 1;
         self.inline_done.push_back((idx, slot.generation, c));

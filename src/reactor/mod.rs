@@ -5,6 +5,8 @@
 mod block;
 mod conn;
 mod listen;
+#[cfg(feature = "rbd")]
+mod rbd;
 mod token;
 mod wake;
 
@@ -114,6 +116,9 @@ pub struct Reactor {
     accept_paused: Vec<Option<Instant>>,
     /// Reactor-wide warnings (accept failures, connection ceilings).
     log: LogLimiter,
+    /// RBD operations in flight and their completions (only with RBD stores).
+    #[cfg(feature = "rbd")]
+    rbd: Option<rbd::RbdPort>,
 }
 
 impl Reactor {
@@ -126,6 +131,8 @@ impl Reactor {
         let ring = new_ring()?;
         register_buffer_pool(&ring, s.index);
         let fixed_files = register_store_files(&ring, &s.stores, s.index);
+        #[cfg(feature = "rbd")]
+        let rbd = rbd::RbdPort::for_stores(&s.stores)?;
         Ok(Reactor {
             ring,
             index: s.index,
@@ -150,6 +157,8 @@ impl Reactor {
             limits: s.limits,
             accept_paused: Vec::new(),
             log: LogLimiter::default(),
+            #[cfg(feature = "rbd")]
+            rbd,
         })
     }
 
@@ -160,6 +169,8 @@ impl Reactor {
         }
         self.post_wake();
         self.post_tick();
+        #[cfg(feature = "rbd")]
+        self.post_rbd_read();
         while !self.stopping {
             self.drain_backlog();
             // With work still queued here, only submit and collect what is ready: waiting for a
@@ -199,6 +210,10 @@ impl Reactor {
             Kind::Wake => self.on_wake(),
             Kind::Tick => self.on_tick(),
             Kind::Soon => self.on_soon(),
+            #[cfg(feature = "rbd")]
+            Kind::Rbd => self.on_rbd(res),
+            #[cfg(not(feature = "rbd"))]
+            Kind::Rbd => {}
         }
     }
 
