@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod cdb;
+pub mod ceph;
 pub mod conn;
 pub mod daemon;
 pub mod initiator;
