@@ -34,6 +34,7 @@ fn lu() -> LuInfo {
         optimal_transfer_blocks: 128,
         shared: Default::default(),
         removable: false,
+        store_compare_and_write: false,
     }
 }
 

@@ -280,6 +280,7 @@ fn lu_info(
         optimal_transfer_blocks: OPTIMAL_TRANSFER_BYTES.min(iscsi.max_transfer_bytes) / bs,
         shared: Default::default(),
         removable: l.removable,
+        store_compare_and_write: store.kind() == StoreKind::Rbd,
     }
 }
 

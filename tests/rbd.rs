@@ -303,6 +303,9 @@ fn compare_and_write_on_an_rbd_lun_writes_on_match_and_miscompares_otherwise() {
     wrong[100] ^= 0xff;
     let r = ini.write(0, &caw16(7, 1), &[wrong, new.clone()].concat());
     r.assert_sense(0x0e, 0x1d);
+    // Fixed sense INFORMATION: the offset of the first differing byte.
+    assert_eq!(r.sense[0] & 0x7f, 0x70, "fixed format");
+    assert_eq!(u32::from_be_bytes(r.sense[3..7].try_into().unwrap()), 100);
     let r = ini.read_blocks(0, 7, 1, BS as u32);
     r.assert_good();
     assert!(r.data == old, "a miscompare changed the block");
@@ -377,6 +380,43 @@ fn both_cores_share_one_image_handle_and_compare_and_write_stays_atomic() {
         status.matches("watcher=").count(),
         1,
         "expected one image handle:\n{status}"
+    );
+    setup.logout();
+}
+
+#[test]
+fn compare_and_write_is_atomic_in_the_cluster_across_two_gateways() {
+    // Two daemons share nothing but the image: only the cluster's compare-and-write keeps an
+    // increment from being lost (each daemon's range locks see only its own sessions).
+    const ROUNDS: u64 = 25;
+    let c = cluster();
+    let image = c.create_image(POOL, "gateways", 16);
+    let one = rbd_daemon(c, POOL, &image, &[], &["--cores", "1"]);
+    let two = rbd_daemon(c, POOL, &image, &[], &["--cores", "1"]);
+    let mut setup = common::session(&one, &[]);
+    setup
+        .write(0, &cdb::write10(0, 1), &vec![0u8; BS])
+        .assert_good();
+    setup.non_data(0, &sync_cache10()).assert_good();
+    let (mut a, mut b) = (
+        Initiator::connect(one.port()),
+        Initiator::connect(two.port()),
+    );
+    for (ini, who) in [(&mut a, 0x31), (&mut b, 0x32)] {
+        ini.isid[5] = who;
+        ini.login(Some(TARGET), &[]);
+        ini.clear_unit_attentions();
+    }
+    thread::scope(|s| {
+        s.spawn(|| increment(a, ROUNDS));
+        s.spawn(|| increment(b, ROUNDS));
+    });
+    let r = setup.read(0, &cdb::read10(0, 1), BS as u32);
+    r.assert_good();
+    assert_eq!(
+        u64::from_le_bytes(r.data[..8].try_into().unwrap()),
+        2 * ROUNDS,
+        "an increment was lost between the gateways"
     );
     setup.logout();
 }

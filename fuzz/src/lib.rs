@@ -151,6 +151,7 @@ pub fn lu(lun: u16, block_size: u32, blocks: u64) -> LuInfo {
         optimal_transfer_blocks: 128,
         shared: Default::default(),
         removable: false,
+        store_compare_and_write: false,
     }
 }
 

@@ -84,6 +84,9 @@ impl Completions {
 struct Pending {
     sink: Arc<Sink>,
     token: u64,
+    /// Where a COMPARE AND WRITE's mismatch offset goes: librbd writes it before calling back,
+    /// so it must live until then, and the callback's argument does.
+    mismatch: u64,
 }
 
 /// librbd's completion callback: hand the result to the issuing reactor, nothing more.
@@ -111,11 +114,12 @@ impl Image {
         &self,
         to: &Completions,
         token: u64,
-        start: impl FnOnce(rbd_sys::rbd_completion_t) -> i32,
+        start: impl FnOnce(rbd_sys::rbd_completion_t, *mut u64) -> i64,
     ) -> Result<(), i32> {
         let pending = Box::into_raw(Box::new(Pending {
             sink: to.sink.clone(),
             token,
+            mismatch: 0,
         }));
         let mut c: rbd_sys::rbd_completion_t = std::ptr::null_mut();
         // SAFETY: `c` is a valid out-pointer; the callback argument stays valid until the
@@ -128,12 +132,14 @@ impl Image {
             drop(unsafe { Box::from_raw(pending) });
             return Err(-r);
         }
-        let r = start(c);
+        // SAFETY: `pending` is the live allocation made above; no reference to it exists.
+        let mismatch = unsafe { &raw mut (*pending).mismatch };
+        let r = start(c, mismatch);
         if r < 0 {
             // librbd 16's aio calls always return 0 and report errors through the completion;
             // should one refuse synchronously, whether it still calls back is not documented,
             // so the completion and its argument are leaked rather than risk a double free.
-            return Err(-r);
+            return Err(i32::try_from(-r).unwrap_or(libc::EIO));
         }
         Ok(())
     }
@@ -151,9 +157,11 @@ impl Image {
         to: &Completions,
         token: u64,
     ) -> Result<(), i32> {
-        self.submit(to, token, |c| {
+        self.submit(to, token, |c, _| {
             // SAFETY: the caller keeps the buffer valid and untouched until the completion.
-            unsafe { rbd_sys::rbd_aio_read(self.handle, offset, len, buf.cast::<c_char>(), c) }
+            i64::from(unsafe {
+                rbd_sys::rbd_aio_read(self.handle, offset, len, buf.cast::<c_char>(), c)
+            })
         })
     }
 
@@ -171,17 +179,19 @@ impl Image {
         to: &Completions,
         token: u64,
     ) -> Result<(), i32> {
-        self.submit(to, token, |c| {
+        self.submit(to, token, |c, _| {
             // SAFETY: the caller keeps the buffer valid and unchanged until the completion.
-            unsafe { rbd_sys::rbd_aio_write(self.handle, offset, len, buf.cast::<c_char>(), c) }
+            i64::from(unsafe {
+                rbd_sys::rbd_aio_write(self.handle, offset, len, buf.cast::<c_char>(), c)
+            })
         })
     }
 
     /// Makes every write completed so far durable in the cluster (flushes librbd's cache).
     pub fn flush(&self, to: &Completions, token: u64) -> Result<(), i32> {
-        self.submit(to, token, |c| {
+        self.submit(to, token, |c, _| {
             // SAFETY: the image is open; no memory of ours is involved.
-            unsafe { rbd_sys::rbd_aio_flush(self.handle, c) }
+            i64::from(unsafe { rbd_sys::rbd_aio_flush(self.handle, c) })
         })
     }
 
@@ -196,10 +206,45 @@ impl Image {
         token: u64,
     ) -> Result<(), i32> {
         let len = usize::try_from(len).map_err(|_| libc::EINVAL)?;
-        self.submit(to, token, |c| {
+        self.submit(to, token, |c, _| {
             // SAFETY: the image is open; no memory of ours is involved. Flags 0: zero (and
             // deallocate), not thick-provision.
-            unsafe { rbd_sys::rbd_aio_write_zeroes(self.handle, offset, len, c, 0, 0) }
+            i64::from(unsafe { rbd_sys::rbd_aio_write_zeroes(self.handle, offset, len, c, 0, 0) })
+        })
+    }
+
+    /// Atomically in the cluster: if the `len` bytes at `offset` equal `compare`, writes
+    /// `write` there; otherwise completes with `-EILSEQ` and changes nothing. librbd 16 refuses
+    /// (`-EINVAL`) a range that spans two objects.
+    ///
+    /// # Safety
+    /// `compare..compare + len` and `write..write + len` must stay valid and unchanged until
+    /// the completion for `token` has been taken from `to`.
+    pub unsafe fn compare_and_write(
+        &self,
+        offset: u64,
+        compare: *const u8,
+        write: *const u8,
+        len: usize,
+        to: &Completions,
+        token: u64,
+    ) -> Result<(), i32> {
+        self.submit(to, token, |c, mismatch| {
+            // SAFETY: the caller keeps both buffers valid and unchanged until the completion;
+            // `mismatch` lives in the callback's argument, which outlives the operation.
+            let r = unsafe {
+                rbd_sys::rbd_aio_compare_and_write(
+                    self.handle,
+                    offset,
+                    len,
+                    compare.cast::<c_char>(),
+                    write.cast::<c_char>(),
+                    c,
+                    mismatch,
+                    0,
+                )
+            };
+            i64::try_from(r).unwrap_or(i64::from(-libc::EIO))
         })
     }
 }

@@ -73,6 +73,18 @@ impl Reactor {
             IoOp::Write { offset, buf, fua } => (OpKind::Write { fua }, offset, Some(buf)),
             IoOp::Flush => (OpKind::Flush, 0, None),
             IoOp::Discard { offset, len } => (OpKind::Discard { len }, offset, None),
+            IoOp::CompareAndWrite { buf, .. } => {
+                // A file or device cannot compare and write in one operation: the SCSI layer
+                // does it in steps, under its range lock.
+                let c = IoCompletion {
+                    token,
+                    result: Err(libc::EOPNOTSUPP),
+                    buf: Some(buf),
+                    lock,
+                };
+                self.complete_inline(idx, c);
+                return;
+            }
         };
         let fd = match store_fd(&self.stores, target, lun) {
             Some(Some(raw)) => self

@@ -5,6 +5,8 @@
 //!
 //! - READ → `rbd_aio_read`; WRITE → `rbd_aio_write`, with FUA followed by `rbd_aio_flush`
 //!   before it completes; SYNCHRONIZE CACHE → `rbd_aio_flush`.
+//! - COMPARE AND WRITE → `rbd_aio_compare_and_write` (its buffer holds the compare half, then
+//!   the write half): atomic in the cluster, so against every client of the image.
 //! - Deallocation (UNMAP, WRITE SAME with UNMAP, SANITIZE BLOCK ERASE) → `rbd_aio_write_zeroes`:
 //!   whole objects are deallocated and partial ones zeroed, so the range reads back as zeros
 //!   (LBPRZ) whatever its alignment.
@@ -46,6 +48,9 @@ struct RbdOp {
 enum OpKind {
     Read,
     Write {
+        fua: bool,
+    },
+    CompareAndWrite {
         fua: bool,
     },
     /// The flush after a FUA write whose data is written.
@@ -99,6 +104,21 @@ impl RbdPort {
                         .write(op.offset, bytes.as_ptr(), bytes.len(), to, token)
                 }
             }
+            (OpKind::CompareAndWrite { .. }, Some(buf)) => {
+                let (compare, write) = buf.as_slice().split_at(buf.len() / 2);
+                // SAFETY: as for writes: the op owns the buffer, unchanged, until the
+                // completion has been taken; both halves have the same length.
+                unsafe {
+                    op.image.compare_and_write(
+                        op.offset,
+                        compare.as_ptr(),
+                        write.as_ptr(),
+                        write.len(),
+                        to,
+                        token,
+                    )
+                }
+            }
             (OpKind::Zero { len }, _) => op.image.write_zeroes(op.offset, len, to, token),
             _ => op.image.flush(to, token),
         }
@@ -150,6 +170,9 @@ impl Reactor {
             IoOp::Write { offset, buf, fua } => (OpKind::Write { fua }, offset, Some(buf)),
             IoOp::Flush => (OpKind::Flush, 0, None),
             IoOp::Discard { offset, len } => (OpKind::Zero { len }, offset, None),
+            IoOp::CompareAndWrite { offset, buf, fua } => {
+                (OpKind::CompareAndWrite { fua }, offset, Some(buf))
+            }
         };
         let conn_generation = self.conns[idx].generation;
         let Some(port) = self.rbd.as_mut() else {
@@ -242,7 +265,9 @@ impl Reactor {
         let Some(op) = self.rbd.as_mut().and_then(|p| p.ops.get_mut(oi)) else {
             return;
         };
-        if let (Ok(()), OpKind::Write { fua: true }) = (result, op.kind) {
+        if let (Ok(()), OpKind::Write { fua: true } | OpKind::CompareAndWrite { fua: true }) =
+            (result, op.kind)
+        {
             // The data is written; FUA also wants it out of librbd's cache before answering.
             op.kind = OpKind::FuaFlush;
             self.submit_rbd(oi);

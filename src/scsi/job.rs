@@ -17,7 +17,10 @@
 //! Atomicity: COMPARE AND WRITE (and ORWRITE) read, compare and write in separate steps. SBC-3
 //! wants the compare and the write atomic against other commands on the same blocks, so the
 //! transport holds an exclusive range lock ([`Job::exclusive_range`], `range_lock`) over them
-//! from before the read until after the write.
+//! from before the read until after the write. That lock only covers this daemon: where the
+//! store can compare and write atomically itself (`LuInfo::store_compare_and_write`, an RBD
+//! image, atomic in the cluster and so against other gateways too), COMPARE AND WRITE is one
+//! [`JobIo::CompareAndWrite`] instead, and the job reads only to locate a miscompare.
 
 use super::provisioning;
 use super::sanitize;
@@ -26,6 +29,11 @@ use super::{check_condition, good, io_error_for, Completion, LuInfo, NexusState}
 
 /// Largest buffer one step reads or writes.
 pub const STEP_BYTES: u32 = 1 << 20;
+
+/// Atomic store COMPARE AND WRITEs one command tries while the blocks keep changing between
+/// the store's miscompare and the read that locates it; after that it compares and writes in
+/// separate steps (atomic against this daemon's writers only).
+const STORE_CAW_TRIES: u8 = 4;
 
 /// One backing-store operation the transport performs for a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +45,10 @@ pub enum JobIo {
     Write { lba: u64, data: Vec<u8>, fua: bool },
     /// Deallocate `blocks` blocks at `lba`; reads of the range return zeros afterwards (LBPRZ).
     Discard { lba: u64, blocks: u64 },
+    /// In one atomic store operation: compare the blocks at `lba` with the first half of `data`
+    /// and, if equal, write its second half there. Resumes with `Err(EILSEQ)` on a miscompare
+    /// and `Err(EOPNOTSUPP)` or `Err(EINVAL)` when the store cannot do it for this range.
+    CompareAndWrite { lba: u64, data: Vec<u8>, fua: bool },
 }
 
 /// What a job needs next.
@@ -64,6 +76,7 @@ enum Phase {
     Reading { lba: u64, blocks: u32 },
     Writing { lba: u64, blocks: u32 },
     Discarding { lba: u64 },
+    Comparing { lba: u64 },
     Finished,
 }
 
@@ -95,6 +108,8 @@ enum Kind {
         fua: bool,
         /// Verify half then write half.
         data: Vec<u8>,
+        /// Atomic store operations left to try; 0 = compare and write in separate steps.
+        store_tries: u8,
     },
     OrWrite {
         lba: u64,
@@ -210,12 +225,21 @@ impl Job {
                 blocks,
                 fua: want_fua,
                 data: kept,
+                store_tries,
             } => {
                 *want_fua |= fua;
                 *kept = data.to_vec();
-                let io = JobIo::Read {
-                    lba: *lba,
-                    blocks: *blocks,
+                let io = if *store_tries > 0 {
+                    JobIo::CompareAndWrite {
+                        lba: *lba,
+                        data: kept.clone(),
+                        fua: *want_fua,
+                    }
+                } else {
+                    JobIo::Read {
+                        lba: *lba,
+                        blocks: *blocks,
+                    }
                 };
                 self.issue(io)
             }
@@ -277,9 +301,15 @@ impl Job {
             (Phase::Reading { lba, .. }, Err(errno)) => {
                 self.finish(io_error_for(nexus, false, lba, errno))
             }
-            (Phase::Writing { lba, .. } | Phase::Discarding { lba }, Err(errno)) => {
-                self.finish(io_error_for(nexus, true, lba, errno))
+            (Phase::Comparing { .. }, Err(libc::EILSEQ)) => self.locate_miscompare(false),
+            (Phase::Comparing { .. }, Err(libc::EOPNOTSUPP | libc::EINVAL)) => {
+                self.locate_miscompare(true)
             }
+            (
+                Phase::Writing { lba, .. } | Phase::Discarding { lba } | Phase::Comparing { lba },
+                Err(errno),
+            ) => self.finish(io_error_for(nexus, true, lba, errno)),
+            (Phase::Comparing { .. }, Ok(_)) => self.finish(good()),
             (Phase::Reading { lba, blocks }, Ok(Some(bytes))) => {
                 if bytes.len() as u64 != u64::from(blocks) * u64::from(self.block_size) {
                     return self.fail(nexus, Sense::internal_target_failure());
@@ -337,6 +367,11 @@ impl Job {
             blocks,
             fua,
             data: Vec::new(),
+            store_tries: if lu.store_compare_and_write {
+                STORE_CAW_TRIES
+            } else {
+                0
+            },
         };
         Self::new(lu, data_out_len, Edtl::Exact, length_at, kind)
     }
@@ -435,6 +470,7 @@ impl Job {
                 blocks: u32::try_from(data.len() as u64 / bs).unwrap_or(u32::MAX),
             },
             JobIo::Discard { lba, .. } => Phase::Discarding { lba: *lba },
+            JobIo::CompareAndWrite { lba, .. } => Phase::Comparing { lba: *lba },
         };
         Step::Io(io)
     }
@@ -507,11 +543,25 @@ impl Job {
         let bs = self.block_size as usize;
         match &mut self.kind {
             Kind::CompareAndWrite {
-                lba: at, fua, data, ..
+                lba: at,
+                fua,
+                data,
+                store_tries,
+                ..
             } => {
                 let half = data.len() / 2;
                 if let Some(offset) = first_difference(bytes, &data[..half]) {
                     return self.fail(nexus, miscompare(offset));
+                }
+                if *store_tries > 0 {
+                    // The store saw a difference that is gone now: another writer changed the
+                    // blocks in between. Try the atomic operation again.
+                    let io = JobIo::CompareAndWrite {
+                        lba: *at,
+                        data: data.clone(),
+                        fua: *fua,
+                    };
+                    return self.issue(io);
                 }
                 let write = data.split_off(half);
                 let io = JobIo::Write {
@@ -558,6 +608,31 @@ impl Job {
             }
             _ => self.fail(nexus, Sense::internal_target_failure()),
         }
+    }
+
+    /// The store's COMPARE AND WRITE failed: on a miscompare (`fallback` false), read the blocks
+    /// to name the first differing byte; where the store cannot do it (`fallback`), read to
+    /// compare and write in separate steps under this daemon's range lock.
+    fn locate_miscompare(&mut self, fallback: bool) -> Step {
+        let Kind::CompareAndWrite {
+            lba,
+            blocks,
+            store_tries,
+            ..
+        } = &mut self.kind
+        else {
+            return self.finish(good());
+        };
+        *store_tries = if fallback {
+            0
+        } else {
+            store_tries.saturating_sub(1)
+        };
+        let io = JobIo::Read {
+            lba: *lba,
+            blocks: *blocks,
+        };
+        self.issue(io)
     }
 
     fn after_write(&mut self, nexus: &NexusState, blocks: u32, fua: bool) -> Step {

@@ -97,6 +97,9 @@ pub struct LuInfo {
     /// Removable medium (INQUIRY RMB=1): START STOP UNIT with LOEJ ejects and loads it,
     /// PREVENT ALLOW MEDIUM REMOVAL locks it.
     pub removable: bool,
+    /// The backing store performs COMPARE AND WRITE atomically itself (an RBD image: in the
+    /// cluster, so against every gateway of the image).
+    pub store_compare_and_write: bool,
 }
 
 /// SAM-5 status codes.

@@ -100,20 +100,28 @@ impl Session {
                 offset: lba * bs,
                 buf: self.budget.alloc_gated(bytes),
             },
-            JobIo::Write { lba, data, fua } => {
-                let mut buf: IoBuf = self.budget.alloc_gated(bytes);
-                buf.as_mut_slice().copy_from_slice(&data);
-                IoOp::Write {
-                    offset: lba * bs,
-                    buf,
-                    fua,
-                }
-            }
+            JobIo::Write { lba, data, fua } => IoOp::Write {
+                offset: lba * bs,
+                buf: self.filled(bytes, &data),
+                fua,
+            },
             JobIo::Discard { lba, blocks } => IoOp::Discard {
                 offset: lba * bs,
                 len: blocks * bs,
             },
+            JobIo::CompareAndWrite { lba, data, fua } => IoOp::CompareAndWrite {
+                offset: lba * bs,
+                buf: self.filled(bytes, &data),
+                fua,
+            },
         }
+    }
+
+    /// A buffer from the budget holding `data` (`bytes` long).
+    fn filled(&self, bytes: usize, data: &[u8]) -> IoBuf {
+        let mut buf: IoBuf = self.budget.alloc_gated(bytes);
+        buf.as_mut_slice().copy_from_slice(data);
+        buf
     }
 }
 
@@ -121,7 +129,7 @@ impl Session {
 fn job_io_bytes(io: &JobIo, bs: u64) -> usize {
     match io {
         JobIo::Read { blocks, .. } => (u64::from(*blocks) * bs) as usize,
-        JobIo::Write { data, .. } => data.len(),
+        JobIo::Write { data, .. } | JobIo::CompareAndWrite { data, .. } => data.len(),
         JobIo::Discard { .. } => 0,
     }
 }

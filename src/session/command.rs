@@ -362,6 +362,7 @@ fn write_range(op: &IoOp) -> Option<(u64, u64)> {
     match op {
         IoOp::Write { offset, buf, .. } => Some((*offset, offset + buf.len() as u64)),
         IoOp::Discard { offset, len } => Some((*offset, offset + len)),
+        IoOp::CompareAndWrite { offset, buf, .. } => Some((*offset, offset + buf.len() as u64 / 2)),
         IoOp::Read { .. } | IoOp::Flush => None,
     }
 }

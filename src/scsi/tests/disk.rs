@@ -14,6 +14,8 @@ pub(crate) struct Trace {
     pub largest_buffer: usize,
     /// Every Write's FUA.
     pub fua: Vec<bool>,
+    /// Atomic COMPARE AND WRITEs asked of the store.
+    pub compare_writes: usize,
 }
 
 pub(crate) struct Disk {
@@ -21,6 +23,11 @@ pub(crate) struct Disk {
     pub block_size: usize,
     /// Fail the I/O with this index (0 = the first) with EIO.
     pub fail_io: Option<usize>,
+    /// How an atomic COMPARE AND WRITE ends: `None` performs it like an RBD image, `Some(errno)`
+    /// refuses it.
+    pub compare_write_error: Option<i32>,
+    /// Another writer's change, made between the store's miscompare and the job's next read.
+    pub change_after_miscompare: Option<(u64, Vec<u8>)>,
     pub trace: Trace,
 }
 
@@ -32,6 +39,8 @@ impl Disk {
             bytes: vec![fill; bs * lu.num_blocks as usize],
             block_size: bs,
             fail_io: None,
+            compare_write_error: None,
+            change_after_miscompare: None,
             trace: Trace::default(),
         }
     }
@@ -92,6 +101,11 @@ impl Disk {
                         job.resume(nexus, lu, Ok(None))
                     }
                 }
+                JobIo::CompareAndWrite { lba, data, .. } => {
+                    self.trace.compare_writes += 1;
+                    let result = self.compare_and_write(lba, &data, fail);
+                    job.resume(nexus, lu, result)
+                }
                 JobIo::Discard { lba, blocks } => {
                     self.trace.discards += 1;
                     if fail {
@@ -104,6 +118,31 @@ impl Disk {
                 }
             };
         }
+    }
+
+    /// The store's atomic COMPARE AND WRITE of `data` (compare half, write half) at `lba`.
+    fn compare_and_write(
+        &mut self,
+        lba: u64,
+        data: &[u8],
+        fail: bool,
+    ) -> Result<Option<&'static [u8]>, i32> {
+        if fail {
+            return Err(5);
+        }
+        if let Some(errno) = self.compare_write_error {
+            return Err(errno);
+        }
+        let (compare, write) = data.split_at(data.len() / 2);
+        let blocks = (compare.len() / self.block_size) as u64;
+        if self.blocks(lba, blocks) != compare {
+            if let Some((at, change)) = self.change_after_miscompare.take() {
+                self.fill(at, &change);
+            }
+            return Err(libc::EILSEQ);
+        }
+        self.fill(lba, write);
+        Ok(None)
     }
 
     /// Send one command the way an initiator does (EDTL = `data.len()` for writes) and perform

@@ -193,6 +193,13 @@ fn drive(rng: &mut Rng, job: &mut Job, nexus: &NexusState, lu: &LuInfo, cdb: &[u
                 assert!(data.len() <= STEP_BYTES as usize, "{cdb:02x?}");
                 job.resume(nexus, lu, if fail { Err(5) } else { Ok(None) })
             }
+            JobIo::CompareAndWrite { lba, data, .. } => {
+                let blocks = data.len() as u64 / 2 / u64::from(lu.block_size);
+                assert!(lba + blocks <= lu.num_blocks, "{cdb:02x?}");
+                let errnos = [5, libc::EILSEQ, libc::EOPNOTSUPP, libc::EINVAL];
+                let errno = errnos[usize::from(rng.byte()) % errnos.len()];
+                job.resume(nexus, lu, if fail { Err(errno) } else { Ok(None) })
+            }
             JobIo::Discard { lba, blocks } => {
                 assert!(lba + blocks <= lu.num_blocks, "{cdb:02x?}");
                 job.resume(nexus, lu, if fail { Err(5) } else { Ok(None) })

@@ -71,6 +71,7 @@ pub(crate) fn lu(lun: u16) -> LuInfo {
         optimal_transfer_blocks: 128,
         shared: Default::default(),
         removable: false,
+        store_compare_and_write: false,
     }
 }
 

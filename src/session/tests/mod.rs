@@ -37,6 +37,7 @@ fn lu() -> LuInfo {
         optimal_transfer_blocks: 256,
         shared: Default::default(),
         removable: false,
+        store_compare_and_write: false,
     }
 }
 
@@ -261,7 +262,7 @@ impl Pair {
     }
 
     /// Performs one request against `disk` (unless `result` is an error) and reports it done.
-    fn complete(&mut self, req: IoRequest, result: Result<(), i32>) {
+    fn complete(&mut self, req: IoRequest, mut result: Result<(), i32>) {
         let ok = result.is_ok();
         let buf = match req.op {
             IoOp::Read { offset, mut buf } => {
@@ -281,6 +282,16 @@ impl Pair {
             IoOp::Discard { offset, len } => {
                 self.disk[offset as usize..(offset + len) as usize].fill(0);
                 None
+            }
+            IoOp::CompareAndWrite { offset, buf, .. } => {
+                let (o, half) = (offset as usize, buf.len() / 2);
+                let (compare, write) = buf.as_slice().split_at(half);
+                if self.disk[o..o + half] != *compare {
+                    result = result.and(Err(libc::EILSEQ));
+                } else if ok {
+                    self.disk[o..o + half].copy_from_slice(write);
+                }
+                Some(buf)
             }
         };
         let c = IoCompletion {
