@@ -90,6 +90,8 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         max_sessions_per_initiator: config.limits.max_sessions_per_initiator as usize,
     };
     let (to_control, control_rx) = crossbeam_channel::unbounded();
+    #[cfg(feature = "rbd")]
+    watch_resizes(config, &table, &to_control);
     let mut links = Vec::new();
     let mut setups = Vec::new();
     for (index, (cpu, listeners)) in cpus.iter().zip(listeners).enumerate() {
@@ -130,6 +132,36 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         tracing::info!(portal = %p, cores = ?cpus, "listening");
     }
     Ok(Daemon { reactors, control })
+}
+
+/// Has each RBD image report its resizes to the control thread, which publishes the new
+/// capacity (and CAPACITY DATA HAS CHANGED) to every session.
+#[cfg(feature = "rbd")]
+fn watch_resizes(
+    config: &Config,
+    table: &StoreTable,
+    to_control: &crossbeam_channel::Sender<crate::control::ToControl>,
+) {
+    for (target, (t, stores)) in config.targets.iter().zip(&table.targets).enumerate() {
+        for l in &t.luns {
+            let Some(image) = stores.get(&l.id).and_then(|s| s.rbd_image()) else {
+                continue;
+            };
+            let (lun, bs, tx) = (l.id, u64::from(l.block_size), to_control.clone());
+            let hook = move |bytes: u64| {
+                let msg = crate::control::ToControl::Resized {
+                    target,
+                    lun,
+                    blocks: bytes / bs,
+                };
+                // Gone only while the daemon stops.
+                let _ = tx.send(msg);
+            };
+            if let Err(e) = image.watch_size(hook) {
+                tracing::warn!(target = %t.name, lun, error = %e, "resizes of this image will not be seen until restart");
+            }
+        }
+    }
 }
 
 fn open_stores(config: &Config) -> Result<Vec<HashMap<u16, Arc<Store>>>, StartError> {

@@ -422,6 +422,57 @@ fn compare_and_write_is_atomic_in_the_cluster_across_two_gateways() {
 }
 
 #[test]
+fn resizing_the_image_in_the_cluster_changes_the_capacity_with_a_unit_attention() {
+    let c = cluster();
+    let image = c.create_image(POOL, "resize", 16);
+    let d = rbd_daemon(c, POOL, &image, &[], &["--cores", "2"]);
+    let mut ini = common::session(&d, &[]);
+    let old_blocks = (16 << 20) / BS as u64;
+    assert_eq!(ini.capacity(0).0, old_blocks);
+    // Beyond the end: refused before the resize.
+    ini.write_blocks(0, old_blocks, &cdb::pattern(61, BS), BS as u32)
+        .assert_sense(0x05, 0x21);
+
+    c.cli(
+        "rbd",
+        &["resize", "--size", "24M", &format!("{POOL}/{image}")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = ini.test_unit_ready(0);
+        if r.status != 0 {
+            assert_eq!(
+                r.sense().map(|s| (s.key, s.asc, s.ascq)),
+                Some((0x06, 0x2a, 0x09)),
+                "expected CAPACITY DATA HAS CHANGED, got {r:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no unit attention after the resize"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let new_blocks = (24 << 20) / BS as u64;
+    assert_eq!(ini.capacity(0).0, new_blocks);
+    let data = cdb::pattern(62, 8 * BS);
+    ini.write_blocks(0, new_blocks - 8, &data, BS as u32)
+        .assert_good();
+    let r = ini.read_blocks(0, new_blocks - 8, 8, BS as u32);
+    r.assert_good();
+    assert!(r.data == data);
+    // A session that logs in afterwards sees the new size at once.
+    let mut late = Initiator::connect(d.port());
+    late.isid[5] = 0x44;
+    late.login(Some(TARGET), &[]);
+    late.clear_unit_attentions();
+    assert_eq!(late.capacity(0).0, new_blocks);
+    late.logout();
+    ini.logout();
+}
+
+#[test]
 fn two_images_of_one_cluster_share_one_connection() {
     let c = cluster();
     let (one, two) = (

@@ -13,6 +13,9 @@
 //!   `(token, result)` for the reactor that issued the operation and writes that reactor's
 //!   eventfd ([`Completions`]); the reactor reads the eventfd through its ring and does all the
 //!   rest on its own core.
+//! - A resize in the cluster reaches the daemon through `rbd_update_watch` ([`Image::watch_size`]):
+//!   librbd calls back on its own thread, which reads the new size with `rbd_stat` (as rbd-nbd
+//!   does) and hands it to the daemon's hook.
 //! - Nothing waits forever on the cluster: unless the Ceph configuration sets them, connecting
 //!   gives up after `client_mount_timeout` = 10 s and each operation after
 //!   `rados_osd_op_timeout` / `rados_mon_op_timeout` = 30 s (Ceph's defaults are 300 s and
@@ -21,8 +24,9 @@
 
 mod aio;
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 pub use aio::{Completed, Completions};
@@ -58,6 +62,14 @@ pub enum CephError {
 }
 
 impl CephError {
+    /// The same error, described as what was being done.
+    fn context(self, what: String) -> CephError {
+        match self {
+            CephError::Call { errno, .. } => CephError::Call { what, errno },
+            other => other,
+        }
+    }
+
     /// The errno of a failed call (None for a name that cannot be passed to C).
     pub fn errno(&self) -> Option<i32> {
         match self {
@@ -209,7 +221,10 @@ impl Drop for Cluster {
 pub struct Image {
     handle: rbd_sys::rbd_image_t,
     ioctx: rados_sys::rados_ioctx_t,
-    size: u64,
+    /// Bytes, as `rbd_stat` last said (updated by the size watch).
+    size: Arc<AtomicU64>,
+    /// The registered size watch: librbd's handle and the callback's argument.
+    watch: Mutex<Option<(u64, *mut SizeWatch)>>,
     label: String,
     /// Keeps the connection alive while the image is open.
     _cluster: Arc<Cluster>,
@@ -225,7 +240,7 @@ impl std::fmt::Debug for Image {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Image")
             .field("image", &self.label)
-            .field("size", &self.size)
+            .field("size", &self.size())
             .finish()
     }
 }
@@ -261,24 +276,55 @@ impl Image {
             unsafe { rados_sys::rados_ioctx_destroy(ioctx) };
             check(r, || format!("{label}: opening the image"))?;
         }
-        let mut image = Image {
+        let image = Image {
             handle,
             ioctx,
-            size: 0,
+            size: Arc::default(),
+            watch: Mutex::new(None),
             label,
             _cluster: cluster,
         };
-        let mut size = 0u64;
-        // SAFETY: the image is open; `size` is a valid out-pointer.
-        let r = unsafe { rbd_sys::rbd_get_size(image.handle, &mut size) };
-        check(r, || format!("{}: reading its size", image.label))?;
-        image.size = size;
+        let size = stat_size(image.handle)
+            .map_err(|e| e.context(format!("{}: reading its size", image.label)))?;
+        image.size.store(size, Ordering::Release);
         Ok(image)
     }
 
-    /// Size in bytes (`rbd_get_size`, the size in `rbd_stat`).
+    /// Size in bytes (from `rbd_stat`; follows resizes once [`Image::watch_size`] is on).
     pub fn size(&self) -> u64 {
-        self.size
+        self.size.load(Ordering::Acquire)
+    }
+
+    /// Calls `on_change` with the new size in bytes whenever the image is resized in the
+    /// cluster. `on_change` runs on a librbd thread and must return promptly. A second call
+    /// replaces the first hook.
+    pub fn watch_size(
+        &self,
+        on_change: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<(), CephError> {
+        let mut watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((handle, arg)) = watch.take() {
+            // SAFETY: `handle` and `arg` were registered together on this open image.
+            unsafe { unwatch(self.handle, handle, arg) };
+        }
+        let arg = Box::into_raw(Box::new(SizeWatch {
+            image: self.handle,
+            size: self.size.clone(),
+            on_change: Box::new(on_change),
+        }));
+        let mut handle = 0u64;
+        // SAFETY: the image is open; `arg` stays valid until `unwatch` (in `Drop` at the
+        // latest) has unregistered the watch, after which librbd no longer calls back.
+        let r = unsafe {
+            rbd_sys::rbd_update_watch(self.handle, &mut handle, Some(on_update), arg.cast())
+        };
+        if r < 0 {
+            // SAFETY: registration failed, so librbd never saw `arg`.
+            drop(unsafe { Box::from_raw(arg) });
+            return check(r, || format!("{}: watching for resizes", self.label));
+        }
+        *watch = Some((handle, arg));
+        Ok(())
     }
 
     /// `rbd:POOL/IMAGE`.
@@ -289,6 +335,11 @@ impl Image {
 
 impl Drop for Image {
     fn drop(&mut self) {
+        let watch = self.watch.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some((handle, arg)) = watch.take() {
+            // SAFETY: registered together on this image, which is still open.
+            unsafe { unwatch(self.handle, handle, arg) };
+        }
         // SAFETY: every reactor has drained its operations on this image before the last `Arc`
         // goes (`Completions` users wait for theirs), so nothing uses the handle or context.
         unsafe {
@@ -296,4 +347,53 @@ impl Drop for Image {
             rados_sys::rados_ioctx_destroy(self.ioctx);
         }
     }
+}
+
+/// The size watch's callback argument.
+struct SizeWatch {
+    image: rbd_sys::rbd_image_t,
+    size: Arc<AtomicU64>,
+    on_change: Box<dyn Fn(u64) + Send + Sync>,
+}
+
+/// librbd's image-update callback (header changes: resize, snapshots, features, ...).
+unsafe extern "C" fn on_update(arg: *mut c_void) {
+    // SAFETY: `arg` is the `SizeWatch` registered with this watch; it is freed only after
+    // `rbd_update_unwatch` has returned, and librbd waits for running callbacks before that.
+    let watch = unsafe { &*arg.cast::<SizeWatch>() };
+    match stat_size(watch.image) {
+        Ok(size) => {
+            if watch.size.swap(size, Ordering::AcqRel) != size {
+                (watch.on_change)(size);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "reading the size of a changed RBD image failed"),
+    }
+}
+
+/// Unregisters a size watch and frees its argument.
+///
+/// # Safety
+/// `handle` and `arg` must come from one successful `rbd_update_watch` on the open `image`,
+/// and this must not run on the callback's own thread.
+unsafe fn unwatch(image: rbd_sys::rbd_image_t, handle: u64, arg: *mut SizeWatch) {
+    // SAFETY: per this function's contract; librbd waits for a running callback to return.
+    let r = unsafe { rbd_sys::rbd_update_unwatch(image, handle) };
+    if r < 0 {
+        // The watch may still fire: leaking its argument is the safe choice.
+        tracing::warn!(errno = -r, "unregistering an RBD size watch failed");
+        return;
+    }
+    // SAFETY: no callback runs any more, and `arg` came from `Box::into_raw`.
+    drop(unsafe { Box::from_raw(arg) });
+}
+
+/// The image's size in bytes, from `rbd_stat`.
+fn stat_size(image: rbd_sys::rbd_image_t) -> Result<u64, CephError> {
+    // SAFETY: a plain C struct of integers and byte arrays: all zeros is a valid value.
+    let mut info: rbd_sys::rbd_image_info_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `image` is open and `info` is writable for the size we pass.
+    let r = unsafe { rbd_sys::rbd_stat(image, &mut info, std::mem::size_of_val(&info)) };
+    check(r, || "rbd_stat".to_owned())?;
+    Ok(info.size)
 }

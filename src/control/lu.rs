@@ -134,6 +134,21 @@ impl LuRegistry {
         }]
     }
 
+    /// The store of a logical unit changed size: publish the new capacity, with CAPACITY DATA
+    /// HAS CHANGED for every I_T nexus.
+    pub fn resized(&mut self, target: usize, lun: u16, blocks: u64) {
+        let Some((_, shared)) = self
+            .units
+            .get(target)
+            .and_then(|units| units.iter().find(|(l, _)| *l == lun))
+        else {
+            return;
+        };
+        let now = shared.snapshot();
+        tracing::info!(target, lun, blocks, "logical unit resized");
+        shared.publish(now.resized(blocks));
+    }
+
     /// A reactor has ended the tasks of broadcast `id`; `draining` of its sessions still have
     /// some finishing.
     pub fn applied(&mut self, id: u64, draining: usize) -> Vec<LuAction> {

@@ -41,6 +41,12 @@ pub enum ToControl {
     AbortDrained {
         id: u64,
     },
+    /// The backing store of LUN `lun` of target `target` now holds `blocks` logical blocks.
+    Resized {
+        target: usize,
+        lun: u16,
+        blocks: u64,
+    },
     Shutdown,
 }
 
@@ -108,6 +114,14 @@ pub fn run(
             } => lus.request(conn, token, request),
             ToControl::AbortApplied { id, draining } => lus.applied(id, draining),
             ToControl::AbortDrained { id } => lus.drained(id),
+            ToControl::Resized {
+                target,
+                lun,
+                blocks,
+            } => {
+                lus.resized(target, lun, blocks);
+                continue;
+            }
             ToControl::Shutdown => break,
         };
         lu_out(&reactors, &table, &ctx, actions);

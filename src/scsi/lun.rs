@@ -60,6 +60,13 @@ impl LunMap {
         self.units.get(i)
     }
 
+    /// The unit at position `i` now has `blocks` logical blocks (its store was resized).
+    pub fn set_num_blocks(&mut self, i: usize, blocks: u64) {
+        if let Some(u) = self.units.get_mut(i) {
+            u.num_blocks = blocks;
+        }
+    }
+
     pub fn get(&self, lun: u16) -> Option<&LuInfo> {
         self.units
             .binary_search_by_key(&lun, |u| u.lun)

@@ -51,6 +51,9 @@ pub struct LuSnapshot {
     pub pr: PrState,
     /// The most recent unit attention events, oldest first.
     pub events: Arc<[UaEvent]>,
+    /// Logical blocks, once the backing store has changed size (an RBD image resized in the
+    /// cluster); `None` while it has the size it had at start-up.
+    pub capacity: Option<u64>,
 }
 
 impl LuSnapshot {
@@ -87,6 +90,17 @@ impl LuSnapshot {
             generation: self.generation + 1,
             pr,
             events: events.into(),
+            capacity: self.capacity,
+        }
+    }
+
+    /// The next snapshot after the unit's capacity became `blocks`: every I_T nexus is told
+    /// (SBC-3 CAPACITY DATA HAS CHANGED).
+    pub fn resized(&self, blocks: u64) -> LuSnapshot {
+        let ua = vec![(UaScope::All, UnitAttention::CAPACITY_DATA_HAS_CHANGED)];
+        LuSnapshot {
+            capacity: Some(blocks),
+            ..self.successor(self.pr.clone(), ua)
         }
     }
 }
@@ -170,6 +184,21 @@ mod tests {
         let seen = shared.load(&mut cached);
         assert_eq!(seen.generation, first.generation + 1);
         assert_eq!(seen.events.len(), 1);
+    }
+
+    #[test]
+    fn a_resize_publishes_the_capacity_and_tells_every_nexus() {
+        let s = LuSnapshot::default().resized(4096);
+        assert_eq!(s.capacity, Some(4096));
+        let a = nexus("iqn.a");
+        let (events, _) = s.events_for(&a, 0);
+        assert_eq!(
+            events.collect::<Vec<_>>(),
+            vec![UnitAttention::CAPACITY_DATA_HAS_CHANGED]
+        );
+        // Later snapshots keep the capacity.
+        let later = s.successor(PrState::default(), Vec::new());
+        assert_eq!(later.capacity, Some(4096));
     }
 
     #[test]

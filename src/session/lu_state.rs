@@ -46,6 +46,13 @@ impl Session {
                 self.nexus.unit_attentions.establish(lun, ua)
             });
         }
+        // Checked on every command, not only when the snapshot moved: a session that logs in
+        // after a resize starts from the map of start-up and the snapshot of now.
+        if let Some(blocks) = snapshot.capacity.filter(|&b| b != lu.num_blocks) {
+            // Copy-on-write: the map is shared with every session that has not seen the new
+            // size yet; commands already running keep the size they were checked with.
+            Arc::make_mut(&mut self.luns).set_num_blocks(i, blocks);
+        }
         Some(snapshot)
     }
 }
