@@ -152,6 +152,7 @@ ceph-mgr -c "$CONF" -i x </dev/null >>"$DIR/log/daemons.out" 2>&1
 if [[ -n $OWNER ]]; then
     # Detached from the caller's descriptors, so that a test harness waiting on its pipes is not
     # held up by the watcher.
+    # shellcheck disable=SC2016 # expanded by the inner shell, from its arguments
     nohup setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" "$3"' \
         watcher "$OWNER" "$HERE/down.sh" "$DIR" </dev/null >>"$DIR/log/watcher.log" 2>&1 &
     echo "$!" >"$DIR/run/watcher.pid"
