@@ -51,18 +51,8 @@ mkdir -p "$OUT/logs"
 : >"$OUT/results.txt"
 : >"$OUT/why.txt"
 
-# A port nothing listens on now (connecting to it fails).
-free_port() {
-    local p
-    for p in $(shuf -i 20000-60999 -n 50); do
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    echo "conformance: no free port found" >&2
-    return 1
-}
+# shellcheck source=scripts/lib/free-port.sh
+source scripts/lib/free-port.sh
 
 PIDS=()
 RBD_IMAGE=

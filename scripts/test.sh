@@ -96,11 +96,16 @@ install_rust_components() {
     rustup component add rustfmt clippy
 }
 
-# With Ceph, everything is built and tested with the `rbd` feature (one build, not two).
+# With Ceph, clippy and the conformance build use the `rbd` feature. The test suite runs
+# without it, then tests/rbd.rs with it: linked with librados/librbd, the daemon does not hand
+# freed memory back to the kernel the way tests/hostile.rs checks (open question, issue 11).
 FEATURES=()
 run_tests() {
     # --no-fail-fast: a failing test binary must not hide the results of the others.
-    cargo test --all-targets --no-fail-fast "${FEATURES[@]}"
+    cargo test --all-targets --no-fail-fast
+}
+run_rbd_tests() {
+    cargo test --no-fail-fast --features rbd --test rbd
 }
 
 step setup install_libiscsi
@@ -115,6 +120,11 @@ step toolchain install_rust_components
 step fmt cargo fmt --all --check
 step clippy cargo clippy --all-targets --quiet "${FEATURES[@]}" -- -D warnings
 step test run_tests
+if ((RBD)); then
+    step test-rbd run_rbd_tests
+else
+    echo "==> test-rbd: SKIPPED (no Ceph cluster; see the ceph-setup step)"
+fi
 step conformance scripts/conformance.sh
 if ((RBD)); then
     step conformance-rbd env CONFORMANCE_CEPH_CONF="$RINGTGT_TEST_CEPH_CONF" scripts/conformance.sh

@@ -350,6 +350,26 @@ fn increment(mut ini: Initiator, rounds: u64) {
     }
 }
 
+/// Zeroes the counter through `setup`, has `a` and `b` increment it `rounds` times each at
+/// the same time, and checks through `setup` that no increment was lost.
+fn race_increments(setup: &mut Initiator, a: Initiator, b: Initiator, rounds: u64) {
+    setup
+        .write(0, &cdb::write10(0, 1), &vec![0u8; BS])
+        .assert_good();
+    setup.non_data(0, &sync_cache10()).assert_good();
+    thread::scope(|s| {
+        s.spawn(|| increment(a, rounds));
+        s.spawn(|| increment(b, rounds));
+    });
+    let r = setup.read(0, &cdb::read10(0, 1), BS as u32);
+    r.assert_good();
+    assert_eq!(
+        u64::from_le_bytes(r.data[..8].try_into().unwrap()),
+        2 * rounds,
+        "an increment was lost"
+    );
+}
+
 #[test]
 fn both_cores_share_one_image_handle_and_compare_and_write_stays_atomic() {
     const ROUNDS: u64 = 60;
@@ -357,22 +377,9 @@ fn both_cores_share_one_image_handle_and_compare_and_write_stays_atomic() {
     let image = c.create_image(POOL, "cores", 16);
     let d = rbd_daemon(c, POOL, &image, &[], &["--cores", "2"]);
     let mut setup = common::session(&d, &[]);
-    setup
-        .write(0, &cdb::write10(0, 1), &vec![0u8; BS])
-        .assert_good();
     let a = session_on_core(&d, 0, 0x21);
     let b = session_on_core(&d, 1, 0x22);
-    thread::scope(|s| {
-        s.spawn(|| increment(a, ROUNDS));
-        s.spawn(|| increment(b, ROUNDS));
-    });
-    let r = setup.read(0, &cdb::read10(0, 1), BS as u32);
-    r.assert_good();
-    assert_eq!(
-        u64::from_le_bytes(r.data[..8].try_into().unwrap()),
-        2 * ROUNDS,
-        "an increment was lost"
-    );
+    race_increments(&mut setup, a, b, ROUNDS);
     // Both reactors wrote through one handle: the image has one watcher (a handle per reactor
     // would be one watcher each, passing the exclusive lock between them).
     let status = c.cli("rbd", &["status", &format!("{POOL}/{image}")]);
@@ -394,10 +401,6 @@ fn compare_and_write_is_atomic_in_the_cluster_across_two_gateways() {
     let one = rbd_daemon(c, POOL, &image, &[], &["--cores", "1"]);
     let two = rbd_daemon(c, POOL, &image, &[], &["--cores", "1"]);
     let mut setup = common::session(&one, &[]);
-    setup
-        .write(0, &cdb::write10(0, 1), &vec![0u8; BS])
-        .assert_good();
-    setup.non_data(0, &sync_cache10()).assert_good();
     let (mut a, mut b) = (
         Initiator::connect(one.port()),
         Initiator::connect(two.port()),
@@ -407,17 +410,7 @@ fn compare_and_write_is_atomic_in_the_cluster_across_two_gateways() {
         ini.login(Some(TARGET), &[]);
         ini.clear_unit_attentions();
     }
-    thread::scope(|s| {
-        s.spawn(|| increment(a, ROUNDS));
-        s.spawn(|| increment(b, ROUNDS));
-    });
-    let r = setup.read(0, &cdb::read10(0, 1), BS as u32);
-    r.assert_good();
-    assert_eq!(
-        u64::from_le_bytes(r.data[..8].try_into().unwrap()),
-        2 * ROUNDS,
-        "an increment was lost between the gateways"
-    );
+    race_increments(&mut setup, a, b, ROUNDS);
     setup.logout();
 }
 

@@ -55,18 +55,8 @@ CONF=$DIR/ceph.conf
 KEYRING=$DIR/keyring
 FSID=$(cat /proc/sys/kernel/random/uuid)
 
-# A port nothing listens on now, for the monitor (the manager and OSD pick their own).
-free_port() {
-    local p
-    for p in $(shuf -i 20000-60999 -n 50); do
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    echo "ceph/up.sh: no free port found" >&2
-    return 1
-}
+# shellcheck source=scripts/lib/free-port.sh
+source "$HERE/../lib/free-port.sh"
 MON_PORT=$(free_port)
 MON_ADDR="v2:127.0.0.1:$MON_PORT"
 
