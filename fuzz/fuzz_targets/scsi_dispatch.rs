@@ -207,6 +207,8 @@ fn drive(job: &mut Job, nexus: &NexusState, lu: &LuInfo, store: &mut MemStore, c
                 }
                 job.resume(nexus, lu, if fail { Err(5) } else { Ok(None) })
             }
+            // The fuzzed units are file-like: they never ask the store for an atomic compare.
+            JobIo::CompareAndWrite { .. } => panic!("atomic COMPARE AND WRITE on a file-like unit"),
             JobIo::Discard { lba, blocks } => {
                 assert!(!lu.read_only, "a job discards on a read-only unit");
                 assert!(within(lba, blocks, lu));
