@@ -33,6 +33,7 @@ fn lu() -> LuInfo {
         shared: Default::default(),
         removable: false,
         geometry: Default::default(),
+        store_compare_and_write: false,
     }
 }
 

@@ -76,6 +76,13 @@ pub enum ToControl {
         id: u64,
         report: Box<CoreReport>,
     },
+    /// The backing store of LUN `lun` of target `target` changed size outside the daemon (an
+    /// RBD image resized in the cluster): the unit is resized as `ringtgt ctl lun resize`
+    /// without a size does.
+    StoreResized {
+        target: String,
+        lun: u16,
+    },
     Shutdown,
 }
 
@@ -205,6 +212,10 @@ pub fn run(rx: Receiver<ToControl>, reactors: Vec<ReactorLink>, setup: ControlSe
             } => lus.request(conn, token, request),
             ToControl::AbortApplied { id, draining } => lus.applied(id, draining),
             ToControl::AbortDrained { id } => lus.drained(id),
+            ToControl::StoreResized { target, lun } => {
+                ops.store_resized(target, lun, &mut env(&reactors, &table, &mut lus));
+                continue;
+            }
             ToControl::Shutdown => break,
         };
         lu_out(&reactors, &table, ops.runtime().ctx(), actions);

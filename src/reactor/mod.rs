@@ -5,6 +5,8 @@
 mod block;
 mod conn;
 mod listen;
+#[cfg(feature = "rbd")]
+mod rbd;
 mod stats;
 mod token;
 mod wake;
@@ -124,6 +126,9 @@ pub struct Reactor {
     counters: stats::CoreCounters,
     /// Units being removed whose tasks the control thread waits for: (id, target, LUN).
     drains: Vec<(u64, usize, u16)>,
+    /// RBD operations in flight and their completions (only with RBD stores).
+    #[cfg(feature = "rbd")]
+    rbd: Option<rbd::RbdPort>,
 }
 
 impl Reactor {
@@ -136,6 +141,8 @@ impl Reactor {
         let ring = new_ring()?;
         register_buffer_pool(&ring, s.index);
         let fixed_files = register_store_files(&ring, &s.stores, s.index);
+        #[cfg(feature = "rbd")]
+        let rbd = rbd::RbdPort::for_stores(&s.stores)?;
         Ok(Reactor {
             ring,
             index: s.index,
@@ -163,6 +170,8 @@ impl Reactor {
             log: LogLimiter::default(),
             counters: stats::CoreCounters::new(Instant::now()),
             drains: Vec::new(),
+            #[cfg(feature = "rbd")]
+            rbd,
         })
     }
 
@@ -173,6 +182,8 @@ impl Reactor {
         }
         self.post_wake();
         self.post_tick();
+        #[cfg(feature = "rbd")]
+        self.post_rbd_read();
         while !self.stopping {
             self.drain_backlog();
             // With work still queued here, only submit and collect what is ready: waiting for a
@@ -242,6 +253,10 @@ impl Reactor {
             Kind::Wake => self.on_wake(),
             Kind::Tick => self.on_tick(),
             Kind::Soon => self.on_soon(),
+            #[cfg(feature = "rbd")]
+            Kind::Rbd => self.on_rbd(res),
+            #[cfg(not(feature = "rbd"))]
+            Kind::Rbd => {}
         }
     }
 
@@ -428,6 +443,8 @@ impl Reactor {
         }
         self.ctx = ctx;
         self.stores = stores;
+        #[cfg(feature = "rbd")]
+        self.open_rbd_port();
         for (_, slot) in self.conns.iter_mut() {
             slot.conn.adopt(self.ctx.clone());
         }
