@@ -122,6 +122,7 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
 
 /// Starts the daemon; `log` lets `ringtgt ctl log-level` change the log filter.
 pub fn start_with(config: &Config, log: Option<LogControl>) -> Result<Daemon, StartError> {
+    reactor::pin_mmap_threshold();
     let (config, stores) = crate::startup::open_stores(config)?;
     let config = &config;
     let ctx = Arc::new(build_context(config, &stores));
