@@ -115,8 +115,10 @@ pub struct ServeArgs {
     /// Add a LUN to the target; repeat for more. LUNs are numbered 0, 1, … in the order given.
     ///
     /// SPEC is a file or block-device path (/dev/nvme0n1, disk.img, file:PATH for paths that
-    /// contain ':'), null:SIZE (reads zeros, discards writes) or ram:SIZE (lost on exit).
-    /// SIZE is like 4096, 512MiB, 10G (= GiB) or 1TB (= 10^12 bytes).
+    /// contain ':'), null:SIZE (reads zeros, discards writes), ram:SIZE (lost on exit) or
+    /// rbd:POOL/IMAGE (a Ceph RBD image, reached as client.admin through $CEPH_CONF or
+    /// /etc/ceph/ceph.conf; other clients need a config file). SIZE is like 4096, 512MiB,
+    /// 10G (= GiB) or 1TB (= 10^12 bytes).
     #[arg(long = "lun", value_name = "SPEC")]
     pub luns: Vec<String>,
 
@@ -803,7 +805,7 @@ mod tests {
     fn bad_lun_spec_names_the_flag_and_value() {
         assert_eq!(
             config_err(&["--target", T, "--lun", "foo:12"]),
-            "--lun \"foo:12\": unknown store kind \"foo\" (use null:SIZE, ram:SIZE, file:PATH or a path)"
+            "--lun \"foo:12\": unknown store kind \"foo\" (use null:SIZE, ram:SIZE, rbd:POOL/IMAGE, file:PATH or a path)"
         );
         let e = config_err(&["--target", T, "--lun", "/x", "--lun", "null:1000"]);
         assert_eq!(

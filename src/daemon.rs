@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::backstore::{Store, StoreError};
+use crate::backstore::{Store, StoreError, StoreKind};
 use crate::config::{
     self, ChapConfig, Config, CoreSpec, DigestPolicy as ConfDigest, IscsiTuning, Limits, LunConfig,
     TargetConfig,
@@ -79,6 +79,8 @@ impl StartError {
     /// Configuration problems exit with 2 (like bad flags); runtime failures with 1.
     pub fn exit_code(&self) -> u8 {
         match self {
+            // A cluster that cannot be reached is a runtime failure, not a configuration one.
+            StartError::Store { source, .. } if source.is_unavailable() => 1,
             StartError::Store { .. } | StartError::SharedMedium { .. } | StartError::Cores(_) => 2,
             StartError::Bind { .. }
             | StartError::Reactor(_)
@@ -139,6 +141,7 @@ pub fn start_with(
     log: Option<LogControl>,
     reload: Option<Reloader>,
 ) -> Result<Daemon, StartError> {
+    reactor::pin_mmap_threshold();
     let (config, stores) = crate::startup::open_stores(config)?;
     let config = &config;
     let ctx = Arc::new(build_context(config, &stores));
@@ -148,7 +151,14 @@ pub fn start_with(
     let table = Arc::new(StoreTable {
         targets: stores.clone(),
     });
-    let runtime = Runtime::new(config.clone(), stores, ctx.clone(), table.clone());
+    let (to_control, control_rx) = crossbeam_channel::unbounded();
+    let runtime = Runtime::new(
+        config.clone(),
+        stores,
+        ctx.clone(),
+        table.clone(),
+        to_control.clone(),
+    );
 
     for &addr in &config.portals {
         // A daemon that has just exited may still hold the address for a moment.
@@ -168,7 +178,6 @@ pub fn start_with(
         max_sessions: config.limits.max_sessions as usize,
         max_sessions_per_initiator: config.limits.max_sessions_per_initiator as usize,
     };
-    let (to_control, control_rx) = crossbeam_channel::unbounded();
     let mut links = Vec::new();
     let mut setups = Vec::new();
     for (index, (cpu, listeners)) in cpus.iter().zip(listeners).enumerate() {
@@ -427,6 +436,7 @@ fn lu_info(t: &TargetConfig, l: &LunConfig, store: &Store, iscsi: &IscsiTuning) 
             thin: geometry.thin,
             unmap_granularity_bytes: geometry.discard_granularity,
         },
+        store_compare_and_write: store.kind() == StoreKind::Rbd,
     }
 }
 

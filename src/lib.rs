@@ -1,6 +1,8 @@
 //! ringtgt: a thread-per-core io_uring iSCSI target. See DESIGN.md for the layer map.
 
 pub mod backstore;
+#[cfg(feature = "rbd")]
+pub mod ceph;
 pub mod cli;
 pub mod config;
 pub mod control;

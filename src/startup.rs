@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::backstore::{identify, Store, StoreError, StoreId, StoreKind, StoreSpec};
+use crate::backstore::{identify, RbdSpec, Store, StoreError, StoreId, StoreKind, StoreSpec};
 use crate::config::{format_size, Backing, Config, LunConfig};
 use crate::daemon::StartError;
 
@@ -99,6 +99,13 @@ fn store_spec(backing: &Backing) -> StoreSpec {
         Backing::Path(p) => StoreSpec::Path(p.clone()),
         Backing::Null { size } => StoreSpec::Null { size: *size },
         Backing::Ram { size } => StoreSpec::Ram { size: *size },
+        Backing::Rbd(r) => StoreSpec::Rbd(RbdSpec {
+            pool: r.pool.clone(),
+            image: r.image.clone(),
+            conf: r.conf.clone(),
+            user: r.user.clone(),
+            keyring: r.keyring.clone(),
+        }),
     }
 }
 
@@ -111,6 +118,7 @@ fn report(target: &str, l: &LunConfig, store: &Store, block_size: u32) {
     let io = match store.kind() {
         StoreKind::Null => "none (reads zeros, discards writes)",
         StoreKind::Ram => "memory",
+        StoreKind::Rbd => "librbd (asynchronous)",
         _ if store.is_direct() => "direct",
         _ => "buffered (page cache)",
     };

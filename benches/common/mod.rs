@@ -36,5 +36,6 @@ pub fn disk_lu(target: &str) -> LuInfo {
         shared: Default::default(),
         removable: false,
         geometry: Default::default(),
+        store_compare_and_write: false,
     }
 }

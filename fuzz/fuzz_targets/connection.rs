@@ -52,6 +52,7 @@ const ME: ConnRef = ConnRef { core: 0, key: 1 };
 const PORTAL: &str = "127.0.0.1:3260";
 /// Errnos a failed backing-store request reports.
 const ERRNOS: [i32; 4] = [5, 28, 19, 11]; // EIO, ENOSPC, ENODEV, EAGAIN
+const EOPNOTSUPP: i32 = 95;
 
 fn context(options: u8) -> Arc<PortalContext> {
     let tuning = Tuning {
@@ -281,7 +282,7 @@ impl Harness {
         self.service();
     }
 
-    fn perform(&mut self, io: IoRequest, errno: Option<i32>) -> IoCompletion {
+    fn perform(&mut self, io: IoRequest, mut errno: Option<i32>) -> IoCompletion {
         assert_eq!(io.target, 0, "I/O for a target that does not exist");
         let lun = io.lun;
         let mut extent = None;
@@ -306,6 +307,11 @@ impl Harness {
             IoOp::FindExtent { offset, len } => {
                 extent = errno.is_none().then(|| self.store.extent(lun, offset, len));
                 None
+            }
+            // Like a file store: the SCSI layer compares and writes itself.
+            IoOp::CompareAndWrite { buf, .. } => {
+                errno = errno.or(Some(EOPNOTSUPP));
+                Some(buf)
             }
         };
         IoCompletion {

@@ -232,6 +232,8 @@ fn drive(
                 }
                 job.resume(nexus, lu, outcome(IoOutcome::Done))
             }
+            // The fuzzed units are file-like: they never ask the store for an atomic compare.
+            JobOp::CompareAndWrite { .. } => panic!("atomic COMPARE AND WRITE on a file-like unit"),
             JobOp::WriteLastRead { lba, blocks, .. } => {
                 assert!(!unit.read_only, "a job writes to a read-only unit");
                 assert!(within(lba, u64::from(blocks), unit));

@@ -154,6 +154,7 @@ pub fn lu(lun: u16, block_size: u32, blocks: u64) -> LuInfo {
         shared: Default::default(),
         removable: false,
         geometry: Default::default(),
+        store_compare_and_write: false,
     }
 }
 

@@ -6,7 +6,9 @@
 //!   exported by another program). Their [`Geometry`] (block sizes, limits, cache, rotation)
 //!   is read from the kernel;
 //! - `ram`: an anonymous tmpfs file (`O_TMPFILE`), so all reactors share one copy through the kernel;
-//! - `null`: no storage at all; reads return zeros, writes are discarded.
+//! - `null`: no storage at all; reads return zeros, writes are discarded;
+//! - `rbd`: a Ceph RBD image (cargo feature `rbd`), opened through `crate::ceph`; it has no
+//!   descriptor, and the reactor drives it with librbd's asynchronous calls instead.
 #![forbid(unsafe_code)]
 
 pub mod buf;
@@ -36,6 +38,7 @@ pub enum StoreKind {
     BlockDevice,
     Ram,
     Null,
+    Rbd,
 }
 
 /// What to open (mirrors `config::Backing`, kept here so that this layer does not know the config).
@@ -44,6 +47,26 @@ pub enum StoreSpec {
     Path(PathBuf),
     Null { size: u64 },
     Ram { size: u64 },
+    Rbd(RbdSpec),
+}
+
+/// A Ceph RBD image and the client that opens it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RbdSpec {
+    pub pool: String,
+    pub image: String,
+    /// ceph.conf; `None` = librados's own search (which honours `$CEPH_CONF`).
+    pub conf: Option<PathBuf>,
+    /// cephx id, without `client.`.
+    pub user: String,
+    /// Keyring; `None` = the one the Ceph configuration names.
+    pub keyring: Option<PathBuf>,
+}
+
+impl RbdSpec {
+    pub fn label(&self) -> String {
+        format!("rbd:{}/{}", self.pool, self.image)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +106,27 @@ pub enum StoreError {
         room: u64,
         where_: String,
     },
+    #[error(
+        "{label}: this ringtgt was built without Ceph RBD support (build it with `--features rbd`)"
+    )]
+    RbdUnsupported { label: String },
+    #[cfg(feature = "rbd")]
+    #[error("{0}")]
+    Rbd(crate::ceph::CephError),
+}
+
+impl StoreError {
+    /// Whether the store could not be reached (the cluster), rather than being misconfigured.
+    pub fn is_unavailable(&self) -> bool {
+        #[cfg(feature = "rbd")]
+        if let StoreError::Rbd(e) = self {
+            return matches!(
+                e.errno(),
+                Some(libc::ETIMEDOUT | libc::ENOTCONN | libc::ECONNREFUSED | libc::ESHUTDOWN)
+            );
+        }
+        false
+    }
 }
 
 /// What identifies the file behind a path, whatever the path: a block device by its device
@@ -121,6 +165,9 @@ pub struct Store {
     direct: bool,
     label: String,
     geometry: Geometry,
+    /// The image of an `rbd` store, shared by every reactor.
+    #[cfg(feature = "rbd")]
+    rbd: Option<std::sync::Arc<crate::ceph::Image>>,
 }
 
 impl Store {
@@ -133,10 +180,19 @@ impl Store {
                 direct: false,
                 label: format!("null:{size}"),
                 geometry: Geometry::default(),
+                #[cfg(feature = "rbd")]
+                rbd: None,
             }),
             StoreSpec::Ram { size } => open_ram(*size),
             StoreSpec::Path(path) => open_path(path, read_only),
+            StoreSpec::Rbd(spec) => open_rbd(spec, read_only),
         }
+    }
+
+    /// The RBD image of an `rbd` store.
+    #[cfg(feature = "rbd")]
+    pub fn rbd_image(&self) -> Option<&std::sync::Arc<crate::ceph::Image>> {
+        self.rbd.as_ref()
     }
 
     /// The logical block size of a LUN on this store: `configured`, or the store's own when
@@ -195,6 +251,11 @@ impl Store {
         let new = match (self.kind, size, self.file.as_ref()) {
             (StoreKind::Null, Some(s), _) => s,
             (StoreKind::Null, None, _) => now,
+            (StoreKind::Rbd, Some(_), _) => return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "an RBD image's size is the cluster's: resize it with `rbd resize` (the LUN follows by itself)",
+            )),
+            (StoreKind::Rbd, None, _) => self.rbd_size()?,
             (_, Some(s), _) if s < now => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
@@ -225,7 +286,24 @@ impl Store {
             StoreKind::BlockDevice => "block device",
             StoreKind::Ram => "ram",
             StoreKind::Null => "null",
+            StoreKind::Rbd => "rbd",
         }
+    }
+
+    /// An RBD image's size, read from the cluster again.
+    #[cfg(feature = "rbd")]
+    fn rbd_size(&self) -> std::io::Result<u64> {
+        match &self.rbd {
+            Some(image) => image
+                .stat_size()
+                .map_err(|e| std::io::Error::other(e.to_string())),
+            None => Ok(self.size()),
+        }
+    }
+
+    #[cfg(not(feature = "rbd"))]
+    fn rbd_size(&self) -> std::io::Result<u64> {
+        Ok(self.size())
     }
 
     /// Whether the descriptor bypasses the page cache (writes are then only as durable as the
@@ -243,7 +321,7 @@ impl Store {
         }
     }
 
-    /// The descriptor the reactor does I/O on; `None` for the null store.
+    /// The descriptor the reactor does I/O on; `None` for the null and rbd stores.
     pub fn raw_fd(&self) -> Option<RawFd> {
         self.file.as_ref().map(|f| f.as_raw_fd())
     }
@@ -278,6 +356,8 @@ fn open_ram(size: u64) -> Result<Store, StoreError> {
         direct: false,
         label: format!("ram:{size}"),
         geometry: Geometry::default(),
+        #[cfg(feature = "rbd")]
+        rbd: None,
     })
 }
 
@@ -356,6 +436,39 @@ fn open_path(path: &Path, read_only: bool) -> Result<Store, StoreError> {
         direct,
         label: path.display().to_string(),
         geometry,
+        #[cfg(feature = "rbd")]
+        rbd: None,
+    })
+}
+
+/// Connects to the cluster (one connection per distinct client, shared) and opens the image.
+/// Any block size from 512 bytes works (librbd takes byte ranges); reads of deallocated
+/// ranges return zeros, and the write cache is librbd's (`rbd_cache`, flushed by
+/// `rbd_aio_flush`), so the default geometry describes it.
+#[cfg(feature = "rbd")]
+fn open_rbd(spec: &RbdSpec, read_only: bool) -> Result<Store, StoreError> {
+    let client = crate::ceph::Client {
+        conf: spec.conf.clone(),
+        user: spec.user.clone(),
+        keyring: spec.keyring.clone(),
+    };
+    let image = crate::ceph::Image::open(&client, &spec.pool, &spec.image, read_only)
+        .map_err(StoreError::Rbd)?;
+    Ok(Store {
+        kind: StoreKind::Rbd,
+        file: None,
+        size: AtomicU64::new(image.size()),
+        direct: false,
+        label: spec.label(),
+        geometry: Geometry::default(),
+        rbd: Some(std::sync::Arc::new(image)),
+    })
+}
+
+#[cfg(not(feature = "rbd"))]
+fn open_rbd(spec: &RbdSpec, _read_only: bool) -> Result<Store, StoreError> {
+    Err(StoreError::RbdUnsupported {
+        label: spec.label(),
     })
 }
 
@@ -416,6 +529,22 @@ mod tests {
         let s = Store::open(&StoreSpec::Null { size: 100 }, false).unwrap();
         let err = s.block_size(None).unwrap_err();
         assert!(matches!(err, StoreError::TooSmall { .. }));
+    }
+
+    #[cfg(not(feature = "rbd"))]
+    #[test]
+    fn rbd_store_without_the_feature_says_how_to_get_it() {
+        let spec = StoreSpec::Rbd(RbdSpec {
+            pool: "rbd".into(),
+            image: "disk".into(),
+            conf: None,
+            user: "admin".into(),
+            keyring: None,
+        });
+        let err = Store::open(&spec, false).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("rbd:rbd/disk: "), "{msg}");
+        assert!(msg.contains("--features rbd"), "{msg}");
     }
 
     #[test]

@@ -69,6 +69,12 @@
 //! [[target.lun]]
 //! path = "ram:512MiB"
 //!
+//! [[target.lun]]
+//! path = "rbd:volumes/disk1"
+//! ceph_conf = "/etc/ceph/ceph.conf"
+//! ceph_user = "iscsi"
+//! keyring = "/etc/ceph/ceph.client.iscsi.keyring"
+//!
 //! [[target.acl]]
 //! initiator = "iqn.1993-08.org.debian:01:abcdef"
 //! luns = [0]
@@ -140,12 +146,15 @@
 //! | key | default | meaning and allowed values |
 //! |---|---|---|
 //! | `id` | position in the list (0, 1, …) | LUN number, 0..=16383, unique within the target. |
-//! | `path` | *required* | Backing store: a file or block-device path; `"null:SIZE"` (discards writes, reads zeros); `"ram:SIZE"` (in memory, lost on exit; refused at start when SIZE exceeds the free space of `/dev/shm` or memory plus swap, since writes past that would fail). A path whose first part looks like `word:` must be written `"file:PATH"` (or start with `./`). A relative path is relative to the config file's directory (to the working directory for `--lun`). The same file or device may back two LUNs only if both are read-only, whatever the paths (symbolic links and other names for it are recognised at start by device and inode). |
-//! | `block_size` | the store's | Logical block size, `512` or `4096`. Default: a block device's logical block size (4096 on a 4K-native disk), a file's direct I/O alignment (`statx` `STATX_DIOALIGN`, 512 on most filesystems), 512 for `null`/`ram`, whose sizes must be a multiple of it. A size smaller than what the device or file accepts for `O_DIRECT` is refused at start. |
+//! | `path` | *required* | Backing store: a file or block-device path; `"null:SIZE"` (discards writes, reads zeros); `"ram:SIZE"` (in memory, lost on exit; refused at start when SIZE exceeds the free space of `/dev/shm` or memory plus swap, since writes past that would fail); `"rbd:POOL/IMAGE"` (a Ceph RBD image; needs a build with the `rbd` feature). A path whose first part looks like `word:` must be written `"file:PATH"` (or start with `./`). A relative path (and a relative `ceph_conf` or `keyring`) is relative to the config file's directory (to the working directory for `--lun`). The same file or device may back two LUNs only if both are read-only, whatever the paths (symbolic links and other names for it are recognised at start by device and inode); so may the same image of one cluster. |
+//! | `block_size` | the store's | Logical block size, `512` or `4096`. Default: a block device's logical block size (4096 on a 4K-native disk), a file's direct I/O alignment (`statx` `STATX_DIOALIGN`, 512 on most filesystems), 512 for `null`/`ram` (whose sizes must be a multiple of it) and `rbd`. A size smaller than what the device or file accepts for `O_DIRECT` is refused at start. |
 //! | `read_only` | `false` | Export write-protected. |
 //! | `serial` | derived by the daemon | Unit serial number (VPD page 0x80): 1..=32 printable ASCII characters. |
-//! | `write_cache` | the device's | Report a volatile write cache (WCE); when `false` every write is made durable before it completes. Default: a block device's own cache (`queue/write_cache` in sysfs: on for "write back", off for "write through"), on for files and `ram`/`null`. |
+//! | `write_cache` | the device's | Report a volatile write cache (WCE); when `false` every write is made durable before it completes. Default: a block device's own cache (`queue/write_cache` in sysfs: on for "write back", off for "write through"), on for files, `ram`/`null` and `rbd` (librbd's cache, which SYNCHRONIZE CACHE and FUA flush). |
 //! | `removable` | `false` | Removable medium (INQUIRY RMB): initiators may eject and load it with START STOP UNIT and lock it with PREVENT ALLOW MEDIUM REMOVAL; while ejected, media-access commands answer NOT READY, MEDIUM NOT PRESENT. The medium is loaded when the daemon starts. |
+//! | `ceph_conf` | librados's search: `$CEPH_CONF`, `/etc/ceph/ceph.conf`, `~/.ceph/config`, `./ceph.conf` | `rbd:` LUNs only: the Ceph configuration file that names the monitors (and usually the keyring). LUNs with the same `ceph_conf`, `ceph_user` and `keyring` share one cluster connection. |
+//! | `ceph_user` | `"admin"` | `rbd:` LUNs only: the cephx id to connect as, without `client.` (`"iscsi"` is `client.iscsi`): 1..=64 letters, digits, `_`, `-` or `.`. |
+//! | `keyring` | the one the Ceph configuration names (Ceph's default: `/etc/ceph/ceph.client.USER.keyring` and others) | `rbd:` LUNs only: the keyring file holding the user's key. |
 //!
 //! `SIZE` is a positive integer with an optional unit: none or `B` = bytes; `K`, `M`, `G`, `T`
 //! and `KiB`, `MiB`, `GiB`, `TiB` = powers of 1024; `KB`, `MB`, `GB`, `TB` = powers of 1000
@@ -203,6 +212,7 @@
 mod error;
 mod model;
 mod parse;
+mod rbd;
 mod validate;
 
 pub use error::{ConfigError, ConfigWarning};
@@ -218,6 +228,7 @@ pub use parse::{
     format_size, parse_backing, parse_cores, parse_network, parse_portal, parse_size,
     read_secret_file,
 };
+pub use rbd::{RbdBacking, DEFAULT_CEPH_USER};
 pub use validate::validate_iscsi_name;
 
 #[cfg(test)]

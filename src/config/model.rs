@@ -368,6 +368,8 @@ pub enum Backing {
     Null { size: u64 },
     /// Kept in memory; lost on exit.
     Ram { size: u64 },
+    /// A Ceph RBD image (`rbd:POOL/IMAGE`).
+    Rbd(super::rbd::RbdBacking),
 }
 
 impl fmt::Display for Backing {
@@ -376,6 +378,7 @@ impl fmt::Display for Backing {
         match self {
             Backing::Null { size } => write!(f, "null:{}", format_size(*size)),
             Backing::Ram { size } => write!(f, "ram:{}", format_size(*size)),
+            Backing::Rbd(r) => write!(f, "rbd:{}/{}", r.pool, r.image),
             Backing::Path(p) => {
                 let s = p.to_string_lossy();
                 match parse_backing(&s) {

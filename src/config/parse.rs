@@ -141,12 +141,15 @@ fn parse_core_id(s: &str, list: &str) -> Result<usize, String> {
     }
 }
 
-/// Parses a backing store: `"null:SIZE"`, `"ram:SIZE"`, `"file:PATH"` or a plain path.
+/// Parses a backing store: `"null:SIZE"`, `"ram:SIZE"`, `"rbd:POOL/IMAGE"`, `"file:PATH"` or a
+/// plain path.
 /// A string whose part before the first `:` is a bare word (letters, digits, `_`, `-`; no `/`)
 /// names a store kind, so `"foo:12"` is an error; write `"file:foo:12"` or `"./foo:12"` instead.
 pub fn parse_backing(s: &str) -> Result<Backing, String> {
     if s.is_empty() {
-        return Err("backing store is empty (use a path, null:SIZE or ram:SIZE)".into());
+        return Err(
+            "backing store is empty (use a path, null:SIZE, ram:SIZE or rbd:POOL/IMAGE)".into(),
+        );
     }
     if let Some((kind, rest)) = s.split_once(':') {
         let is_word = !kind.is_empty()
@@ -163,8 +166,9 @@ pub fn parse_backing(s: &str) -> Result<Backing, String> {
                 }),
                 "file" if rest.is_empty() => Err("file: needs a path after it".into()),
                 "file" => Ok(Backing::Path(PathBuf::from(rest))),
+                "rbd" => super::rbd::parse_rbd(rest),
                 _ => Err(format!(
-                    "unknown store kind {kind:?} (use null:SIZE, ram:SIZE, file:PATH or a path)"
+                    "unknown store kind {kind:?} (use null:SIZE, ram:SIZE, rbd:POOL/IMAGE, file:PATH or a path)"
                 )),
             };
         }
@@ -245,15 +249,19 @@ impl Config {
         Ok((config, warnings))
     }
 
-    /// Makes relative LUN paths relative to the directory of the config file `file` (where its
-    /// author sees them), not to the daemon's working directory.
+    /// Makes relative LUN paths (and an RBD LUN's `ceph_conf` and `keyring`) relative to the
+    /// directory of the config file `file` (where its author sees them), not to the daemon's
+    /// working directory.
     fn resolve_lun_paths(&mut self, file: &Path) {
         let dir = file.parent().unwrap_or(Path::new(""));
         for lun in self.targets.iter_mut().flat_map(|t| &mut t.luns) {
-            if let Backing::Path(p) = &mut lun.backing {
-                if p.is_relative() {
-                    *p = dir.join(&*p);
-                }
+            let paths = match &mut lun.backing {
+                Backing::Path(p) => vec![p],
+                Backing::Rbd(r) => r.conf.iter_mut().chain(r.keyring.iter_mut()).collect(),
+                Backing::Null { .. } | Backing::Ram { .. } => Vec::new(),
+            };
+            for p in paths.into_iter().filter(|p| p.is_relative()) {
+                *p = dir.join(&*p);
             }
         }
     }
@@ -395,6 +403,12 @@ struct RawLun {
     write_cache: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     removable: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ceph_conf: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ceph_user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keyring: Option<String>,
 }
 
 impl RawConfig {
@@ -726,6 +740,12 @@ impl RawLun {
         };
         let backing = parse_backing(&self.path)
             .map_err(|e| ConfigError::invalid(format!("{prefix}.path"), e))?;
+        let client = super::rbd::RawClient {
+            conf: self.ceph_conf,
+            user: self.ceph_user,
+            keyring: self.keyring,
+        };
+        let backing = client.apply(backing, prefix)?;
         let block_size = match self.block_size {
             None => None,
             Some(512) => Some(512),
@@ -749,6 +769,7 @@ impl RawLun {
     }
 
     fn from_lun(l: &LunConfig) -> RawLun {
+        let client = super::rbd::RawClient::of(&l.backing);
         RawLun {
             id: Some(l.id.into()),
             path: l.backing.to_string(),
@@ -757,6 +778,9 @@ impl RawLun {
             serial: l.serial.clone(),
             write_cache: l.write_cache,
             removable: Some(l.removable),
+            ceph_conf: client.conf,
+            ceph_user: client.user,
+            keyring: client.keyring,
         }
     }
 }
@@ -899,7 +923,7 @@ mod tests {
         );
         assert_eq!(
             parse_backing("foo:12").unwrap_err(),
-            "unknown store kind \"foo\" (use null:SIZE, ram:SIZE, file:PATH or a path)"
+            "unknown store kind \"foo\" (use null:SIZE, ram:SIZE, rbd:POOL/IMAGE, file:PATH or a path)"
         );
         assert!(parse_backing("").is_err());
         assert!(parse_backing("file:").is_err());

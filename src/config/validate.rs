@@ -235,7 +235,7 @@ impl Config {
                 }
             }
         }
-        Ok(())
+        super::rbd::check_shared_images(&self.targets)
     }
 }
 
@@ -697,6 +697,7 @@ impl LunConfig {
                 Err(ConfigError::invalid(path_field(), "path must not be empty"))
             }
             Backing::Path(_) => Ok(()),
+            Backing::Rbd(r) => r.validate(prefix),
             Backing::Null { size } | Backing::Ram { size } => {
                 if *size == 0 {
                     Err(ConfigError::invalid(

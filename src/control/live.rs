@@ -25,6 +25,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crossbeam_channel::Sender;
+
+use super::ToControl;
 use crate::backstore::Store;
 use crate::config::{parse_backing, Config, LunConfig, TargetConfig};
 use crate::daemon;
@@ -49,16 +52,21 @@ pub struct Runtime {
     stores: Vec<HashMap<u16, Arc<Store>>>,
     ctx: Arc<PortalContext>,
     table: Arc<StoreTable>,
+    /// Where a store that changes size by itself (an RBD image) reports it.
+    #[cfg_attr(not(feature = "rbd"), allow(dead_code))]
+    to_control: Sender<ToControl>,
 }
 
 impl Runtime {
     /// The runtime of a daemon that started with `config`, whose stores (by target, in config
-    /// order) and context were built from it.
+    /// order) and context were built from it. Stores that change size by themselves report it
+    /// on `to_control` (`ToControl::StoreResized`).
     pub fn new(
         config: Config,
         stores: Vec<HashMap<u16, Arc<Store>>>,
         ctx: Arc<PortalContext>,
         table: Arc<StoreTable>,
+        to_control: Sender<ToControl>,
     ) -> Runtime {
         let slots = config
             .targets
@@ -69,14 +77,52 @@ impl Runtime {
                 closed: false,
             })
             .collect();
-        Runtime {
+        let runtime = Runtime {
             config,
             slots,
             stores,
             ctx,
             table,
+            to_control,
+        };
+        for t in &runtime.config.targets {
+            for l in &t.luns {
+                if let Some(store) = runtime
+                    .slot_of(&t.name)
+                    .and_then(|i| runtime.store(i, l.id))
+                {
+                    runtime.watch_size(&t.name, l.id, store);
+                }
+            }
+        }
+        runtime
+    }
+
+    /// Has a store whose size can change outside the daemon (an RBD image resized in the
+    /// cluster) report each change, so that the unit is resized as `ringtgt ctl lun resize`
+    /// without a size does: the same capacity change and CAPACITY DATA HAS CHANGED. The watch
+    /// ends when the store closes.
+    #[cfg(feature = "rbd")]
+    fn watch_size(&self, target: &str, lun: u16, store: &Store) {
+        let Some(image) = store.rbd_image() else {
+            return;
+        };
+        let (name, tx) = (target.to_string(), self.to_control.clone());
+        let hook = move |_bytes: u64| {
+            let msg = ToControl::StoreResized {
+                target: name.clone(),
+                lun,
+            };
+            // Gone only while the daemon stops.
+            let _ = tx.send(msg);
+        };
+        if let Err(e) = image.watch_size(hook) {
+            tracing::warn!(target, lun, error = %e, "resizes of this image will not be seen until `ringtgt ctl lun resize` or a restart");
         }
     }
+
+    #[cfg(not(feature = "rbd"))]
+    fn watch_size(&self, _target: &str, _lun: u16, _store: &Store) {}
 
     pub fn config(&self) -> &Config {
         &self.config
@@ -195,6 +241,8 @@ impl Runtime {
         let candidate = self.with_lun(slot, lun);
         candidate.validate().map_err(|e| e.to_string())?;
         self.config = candidate;
+        let name = self.slots[slot].name.clone();
+        self.watch_size(&name, id, &store);
         self.stores[slot].insert(id, store);
         self.rebuild();
         Ok(id)
@@ -293,7 +341,7 @@ impl Runtime {
         let backing = match &lun.backing {
             crate::config::Backing::Ram { .. } => Some(crate::config::Backing::Ram { size: new }),
             crate::config::Backing::Null { .. } => Some(crate::config::Backing::Null { size: new }),
-            crate::config::Backing::Path(_) => None,
+            crate::config::Backing::Path(_) | crate::config::Backing::Rbd(_) => None,
         };
         if let Some(backing) = backing {
             for t in &mut self.config.targets {

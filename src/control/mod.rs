@@ -77,6 +77,13 @@ pub enum ToControl {
         id: u64,
         report: Box<CoreReport>,
     },
+    /// The backing store of LUN `lun` of target `target` changed size outside the daemon (an
+    /// RBD image resized in the cluster): the unit is resized as `ringtgt ctl lun resize`
+    /// without a size does.
+    StoreResized {
+        target: String,
+        lun: u16,
+    },
     /// Stop gracefully (`signal` names why, for the log): ask every session to log out, let
     /// the reactors drain and stop.
     Shutdown {
@@ -221,6 +228,10 @@ pub fn run(rx: Receiver<ToControl>, reactors: Vec<ReactorLink>, setup: ControlSe
             } => lus.request(conn, token, request),
             ToControl::AbortApplied { id, draining } => lus.applied(id, draining),
             ToControl::AbortDrained { id } => lus.drained(id),
+            ToControl::StoreResized { target, lun } => {
+                ops.store_resized(target, lun, &mut env(&reactors, &table, &mut lus));
+                continue;
+            }
             ToControl::Shutdown { signal } => {
                 stop(signal, &mut ops, &reactors, &table);
                 continue;

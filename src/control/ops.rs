@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 use super::admin::protocol::{
     CoreStatus, Done, LunInfo, Request, ResponseLine, Saved, Status, TargetInfo,
@@ -106,6 +106,9 @@ pub struct Ops {
     change: Option<Change>,
     gathers: HashMap<u64, Gather>,
     next_id: u64,
+    /// The answers to resizes that stores reported themselves ([`Ops::store_resized`]), logged
+    /// when they come.
+    store_resizes: Vec<(String, u16, Receiver<ResponseLine>)>,
 }
 
 impl Ops {
@@ -120,6 +123,7 @@ impl Ops {
             change: None,
             gathers: HashMap::new(),
             next_id: 1,
+            store_resizes: Vec::new(),
         }
     }
 
@@ -162,6 +166,36 @@ impl Ops {
             }
         };
         let _ = reply.send(answer);
+    }
+
+    /// A store changed size by itself (an RBD image resized in the cluster): the unit is resized
+    /// as `ringtgt ctl lun resize` without a size does, in turn with the admin changes.
+    pub fn store_resized(&mut self, target: String, lun: u16, env: &mut Env<'_>) {
+        tracing::info!(%target, lun, "backing store changed size");
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.store_resizes.push((target.clone(), lun, answer));
+        let request = Request::LunResize {
+            target,
+            id: lun,
+            size: None,
+        };
+        self.admin(request, reply, env);
+        self.log_store_resizes();
+    }
+
+    /// Logs the failures of resizes that stores reported (successes are logged as changes).
+    fn log_store_resizes(&mut self) {
+        self.store_resizes
+            .retain(|(target, lun, answer)| match answer.try_recv() {
+                Ok(line) => {
+                    if let Some(error) = line.error.filter(|_| !line.ok) {
+                        tracing::warn!(%target, lun, %error, "cannot follow the store's new size");
+                    }
+                    false
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => true,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => false,
+            });
     }
 
     fn log_level(&self, level: &str) -> ResponseLine {
@@ -326,6 +360,7 @@ impl Ops {
                 Err(e) => {
                     tracing::warn!(error = %e, "admin change refused");
                     let _ = reply.send(ResponseLine::error(e));
+                    self.log_store_resizes();
                 }
             }
         }
@@ -436,6 +471,7 @@ impl Ops {
                 };
                 let _ = done.reply.send(answer);
                 self.next_change(env);
+                self.log_store_resizes();
                 return;
             };
             let wait = match phase {

@@ -102,7 +102,8 @@ pub enum TargetCommand {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum LunCommand {
-    /// Add a logical unit: SPEC as `serve --lun` takes it (path, ram:SIZE, null:SIZE).
+    /// Add a logical unit: SPEC as `serve --lun` takes it (path, ram:SIZE, null:SIZE,
+    /// rbd:POOL/IMAGE with a build that has the `rbd` feature).
     Add {
         #[arg(long, value_name = "IQN")]
         target: String,

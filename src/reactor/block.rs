@@ -57,6 +57,10 @@ enum OpKind {
 
 impl Reactor {
     pub(super) fn start_block(&mut self, idx: usize, io: IoRequest) {
+        #[cfg(feature = "rbd")]
+        let Some(io) = self.try_start_rbd(idx, io) else {
+            return;
+        };
         let IoRequest {
             token,
             target,
@@ -92,6 +96,19 @@ impl Reactor {
                     buf: None,
                     lock,
                     extent,
+                };
+                self.complete_inline(idx, c);
+                return;
+            }
+            IoOp::CompareAndWrite { buf, .. } => {
+                // A file or device cannot compare and write in one operation: the SCSI layer
+                // does it in steps, under its range lock.
+                let c = IoCompletion {
+                    token,
+                    result: Err(libc::EOPNOTSUPP),
+                    buf: Some(buf),
+                    lock,
+                    extent: None,
                 };
                 self.complete_inline(idx, c);
                 return;
@@ -241,7 +258,7 @@ impl Reactor {
 
     /// An operation that completed without the kernel: its completion is handled by the loop,
     /// after the current one, as if it came from the ring.
-    fn complete_inline(&mut self, idx: usize, c: IoCompletion) {
+    pub(super) fn complete_inline(&mut self, idx: usize, c: IoCompletion) {
         let slot = &mut self.conns[idx];
         slot.blocks_in_flight += 1;
         self.inline_done.push_back((idx, slot.generation, c));

@@ -5,6 +5,8 @@
 mod block;
 mod conn;
 mod listen;
+#[cfg(feature = "rbd")]
+mod rbd;
 mod stats;
 mod token;
 mod wake;
@@ -125,6 +127,9 @@ pub struct Reactor {
     counters: stats::CoreCounters,
     /// Units being removed whose tasks the control thread waits for: (id, target, LUN).
     drains: Vec<(u64, usize, u16)>,
+    /// RBD operations in flight and their completions (only with RBD stores).
+    #[cfg(feature = "rbd")]
+    rbd: Option<rbd::RbdPort>,
 }
 
 impl Reactor {
@@ -137,6 +142,8 @@ impl Reactor {
         let ring = new_ring()?;
         register_buffer_pool(&ring, s.index);
         let fixed_files = register_store_files(&ring, &s.stores, s.index);
+        #[cfg(feature = "rbd")]
+        let rbd = rbd::RbdPort::for_stores(&s.stores)?;
         Ok(Reactor {
             ring,
             index: s.index,
@@ -164,6 +171,8 @@ impl Reactor {
             log: LogLimiter::default(),
             counters: stats::CoreCounters::new(Instant::now()),
             drains: Vec::new(),
+            #[cfg(feature = "rbd")]
+            rbd,
         })
     }
 
@@ -174,6 +183,8 @@ impl Reactor {
         }
         self.post_wake();
         self.post_tick();
+        #[cfg(feature = "rbd")]
+        self.post_rbd_read();
         while !self.stopping {
             self.drain_backlog();
             // With work still queued here, only submit and collect what is ready: waiting for a
@@ -245,6 +256,10 @@ impl Reactor {
             Kind::Wake => self.on_wake(),
             Kind::Tick => self.on_tick(),
             Kind::Soon => self.on_soon(),
+            #[cfg(feature = "rbd")]
+            Kind::Rbd => self.on_rbd(res),
+            #[cfg(not(feature = "rbd"))]
+            Kind::Rbd => {}
         }
     }
 
@@ -431,6 +446,8 @@ impl Reactor {
         }
         self.ctx = ctx;
         self.stores = stores;
+        #[cfg(feature = "rbd")]
+        self.open_rbd_port();
         for (_, slot) in self.conns.iter_mut() {
             slot.conn.adopt(self.ctx.clone());
         }
@@ -687,6 +704,37 @@ fn register_store_files(
         }
     }
 }
+
+/// Buffers this large and larger are mapped for themselves and unmapped when freed.
+#[cfg(all(feature = "rbd", target_env = "gnu"))]
+const MMAP_THRESHOLD: libc::c_int = 128 << 10;
+
+/// Makes glibc hand every freed buffer of [`MMAP_THRESHOLD`] or more back to the kernel at once,
+/// so that what hostile initiators made the daemon hold is returned when they go (the bound
+/// README's "Memory and connection limits" gives, checked by `tests/hostile.rs`).
+///
+/// glibc's default threshold moves: each freed mapped chunk raises it to that chunk's size (up
+/// to 32 MiB), after which such buffers come from the threads' arenas and stay there once freed.
+/// In a binary linked with librados/librbd (feature `rbd`) that keeps the memory of an attack
+/// resident afterwards (RSS stayed ~250 MiB instead of falling back to its start), so the
+/// threshold is pinned; a threshold set by the operator (`GLIBC_TUNABLES`) is left alone.
+/// Reads and writes served from the registered buffer pool do not go through malloc; buffers
+/// beyond the pool and the data of multi-step commands' steps (WRITE SAME, COMPARE AND WRITE)
+/// of that size now cost an mmap/munmap pair each.
+#[cfg(all(feature = "rbd", target_env = "gnu"))]
+pub fn pin_mmap_threshold() {
+    if std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("mmap_threshold")) {
+        return;
+    }
+    // SAFETY: mallopt only sets a parameter of glibc's allocator, which it serialises itself.
+    if unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) } != 1 {
+        tracing::warn!("cannot set malloc's mmap threshold: freed buffers may stay resident");
+    }
+}
+
+/// Without the `rbd` feature, or with another C library: nothing to do.
+#[cfg(not(all(feature = "rbd", target_env = "gnu")))]
+pub fn pin_mmap_threshold() {}
 
 /// Starts one reactor on its own thread.
 pub fn spawn(setup: ReactorSetup) -> std::io::Result<std::thread::JoinHandle<()>> {

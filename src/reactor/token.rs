@@ -11,6 +11,8 @@ pub enum Kind {
     Tick = 6,
     /// A one-shot short timeout for connections waiting on another core.
     Soon = 7,
+    /// The eventfd on which librbd reports completed RBD operations.
+    Rbd = 8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +48,7 @@ impl Token {
             5 => Kind::Wake,
             6 => Kind::Tick,
             7 => Kind::Soon,
+            8 => Kind::Rbd,
             _ => return None,
         };
         Some(Token {

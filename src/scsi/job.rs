@@ -23,7 +23,10 @@
 //! Atomicity: COMPARE AND WRITE (and ORWRITE) read, compare and write in separate steps. SBC-3
 //! wants the compare and the write atomic against other commands on the same blocks, so the
 //! transport holds an exclusive range lock ([`Job::exclusive_range`], `range_lock`) over them
-//! from before the read until after the write.
+//! from before the read until after the write. That lock only covers this daemon: where the
+//! store can compare and write atomically itself (`LuInfo::store_compare_and_write`, an RBD
+//! image, atomic in the cluster and so against other gateways too), COMPARE AND WRITE is one
+//! [`JobOp::CompareAndWrite`] instead, and the job reads only to locate a miscompare.
 
 use super::copy;
 use super::lba_status::Scan;
@@ -31,10 +34,17 @@ use super::pr::ItNexus;
 use super::provisioning;
 use super::sanitize;
 use super::sense::Sense;
-use super::{check_condition, good, io_error, Completion, LuInfo, LunMap, NexusState, ScsiStatus};
+use super::{
+    check_condition, good, io_error_for, Completion, LuInfo, LunMap, NexusState, ScsiStatus,
+};
 
 /// Largest buffer one step reads or writes.
 pub const STEP_BYTES: u32 = 1 << 20;
+
+/// Atomic store COMPARE AND WRITEs one command tries while the blocks keep changing between
+/// the store's miscompare and the read that locates it; after that it compares and writes in
+/// separate steps (atomic against this daemon's writers only).
+const STORE_CAW_TRIES: u8 = 4;
 
 /// One backing-store operation the transport performs for a job, on logical unit `lun` of the
 /// command's target.
@@ -60,6 +70,10 @@ pub enum JobOp {
     /// Find how far from `lba` (at most `blocks` blocks) the store's allocation stays as it
     /// is at `lba`; resume with [`IoOutcome::Extent`].
     Extent { lba: u64, blocks: u64 },
+    /// In one atomic store operation: compare the blocks at `lba` with the first half of `data`
+    /// and, if equal, write its second half there. Resumes with `Err(EILSEQ)` on a miscompare
+    /// and `Err(EOPNOTSUPP)` or `Err(EINVAL)` when the store cannot do it for this range.
+    CompareAndWrite { lba: u64, data: Vec<u8>, fua: bool },
 }
 
 /// What a performed [`JobIo`] gives back to [`Job::resume`].
@@ -67,7 +81,7 @@ pub enum JobOp {
 pub enum IoOutcome<'a> {
     /// A Read's blocks.
     Data(&'a [u8]),
-    /// A Write, WriteLastRead or Discard is done.
+    /// A Write, WriteLastRead, Discard or CompareAndWrite is done.
     Done,
     /// An Extent's answer: the store holds data at the LBA asked (`allocated`) or not, and
     /// does so for `bytes` bytes from there (at most what was asked).
@@ -113,6 +127,9 @@ enum Phase {
         lba: u64,
         block_size: u32,
     },
+    Comparing {
+        lba: u64,
+    },
     Finished,
 }
 
@@ -144,6 +161,8 @@ enum Kind {
         fua: bool,
         /// Verify half then write half.
         data: Vec<u8>,
+        /// Atomic store operations left to try; 0 = compare and write in separate steps.
+        store_tries: u8,
     },
     OrWrite {
         lba: u64,
@@ -275,12 +294,21 @@ impl Job {
                 blocks,
                 fua: want_fua,
                 data: kept,
+                store_tries,
             } => {
                 *want_fua |= fua;
                 *kept = data.to_vec();
-                let io = JobOp::Read {
-                    lba: *lba,
-                    blocks: *blocks,
+                let io = if *store_tries > 0 {
+                    JobOp::CompareAndWrite {
+                        lba: *lba,
+                        data: kept.clone(),
+                        fua: *want_fua,
+                    }
+                } else {
+                    JobOp::Read {
+                        lba: *lba,
+                        blocks: *blocks,
+                    }
                 };
                 self.issue(io)
             }
@@ -342,8 +370,9 @@ impl Job {
     }
 
     /// Continues after the previous [`JobIo`] completed with its outcome, or `Err(errno)` on
-    /// failure (MEDIUM ERROR with the failing operation's LBA; for EXTENDED COPY, COPY ABORTED
-    /// in the segment being copied).
+    /// failure (by the errno: NOT READY for a store that cannot be reached, else MEDIUM ERROR
+    /// with the failing operation's LBA; for EXTENDED COPY, COPY ABORTED in the segment being
+    /// copied).
     pub fn resume(
         &mut self,
         nexus: &NexusState,
@@ -353,12 +382,18 @@ impl Job {
         let phase = std::mem::replace(&mut self.phase, Phase::Finished);
         let fua = !lu.write_cache;
         match (phase, result) {
-            (Phase::Reading { lba, .. } | Phase::Locating { lba, .. }, Err(_)) => {
-                self.io_failed(nexus, false, lba)
+            (Phase::Reading { lba, .. } | Phase::Locating { lba, .. }, Err(errno)) => {
+                self.io_failed(nexus, false, lba, errno)
             }
-            (Phase::Writing { lba, .. } | Phase::Discarding { lba }, Err(_)) => {
-                self.io_failed(nexus, true, lba)
+            (Phase::Comparing { .. }, Err(libc::EILSEQ)) => self.locate_miscompare(false),
+            (Phase::Comparing { .. }, Err(libc::EOPNOTSUPP | libc::EINVAL)) => {
+                self.locate_miscompare(true)
             }
+            (
+                Phase::Writing { lba, .. } | Phase::Discarding { lba } | Phase::Comparing { lba },
+                Err(errno),
+            ) => self.io_failed(nexus, true, lba, errno),
+            (Phase::Comparing { .. }, Ok(IoOutcome::Done)) => self.finish(good()),
             (Phase::Reading { lba, len }, Ok(IoOutcome::Data(bytes))) => {
                 if bytes.len() as u64 != len {
                     return self.fail(nexus, Sense::internal_target_failure());
@@ -421,6 +456,11 @@ impl Job {
             blocks,
             fua,
             data: Vec::new(),
+            store_tries: if lu.store_compare_and_write {
+                STORE_CAW_TRIES
+            } else {
+                0
+            },
         };
         Self::new(lu, data_out_len, Edtl::Exact, length_at, kind)
     }
@@ -553,13 +593,14 @@ impl Job {
                 lba: *lba,
                 block_size,
             },
+            JobOp::CompareAndWrite { lba, .. } => Phase::Comparing { lba: *lba },
         };
         Step::Io(io)
     }
 
-    /// A backing-store operation failed: MEDIUM ERROR at `lba`, or for EXTENDED COPY the
-    /// same condition as the failure of the segment being copied.
-    fn io_failed(&mut self, nexus: &NexusState, is_write: bool, lba: u64) -> Step {
+    /// A backing-store operation failed with `errno`: its sense (see [`io_error_for`]), or for
+    /// EXTENDED COPY the same condition as the failure of the segment being copied.
+    fn io_failed(&mut self, nexus: &NexusState, is_write: bool, lba: u64, errno: i32) -> Step {
         if let Kind::ExtendedCopy(Some(run), _) = &self.kind {
             let sense = if is_write {
                 Sense::write_error()
@@ -569,7 +610,7 @@ impl Job {
             let sense = run.failed(sense);
             return self.fail(nexus, sense);
         }
-        self.finish(io_error(nexus, is_write, lba))
+        self.finish(io_error_for(nexus, is_write, lba, errno))
     }
 
     fn finish(&mut self, completion: Completion) -> Step {
@@ -640,11 +681,25 @@ impl Job {
         let bs = self.block_size as usize;
         match &mut self.kind {
             Kind::CompareAndWrite {
-                lba: at, fua, data, ..
+                lba: at,
+                fua,
+                data,
+                store_tries,
+                ..
             } => {
                 let half = data.len() / 2;
                 if let Some(offset) = first_difference(bytes, &data[..half]) {
                     return self.fail(nexus, miscompare(offset));
+                }
+                if *store_tries > 0 {
+                    // The store saw a difference that is gone now: another writer changed the
+                    // blocks in between. Try the atomic operation again.
+                    let io = JobOp::CompareAndWrite {
+                        lba: *at,
+                        data: data.clone(),
+                        fua: *fua,
+                    };
+                    return self.issue(io);
                 }
                 let write = data.split_off(half);
                 let io = JobOp::Write {
@@ -698,6 +753,31 @@ impl Job {
             }
             _ => self.fail(nexus, Sense::internal_target_failure()),
         }
+    }
+
+    /// The store's COMPARE AND WRITE failed: on a miscompare (`fallback` false), read the blocks
+    /// to name the first differing byte; where the store cannot do it (`fallback`), read to
+    /// compare and write in separate steps under this daemon's range lock.
+    fn locate_miscompare(&mut self, fallback: bool) -> Step {
+        let Kind::CompareAndWrite {
+            lba,
+            blocks,
+            store_tries,
+            ..
+        } = &mut self.kind
+        else {
+            return self.finish(good());
+        };
+        *store_tries = if fallback {
+            0
+        } else {
+            store_tries.saturating_sub(1)
+        };
+        let io = JobOp::Read {
+            lba: *lba,
+            blocks: *blocks,
+        };
+        self.issue(io)
     }
 
     fn after_write(&mut self, nexus: &NexusState, blocks: u32, fua: bool) -> Step {

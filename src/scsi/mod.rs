@@ -40,6 +40,7 @@ mod rw;
 mod sanitize;
 pub mod sense;
 pub mod shared;
+mod store_error;
 pub mod ua;
 mod unit;
 mod vpd;
@@ -97,6 +98,9 @@ pub struct LuInfo {
     pub removable: bool,
     /// The backing store's physical block and provisioning.
     pub geometry: BlockGeometry,
+    /// The backing store performs COMPARE AND WRITE atomically itself (an RBD image: in the
+    /// cluster, so against every gateway of the image).
+    pub store_compare_and_write: bool,
 }
 
 /// What the daemon learnt of the backing store's medium.
@@ -266,12 +270,14 @@ pub fn execute_params(
 /// Build the Completion for a failed backing-store I/O (MEDIUM ERROR, UNRECOVERED READ ERROR
 /// for reads, WRITE ERROR for writes, INFORMATION = `lba`) in the nexus's sense format.
 pub fn io_error(nexus: &NexusState, is_write: bool, lba: u64) -> Completion {
-    let sense = if is_write {
-        Sense::write_error()
-    } else {
-        Sense::unrecovered_read_error()
-    };
-    check_condition(nexus, sense.with_info(lba))
+    io_error_for(nexus, is_write, lba, libc::EIO)
+}
+
+/// Build the Completion for a backing-store I/O that failed with `errno`: NOT READY when the
+/// store could not be reached (a storage cluster that does not answer), otherwise as
+/// [`io_error`].
+pub fn io_error_for(nexus: &NexusState, is_write: bool, lba: u64, errno: i32) -> Completion {
+    check_condition(nexus, store_error::sense_of(errno, is_write, lba))
 }
 
 /// GOOD status, no data, no sense.

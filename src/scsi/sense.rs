@@ -281,6 +281,17 @@ impl Sense {
         Self::new(SenseKey::NOT_READY, 0x3A, 0x02)
     }
 
+    /// NOT READY, LOGICAL UNIT IS IN PROCESS OF BECOMING READY (04h/01h): the backing store
+    /// cannot be reached for now (a storage cluster that does not answer); initiators retry.
+    pub const fn becoming_ready() -> Self {
+        Self::new(SenseKey::NOT_READY, 0x04, 0x01)
+    }
+
+    /// NOT READY, LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE (04h/00h).
+    pub const fn not_ready() -> Self {
+        Self::new(SenseKey::NOT_READY, 0x04, 0x00)
+    }
+
     /// ILLEGAL REQUEST, MEDIUM REMOVAL PREVENTED (53h/02h).
     pub const fn medium_removal_prevented() -> Self {
         Self::new(SenseKey::ILLEGAL_REQUEST, 0x53, 0x02)

@@ -113,15 +113,11 @@ impl Session {
                 offset: lba * bs,
                 buf: self.budget.alloc_gated(bytes),
             },
-            JobOp::Write { lba, ref data, fua } => {
-                let mut buf: IoBuf = self.budget.alloc_gated(bytes);
-                buf.as_mut_slice().copy_from_slice(data);
-                IoOp::Write {
-                    offset: lba * bs,
-                    buf,
-                    fua,
-                }
-            }
+            JobOp::Write { lba, ref data, fua } => IoOp::Write {
+                offset: lba * bs,
+                buf: self.filled(bytes, data),
+                fua,
+            },
             JobOp::WriteLastRead { .. } => return None,
             JobOp::Discard { lba, blocks } => IoOp::Discard {
                 offset: lba * bs,
@@ -131,7 +127,19 @@ impl Session {
                 offset: lba * bs,
                 len: blocks.saturating_mul(bs),
             },
+            JobOp::CompareAndWrite { lba, ref data, fua } => IoOp::CompareAndWrite {
+                offset: lba * bs,
+                buf: self.filled(bytes, data),
+                fua,
+            },
         })
+    }
+
+    /// A buffer from the budget holding `data` (`bytes` long).
+    fn filled(&self, bytes: usize, data: &[u8]) -> IoBuf {
+        let mut buf: IoBuf = self.budget.alloc_gated(bytes);
+        buf.as_mut_slice().copy_from_slice(data);
+        buf
     }
 }
 
@@ -139,7 +147,7 @@ impl Session {
 fn job_io_bytes(io: &JobIo, bs: u64) -> usize {
     match &io.op {
         JobOp::Read { blocks, .. } => (u64::from(*blocks) * bs) as usize,
-        JobOp::Write { data, .. } => data.len(),
+        JobOp::Write { data, .. } | JobOp::CompareAndWrite { data, .. } => data.len(),
         JobOp::WriteLastRead { .. } | JobOp::Discard { .. } | JobOp::Extent { .. } => 0,
     }
 }

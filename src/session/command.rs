@@ -342,7 +342,7 @@ impl Session {
                 errno,
                 "backing store I/O failed"
             );
-            let completion = scsi::io_error(&self.nexus, is_write, lba);
+            let completion = scsi::io_error_for(&self.nexus, is_write, lba, errno);
             self.send_completion(reply, &completion, out);
             return;
         }
@@ -373,6 +373,7 @@ fn write_range(op: &IoOp) -> Option<(u64, u64)> {
     match op {
         IoOp::Write { offset, buf, .. } => Some((*offset, offset + buf.len() as u64)),
         IoOp::Discard { offset, len } => Some((*offset, offset + len)),
+        IoOp::CompareAndWrite { offset, buf, .. } => Some((*offset, offset + buf.len() as u64 / 2)),
         IoOp::Read { .. } | IoOp::Flush | IoOp::FindExtent { .. } => None,
     }
 }

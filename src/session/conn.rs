@@ -61,6 +61,14 @@ pub enum IoOp {
         offset: u64,
         len: u64,
     },
+    /// Atomically in the store: if the bytes at `offset` equal the first half of `buf`, write
+    /// its second half there; otherwise fail with `EILSEQ` and change nothing. Stores that
+    /// cannot fail with `EOPNOTSUPP` (the SCSI layer then compares and writes itself).
+    CompareAndWrite {
+        offset: u64,
+        buf: IoBuf,
+        fua: bool,
+    },
 }
 
 /// A Data-Out payload to be received straight into its task's buffer: the transport owns `buf`

@@ -515,7 +515,7 @@ impl Session {
                         lba,
                         "backing store write failed"
                     );
-                    let c = scsi::io_error(&self.nexus, true, lba);
+                    let c = scsi::io_error_for(&self.nexus, true, lba, errno);
                     self.send_completion(reply, &c, out);
                 }
                 None => self.send_response(reply, ScsiStatus::GOOD, &[], residual, 0, out),

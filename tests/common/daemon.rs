@@ -52,12 +52,17 @@ impl Daemon {
     /// `ringtgt serve --config FILE`, where `toml` builds the file's text from the chosen port
     /// (the portal lives in the file).
     pub fn start_config(toml: impl FnOnce(u16) -> String) -> Daemon {
+        Self::start_config_with(toml, &Launch::default())
+    }
+
+    /// [`Daemon::start_config`] with launch options.
+    pub fn start_config_with(toml: impl FnOnce(u16) -> String, launch: &Launch) -> Daemon {
         let port = free_port();
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("ringtgt.toml");
         std::fs::write(&path, toml(port)).expect("write config");
         let path = path.to_str().expect("utf-8 path").to_string();
-        Self::spawn(port, &["serve", "--config", &path], dir)
+        Self::spawn_with(port, &["serve", "--config", &path], dir, launch)
     }
 
     /// `ringtgt serve --portal 127.0.0.1:PORT <args>` on a port the test chose (e.g. the one a

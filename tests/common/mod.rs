@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod cdb;
+pub mod ceph;
 pub mod conn;
 pub mod daemon;
 pub mod initiator;

@@ -27,6 +27,8 @@ pub(crate) struct Trace {
     pub fua: Vec<bool>,
     /// (LUN, LBA) of every Read and Write, in order.
     pub accesses: Vec<(u16, u64)>,
+    /// Atomic COMPARE AND WRITEs asked of the store.
+    pub compare_writes: usize,
 }
 
 /// The store of another unit of the target (EXTENDED COPY reaches it).
@@ -48,6 +50,11 @@ pub(crate) struct Disk {
     pub others: Vec<Store>,
     /// Fail the I/O with this index (0 = the first) with EIO.
     pub fail_io: Option<usize>,
+    /// How an atomic COMPARE AND WRITE ends: `None` performs it like an RBD image, `Some(errno)`
+    /// refuses it.
+    pub compare_write_error: Option<i32>,
+    /// Another writer's change, made between the store's miscompare and the job's next read.
+    pub change_after_miscompare: Option<(u64, Vec<u8>)>,
     pub trace: Trace,
 }
 
@@ -62,6 +69,8 @@ impl Disk {
             mapped: vec![true; lu.num_blocks as usize],
             others: Vec::new(),
             fail_io: None,
+            compare_write_error: None,
+            change_after_miscompare: None,
             trace: Trace::default(),
         }
     }
@@ -126,6 +135,16 @@ impl Disk {
             assert!(index < 10_000_000, "job does not end");
             let fail = self.fail_io == Some(index);
             index += 1;
+            if let JobOp::CompareAndWrite { lba, data, .. } = &io.op {
+                assert_eq!(
+                    io.lun, self.lun,
+                    "an atomic compare on the command's own unit"
+                );
+                self.trace.compare_writes += 1;
+                let result = self.compare_and_write(*lba, data, fail);
+                step = job.resume(nexus, lu, result);
+                continue;
+            }
             let result = self.perform(io, fail, &mut last_read);
             step = match result {
                 Err(errno) => job.resume(nexus, lu, Err(errno)),
@@ -205,6 +224,7 @@ impl Disk {
                 }
                 Done::Other
             }
+            JobOp::CompareAndWrite { .. } => unreachable!("performed by compare_and_write"),
             JobOp::Extent { lba, blocks } => {
                 trace.extents += 1;
                 let from = lba as usize;
@@ -221,6 +241,31 @@ impl Disk {
         } else {
             Ok(done)
         }
+    }
+
+    /// The store's atomic COMPARE AND WRITE of `data` (compare half, write half) at `lba`.
+    fn compare_and_write(
+        &mut self,
+        lba: u64,
+        data: &[u8],
+        fail: bool,
+    ) -> Result<IoOutcome<'static>, i32> {
+        if fail {
+            return Err(5);
+        }
+        if let Some(errno) = self.compare_write_error {
+            return Err(errno);
+        }
+        let (compare, write) = data.split_at(data.len() / 2);
+        let blocks = (compare.len() / self.block_size) as u64;
+        if self.blocks(lba, blocks) != compare {
+            if let Some((at, change)) = self.change_after_miscompare.take() {
+                self.fill(at, &change);
+            }
+            return Err(libc::EILSEQ);
+        }
+        self.fill(lba, write);
+        Ok(IoOutcome::Done)
     }
 
     /// Send one command the way an initiator does (EDTL = `data.len()` for writes) and perform

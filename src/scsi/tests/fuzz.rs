@@ -227,6 +227,21 @@ fn drive(
                 let allocated = rng.below(2) == 0;
                 job.resume(nexus, lu, outcome(IoOutcome::Extent { allocated, bytes }))
             }
+            JobOp::CompareAndWrite { lba, ref data, .. } => {
+                assert!(!u.read_only, "{cdb:02x?}");
+                assert!(within(lba, data.len() as u64 / 2 / bs), "{cdb:02x?}");
+                let errnos = [5, libc::EILSEQ, libc::EOPNOTSUPP, libc::EINVAL];
+                let errno = errnos[usize::from(rng.byte()) % errnos.len()];
+                job.resume(
+                    nexus,
+                    lu,
+                    if fail {
+                        Err(errno)
+                    } else {
+                        Ok(IoOutcome::Done)
+                    },
+                )
+            }
         };
     }
 }

@@ -350,6 +350,8 @@ fn unmap_above_maximum_lba_count_is_invalid_field_in_parameter_list() {
         mapped: Vec::new(),
         others: Vec::new(),
         fail_io: None,
+        compare_write_error: None,
+        change_after_miscompare: None,
         trace: Default::default(),
     };
     let params = unmap_params(&[(0, max), (max as u64, 1)]);
@@ -464,6 +466,97 @@ fn compare_and_write_miscompare_reports_the_offset_and_writes_nothing() {
     );
     assert_eq!(&c.sense[..4], &[0x72, 0x0E, 0x1D, 0x00]);
     assert_eq!(&c.sense[8..20], &[0, 0x0A, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+}
+
+fn rbd_unit() -> LuInfo {
+    let mut lu = unit();
+    lu.store_compare_and_write = true;
+    lu
+}
+
+#[test]
+fn compare_and_write_on_a_store_that_can_is_one_atomic_store_operation() {
+    let lu = rbd_unit();
+    let mut disk = Disk::new(&lu, b'A');
+    let data = [vec![b'A'; 1024], vec![b'B'; 1024]].concat();
+    let c = run(&mut disk, &lu, &caw_cdb(0x08, 7, 2), &data);
+    assert_eq!(sense_of(&c), None);
+    assert!(disk.blocks(7, 2).iter().all(|&b| b == b'B'));
+    assert_eq!(
+        (
+            disk.trace.compare_writes,
+            disk.trace.reads,
+            disk.trace.writes
+        ),
+        (1, 0, 0)
+    );
+}
+
+#[test]
+fn store_miscompare_is_located_by_a_read_and_writes_nothing() {
+    let lu = rbd_unit();
+    let mut disk = Disk::new(&lu, b'A');
+    let mut data = [vec![b'A'; 1024], vec![b'B'; 1024]].concat();
+    data[700] = b'C';
+    let c = run(&mut disk, &lu, &caw_cdb(0, 7, 2), &data);
+    assert_eq!(sense_of(&c), Some(MISCOMPARE));
+    assert_eq!(information(&c), Some(700));
+    assert_eq!((disk.trace.compare_writes, disk.trace.reads), (1, 1));
+    assert!(disk.bytes.iter().all(|&b| b == b'A'));
+}
+
+#[test]
+fn store_miscompare_that_is_gone_when_read_is_tried_again_atomically() {
+    let lu = rbd_unit();
+    let mut disk = Disk::new(&lu, b'A');
+    disk.fill(7, &[b'X'; 512]);
+    // Another writer puts back what the command expects before the job reads.
+    disk.change_after_miscompare = Some((7, vec![b'A'; 512]));
+    let data = [vec![b'A'; 512], vec![b'B'; 512]].concat();
+    let c = run(&mut disk, &lu, &caw_cdb(0, 7, 1), &data);
+    assert_eq!(sense_of(&c), None);
+    assert_eq!((disk.trace.compare_writes, disk.trace.reads), (2, 1));
+    assert_eq!(
+        disk.trace.writes, 0,
+        "never written outside the atomic operation"
+    );
+    assert!(disk.blocks(7, 1).iter().all(|&b| b == b'B'));
+}
+
+#[test]
+fn store_that_cannot_compare_and_write_a_range_falls_back_to_steps() {
+    for errno in [libc::EINVAL, libc::EOPNOTSUPP] {
+        let lu = rbd_unit();
+        let mut disk = Disk::new(&lu, b'A');
+        disk.compare_write_error = Some(errno);
+        let data = [vec![b'A'; 512], vec![b'B'; 512]].concat();
+        let c = run(&mut disk, &lu, &caw_cdb(0, 7, 1), &data);
+        assert_eq!(sense_of(&c), None);
+        assert_eq!(
+            (
+                disk.trace.compare_writes,
+                disk.trace.reads,
+                disk.trace.writes
+            ),
+            (1, 1, 1)
+        );
+        assert!(disk.blocks(7, 1).iter().all(|&b| b == b'B'));
+    }
+}
+
+#[test]
+fn store_compare_and_write_errors_name_the_lba() {
+    let lu = rbd_unit();
+    let data = [vec![0u8; 512], block(512, 1)].concat();
+    let mut disk = Disk::new(&lu, 0);
+    disk.fail_io = Some(0);
+    let c = run(&mut disk, &lu, &caw_cdb(0, 9, 1), &data);
+    assert_eq!(sense_of(&c), Some((0x03, 0x0C, 0x00)));
+    assert_eq!(information(&c), Some(9));
+    disk.compare_write_error = Some(libc::ETIMEDOUT);
+    disk.fail_io = None;
+    let c = run(&mut disk, &lu, &caw_cdb(0, 9, 1), &data);
+    assert_eq!(sense_of(&c), Some((0x02, 0x04, 0x01)));
 }
 
 #[test]

@@ -72,6 +72,7 @@ pub(crate) fn lu(lun: u16) -> LuInfo {
         shared: Default::default(),
         removable: false,
         geometry: Default::default(),
+        store_compare_and_write: false,
     }
 }
 

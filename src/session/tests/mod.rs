@@ -36,6 +36,7 @@ fn lu() -> LuInfo {
         shared: Default::default(),
         removable: false,
         geometry: Default::default(),
+        store_compare_and_write: false,
     }
 }
 
@@ -281,7 +282,7 @@ impl Pair {
 
     /// Performs one request against the store of its LUN (unless `result` is an error) and
     /// reports it done. The stores keep no zeroed blocks: a block of zeros is a hole.
-    fn complete(&mut self, req: IoRequest, result: Result<(), i32>) {
+    fn complete(&mut self, req: IoRequest, mut result: Result<(), i32>) {
         let ok = result.is_ok();
         let disk = self.disk_of(req.lun);
         let mut extent = None;
@@ -315,6 +316,16 @@ impl Pair {
                     len: n * u64::from(BS),
                 });
                 None
+            }
+            IoOp::CompareAndWrite { offset, buf, .. } => {
+                let (o, half) = (offset as usize, buf.len() / 2);
+                let (compare, write) = buf.as_slice().split_at(half);
+                if disk[o..o + half] != *compare {
+                    result = result.and(Err(libc::EILSEQ));
+                } else if ok {
+                    disk[o..o + half].copy_from_slice(write);
+                }
+                Some(buf)
             }
         };
         let c = IoCompletion {
