@@ -158,8 +158,10 @@ fn is_report_target_port_groups(cdb: Cdb) -> bool {
 /// 001b extended header).
 const FORMAT_EXTENDED: u8 = 0b001;
 /// Target port group descriptor byte 0: PREF (bit 7) is never claimed; byte 1: the states a
-/// group may take (T_SUP, O_SUP clear; U_SUP, S_SUP, AN_SUP, AO_SUP).
-const SUPPORTED_STATES: u8 = 0x80 | 0x08 | 0x04 | 0x02 | 0x01;
+/// group may take: U_SUP, S_SUP, AN_SUP, AO_SUP. T_SUP stays clear because a group changes
+/// state at once (never reports transitioning), O_SUP and LBD_SUP because those states do not
+/// exist here.
+const SUPPORTED_STATES: u8 = 0x08 | 0x04 | 0x02 | 0x01;
 /// Byte 0 of an extended header: FORMAT TYPE 001b in bits 6..4.
 const EXTENDED_HEADER: u8 = 0x10;
 /// IMPLICIT TRANSITION TIME (seconds) reported in the extended header.
@@ -223,6 +225,10 @@ mod tests {
         assert_eq!(u32::from_be_bytes(d[0..4].try_into().unwrap()), 24);
         assert_eq!(d.len(), 4 + 24);
         assert_eq!((d[4] & 0x0F, u16::from_be_bytes([d[6], d[7]])), (0, 1));
+        assert_eq!(
+            d[5], 0x0F,
+            "U_SUP S_SUP AN_SUP AO_SUP; never transitioning (T_SUP)"
+        );
         assert_eq!(d[11], 1, "one port");
         assert_eq!(u16::from_be_bytes([d[14], d[15]]), 1, "relative port 1");
         assert_eq!((d[16] & 0x0F, u16::from_be_bytes([d[18], d[19]])), (2, 2));
