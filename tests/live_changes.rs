@@ -103,6 +103,16 @@ fn luns_added_resized_and_removed_under_load() {
     let same = writer(login(&d, TARGET, 1), 0, 0, stop.clone());
     let other = writer(login(&d, OTHER, 2), 0, 0, stop.clone());
     let mut watcher = login(&d, TARGET, 3);
+    // libiscsi's iscsi-perf reads the other target at queue depth 32 all through the changes:
+    // it stops at the first failed command, and reports its IOPS every second.
+    let perf_url = format!("iscsi://127.0.0.1:{}/{OTHER}/0", d.port());
+    let perf = std::thread::spawn(move || {
+        common::daemon::run(
+            "iscsi-perf",
+            &["-t", "4", "-m", "32", "-r", &perf_url],
+            Duration::from_secs(60),
+        )
+    });
     std::thread::sleep(Duration::from_millis(200));
 
     d.ctl_ok(&["lun", "add", "--target", TARGET, "--id", "4", "ram:8MiB"]);
@@ -144,6 +154,18 @@ fn luns_added_resized_and_removed_under_load() {
     );
     added = writer(login(&d, TARGET, 5), 0, 1024, stop.clone());
     std::thread::sleep(Duration::from_millis(200));
+
+    let (code, out, err) = perf.join().unwrap();
+    let per_second: Vec<u64> = out
+        .split(['\r', '\n'])
+        .filter_map(|l| l.split("iops current ").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(code, Some(0), "iscsi-perf failed: {out}\n{err}");
+    assert!(
+        per_second.len() >= 3 && per_second.iter().all(|&iops| iops > 0),
+        "iscsi-perf on the other target stalled: per-second IOPS {per_second:?}\n{out}"
+    );
 
     stop.store(true, Ordering::Relaxed);
     for (name, handle) in [
