@@ -235,7 +235,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 section 2
-# Random 4 KiB writes over the 4 KiB-sector RAM LUN, then 1 MiB sequential writes over the file
+# Random 4 KiB writes over the 4 KiB-sector block-device LUN, then 1 MiB sequential writes over the file
 # LUN; each job writes its whole size, then reads every block back and checks its crc32c.
 if dev1=$(lun_dev 1) && dev0=$(lun_dev 0); then
     for job in "rand4k $dev1 --rw=randwrite --bs=4k --size=$FIO_RAND_SIZE" \

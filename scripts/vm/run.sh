@@ -10,7 +10,8 @@
 #   3. builds or reuses the cached guest image (build-image.sh);
 #   4. creates a network namespace with a tap device: the target listens on 10.213.0.1:3260 in
 #      it and the guest is 10.213.0.2 on the tap. Nothing is routed out of the namespace;
-#   5. starts ringtgt there with two LUNs (a file with 512-byte blocks, RAM with 4 KiB blocks),
+#   5. starts ringtgt there with two LUNs (a file with 512-byte blocks, a loop device with
+#      4096-byte sectors),
 #      a second ringtgt on port 3261 whose targets and discovery require CHAP (point 6), and a
 #      third on ports 3262 and 3263, one ALUA port group each (active/optimized and
 #      active/non-optimized), for multipath (point 7);
@@ -61,9 +62,9 @@ DISCOVERY_USER=vmdiscover DISCOVERY_SECRET=discover-secret-89
 MPATH_IQN=iqn.2026-11.io.ringtgt:vm-mpath
 MPATH_AO_PORT=3262 MPATH_ANO_PORT=3263
 MPATH_SIZE=$((256 << 20)) MPATH_SERIAL=RTVM-MPATH-0
-# LUN 0: a file (it must survive a restart of ringtgt, point 4); LUN 1: RAM with 4 KiB blocks.
+# LUN 0: a file (it must survive a restart of ringtgt, point 4); LUN 1: a 4Kn loop device.
 LUN0_SIZE=$((512 << 20)) LUN0_BS=512 LUN0_SERIAL=RTVM-FILE-0
-LUN1_SIZE=$((256 << 20)) LUN1_BS=4096 LUN1_SERIAL=RTVM-RAM-1
+LUN1_SIZE=$((256 << 20)) LUN1_BS=4096 LUN1_SERIAL=RTVM-4KN-1
 
 say() { echo "vm: $*"; }
 die() {
@@ -131,6 +132,8 @@ cleanup() {
         done
         ip netns del "$NS" 2>/dev/null || true
     fi
+    [[ -n ${LOOP_DEV:-} ]] && losetup -d "$LOOP_DEV" 2>/dev/null
+    return 0
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -147,6 +150,17 @@ nsx ip link set tap0 up
 
 # ---- 5. ringtgt in the namespace ---------------------------------------------------------------
 truncate -s "$LUN0_SIZE" "$OUT/lun0.img"
+# LUN 1 is a block device as an NVMe namespace with 4 KiB LBAs is: a loop device with
+# 4096-byte sectors, exported with default settings (ringtgt takes its block size from the
+# device). Where no loop device can be made it is a RAM disk with 4096-byte blocks instead.
+truncate -s "$LUN1_SIZE" "$OUT/lun1.img"
+if LOOP_DEV=$(losetup -f --show --sector-size "$LUN1_BS" "$OUT/lun1.img" 2>"$OUT/losetup.err"); then
+    LUN1_PATH=$LOOP_DEV LUN1_BLOCK_SIZE=""
+    say "LUN 1 is $LOOP_DEV ($LUN1_BS-byte sectors)"
+else
+    LOOP_DEV="" LUN1_PATH="ram:$LUN1_SIZE" LUN1_BLOCK_SIZE="block_size = $LUN1_BS"
+    say "no loop device ($(cat "$OUT/losetup.err")): LUN 1 is a RAM disk"
+fi
 cat >"$OUT/ringtgt.toml" <<EOF
 portals = ["$TARGET_IP:$PORT"]
 cores = $(($(nproc) < 2 ? 1 : 2))
@@ -170,8 +184,8 @@ serial = "$LUN0_SERIAL"
 
 [[target.lun]]
 id = 1
-path = "ram:$LUN1_SIZE"
-block_size = $LUN1_BS
+path = "$LUN1_PATH"
+$LUN1_BLOCK_SIZE
 serial = "$LUN1_SERIAL"
 EOF
 
