@@ -309,11 +309,7 @@ fn hostile_clients_leave_a_normal_one_working_within_the_memory_bound() {
     drop(hogs);
 
     let (code, out, err) = perf.join().unwrap();
-    let seconds: Vec<u64> = out
-        .split(['\r', '\n'])
-        .filter_map(|l| l.split("iops current ").nth(1))
-        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
-        .collect();
+    let seconds = common::daemon::iscsi_perf_iops(&out);
     assert_eq!(code, Some(0), "iscsi-perf failed: {out}\n{err}");
     assert!(
         seconds.len() as u64 >= ATTACK.as_secs() && seconds.iter().all(|&iops| iops > 0),

@@ -156,11 +156,7 @@ fn luns_added_resized_and_removed_under_load() {
     std::thread::sleep(Duration::from_millis(200));
 
     let (code, out, err) = perf.join().unwrap();
-    let per_second: Vec<u64> = out
-        .split(['\r', '\n'])
-        .filter_map(|l| l.split("iops current ").nth(1))
-        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
-        .collect();
+    let per_second = common::daemon::iscsi_perf_iops(&out);
     assert_eq!(code, Some(0), "iscsi-perf failed: {out}\n{err}");
     assert!(
         per_second.len() >= 3 && per_second.iter().all(|&iops| iops > 0),

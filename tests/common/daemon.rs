@@ -334,3 +334,12 @@ fn read_lossy(p: &Path) -> String {
     let _ = File::open(p).and_then(|mut f| f.read_to_end(&mut buf));
     String::from_utf8_lossy(&buf).into_owned()
 }
+
+/// The per-second IOPS that `iscsi-perf` printed ("iops current N" on each progress line).
+#[allow(dead_code)] // not every test binary runs iscsi-perf
+pub fn iscsi_perf_iops(out: &str) -> Vec<u64> {
+    out.split(['\r', '\n'])
+        .filter_map(|l| l.split("iops current ").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
+        .collect()
+}
