@@ -9,7 +9,7 @@
 //! One small thread serves the endpoint, one request at a time (Prometheus scrapes rarely and
 //! sequentially); anything but `GET /metrics` gets 404.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
@@ -28,6 +28,9 @@ use crate::session::stats::OpClass;
 
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of a request that is read (request line and headers): a scraper sends a few hundred
+/// bytes, and a client that sends an endless line must not make the daemon hold it.
+const MAX_REQUEST_BYTES: u64 = 16 << 10;
 /// How long the control thread may take to gather the reports.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -50,7 +53,7 @@ pub fn serve(addr: SocketAddr, to_control: Sender<ToControl>) -> std::io::Result
 
 fn answer(stream: TcpStream, to_control: &Sender<ToControl>) -> std::io::Result<()> {
     stream.set_read_timeout(Some(READ_TIMEOUT))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut reader = BufReader::new(stream.try_clone()?.take(MAX_REQUEST_BYTES));
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
     // The headers are read and ignored.
