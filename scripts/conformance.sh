@@ -63,6 +63,7 @@ source scripts/lib/free-port.sh
 PIDS=()
 LOOP_DEV=
 RBD_IMAGE=
+RBD_IMAGES=()
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do
@@ -74,10 +75,11 @@ cleanup() {
         losetup -d "$LOOP_DEV" || true
     fi
     # After the daemons: an image with a watcher cannot be removed.
-    if [[ -n $RBD_IMAGE ]]; then
-        rbd -c "$CEPH_CONF_FILE" rm --no-progress "$RBD_IMAGE" >/dev/null 2>&1 ||
-            echo "conformance: could not remove $RBD_IMAGE" >&2
-    fi
+    local image
+    for image in "${RBD_IMAGES[@]}"; do
+        rbd -c "$CEPH_CONF_FILE" rm --no-progress "$image" >/dev/null 2>&1 ||
+            echo "conformance: could not remove $image" >&2
+    done
 }
 trap cleanup EXIT
 
@@ -111,6 +113,7 @@ if [[ -n $CEPH_CONF_FILE ]]; then
     # The same size as the RAM LUN: some tests scale with the capacity.
     RBD_IMAGE=rbd/conformance-$$-$RANDOM
     rbd -c "$CEPH_CONF_FILE" create --size 256M "$RBD_IMAGE"
+    RBD_IMAGES+=("$RBD_IMAGE")
     CEPH_CONF=$CEPH_CONF_FILE start_daemon rw "$RW_PORT" --lun "rbd:$RBD_IMAGE"
 else
     start_daemon rw "$RW_PORT" --lun ram:256MiB
@@ -174,6 +177,33 @@ state = "active-non-optimized"
 EOF_MP
 start_daemon_config mp "$MP_PORT" "$OUT/multipath.toml"
 MP_URLS="iscsi://127.0.0.1:$MP_PORT/$TARGET/0 iscsi://127.0.0.1:$MP_PORT2/$TARGET/0"
+# SANITIZE runs on its own small LU paced at 1 MiB/s (8 s per OVERWRITE), alongside the other
+# suites: Sanitize.Reset needs an operation that outlasts its resets, disconnection and
+# reconnection (about 4 s). It then polls TEST UNIT READY every 60 s, asleep in between, so it
+# answers no NOP-In: keepalive is off on this daemon. On RBD the LU is an image of its own.
+SAN_PORT=$(free_port)
+SAN_PATH=ram:8MiB
+SAN_CEPH=
+if [[ -n $CEPH_CONF_FILE ]]; then
+    SAN_IMAGE=rbd/conformance-sanitize-$$-$RANDOM
+    rbd -c "$CEPH_CONF_FILE" create --size 8M "$SAN_IMAGE"
+    RBD_IMAGES+=("$SAN_IMAGE")
+    SAN_PATH=rbd:$SAN_IMAGE
+    SAN_CEPH="ceph_conf = \"$(realpath "$CEPH_CONF_FILE")\""
+fi
+cat >"$OUT/sanitize.toml" <<EOF_SAN
+portals = ["127.0.0.1:$SAN_PORT"]
+[iscsi]
+nop_in_interval_secs = 0
+[[target]]
+name = "$TARGET"
+[[target.lun]]
+path = "$SAN_PATH"
+sanitize_rate = "1MiB"
+$SAN_CEPH
+EOF_SAN
+start_daemon_config sanitize "$SAN_PORT" "$OUT/sanitize.toml"
+SAN_URL="iscsi://127.0.0.1:$SAN_PORT/$TARGET/0"
 
 LOOP_SUITES='^SCSI\.(Read(10|16)|Write(10|16)|WriteSame(10|16)|CompareAndWrite|Unmap|Verify(10|16))$'
 LOOP_URL=
@@ -300,10 +330,25 @@ if [[ -n $LOOP_URL ]]; then
     LOOP_JOB=$!
 fi
 
+SAN_JOB=
+if printf '%s\n' "${GATED[@]}" | grep -qx SCSI.Sanitize; then
+    : >"$OUT/sanitize-results.txt"
+    : >"$OUT/sanitize-why.txt"
+    run_suite SCSI.Sanitize "$SAN_URL" sanitize >"$OUT/sanitize-summary.txt" 2>&1 &
+    SAN_JOB=$!
+fi
+
 echo "conformance: gated suites (${#GATED[@]})"
 for suite in "${GATED[@]}"; do
+    [[ $suite == SCSI.Sanitize ]] && continue
     run_suite "$suite" "$(suite_url "$suite")"
 done
+if [[ -n $SAN_JOB ]]; then
+    wait "$SAN_JOB" || true
+    cat "$OUT/sanitize-summary.txt"
+    cat "$OUT/sanitize-results.txt" >>"$OUT/results.txt"
+    cat "$OUT/sanitize-why.txt" >>"$OUT/why.txt"
+fi
 
 # Tests that the test before them in their suite leaves libiscsi unable to run: Reserve6's
 # TargetColdReset closes every connection to the target (RFC 7143 §11.5.1), and libiscsi's

@@ -437,6 +437,7 @@ fn lu_info(t: &TargetConfig, l: &LunConfig, store: &Store, iscsi: &IscsiTuning) 
             unmap_granularity_bytes: geometry.discard_granularity,
         },
         store_compare_and_write: store.kind() == StoreKind::Rbd,
+        sanitize_rate: l.sanitize_rate,
     }
 }
 

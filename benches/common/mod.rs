@@ -37,5 +37,6 @@ pub fn disk_lu(target: &str) -> LuInfo {
         removable: false,
         geometry: Default::default(),
         store_compare_and_write: false,
+        sanitize_rate: None,
     }
 }

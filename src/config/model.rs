@@ -341,6 +341,8 @@ pub struct LunConfig {
     /// Removable medium: initiators may eject and load it (START STOP UNIT) and lock it
     /// (PREVENT ALLOW MEDIUM REMOVAL).
     pub removable: bool,
+    /// Bytes per second a SANITIZE may write or deallocate; `None` = unpaced.
+    pub sanitize_rate: Option<u64>,
 }
 
 impl LunConfig {
@@ -355,6 +357,7 @@ impl LunConfig {
             serial: None,
             write_cache: None,
             removable: false,
+            sanitize_rate: None,
         }
     }
 }

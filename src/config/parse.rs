@@ -404,6 +404,8 @@ struct RawLun {
     #[serde(skip_serializing_if = "Option::is_none")]
     removable: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    sanitize_rate: Option<toml::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     ceph_conf: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ceph_user: Option<String>,
@@ -765,6 +767,10 @@ impl RawLun {
             serial: self.serial,
             write_cache: self.write_cache,
             removable: self.removable.unwrap_or(false),
+            sanitize_rate: self
+                .sanitize_rate
+                .map(|v| size_value(&format!("{prefix}.sanitize_rate"), v))
+                .transpose()?,
         })
     }
 
@@ -778,6 +784,7 @@ impl RawLun {
             serial: l.serial.clone(),
             write_cache: l.write_cache,
             removable: Some(l.removable),
+            sanitize_rate: l.sanitize_rate.map(|r| toml::Value::String(format_size(r))),
             ceph_conf: client.conf,
             ceph_user: client.user,
             keyring: client.keyring,

@@ -242,6 +242,9 @@ fn unit_change(old: &LunConfig, new: &LunConfig) -> Result<UnitChange, String> {
     if old.removable != new.removable {
         restart.push("removable");
     }
+    if old.sanitize_rate != new.sanitize_rate {
+        restart.push("sanitize_rate");
+    }
     Ok(match (size, restart.is_empty()) {
         (_, false) => UnitChange::Restart(restart),
         (Some(s), true) => UnitChange::Size(s),

@@ -36,6 +36,9 @@ pub struct ConnSlot {
     peer: String,
     shut: bool,
     close_deadline: Option<Instant>,
+    /// The control thread was told the session ended while its detached work (a sanitize)
+    /// goes on in this slot.
+    ended: bool,
     /// A Data-Out payload being received straight into its task's buffer, which the session
     /// lent for it: owned here until the payload is in, so the kernel writes only memory this
     /// slot owns, and handed back with `handle_landed`.
@@ -169,6 +172,7 @@ impl ConnSlot {
             peer,
             shut: false,
             close_deadline: None,
+            ended: false,
             landing: None,
             accepted: Instant::now(),
         }
@@ -407,12 +411,24 @@ impl Reactor {
             let _ = slot.sock.shutdown(std::net::Shutdown::Both);
             slot.shut = true;
         }
-        if slot.recv_posted
-            || slot.send_posted
+        let sockets_done = !slot.recv_posted && !slot.send_posted;
+        if !sockets_done
             || slot.blocks_in_flight > 0
             || slot.conn.io_in_flight() > 0
+            || slot.conn.has_background_work()
         {
+            // A sanitize outlives its nexus (SBC-4 §4.11): the session ends for the control
+            // thread (its TSIH, its reservations' nexus, a reinstatement) while the slot keeps
+            // the operation's buffers until it is done.
+            if sockets_done && !slot.ended && slot.conn.leave_to_background() {
+                slot.ended = true;
+                self.report_ended(idx);
+            }
             return;
+        }
+        let ended = self.conns[idx].ended;
+        if !ended {
+            self.report_ended(idx);
         }
         let slot = self.conns.remove(idx);
         self.counters.retire(&slot);
@@ -422,6 +438,11 @@ impl Reactor {
             (None, Some(CloseReason::Evicted)) => self.counters.login_failures.resources += 1,
             _ => {}
         }
+    }
+
+    /// Tells the control thread the connection's session is over.
+    fn report_ended(&mut self, idx: usize) {
+        let slot = &self.conns[idx];
         let conn = ConnRef {
             core: self.index,
             key: (u64::from(slot.generation) << 32) | idx as u64,

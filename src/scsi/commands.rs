@@ -199,7 +199,16 @@ static COMMANDS: &[Command] = &[
         service_action: None,
         usage: &[op::REQUEST_SENSE, 0x01, 0, 0, FF, C],
         access: Access::Always,
-        handler: |ctx, cdb| Ok(nexus::request_sense(ctx.nexus, cdb, Some(ctx.lu.lun))),
+        handler: |ctx, cdb| {
+            let sanitizing = ctx.lu.shared.medium.sanitize_progress();
+            let in_progress = sanitizing.map(Sense::sanitize_in_progress);
+            Ok(nexus::request_sense(
+                ctx.nexus,
+                cdb,
+                Some(ctx.lu.lun),
+                in_progress,
+            ))
+        },
     },
     Command {
         opcode: op::READ_6,

@@ -206,9 +206,39 @@ pub struct Job {
     length_at: u16,
     phase: Phase,
     kind: Kind,
+    /// A sanitize operation (SBC-4 §4.11), and whether its command answers once the operation
+    /// has started (IMMED) rather than when it is done.
+    sanitize: Option<Immed>,
 }
 
+/// SANITIZE IMMED bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Immed(pub bool);
+
 impl Job {
+    /// Whether this is a sanitize operation: it runs to its end whatever becomes of its
+    /// command (aborted, its LU reset) or of the nexus that sent it, and every nexus is refused
+    /// the medium meanwhile.
+    pub fn is_sanitize(&self) -> bool {
+        self.sanitize.is_some()
+    }
+
+    /// Whether the command answers GOOD once started, the job going on without it (SANITIZE
+    /// with IMMED).
+    pub fn answers_when_started(&self) -> bool {
+        self.sanitize.is_some_and(|Immed(immed)| immed)
+    }
+
+    /// Blocks done and blocks to do, for a job that goes over the medium (a sanitize);
+    /// `(0, 0)` for the others.
+    pub fn progress(&self) -> (u64, u64) {
+        match &self.kind {
+            Kind::WriteSame { blocks, done, .. } => (*done, *blocks),
+            Kind::Erase { next, end } => (*next, *end),
+            _ => (0, 0),
+        }
+    }
+
     /// The byte range that must stay untouched by every other writer from the job's first read
     /// to its last write (SBC-3 COMPARE AND WRITE; ORWRITE reads, merges and writes too), or
     /// `None` for jobs without a read-modify-write.
@@ -513,18 +543,23 @@ impl Job {
         lu: &LuInfo,
         parameter_list_length: u16,
         length_at: u16,
+        immed: Immed,
     ) -> Self {
         let len = u32::from(parameter_list_length);
-        Self::new(lu, len, Edtl::Any, length_at, Kind::SanitizeOverwrite)
+        let mut job = Self::new(lu, len, Edtl::Any, length_at, Kind::SanitizeOverwrite);
+        job.sanitize = Some(immed);
+        job
     }
 
     /// SANITIZE BLOCK ERASE: no Data-Out (a larger EDTL than none is refused).
-    pub(super) fn new_block_erase(lu: &LuInfo, length_at: u16) -> Self {
+    pub(super) fn new_block_erase(lu: &LuInfo, length_at: u16, immed: Immed) -> Self {
         let kind = Kind::Erase {
             next: 0,
             end: lu.num_blocks,
         };
-        Self::new(lu, 0, Edtl::AtMost(0), length_at, kind)
+        let mut job = Self::new(lu, 0, Edtl::AtMost(0), length_at, kind);
+        job.sanitize = Some(immed);
+        job
     }
 
     /// EXTENDED COPY with `receive` bytes of its parameter list (the rest, if any, is beyond
@@ -554,6 +589,7 @@ impl Job {
             length_at,
             phase: Phase::New,
             kind,
+            sanitize: None,
         }
     }
 

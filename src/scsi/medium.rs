@@ -1,14 +1,16 @@
 //! State of a logical unit's medium that every core shares: whether a removable medium is
 //! loaded, how many I_T nexuses prevent its removal (SPC-4 PREVENT ALLOW MEDIUM REMOVAL),
-//! whether the whole medium is known to be deallocated (after SANITIZE BLOCK ERASE), and the
-//! control mode page's software write protect (SWP), which MODE SELECT from any nexus sets.
+//! whether the whole medium is known to be deallocated (after SANITIZE BLOCK ERASE), the
+//! control mode page's software write protect (SWP), which MODE SELECT from any nexus sets, and
+//! whether a sanitize operation is running (SBC-4 §4.11: every nexus on every core is refused
+//! the medium meanwhile, and it outlives the command, the nexus and resets).
 //!
 //! `LuInfo` is cloned into every core's LUN map; its `Arc<MediumState>` keeps one state per LU.
 //! Each I_T nexus keeps its own prevent flags in [`Prevents`] (inside `NexusState`), which
 //! gives its prevention back when the nexus goes away.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::LuInfo;
@@ -26,7 +28,12 @@ pub struct MediumState {
     deallocated: AtomicBool,
     /// SPC-4 control mode page SWP: writes are refused as if the LU were read-only.
     software_write_protect: AtomicBool,
+    /// [`SANITIZING`] while a sanitize operation runs, with its progress in the low 16 bits
+    /// (SPC-4 PROGRESS INDICATION, in 65536ths); 0 when none runs.
+    sanitize: AtomicU32,
 }
+
+const SANITIZING: u32 = 1 << 16;
 
 const COUNT_MASK: u64 = 0xFFFF_FFFF;
 
@@ -45,7 +52,26 @@ impl MediumState {
             prevention: AtomicU64::new(0),
             deallocated: AtomicBool::new(false),
             software_write_protect: AtomicBool::new(false),
+            sanitize: AtomicU32::new(0),
         }
+    }
+
+    /// The progress of the sanitize operation running on the medium (SPC-4 PROGRESS
+    /// INDICATION), or `None` when none runs.
+    pub fn sanitize_progress(&self) -> Option<u16> {
+        let word = self.sanitize.load(Ordering::Acquire);
+        (word & SANITIZING != 0).then_some(word as u16)
+    }
+
+    /// Starts a sanitize operation, unless one already runs: it runs until the guard is
+    /// dropped, whatever becomes of the command or the nexus that started it.
+    pub fn begin_sanitize(self: &Arc<Self>) -> Option<SanitizeGuard> {
+        self.sanitize
+            .compare_exchange(0, SANITIZING, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        Some(SanitizeGuard {
+            medium: Arc::clone(self),
+        })
     }
 
     /// The control mode page's SWP bit.
@@ -130,6 +156,39 @@ impl MediumState {
     /// Whether a nexus flag of `generation` still counts.
     fn is_current(&self, generation: u32) -> bool {
         split(self.prevention.load(Ordering::Acquire)).0 == generation
+    }
+}
+
+/// A running sanitize operation (see [`MediumState::begin_sanitize`]): the medium is refused to
+/// every nexus until it is dropped.
+pub struct SanitizeGuard {
+    medium: Arc<MediumState>,
+}
+
+impl SanitizeGuard {
+    /// `done` of `total` units of work are done.
+    pub fn set_progress(&self, done: u64, total: u64) {
+        let fraction = match total {
+            0 => 0,
+            _ => (u128::from(done.min(total)) * 65536 / u128::from(total)).min(65535) as u32,
+        };
+        self.medium
+            .sanitize
+            .store(SANITIZING | fraction, Ordering::Release);
+    }
+}
+
+impl Drop for SanitizeGuard {
+    fn drop(&mut self) {
+        self.medium.sanitize.store(0, Ordering::Release);
+    }
+}
+
+impl fmt::Debug for SanitizeGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SanitizeGuard")
+            .field("progress", &self.medium.sanitize_progress())
+            .finish()
     }
 }
 
@@ -225,6 +284,27 @@ impl Drop for Prevents {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_sanitize_at_a_time_with_progress_until_its_guard_is_dropped() {
+        let m = Arc::new(MediumState::new());
+        assert_eq!(m.sanitize_progress(), None);
+        let guard = m.begin_sanitize().expect("idle medium");
+        assert_eq!(m.sanitize_progress(), Some(0));
+        assert!(
+            m.begin_sanitize().is_none(),
+            "a second sanitize while one runs"
+        );
+        guard.set_progress(1, 4);
+        assert_eq!(m.sanitize_progress(), Some(16384));
+        guard.set_progress(9, 4);
+        assert_eq!(m.sanitize_progress(), Some(65535));
+        guard.set_progress(5, 0);
+        assert_eq!(m.sanitize_progress(), Some(0));
+        drop(guard);
+        assert_eq!(m.sanitize_progress(), None);
+        assert!(m.begin_sanitize().is_some());
+    }
 
     #[test]
     fn prevention_counts_nexuses_and_is_idempotent_per_nexus() {

@@ -53,7 +53,7 @@ use commands::Ctx;
 
 pub use job::{IoOutcome, Job, JobIo, JobOp, Step, STEP_BYTES};
 pub use lun::{decode_lun, encode_lun, LunMap};
-pub use medium::{MediumState, Prevents};
+pub use medium::{MediumState, Prevents, SanitizeGuard};
 pub use nexus::NexusState;
 pub use pr::{
     Access, InitiatorPort, ItNexus, NexusSet, OutEffects, PrState, ProutRequest, Refusal, UaTarget,
@@ -101,6 +101,9 @@ pub struct LuInfo {
     /// The backing store performs COMPARE AND WRITE atomically itself (an RBD image: in the
     /// cluster, so against every gateway of the image).
     pub store_compare_and_write: bool,
+    /// Bytes per second a sanitize operation may write or deallocate (`None`: as fast as the
+    /// store goes), so that one does not starve the other units of the device or the core.
+    pub sanitize_rate: Option<u64>,
 }
 
 /// What the daemon learnt of the backing store's medium.
@@ -339,7 +342,9 @@ fn route_without_lu(luns: &LunMap, nexus: &mut NexusState, cdb: Cdb) -> Result<P
     match cdb.opcode() {
         op::INQUIRY => check_frame(cdb).and_then(|()| inquiry::inquiry(None, luns, cdb)),
         op::REPORT_LUNS => check_frame(cdb).and_then(|()| report_luns::report_luns(luns, cdb)),
-        op::REQUEST_SENSE => check_frame(cdb).map(|()| nexus::request_sense(nexus, cdb, None)),
+        op::REQUEST_SENSE => {
+            check_frame(cdb).map(|()| nexus::request_sense(nexus, cdb, None, None))
+        }
         _ => Err(Sense::lun_not_supported()),
     }
 }

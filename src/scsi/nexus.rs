@@ -74,8 +74,14 @@ impl NexusState {
 
 /// SPC-4 REQUEST SENSE: DESC (byte 1 bit 0) picks the format, byte 4 is the allocation
 /// length. A pending unit attention is reported (and cleared) first (SAM-5 §5.14). An unknown
-/// LU answers GOOD with LOGICAL UNIT NOT SUPPORTED as the sense data.
-pub(super) fn request_sense(nexus: &mut NexusState, cdb: Cdb, lun: Option<u16>) -> Plan {
+/// LU answers GOOD with LOGICAL UNIT NOT SUPPORTED as the sense data. With nothing pending,
+/// `in_progress` is reported: an operation the LU is busy with (a sanitize and how far it got).
+pub(super) fn request_sense(
+    nexus: &mut NexusState,
+    cdb: Cdb,
+    lun: Option<u16>,
+    in_progress: Option<Sense>,
+) -> Plan {
     let format = if cdb.bit(1, 0) {
         SenseFormat::Descriptor
     } else {
@@ -84,7 +90,10 @@ pub(super) fn request_sense(nexus: &mut NexusState, cdb: Cdb, lun: Option<u16>) 
     let sense = match lun {
         Some(lun) => match nexus.unit_attentions.take(lun) {
             Some(ua) => ua.sense(),
-            None => nexus.take_pending_sense().unwrap_or_else(Sense::no_sense),
+            None => nexus
+                .take_pending_sense()
+                .or(in_progress)
+                .unwrap_or_else(Sense::no_sense),
         },
         None => Sense::lun_not_supported(),
     };
@@ -108,12 +117,26 @@ mod tests {
     }
 
     #[test]
+    fn an_operation_in_progress_is_reported_after_what_is_pending() {
+        let mut n = NexusState::new();
+        let cdb = [0x03, 0, 0, 0, 252, 0];
+        let busy = || Some(Sense::sanitize_in_progress(0x4000));
+        n.set_pending_sense(Sense::write_protected());
+        let first = data(request_sense(&mut n, Cdb::new(&cdb), Some(0), busy()));
+        assert_eq!((first[2], first[12]), (0x07, 0x27));
+        let second = data(request_sense(&mut n, Cdb::new(&cdb), Some(0), busy()));
+        assert_eq!((second[2], second[12], second[13]), (0x02, 0x04, 0x1B));
+        assert_eq!(&second[15..18], &[0x80, 0x40, 0x00]);
+    }
+
+    #[test]
     fn nothing_pending_reports_no_sense_fixed() {
         let mut n = NexusState::new();
         let d = data(request_sense(
             &mut n,
             Cdb::new(&[0x03, 0, 0, 0, 252, 0]),
             Some(0),
+            None,
         ));
         assert_eq!(d, Sense::no_sense().encode(SenseFormat::Fixed));
     }
@@ -125,6 +148,7 @@ mod tests {
             &mut n,
             Cdb::new(&[0x03, 1, 0, 0, 252, 0]),
             Some(0),
+            None,
         ));
         assert_eq!(d, [0x72, 0, 0, 0, 0, 0, 0, 0]);
     }
@@ -134,9 +158,9 @@ mod tests {
         let mut n = NexusState::new();
         n.set_pending_sense(Sense::write_protected());
         let cdb = [0x03, 0, 0, 0, 18, 0];
-        let first = data(request_sense(&mut n, Cdb::new(&cdb), Some(0)));
+        let first = data(request_sense(&mut n, Cdb::new(&cdb), Some(0), None));
         assert_eq!((first[2], first[12]), (0x07, 0x27));
-        let second = data(request_sense(&mut n, Cdb::new(&cdb), Some(0)));
+        let second = data(request_sense(&mut n, Cdb::new(&cdb), Some(0), None));
         assert_eq!((second[2], second[12]), (0x00, 0x00));
     }
 
@@ -147,6 +171,7 @@ mod tests {
             &mut n,
             Cdb::new(&[0x03, 0, 0, 0, 8, 0]),
             Some(0),
+            None,
         ));
         assert_eq!(d.len(), 8);
     }
@@ -158,6 +183,7 @@ mod tests {
         let d = data(request_sense(
             &mut n,
             Cdb::new(&[0x03, 0, 0, 0, 18, 0]),
+            None,
             None,
         ));
         assert_eq!((d[2], d[12], d[13]), (0x05, 0x25, 0x00));

@@ -3,18 +3,22 @@
 //! not in the command table and is refused with INVALID FIELD IN CDB like any unknown service
 //! action.
 //!
-//! IMMED is accepted but the command completes when the medium is sanitized (as if the
-//! operation were instantaneous): the transport has no background completion to report it
-//! through. AUSE is accepted; a sanitize that fails reports its MEDIUM ERROR and leaves no
-//! failure mode behind, so EXIT FAILURE MODE always succeeds.
+//! The operation is the unit's, not the command's (SBC-4 §4.11): while it runs every nexus is
+//! refused the medium with SANITIZE IN PROGRESS and its progress (see `unit::check_medium`),
+//! and it goes on when its command is aborted, its unit reset or its nexus lost; the session
+//! layer then keeps driving the job without an answer (`session::sanitize`). With IMMED the
+//! command answers GOOD once its parameter list is accepted and the operation started.
+//! AUSE is accepted; a sanitize that fails reports its MEDIUM ERROR and leaves no failure mode
+//! behind, so EXIT FAILURE MODE always succeeds.
 
 use super::cdb::{self, Cdb};
-use super::job::Job;
+use super::job::{Immed, Job};
 use super::sense::Sense;
 use super::{done, LuInfo, Plan};
 
 /// SBC-3 SANITIZE byte 1: IMMED (bit 7), reserved (bit 6), AUSE (bit 5), SERVICE ACTION.
 const RESERVED_BIT: u8 = 6;
+const IMMED_BIT: u8 = 7;
 /// SBC-3 SANITIZE bytes 2..=6 are reserved; PARAMETER LIST LENGTH is bytes 7..=8.
 const RESERVED_BYTES: std::ops::RangeInclusive<usize> = 2..=6;
 const LENGTH_AT: u16 = 7;
@@ -52,9 +56,10 @@ pub(super) fn sanitize(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     if lu.is_write_protected() {
         return Err(Sense::write_protected());
     }
+    let immed = Immed(cdb.bit(1, IMMED_BIT));
     let job = match service_action {
-        cdb::SA_SANITIZE_OVERWRITE => Job::new_sanitize_overwrite(lu, len, LENGTH_AT),
-        cdb::SA_SANITIZE_BLOCK_ERASE => Job::new_block_erase(lu, LENGTH_AT),
+        cdb::SA_SANITIZE_OVERWRITE => Job::new_sanitize_overwrite(lu, len, LENGTH_AT, immed),
+        cdb::SA_SANITIZE_BLOCK_ERASE => Job::new_block_erase(lu, LENGTH_AT, immed),
         _ => return invalid(1, Some(4)),
     };
     Ok(Plan::Job(Box::new(job)))
@@ -128,6 +133,18 @@ mod tests {
             is_job(sanitize(&lu, Cdb::new(&cdb(0x81 | 0x20, 516)))),
             "IMMED, AUSE"
         );
+    }
+
+    #[test]
+    fn immed_makes_the_job_answer_when_started() {
+        let lu = unit();
+        for (byte1, len, immed) in [(0x01, 8, false), (0x81, 8, true), (0x82, 0, true)] {
+            let Ok(Plan::Job(job)) = sanitize(&lu, Cdb::new(&cdb(byte1, len))) else {
+                panic!("{byte1:#04x}");
+            };
+            assert!(job.is_sanitize());
+            assert_eq!(job.answers_when_started(), immed, "{byte1:#04x}");
+        }
     }
 
     #[test]

@@ -108,6 +108,9 @@ pub struct Sense {
     /// COMMAND-SPECIFIC INFORMATION field (EXTENDED COPY: the failing segment's number).
     pub command_specific: Option<u32>,
     pub field_pointer: Option<FieldPointer>,
+    /// Sense-key specific PROGRESS INDICATION (SPC-4 §4.5.2.4.3), in 65536ths, for NOT READY
+    /// conditions of an operation in progress; a field pointer takes its place if both are set.
+    pub progress: Option<u16>,
 }
 
 impl Sense {
@@ -119,6 +122,19 @@ impl Sense {
             info: None,
             command_specific: None,
             field_pointer: None,
+            progress: None,
+        }
+    }
+
+    /// The sense-key specific bytes (SKSV set), if any.
+    fn key_specific(&self) -> Option<[u8; 3]> {
+        match (&self.field_pointer, self.progress) {
+            (Some(fp), _) => Some(fp.encode()),
+            (None, Some(p)) => {
+                let [hi, lo] = p.to_be_bytes();
+                Some([SKSV, hi, lo])
+            }
+            (None, None) => None,
         }
     }
 
@@ -287,6 +303,13 @@ impl Sense {
         Self::new(SenseKey::NOT_READY, 0x04, 0x01)
     }
 
+    /// NOT READY, LOGICAL UNIT NOT READY, SANITIZE IN PROGRESS (04h/1Bh), with how far it got.
+    pub fn sanitize_in_progress(progress: u16) -> Self {
+        let mut s = Self::new(SenseKey::NOT_READY, 0x04, 0x1B);
+        s.progress = Some(progress);
+        s
+    }
+
     /// NOT READY, LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE (04h/00h).
     pub const fn not_ready() -> Self {
         Self::new(SenseKey::NOT_READY, 0x04, 0x00)
@@ -326,8 +349,8 @@ impl Sense {
         }
         d[12] = self.asc;
         d[13] = self.ascq;
-        if let Some(fp) = &self.field_pointer {
-            d[15..18].copy_from_slice(&fp.encode());
+        if let Some(specific) = self.key_specific() {
+            d[15..18].copy_from_slice(&specific);
         }
         d
     }
@@ -351,9 +374,9 @@ impl Sense {
             d.extend_from_slice(&[DESC_COMMAND_SPECIFIC, 0x0A, 0, 0]);
             d.extend_from_slice(&u64::from(csi).to_be_bytes());
         }
-        if let Some(fp) = &self.field_pointer {
+        if let Some(specific) = self.key_specific() {
             d.extend_from_slice(&[DESC_SENSE_KEY_SPECIFIC, 0x06, 0, 0]);
-            d.extend_from_slice(&fp.encode());
+            d.extend_from_slice(&specific);
             d.push(0);
         }
         // At most 8 + 12 + 12 + 8 bytes, so the additional length always fits a byte.
@@ -365,6 +388,18 @@ impl Sense {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sanitize_in_progress_carries_its_progress_in_both_formats() {
+        let s = Sense::sanitize_in_progress(0x1234);
+        let fixed = s.encode(SenseFormat::Fixed);
+        assert_eq!((fixed[2], fixed[12], fixed[13]), (0x02, 0x04, 0x1B));
+        assert_eq!(&fixed[15..18], &[0x80, 0x12, 0x34]);
+        let desc = s.encode(SenseFormat::Descriptor);
+        assert_eq!(&desc[..4], &[0x72, 0x02, 0x04, 0x1B]);
+        assert_eq!(&desc[8..16], &[0x02, 0x06, 0, 0, 0x80, 0x12, 0x34, 0]);
+        assert_eq!(desc[7], 8);
+    }
 
     #[test]
     fn fixed_no_sense_is_18_bytes_with_additional_length_10() {

@@ -90,6 +90,17 @@ pub(super) fn needs_medium(opcode: u8) -> bool {
     )
 }
 
+/// SBC-4 §4.11: what a device server still processes while it sanitizes the medium (REQUEST
+/// SENSE then reports the progress).
+fn allowed_while_sanitizing(opcode: u8) -> bool {
+    matches!(
+        opcode,
+        op::INQUIRY | op::REPORT_LUNS | op::REQUEST_SENSE | LOG_SENSE
+    )
+}
+
+const LOG_SENSE: u8 = 0x4D;
+
 /// SPC-4 operation codes that never touch the medium (listed here whether or not supported).
 const MAINTENANCE_OUT: u8 = 0xA4;
 const RESERVE_6: u8 = 0x16;
@@ -99,9 +110,16 @@ const RELEASE_10: u8 = 0x57;
 const PERSISTENT_RESERVE_IN: u8 = 0x5E;
 const PERSISTENT_RESERVE_OUT: u8 = 0x5F;
 
-/// NOT READY, MEDIUM NOT PRESENT for a command that needs the medium of an LU whose removable
-/// medium is ejected.
+/// NOT READY for a command the medium cannot take now: SANITIZE IN PROGRESS (with its
+/// progress) while a sanitize operation runs, to every command SBC-4 §4.11 does not let
+/// through; MEDIUM NOT PRESENT to one that needs the medium of an LU whose removable medium is
+/// ejected.
 pub(super) fn check_medium(lu: &LuInfo, opcode: u8) -> Result<(), Sense> {
+    if let Some(progress) = lu.shared.medium.sanitize_progress() {
+        if !allowed_while_sanitizing(opcode) {
+            return Err(Sense::sanitize_in_progress(progress));
+        }
+    }
     if lu.removable && !lu.shared.medium.is_present() && needs_medium(opcode) {
         return Err(Sense::medium_not_present());
     }
@@ -252,5 +270,31 @@ mod tests {
             Err(Sense::medium_not_present())
         );
         assert_eq!(check_medium(&lu, op::INQUIRY), Ok(()));
+    }
+
+    #[test]
+    fn a_running_sanitize_refuses_all_but_what_sbc4_lets_through() {
+        let lu = lu_with(|_| {});
+        let guard = lu.shared.medium.begin_sanitize().unwrap();
+        guard.set_progress(1, 2);
+        for opcode in [
+            op::TEST_UNIT_READY,
+            op::READ_16,
+            op::WRITE_10,
+            op::START_STOP_UNIT,
+            op::MODE_SENSE_6,
+            op::SANITIZE,
+        ] {
+            assert_eq!(
+                check_medium(&lu, opcode),
+                Err(Sense::sanitize_in_progress(32768)),
+                "{opcode:#04x}"
+            );
+        }
+        for opcode in [op::INQUIRY, op::REPORT_LUNS, op::REQUEST_SENSE, LOG_SENSE] {
+            assert_eq!(check_medium(&lu, opcode), Ok(()), "{opcode:#04x}");
+        }
+        drop(guard);
+        assert_eq!(check_medium(&lu, op::READ_16), Ok(()));
     }
 }

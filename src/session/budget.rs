@@ -144,7 +144,7 @@ impl Session {
 }
 
 /// Buffer bytes one job step takes from the budget.
-fn job_io_bytes(io: &JobIo, bs: u64) -> usize {
+pub(super) fn job_io_bytes(io: &JobIo, bs: u64) -> usize {
     match &io.op {
         JobOp::Read { blocks, .. } => (u64::from(*blocks) * bs) as usize,
         JobOp::Write { data, .. } | JobOp::CompareAndWrite { data, .. } => data.len(),

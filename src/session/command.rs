@@ -174,6 +174,8 @@ impl Session {
             r2t_sn: 0,
             waiting: false,
             aborted: false,
+            sanitize: None,
+            detached: false,
             class: OpClass::of_opcode(cmd.cdb[0]),
             started: self.now,
         });
@@ -185,6 +187,9 @@ impl Session {
     /// opens by one.
     pub(super) fn free_task(&mut self, slot: usize) -> Task {
         let mut t = self.tasks.remove(slot);
+        if t.detached {
+            self.detached -= 1;
+        }
         // A task ended early gave its ITT up already, maybe to a newer task.
         if self.by_itt.get(&t.itt) == Some(&slot) {
             self.by_itt.remove(&t.itt);

@@ -513,9 +513,13 @@ impl Connection {
         self.out.clear();
     }
 
-    /// The daemon is stopping: the connection closes once what it has started is done.
+    /// The daemon is stopping: the connection closes once what it has started is done, and
+    /// background work (a sanitize) stops before its next step.
     pub fn shut_down(&mut self) {
         self.close.get_or_insert(CloseReason::Shutdown);
+        if let Phase::Full(s) = &mut self.phase {
+            s.stop_background_work();
+        }
     }
 
     /// The daemon is stopping with `grace` for logouts: a session is asked to log out within
@@ -525,6 +529,7 @@ impl Connection {
         match &mut self.phase {
             Phase::Full(s) if !grace.is_zero() && self.close.is_none() => {
                 s.now = now;
+                s.stop_background_work();
                 s.request_logout(grace, &mut self.out);
             }
             _ => self.shut_down(),
@@ -677,6 +682,23 @@ impl Connection {
         match &self.phase {
             Phase::Full(s) => Some(s.tsih()),
             _ => None,
+        }
+    }
+
+    /// The connection is closing: work that outlives its nexus (a sanitize) goes on detached.
+    /// Returns whether that is all that is left, so that its session may end meanwhile.
+    pub fn leave_to_background(&mut self) -> bool {
+        match &mut self.phase {
+            Phase::Full(s) => s.leave_to_background(),
+            _ => true,
+        }
+    }
+
+    /// Whether detached work (a sanitize) still runs, I/O in flight or not (a paced step).
+    pub fn has_background_work(&self) -> bool {
+        match &self.phase {
+            Phase::Full(s) => s.has_background_work(),
+            _ => false,
         }
     }
 

@@ -113,6 +113,7 @@ impl Session {
                     }
                 }
             }
+            LuReply::Completed(_) if self.logout_release_done(token) => {}
             LuReply::Completed(c) => self.finish_shared(token, &c, out),
         }
         self.after_task_change(out);

@@ -71,6 +71,13 @@ pub struct Session {
     /// Commands the window has moved past whose tasks do not exist yet (counted as live when
     /// granting CmdSNs, so the window never opens for them twice).
     pub(super) unexecuted: usize,
+    /// Tasks going on without their command (`session::sanitize`): not counted as live when
+    /// granting CmdSNs.
+    pub(super) detached: usize,
+    /// Paced sanitize steps waiting for their time, by slot, generation and when.
+    pub(super) paced: Vec<(usize, u32, Instant)>,
+    /// The daemon is stopping: background work stops before its next step.
+    pub(super) stopping: bool,
     pub(super) log: LogLimiter,
     /// Time of the input being handled (the core reads no clock of its own).
     pub(super) now: Instant,
@@ -177,6 +184,9 @@ impl Session {
             budget,
             waiting: VecDeque::new(),
             unexecuted: 0,
+            detached: 0,
+            paced: Vec::new(),
+            stopping: false,
             log: LogLimiter::default(),
             now,
             peer: outcome.peer,
@@ -286,7 +296,8 @@ impl Session {
 
     /// Opens the CmdSN window as far as the live tasks allow.
     pub(super) fn regrant(&mut self) {
-        self.window.grant(self.tasks.len() + self.unexecuted);
+        self.window
+            .grant(self.tasks.len() - self.detached + self.unexecuted);
     }
 
     /// Refuses a PDU: one rate-limited warning and a Reject carrying its header (RFC 7143 §11.17).
@@ -454,6 +465,9 @@ impl Session {
         if self.waits_for_range_locks() {
             self.retry_range_locks();
         }
+        if !self.paced.is_empty() {
+            self.resume_paced();
+        }
         let ping = self.keepalive.on_timer(now, &mut self.next_ttt);
         match ping {
             Ok(Some(ttt)) => self.send_ping(ttt, out),
@@ -475,10 +489,14 @@ impl Session {
             // again very soon.
             return Some(self.now + RANGE_LOCK_RETRY);
         }
-        match (self.keepalive.deadline(), self.logout_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.keepalive.deadline(),
+            self.logout_deadline,
+            self.next_paced(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Portals to advertise: a wildcard portal is named by the address this connection reached.

@@ -25,12 +25,30 @@ impl Session {
         let Some(lu) = luns.get(t.lun) else {
             return;
         };
+        if job.is_sanitize() {
+            if let Err(c) = self.begin_sanitize(slot, lu) {
+                self.free_task(slot);
+                self.send_completion(reply, &c, out);
+                return self.after_task_change(out);
+            }
+        }
+        let TaskState::Receiving(w) = &mut self.tasks[slot].state else {
+            return;
+        };
         let data = Self::received_data(w);
         let step = job.start(&mut self.nexus, &luns, lu, data);
         // The job keeps its own copy of what it needs: the budget keeps counting it.
-        t.hold = Some(self.budget.hold(data.len()));
+        let hold = self.budget.hold(data.len());
+        let t = &mut self.tasks[slot];
+        t.hold = Some(hold);
         if let Some((start, end)) = job.exclusive_range() {
             t.exclusive = Some(lu.shared.ranges.request_exclusive(start, end));
+        }
+        if job.is_sanitize() && matches!(step, Step::Io(_)) {
+            tracing::info!(lun = lu.lun, "sanitize started");
+            if job.answers_when_started() {
+                self.answer_started(slot, reply, out);
+            }
         }
         self.drive_job(slot, job, step, reply, None, out);
     }
@@ -48,8 +66,12 @@ impl Session {
     ) {
         match step {
             Step::Done(c) => {
-                self.free_task(slot);
-                self.send_completion(reply, &c, out);
+                let t = self.free_task(slot);
+                if t.detached {
+                    Self::log_detached_end(t.lun, &c);
+                } else {
+                    self.send_completion(reply, &c, out);
+                }
                 self.after_task_change(out);
             }
             Step::Io(JobIo {
@@ -81,8 +103,13 @@ impl Session {
                 self.submit_to(target, slot, lun, op);
             }
             Step::Io(io) => {
+                self.note_sanitize_progress(slot, &job);
+                let bytes = super::budget::job_io_bytes(&io, u64::from(self.block_size(io.lun)));
+                self.tasks[slot].state = TaskState::Deferred(Deferred::Job { job, io });
+                if self.tasks[slot].sanitize.is_some() && self.hold_sanitize_step(slot, bytes) {
+                    return self.after_task_change(out);
+                }
                 let t = &mut self.tasks[slot];
-                t.state = TaskState::Deferred(Deferred::Job { job, io });
                 if t.exclusive.as_mut().is_some_and(|e| !e.poll()) {
                     let generation = t.generation;
                     self.exclusive_waiters.push((slot, generation));

@@ -1,14 +1,19 @@
 //! Logout (RFC 7143 §11.14, §11.15).
 
+use super::control::LuOp;
 use super::error::SessionError;
 use super::full::Session;
 use super::output::Output;
 use crate::pdu::logout::{LogoutReason, LogoutRequest, LogoutResponse, LogoutResponseCode};
 use crate::pdu::Bhs;
+use crate::scsi::{SenseFormat, SharedOp, SharedRequest};
 
 pub struct PendingLogout {
     itt: u32,
     response: LogoutResponseCode,
+    /// Releases of this nexus's SPC-2 reservations sent to the control thread, by token: the
+    /// response waits for them.
+    releasing: Vec<u64>,
 }
 
 impl Session {
@@ -25,16 +30,64 @@ impl Session {
                 return;
             }
         };
+        let releasing = if response == LogoutResponseCode::SUCCESS {
+            self.release_spc2_reservations()
+        } else {
+            Vec::new()
+        };
         self.logout = Some(PendingLogout {
             itt: req.itt,
             response,
+            releasing,
         });
         self.finish_logout(out);
     }
 
+    /// SPC-2: a reservation (RESERVE 6/10) ends with the I_T nexus that holds it. Logging out
+    /// ends the nexus, so the reservations are released before the Logout Response: an
+    /// initiator that then uses the unit through another nexus must find it free, not wait for
+    /// the control thread to hear that this connection closed.
+    fn release_spc2_reservations(&mut self) -> Vec<u64> {
+        let held: Vec<u16> = (0..self.lu_views.len())
+            .filter_map(|i| {
+                let lun = self.luns.at(i)?.lun;
+                let i = self.refresh_lu(lun)?;
+                let holder = self.lu_views[i].snapshot().pr.spc2_holder();
+                (holder == Some(&self.it_nexus)).then_some(lun)
+            })
+            .collect();
+        held.into_iter()
+            .filter_map(|lun| {
+                let op = SharedOp {
+                    lun,
+                    request: SharedRequest::Release,
+                    sense_format: SenseFormat::default(),
+                };
+                self.request_lu(Some(lun), LuOp::Reservation(op))
+            })
+            .collect()
+    }
+
+    /// A release sent at logout was applied.
+    pub(super) fn logout_release_done(&mut self, token: u64) -> bool {
+        let Some(l) = &mut self.logout else {
+            return false;
+        };
+        let before = l.releasing.len();
+        l.releasing.retain(|&t| t != token);
+        l.releasing.len() != before
+    }
+
     /// RFC 7143 §11.14: the Logout Response goes out once the connection's tasks are done.
     pub(super) fn finish_logout(&mut self, out: &mut Output) {
-        if self.io_in_flight > 0 || self.waits_for_range_locks() || !self.tmfs.is_empty() {
+        if self.attached_io_in_flight() > 0
+            || self.waits_for_range_locks()
+            || !self.tmfs.is_empty()
+            || self
+                .logout
+                .as_ref()
+                .is_some_and(|l| !l.releasing.is_empty())
+        {
             return;
         }
         let Some(l) = self.logout.take() else { return };

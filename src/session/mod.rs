@@ -21,6 +21,7 @@ mod lu_state;
 mod nop;
 mod output;
 pub mod ratelog;
+mod sanitize;
 pub mod sn;
 pub mod stats;
 mod task;

@@ -174,6 +174,11 @@ pub struct Task {
     pub waiting: bool,
     /// Set by a task management function: finish quietly, send no status.
     pub aborted: bool,
+    /// The sanitize operation the task runs (ended with the task).
+    pub sanitize: Option<super::sanitize::SanitizeRun>,
+    /// The task goes on without its command: it answers nothing and holds no ITT or CmdSN
+    /// (see `session::sanitize`).
+    pub detached: bool,
     /// Read, write or other, for the session's counters.
     pub class: super::stats::OpClass,
     /// When the command arrived (its latency ends with its status).

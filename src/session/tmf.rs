@@ -70,7 +70,10 @@ impl Session {
             }
             TmfFunction::QUERY_TASK => {
                 let itt = req.referenced_task_tag;
-                let exists = self.tasks.iter().any(|(_, t)| t.itt == itt && !t.aborted)
+                let exists = self
+                    .tasks
+                    .iter()
+                    .any(|(_, t)| t.itt == itt && !t.aborted && !t.detached)
                     || self.window.has_queued(|c| c.bhs.itt() == itt);
                 self.send_query_response(req.itt, exists, [0; 3], out);
             }
@@ -82,7 +85,10 @@ impl Session {
                         out,
                     );
                 };
-                let exists = self.tasks.iter().any(|(_, t)| t.lun == l && !t.aborted)
+                let exists = self
+                    .tasks
+                    .iter()
+                    .any(|(_, t)| t.lun == l && !t.aborted && !t.detached)
                     || self
                         .window
                         .has_queued(|c| decode_lun(c.bhs.lun()) == Some(l));
@@ -142,17 +148,22 @@ impl Session {
     }
 
     /// Ends matching tasks: those with nothing in flight are freed now; the others finish
-    /// silently when their I/O completes. Returns whether any task matched.
+    /// silently when their I/O completes; a sanitize operation goes on detached (SBC-4 §4.11).
+    /// Returns whether any task matched.
     pub(super) fn abort_where(&mut self, pred: impl Fn(&super::task::Task) -> bool) -> bool {
         let mut found = false;
         let slots: Vec<usize> = self
             .tasks
             .iter()
-            .filter(|(_, t)| pred(t))
+            .filter(|(_, t)| !t.detached && pred(t))
             .map(|(k, _)| k)
             .collect();
         for slot in slots {
             found = true;
+            if self.outlives_abort(slot) {
+                self.detach(slot);
+                continue;
+            }
             let cancelled = self.cancel_lock_waiting(slot);
             match &mut self.tasks[slot].state {
                 TaskState::Receiving(w) => {

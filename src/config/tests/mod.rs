@@ -42,6 +42,7 @@ read_only = true
 serial = "NVME0001"
 write_cache = false
 removable = true
+sanitize_rate = "200MiB"
 
 [[target.lun]]
 path = "ram:512MiB"
@@ -154,6 +155,7 @@ fn full_example_parses_into_the_model() {
             serial: Some("NVME0001".into()),
             write_cache: Some(false),
             removable: true,
+            sanitize_rate: Some(200 << 20),
         }
     );
     // id defaults to the position in the list; other keys to their defaults.

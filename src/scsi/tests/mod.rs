@@ -73,6 +73,7 @@ pub(crate) fn lu(lun: u16) -> LuInfo {
         removable: false,
         geometry: Default::default(),
         store_compare_and_write: false,
+        sanitize_rate: None,
     }
 }
 

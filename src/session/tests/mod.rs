@@ -37,6 +37,7 @@ fn lu() -> LuInfo {
         removable: false,
         geometry: Default::default(),
         store_compare_and_write: false,
+        sanitize_rate: None,
     }
 }
 
