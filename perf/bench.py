@@ -7,7 +7,9 @@ libiscsi's iscsi-perf), round after round with the order of the targets rotating
 for every run: IOPS, bandwidth, completion latency p50/p99 (fio), target CPU time per I/O (utime +
 stime delta of /proc/PID/stat, all threads, divided by the I/Os the client completed), client CPU
 per I/O (rusage of the client processes) and how busy the machine was (/proc/stat). The physical
-references are iperf3 over loopback and fio io_uring direct=1 on the same file.
+references are iperf3 over loopback and fio io_uring direct=1 on the same file. For ringtgt it
+also records how many sessions each reactor served in every run (the per-core login counters of
+its /metrics endpoint), next to the CPU time of each thread.
 
 Writes raw JSON into the run directory and a Markdown section (appended to perf/RESULTS.md
 unless APPEND=0), and prints the section.
@@ -30,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -140,6 +143,7 @@ class Target:
     iqn: str
     luns: dict  # "null"/"file" -> LUN number
     proc: subprocess.Popen | None = None
+    metrics: str | None = None  # ringtgt's /metrics address (host:port)
 
     def url(self, lun: str) -> str:
         return f"iscsi://{HOST}:{self.port}/{self.iqn}/{self.luns[lun]}"
@@ -151,12 +155,13 @@ class Target:
 
 
 def start_ringtgt(procs: Procs, key: str, label: str, binary: str, port: int, cores: str | None,
-                  lun_file: str, run_dir: str) -> Target:
+                  lun_file: str, run_dir: str, metrics_port: int) -> Target:
+    metrics = f"{HOST}:{metrics_port}"
     argv = [binary, "serve", "--portal", f"{HOST}:{port}", "--target", IQN_RINGTGT,
-            "--lun", "null:1GiB", "--lun", lun_file]
+            "--lun", "null:1GiB", "--lun", lun_file, "--metrics", metrics]
     if cores:
         argv += ["--cores", cores]
-    t = Target(key, label, port, IQN_RINGTGT, {"null": 0, "file": 1})
+    t = Target(key, label, port, IQN_RINGTGT, {"null": 0, "file": 1}, metrics=metrics)
     t.proc = procs.start(argv, os.path.join(run_dir, f"{key}.log"))
     wait_port(port, t.proc, label)
     return t
@@ -213,6 +218,14 @@ def proc_times(pid: int) -> tuple[float, dict[str, float]]:
     return total, threads
 
 
+def reactor_logins(metrics: str) -> dict[str, float]:
+    """{core: sessions it has served so far}, from ringtgt's /metrics."""
+    with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=20) as r:
+        text = r.read().decode()
+    found = re.findall(r'^ringtgt_reactor_logins_total\{core="(\d+)"\} (\S+)$', text, re.M)
+    return {core: float(v) for core, v in found}
+
+
 def host_busy() -> tuple[int, int]:
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
@@ -238,10 +251,14 @@ class Sample:
     other_pct: float  # busy with neither this target nor this client, % of all CPUs (noise)
     wall: float  # seconds
     threads: dict = field(default_factory=dict)  # thread name -> CPU seconds during the run
+    sessions: dict = field(default_factory=dict)  # ringtgt: core -> sessions it served in the run
 
 
-def measured(pid: int | None, run) -> Sample:
-    """Runs `run()` -> (iops, mbps, p50, p99, ios) while taking CPU deltas of target and client."""
+def measured(pid: int | None, run, metrics: str | None = None) -> Sample:
+    """Runs `run()` -> (iops, mbps, p50, p99, ios) while taking CPU deltas of target and client,
+    and, given ringtgt's `metrics` address, the sessions each reactor served (scraped outside
+    the CPU window)."""
+    k0 = reactor_logins(metrics) if metrics else {}
     t0 = proc_times(pid) if pid else (0.0, {})
     h0 = host_busy()
     c0 = children_cpu()
@@ -251,6 +268,8 @@ def measured(pid: int | None, run) -> Sample:
     c1 = children_cpu()
     h1 = host_busy()
     t1 = proc_times(pid) if pid else (0.0, {})
+    k1 = reactor_logins(metrics) if metrics else {}
+    sessions = {c: round(v - k0.get(c, 0.0)) for c, v in k1.items()}
     per_io = (lambda s: s / ios * 1e6) if ios else (lambda s: None)
     threads = {k: v - t0[1].get(k, 0.0) for k, v in t1[1].items()}
     busy, tot = h1[0] - h0[0], h1[1] - h0[1]
@@ -259,7 +278,7 @@ def measured(pid: int | None, run) -> Sample:
     other = max(0.0, host_pct - 100.0 * ours / (wall * (os.cpu_count() or 1)))
     return Sample(iops, mbps, p50, p99, ios,
                   per_io(t1[0] - t0[0]) if pid and ios else None, per_io(c1 - c0),
-                  host_pct, other, wall, threads)
+                  host_pct, other, wall, threads, sessions)
 
 
 @dataclass
@@ -366,6 +385,13 @@ def run_iperf3(port: int, runtime: int, out: str, length: str | None):
 
 # ---------------------------------------------------------------------------------------------
 # summary
+
+def split(sessions: dict, prefix: str = "  sessions ") -> str:
+    """Sessions per reactor in core order, e.g. "2+2"; empty when not recorded."""
+    if not sessions:
+        return ""
+    return prefix + "+".join(str(sessions[c]) for c in sorted(sessions, key=int))
+
 
 def med(xs):
     xs = [x for x in xs if x is not None]
@@ -561,7 +587,8 @@ def main() -> None:
     cores = os.environ.get("CORES") or None
     do_profile = os.environ.get("PROFILE", "1") == "1"
     label = os.environ.get("LABEL", "run")
-    ports = {"ringtgt": base, "ringtgt-c1": base + 1, "tgt": base + 2, "iperf3": base + 3}
+    ports = {"ringtgt": base, "ringtgt-c1": base + 1, "tgt": base + 2, "iperf3": base + 3,
+             "ringtgt metrics": base + 4, "ringtgt-c1 metrics": base + 5}
     for name, p in ports.items():
         if not port_free(p):
             raise SystemExit(f"port {HOST}:{p} (for {name}) is taken; set PORT_BASE")
@@ -576,9 +603,11 @@ def main() -> None:
     try:
         ncpu = os.cpu_count() or 1
         rt = start_ringtgt(procs, "ringtgt", f"ringtgt --cores {cores or ncpu}", a.ringtgt,
-                           ports["ringtgt"], cores, a.lun_file, a.run_dir)
+                           ports["ringtgt"], cores, a.lun_file, a.run_dir,
+                           ports["ringtgt metrics"])
         rt1 = start_ringtgt(procs, "ringtgt-c1", "ringtgt --cores 1", a.ringtgt,
-                            ports["ringtgt-c1"], "1", a.lun_file, a.run_dir)
+                            ports["ringtgt-c1"], "1", a.lun_file, a.run_dir,
+                            ports["ringtgt-c1 metrics"])
         tgt = start_tgt(procs, ports["tgt"], base + 2, a.lun_file, a.run_dir)
         iperf = procs.start(["iperf3", "-s", "-B", HOST, "-p", str(ports["iperf3"])],
                             os.path.join(a.run_dir, "iperf3-server.log"))
@@ -630,9 +659,10 @@ def main() -> None:
                     with open(job, "w") as f:
                         f.write(iscsi_fio_job(w, t.url(w.lun), runtime))
                     s = measured(t.pid, run_fio(a.fio, job, job.replace(".fio", ".json"), w.rw,
-                                                runtime))
+                                                runtime), t.metrics)
                     log(f"{w.name:38s} {labels[key]:22s} {s.iops / 1000:7.1f}k IOPS "
-                        f"{s.mbps:7.0f} MB/s  tgt {s.tgt_cpu_us or 0:5.2f} µs/IO")
+                        f"{s.mbps:7.0f} MB/s  tgt {s.tgt_cpu_us or 0:5.2f} µs/IO"
+                        f"{split(s.sessions)}")
                     add(w.name, key, s)
             for name, qd, blocks, rand in (("iscsi-perf null 4k rand qd32", 32, 8, True),
                                            ("iscsi-perf null 1m seq qd8", 8, 2048, False)):
@@ -642,9 +672,10 @@ def main() -> None:
                     t = targets[key]
                     out = os.path.join(a.run_dir, f"r{r}-{key}-{name.replace(' ', '-')}.txt")
                     s = measured(t.pid, run_iscsi_perf(t.url("null"), qd, blocks, rand, runtime,
-                                                       out))
+                                                       out), t.metrics)
                     log(f"{name:38s} {labels[key]:22s} {s.iops / 1000:7.1f}k IOPS "
-                        f"{s.mbps:7.0f} MB/s  tgt {s.tgt_cpu_us or 0:5.2f} µs/IO")
+                        f"{s.mbps:7.0f} MB/s  tgt {s.tgt_cpu_us or 0:5.2f} µs/IO"
+                        f"{split(s.sessions)}")
                     add(name, key, s)
 
         prof_md = profile(procs, [rt, tgt], a.fio, a.run_dir, runtime) if do_profile else []
@@ -737,10 +768,14 @@ def summary(a, label, rounds, runtime, elapsed, results, refs, labels, prof_md) 
                 continue
             parts = ", ".join(f"{n} {100 * v / busy:.0f}%" for n, v in tot.items()
                               if v / busy >= 0.005)
-            spread_rows.append(f"| {wname} | {labels[key]} | {busy:.2f} s | {parts} |")
+            served = ", ".join(split(s.sessions, "") or "–" for s in d[key])
+            spread_rows.append(f"| {wname} | {labels[key]} | {busy:.2f} s | {parts} | {served} |")
     if spread_rows:
         L += ["### Where ringtgt's CPU time went, per thread (median of rounds)", "",
-              "| workload | instance | CPU s per run | share per thread |", "|---|---|---:|---|"]
+              "Sessions per reactor: how many sessions each reactor (reactor-0 + reactor-1 + …) "
+              "served in each round's run, from the per-core login counters of /metrics.", "",
+              "| workload | instance | CPU s per run | share per thread | sessions per reactor, "
+              "each round |", "|---|---|---:|---|---|"]
         L += spread_rows + [""]
 
     L += ["### Goals (ratios from this run)", ""] + goals(results, refs) + [""]

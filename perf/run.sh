@@ -10,8 +10,8 @@
 #   RINGTGT_BIN=path  measure this binary instead of building this checkout (cargo build --profile
 #                     profiling with PROFILE=1, else --release)
 #   CORES=spec        --cores of the main ringtgt instance (default: all cores)
-#   PORT_BASE=3460    ports PORT_BASE..PORT_BASE+3 on 127.0.0.1 (ringtgt, ringtgt --cores 1, tgtd,
-#                     iperf3); tgtd's control socket is -C PORT_BASE+2
+#   PORT_BASE=3460    ports PORT_BASE..PORT_BASE+5 on 127.0.0.1 (ringtgt, ringtgt --cores 1, tgtd,
+#                     iperf3, the two ringtgts' /metrics); tgtd's control socket is -C PORT_BASE+2
 #   PROFILE=1         after the rounds: perf record (cpu-clock) and strace -c of both targets
 #   LABEL=text        heading of the section appended to perf/RESULTS.md (default "run")
 #   APPEND=1          append the section to perf/RESULTS.md (0: only print it)
@@ -24,6 +24,9 @@
 # --enable-libiscsi into PERF_CACHE (about 25 s, once). Debian's fio lacks the libiscsi engine, and
 # upstream's engine is flagged FIO_SYNCIO, which makes fio cap iodepth at 1; the engine itself is
 # asynchronous (iscsi_scsi_command_async + poll), so the build drops that flag to allow QD > 1.
+#
+# Besides the per-thread CPU of ringtgt, the report shows how many sessions each reactor served
+# in every run (the per-core login counters of its /metrics endpoint).
 #
 # Nothing but 127.0.0.1 is used. Every process started is ended on exit (trap), by PID.
 set -euo pipefail

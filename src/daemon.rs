@@ -17,7 +17,7 @@ use crate::login::{
     ChapAlgorithm as LoginChapAlgorithm, ChapCredentials, ChapPolicy, DigestPolicy, PortalGroup,
     TargetEntry, TargetOffer,
 };
-use crate::reactor::{self, ConnLimits, ReactorSetup, StoreTable, WakeFd};
+use crate::reactor::{self, place, ConnLimits, ReactorSetup, StoreTable, WakeFd};
 use crate::scsi::alua::{AccessState, PortGroups};
 use crate::scsi::{BlockGeometry, LuInfo, LunMap};
 use crate::session::{PortalContext, TargetRuntime, Tuning};
@@ -160,18 +160,13 @@ pub fn start_with(
         to_control.clone(),
     );
 
+    // One listener per portal, on the accepting reactor (see `reactor::place`).
+    let mut listeners = Vec::new();
     for &addr in &config.portals {
         // A daemon that has just exited may still hold the address for a moment.
-        crate::retry::while_errno(libc::EADDRINUSE, || reactor::ensure_free(addr))
+        let l = crate::retry::while_errno(libc::EADDRINUSE, || reactor::bind(addr))
             .map_err(|source| StartError::Bind { addr, source })?;
-    }
-    let mut listeners = Vec::new();
-    for _ in &cpus {
-        let mut mine = Vec::new();
-        for &addr in &config.portals {
-            mine.push(reactor::bind(addr).map_err(|source| StartError::Bind { addr, source })?);
-        }
-        listeners.push(mine);
+        listeners.push(l);
     }
 
     let session_limits = SessionLimits {
@@ -179,18 +174,24 @@ pub fn start_with(
         max_sessions_per_initiator: config.limits.max_sessions_per_initiator as usize,
     };
     let mut links = Vec::new();
+    let mut handoffs = Vec::new();
     let mut setups = Vec::new();
-    for (index, (cpu, listeners)) in cpus.iter().zip(listeners).enumerate() {
+    let loads = place::Loads::new(cpus.len());
+    for (index, cpu) in cpus.iter().enumerate() {
         let (tx, inbox) = crossbeam_channel::unbounded();
         let wake = WakeFd::new().map_err(StartError::Reactor)?;
         links.push(crate::control::ReactorLink {
             tx,
             wake: wake.waker(),
         });
+        let (handoff, incoming) = place::handoff(wake.waker());
+        handoffs.push(handoff);
         setups.push(ReactorSetup {
             index,
             cpu: Some(*cpu),
-            listeners,
+            accept: None,
+            loads: loads.clone(),
+            handoffs: incoming,
             ctx: ctx.clone(),
             stores: table.clone(),
             to_control: to_control.clone(),
@@ -203,6 +204,11 @@ pub fn start_with(
             ),
         });
     }
+    // The first reactor accepts for all of them.
+    let Some(first) = setups.first_mut() else {
+        return Err(StartError::Cores("no core to run a reactor on".into()));
+    };
+    first.accept = Some((listeners, place::Placer::new(loads, handoffs)));
     start_admin(config, &to_control)?;
     if let Some(addr) = config.metrics_addr {
         crate::control::metrics::serve(addr, to_control.clone())

@@ -118,8 +118,8 @@ fn help_mentions_every_flag() {
     }
 }
 
-/// Listeners use SO_REUSEPORT to spread connections over cores; a second daemon on the same
-/// portal must still be refused instead of silently taking half of the connections.
+/// A second daemon on the same portal is refused instead of silently taking a share of the
+/// connections.
 #[test]
 fn second_daemon_on_the_same_portal_is_refused() {
     let d = common::daemon(&[]);

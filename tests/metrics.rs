@@ -9,7 +9,7 @@ use common::{daemon, Initiator, TARGET};
 #[test]
 fn counters_match_the_io_performed() {
     let d = daemon(&["--metrics", "127.0.0.1:0"]);
-    let addr = metrics_addr(&d);
+    let addr = d.metrics_addr();
     let before = parse_prometheus(&scrape(&addr));
     assert_eq!(sample(&before, "ringtgt_sessions", &[]), 0.0);
 
@@ -153,7 +153,7 @@ fn counters_match_the_io_performed() {
 #[test]
 fn other_paths_are_not_found() {
     let d = daemon(&["--metrics", "127.0.0.1:0"]);
-    let addr = metrics_addr(&d);
+    let addr = d.metrics_addr();
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     write!(s, "GET / HTTP/1.1\r\n\r\n").unwrap();
@@ -164,15 +164,6 @@ fn other_paths_are_not_found() {
 
 /// Where the daemon's `/metrics` listens: port 0 lets the kernel choose (no race with another
 /// test for a "free" port), and the daemon logs what it bound.
-fn metrics_addr(d: &common::Daemon) -> String {
-    let log = d.log();
-    log.split("metrics at http://")
-        .nth(1)
-        .and_then(|rest| rest.split("/metrics").next())
-        .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"))
-        .to_string()
-}
-
 /// A client that sends 1 MiB of request line without an end does not stop the endpoint: the
 /// connection ends and the next scrape is answered. (The 16 KiB read limit itself is not
 /// observable from here.)
@@ -180,7 +171,7 @@ fn metrics_addr(d: &common::Daemon) -> String {
 fn an_endless_request_line_is_cut_off() {
     use std::io::{Read, Write};
     let d = daemon(&["--metrics", "127.0.0.1:0"]);
-    let addr = metrics_addr(&d);
+    let addr = d.metrics_addr();
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
         .unwrap();

@@ -317,21 +317,6 @@ fn compare_and_write_on_an_rbd_lun_writes_on_match_and_miscompares_otherwise() {
     ini.logout();
 }
 
-/// Logs in with ISID `who` on a connection the kernel gave to reactor `core`.
-fn session_on_core(d: &Daemon, core: usize, who: u8) -> Initiator {
-    for _ in 0..64 {
-        let mut ini = Initiator::connect(d.port());
-        ini.isid[5] = who;
-        ini.login(Some(TARGET), &[]);
-        if d.core_of(ini.conn.local_port()) == Some(core) {
-            ini.clear_unit_attentions();
-            return ini;
-        }
-        ini.logout();
-    }
-    panic!("no connection landed on core {core} in 64 tries");
-}
-
 /// Increments the counter in block 0 `rounds` times with read + COMPARE AND WRITE.
 fn increment(mut ini: Initiator, rounds: u64) {
     let mut done = 0;
@@ -377,8 +362,8 @@ fn both_cores_share_one_image_handle_and_compare_and_write_stays_atomic() {
     let image = c.create_image(POOL, "cores", 16);
     let d = rbd_daemon(c, POOL, &image, &[], &["--cores", "2"]);
     let mut setup = common::session(&d, &[]);
-    let a = session_on_core(&d, 0, 0x21);
-    let b = session_on_core(&d, 1, 0x22);
+    let a = common::session_on_core(&d, 0, 0x21, &[]);
+    let b = common::session_on_core(&d, 1, 0x22, &[]);
     race_increments(&mut setup, a, b, ROUNDS);
     // Both reactors wrote through one handle: the image has one watcher (a handle per reactor
     // would be one watcher each, passing the exclusive lock between them).

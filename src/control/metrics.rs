@@ -392,6 +392,30 @@ impl Scrape {
             "Time since each reactor started (busy / this = busy share)",
             &secs(|c| c.elapsed_ns),
         )?;
+        gauges(
+            e,
+            Family {
+                name: "reactor_connections",
+                help: "TCP connections in any phase, per reactor (where placement put them)",
+                rows: per_core(|c| c.connections.len() as u64),
+            },
+        )?;
+        gauges(
+            e,
+            Family {
+                name: "reactor_sessions",
+                help: "Sessions in full feature phase, per reactor",
+                rows: per_core(|c| c.sessions.len() as u64),
+            },
+        )?;
+        counters(
+            e,
+            Family {
+                name: "reactor_logins",
+                help: "Logins admitted into full feature phase, per reactor (sessions it served)",
+                rows: per_core(|c| c.logins),
+            },
+        )?;
         counters(
             e,
             Family {
@@ -490,5 +514,7 @@ mod tests {
         assert!(text.contains("# TYPE ringtgt_lun_latency_seconds histogram"));
         assert!(text.contains("ringtgt_login_failures_total{reason=\"auth\"} 0"));
         assert!(text.contains("ringtgt_reactor_busy_seconds_total{core=\"1\"}"));
+        assert!(text.contains("ringtgt_reactor_sessions{core=\"0\"} 0"));
+        assert!(text.contains("ringtgt_reactor_logins_total{core=\"1\"} 0"));
     }
 }

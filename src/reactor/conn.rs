@@ -431,6 +431,7 @@ impl Reactor {
             self.report_ended(idx);
         }
         let slot = self.conns.remove(idx);
+        self.loads.closed(self.index);
         self.counters.retire(&slot);
         match (slot.conn.login_refusal(), slot.conn.close_reason()) {
             (Some(status), _) => self.counters.login_refused(status),

@@ -1,10 +1,12 @@
 //! One reactor per pinned core: an io_uring that owns a shard of connections end to end
-//! (accept → receive → protocol → backing store → send). This module is the only place that
-//! talks to io_uring and the only one with `unsafe` (each block says why it is sound).
+//! (receive → protocol → backing store → send). The first reactor also accepts on every portal
+//! and places each connection on the least-loaded reactor (`place`). This module is the only
+//! place that talks to io_uring and the only one with `unsafe` (each block says why it is sound).
 
 mod block;
 mod conn;
 mod listen;
+pub mod place;
 #[cfg(feature = "rbd")]
 mod rbd;
 mod stats;
@@ -26,7 +28,8 @@ use crate::control::{ConnRef, ToControl, ToReactor};
 use crate::session::{IoCompletion, LogLimiter, PortalContext};
 use block::BlockOp;
 use conn::ConnSlot;
-pub use listen::{bind, ensure_free};
+pub use listen::bind;
+use place::{Handoffs, Loads, Placed, Placer};
 use token::{Kind, Token};
 pub use wake::WakeFd;
 
@@ -80,7 +83,13 @@ impl StoreTable {
 pub struct ReactorSetup {
     pub index: usize,
     pub cpu: Option<usize>,
-    pub listeners: Vec<Socket>,
+    /// The portals' listeners and the placer, for the one reactor that accepts; none for the
+    /// others.
+    pub accept: Option<(Vec<Socket>, Placer)>,
+    /// Every reactor's load (this one's is `loads[index]`).
+    pub loads: Arc<Loads>,
+    /// Connections the accepting reactor placed here.
+    pub handoffs: Handoffs,
     pub ctx: Arc<PortalContext>,
     pub stores: Arc<StoreTable>,
     pub to_control: Sender<ToControl>,
@@ -93,6 +102,12 @@ pub struct Reactor {
     ring: IoUring,
     index: usize,
     listeners: Vec<Socket>,
+    /// Chooses the reactor of each accepted connection (on the accepting reactor only).
+    placer: Option<Placer>,
+    loads: Arc<Loads>,
+    handoffs: Handoffs,
+    /// Busy time already published to `loads` (the next tick publishes what came since).
+    busy_published: Duration,
     conns: Slab<ConnSlot>,
     blocks: Slab<BlockOp>,
     next_generation: u32,
@@ -144,10 +159,15 @@ impl Reactor {
         let fixed_files = register_store_files(&ring, &s.stores, s.index);
         #[cfg(feature = "rbd")]
         let rbd = rbd::RbdPort::for_stores(&s.stores)?;
+        let (listeners, placer) = s.accept.map_or((Vec::new(), None), |(l, p)| (l, Some(p)));
         Ok(Reactor {
             ring,
             index: s.index,
-            listeners: s.listeners,
+            listeners,
+            placer,
+            loads: s.loads,
+            handoffs: s.handoffs,
+            busy_published: Duration::ZERO,
             conns: Slab::new(),
             blocks: Slab::new(),
             next_generation: 1,
@@ -220,7 +240,19 @@ impl Reactor {
         // Registered files hold the stores (and a block device's exclusive open) until the
         // kernel tears the ring down, after this thread is gone: let go of them now.
         let _ = self.ring.submitter().unregister_files();
+        self.refuse_handoffs();
         Ok(())
+    }
+
+    /// Closes the connections handed over that this stopped reactor will not serve. One handed
+    /// over after this is closed too: the channel drops what it holds when this reactor (its
+    /// receiving end) is dropped, and from then on the placer's send fails and it places the
+    /// connection elsewhere.
+    fn refuse_handoffs(&mut self) {
+        while let Ok(sock) = self.handoffs.try_recv() {
+            drop(sock);
+            self.loads.closed(self.index);
+        }
     }
 
     /// The daemon is stopping: stop listening at once (so that the portals are free as soon as
@@ -338,7 +370,26 @@ impl Reactor {
         }
         // SAFETY: a successful accept returns a new descriptor that only we own.
         let sock = unsafe { Socket::from_raw_fd(res as RawFd) };
+        let placed = match self.placer.as_mut() {
+            Some(placer) => placer.place(sock, self.index),
+            None => Placed::Here(sock),
+        };
+        if let Placed::Here(sock) = placed {
+            self.adopt(sock);
+        }
+    }
+
+    /// Takes on a connection placed here (by this reactor's own accept or handed over).
+    fn adopt(&mut self, sock: Socket) {
+        let now = Instant::now();
+        if self.draining.is_some() {
+            // Placed while this reactor was stopping: dropping it closes it.
+            drop(sock);
+            self.loads.closed(self.index);
+            return;
+        }
         if self.conns.len() >= self.limits.max_connections {
+            self.loads.closed(self.index);
             self.counters.login_failures.resources += 1;
             let peer = sock.peer_addr().ok().and_then(|a| a.as_socket());
             let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
@@ -377,6 +428,9 @@ impl Reactor {
     }
 
     fn on_wake(&mut self) {
+        while let Ok(sock) = self.handoffs.try_recv() {
+            self.adopt(sock);
+        }
         while let Ok(msg) = self.inbox.try_recv() {
             match msg {
                 ToReactor::Registered { key, result } => self.on_registered(key, result),
@@ -599,6 +653,7 @@ impl Reactor {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.publish_busy();
         self.resume_accepts(now);
         if !self.drains.is_empty() {
             self.check_drains();

@@ -167,6 +167,13 @@ impl Reactor {
         }
     }
 
+    /// Publishes the busy time since the last tick for the placer (`place::Loads`).
+    pub(super) fn publish_busy(&mut self) {
+        let since = self.counters.busy.saturating_sub(self.busy_published);
+        self.busy_published = self.counters.busy;
+        self.loads.ticked(self.index, nanos(since));
+    }
+
     /// Units by target name, skipping LUNs that do not exist (commands to unknown LUNs).
     fn lun_reports(&self, luns: HashMap<(usize, u16), (LunStats, usize)>) -> Vec<LunReport> {
         let mut out: Vec<LunReport> = luns

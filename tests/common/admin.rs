@@ -37,6 +37,16 @@ impl Daemon {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
     }
 
+    /// The address of `/metrics` (`--metrics 127.0.0.1:0`), from the log.
+    pub fn metrics_addr(&self) -> String {
+        let log = self.log();
+        log.split("metrics at http://")
+            .nth(1)
+            .and_then(|rest| rest.split("/metrics").next())
+            .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"))
+            .to_string()
+    }
+
     /// One request over the admin socket, without the `ctl` program.
     pub fn admin(&self, request: Request) -> ResponseLine {
         self.wait_admin();

@@ -225,8 +225,7 @@ impl Daemon {
         Duration::from_millis(ticks * 10)
     }
 
-    /// Everything the daemon wrote to stdout and stderr so far.
-    /// The core (reactor) that accepted the connection from local port `peer_port`, from the
+    /// The core (reactor) that serves the connection from local port `peer_port`, from the
     /// debug log's connection span.
     pub fn core_of(&self, peer_port: u16) -> Option<usize> {
         let needle = format!("peer=127.0.0.1:{peer_port} core=");
@@ -236,6 +235,23 @@ impl Daemon {
         digits.parse().ok()
     }
 
+    /// [`Daemon::core_of`] a connection just opened, once the reactor it was placed on has
+    /// logged it.
+    pub fn wait_core_of(&self, peer_port: u16) -> usize {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(core) = self.core_of(peer_port) {
+                return core;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no reactor logged the connection from port {peer_port}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Everything the daemon wrote to stdout and stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }

@@ -69,8 +69,8 @@ pub fn unit_attentions(ini: &mut Initiator, lun: u16) -> Vec<(u8, u8)> {
     panic!("unit attentions without end on LUN {lun}: {seen:?}");
 }
 
-/// A session of `TARGET` with ISID byte 5 = `who` (so several can coexist) on a connection the
-/// kernel's SO_REUSEPORT hash gave to reactor `core`; `keys` on top of the defaults.
+/// A session of `TARGET` with ISID byte 5 = `who` (so several can coexist) on a connection
+/// placed on reactor `core`; `keys` on top of the defaults.
 pub fn session_on_core(d: &Daemon, core: usize, who: u8, keys: &[(&str, &str)]) -> Initiator {
     session_on_core_as(d, core, initiator::INITIATOR_NAME, who, keys)
 }
@@ -83,16 +83,20 @@ pub fn session_on_core_as(
     who: u8,
     keys: &[(&str, &str)],
 ) -> Initiator {
-    for _ in 0..64 {
+    // Each new connection goes to the least-loaded reactor: one placed elsewhere is held open
+    // (without logging in) so that the next goes to another reactor, and closed at the end.
+    let mut elsewhere = Vec::new();
+    for _ in 0..16 {
         let mut ini = Initiator::connect(d.port());
+        if d.wait_core_of(ini.conn.local_port()) != core {
+            elsewhere.push(ini);
+            continue;
+        }
         ini.initiator_name = name.to_string();
         ini.isid[5] = who;
         ini.login(Some(TARGET), keys);
-        if d.core_of(ini.conn.local_port()) == Some(core) {
-            ini.clear_unit_attentions();
-            return ini;
-        }
-        ini.logout();
+        ini.clear_unit_attentions();
+        return ini;
     }
-    panic!("no connection landed on core {core} in 64 tries");
+    panic!("no connection was placed on core {core} in 16 tries");
 }
