@@ -225,8 +225,8 @@ pub use model::{
     MIN_CONNECTION_BUFFER_BYTES,
 };
 pub use parse::{
-    format_size, parse_backing, parse_cores, parse_network, parse_portal, parse_size,
-    read_secret_file,
+    format_size, parse_backing, parse_cores, parse_cpu_list, parse_network, parse_portal,
+    parse_size, read_secret_file,
 };
 pub use rbd::{RbdBacking, DEFAULT_CEPH_USER};
 pub use validate::validate_iscsi_name;
