@@ -79,12 +79,18 @@ pub fn format_size(bytes: u64) -> String {
     bytes.to_string()
 }
 
-/// Parses a core specification. Digits only = a count (`"4"`); anything with `,` or `-` = a list
-/// of CPU ids (see [`parse_cpu_list`]). Rejects empty input and a count of 0.
+/// Parses a core specification. `"auto"` = the daemon's choice (the default); digits only = a
+/// count (`"4"`); anything with `,` or `-` = a list of CPU ids (see [`parse_cpu_list`]). Rejects
+/// empty input and a count of 0.
 pub fn parse_cores(s: &str) -> Result<CoreSpec, String> {
     let t = s.trim();
     if t.is_empty() {
-        return Err("core specification is empty (use a count like 4 or a list like 0-3,8)".into());
+        return Err(
+            "core specification is empty (use auto, a count like 4 or a list like 0-3,8)".into(),
+        );
+    }
+    if t == "auto" {
+        return Ok(CoreSpec::Auto);
     }
     if t.bytes().all(|b| b.is_ascii_digit()) {
         let n: usize = t
@@ -537,7 +543,7 @@ impl RawConfig {
                 Ok(n) => toml::Value::Integer(n),
                 Err(_) => toml::Value::String(n.to_string()),
             },
-            list => toml::Value::String(list.to_string()),
+            other => toml::Value::String(other.to_string()),
         };
         RawConfig {
             portals: Some(c.portals.iter().map(ToString::to_string).collect()),
@@ -901,7 +907,8 @@ mod tests {
             let e = parse_cores(s).unwrap_err();
             assert!(e.contains(want), "{s:?}: {e}");
         }
-        for spec in ["4", "0-3,8", "0,2", "5-5", "1,3-4,6"] {
+        assert_eq!(parse_cores(" auto "), Ok(CoreSpec::Auto));
+        for spec in ["auto", "4", "0-3,8", "0,2", "5-5", "1,3-4,6"] {
             let c = parse_cores(spec).unwrap();
             assert_eq!(c.to_string(), spec);
         }
