@@ -171,9 +171,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub discovery_chap_secret_file: Option<PathBuf>,
 
-    /// Cores to run on: a count (4) or a list of CPU ids to pin to (0-3,8; 5-5 for CPU 5 alone).
+    /// Cores to run on: a count (4), a list of CPU ids to pin to (0-3,8; 5-5 for CPU 5 alone) or
+    /// auto.
     ///
-    /// Default: every core available to the process.
+    /// Default (auto): on a machine with several NUMA nodes, the cores of the node that holds the
+    /// most exported block devices; otherwise every core available to the process.
     #[arg(long, value_name = "SPEC", value_parser = parse_cores)]
     pub cores: Option<CoreSpec>,
 

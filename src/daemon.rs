@@ -2,6 +2,7 @@
 //! control thread and one pinned reactor per core.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -147,7 +148,12 @@ pub fn start_with(
     let ctx = Arc::new(build_context(config, &stores));
     let pr_store = PrStore::new(&config.state_dir);
     restore_reservations(&ctx, &pr_store)?;
-    let cpus = resolve_cores(&config.cores)?;
+    let devices: Vec<u64> = stores
+        .iter()
+        .flat_map(|luns| luns.values())
+        .filter_map(|s| s.device_number())
+        .collect();
+    let cpus = resolve_cores(&config.cores, &devices, Path::new(crate::numa::SYSFS))?;
     let table = Arc::new(StoreTable {
         targets: stores.clone(),
     });
@@ -517,8 +523,10 @@ fn tuning(c: &IscsiTuning, limits: &Limits) -> Tuning {
     }
 }
 
-/// The CPUs to pin reactors to: the first N, or the listed ids, all of which must exist.
-fn resolve_cores(spec: &CoreSpec) -> Result<Vec<usize>, StartError> {
+/// The CPUs to pin reactors to: the first N, or the listed ids, all of which must exist; by
+/// default those of the NUMA node nearest the block devices `devices` (read in `sysfs`), else
+/// all (`crate::numa`). Says which in one line.
+fn resolve_cores(spec: &CoreSpec, devices: &[u64], sysfs: &Path) -> Result<Vec<usize>, StartError> {
     let available: Vec<usize> = core_affinity::get_core_ids()
         .unwrap_or_default()
         .into_iter()
@@ -531,7 +539,19 @@ fn resolve_cores(spec: &CoreSpec) -> Result<Vec<usize>, StartError> {
             available
         )
     };
-    match spec {
+    let cpus = match spec {
+        CoreSpec::Auto => {
+            if available.is_empty() {
+                return Err(StartError::Cores(
+                    "cannot tell which cores this process may run on; give --cores".into(),
+                ));
+            }
+            // A CPU quota (cgroup) may allow fewer cores than the affinity mask lists.
+            let limit = std::thread::available_parallelism().map_or(available.len(), |n| n.get());
+            let placement = crate::numa::default_cores(sysfs, devices, &available, limit);
+            placement.log();
+            return Ok(placement.cpus);
+        }
         CoreSpec::Count(n) => {
             if *n == 0 || *n > available.len() {
                 return Err(StartError::Cores(format!(
@@ -539,7 +559,7 @@ fn resolve_cores(spec: &CoreSpec) -> Result<Vec<usize>, StartError> {
                     describe()
                 )));
             }
-            Ok(available[..*n].to_vec())
+            available[..*n].to_vec()
         }
         CoreSpec::List(ids) => {
             if let Some(bad) = ids.iter().find(|id| !available.contains(id)) {
@@ -548,9 +568,12 @@ fn resolve_cores(spec: &CoreSpec) -> Result<Vec<usize>, StartError> {
                     describe()
                 )));
             }
-            Ok(ids.clone())
+            ids.clone()
         }
-    }
+    };
+    let cores = CoreSpec::List(cpus.clone());
+    tracing::info!(%cores, "reactor cores: as configured (cores = {spec})");
+    Ok(cpus)
 }
 
 #[cfg(test)]
@@ -567,9 +590,28 @@ mod tests {
 
     #[test]
     fn too_many_cores_is_a_config_error() {
-        let err = resolve_cores(&CoreSpec::Count(100_000)).unwrap_err();
+        let sysfs = Path::new(crate::numa::SYSFS);
+        let err = resolve_cores(&CoreSpec::Count(100_000), &[], sysfs).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().starts_with("--cores:"), "{err}");
-        assert!(resolve_cores(&CoreSpec::List(vec![99_999])).is_err());
+        assert!(resolve_cores(&CoreSpec::List(vec![99_999]), &[], sysfs).is_err());
+    }
+
+    #[test]
+    fn explicit_cores_win_over_the_numa_default() {
+        let available: Vec<usize> = core_affinity::get_core_ids()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        let (first, last) = (available[0], available[available.len() - 1]);
+        // The device is on node 1, whose only core is the last available one.
+        let node1 = last.to_string();
+        let fake = crate::numa::fake::FakeSysfs::with_nodes("0-1", &["4095", &node1]);
+        let dev = fake.nvme(0, "1");
+        let resolve = |spec| resolve_cores(&spec, &[dev], fake.root()).unwrap();
+        assert_eq!(resolve(CoreSpec::Auto), [last]);
+        assert_eq!(resolve(CoreSpec::Count(1)), [first]);
+        assert_eq!(resolve(CoreSpec::List(vec![first])), [first]);
     }
 }

@@ -9,6 +9,7 @@ pub mod control;
 pub mod ctl;
 pub mod daemon;
 pub mod login;
+pub mod numa;
 pub mod pdu;
 pub mod reactor;
 pub mod retry;

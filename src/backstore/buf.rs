@@ -168,7 +168,8 @@ pub struct Region {
 
 /// Creates this thread's pool: `count` buffers of each `size` (sizes rounded up to pages).
 /// Returns their memory regions in registration-index order; the caller registers them with its
-/// ring before any buffer is handed out.
+/// ring before any buffer is handed out. Called on the reactor's thread once it is pinned, so
+/// that the pages are on that core's NUMA node.
 pub fn install_pool(classes: &[(usize, usize)]) -> Vec<Region> {
     let mut regions = Vec::new();
     let mut pool = Pool::default();

@@ -237,6 +237,14 @@ impl Store {
         self.kind
     }
 
+    /// The device number (`st_rdev`) of a block-device store; `None` for every other kind.
+    pub fn device_number(&self) -> Option<u64> {
+        match (self.kind, &self.file) {
+            (StoreKind::BlockDevice, Some(f)) => f.metadata().ok().map(|m| m.rdev()),
+            _ => None,
+        }
+    }
+
     /// Size in bytes.
     pub fn size(&self) -> u64 {
         self.size.load(Ordering::Relaxed)

@@ -95,7 +95,7 @@
 //! | key | default | meaning and allowed values |
 //! |---|---|---|
 //! | `portals` | `["127.0.0.1:3260"]` | Addresses to listen on: `"IPv4:port"`, `"[IPv6]:port"`, or an address without port (port 3260). At least one, no duplicates, port not 0. |
-//! | `cores` | all available cores | Integer N = use N cores; string = a core count (`"4"`) or a list of CPU ids to pin to (`"0-3,8"`, `"0,2"`, `"5-5"` for CPU 5 alone). Ids 0..=4095, no duplicates, ranges not reversed. |
+//! | `cores` | `"auto"` | `"auto"` = the cores of the NUMA node that holds the most exported block devices on a machine with several nodes, else all available cores (README "Cores and NUMA"). Integer N = use the first N available cores; string = a core count (`"4"`) or a list of CPU ids to pin to (`"0-3,8"`, `"0,2"`, `"5-5"` for CPU 5 alone). Ids 0..=4095, no duplicates, ranges not reversed. |
 //! | `portal_group_tag` | `1` | Target portal group tag reported to initiators, 0..=65535. |
 //! | `state_dir` | `"/var/lib/ringtgt"` | Absolute path of the directory for state that must survive a restart: persistent reservations of logical units whose registrants asked for APTPL (`reservations/<target>/lun-<id>.toml`, written atomically before the command completes). Created when first needed. |
 //! | `admin_socket` | `"/run/ringtgt/ctl.sock"` | Absolute path of the admin socket `ringtgt ctl` talks to (mode 0600, owned by the daemon's user; its directory is created if missing). When the default cannot be set up (e.g. an unprivileged user cannot create `/run/ringtgt`) the daemon says so and serves without it; a path given here or with `--admin-socket` that cannot be set up stops the start. |
@@ -226,8 +226,8 @@ pub use model::{
     MIN_CONNECTION_BUFFER_BYTES,
 };
 pub use parse::{
-    format_size, parse_backing, parse_cores, parse_network, parse_portal, parse_size,
-    read_secret_file,
+    format_size, parse_backing, parse_cores, parse_cpu_list, parse_network, parse_portal,
+    parse_size, read_secret_file,
 };
 pub use rbd::{RbdBacking, DEFAULT_CEPH_USER};
 pub use validate::validate_iscsi_name;

@@ -478,25 +478,24 @@ impl FromStr for DigestPolicy {
 }
 
 /// Which cores run reactors.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum CoreSpec {
+    /// Not given (or `"auto"`): the daemon chooses at start-up, the cores of the NUMA node
+    /// nearest the exported block devices where there is such a node, else every core available
+    /// to the process (`crate::numa`).
+    #[default]
+    Auto,
     /// Use this many cores (the daemon picks which).
     Count(usize),
     /// Pin one reactor to each of these CPU ids, in this order.
     List(Vec<usize>),
 }
 
-impl Default for CoreSpec {
-    /// One reactor per core available to this process.
-    fn default() -> Self {
-        CoreSpec::Count(std::thread::available_parallelism().map_or(1, |n| n.get()))
-    }
-}
-
 impl fmt::Display for CoreSpec {
-    /// Formats in the syntax [`parse_cores`] reads back (`"4"`, `"0-3,8"`, `"5-5"`).
+    /// Formats in the syntax [`parse_cores`] reads back (`"auto"`, `"4"`, `"0-3,8"`, `"5-5"`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            CoreSpec::Auto => f.write_str("auto"),
             CoreSpec::Count(n) => write!(f, "{n}"),
             CoreSpec::List(ids) => {
                 if let [only] = ids.as_slice() {

@@ -79,13 +79,18 @@ pub fn format_size(bytes: u64) -> String {
     bytes.to_string()
 }
 
-/// Parses a core specification. Digits only = a count (`"4"`); anything with `,` or `-` = a list
-/// of CPU ids (`"0-3,8"` → 0,1,2,3,8; `"0,2"`; `"5-5"` = CPU 5 alone). Rejects empty input and
-/// elements, reversed ranges, duplicates, a count of 0 and ids above 4095.
+/// Parses a core specification. `"auto"` = the daemon's choice (the default); digits only = a
+/// count (`"4"`); anything with `,` or `-` = a list of CPU ids (see [`parse_cpu_list`]). Rejects
+/// empty input and a count of 0.
 pub fn parse_cores(s: &str) -> Result<CoreSpec, String> {
     let t = s.trim();
     if t.is_empty() {
-        return Err("core specification is empty (use a count like 4 or a list like 0-3,8)".into());
+        return Err(
+            "core specification is empty (use auto, a count like 4 or a list like 0-3,8)".into(),
+        );
+    }
+    if t == "auto" {
+        return Ok(CoreSpec::Auto);
     }
     if t.bytes().all(|b| b.is_ascii_digit()) {
         let n: usize = t
@@ -98,6 +103,18 @@ pub fn parse_cores(s: &str) -> Result<CoreSpec, String> {
             return Err(format!("core count must be at most {MAX_CORES}, got {n}"));
         }
         return Ok(CoreSpec::Count(n));
+    }
+    parse_cpu_list(t).map(CoreSpec::List)
+}
+
+/// Parses a list of CPU ids in the kernel's list format, as in `--cores` and in sysfs
+/// (`cpulist`, `has_cpu`): `"0-3,8"` → 0,1,2,3,8; `"0,2"`; `"5"` or `"5-5"` = 5 alone. Rejects
+/// empty input and elements, reversed ranges, duplicates and ids above 4095 (so that no input,
+/// however large its numbers, makes a large list).
+pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("core list is empty".into());
     }
     let mut seen = vec![false; MAX_CORE_ID + 1];
     let mut ids = Vec::new();
@@ -123,7 +140,7 @@ pub fn parse_cores(s: &str) -> Result<CoreSpec, String> {
             ids.push(id);
         }
     }
-    Ok(CoreSpec::List(ids))
+    Ok(ids)
 }
 
 fn parse_core_id(s: &str, list: &str) -> Result<usize, String> {
@@ -528,7 +545,7 @@ impl RawConfig {
                 Ok(n) => toml::Value::Integer(n),
                 Err(_) => toml::Value::String(n.to_string()),
             },
-            list => toml::Value::String(list.to_string()),
+            other => toml::Value::String(other.to_string()),
         };
         RawConfig {
             portals: Some(c.portals.iter().map(ToString::to_string).collect()),
@@ -897,9 +914,20 @@ mod tests {
             let e = parse_cores(s).unwrap_err();
             assert!(e.contains(want), "{s:?}: {e}");
         }
-        for spec in ["4", "0-3,8", "0,2", "5-5", "1,3-4,6"] {
+        assert_eq!(parse_cores(" auto "), Ok(CoreSpec::Auto));
+        for spec in ["auto", "4", "0-3,8", "0,2", "5-5", "1,3-4,6"] {
             let c = parse_cores(spec).unwrap();
             assert_eq!(c.to_string(), spec);
+        }
+    }
+
+    #[test]
+    fn cpu_lists_take_single_ids_and_refuse_what_is_not_a_list() {
+        assert_eq!(parse_cpu_list("0\n"), Ok(vec![0]));
+        assert_eq!(parse_cpu_list("5"), Ok(vec![5]));
+        assert_eq!(parse_cpu_list("0-3,8-9"), Ok(vec![0, 1, 2, 3, 8, 9]));
+        for bad in ["", "\n", "0-", "x", "0-4294967296", "1,1", "-1"] {
+            assert!(parse_cpu_list(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -245,7 +245,7 @@ fn validate_cores(cores: &CoreSpec) -> Result<(), ConfigError> {
             "cores",
             format!("core count must be between 1 and {MAX_CORES}, got {n}"),
         )),
-        CoreSpec::Count(_) => Ok(()),
+        CoreSpec::Auto | CoreSpec::Count(_) => Ok(()),
         CoreSpec::List(ids) => {
             if ids.is_empty() {
                 return Err(ConfigError::invalid("cores", "core list must not be empty"));

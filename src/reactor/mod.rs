@@ -154,6 +154,11 @@ impl Reactor {
                 tracing::warn!(cpu, "could not pin reactor thread");
             }
         }
+        // NUMA: memory is placed on the node of the CPU that first touches it, so everything
+        // this core uses on the data path (the ring, the buffer pool, connection state) is made
+        // here, on the reactor's own thread, after it is pinned: never before, and never on the
+        // thread that spawns it. Registering the pool pins (faults in) its pages now, on this
+        // core; without registration, the heap buffers used instead are allocated by this thread.
         let ring = new_ring()?;
         register_buffer_pool(&ring, s.index);
         let fixed_files = register_store_files(&ring, &s.stores, s.index);

@@ -293,7 +293,7 @@ fn defaults_match_the_documentation() {
     assert_eq!(t.default_time2retain, 20);
     assert_eq!(t.login_timeout_secs, 15);
     assert_eq!(t.max_transfer_bytes, 8 * 1024 * 1024);
-    assert!(matches!(CoreSpec::default(), CoreSpec::Count(n) if n >= 1));
+    assert_eq!(CoreSpec::default(), CoreSpec::Auto);
 }
 
 #[test]
@@ -304,6 +304,7 @@ fn cores_accepts_integer_and_string() {
     };
     assert_eq!(with("4").unwrap(), CoreSpec::Count(4));
     assert_eq!(with("\"3\"").unwrap(), CoreSpec::Count(3));
+    assert_eq!(with("\"auto\"").unwrap(), CoreSpec::Auto);
     assert_eq!(
         with("\"0-3,8\"").unwrap(),
         CoreSpec::List(vec![0, 1, 2, 3, 8])
