@@ -156,9 +156,10 @@ class Target:
 
 def start_ringtgt(procs: Procs, key: str, label: str, binary: str, port: int, cores: str | None,
                   lun_file: str, run_dir: str, metrics_port: int) -> Target:
-    metrics = f"{HOST}:{metrics_port}"
+    # METRICS=0: a binary older than the /metrics endpoint (no per-reactor session counts then).
+    metrics = f"{HOST}:{metrics_port}" if os.environ.get("METRICS", "1") != "0" else None
     argv = [binary, "serve", "--portal", f"{HOST}:{port}", "--target", IQN_RINGTGT,
-            "--lun", "null:1GiB", "--lun", lun_file, "--metrics", metrics]
+            "--lun", "null:1GiB", "--lun", lun_file] + (["--metrics", metrics] if metrics else [])
     if cores:
         argv += ["--cores", cores]
     t = Target(key, label, port, IQN_RINGTGT, {"null": 0, "file": 1}, metrics=metrics)

@@ -10,6 +10,8 @@
 #   RINGTGT_BIN=path  measure this binary instead of building this checkout (cargo build --profile
 #                     profiling with PROFILE=1, else --release)
 #   CORES=spec        --cores of the main ringtgt instance (default: all cores)
+#   METRICS=0         start ringtgt without --metrics (a binary older than the endpoint; the
+#                     sessions-per-reactor column is then empty)
 #   PORT_BASE=3460    ports PORT_BASE..PORT_BASE+5 on 127.0.0.1 (ringtgt, ringtgt --cores 1, tgtd,
 #                     iperf3, the two ringtgts' /metrics); tgtd's control socket is -C PORT_BASE+2
 #   PROFILE=1         after the rounds: perf record (cpu-clock) and strace -c of both targets
