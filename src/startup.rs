@@ -94,7 +94,7 @@ fn complete(target: &str, l: &mut LunConfig, store: &Store) -> Result<(), StoreE
     Ok(())
 }
 
-fn store_spec(backing: &Backing) -> StoreSpec {
+pub(crate) fn store_spec(backing: &Backing) -> StoreSpec {
     match backing {
         Backing::Path(p) => StoreSpec::Path(p.clone()),
         Backing::Null { size } => StoreSpec::Null { size: *size },

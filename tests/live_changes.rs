@@ -185,8 +185,8 @@ fn luns_added_resized_and_removed_under_load() {
     watcher.logout();
 }
 
-#[test]
-fn a_block_device_or_file_is_read_again_after_it_grew() {
+/// A daemon serving TARGET with no LUN, and a 4 MiB file in its directory to add as one.
+fn target_without_luns_and_an_image() -> (Daemon, std::path::PathBuf) {
     let d = Daemon::start_config(|port| {
         format!("portals = [\"127.0.0.1:{port}\"]\n[[target]]\nname = \"{TARGET}\"\n")
     });
@@ -195,6 +195,46 @@ fn a_block_device_or_file_is_read_again_after_it_grew() {
         .unwrap()
         .set_len(4 << 20)
         .unwrap();
+    (d, image)
+}
+
+#[test]
+fn a_live_lun_on_a_medium_in_use_is_refused_unless_both_are_read_only() {
+    let (d, image) = target_without_luns_and_an_image();
+    let alias = d.dir().join("alias.img");
+    std::os::unix::fs::symlink(&image, &alias).unwrap();
+    let (image, alias) = (image.to_str().unwrap(), alias.to_str().unwrap());
+
+    d.ctl_ok(&["lun", "add", "--target", TARGET, "--id", "0", image]);
+    // The same file under another name, writable or not, while a writable unit uses it.
+    for extra in [&[][..], &["--read-only"][..]] {
+        let mut args = vec!["lun", "add", "--target", TARGET, "--id", "1", alias];
+        args.extend_from_slice(extra);
+        let (code, _, err) = d.ctl(&args);
+        assert_ne!(code, Some(0), "{args:?} was accepted");
+        assert!(err.contains("only if both are read-only"), "{err}");
+    }
+    assert!(!d.ctl_ok(&["luns", "--target", TARGET]).contains(" 1 "));
+
+    // Read-only twice is allowed.
+    d.ctl_ok(&["lun", "remove", "--target", TARGET, "--id", "0"]);
+    for (id, path) in [("2", image), ("3", alias)] {
+        d.ctl_ok(&[
+            "lun",
+            "add",
+            "--target",
+            TARGET,
+            "--id",
+            id,
+            "--read-only",
+            path,
+        ]);
+    }
+}
+
+#[test]
+fn a_block_device_or_file_is_read_again_after_it_grew() {
+    let (d, image) = target_without_luns_and_an_image();
     d.ctl_ok(&["lun", "add", "--target", TARGET, image.to_str().unwrap()]);
     let mut ini = login(&d, TARGET, 1);
     assert_eq!(ini.capacity(0).0, 4 << 20 >> 9);

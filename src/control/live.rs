@@ -28,7 +28,7 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 
 use super::ToControl;
-use crate::backstore::Store;
+use crate::backstore::{identify, Store};
 use crate::config::{parse_backing, Config, LunConfig, TargetConfig};
 use crate::daemon;
 use crate::reactor::StoreTable;
@@ -213,12 +213,14 @@ impl Runtime {
         self.add_opened_lun(slot, lun, store)
     }
 
-    /// Refuses a unit that target `slot` cannot take (id in use or still draining, or a
-    /// configuration that would not validate) before its store is opened.
+    /// Refuses a unit that target `slot` cannot take (id in use or still draining, a medium
+    /// another unit uses, or a configuration that would not validate) before its store is
+    /// opened.
     pub fn check_new_lun(&self, slot: usize, lun: &LunConfig) -> Result<(), String> {
         if self.stores[slot].contains_key(&lun.id) {
             return Err(format!("LUN {} is still being removed", lun.id));
         }
+        self.check_shared_medium(lun)?;
         self.with_lun(slot, lun.clone())
             .validate()
             .map_err(|e| e.to_string())
@@ -246,6 +248,28 @@ impl Runtime {
         self.stores[slot].insert(id, store);
         self.rebuild();
         Ok(id)
+    }
+
+    /// The rule start-up applies (`startup::open_stores`): a file or block device may back two
+    /// units only if both are read-only, whatever the paths that name it. Two writable units
+    /// on one medium would each cache, reserve and lock their blocks without the other.
+    fn check_shared_medium(&self, lun: &LunConfig) -> Result<(), String> {
+        let identity = |l: &LunConfig| identify(&crate::startup::store_spec(&l.backing));
+        let Some(id) = identity(lun) else {
+            return Ok(());
+        };
+        for t in &self.config.targets {
+            for other in &t.luns {
+                if identity(other) == Some(id) && !(other.read_only && lun.read_only) {
+                    return Err(format!(
+                        "{} is the medium of LUN {} of {} ({}): two LUNs may share a file or \
+                         device only if both are read-only",
+                        lun.backing, other.id, t.name, other.backing
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The configuration with `lun` added to target `slot`.
