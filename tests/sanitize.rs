@@ -213,6 +213,30 @@ fn sanitize_with_immed_answers_once_started_and_runs_in_the_background() {
 }
 
 #[test]
+fn removing_the_lun_interrupts_its_sanitize_and_answers_the_command() {
+    let d = paced_daemon();
+    let mut a = login(&d, "iqn.2026-12.test:a", 1);
+    a.clear_unit_attentions();
+    let (itt, _) = send_sanitize(&mut a, false, *b"GONE");
+    assert_sanitizing(&a.test_unit_ready(0));
+    let started = Instant::now();
+    d.ctl_ok(&["lun", "remove", "--target", common::TARGET, "--id", "0"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the removal waited {:?} for the sanitize",
+        started.elapsed()
+    );
+    // The command is told its unit is gone (LOGICAL UNIT NOT SUPPORTED).
+    a.collect(itt).assert_sense(0x05, 0x25);
+    assert!(
+        d.log()
+            .contains("the LUN was removed: sanitize interrupted"),
+        "{}",
+        d.log()
+    );
+}
+
+#[test]
 fn a_stopping_daemon_interrupts_a_sanitize_and_says_so() {
     let mut d = Daemon::start_config(|port| {
         format!(

@@ -659,6 +659,22 @@ impl RawLimits {
     }
 }
 
+/// At least one step (1 MiB) a second: a paced sanitize then looks at its unit (removed? the
+/// daemon stopping?) at least once a second.
+fn sanitize_rate(field: &str, v: toml::Value) -> Result<u64, ConfigError> {
+    let rate = size_value(field, v)?;
+    if rate < u64::from(crate::scsi::STEP_BYTES) {
+        return Err(ConfigError::invalid(
+            field,
+            format!(
+                "must be at least 1MiB (a second), got {}",
+                format_size(rate)
+            ),
+        ));
+    }
+    Ok(rate)
+}
+
 /// A byte size written as a SIZE string (`"32MiB"`) or a plain integer.
 fn size_value(field: &str, v: toml::Value) -> Result<u64, ConfigError> {
     match v {
@@ -786,7 +802,7 @@ impl RawLun {
             removable: self.removable.unwrap_or(false),
             sanitize_rate: self
                 .sanitize_rate
-                .map(|v| size_value(&format!("{prefix}.sanitize_rate"), v))
+                .map(|v| sanitize_rate(&format!("{prefix}.sanitize_rate"), v))
                 .transpose()?,
         })
     }

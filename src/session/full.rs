@@ -466,7 +466,7 @@ impl Session {
             self.retry_range_locks();
         }
         if !self.paced.is_empty() {
-            self.resume_paced();
+            self.resume_paced(out);
         }
         let ping = self.keepalive.on_timer(now, &mut self.next_ttt);
         match ping {

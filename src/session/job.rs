@@ -106,7 +106,8 @@ impl Session {
                 self.note_sanitize_progress(slot, &job);
                 let bytes = super::budget::job_io_bytes(&io, u64::from(self.block_size(io.lun)));
                 self.tasks[slot].state = TaskState::Deferred(Deferred::Job { job, io });
-                if self.tasks[slot].sanitize.is_some() && self.hold_sanitize_step(slot, bytes) {
+                if self.tasks[slot].sanitize.is_some() && self.hold_sanitize_step(slot, bytes, out)
+                {
                     return self.after_task_change(out);
                 }
                 let t = &mut self.tasks[slot];

@@ -119,26 +119,42 @@ impl Session {
     }
 
     /// Whether the next step (of `bytes`) of task `slot`, deferred, must wait for its pace (the
-    /// task is then queued until the time it fits), or stop because the daemon is stopping (the
-    /// task is then freed, which ends the operation).
-    pub(super) fn hold_sanitize_step(&mut self, slot: usize, bytes: usize) -> bool {
+    /// task is then queued until the time it fits), or stop because the daemon is stopping or
+    /// the unit was removed (the task is then freed, which ends the operation; a command still
+    /// waiting for it is told its unit is gone).
+    pub(super) fn hold_sanitize_step(
+        &mut self,
+        slot: usize,
+        bytes: usize,
+        out: &mut Output,
+    ) -> bool {
         let now = self.now;
+        let removed = self.luns.get(self.tasks[slot].lun).is_none();
         let t = &mut self.tasks[slot];
         let Some(run) = &mut t.sanitize else {
             return false;
         };
-        if self.stopping {
+        if self.stopping || removed {
             let (done, total) = match &t.state {
                 TaskState::Deferred(Deferred::Job { job, .. }) => job.progress(),
                 _ => (0, 0),
+            };
+            let why = if removed {
+                "the LUN was removed"
+            } else {
+                "the daemon is stopping"
             };
             tracing::warn!(
                 lun = t.lun,
                 done_blocks = done,
                 total_blocks = total,
-                "the daemon is stopping: sanitize interrupted, the medium is partly sanitized"
+                "{why}: sanitize interrupted, the medium is partly sanitized"
             );
-            self.free_task(slot);
+            let t = self.free_task(slot);
+            if removed && !t.detached {
+                let c = check_condition(&self.nexus, Sense::lun_not_supported());
+                self.send_completion(Reply::of(&t), &c, out);
+            }
             return true;
         }
         let Some(due) = run.pace.as_mut().and_then(|p| p.admit(bytes as u64, now)) else {
@@ -150,7 +166,7 @@ impl Session {
     }
 
     /// Paced sanitize steps whose time has come go out.
-    pub(super) fn resume_paced(&mut self) {
+    pub(super) fn resume_paced(&mut self, out: &mut Output) {
         let now = self.now;
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.paced)
             .into_iter()
@@ -167,7 +183,7 @@ impl Session {
                 continue;
             };
             let bytes = super::budget::job_io_bytes(io, u64::from(self.block_size(io.lun)));
-            if !self.hold_sanitize_step(slot, bytes) {
+            if !self.hold_sanitize_step(slot, bytes, out) {
                 self.run_or_defer(slot);
             }
         }

@@ -459,6 +459,10 @@ fn out_of_type_integers_name_the_field() {
         lun("block_size = 1000"),
         "target[0].lun[1].block_size: must be 512 or 4096, got 1000"
     );
+    assert_eq!(
+        lun("sanitize_rate = \"512KiB\""),
+        "target[0].lun[1].sanitize_rate: must be at least 1MiB (a second), got 512KiB"
+    );
     let e =
         toml_err("[[target]]\nname = \"iqn.2026-11.io.x:a\"\n[[target.lun]]\npath = \"foo:12\"\n");
     assert!(
