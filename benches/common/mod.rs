@@ -38,5 +38,6 @@ pub fn disk_lu(target: &str) -> LuInfo {
         geometry: Default::default(),
         store_compare_and_write: false,
         sanitize_rate: None,
+        reads_zeros: false,
     }
 }

@@ -156,6 +156,7 @@ pub fn lu(lun: u16, block_size: u32, blocks: u64) -> LuInfo {
         geometry: Default::default(),
         store_compare_and_write: false,
         sanitize_rate: None,
+        reads_zeros: false,
     }
 }
 

@@ -101,6 +101,9 @@ pub struct LuInfo {
     /// The backing store performs COMPARE AND WRITE atomically itself (an RBD image: in the
     /// cluster, so against every gateway of the image).
     pub store_compare_and_write: bool,
+    /// The store keeps nothing (`null:SIZE`): a read is zeros, sent without a buffer or any
+    /// backing-store operation.
+    pub reads_zeros: bool,
     /// Bytes per second a sanitize operation may write or deallocate (`None`: as fast as the
     /// store goes), so that one does not starve the other units of the device or the core.
     pub sanitize_rate: Option<u64>,

@@ -19,6 +19,7 @@ struct Decided {
     lun: u16,
     block_size: u32,
     write_cache: bool,
+    reads_zeros: bool,
 }
 
 impl Session {
@@ -69,6 +70,10 @@ impl Session {
         let lun = decided.lun;
         match decided.plan {
             Plan::Complete(c) => self.send_completion(reply, &c, out),
+            Plan::Read { blocks, .. } if decided.reads_zeros => {
+                let len = (u64::from(blocks) * bs) as usize;
+                self.send_read_result(reply, Source::Zeros(len), ScsiStatus::GOOD, &[], out);
+            }
             Plan::Read { lba, blocks } => {
                 let scsi_len = (u64::from(blocks) * bs) as u32;
                 let slot = self.new_task(
@@ -129,14 +134,16 @@ impl Session {
         };
         let plan = scsi::dispatch(&luns, &mut self.nexus, unit, cmd.lun, cdb);
         let lun = decode_lun(cmd.lun).unwrap_or(0);
-        let (block_size, write_cache) = luns
-            .get(lun)
-            .map_or((512, true), |l| (l.block_size, l.write_cache));
+        let (block_size, write_cache, reads_zeros) =
+            luns.get(lun).map_or((512, true, false), |l| {
+                (l.block_size, l.write_cache, l.reads_zeros)
+            });
         Decided {
             plan,
             lun,
             block_size,
             write_cache,
+            reads_zeros,
         }
     }
 

@@ -28,12 +28,15 @@ pub(super) struct Reply {
 pub(super) enum Source<'a> {
     Bytes(&'a [u8]),
     Buf(IoBuf),
+    /// This many zeros (a read of a store that keeps nothing).
+    Zeros(usize),
 }
 
 /// A `Source` once placed: the buffer has moved into the output, which sends from it.
 enum Placed<'a> {
     Bytes(&'a [u8]),
     Held(usize),
+    Zeros,
 }
 
 impl Session {
@@ -50,6 +53,7 @@ impl Session {
         let (len, placed) = match data {
             Source::Bytes(b) => (b.len(), Placed::Bytes(b)),
             Source::Buf(buf) => (buf.len(), Placed::Held(out.hold(buf))),
+            Source::Zeros(len) => (len, Placed::Zeros),
         };
         let residual = Residual::of(r.edtl, len as u64);
         let send_len = len.min(r.edtl as usize);
@@ -105,6 +109,7 @@ impl Session {
             match data {
                 Placed::Bytes(b) => out.pdu(&pdu.encode(), &b[offset..offset + len]),
                 Placed::Held(buf) => out.pdu_from_buf(&pdu.encode(), *buf, offset..offset + len),
+                Placed::Zeros => out.pdu_of_zeros(&pdu.encode(), len),
             }
             data_sn = data_sn.wrapping_add(1);
             offset += len;

@@ -14,12 +14,20 @@ use crate::pdu::{Bhs, Digests};
 /// the answers holds at most this much (plus one response) here.
 pub const MAX_STAGED_OUTPUT: usize = 1 << 20;
 
-/// A data segment sent straight from `bufs[buf]`, inserted at offset `at` of the staged bytes.
+/// A data segment sent straight from `bufs[buf]` (or from [`ZEROS`] when `buf` is
+/// [`ZERO_PAYLOAD`]), inserted at offset `at` of the staged bytes.
 pub struct Payload {
     pub at: usize,
     pub buf: usize,
     pub range: Range<usize>,
 }
+
+/// `Payload::buf` of a piece of a segment of zeros.
+pub const ZERO_PAYLOAD: usize = usize::MAX;
+
+/// Zeros every zero payload is sent from: a longer segment is sent as several pieces of it, so
+/// that one small constant serves any MaxRecvDataSegmentLength.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 #[derive(Default)]
 pub struct Output {
@@ -42,27 +50,46 @@ impl Output {
         self.bufs.len() - 1
     }
 
+    /// Stages a PDU header whose data segment is `len` zeros, sent without a copy or a buffer.
+    pub fn pdu_of_zeros(&mut self, bhs: &Bhs, len: usize) {
+        let pieces = (0..len)
+            .step_by(ZEROS.len())
+            .map(|from| (ZERO_PAYLOAD, 0..ZEROS.len().min(len - from)));
+        self.pdu_from_pieces(bhs, len, pieces);
+    }
+
     /// Stages a PDU header whose data segment is `bufs[buf][range]`, sent without a copy.
     pub fn pdu_from_buf(&mut self, bhs: &Bhs, buf: usize, range: Range<usize>) {
-        let len = range.len();
+        self.pdu_from_pieces(bhs, range.len(), std::iter::once((buf, range)));
+    }
+
+    /// Stages a PDU header whose data segment (`len` bytes) is the `pieces`, in order.
+    fn pdu_from_pieces(
+        &mut self,
+        bhs: &Bhs,
+        len: usize,
+        pieces: impl Iterator<Item = (usize, Range<usize>)>,
+    ) {
         frame::encode_header(&mut self.staged, bhs, &[], len, self.digests);
         if len == 0 {
             return;
         }
-        let payload = Payload {
-            at: self.staged.len(),
-            buf,
-            range,
-        };
+        let at = self.staged.len();
+        let mut crc = crc32c::crc32c(&[]);
+        for (buf, range) in pieces {
+            let payload = Payload { at, buf, range };
+            if self.digests.data {
+                crc = crc32c::crc32c_append(crc, payload_bytes(&self.bufs, &payload));
+            }
+            self.payloads.push(payload);
+        }
         let pad = pad4(len) - len;
         self.staged.extend(std::iter::repeat_n(0u8, pad));
         if self.digests.data {
             // RFC 7143 §11.1: the data digest covers the segment and its padding.
-            let crc = crc32c::crc32c(payload_bytes(&self.bufs, &payload));
             let crc = crc32c::crc32c_append(crc, &[0u8; 3][..pad]);
             self.staged.extend_from_slice(&crc.to_le_bytes());
         }
-        self.payloads.push(payload);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -98,7 +125,10 @@ impl Output {
 
 /// The bytes a payload sends.
 pub fn payload_bytes<'a>(bufs: &'a [IoBuf], p: &Payload) -> &'a [u8] {
-    &bufs[p.buf].as_slice()[p.range.clone()]
+    match p.buf {
+        ZERO_PAYLOAD => &ZEROS[p.range.clone()],
+        buf => &bufs[buf].as_slice()[p.range.clone()],
+    }
 }
 
 #[cfg(test)]
@@ -131,5 +161,36 @@ mod tests {
         copied.pdu(&bhs, b"tail");
         assert_eq!(spliced.to_wire(), copied.to_wire());
         assert_eq!(spliced.pending_bytes(), copied.to_wire().len());
+    }
+
+    #[test]
+    fn zero_payloads_match_copied_zeros_with_digests() {
+        let digests = Digests {
+            header: true,
+            data: true,
+        };
+        let bhs = Bhs::new(Opcode::DATA_IN);
+        let mut zeros = Output {
+            digests,
+            ..Output::default()
+        };
+        let len = 2 * ZEROS.len() + 4097;
+        zeros.pdu_of_zeros(&bhs, len);
+        zeros.pdu_of_zeros(&bhs, 5);
+        let mut copied = Output {
+            digests,
+            ..Output::default()
+        };
+        copied.pdu(&bhs, &vec![0u8; len]);
+        copied.pdu(&bhs, &[0u8; 5]);
+        assert_eq!(
+            zeros.payloads.len(),
+            4,
+            "pieces of at most {} bytes",
+            ZEROS.len()
+        );
+        assert!(zeros.bufs.is_empty(), "no buffer held");
+        assert_eq!(zeros.to_wire(), copied.to_wire());
+        assert_eq!(zeros.pending_bytes(), copied.to_wire().len());
     }
 }

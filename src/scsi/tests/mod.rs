@@ -74,6 +74,7 @@ pub(crate) fn lu(lun: u16) -> LuInfo {
         geometry: Default::default(),
         store_compare_and_write: false,
         sanitize_rate: None,
+        reads_zeros: false,
     }
 }
 

@@ -11,19 +11,7 @@ fn two_units() -> Pair {
     let mut lu1 = lu();
     lu1.lun = 1;
     lu1.naa_id[15] = 0x61;
-    let base = context(default_offer(), Tuning::default());
-    let ctx = Arc::new(PortalContext {
-        targets: vec![TargetRuntime::new(
-            TARGET.into(),
-            LunMap::new(vec![lu(), lu1]),
-        )],
-        login_targets: base.login_targets.clone(),
-        portals: base.portals.clone(),
-        portal_group_tag: 1,
-        offer: base.offer.clone(),
-        tuning: base.tuning.clone(),
-        discovery_chap: None,
-    });
+    let ctx = context_with(default_offer(), Tuning::default(), vec![lu(), lu1]);
     let mut p = Pair::logged_in_to(ctx, &KEYS);
     p.other_disks.push((1, vec![0; 4096 * BS as usize]));
     p

@@ -38,12 +38,18 @@ fn lu() -> LuInfo {
         geometry: Default::default(),
         store_compare_and_write: false,
         sanitize_rate: None,
+        reads_zeros: false,
     }
 }
 
 fn context(offer: TargetOffer, tuning: Tuning) -> Arc<PortalContext> {
+    context_with(offer, tuning, vec![lu()])
+}
+
+/// The default context with these units.
+fn context_with(offer: TargetOffer, tuning: Tuning, luns: Vec<LuInfo>) -> Arc<PortalContext> {
     Arc::new(PortalContext {
-        targets: vec![TargetRuntime::new(TARGET.into(), LunMap::new(vec![lu()]))],
+        targets: vec![TargetRuntime::new(TARGET.into(), LunMap::new(luns))],
         login_targets: vec![TargetEntry {
             name: TARGET.into(),
             alias: None,
@@ -521,6 +527,31 @@ fn wrong_data_sn_is_rejected_and_ends_the_task() {
         (Opcode::DATA_OUT, 40, 27)
     );
     assert_eq!(p.run_io(), 0, "nothing written");
+}
+
+#[test]
+fn a_read_of_a_store_that_keeps_nothing_is_zeros_without_a_buffer_or_io() {
+    let mut null = lu();
+    null.reads_zeros = true;
+    let ctx = context_with(default_offer(), Tuning::default(), vec![null]);
+    let mut p = Pair::logged_in_to(ctx, &[("HeaderDigest", "CRC32C"), ("DataDigest", "CRC32C")]);
+    // 300 blocks: several Data-In PDUs, each longer than one piece of the shared zeros.
+    p.command(60, &rw10(0x28, 0, 300), 300 * BS, true, false, &[]);
+    assert!(p.take_io().is_empty(), "no backing-store operation");
+    assert!(p.conn.output().bufs.is_empty(), "no buffer held");
+    let pdus = p.recv();
+    let data: Vec<u8> = pdus
+        .iter()
+        .filter(|(b, _)| b.opcode() == Opcode::DATA_IN)
+        .flat_map(|(_, d)| d.iter().copied())
+        .collect();
+    assert_eq!(data, vec![0u8; 300 * BS as usize]);
+    let (last, _) = pdus.last().unwrap();
+    assert_eq!(
+        DataIn::decode(last).status,
+        Some(0),
+        "GOOD with the last Data-In"
+    );
 }
 
 #[test]
