@@ -197,14 +197,14 @@ impl ConnSlot {
         }
     }
 
-    /// Bytes waiting to be copied out to the peer from the staging buffers.
+    /// Memory the output to the peer holds outside the session's budget (`Output::held_bytes`).
     fn staged_output(&mut self) -> usize {
         let sending = if self.sending.active {
-            self.sending.out.staged.len()
+            self.sending.out.held_bytes()
         } else {
             0
         };
-        self.conn.output().staged.len() + sending
+        self.conn.output().held_bytes() + sending
     }
 
     pub fn peer_label(&self) -> &str {

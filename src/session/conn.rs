@@ -234,7 +234,7 @@ impl Connection {
 
     /// Whether enough output waits for the peer that input should wait too.
     pub fn output_full(&self) -> bool {
-        self.out.staged.len() > MAX_STAGED_OUTPUT
+        self.out.held_bytes() > MAX_STAGED_OUTPUT
     }
 
     /// Largest PDU this connection may receive now; the reactor sizes its receive buffer by it.

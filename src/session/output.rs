@@ -9,8 +9,8 @@ use crate::backstore::IoBuf;
 use crate::pdu::frame::{self, pad4};
 use crate::pdu::{Bhs, Digests};
 
-/// Staged bytes (headers, responses, small data copied for sending) past which the connection
-/// stops taking input until the peer has read some: a peer that sends requests and never reads
+/// Staged bytes (headers, responses, small data copied for sending) and payload records
+/// ([`Output::held_bytes`]) past which the connection stops taking input until the peer has read some: a peer that sends requests and never reads
 /// the answers holds at most this much (plus one response) here.
 pub const MAX_STAGED_OUTPUT: usize = 1 << 20;
 
@@ -94,6 +94,13 @@ impl Output {
 
     pub fn is_empty(&self) -> bool {
         self.staged.is_empty() && self.payloads.is_empty()
+    }
+
+    /// Memory this output holds that no budget counts: the staged bytes and one record per
+    /// payload. I/O buffers are the session's budget's; zeros cost a record per piece and
+    /// nothing else, so a peer that reads nothing while asking for zeros is bounded here.
+    pub fn held_bytes(&self) -> usize {
+        self.staged.len() + self.payloads.len() * std::mem::size_of::<Payload>()
     }
 
     /// Bytes waiting to be sent, payloads included.

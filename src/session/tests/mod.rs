@@ -240,13 +240,28 @@ impl Pair {
         write: bool,
         imm: &[u8],
     ) {
-        let mut c = [0u8; 16];
-        c[..cdb.len()].copy_from_slice(cdb);
         // RFC 7143 §11.3.1: F=0 announces unsolicited Data-Out after the immediate data.
         let unsolicited = self.announce_unsolicited && write && imm.len() < edtl as usize;
-        let cmd = ScsiCommand {
+        let mut cmd = self.command_pdu(lun, itt, cdb, edtl, read, write);
+        cmd.final_bit = !unsolicited;
+        self.send(&cmd.encode(), imm);
+    }
+
+    /// A SCSI Command PDU (F set) for the next CmdSN, not sent.
+    fn command_pdu(
+        &mut self,
+        lun: u16,
+        itt: u32,
+        cdb: &[u8],
+        edtl: u32,
+        read: bool,
+        write: bool,
+    ) -> ScsiCommand {
+        let mut c = [0u8; 16];
+        c[..cdb.len()].copy_from_slice(cdb);
+        ScsiCommand {
             immediate: false,
-            final_bit: !unsolicited,
+            final_bit: true,
             read,
             write,
             attr: 1,
@@ -256,8 +271,7 @@ impl Pair {
             cmd_sn: self.next_cmd_sn(),
             exp_stat_sn: 0,
             cdb: c,
-        };
-        self.send(&cmd.encode(), imm);
+        }
     }
 
     /// Performs every pending backing-store request against `disk`.
@@ -552,6 +566,28 @@ fn a_read_of_a_store_that_keeps_nothing_is_zeros_without_a_buffer_or_io() {
         Some(0),
         "GOOD with the last Data-In"
     );
+}
+
+#[test]
+fn a_peer_that_reads_no_zeros_stops_being_read_within_the_output_bound() {
+    let mut null = lu();
+    null.reads_zeros = true;
+    let ctx = context_with(default_offer(), Tuning::default(), vec![null]);
+    let keys = [("MaxRecvDataSegmentLength", "16777215")];
+    let mut p = Pair::logged_in_to(ctx, &keys);
+    // 1 MiB reads (the unit's transfer limit): few headers each, but many pieces of zeros.
+    let mut wire = Vec::new();
+    for itt in 0..3000u32 {
+        let cmd = p.command_pdu(0, itt, &rw10(0x28, 0, 2048), 1 << 20, true, false);
+        frame::encode(&mut wire, &cmd.encode(), &[], &[], p.digests);
+    }
+    let used = p.conn.handle_input(&wire, p.now);
+    assert!(
+        used < wire.len(),
+        "every command taken while nothing was read"
+    );
+    let held = p.conn.output().held_bytes();
+    assert!(held <= MAX_STAGED_OUTPUT + 4096, "{held} bytes held");
 }
 
 #[test]
