@@ -103,11 +103,12 @@ impl Session {
                 self.submit_to(target, slot, lun, op);
             }
             Step::Io(io) => {
-                self.note_sanitize_progress(slot, &job);
-                let bytes = super::budget::job_io_bytes(&io, u64::from(self.block_size(io.lun)));
+                let sanitizing = self.tasks[slot].sanitize.is_some();
+                if sanitizing {
+                    self.note_sanitize_progress(slot, &job);
+                }
                 self.tasks[slot].state = TaskState::Deferred(Deferred::Job { job, io });
-                if self.tasks[slot].sanitize.is_some() && self.hold_sanitize_step(slot, bytes, out)
-                {
+                if sanitizing && self.hold_sanitize_step(slot, out) {
                     return self.after_task_change(out);
                 }
                 let t = &mut self.tasks[slot];

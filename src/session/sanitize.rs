@@ -122,13 +122,14 @@ impl Session {
     /// task is then queued until the time it fits), or stop because the daemon is stopping or
     /// the unit was removed (the task is then freed, which ends the operation; a command still
     /// waiting for it is told its unit is gone).
-    pub(super) fn hold_sanitize_step(
-        &mut self,
-        slot: usize,
-        bytes: usize,
-        out: &mut Output,
-    ) -> bool {
+    pub(super) fn hold_sanitize_step(&mut self, slot: usize, out: &mut Output) -> bool {
         let now = self.now;
+        let bytes = match &self.tasks[slot].state {
+            TaskState::Deferred(Deferred::Job { io, .. }) => {
+                super::budget::job_io_bytes(io, u64::from(self.block_size(io.lun)))
+            }
+            _ => 0,
+        };
         let removed = self.luns.get(self.tasks[slot].lun).is_none();
         let t = &mut self.tasks[slot];
         let Some(run) = &mut t.sanitize else {
@@ -177,13 +178,12 @@ impl Session {
                 .tasks
                 .get(slot)
                 .is_some_and(|t| t.generation == generation);
-            let Some(TaskState::Deferred(Deferred::Job { io, .. })) =
-                live.then(|| &self.tasks[slot].state)
-            else {
-                continue;
-            };
-            let bytes = super::budget::job_io_bytes(io, u64::from(self.block_size(io.lun)));
-            if !self.hold_sanitize_step(slot, bytes, out) {
+            let deferred = live
+                && matches!(
+                    self.tasks[slot].state,
+                    TaskState::Deferred(Deferred::Job { .. })
+                );
+            if deferred && !self.hold_sanitize_step(slot, out) {
                 self.run_or_defer(slot);
             }
         }
