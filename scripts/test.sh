@@ -106,7 +106,7 @@ run_tests() {
     cargo test --all-targets --no-fail-fast
 }
 run_rbd_tests() {
-    cargo test --no-fail-fast --features rbd --test rbd --test hostile
+    cargo test --no-fail-fast --features rbd --test rbd --test gateway --test hostile
 }
 
 step setup install_libiscsi

@@ -332,6 +332,7 @@ pub(crate) fn login_entry(t: &TargetConfig) -> TargetEntry {
         portal_groups: t
             .port_groups
             .iter()
+            .filter(|g| !g.remote)
             .map(|g| PortalGroup {
                 tag: g.id,
                 portals: g.portals.clone(),
@@ -366,7 +367,10 @@ pub(crate) fn target_runtime_with(
             .iter()
             .map(|g| (g.id, access_state(g.state)))
             .collect();
-        PortGroups::new(&states)
+        match t.failover {
+            config::Failover::None => PortGroups::new(&states),
+            config::Failover::RbdLock => PortGroups::gateway(&states),
+        }
     };
     let units = t
         .luns

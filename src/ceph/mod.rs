@@ -23,6 +23,7 @@
 //!   client's throttles.
 
 mod aio;
+mod lock;
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 pub use aio::{Completed, Completions};
+pub use lock::Taken;
 
 /// Who connects to which cluster: one connection per distinct `Client` in the process.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

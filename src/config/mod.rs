@@ -140,6 +140,7 @@
 //! | `alias` | none | TargetAlias shown to initiators; 1..=255 bytes, no control characters. |
 //! | `allowed_initiators` | `[]` | Initiator names allowed to log in; empty = any initiator. Each a valid iSCSI name, no duplicates. |
 //! | `allowed_networks` | `[]` | Source networks allowed to log in, in CIDR notation (`"10.0.0.0/24"`, `"fd00::/64"`, `"10.0.0.5/32"` for one host); empty = any address. Host bits must be clear (`"10.0.0.5/24"` is an error), no duplicates. |
+//! | `failover` | `"none"` | `"rbd-lock"`: gateway mode (README, "Two gateways, one disk"): every LUN is a writable RBD image that other gateways export too, and the port groups' states follow the images' exclusive locks. Needs one port group of this gateway and at least one with `remote = true`, each `"active-optimized"` (this gateway takes the locks at start if nobody holds them) or `"active-non-optimized"`. |
 //!
 //! ## `[[target.lun]]` — one table per logical unit
 //!
@@ -193,8 +194,9 @@
 //! | key | default | meaning and allowed values |
 //! |---|---|---|
 //! | `id` | *required* | 1..=65535, unique within the target: the group's target port group identifier, the relative target port identifier of its one target port, and the iSCSI target portal group tag of its portals. |
-//! | `portals` | *required* | Some of the daemon's `portals` (written the same way), each in one group of the target at most; at least one. |
+//! | `portals` | *required* | Some of the daemon's `portals` (written the same way), each in one group of the target at most; at least one. A remote group's portals (another gateway's) are optional and only informative. |
 //! | `state` | `"active-optimized"` | Asymmetric access state reported by REPORT TARGET PORT GROUPS: `"active-optimized"`, `"active-non-optimized"`, `"standby"` (media access refused with NOT READY, TARGET PORT IN STANDBY STATE) or `"unavailable"` (only identification and REPORT TARGET PORT GROUPS answered). |
+//! | `remote` | `false` | `true`: the target port of another gateway of a `failover = "rbd-lock"` target, reported by REPORT TARGET PORT GROUPS and never served here. |
 //!
 //! A target without port groups is reached through every portal, as one active/optimized group
 //! whose id is `portal_group_tag`. A target with port groups is reached only through their
@@ -219,8 +221,8 @@ mod validate;
 pub use error::{ConfigError, ConfigWarning};
 pub use model::{
     default_admin_socket, default_portal, default_state_dir, AluaState, Backing, ChapAlgorithm,
-    ChapConfig, ChapSecret, Config, CoreSpec, DigestPolicy, IscsiTuning, Limits, LunAcl, LunConfig,
-    MutualChap, PortGroupConfig, Secret, SecretSource, TargetConfig, DEFAULT_PORT,
+    ChapConfig, ChapSecret, Config, CoreSpec, DigestPolicy, Failover, IscsiTuning, Limits, LunAcl,
+    LunConfig, MutualChap, PortGroupConfig, Secret, SecretSource, TargetConfig, DEFAULT_PORT,
     DEFAULT_SHUTDOWN_GRACE_SECS, DEMO_TARGET, MAX_ALIAS_LEN, MAX_CHAP_TEXT_LEN, MAX_CORES,
     MAX_CORE_ID, MAX_ISCSI_NAME_LEN, MAX_LUN_ID, MAX_SERIAL_LEN, MIN_CHAP_SECRET_LEN,
     MIN_CONNECTION_BUFFER_BYTES,

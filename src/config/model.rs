@@ -82,6 +82,33 @@ pub struct TargetConfig {
     /// ALUA target port groups; empty = one active/optimized group holding every portal, with
     /// the daemon's `portal_group_tag` as its id.
     pub port_groups: Vec<PortGroupConfig>,
+    /// Who decides the port groups' states while the daemon runs.
+    pub failover: Failover,
+}
+
+/// How a target's ALUA states change while the daemon runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Failover {
+    /// They stay as configured.
+    #[default]
+    None,
+    /// Gateway mode: every LUN is an RBD image that other gateways export too; the gateway
+    /// holding the images' exclusive locks is active/optimized, the others
+    /// active/non-optimized, and a write through a non-optimized gateway takes the locks over
+    /// (`control::failover`).
+    RbdLock,
+}
+
+impl Failover {
+    pub const ALL: [Failover; 2] = [Failover::None, Failover::RbdLock];
+
+    /// The config-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failover::None => "none",
+            Failover::RbdLock => "rbd-lock",
+        }
+    }
 }
 
 /// One ALUA target port group: some of the daemon's portals, which together are one target
@@ -90,9 +117,13 @@ pub struct TargetConfig {
 pub struct PortGroupConfig {
     /// 1..=65535, unique within the target.
     pub id: u16,
-    /// Portals of the group, each one of the daemon's `portals`, in one group at most.
+    /// Portals of the group, each one of the daemon's `portals`, in one group at most (for a
+    /// remote group: another gateway's portals, informative only).
     pub portals: Vec<SocketAddr>,
     pub state: AluaState,
+    /// The target port of another gateway (`failover = "rbd-lock"`): reported by REPORT TARGET
+    /// PORT GROUPS, never served here.
+    pub remote: bool,
 }
 
 /// The asymmetric access state of a port group (SPC-4).
@@ -137,6 +168,7 @@ impl TargetConfig {
             chap: None,
             acls: Vec::new(),
             port_groups: Vec::new(),
+            failover: Failover::None,
         }
     }
 }

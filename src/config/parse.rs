@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ConfigError, ConfigWarning};
 use super::model::{
-    default_admin_socket, default_portal, default_state_dir, Backing, Config, CoreSpec,
+    default_admin_socket, default_portal, default_state_dir, Backing, Config, CoreSpec, Failover,
     IscsiTuning, Limits, LunConfig, TargetConfig, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE_SECS,
     MAX_CORES, MAX_CORE_ID,
 };
@@ -386,6 +386,8 @@ struct RawTarget {
     acls: Vec<RawAcl>,
     #[serde(default, rename = "port_group", skip_serializing_if = "Vec::is_empty")]
     port_groups: Vec<RawPortGroup>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failover: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -734,6 +736,18 @@ impl RawTarget {
             .enumerate()
             .map(|(g, raw)| raw.into_port_group(&format!("target[{t}].port_group[{g}]")))
             .collect::<Result<_, _>>()?;
+        let failover = match self.failover.as_deref() {
+            None => Failover::None,
+            Some(s) => Failover::ALL
+                .into_iter()
+                .find(|f| f.as_str() == s)
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        format!("target[{t}].failover"),
+                        format!("expected \"none\" or \"rbd-lock\", got {s:?}"),
+                    )
+                })?,
+        };
         Ok(TargetConfig {
             name: self.name,
             alias: self.alias,
@@ -743,6 +757,7 @@ impl RawTarget {
             chap,
             acls,
             port_groups,
+            failover,
         })
     }
 
@@ -760,6 +775,7 @@ impl RawTarget {
                 .iter()
                 .map(RawPortGroup::from_port_group)
                 .collect(),
+            failover: (t.failover != Failover::None).then(|| t.failover.as_str().to_owned()),
         }
     }
 }

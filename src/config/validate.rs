@@ -7,9 +7,9 @@ use std::path::Path;
 use super::error::ConfigError;
 use super::format_size;
 use super::model::{
-    Backing, ChapConfig, ChapSecret, Config, CoreSpec, IscsiTuning, Limits, LunConfig,
-    SecretSource, TargetConfig, MAX_ALIAS_LEN, MAX_CHAP_TEXT_LEN, MAX_CORES, MAX_CORE_ID,
-    MAX_ISCSI_NAME_LEN, MAX_LUN_ID, MAX_SERIAL_LEN, MIN_CHAP_SECRET_LEN,
+    AluaState, Backing, ChapConfig, ChapSecret, Config, CoreSpec, Failover, IscsiTuning, Limits,
+    LunConfig, SecretSource, TargetConfig, MAX_ALIAS_LEN, MAX_CHAP_TEXT_LEN, MAX_CORES,
+    MAX_CORE_ID, MAX_ISCSI_NAME_LEN, MAX_LUN_ID, MAX_SERIAL_LEN, MIN_CHAP_SECRET_LEN,
     MIN_CONNECTION_BUFFER_BYTES,
 };
 
@@ -205,6 +205,7 @@ impl Config {
         for (t, target) in self.targets.iter().enumerate() {
             target.validate(t)?;
             target.validate_port_groups(t, &self.portals)?;
+            target.validate_failover(t)?;
             if let Some(first) = names.insert(target.name.to_ascii_lowercase(), t) {
                 return Err(ConfigError::invalid(
                     format!("target[{t}].name"),
@@ -435,6 +436,10 @@ impl TargetConfig {
                     format!("duplicate of port_group[{j}].id ({})", group.id),
                 ));
             }
+            if group.remote {
+                // Another gateway's portals: not served here, nothing to check against ours.
+                continue;
+            }
             if group.portals.is_empty() {
                 return Err(ConfigError::invalid(
                     format!("{prefix}.portals"),
@@ -459,6 +464,60 @@ impl TargetConfig {
                         format!("{p} is already in port_group[{j}]"),
                     ));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Gateway mode (`failover = "rbd-lock"`): only RBD units, one local port group and at
+    /// least one remote one, each active/optimized or active/non-optimized. Remote groups exist
+    /// only in gateway mode.
+    fn validate_failover(&self, t: usize) -> Result<(), ConfigError> {
+        let remote_at = self.port_groups.iter().position(|g| g.remote);
+        if self.failover == Failover::None {
+            return match remote_at {
+                Some(g) => Err(ConfigError::invalid(
+                    format!("target[{t}].port_group[{g}].remote"),
+                    "remote port groups need failover = \"rbd-lock\"",
+                )),
+                None => Ok(()),
+            };
+        }
+        let field = format!("target[{t}].failover");
+        if let Some(l) = self
+            .luns
+            .iter()
+            .position(|l| !matches!(l.backing, Backing::Rbd(_)))
+        {
+            return Err(ConfigError::invalid(
+                field,
+                format!("\"rbd-lock\" needs every LUN on RBD, lun[{l}] is not"),
+            ));
+        }
+        if let Some(l) = self.luns.iter().position(|l| l.read_only) {
+            return Err(ConfigError::invalid(
+                format!("target[{t}].lun[{l}].read_only"),
+                "a gateway's units take the images' exclusive locks: they cannot be read-only",
+            ));
+        }
+        let local = self.port_groups.iter().filter(|g| !g.remote).count();
+        if local != 1 || remote_at.is_none() {
+            return Err(ConfigError::invalid(
+                field,
+                "\"rbd-lock\" needs one port group of this gateway and at least one with \
+                 remote = true (the other gateways)",
+            ));
+        }
+        for (g, group) in self.port_groups.iter().enumerate() {
+            if !matches!(
+                group.state,
+                AluaState::ActiveOptimized | AluaState::ActiveNonOptimized
+            ) {
+                return Err(ConfigError::invalid(
+                    format!("target[{t}].port_group[{g}].state"),
+                    "a gateway's groups are active-optimized (it prefers to hold the lock) or \
+                     active-non-optimized",
+                ));
             }
         }
         Ok(())

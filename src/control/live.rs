@@ -55,6 +55,9 @@ pub struct Runtime {
     /// Where a store that changes size by itself (an RBD image) reports it.
     #[cfg_attr(not(feature = "rbd"), allow(dead_code))]
     to_control: Sender<ToControl>,
+    /// The failover threads of gateway targets.
+    #[cfg(feature = "rbd")]
+    gateways: Vec<super::failover::Handle>,
 }
 
 impl Runtime {
@@ -77,13 +80,15 @@ impl Runtime {
                 closed: false,
             })
             .collect();
-        let runtime = Runtime {
+        let mut runtime = Runtime {
             config,
             slots,
             stores,
             ctx,
             table,
             to_control,
+            #[cfg(feature = "rbd")]
+            gateways: Vec::new(),
         };
         for t in &runtime.config.targets {
             for l in &t.luns {
@@ -95,7 +100,59 @@ impl Runtime {
                 }
             }
         }
+        runtime.start_gateways();
         runtime
+    }
+
+    /// Starts the failover thread of every gateway target (`failover = "rbd-lock"`), each
+    /// settling first whether this gateway holds its images' locks.
+    #[cfg(feature = "rbd")]
+    fn start_gateways(&mut self) {
+        use super::failover;
+        for (index, t) in self.config.targets.iter().enumerate() {
+            if t.failover != crate::config::Failover::RbdLock {
+                continue;
+            }
+            let Some(local) = t.port_groups.iter().find(|g| !g.remote) else {
+                continue;
+            };
+            let images = t
+                .luns
+                .iter()
+                .filter_map(|l| self.store(index, l.id)?.rbd_image().cloned())
+                .collect();
+            let gateway = failover::Gateway {
+                index,
+                name: t.name.clone(),
+                images,
+                groups: self.ctx.targets[index].port_groups.clone(),
+                local: local.id,
+                remote: t
+                    .port_groups
+                    .iter()
+                    .filter(|g| g.remote)
+                    .map(|g| g.id)
+                    .collect(),
+                preferred: local.state == crate::config::AluaState::ActiveOptimized,
+            };
+            match failover::start(gateway, self.to_control.clone()) {
+                Ok(handle) => self.gateways.push(handle),
+                Err(e) => {
+                    tracing::error!(target = %t.name, error = %e, "cannot start the failover thread: this gateway will not take over")
+                }
+            }
+        }
+    }
+
+    #[cfg(not(feature = "rbd"))]
+    fn start_gateways(&mut self) {}
+
+    /// Ends the failover threads; a gateway that holds locks gives them back.
+    pub fn stop_gateways(&mut self) {
+        #[cfg(feature = "rbd")]
+        for handle in self.gateways.drain(..) {
+            handle.stop();
+        }
     }
 
     /// Has a store whose size can change outside the daemon (an RBD image resized in the
@@ -216,6 +273,20 @@ impl Runtime {
     /// Refuses a unit that target `slot` cannot take (id in use or still draining, a medium
     /// another unit uses, or a configuration that would not validate) before its store is
     /// opened.
+    /// A gateway target's failover thread holds the locks of the images it started with: its
+    /// LUNs change only with a restart.
+    pub fn check_luns_may_change(&self, slot: usize) -> Result<(), String> {
+        let gateway = self
+            .ctx
+            .targets
+            .get(slot)
+            .is_some_and(|t| t.port_groups.takeover().is_some());
+        if gateway {
+            return Err("a gateway target (failover = \"rbd-lock\") keeps the LUNs it started with: change the configuration and restart the gateway".into());
+        }
+        Ok(())
+    }
+
     pub fn check_new_lun(&self, slot: usize, lun: &LunConfig) -> Result<(), String> {
         if self.stores[slot].contains_key(&lun.id) {
             return Err(format!("LUN {} is still being removed", lun.id));
@@ -425,13 +496,15 @@ impl Runtime {
             let config = slot.live.then(|| self.target(&slot.name)).flatten();
             match config {
                 Some(t) => {
-                    targets.push(daemon::target_runtime_with(
-                        t,
-                        &self.stores[i],
-                        tpg,
-                        &c.iscsi,
-                        &reuse,
-                    ));
+                    let mut runtime =
+                        daemon::target_runtime_with(t, &self.stores[i], tpg, &c.iscsi, &reuse);
+                    // A gateway's states follow its locks, not the configuration: the failover
+                    // thread keeps setting the groups it started with, so they outlast the
+                    // rebuild.
+                    if let Some(old) = old.filter(|o| o.port_groups.takeover().is_some()) {
+                        runtime.port_groups = old.port_groups.clone();
+                    }
+                    targets.push(runtime);
                     if !slot.closed {
                         login_targets.push(daemon::login_entry(t));
                     }

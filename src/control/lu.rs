@@ -83,6 +83,19 @@ impl LuRegistry {
         self.targets = targets_of(ctx);
     }
 
+    /// Raises `ua` for every I_T nexus of every unit of target `target` (a state that all of
+    /// them see changed, such as the target's ALUA states).
+    pub fn announce(&mut self, target: usize, ua: UnitAttention) {
+        let Some(t) = self.targets.get(target) else {
+            return;
+        };
+        for unit in &t.units {
+            let now = unit.shared.snapshot();
+            unit.shared
+                .publish(now.successor(now.pr.clone(), vec![(UaScope::All, ua)]));
+        }
+    }
+
     /// Applies a session's request.
     pub fn request(&mut self, conn: ConnRef, token: u64, req: LuRequest) -> Vec<LuAction> {
         let LuRequest {

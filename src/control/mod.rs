@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+#[cfg(feature = "rbd")]
+pub mod failover;
 pub mod live;
 pub mod lu;
 pub mod metrics;
@@ -21,6 +23,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::pdu::login::LoginStatus;
 use crate::reactor::StoreTable;
 use crate::scsi::pr::ItNexus;
+use crate::scsi::UnitAttention;
 use crate::session::{LuReply, LuRequest, PortalContext, Registration, RemoteAbort};
 use admin::protocol::{Request, ResponseLine};
 use live::Runtime;
@@ -83,6 +86,12 @@ pub enum ToControl {
     StoreResized {
         target: String,
         lun: u16,
+    },
+    /// The ALUA states of gateway target `target` changed (`failover`): its units raise
+    /// ASYMMETRIC ACCESS STATE CHANGED.
+    #[cfg_attr(not(feature = "rbd"), allow(dead_code))]
+    AccessStateChanged {
+        target: usize,
     },
     /// Stop gracefully (`signal` names why, for the log): ask every session to log out, let
     /// the reactors drain and stop.
@@ -232,6 +241,10 @@ pub fn run(rx: Receiver<ToControl>, reactors: Vec<ReactorLink>, setup: ControlSe
                 ops.store_resized(target, lun, &mut env(&reactors, &table, &mut lus));
                 continue;
             }
+            ToControl::AccessStateChanged { target } => {
+                lus.announce(target, UnitAttention::ASYMMETRIC_ACCESS_STATE_CHANGED);
+                continue;
+            }
             ToControl::Shutdown { signal } => {
                 stop(signal, &mut ops, &reactors, &table);
                 continue;
@@ -240,6 +253,8 @@ pub fn run(rx: Receiver<ToControl>, reactors: Vec<ReactorLink>, setup: ControlSe
         };
         lu_out(&reactors, &table, ops.runtime().ctx(), actions);
     }
+    // Before the stores close: a gateway hands its locks back.
+    ops.runtime_mut().stop_gateways();
     // The reactors are gone: nothing writes to the stores any more.
     ops.runtime().flush_write_caches() == 0
 }

@@ -131,6 +131,10 @@ impl Ops {
         &self.runtime
     }
 
+    pub fn runtime_mut(&mut self) -> &mut Runtime {
+        &mut self.runtime
+    }
+
     /// The daemon starts to stop: changes are refused from now on. False if it already was.
     pub fn stop(&mut self) -> bool {
         !std::mem::replace(&mut self.stopping, true)
@@ -413,6 +417,7 @@ impl Ops {
                 block_size,
             } => {
                 let slot = slot_of(rt, &target)?;
+                rt.check_luns_may_change(slot)?;
                 let lun = lun_config(id, &spec, read_only, block_size)?;
                 let id = rt.add_lun(slot, lun)?;
                 (
@@ -422,6 +427,7 @@ impl Ops {
             }
             Request::LunRemove { target, id } => {
                 let slot = slot_of(rt, &target)?;
+                rt.check_luns_may_change(slot)?;
                 (
                     remove_lun(rt, slot, id)?,
                     format!("LUN {id} removed from {target}"),

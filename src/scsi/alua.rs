@@ -8,8 +8,16 @@
 //! gateway taking over), initiators only read them. States are per target — every logical unit
 //! of a target has the same state through a given port — and shared by every core: a state
 //! lives in an atomic that sessions read once per command.
+//!
+//! A gateway target (`failover = "rbd-lock"`) also reports the port groups of the other
+//! gateways that export the same images, and its states follow who holds the images' exclusive
+//! locks: a command that would change the medium through an active/non-optimized port asks the
+//! target's [`Takeover`] for the locks and gets ASYMMETRIC ACCESS STATE TRANSITION, which
+//! initiators retry until the takeover is done.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::OnceLock;
+use std::thread::Thread;
 
 use super::cdb::{op, Cdb};
 use super::sense::Sense;
@@ -61,10 +69,43 @@ impl PortGroup {
     }
 }
 
+/// A gateway target's standing request for its images' exclusive locks, raised by the cores
+/// and served by the failover thread (`control::failover`), which it wakes.
+#[derive(Debug, Default)]
+pub struct Takeover {
+    requested: AtomicBool,
+    /// The failover thread, set once it runs.
+    serving: OnceLock<Thread>,
+}
+
+impl Takeover {
+    /// Asks for the locks; wakes the failover thread on the first ask only, so a burst of
+    /// writes costs one atomic swap each and one wake-up.
+    pub fn request(&self) {
+        if !self.requested.swap(true, Ordering::AcqRel) {
+            if let Some(t) = self.serving.get() {
+                t.unpark();
+            }
+        }
+    }
+
+    /// The failover thread takes the pending request, if any.
+    pub fn take_request(&self) -> bool {
+        self.requested.swap(false, Ordering::AcqRel)
+    }
+
+    /// Names the thread that serves requests (the calling one).
+    pub fn serve_from_this_thread(&self) {
+        let _ = self.serving.set(std::thread::current());
+    }
+}
+
 /// The target port groups of one target.
 #[derive(Debug)]
 pub struct PortGroups {
     groups: Vec<PortGroup>,
+    /// Gateway mode: where a write through an active/non-optimized port asks for the locks.
+    takeover: Option<Takeover>,
 }
 
 impl PortGroups {
@@ -78,7 +119,21 @@ impl PortGroups {
                     state: AtomicU8::new(state as u8),
                 })
                 .collect(),
+            takeover: None,
         }
+    }
+
+    /// A gateway target's groups: their states follow the exclusive locks of its images.
+    pub fn gateway(groups: &[(u16, AccessState)]) -> Self {
+        PortGroups {
+            takeover: Some(Takeover::default()),
+            ..Self::new(groups)
+        }
+    }
+
+    /// The takeover requests of a gateway target.
+    pub fn takeover(&self) -> Option<&Takeover> {
+        self.takeover.as_ref()
     }
 
     /// One active/optimized group: a target without ALUA configuration.
@@ -114,6 +169,25 @@ impl PortGroups {
             None => false,
         }
     }
+}
+
+/// Whether relative target port `port` accepts the command (`changes_medium`: it writes or
+/// changes the unit), else the NOT READY sense it gets. A gateway's active/non-optimized port
+/// does not write: it asks for the takeover and answers ASYMMETRIC ACCESS STATE TRANSITION.
+pub(super) fn check_port(
+    groups: &PortGroups,
+    port: u16,
+    cdb: Cdb,
+    changes_medium: bool,
+) -> Result<(), Sense> {
+    let state = groups.state_of(port);
+    if let (AccessState::ActiveNonOptimized, Some(takeover), true) =
+        (state, groups.takeover(), changes_medium)
+    {
+        takeover.request();
+        return Err(Sense::not_accessible(0x0A));
+    }
+    check_access(state, cdb)
 }
 
 /// SPC-4: whether a port in `state` accepts the command, else the NOT READY sense it gets.
@@ -284,5 +358,37 @@ mod tests {
         assert!(groups.set_state(7, AccessState::Standby));
         assert!(!groups.set_state(8, AccessState::Standby));
         assert_eq!(groups.state_of(7), AccessState::Standby);
+    }
+
+    #[test]
+    fn a_gateway_write_through_a_non_optimized_port_asks_for_the_takeover() {
+        let write = [op::WRITE_10, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+        let read = [op::READ_10, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+        let states = [
+            (1, AccessState::ActiveOptimized),
+            (2, AccessState::ActiveNonOptimized),
+        ];
+        let transition = Err(Sense::not_accessible(0x0A));
+
+        let gw = PortGroups::gateway(&states);
+        let takeover = gw.takeover().expect("a gateway has takeovers");
+        assert_eq!(check_port(&gw, 2, Cdb::new(&read), false), Ok(()));
+        assert!(!takeover.take_request(), "reads need no lock");
+        assert_eq!(check_port(&gw, 1, Cdb::new(&write), true), Ok(()));
+        assert!(!takeover.take_request(), "the owner writes");
+        assert_eq!(check_port(&gw, 2, Cdb::new(&write), true), transition);
+        assert_eq!(check_port(&gw, 2, Cdb::new(&write), true), transition);
+        assert!(takeover.take_request(), "the follower asks");
+        assert!(
+            !takeover.take_request(),
+            "once per request, however many writes"
+        );
+        gw.set_state(2, AccessState::ActiveOptimized);
+        assert_eq!(check_port(&gw, 2, Cdb::new(&write), true), Ok(()));
+
+        // Without gateway mode an active/non-optimized port writes as it is.
+        let plain = PortGroups::new(&states);
+        assert!(plain.takeover().is_none());
+        assert_eq!(check_port(&plain, 2, Cdb::new(&write), true), Ok(()));
     }
 }

@@ -371,14 +371,17 @@ fn route(
     // Length first: the service action lookup reads byte 1.
     check_frame(cdb)?;
     let command = commands::lookup(cdb)?;
-    alua::check_access(unit.port_groups.state_of(unit.it_nexus.relative_port), cdb)?;
+    let access = command.access.for_cdb(cdb.bytes());
+    alua::check_port(
+        unit.port_groups,
+        unit.it_nexus.relative_port,
+        cdb,
+        access == Access::Write,
+    )?;
     // SPC-4 / SBC-3 reservation tables: once the command is known, before it does anything.
     // An unreserved unit (the common case) costs the idle check alone.
-    if !unit.pr.is_idle() {
-        let access = command.access.for_cdb(cdb.bytes());
-        if unit.pr.conflict(unit.it_nexus, access) {
-            return Ok(Plan::Complete(reservation_conflict()));
-        }
+    if !unit.pr.is_idle() && unit.pr.conflict(unit.it_nexus, access) {
+        return Ok(Plan::Complete(reservation_conflict()));
     }
     unit::check_medium(lu, cdb.opcode())?;
     let mut ctx = Ctx {

@@ -10,9 +10,12 @@ use crate::config::model::{AluaState, PortGroupConfig};
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPortGroup {
     id: i64,
+    #[serde(default)]
     portals: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    remote: bool,
 }
 
 impl RawPortGroup {
@@ -48,7 +51,12 @@ impl RawPortGroup {
                     )
                 })?,
         };
-        Ok(PortGroupConfig { id, portals, state })
+        Ok(PortGroupConfig {
+            id,
+            portals,
+            state,
+            remote: self.remote,
+        })
     }
 
     pub(super) fn from_port_group(g: &PortGroupConfig) -> RawPortGroup {
@@ -56,6 +64,7 @@ impl RawPortGroup {
             id: g.id.into(),
             portals: g.portals.iter().map(ToString::to_string).collect(),
             state: Some(g.state.as_str().to_string()),
+            remote: g.remote,
         }
     }
 }

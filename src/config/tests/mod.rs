@@ -621,3 +621,88 @@ fn port_groups_parse_and_every_rule_names_its_field() {
         format!("{}{group}{case}", &FULL[..last])
     });
 }
+
+/// A gateway target (`failover = "rbd-lock"`): its own group and another gateway's.
+const GATEWAY: &str = r#"
+portals = ["127.0.0.1:3260"]
+[[target]]
+name = "iqn.2026-12.io.ringtgt:gw"
+failover = "rbd-lock"
+[[target.lun]]
+path = "rbd:rbd/disk"
+[[target.port_group]]
+id = 1
+portals = ["127.0.0.1:3260"]
+state = "active-optimized"
+[[target.port_group]]
+id = 2
+remote = true
+"#;
+
+#[test]
+fn a_gateway_target_has_one_local_and_some_remote_groups_and_only_rbd_units() {
+    let c = Config::from_toml_str(GATEWAY).expect("valid gateway");
+    let t = &c.targets[0];
+    assert_eq!(t.failover, Failover::RbdLock);
+    assert_eq!(
+        t.port_groups.iter().map(|g| g.remote).collect::<Vec<_>>(),
+        vec![false, true]
+    );
+    assert!(
+        t.port_groups[1].portals.is_empty(),
+        "a remote group needs no portals"
+    );
+    // It writes back as it was read.
+    let again = Config::from_toml_str(&c.to_toml_string().expect("serialise")).expect("reparse");
+    assert_eq!(again.targets[0], *t);
+
+    let cases = [
+        (
+            ("failover = \"rbd-lock\"", "failover = \"manual\""),
+            "target[0].failover: expected \"none\" or \"rbd-lock\", got \"manual\"",
+        ),
+        (
+            ("failover = \"rbd-lock\"\n", ""),
+            "target[0].port_group[1].remote: remote port groups need failover = \"rbd-lock\"",
+        ),
+        (
+            ("path = \"rbd:rbd/disk\"", "path = \"ram:4MiB\""),
+            "target[0].failover: \"rbd-lock\" needs every LUN on RBD, lun[0] is not",
+        ),
+        (
+            ("remote = true", "remote = false"),
+            "target[0].port_group[1].portals: a port group needs at least one portal",
+        ),
+        (
+            (
+                "id = 2\nremote = true",
+                "id = 2\nremote = true\n[[target.port_group]]\nid = 3\nportals = []",
+            ),
+            "target[0].port_group[2].portals: a port group needs at least one portal",
+        ),
+        (
+            ("state = \"active-optimized\"", "state = \"standby\""),
+            "target[0].port_group[0].state: a gateway's groups are active-optimized",
+        ),
+        (
+            (
+                "path = \"rbd:rbd/disk\"",
+                "path = \"rbd:rbd/disk\"\nread_only = true",
+            ),
+            "target[0].lun[0].read_only: a gateway's units take the images' exclusive locks",
+        ),
+    ];
+    for ((from, to), want) in cases {
+        assert!(GATEWAY.contains(from), "{from:?}");
+        let e = toml_err(&GATEWAY.replacen(from, to, 1));
+        assert_one_line(&e);
+        assert!(e.starts_with(want), "{from:?}: want {want:?}, got {e:?}");
+    }
+    // Only one group of this gateway.
+    let two_local = GATEWAY.replacen(
+        "id = 2\nremote = true",
+        "id = 2\nportals = [\"127.0.0.1:3260\"]",
+        1,
+    );
+    assert!(toml_err(&two_local).contains("already in port_group[0]"));
+}

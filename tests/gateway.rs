@@ -1,0 +1,239 @@
+//! Two gateways, one disk (`failover = "rbd-lock"`): two daemons export the same RBD image
+//! under one target name, each with its own ALUA port group, and the group of the gateway that
+//! holds the image's exclusive lock is the active/optimized one. A write through the other
+//! gateway takes the lock over and fences the old owner in the cluster, so that none of the
+//! old owner's writes can land afterwards.
+#![cfg(feature = "rbd")]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::ceph::{cluster, Cluster};
+use common::scsi::ScsiResult;
+use common::{cdb, Daemon, Initiator, TARGET};
+
+const BS: usize = 512;
+const POOL: &str = "rbd";
+const AO: u8 = 0x0;
+const ANO: u8 = 0x1;
+const UNAVAILABLE: u8 = 0x3;
+const NOT_READY: u8 = 0x02;
+const UNIT_ATTENTION: u8 = 0x06;
+
+/// A gateway of `image`: its own port group `local` (active/optimized = preferred owner) and
+/// the other gateway's group `remote`.
+fn gateway(c: &Cluster, image: &str, local: u16, remote: u16, preferred: bool) -> Daemon {
+    let state = if preferred {
+        "active-optimized"
+    } else {
+        "active-non-optimized"
+    };
+    let conf = c.conf_str().to_owned();
+    Daemon::start_config(|port| {
+        format!(
+            "portals = [\"127.0.0.1:{port}\"]\n\
+             [[target]]\nname = \"{TARGET}\"\nfailover = \"rbd-lock\"\n\
+             [[target.lun]]\npath = \"rbd:{POOL}/{image}\"\nceph_conf = \"{conf}\"\n\
+             serial = \"GW-{image}\"\n\
+             [[target.port_group]]\nid = {local}\nportals = [\"127.0.0.1:{port}\"]\nstate = \"{state}\"\n\
+             [[target.port_group]]\nid = {remote}\nremote = true\n"
+        )
+    })
+}
+
+/// Gateway A (group 1, preferred owner) and then B (group 2).
+fn two_gateways(c: &Cluster, what: &str) -> (String, Daemon, Daemon) {
+    let image = c.create_image(POOL, what, 16);
+    let a = gateway(c, &image, 1, 2, true);
+    let b = gateway(c, &image, 2, 1, false);
+    (image, a, b)
+}
+
+fn session(d: &Daemon, isid: u8) -> Initiator {
+    let mut ini = Initiator::connect(d.port());
+    ini.isid[5] = isid;
+    ini.login(Some(TARGET), &[]);
+    ini.clear_unit_attentions();
+    ini
+}
+
+/// REPORT TARGET PORT GROUPS: (group id, state), sorted by id; unit attentions (the state
+/// changes themselves) are taken and the command repeated.
+fn port_groups(ini: &mut Initiator) -> Vec<(u16, u8)> {
+    for _ in 0..8 {
+        let r = ini.read(0, &[0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], 256);
+        if r.sense().is_some_and(|s| s.key == UNIT_ATTENTION) {
+            continue;
+        }
+        r.assert_good();
+        let mut groups: Vec<_> = r.data[4..]
+            .chunks(12)
+            .map(|g| (u16::from_be_bytes([g[2], g[3]]), g[0] & 0x0f))
+            .collect();
+        groups.sort_unstable();
+        return groups;
+    }
+    panic!("REPORT TARGET PORT GROUPS kept getting unit attentions");
+}
+
+fn sense_of(r: &ScsiResult) -> Option<(u8, u8, u8)> {
+    r.sense().map(|s| (s.key, s.asc, s.ascq))
+}
+
+/// Writes `data` at `lba` the way an initiator does after a path failover: NOT READY,
+/// ASYMMETRIC ACCESS STATE TRANSITION and the unit attentions of the state change are
+/// retried; anything else fails the test. Returns how many answers were retried.
+fn write_retrying(ini: &mut Initiator, lba: u64, data: &[u8], limit: Duration) -> usize {
+    let start = Instant::now();
+    let mut retried = 0;
+    loop {
+        let r = ini.write_blocks(0, lba, data, BS as u32);
+        if r.status == 0 {
+            return retried;
+        }
+        match sense_of(&r) {
+            Some((NOT_READY, 0x04, 0x0a)) | Some((UNIT_ATTENTION, _, _)) => retried += 1,
+            other => panic!(
+                "write through the new owner: status {} sense {other:?}",
+                r.status
+            ),
+        }
+        assert!(
+            start.elapsed() < limit,
+            "no takeover within {limit:?} ({retried} retries)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_for_groups(ini: &mut Initiator, want: &[(u16, u8)], limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let now = port_groups(ini);
+        if now == want {
+            return;
+        }
+        assert!(start.elapsed() < limit, "groups {now:?}, want {want:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_write_through_the_follower_takes_over_and_the_old_owner_cannot_write_after_it() {
+    let c = cluster();
+    let (image, a, b) = two_gateways(c, "gw-fence");
+    let mut via_a = session(&a, 1);
+    let mut via_b = session(&b, 2);
+    let mut idle_b = session(&b, 3);
+
+    // One owner, and both gateways say which.
+    assert_eq!(port_groups(&mut via_a), vec![(1, AO), (2, ANO)]);
+    assert_eq!(port_groups(&mut via_b), vec![(1, AO), (2, ANO)]);
+    let first = cdb::pattern(1, 8 * BS);
+    via_a.write_blocks(0, 0, &first, BS as u32).assert_good();
+    // The follower reads without the lock.
+    assert_eq!(via_b.read_blocks(0, 0, 8, BS as u32).data, first);
+
+    // A hangs (as if partitioned) with a write in its socket that it has not read yet.
+    a.signal("STOP");
+    let stale = cdb::pattern(2, 8 * BS);
+    let cmd = via_a.command_pdu(0, &cdb::write16(0, 8), false, true, stale.len() as u32);
+    via_a.send_pdu(&cmd.encode(), &[], &stale);
+
+    // The initiator gives up on A's path and writes through B: B takes the lock over.
+    let newer = cdb::pattern(3, 8 * BS);
+    let retried = write_retrying(&mut via_b, 0, &newer, Duration::from_secs(30));
+    assert!(
+        retried >= 1,
+        "the first write through the follower is retried"
+    );
+    wait_for_groups(&mut via_b, &[(1, ANO), (2, AO)], Duration::from_secs(5));
+    // Every nexus hears of the change (SPC-4 ASYMMETRIC ACCESS STATE CHANGED).
+    let r = idle_b.non_data(0, &cdb::test_unit_ready());
+    assert_eq!(sense_of(&r), Some((UNIT_ATTENTION, 0x2a, 0x06)));
+
+    // A wakes up and handles the write it had queued: the cluster refuses it.
+    a.signal("CONT");
+    let r = via_a.collect(cmd.itt);
+    assert_ne!(r.status, 0, "the fenced gateway's queued write was refused");
+    assert_eq!(
+        r.sense().map(|s| s.key),
+        Some(NOT_READY),
+        "{:?}",
+        sense_of(&r)
+    );
+    // A finds out it lost the lock: its group is unavailable, B's optimized.
+    wait_for_groups(
+        &mut via_a,
+        &[(1, UNAVAILABLE), (2, AO)],
+        Duration::from_secs(10),
+    );
+
+    // What the cluster holds is B's write, through B and through another client.
+    assert_eq!(via_b.read_blocks(0, 0, 8, BS as u32).data, newer);
+    assert_eq!(&c.export(POOL, &image)[..8 * BS], &newer[..]);
+    assert!(
+        a.log().contains("another gateway took the lock over"),
+        "A's log says it lost the lock"
+    );
+}
+
+#[test]
+fn a_killed_owner_is_taken_over_and_every_acknowledged_write_is_kept() {
+    let c = cluster();
+    let (_image, mut a, b) = two_gateways(c, "gw-kill");
+    let mut via_a = session(&a, 1);
+    let mut via_b = session(&b, 2);
+
+    let acked: Vec<(u64, Vec<u8>)> = (0..16u64)
+        .map(|i| {
+            let data = cdb::pattern(100 + i, 4 * BS);
+            via_a.write_blocks(0, i * 8, &data, BS as u32).assert_good();
+            (i * 8, data)
+        })
+        .collect();
+    a.signal("KILL");
+    a.wait_exit(Duration::from_secs(10));
+
+    let after = cdb::pattern(999, 4 * BS);
+    write_retrying(&mut via_b, 200, &after, Duration::from_secs(60));
+    wait_for_groups(&mut via_b, &[(1, ANO), (2, AO)], Duration::from_secs(5));
+    for (lba, data) in &acked {
+        assert_eq!(
+            &via_b.read_blocks(0, *lba, 4, BS as u32).data,
+            data,
+            "LBA {lba}"
+        );
+    }
+    assert_eq!(via_b.read_blocks(0, 200, 4, BS as u32).data, after);
+}
+
+#[test]
+fn a_gateway_that_stops_hands_its_lock_over_and_a_restarted_one_follows() {
+    let c = cluster();
+    let (image, mut a, b) = two_gateways(c, "gw-stop");
+    let mut via_b = session(&b, 2);
+    a.signal("TERM");
+    assert_eq!(a.wait_exit(Duration::from_secs(30)), Some(0));
+
+    // The lock was released: B takes it without breaking anyone's.
+    let data = cdb::pattern(7, 8 * BS);
+    write_retrying(&mut via_b, 0, &data, Duration::from_secs(15));
+    assert!(
+        !b.log().contains("broke the lock"),
+        "no fencing after a clean stop:\n{}",
+        b.log()
+    );
+
+    // The images whose locks a gateway holds are fixed while it runs.
+    let (code, _, err) = b.ctl(&["lun", "remove", "--target", TARGET, "--id", "0"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("keeps the LUNs it started with"), "{err}");
+
+    // A comes back preferring the lock, finds B holding it and follows.
+    let a2 = gateway(c, &image, 1, 2, true);
+    let mut via_a2 = session(&a2, 1);
+    assert_eq!(port_groups(&mut via_a2), vec![(1, ANO), (2, AO)]);
+    assert_eq!(via_a2.read_blocks(0, 0, 8, BS as u32).data, data);
+}
