@@ -10,6 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::ceph::{cluster, Cluster};
+use common::pr::*;
 use common::scsi::ScsiResult;
 use common::{cdb, Daemon, Initiator, TARGET};
 
@@ -51,7 +52,12 @@ fn two_gateways(c: &Cluster, what: &str) -> (String, Daemon, Daemon) {
 }
 
 fn session(d: &Daemon, isid: u8) -> Initiator {
+    session_as(d, common::initiator::INITIATOR_NAME, isid)
+}
+
+fn session_as(d: &Daemon, name: &str, isid: u8) -> Initiator {
     let mut ini = Initiator::connect(d.port());
+    ini.initiator_name = name.to_owned();
     ini.isid[5] = isid;
     ini.login(Some(TARGET), &[]);
     ini.clear_unit_attentions();
@@ -236,4 +242,66 @@ fn a_gateway_that_stops_hands_its_lock_over_and_a_restarted_one_follows() {
     let mut via_a2 = session(&a2, 1);
     assert_eq!(port_groups(&mut via_a2), vec![(1, ANO), (2, AO)]);
     assert_eq!(via_a2.read_blocks(0, 0, 8, BS as u32).data, data);
+}
+
+#[test]
+fn a_reservation_taken_through_one_gateway_is_enforced_by_the_other() {
+    let c = cluster();
+    let (_image, a, b) = two_gateways(c, "gw-pr");
+    let mut host1 = session_as(&a, "iqn.2026-12.test:host1", 1);
+    let mut host2 = session_as(&b, "iqn.2026-12.test:host2", 2);
+
+    // host1 registers and reserves (Exclusive Access) through gateway A.
+    assert_eq!(prout(&mut host1, REGISTER, 0, 0, 0x1111, false), 0);
+    assert_eq!(
+        prout(&mut host1, RESERVE, EXCLUSIVE_ACCESS, 0x1111, 0, false),
+        0
+    );
+    // Gateway B knows it as soon as A has answered.
+    assert_eq!(
+        read_reservation(&mut host2),
+        Some((0x1111, EXCLUSIVE_ACCESS))
+    );
+    assert_eq!(read_keys(&mut host2).1, vec![0x1111]);
+    // And enforces it: host2 may neither read nor write, and its write does not move the lock.
+    assert_eq!(
+        host2.read(0, &cdb::read10(0, 1), 512).status,
+        RESERVATION_CONFLICT
+    );
+    let w = host2.write(0, &cdb::write10(0, 1), &[0x42; 512]);
+    assert_eq!(w.status, RESERVATION_CONFLICT, "{:?}", sense_of(&w));
+    assert_eq!(port_groups(&mut host2), vec![(1, AO), (2, ANO)]);
+    host1
+        .write_blocks(0, 0, &[0x11; 512], BS as u32)
+        .assert_good();
+
+    // A change through B reaches A the same way.
+    assert_eq!(prout(&mut host2, REGISTER, 0, 0, 0x2222, false), 0);
+    let (generation, mut keys) = read_keys(&mut host1);
+    keys.sort_unstable();
+    assert_eq!(keys, vec![0x1111, 0x2222]);
+    assert_eq!(generation, 2, "one PRgeneration across gateways");
+    // host2 preempts host1 through B: A's holder loses the reservation.
+    assert_eq!(
+        prout(
+            &mut host2,
+            PREEMPT_AND_ABORT,
+            EXCLUSIVE_ACCESS,
+            0x2222,
+            0x1111,
+            false
+        ),
+        0
+    );
+    // SPC-4: the preempted registrant is told, on its own gateway too.
+    let r = host1.non_data(0, &cdb::test_unit_ready());
+    assert_eq!(sense_of(&r), Some((UNIT_ATTENTION, 0x2a, 0x05)));
+    assert_eq!(
+        read_reservation(&mut host1),
+        Some((0x2222, EXCLUSIVE_ACCESS))
+    );
+    assert_eq!(
+        host1.read(0, &cdb::read10(0, 1), 512).status,
+        RESERVATION_CONFLICT
+    );
 }

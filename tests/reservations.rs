@@ -5,55 +5,11 @@
 
 mod common;
 
+use common::pr::*;
 use common::{cdb, Daemon, Initiator};
 use ringtgt::pdu::tmf::{TmfFunction, TmfResponseCode};
 
 const OTHER: &str = "iqn.2026-12.test:other-host";
-const RESERVATION_CONFLICT: u8 = 0x18;
-const WRITE_EXCLUSIVE: u8 = 0x1;
-const EXCLUSIVE_ACCESS: u8 = 0x3;
-
-/// PERSISTENT RESERVE OUT service actions.
-const REGISTER: u8 = 0x00;
-const RESERVE: u8 = 0x01;
-const RELEASE: u8 = 0x02;
-const PREEMPT_AND_ABORT: u8 = 0x05;
-
-fn prout_cdb(action: u8, kind: u8) -> Vec<u8> {
-    vec![0x5f, action, kind, 0, 0, 0, 0, 0, 24, 0]
-}
-
-/// The basic 24-byte PERSISTENT RESERVE OUT parameter list.
-fn prout_params(key: u64, action_key: u64, aptpl: bool) -> Vec<u8> {
-    let mut p = vec![0u8; 24];
-    p[..8].copy_from_slice(&key.to_be_bytes());
-    p[8..16].copy_from_slice(&action_key.to_be_bytes());
-    p[20] = u8::from(aptpl);
-    p
-}
-
-fn prout(ini: &mut Initiator, action: u8, kind: u8, key: u64, action_key: u64, aptpl: bool) -> u8 {
-    let r = ini.write(
-        0,
-        &prout_cdb(action, kind),
-        &prout_params(key, action_key, aptpl),
-    );
-    assert_eq!(r.response, 0, "{r:?}");
-    r.status
-}
-
-/// READ RESERVATION: (key, type) of the reservation, if one exists.
-fn read_reservation(ini: &mut Initiator) -> Option<(u64, u8)> {
-    let r = ini.read(0, &[0x5e, 0x01, 0, 0, 0, 0, 0, 0, 64, 0], 64);
-    r.assert_good();
-    let len = u32::from_be_bytes(r.data[4..8].try_into().unwrap());
-    (len >= 16).then(|| {
-        (
-            u64::from_be_bytes(r.data[8..16].try_into().unwrap()),
-            r.data[21] & 0x0f,
-        )
-    })
-}
 
 fn write_status(ini: &mut Initiator) -> u8 {
     ini.write(0, &cdb::write10(0, 1), &[0x42; 512]).status

@@ -24,6 +24,7 @@
 
 mod aio;
 mod lock;
+mod object;
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 pub use aio::{Completed, Completions};
 pub use lock::Taken;
+pub use object::{Notification, ObjectWatch, MAX_OBJECT_BYTES};
 
 /// Who connects to which cluster: one connection per distinct `Client` in the process.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -58,6 +58,9 @@ pub struct Runtime {
     /// The failover threads of gateway targets.
     #[cfg(feature = "rbd")]
     gateways: Vec<super::failover::Handle>,
+    /// The reservation threads of gateway targets, by target index.
+    #[cfg(feature = "rbd")]
+    cluster_prs: Vec<(usize, super::cluster_pr::Handle)>,
 }
 
 impl Runtime {
@@ -89,6 +92,8 @@ impl Runtime {
             to_control,
             #[cfg(feature = "rbd")]
             gateways: Vec::new(),
+            #[cfg(feature = "rbd")]
+            cluster_prs: Vec::new(),
         };
         for t in &runtime.config.targets {
             for l in &t.luns {
@@ -109,10 +114,11 @@ impl Runtime {
     #[cfg(feature = "rbd")]
     fn start_gateways(&mut self) {
         use super::failover;
-        for (index, t) in self.config.targets.iter().enumerate() {
-            if t.failover != crate::config::Failover::RbdLock {
-                continue;
-            }
+        let gateways: Vec<usize> = (0..self.config.targets.len())
+            .filter(|&i| self.config.targets[i].failover == crate::config::Failover::RbdLock)
+            .collect();
+        for index in gateways {
+            let t = &self.config.targets[index];
             let Some(local) = t.port_groups.iter().find(|g| !g.remote) else {
                 continue;
             };
@@ -141,7 +147,48 @@ impl Runtime {
                     tracing::error!(target = %t.name, error = %e, "cannot start the failover thread: this gateway will not take over")
                 }
             }
+            self.start_cluster_pr(index);
         }
+    }
+
+    /// Starts the thread that keeps gateway target `index`'s persistent reservations in the
+    /// cluster; without it they would be this gateway's alone, so a failure is loud.
+    #[cfg(feature = "rbd")]
+    fn start_cluster_pr(&mut self, index: usize) {
+        use super::cluster_pr;
+        let t = &self.config.targets[index];
+        let units = t
+            .luns
+            .iter()
+            .filter_map(|l| {
+                let crate::config::Backing::Rbd(rbd) = &l.backing else {
+                    return None;
+                };
+                Some(cluster_pr::Unit {
+                    lun: l.id,
+                    image: self.store(index, l.id)?.rbd_image()?.clone(),
+                    object: cluster_pr::object_name(&rbd.image),
+                    shared: self.ctx.targets[index].luns.get(l.id)?.shared.clone(),
+                })
+            })
+            .collect();
+        match cluster_pr::start(index, t.name.clone(), units, self.to_control.clone()) {
+            Ok(handle) => self.cluster_prs.push((index, handle)),
+            Err(e) => {
+                tracing::error!(target = %t.name, error = %e, "cannot share persistent reservations through the cluster: each gateway keeps its own")
+            }
+        }
+    }
+
+    /// Where the control thread sends gateway targets' PERSISTENT RESERVE OUTs.
+    #[cfg(feature = "rbd")]
+    pub fn cluster_pr_jobs(
+        &self,
+    ) -> Vec<(usize, crossbeam_channel::Sender<super::cluster_pr::Job>)> {
+        self.cluster_prs
+            .iter()
+            .map(|(t, h)| (*t, h.jobs.clone()))
+            .collect()
     }
 
     #[cfg(not(feature = "rbd"))]
@@ -151,6 +198,10 @@ impl Runtime {
     pub fn stop_gateways(&mut self) {
         #[cfg(feature = "rbd")]
         for handle in self.gateways.drain(..) {
+            handle.stop();
+        }
+        #[cfg(feature = "rbd")]
+        for (_, handle) in self.cluster_prs.drain(..) {
             handle.stop();
         }
     }

@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use super::pr_store::PrStore;
 use super::sessions::ConnRef;
-use crate::scsi::pr::ItNexus;
+use crate::scsi::pr::{ItNexus, NexusSet, OutEffects, UaTarget};
 use crate::scsi::shared::{LuShared, UaScope};
-use crate::scsi::{apply_shared, check_condition_as, Sense, SharedOp, UnitAttention};
+use crate::scsi::{
+    apply_shared, check_condition_as, Completion, PrState, Sense, SharedOp, UnitAttention,
+};
 use crate::session::{LuOp, LuReply, LuRequest, PortalContext, RemoteAbort};
 
 /// What the control thread must send after applying an operation.
@@ -30,6 +32,19 @@ pub enum LuAction {
         token: u64,
         reply: LuReply,
     },
+}
+
+/// A reservation command applied to a unit's state, to publish and answer.
+#[derive(Debug)]
+pub struct Settled {
+    pub conn: ConnRef,
+    pub token: u64,
+    pub target: usize,
+    pub lun: u16,
+    /// The new state; `None` if it did not change.
+    pub state: Option<PrState>,
+    pub completion: Completion,
+    pub effects: OutEffects,
 }
 
 /// A broadcast abort whose requester waits for every reactor and session to be done.
@@ -64,6 +79,10 @@ pub struct LuRegistry {
     reactors: usize,
     pending: HashMap<u64, Pending>,
     next_id: u64,
+    /// Gateway targets whose persistent reservations live in the cluster: where their
+    /// PERSISTENT RESERVE OUTs go (`cluster_pr`).
+    #[cfg(feature = "rbd")]
+    cluster: HashMap<usize, crossbeam_channel::Sender<super::cluster_pr::Job>>,
 }
 
 impl LuRegistry {
@@ -74,7 +93,62 @@ impl LuRegistry {
             reactors,
             pending: HashMap::new(),
             next_id: 1,
+            #[cfg(feature = "rbd")]
+            cluster: HashMap::new(),
         }
+    }
+
+    /// Target `target`'s persistent reservations are applied through the cluster by `jobs`.
+    #[cfg(feature = "rbd")]
+    pub fn share_through_cluster(
+        &mut self,
+        target: usize,
+        jobs: crossbeam_channel::Sender<super::cluster_pr::Job>,
+    ) {
+        self.cluster.insert(target, jobs);
+    }
+
+    /// What a gateway target's reservation thread reports.
+    #[cfg(feature = "rbd")]
+    pub fn cluster_outcome(&mut self, outcome: super::cluster_pr::Outcome) -> Vec<LuAction> {
+        use super::cluster_pr::Outcome;
+        match outcome {
+            Outcome::Applied(settled) => self.settle_reservation(settled),
+            Outcome::Changed {
+                target,
+                lun,
+                mut state,
+                effects,
+                done,
+            } => {
+                let mut actions = Vec::new();
+                if let Some(unit) = self.unit(target, lun) {
+                    let now = unit.shared.snapshot();
+                    state.keep_spc2_of(&now.pr);
+                    let events = reservation_events(effects.unit_attentions);
+                    unit.shared.publish(now.successor(state, events));
+                    if !effects.abort_tasks_of.is_empty() {
+                        // Nobody here waits for it (id 0: the reactors' answers are ignored).
+                        actions.push(LuAction::Broadcast {
+                            abort: preempted_tasks(target, lun, effects.abort_tasks_of),
+                            except: None,
+                        });
+                    }
+                }
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+                actions
+            }
+        }
+    }
+
+    fn unit(&self, target: usize, lun: u16) -> Option<&Unit> {
+        self.targets
+            .get(target)?
+            .units
+            .iter()
+            .find(|u| u.lun == lun)
     }
 
     /// The units changed (`ringtgt ctl`): the registry follows the new context. Target indices
@@ -174,6 +248,23 @@ impl LuRegistry {
         let Some(unit) = t.units.iter().find(|u| u.lun == op.lun) else {
             return refuse(Sense::lun_not_supported());
         };
+        #[cfg(feature = "rbd")]
+        if let (Some(jobs), crate::scsi::SharedRequest::PersistentReserveOut(_)) =
+            (self.cluster.get(&target), &op.request)
+        {
+            let job = super::cluster_pr::Job::Out {
+                conn,
+                token,
+                nexus: nexus.clone(),
+                op: op.clone(),
+                ports: unit.ports.clone(),
+            };
+            if jobs.send(job).is_err() {
+                return refuse(Sense::internal_target_failure());
+            }
+            // Answered when the cluster has it (`cluster_outcome`).
+            return Vec::new();
+        }
         let now = unit.shared.snapshot();
         let mut pr = now.pr.clone();
         let (completion, effects) = apply_shared(&mut pr, nexus, op, &unit.ports);
@@ -193,25 +284,42 @@ impl LuRegistry {
                 }
             }
         }
-        let events: Vec<_> = effects
-            .unit_attentions
-            .into_iter()
-            .map(|(to, ua)| (UaScope::Matching(to), ua))
-            .collect();
-        if pr != now.pr || !events.is_empty() {
-            unit.shared.publish(now.successor(pr, events));
+        self.settle_reservation(Settled {
+            conn,
+            token,
+            target,
+            lun: op.lun,
+            state: (pr != now.pr).then_some(pr),
+            completion,
+            effects,
+        })
+    }
+
+    /// Publishes a reservation change (`state`, if it changed, and the unit attentions it
+    /// raises), then answers the requester, after the preempted tasks have ended if any were.
+    fn settle_reservation(&mut self, settled: Settled) -> Vec<LuAction> {
+        let Settled {
+            conn,
+            token,
+            target,
+            lun,
+            state,
+            completion,
+            effects,
+        } = settled;
+        let events = reservation_events(effects.unit_attentions);
+        if let Some(unit) = self.unit(target, lun) {
+            let now = unit.shared.snapshot();
+            if state.is_some() || !events.is_empty() {
+                let pr = state.unwrap_or_else(|| now.pr.clone());
+                unit.shared.publish(now.successor(pr, events));
+            }
         }
         let done = LuReply::Completed(completion);
         if effects.abort_tasks_of.is_empty() {
             return vec![reply(conn, token, done)];
         }
-        let abort = RemoteAbort {
-            id: 0,
-            target,
-            lun: Some(op.lun),
-            only: Some(effects.abort_tasks_of.into()),
-            announce: true,
-        };
+        let abort = preempted_tasks(target, lun, effects.abort_tasks_of);
         self.broadcast(conn, token, done, abort, None)
     }
 
@@ -306,6 +414,24 @@ fn targets_of(ctx: &PortalContext) -> Vec<Target> {
         .collect()
 }
 
+/// The unit attentions a reservation change raises, as events of the unit's log.
+fn reservation_events(uas: Vec<(UaTarget, UnitAttention)>) -> Vec<(UaScope, UnitAttention)> {
+    uas.into_iter()
+        .map(|(to, ua)| (UaScope::Matching(to), ua))
+        .collect()
+}
+
+/// PREEMPT AND ABORT: the tasks of the preempted nexuses end (SAM-5), and they are told.
+fn preempted_tasks(target: usize, lun: u16, nexuses: Vec<NexusSet>) -> RemoteAbort {
+    RemoteAbort {
+        id: 0,
+        target,
+        lun: Some(lun),
+        only: Some(nexuses.into()),
+        announce: true,
+    }
+}
+
 fn reply(conn: ConnRef, token: u64, reply: LuReply) -> LuAction {
     LuAction::Reply { conn, token, reply }
 }
@@ -332,6 +458,8 @@ mod tests {
             reactors,
             pending: HashMap::new(),
             next_id: 1,
+            #[cfg(feature = "rbd")]
+            cluster: HashMap::new(),
         };
         (r, shared)
     }

@@ -4,6 +4,8 @@
 
 pub mod admin;
 #[cfg(feature = "rbd")]
+pub mod cluster_pr;
+#[cfg(feature = "rbd")]
 pub mod failover;
 pub mod live;
 pub mod lu;
@@ -93,6 +95,9 @@ pub enum ToControl {
     AccessStateChanged {
         target: usize,
     },
+    /// A gateway target's reservation thread applied a change or saw another gateway's.
+    #[cfg(feature = "rbd")]
+    ClusterPr(cluster_pr::Outcome),
     /// Stop gracefully (`signal` names why, for the log): ask every session to log out, let
     /// the reactors drain and stop.
     Shutdown {
@@ -186,6 +191,10 @@ pub struct ControlSetup {
 pub fn run(rx: Receiver<ToControl>, reactors: Vec<ReactorLink>, setup: ControlSetup) -> bool {
     let mut table = SessionTable::new(setup.limits);
     let mut lus = LuRegistry::new(setup.runtime.ctx(), reactors.len(), Some(setup.store));
+    #[cfg(feature = "rbd")]
+    for (target, jobs) in setup.runtime.cluster_pr_jobs() {
+        lus.share_through_cluster(target, jobs);
+    }
     let mut ops = Ops::new(setup.runtime, setup.log, setup.reload);
     while let Ok(msg) = rx.recv() {
         let actions = match msg {
@@ -241,6 +250,8 @@ pub fn run(rx: Receiver<ToControl>, reactors: Vec<ReactorLink>, setup: ControlSe
                 ops.store_resized(target, lun, &mut env(&reactors, &table, &mut lus));
                 continue;
             }
+            #[cfg(feature = "rbd")]
+            ToControl::ClusterPr(outcome) => lus.cluster_outcome(outcome),
             ToControl::AccessStateChanged { target } => {
                 lus.announce(target, UnitAttention::ASYMMETRIC_ACCESS_STATE_CHANGED);
                 continue;

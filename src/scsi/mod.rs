@@ -372,15 +372,17 @@ fn route(
     check_frame(cdb)?;
     let command = commands::lookup(cdb)?;
     let access = command.access.for_cdb(cdb.bytes());
+    // SPC-4 / SBC-3 reservation tables: once the command is known, before it does anything.
+    // An unreserved unit (the common case) costs the idle check alone.
+    let conflict = !unit.pr.is_idle() && unit.pr.conflict(unit.it_nexus, access);
+    // A write the reservation refuses anyway does not move a gateway's locks.
     alua::check_port(
         unit.port_groups,
         unit.it_nexus.relative_port,
         cdb,
-        access == Access::Write,
+        access == Access::Write && !conflict,
     )?;
-    // SPC-4 / SBC-3 reservation tables: once the command is known, before it does anything.
-    // An unreserved unit (the common case) costs the idle check alone.
-    if !unit.pr.is_idle() && unit.pr.conflict(unit.it_nexus, access) {
+    if conflict {
         return Ok(Plan::Complete(reservation_conflict()));
     }
     unit::check_medium(lu, cdb.opcode())?;

@@ -5,7 +5,7 @@
 use super::sense::{Sense, SenseKey};
 
 /// One unit attention: its additional sense code and qualifier (sense key UNIT ATTENTION).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct UnitAttention {
     pub asc: u8,
     pub ascq: u8,

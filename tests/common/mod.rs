@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod initiator;
 pub mod keys;
 pub mod login;
+pub mod pr;
 pub mod scsi;
 
 pub use daemon::Daemon;

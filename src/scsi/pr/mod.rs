@@ -204,6 +204,12 @@ pub struct PrState {
 pub static IDLE: PrState = PrState::new();
 
 impl PrState {
+    /// Takes `other`'s SPC-2 reservation holder: persistent state shared through a cluster
+    /// carries none (it is never persisted), and this gateway keeps its own.
+    pub fn keep_spc2_of(&mut self, other: &PrState) {
+        self.spc2_holder = other.spc2_holder.clone();
+    }
+
     pub const fn new() -> Self {
         Self {
             generation: 0,

@@ -107,7 +107,7 @@ impl From<Sense> for Refusal {
 }
 
 /// Some I_T nexuses that must be told a unit attention: those `nexuses` covers but `except`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UaTarget {
     pub nexuses: NexusSet,
     pub except: Option<ItNexus>,
