@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """ringtgt vs tgt on 127.0.0.1: the orchestration half of perf/run.sh (run that, not this).
 
-Starts ringtgt (all cores), ringtgt --cores 1 and tgtd side by side with the same LUNs (a null LUN
-and a file LUN on local disk), drives each with the same clients (fio's libiscsi engine,
+Starts ringtgt (all cores), ringtgt --cores 1 and tgtd side by side with the same LUNs (a null LUN,
+a file LUN on local disk and a RAM LUN), drives each with the same clients (fio's libiscsi engine,
 libiscsi's iscsi-perf), round after round with the order of the targets rotating, and measures
 for every run: IOPS, bandwidth, completion latency p50/p99 (fio), target CPU time per I/O (utime +
 stime delta of /proc/PID/stat, all threads, divided by the I/Os the client completed), client CPU
 per I/O (rusage of the client processes) and how busy the machine was (/proc/stat). The physical
 references are iperf3 over loopback and fio io_uring direct=1 on the same file. For ringtgt it
 also records how many sessions each reactor served in every run (the per-core login counters of
-its /metrics endpoint), next to the CPU time of each thread.
+its /metrics endpoint), next to the CPU time of each thread. The scale row runs 256 sessions at
+once (several fio processes) and measures each target's RSS per idle session with bare iSCSI
+logins of its own (`iscsi_login`).
 
 Writes raw JSON into the run directory and a Markdown section (appended to perf/RESULTS.md
 unless APPEND=0), and prints the section.
@@ -238,7 +240,8 @@ def iscsi_login(port: int, target: str, initiator: str, isid: bytes) -> socket.s
         recv_exact(s, dlen + (-dlen % 4))
         if rsp[0] & 0x3F != 0x23 or rsp[36] != 0:  # RFC 7143 §11.13: Login Response, class 0
             s.close()
-            raise RuntimeError(f"login of {initiator} refused: status {rsp[36]:#04x}/{rsp[37]:#04x}")
+            raise RuntimeError(f"login of {initiator} refused: status "
+                               f"{rsp[36]:#04x}/{rsp[37]:#04x}")
         exp_stat_sn = int.from_bytes(rsp[24:28], "big") + 1
         if rsp[1] & 0x83 == 0x83:  # T=1, NSG=3: in full feature phase
             return s
@@ -296,7 +299,8 @@ def idle_rss(t: Target, n: int) -> IdleRss:
     socks = []
     try:
         for i in range(n):
-            isid = bytes([0x80, 0, 0, 0x52, i >> 8, i & 0xFF])  # format "random" (RFC 7143 §10.12.5)
+            # ISID of the "random" format (RFC 7143 §10.12.5), one per session
+            isid = bytes([0x80, 0, 0, 0x52, i >> 8, i & 0xFF])
             socks.append(iscsi_login(t.port, t.iqn, f"{INITIATOR}-idle-{i}", isid))
         after = settled_rss_kib(t.pid)
         held = live_sessions(t)
@@ -536,7 +540,9 @@ def run_clients(argvs: list[list[str]], logs: list[str], timeout: float) -> list
 def fio_procs_result(paths: list[str]):
     """Every job of several fio JSON+ outputs together: IOPS and MB/s of reads and writes
     summed; p50/p99 of reads and writes together, from the merged completion-latency
-    histograms; and, apart, the p99 of reads and of writes and how many jobs (sessions) did I/O."""
+    histograms; and, apart, the p99 of reads and of writes, how many jobs (sessions) did I/O
+    and the IOPS of the slowest, the median and the fastest session (how fairly they were
+    served)."""
     jobs = []
     for path in paths:
         with open(path) as f:
@@ -552,9 +558,11 @@ def fio_procs_result(paths: list[str]):
     iops = sum(j[side]["iops"] for j in jobs for side in hist)
     mbps = sum(j[side]["bw_bytes"] for j in jobs for side in hist) / 1e6
     per_job = [j["read"]["total_ios"] + j["write"]["total_ios"] for j in jobs]
+    rates = sorted(j["read"]["iops"] + j["write"]["iops"] for j in jobs)
     extra = {"p99_read_us": percentile_us(hist["read"], 99),
              "p99_write_us": percentile_us(hist["write"], 99),
-             "sessions_io": sum(1 for n in per_job if n > 0)}
+             "sessions_io": sum(1 for n in per_job if n > 0),
+             "session_iops": [rates[0], statistics.median(rates), rates[-1]]}
     return (iops, mbps, percentile_us(both, 50), percentile_us(both, 99), sum(per_job), extra)
 
 
@@ -634,7 +642,9 @@ def scale_note(s: Sample) -> str:
     if "sessions_io" not in s.extra:
         return ""
     r, w = (fmt(s.extra.get(k), "us") for k in ("p99_read_us", "p99_write_us"))
-    return f"  p99 r/w {r}/{w} µs  {s.extra['sessions_io']} sessions did I/O"
+    lo, mid, hi = s.extra["session_iops"]
+    return (f"  p99 r/w {r}/{w} µs  {s.extra['sessions_io']} sessions did I/O, "
+            f"{lo:.0f}/{mid:.0f}/{hi:.0f} IOPS each (min/median/max)")
 
 
 def med(xs):
@@ -1045,16 +1055,19 @@ def scale_section(results, idle, labels) -> list[str]:
            "(ringtgt `ram:1GiB`; tgt `rdwr` on a sparse 1 GiB file in /dev/shm, buffered). In the "
            "main table its IOPS and MB/s are reads and writes summed, its p50/p99 are of reads "
            "and writes together (the completion-latency histograms of all jobs merged); here "
-           "the p99 of each. Idle RSS: the target's VmRSS (settled) before and while "
-           f"{SCALE.sessions} sessions are logged in and idle (a bare iSCSI login from bench.py, "
+           "the p99 of each, and how evenly the sessions were served: the IOPS of the slowest, "
+           "the median and the fastest session. Idle RSS: the target's VmRSS (settled) before "
+           f"and while {SCALE.sessions} sessions are logged in and idle (a bare iSCSI login from bench.py, "
            "no I/O; the count checked against the target's own list), measured once on the "
            f"fresh targets before any other run, ÷ {SCALE.sessions}.", "",
-           "| target | sessions that did I/O, each round | p99 read µs | p99 write µs | VmRSS "
-           "before | with idle sessions | RSS per idle session |",
+           "| target | sessions that did I/O: IOPS per session min/median/max, each round | "
+           "p99 read µs | p99 write µs | VmRSS before | with idle sessions | RSS per idle "
+           "session |",
            "|---|---|---:|---:|---:|---:|---:|"]
     for key in ("ringtgt", "tgt"):
         ss = per.get(key, [])
-        did = ", ".join(str(s.extra.get("sessions_io", "–")) for s in ss) or "–"
+        did = "; ".join(f"{s.extra['sessions_io']}: " + "/".join(
+            f"{v:.0f}" for v in s.extra["session_iops"]) for s in ss) or "–"
         r = idle.get(key)
         rss = ([f"{r.before_kib / 1024:.1f} MiB", f"{r.after_kib / 1024:.1f} MiB",
                 f"{r.per_session_kib:.1f} KiB"] if r else ["–"] * 3)

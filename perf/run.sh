@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # perf/run.sh — ringtgt against tgt (tgtd), side by side on 127.0.0.1, in one run.
 #
-# One command:   perf/run.sh      (about 8 minutes with the defaults; ROUNDS=3 RUNTIME=10 ≈ 15)
+# One command:   perf/run.sh      (about 9 minutes with the defaults; ROUNDS=3 RUNTIME=10 ≈ 16)
 # Knobs (environment):
 #   ROUNDS=3          rounds; every row is measured once per round for each target, order rotating
 #   RUNTIME=5         seconds per measurement (fio / iscsi-perf / iperf3)
@@ -73,7 +73,8 @@ cleanup() {
             [[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null || true
         done <"$PIDFILE"
     fi
-    rm -f "/run/tgtd/socket.$((PORT_BASE + 2))" "/run/tgtd/socket.$((PORT_BASE + 2)).lock" "$RAM_FILE"
+    rm -f "/run/tgtd/socket.$((PORT_BASE + 2))" "/run/tgtd/socket.$((PORT_BASE + 2)).lock"
+    rm -f "$RAM_FILE"
     exit "$rc"
 }
 trap cleanup EXIT
