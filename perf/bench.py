@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """ringtgt vs tgt on 127.0.0.1: the orchestration half of perf/run.sh (run that, not this).
 
-Starts ringtgt (all cores), ringtgt --cores 1 and tgtd side by side with the same LUNs (a null LUN
-and a file LUN on local disk), drives each with the same clients (fio's libiscsi engine,
+Starts ringtgt (all cores), ringtgt --cores 1 and tgtd side by side with the same LUNs (a null LUN,
+a file LUN on local disk and a RAM LUN), drives each with the same clients (fio's libiscsi engine,
 libiscsi's iscsi-perf), round after round with the order of the targets rotating, and measures
 for every run: IOPS, bandwidth, completion latency p50/p99 (fio), target CPU time per I/O (utime +
 stime delta of /proc/PID/stat, all threads, divided by the I/Os the client completed), client CPU
 per I/O (rusage of the client processes) and how busy the machine was (/proc/stat). The physical
 references are iperf3 over loopback and fio io_uring direct=1 on the same file. For ringtgt it
 also records how many sessions each reactor served in every run (the per-core login counters of
-its /metrics endpoint), next to the CPU time of each thread.
+its /metrics endpoint), next to the CPU time of each thread. The scale row runs 256 sessions at
+once (several fio processes) and measures each target's RSS per idle session with bare iSCSI
+logins of its own (`iscsi_login`).
 
 Writes raw JSON into the run directory and a Markdown section (appended to perf/RESULTS.md
 unless APPEND=0), and prints the section.
@@ -18,6 +20,7 @@ unless APPEND=0), and prints the section.
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime as dt
 import hashlib
 import json
@@ -29,6 +32,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -141,9 +145,10 @@ class Target:
     label: str
     port: int
     iqn: str
-    luns: dict  # "null"/"file" -> LUN number
+    luns: dict  # "null"/"file"/"ram" -> LUN number
     proc: subprocess.Popen | None = None
     metrics: str | None = None  # ringtgt's /metrics address (host:port)
+    ctl: int | None = None  # tgtd's control port (tgtadm -C)
 
     def url(self, lun: str) -> str:
         return f"iscsi://{HOST}:{self.port}/{self.iqn}/{self.luns[lun]}"
@@ -159,10 +164,11 @@ def start_ringtgt(procs: Procs, key: str, label: str, binary: str, port: int, co
     # METRICS=0: a binary older than the /metrics endpoint (no per-reactor session counts then).
     metrics = f"{HOST}:{metrics_port}" if os.environ.get("METRICS", "1") != "0" else None
     argv = [binary, "serve", "--portal", f"{HOST}:{port}", "--target", IQN_RINGTGT,
-            "--lun", "null:1GiB", "--lun", lun_file] + (["--metrics", metrics] if metrics else [])
+            "--lun", "null:1GiB", "--lun", lun_file, "--lun", "ram:1GiB"]
+    argv += ["--metrics", metrics] if metrics else []
     if cores:
         argv += ["--cores", cores]
-    t = Target(key, label, port, IQN_RINGTGT, {"null": 0, "file": 1}, metrics=metrics)
+    t = Target(key, label, port, IQN_RINGTGT, {"null": 0, "file": 1, "ram": 2}, metrics=metrics)
     t.proc = procs.start(argv, os.path.join(run_dir, f"{key}.log"))
     wait_port(port, t.proc, label)
     return t
@@ -173,8 +179,9 @@ def tgtadm(ctl: int, *args: str) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def start_tgt(procs: Procs, port: int, ctl: int, lun_file: str, run_dir: str) -> Target:
-    t = Target("tgt", "tgt", port, IQN_TGT, {"null": 1, "file": 2})
+def start_tgt(procs: Procs, port: int, ctl: int, lun_file: str, ram_file: str,
+              run_dir: str) -> Target:
+    t = Target("tgt", "tgt", port, IQN_TGT, {"null": 1, "file": 2, "ram": 3}, ctl=ctl)
     t.proc = procs.start(["tgtd", "-f", "-C", str(ctl), "--iscsi", f"portal={HOST}:{port}"],
                          os.path.join(run_dir, "tgtd.log"))
     sock = f"/run/tgtd/socket.{ctl}"
@@ -191,9 +198,128 @@ def start_tgt(procs: Procs, port: int, ctl: int, lun_file: str, run_dir: str) ->
     # bs_rdwr is buffered by default; direct keeps it comparable with ringtgt's O_DIRECT and fio.
     tgtadm(ctl, "--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "2",
            "--bstype", "rdwr", "--bsoflags", "direct", "-b", lun_file)
+    # tgt has no RAM store: a sparse file on tmpfs, buffered, is what ringtgt's ram: is (an
+    # anonymous tmpfs file, not O_DIRECT).
+    with open(ram_file, "wb") as f:
+        f.truncate(1 << 30)
+    tgtadm(ctl, "--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "3",
+           "--bstype", "rdwr", "-b", ram_file)
     tgtadm(ctl, "--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL")
     wait_port(port, t.proc, "tgtd")
     return t
+
+
+# ---------------------------------------------------------------------------------------------
+# idle sessions: a minimal iSCSI login over a plain socket, held without I/O
+
+def recv_exact(s: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("target closed the connection during login")
+        buf += chunk
+    return buf
+
+
+def iscsi_login(port: int, target: str, initiator: str, isid: bytes) -> socket.socket:
+    """A normal session's leading login, straight to full feature phase (no security stage,
+    no I/O). Returns the connected socket; raises if the target refuses."""
+    keys = {"InitiatorName": initiator, "TargetName": target, "SessionType": "Normal",
+            "HeaderDigest": "None", "DataDigest": "None"}
+    data = b"".join(f"{k}={v}".encode() + b"\0" for k, v in keys.items())
+    s = socket.create_connection((HOST, port), timeout=10)
+    exp_stat_sn = 0
+    for _ in range(8):  # a target may take several round trips to reach full feature phase
+        # RFC 7143 §11.12: Login Request, immediate; T=1, CSG=1 (operational), NSG=3 (full).
+        bhs = struct.pack(">BBBBI6sHIHHII16x", 0x43, 0x87, 0, 0, len(data), isid, 0, 1, 0, 0,
+                          1, exp_stat_sn)
+        s.sendall(bhs + data + b"\0" * (-len(data) % 4))
+        rsp = recv_exact(s, 48)
+        dlen = int.from_bytes(rsp[5:8], "big")
+        recv_exact(s, dlen + (-dlen % 4))
+        if rsp[0] & 0x3F != 0x23 or rsp[36] != 0:  # RFC 7143 §11.13: Login Response, class 0
+            s.close()
+            raise RuntimeError(f"login of {initiator} refused: status "
+                               f"{rsp[36]:#04x}/{rsp[37]:#04x}")
+        exp_stat_sn = int.from_bytes(rsp[24:28], "big") + 1
+        if rsp[1] & 0x83 == 0x83:  # T=1, NSG=3: in full feature phase
+            return s
+        data = b""  # nothing more to offer: answer with an empty request until the target agrees
+    s.close()
+    raise RuntimeError(f"login of {initiator} did not reach full feature phase")
+
+
+def vm_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+
+
+def settled_rss_kib(pid: int, timeout: float = 10) -> int:
+    """VmRSS once it has stopped moving (two readings 0.5 s apart within 64 KiB): a target
+    still setting up (ringtgt touches its buffer pools after it listens) or still finishing
+    logins would otherwise blur the difference."""
+    last = vm_rss_kib(pid)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.5)
+        now = vm_rss_kib(pid)
+        if abs(now - last) <= 64:
+            return now
+        last = now
+    return last
+
+
+def live_sessions(t: Target) -> int:
+    """Sessions the target holds now: ringtgt's per-reactor gauges, tgt's I_T nexus list."""
+    if t.metrics:
+        with urllib.request.urlopen(f"http://{t.metrics}/metrics", timeout=20) as r:
+            text = r.read().decode()
+        return round(sum(float(v) for v in re.findall(
+            r'^ringtgt_reactor_sessions\{core="\d+"\} (\S+)$', text, re.M)))
+    out = subprocess.run(["tgtadm", "-C", str(t.ctl), "--lld", "iscsi", "--op", "show", "--mode",
+                          "target"], check=True, stdout=subprocess.PIPE, text=True).stdout
+    return len(re.findall(r"^\s*I_T nexus: ", out, re.M))
+
+
+@dataclass
+class IdleRss:
+    sessions: int  # sessions the target reported while they were held
+    before_kib: int
+    after_kib: int
+
+    @property
+    def per_session_kib(self) -> float:
+        return (self.after_kib - self.before_kib) / self.sessions if self.sessions else 0.0
+
+
+def idle_rss(t: Target, n: int) -> IdleRss:
+    """VmRSS of the target before and after n sessions log in and stay idle (no I/O)."""
+    before = settled_rss_kib(t.pid)
+    socks = []
+    try:
+        for i in range(n):
+            # ISID of the "random" format (RFC 7143 §10.12.5), one per session
+            isid = bytes([0x80, 0, 0, 0x52, i >> 8, i & 0xFF])
+            socks.append(iscsi_login(t.port, t.iqn, f"{INITIATOR}-idle-{i}", isid))
+        after = settled_rss_kib(t.pid)
+        held = live_sessions(t)
+    finally:
+        for s in socks:
+            s.close()
+    if held != n:
+        raise SystemExit(f"{t.label}: {n} idle sessions logged in but it reports {held}")
+    return IdleRss(held, before, after)
+
+
+def idle_rss_all(targets: dict[str, Target], n: int) -> dict[str, IdleRss]:
+    out = {}
+    for key in ("ringtgt", "tgt"):
+        out[key] = r = idle_rss(targets[key], n)
+        log(f"{n} idle sessions on {targets[key].label}: VmRSS {r.before_kib} -> {r.after_kib} "
+            f"KiB, {r.per_session_kib:.1f} KiB per session")
+        time.sleep(1)  # the target notices the closed connections before the next user comes
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,10 +379,12 @@ class Sample:
     wall: float  # seconds
     threads: dict = field(default_factory=dict)  # thread name -> CPU seconds during the run
     sessions: dict = field(default_factory=dict)  # ringtgt: core -> sessions it served in the run
+    extra: dict = field(default_factory=dict)  # what only some runs give (the scale row's)
 
 
 def measured(pid: int | None, run, metrics: str | None = None) -> Sample:
-    """Runs `run()` -> (iops, mbps, p50, p99, ios) while taking CPU deltas of target and client,
+    """Runs `run()` -> (iops, mbps, p50, p99, ios[, extra]) while taking CPU deltas of target and
+    client,
     and, given ringtgt's `metrics` address, the sessions each reactor served (scraped outside
     the CPU window)."""
     k0 = reactor_logins(metrics) if metrics else {}
@@ -264,7 +392,7 @@ def measured(pid: int | None, run, metrics: str | None = None) -> Sample:
     h0 = host_busy()
     c0 = children_cpu()
     w0 = time.monotonic()
-    iops, mbps, p50, p99, ios = run()
+    iops, mbps, p50, p99, ios, *more = run()
     wall = time.monotonic() - w0
     c1 = children_cpu()
     h1 = host_busy()
@@ -279,7 +407,7 @@ def measured(pid: int | None, run, metrics: str | None = None) -> Sample:
     other = max(0.0, host_pct - 100.0 * ours / (wall * (os.cpu_count() or 1)))
     return Sample(iops, mbps, p50, p99, ios,
                   per_io(t1[0] - t0[0]) if pid and ios else None, per_io(c1 - c0),
-                  host_pct, other, wall, threads, sessions)
+                  host_pct, other, wall, threads, sessions, more[0] if more else {})
 
 
 @dataclass
@@ -289,8 +417,14 @@ class Workload:
     rw: str
     bs: str
     qd: int
-    jobs: int = 1
+    jobs: int = 1  # sessions per fio process
     c1: bool = False  # also run against ringtgt --cores 1
+    rwmixread: int = 0  # percentage of reads when rw is randrw
+    procs: int = 1  # fio processes at once, each with `jobs` sessions
+
+    @property
+    def sessions(self) -> int:
+        return self.jobs * self.procs
 
 
 WORKLOADS = [
@@ -303,6 +437,10 @@ WORKLOADS = [
     Workload("null 4k randread 4 sessions x qd32", "null", "randread", "4k", 32, jobs=4, c1=True),
     Workload("null 4k randwrite 4 sessions x qd32", "null", "randwrite", "4k", 32, jobs=4),
 ]
+# Many sessions at once, each at a low depth, on a memory-backed LUN: 4 fio processes × 64 jobs.
+SCALE = Workload("scale 256 sessions x qd4 ram 4k randrw 70/30", "ram", "randrw", "4k", 4,
+                 jobs=64, rwmixread=70, procs=4)
+WORKLOADS.append(SCALE)
 
 
 def fio_escape(s: str) -> str:
@@ -334,17 +472,122 @@ def run_fio(fio: str, jobfile: str, out: str, rw: str, runtime: int):
     return run
 
 
-def iscsi_fio_job(w: Workload, url: str, runtime: int) -> str:
+def iscsi_fio_job(w: Workload, url: str, runtime: int, proc: int = 0) -> str:
+    """The job file of fio process `proc` of the workload."""
     # thread=1: jobs are threads of one fio process (forked jobs call setsid() and would outlive
     # an interrupted run).
     lines = ["[global]", "ioengine=libiscsi", "thread=1", f"rw={w.rw}", f"bs={w.bs}",
-             f"iodepth={w.qd}", "size=1g", "time_based=1", f"runtime={runtime}",
-             "group_reporting=1"]
-    for j in range(w.jobs):
+             f"iodepth={w.qd}", "size=1g", "time_based=1", f"runtime={runtime}"]
+    lines += [f"rwmixread={w.rwmixread}"] if w.rwmixread else []
+    # Several processes: every job reports on its own, to prove that each session did I/O.
+    lines += ["group_reporting=1"] if w.procs == 1 else []
+    for j in range(proc * w.jobs, (proc + 1) * w.jobs):
         # One fio job = one libiscsi context = one iSCSI session; distinct initiator names keep
         # the sessions apart whatever ISIDs libiscsi picks.
         lines += [f"[s{j}]", f"filename={fio_escape(url)}", f"initiator={INITIATOR}-{j}"]
     return "\n".join(lines) + "\n"
+
+
+def workload_run(w: Workload, url: str, fio: str, stem: str, runtime: int):
+    """Writes the job file(s) `stem`[-pN].fio of the workload and returns its run()."""
+    if w.procs == 1:
+        with open(stem + ".fio", "w") as f:
+            f.write(iscsi_fio_job(w, url, runtime))
+        return run_fio(fio, stem + ".fio", stem + ".json", w.rw, runtime)
+    jobs = [f"{stem}-p{p}.fio" for p in range(w.procs)]
+    for p, job in enumerate(jobs):
+        with open(job, "w") as f:
+            f.write(iscsi_fio_job(w, url, runtime, p))
+    return run_fio_procs(fio, jobs, runtime)
+
+
+def run_fio_procs(fio: str, jobfiles: list[str], runtime: int):
+    """fio processes at once, one per job file, reporting JSON+ (latency histograms)."""
+    def run():
+        outs = [j.replace(".fio", ".json") for j in jobfiles]
+        argvs = [[fio, "--output-format=json+", f"--output={o}", j]
+                 for j, o in zip(jobfiles, outs)]
+        logs = [j.replace(".fio", ".log") for j in jobfiles]
+        for rc, log_ in zip(run_clients(argvs, logs, runtime + 120), logs):
+            if rc != 0:
+                with open(log_) as f:
+                    raise RuntimeError(f"fio failed ({rc}): {f.read().strip()[-400:]}")
+        return fio_procs_result(outs)
+    return run
+
+
+def run_clients(argvs: list[list[str]], logs: list[str], timeout: float) -> list[int]:
+    """Runs clients at once, each in its own process group with its output in its log; returns
+    their exit codes."""
+    ps: list[subprocess.Popen] = []
+    try:
+        for argv, name in zip(argvs, logs):
+            with open(name, "w") as out:
+                ps.append(subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, start_new_session=True))
+        deadline = time.time() + timeout
+        return [p.wait(timeout=max(1.0, deadline - time.time())) for p in ps]
+    except BaseException:
+        for p in ps:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+        raise
+
+
+def fio_procs_result(paths: list[str]):
+    """Every job of several fio JSON+ outputs together: IOPS and MB/s of reads and writes
+    summed; p50/p99 of reads and writes together, from the merged completion-latency
+    histograms; and, apart, the p99 of reads and of writes, how many jobs (sessions) did I/O
+    and the IOPS of the slowest, the median and the fastest session (how fairly they were
+    served)."""
+    jobs = []
+    for path in paths:
+        with open(path) as f:
+            jobs += json.load(f)["jobs"]
+    bad = [j["jobname"] for j in jobs if j.get("error")]
+    if bad:
+        raise RuntimeError(f"fio jobs {', '.join(bad[:5])} reported errors ({paths[0]}…)")
+    hist = {side: collections.Counter() for side in ("read", "write")}
+    for j in jobs:
+        for side, h in hist.items():
+            h.update({int(ns): n for ns, n in j[side]["clat_ns"].get("bins", {}).items()})
+    both = hist["read"] + hist["write"]
+    iops = sum(j[side]["iops"] for j in jobs for side in hist)
+    mbps = sum(j[side]["bw_bytes"] for j in jobs for side in hist) / 1e6
+    per_job = [j["read"]["total_ios"] + j["write"]["total_ios"] for j in jobs]
+    rates = sorted(j["read"]["iops"] + j["write"]["iops"] for j in jobs)
+    extra = {"p99_read_us": percentile_us(hist["read"], 99),
+             "p99_write_us": percentile_us(hist["write"], 99),
+             "sessions_io": sum(1 for n in per_job if n > 0),
+             "session_iops": [rates[0], statistics.median(rates), rates[-1]]}
+    return (iops, mbps, percentile_us(both, 50), percentile_us(both, 99), sum(per_job), extra)
+
+
+def percentile_us(hist: collections.Counter, q: float) -> float | None:
+    """The q-th percentile of a fio latency histogram ({ns: count}), in µs, as fio computes it:
+    the first bin at which the running count reaches q % of the total."""
+    total = sum(hist.values())
+    running = 0
+    for ns in sorted(hist):
+        running += hist[ns]
+        if running >= total * q / 100:
+            return ns / 1e3
+    return None
+
+
+def check_sessions(w: Workload, label: str, s: Sample) -> None:
+    """A many-session row counts only if every session logged in and did I/O (fio's jobs, and
+    for ringtgt also the logins its reactors counted): the run fails loudly otherwise."""
+    if w.procs == 1:
+        return
+    did = s.extra.get("sessions_io")
+    served = sum(s.sessions.values()) if s.sessions else None
+    if did != w.sessions or served not in (None, w.sessions):
+        raise SystemExit(f"{w.name} on {label}: of {w.sessions} sessions {did} did I/O"
+                         + (f", {served} logged in per /metrics" if served is not None else ""))
 
 
 def local_fio_job(rw: str, path: str, runtime: int) -> str:
@@ -392,6 +635,16 @@ def split(sessions: dict, prefix: str = "  sessions ") -> str:
     if not sessions:
         return ""
     return prefix + "+".join(str(sessions[c]) for c in sorted(sessions, key=int))
+
+
+def scale_note(s: Sample) -> str:
+    """The scale row's log: p99 of reads and of writes apart, sessions that did I/O."""
+    if "sessions_io" not in s.extra:
+        return ""
+    r, w = (fmt(s.extra.get(k), "us") for k in ("p99_read_us", "p99_write_us"))
+    lo, mid, hi = s.extra["session_iops"]
+    return (f"  p99 r/w {r}/{w} µs  {s.extra['sessions_io']} sessions did I/O, "
+            f"{lo:.0f}/{mid:.0f}/{hi:.0f} IOPS each (min/median/max)")
 
 
 def med(xs):
@@ -575,6 +828,7 @@ def main() -> None:
     ap.add_argument("--ringtgt-label", default=None)
     ap.add_argument("--fio", required=True)
     ap.add_argument("--lun-file", required=True)
+    ap.add_argument("--ram-file", required=True)  # tgt's memory-backed LUN, on tmpfs
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--pidfile", required=True)
     ap.add_argument("--command", required=True)
@@ -609,7 +863,7 @@ def main() -> None:
         rt1 = start_ringtgt(procs, "ringtgt-c1", "ringtgt --cores 1", a.ringtgt,
                             ports["ringtgt-c1"], "1", a.lun_file, a.run_dir,
                             ports["ringtgt-c1 metrics"])
-        tgt = start_tgt(procs, ports["tgt"], base + 2, a.lun_file, a.run_dir)
+        tgt = start_tgt(procs, ports["tgt"], base + 2, a.lun_file, a.ram_file, a.run_dir)
         iperf = procs.start(["iperf3", "-s", "-B", HOST, "-p", str(ports["iperf3"])],
                             os.path.join(a.run_dir, "iperf3-server.log"))
         wait_port(ports["iperf3"], iperf, "iperf3 -s")
@@ -619,6 +873,8 @@ def main() -> None:
 
         results: dict[str, dict[str, list[Sample]]] = {}
         refs: dict[str, list[Sample]] = {}
+        # Once, on the fresh targets, before anything else has used (and freed) their memory.
+        idle = idle_rss_all(targets, SCALE.sessions) if only.search(SCALE.name) else {}
 
         def add(wname, key, s):
             results.setdefault(wname, {}).setdefault(key, []).append(s)
@@ -656,14 +912,13 @@ def main() -> None:
                 for key in keys[shift:] + keys[:shift]:
                     t = targets[key]
                     slug = re.sub(r"[^a-z0-9]+", "-", w.name)
-                    job = os.path.join(a.run_dir, f"r{r}-{key}-{slug}.fio")
-                    with open(job, "w") as f:
-                        f.write(iscsi_fio_job(w, t.url(w.lun), runtime))
-                    s = measured(t.pid, run_fio(a.fio, job, job.replace(".fio", ".json"), w.rw,
-                                                runtime), t.metrics)
+                    stem = os.path.join(a.run_dir, f"r{r}-{key}-{slug}")
+                    s = measured(t.pid, workload_run(w, t.url(w.lun), a.fio, stem, runtime),
+                                 t.metrics)
                     log(f"{w.name:38s} {labels[key]:22s} {s.iops / 1000:7.1f}k IOPS "
                         f"{s.mbps:7.0f} MB/s  tgt {s.tgt_cpu_us or 0:5.2f} µs/IO"
-                        f"{split(s.sessions)}")
+                        f"{split(s.sessions)}{scale_note(s)}")
+                    check_sessions(w, labels[key], s)
                     add(w.name, key, s)
             for name, qd, blocks, rand in (("iscsi-perf null 4k rand qd32", 32, 8, True),
                                            ("iscsi-perf null 1m seq qd8", 8, 2048, False)):
@@ -683,6 +938,8 @@ def main() -> None:
         elapsed = time.time() - started
     finally:
         procs.stop_all()
+        if os.path.exists(a.ram_file):
+            os.unlink(a.ram_file)
         for suffix in ("", ".lock"):
             try:
                 os.unlink(f"/run/tgtd/socket.{base + 2}{suffix}")
@@ -692,9 +949,10 @@ def main() -> None:
     with open(os.path.join(a.run_dir, "samples.json"), "w") as f:
         json.dump({"results": {w: {k: [s.__dict__ for s in v] for k, v in d.items()}
                                for w, d in results.items()},
-                   "refs": {k: [s.__dict__ for s in v] for k, v in refs.items()}}, f, indent=1)
+                   "refs": {k: [s.__dict__ for s in v] for k, v in refs.items()},
+                   "idle": {k: v.__dict__ for k, v in idle.items()}}, f, indent=1)
 
-    md = summary(a, label, rounds, runtime, elapsed, results, refs, labels, prof_md)
+    md = summary(a, label, rounds, runtime, elapsed, results, refs, idle, labels, prof_md)
     with open(os.path.join(a.run_dir, "section.md"), "w") as f:
         f.write(md)
     print(md)
@@ -709,7 +967,7 @@ def main() -> None:
     log(f"raw results in {a.run_dir}")
 
 
-def summary(a, label, rounds, runtime, elapsed, results, refs, labels, prof_md) -> str:
+def summary(a, label, rounds, runtime, elapsed, results, refs, idle, labels, prof_md) -> str:
     with open(a.ringtgt, "rb") as f:
         sha = hashlib.sha256(f.read()).hexdigest()[:16]
     mtime = dt.datetime.fromtimestamp(os.path.getmtime(a.ringtgt_source), dt.timezone.utc)
@@ -728,7 +986,7 @@ def summary(a, label, rounds, runtime, elapsed, results, refs, labels, prof_md) 
           "- cells: median over rounds ±half the min–max spread; ratio rows: median ÷ median. "
           "CPU µs/IO: target = utime+stime delta of `/proc/PID/stat` (all threads) ÷ I/Os "
           "completed; client = rusage of the fio / iscsi-perf processes ÷ I/Os. Latency is fio's "
-          "completion latency. Digests off (libiscsi offers None first, both targets take it). "
+          "completion latency (for randrw: of reads and writes together). Digests off (libiscsi offers None first, both targets take it). "
           "host busy: all CPUs, from /proc/stat; other load: the part of it that was neither "
           "this target nor this client (other engineers' work, IRQs) — median (min–max).",
           ""]
@@ -737,6 +995,7 @@ def summary(a, label, rounds, runtime, elapsed, results, refs, labels, prof_md) 
     main_rows += [(n, ["ringtgt", "tgt"]) for n in ("iscsi-perf null 4k rand qd32",
                                                      "iscsi-perf null 1m seq qd8")]
     L += ["### ringtgt vs tgt", ""] + table(results, main_rows, labels) + [""]
+    L += scale_section(results, idle, labels)
 
     ref_rows = []
     for key, lab in (("iperf3", "iperf3 loopback, 1 stream, 128 KiB writes (its default)"),
@@ -779,13 +1038,60 @@ def summary(a, label, rounds, runtime, elapsed, results, refs, labels, prof_md) 
               "each round |", "|---|---|---:|---|---|"]
         L += spread_rows + [""]
 
-    L += ["### Goals (ratios from this run)", ""] + goals(results, refs) + [""]
+    L += ["### Goals (ratios from this run)", ""] + goals(results, refs, idle) + [""]
     if prof_md:
         L += ["### Profile (after the rounds)", ""] + prof_md
     return "\n".join(L) + "\n"
 
 
-def goals(results, refs) -> list[str]:
+def scale_section(results, idle, labels) -> list[str]:
+    """The scale row's figures that the main table has no column for."""
+    per = results.get(SCALE.name, {})
+    if not per and not idle:
+        return []
+    out = [f"### {SCALE.sessions} sessions at once", "",
+           f"`{SCALE.name}`: {SCALE.procs} fio processes × {SCALE.jobs} jobs, one libiscsi "
+           f"session each (its own initiator name), QD{SCALE.qd}, on a memory-backed LUN "
+           "(ringtgt `ram:1GiB`; tgt `rdwr` on a sparse 1 GiB file in /dev/shm, buffered). In the "
+           "main table its IOPS and MB/s are reads and writes summed, its p50/p99 are of reads "
+           "and writes together (the completion-latency histograms of all jobs merged); here "
+           "the p99 of each, and how evenly the sessions were served: the IOPS of the slowest, "
+           "the median and the fastest session. Idle RSS: the target's VmRSS (settled) before "
+           f"and while {SCALE.sessions} sessions are logged in and idle (a bare iSCSI login from bench.py, "
+           "no I/O; the count checked against the target's own list), measured once on the "
+           f"fresh targets before any other run, ÷ {SCALE.sessions}.", "",
+           "| target | sessions that did I/O: IOPS per session min/median/max, each round | "
+           "p99 read µs | p99 write µs | VmRSS before | with idle sessions | RSS per idle "
+           "session |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for key in ("ringtgt", "tgt"):
+        ss = per.get(key, [])
+        did = "; ".join(f"{s.extra['sessions_io']}: " + "/".join(
+            f"{v:.0f}" for v in s.extra["session_iops"]) for s in ss) or "–"
+        r = idle.get(key)
+        rss = ([f"{r.before_kib / 1024:.1f} MiB", f"{r.after_kib / 1024:.1f} MiB",
+                f"{r.per_session_kib:.1f} KiB"] if r else ["–"] * 3)
+        out.append(f"| {labels[key]} | {did} | "
+                   f"{cell([s.extra.get('p99_read_us') for s in ss], 'us')} | "
+                   f"{cell([s.extra.get('p99_write_us') for s in ss], 'us')} | "
+                   + " | ".join(rss) + " |")
+    out.append(f"| **{labels['ringtgt']} ÷ tgt** | | "
+               + " | ".join(scale_ratio(per, idle, k) for k in
+                            ("p99_read_us", "p99_write_us", "", "", "rss")) + " |")
+    return out + [""]
+
+
+def scale_ratio(per, idle, what) -> str:
+    if what == "rss":
+        a, b = (idle[k].per_session_kib if k in idle else None for k in ("ringtgt", "tgt"))
+    elif what:
+        a, b = (med([s.extra.get(what) for s in per.get(k, [])]) for k in ("ringtgt", "tgt"))
+    else:
+        return ""
+    return f"**{fmt(a / b, 'ratio')}**" if a is not None and b else "–"
+
+
+def goals(results, refs, idle) -> list[str]:
     def m(w, k, attr):
         ss = results.get(w, {}).get(k)
         return med([getattr(s, attr) for s in ss]) if ss else None
@@ -825,6 +1131,19 @@ def goals(results, refs) -> list[str]:
         v = a / b if a is not None and b else None
         row(f"{w} ≥ 80% of local fio", v, v is not None and v >= 0.8,
             f"{(a or 0) / 1000:.1f}k of {(b or 0) / 1000:.1f}k = {v or 0:.0%}")
+    w = SCALE.name
+    a, b = m(w, "ringtgt", "iops"), m(w, "tgt", "iops")
+    v = a / b if a is not None and b else None
+    row(f"IOPS ≥ 2× tgt — {w}", v, v is not None and v >= 2,
+        f"{(a or 0) / 1000:.1f}k vs {(b or 0) / 1000:.1f}k = {v or 0:.2f}×")
+    a, b = m(w, "ringtgt", "p99_us"), m(w, "tgt", "p99_us")
+    v = a / b if a is not None and b else None
+    row(f"p99 (reads and writes together) ≤ 0.5× tgt's — {w}", v, v is not None and v <= 0.5,
+        f"{fmt(a, 'us')} vs {fmt(b, 'us')} µs = {v or 0:.2f}×")
+    r = idle.get("ringtgt")
+    v = r.per_session_kib if r else None
+    row(f"RSS per idle session ≤ 64 KiB ({SCALE.sessions} idle sessions)", v,
+        v is not None and v <= 64, f"{v or 0:.1f} KiB")
     return out
 
 

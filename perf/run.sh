@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # perf/run.sh — ringtgt against tgt (tgtd), side by side on 127.0.0.1, in one run.
 #
-# One command:   perf/run.sh      (about 8 minutes with the defaults; ROUNDS=3 RUNTIME=10 ≈ 15)
+# One command:   perf/run.sh      (about 9 minutes with the defaults; ROUNDS=3 RUNTIME=10 ≈ 16)
 # Knobs (environment):
 #   ROUNDS=3          rounds; every row is measured once per round for each target, order rotating
 #   RUNTIME=5         seconds per measurement (fio / iscsi-perf / iperf3)
@@ -30,6 +30,16 @@
 # Besides the per-thread CPU of ringtgt, the report shows how many sessions each reactor served
 # in every run (the per-core login counters of its /metrics endpoint).
 #
+# Scale row (ONLY='scale'): 256 iSCSI sessions at once — 4 fio processes × 64 libiscsi jobs, each
+# job its own session and initiator name — each at QD4, 4K randrw 70 % reads, on a memory-backed
+# LUN (ringtgt ram:1GiB; tgt bs rdwr on a sparse 1 GiB file in /dev/shm, buffered), RUNTIME
+# seconds like every row. Reported: IOPS of reads and writes summed, p50/p99 of reads and writes
+# together (fio's latency histograms of all 256 jobs merged) and of each apart, target CPU per
+# I/O, and RSS per idle session: VmRSS of each fresh target before and while 256 sessions are
+# logged in with no I/O (a bare iSCSI login from bench.py), ÷ 256. The run fails if any session
+# did not log in (fio's per-job results, ringtgt's /metrics, tgtadm's I_T nexus list). Goals:
+# IOPS ≥ 2× tgt, p99 ≤ 0.5× tgt's, ≤ 64 KiB per idle session.
+#
 # Nothing but 127.0.0.1 is used. Every process started is ended on exit (trap), by PID.
 set -euo pipefail
 
@@ -47,6 +57,7 @@ RUN_DIR="$PERF_WORK/run-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$RUN_DIR" "$PERF_CACHE"
 PIDFILE="$RUN_DIR/pids"
 : >"$PIDFILE"
+RAM_FILE="/dev/shm/ringtgt-perf-tgt-ram.$PORT_BASE.img"  # tgt's memory-backed LUN
 
 BENCH_PID=""
 cleanup() {
@@ -63,6 +74,7 @@ cleanup() {
         done <"$PIDFILE"
     fi
     rm -f "/run/tgtd/socket.$((PORT_BASE + 2))" "/run/tgtd/socket.$((PORT_BASE + 2)).lock"
+    rm -f "$RAM_FILE"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -154,6 +166,9 @@ fi
 if [[ "$(stat -f -c %T "$LUN_FILE")" == tmpfs ]]; then
     log "PERF_WORK must be on a local disk, not tmpfs"; exit 1
 fi
+if [[ "$(stat -f -c %T /dev/shm)" != tmpfs ]]; then
+    log "/dev/shm must be a tmpfs (tgt's memory-backed LUN lives there)"; exit 1
+fi
 
 COMMAND="ROUNDS=$ROUNDS RUNTIME=$RUNTIME${WARMUP:+ WARMUP=$WARMUP}${ONLY:+ ONLY='$ONLY'}\
 ${CORES:+ CORES=$CORES}\
@@ -161,6 +176,7 @@ ${RINGTGT_BIN:+ RINGTGT_BIN=$RINGTGT_BIN} perf/run.sh"
 
 python3 "$HERE/bench.py" \
     --ringtgt "$RUN_DIR/ringtgt" --ringtgt-source "$src_bin" --ringtgt-label "$src_label" --fio "$FIO" --lun-file "$LUN_FILE" \
+    --ram-file "$RAM_FILE" \
     --run-dir "$RUN_DIR" --pidfile "$PIDFILE" --command "$COMMAND" \
     --results "$HERE/RESULTS.md" &
 BENCH_PID=$!

@@ -15,7 +15,11 @@ use crate::session::{
     payload_bytes, CloseReason, Connection, ControlRequest, Landing, Output, MAX_STAGED_OUTPUT,
 };
 
-const INITIAL_RECV_BUF: usize = 64 * 1024;
+/// A new connection's receive buffer. An idle session only ever receives PDU headers (logins,
+/// NOP-Outs), so it starts at one page; the buffer grows to the connection's largest PDU the first
+/// time less than a page is free (`post_recv`), i.e. as soon as traffic needs it. (It started at
+/// 64 KiB: with allocator reuse every idle session kept 64 KiB resident.)
+const INITIAL_RECV_BUF: usize = 4096;
 /// How long a closing connection may take to flush its last PDUs to a peer that stopped reading.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
