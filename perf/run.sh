@@ -10,6 +10,7 @@
 #   RINGTGT_BIN=path  measure this binary instead of building this checkout (cargo build --profile
 #                     profiling with PROFILE=1, else --release)
 #   CORES=spec        --cores of the main ringtgt instance (default: all cores)
+#   POLL_US=N         start the ringtgt instances with --poll-us N (busy-poll before sleeping)
 #   METRICS=0         start ringtgt without --metrics (a binary older than the endpoint; the
 #                     sessions-per-reactor column is then empty)
 #   PORT_BASE=3460    ports PORT_BASE..PORT_BASE+5 on 127.0.0.1 (ringtgt, ringtgt --cores 1, tgtd,
@@ -171,7 +172,7 @@ if [[ "$(stat -f -c %T /dev/shm)" != tmpfs ]]; then
 fi
 
 COMMAND="ROUNDS=$ROUNDS RUNTIME=$RUNTIME${WARMUP:+ WARMUP=$WARMUP}${ONLY:+ ONLY='$ONLY'}\
-${CORES:+ CORES=$CORES}\
+${CORES:+ CORES=$CORES}${POLL_US:+ POLL_US=$POLL_US}\
 ${RINGTGT_BIN:+ RINGTGT_BIN=$RINGTGT_BIN} perf/run.sh"
 
 python3 "$HERE/bench.py" \

@@ -205,6 +205,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(0..=3600))]
     pub shutdown_grace: Option<u32>,
 
+    /// Microseconds an idle reactor polls its ring before it sleeps, 0..=1000 (default 0: sleep
+    /// at once). For nodes whose cores belong to the target. Given with --config, replaces the
+    /// file's poll_us.
+    #[arg(long = "poll-us", value_name = "US", value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub poll_us: Option<u32>,
+
     /// Most sessions at once, normal and discovery together, 1..=65535 (default 1024).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub max_sessions: Option<u32>,
@@ -426,6 +432,7 @@ impl ServeArgs {
             admin_socket: crate::config::default_admin_socket(),
             metrics_addr: None,
             shutdown_grace_secs: crate::config::DEFAULT_SHUTDOWN_GRACE_SECS,
+            poll_us: 0,
         })
     }
 
@@ -488,6 +495,9 @@ impl ServeArgs {
         }
         if let Some(secs) = self.shutdown_grace {
             config.shutdown_grace_secs = secs;
+        }
+        if let Some(us) = self.poll_us {
+            config.poll_us = us;
         }
         let t = &mut config.iscsi;
         if let Some(d) = self.header_digest {

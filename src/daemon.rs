@@ -208,6 +208,7 @@ pub fn start_with(
                 config.limits.max_login_connections as usize,
                 cpus.len(),
             ),
+            poll: std::time::Duration::from_micros(config.poll_us.into()),
         });
     }
     // The first reactor accepts for all of them.

@@ -230,3 +230,18 @@ fn null_lun_reads_zeros_after_buffers_were_reused() {
         );
     }
 }
+
+#[test]
+fn busy_polling_reactors_move_the_same_data() {
+    // --poll-us: an idle reactor reaps by polling before it sleeps; nothing else may change.
+    let d = common::daemon(&["--poll-us", "200"]);
+    let mut ini = common::session(&d, &[("InitialR2T", "No"), ("ImmediateData", "Yes")]);
+    ini.wait_ready(0);
+    let (_, bs) = ini.capacity(0);
+    for (i, len) in [4096usize, 65536, 1 << 20].into_iter().enumerate() {
+        let data = cdb::pattern(40 + i as u64, len);
+        let lba = LBA + (i as u64) * 4096;
+        ini.write_blocks(0, lba, &data, bs).assert_good();
+        read_back(&mut ini, lba, &data, bs);
+    }
+}

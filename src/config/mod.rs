@@ -101,6 +101,7 @@
 //! | `admin_socket` | `"/run/ringtgt/ctl.sock"` | Absolute path of the admin socket `ringtgt ctl` talks to (mode 0600, owned by the daemon's user; its directory is created if missing). When the default cannot be set up (e.g. an unprivileged user cannot create `/run/ringtgt`) the daemon says so and serves without it; a path given here or with `--admin-socket` that cannot be set up stops the start. |
 //! | `metrics_addr` | none (off) | `"IP:port"` to serve Prometheus metrics on, at `/metrics`. |
 //! | `shutdown_grace_secs` | `10` | Seconds, 0..=3600. On SIGTERM/SIGINT every session is asked to log out within this time (Async Message, AsyncEvent 1, Parameter3 = this value); sessions still there after it are closed once their I/O is done. 0 closes every connection at once. |
+//! | `poll_us` | `0` | Microseconds, 0..=1000. A reactor that has nothing to do polls its ring for this long (io_uring_enter without waiting) before it sleeps, which saves the wake-up on nodes whose cores belong to the target; each reactor then keeps its core busy. 0 = sleep at once. |
 //!
 //! ## `[iscsi]` — protocol tuning (ranges from RFC 7143 §13)
 //!

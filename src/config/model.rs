@@ -60,6 +60,9 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Seconds initiators have to log out when the daemon stops (0..=3600; 0 = close at once).
     pub shutdown_grace_secs: u32,
+    /// Microseconds a reactor with nothing to do polls its ring before it sleeps (0..=1000;
+    /// 0 = sleep at once).
+    pub poll_us: u32,
 }
 
 /// One iSCSI target.
@@ -581,6 +584,7 @@ impl Config {
             admin_socket: default_admin_socket(),
             metrics_addr: None,
             shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
+            poll_us: 0,
         }
     }
 }

@@ -14,8 +14,8 @@ use super::model::{
 };
 use super::validate::{
     AT_LEAST_ONE_SEC, CONNECTIONS_RANGE, GRACE_RANGE, LUN_ID_RANGE, MAX_TRANSFER_RANGE,
-    NOP_INTERVAL_RANGE, QUEUE_DEPTH_RANGE, R2T_RANGE, SEGMENT_RANGE, SESSIONS_RANGE, TIME2_RANGE,
-    TPGT_RANGE,
+    NOP_INTERVAL_RANGE, POLL_RANGE, QUEUE_DEPTH_RANGE, R2T_RANGE, SEGMENT_RANGE, SESSIONS_RANGE,
+    TIME2_RANGE, TPGT_RANGE,
 };
 
 mod access;
@@ -324,6 +324,8 @@ struct RawConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     shutdown_grace_secs: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    poll_us: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     iscsi: Option<RawIscsi>,
     #[serde(skip_serializing_if = "Option::is_none")]
     limits: Option<RawLimits>,
@@ -514,6 +516,10 @@ impl RawConfig {
             None => DEFAULT_SHUTDOWN_GRACE_SECS,
             Some(v) => GRACE_RANGE.convert("shutdown_grace_secs", v)?,
         };
+        let poll_us = match self.poll_us {
+            None => 0,
+            Some(v) => POLL_RANGE.convert("poll_us", v)?,
+        };
         let iscsi = self.iscsi.unwrap_or_default().into_tuning()?;
         let limits = self.limits.unwrap_or_default().into_limits()?;
         let discovery_chap = match self.discovery.and_then(|d| d.chap) {
@@ -538,6 +544,7 @@ impl RawConfig {
             admin_socket,
             metrics_addr,
             shutdown_grace_secs,
+            poll_us,
         })
     }
 
@@ -557,6 +564,7 @@ impl RawConfig {
             admin_socket: Some(c.admin_socket.clone()),
             metrics_addr: c.metrics_addr.map(|a| a.to_string()),
             shutdown_grace_secs: Some(c.shutdown_grace_secs.into()),
+            poll_us: (c.poll_us != 0).then_some(c.poll_us.into()),
             iscsi: Some(RawIscsi::from_tuning(&c.iscsi)),
             limits: Some(RawLimits::from_limits(&c.limits)),
             discovery: c.discovery_chap.as_ref().map(RawDiscovery::from_chap),

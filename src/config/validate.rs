@@ -131,6 +131,8 @@ pub(super) const LUN_ID_RANGE: IntRange = IntRange {
 pub(super) const TPGT_RANGE: IntRange = IntRange { lo: 0, hi: 65_535 };
 // Sent as Async Message Parameter3 (16 bits, RFC 7143 §11.9.1); an hour is past any sane stop.
 pub(super) const GRACE_RANGE: IntRange = IntRange { lo: 0, hi: 3600 };
+/// `poll_us`: up to a millisecond of polling per idle turn.
+pub(super) const POLL_RANGE: IntRange = IntRange { lo: 0, hi: 1000 };
 pub(super) const SESSIONS_RANGE: IntRange = IntRange { lo: 1, hi: 65_535 };
 pub(super) const CONNECTIONS_RANGE: IntRange = IntRange {
     lo: 1,
@@ -168,6 +170,7 @@ impl Config {
         self.validate_portals()?;
         validate_cores(&self.cores)?;
         GRACE_RANGE.check("shutdown_grace_secs", self.shutdown_grace_secs.into())?;
+        POLL_RANGE.check("poll_us", self.poll_us.into())?;
         self.iscsi.validate()?;
         self.limits.validate(&self.iscsi)?;
         if let Some(chap) = &self.discovery_chap {

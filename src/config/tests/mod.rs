@@ -706,3 +706,14 @@ fn a_gateway_target_has_one_local_and_some_remote_groups_and_only_rbd_units() {
     );
     assert!(toml_err(&two_local).contains("already in port_group[0]"));
 }
+
+#[test]
+fn poll_us_is_a_bounded_number_of_microseconds() {
+    let c = Config::from_toml_str("poll_us = 50\n").expect("valid");
+    assert_eq!(c.poll_us, 50);
+    assert_eq!(base().poll_us, 0, "off by default");
+    let again = Config::from_toml_str(&c.to_toml_string().unwrap()).unwrap();
+    assert_eq!(again.poll_us, 50);
+    let e = toml_err("poll_us = 1001\n");
+    assert!(e.starts_with("poll_us: must be between 0 and 1000"), "{e}");
+}
