@@ -13,6 +13,10 @@ its /metrics endpoint), next to the CPU time of each thread. The scale row runs 
 once (several fio processes) and measures each target's RSS per idle session with bare iSCSI
 logins of its own (`iscsi_login`).
 
+With --rbd-conf and --rbd-image (perf/run.sh's RBD=1, which brings up a throwaway Ceph cluster)
+it also starts a ringtgt exporting that RBD image and measures it against `rbd bench` on the same
+image in the same rounds: librbd driven directly, with no iSCSI in between.
+
 Writes raw JSON into the run directory and a Markdown section (appended to perf/RESULTS.md
 unless APPEND=0), and prints the section.
 """
@@ -43,6 +47,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 HOST = "127.0.0.1"  # the only address this benchmark ever touches
 IQN_RINGTGT = "iqn.2026-11.io.ringtgt:perf"
 IQN_TGT = "iqn.2026-11.io.ringtgt:perf-tgt"
+IQN_RBD = "iqn.2026-11.io.ringtgt:perf-rbd"
 INITIATOR = "iqn.2026-11.io.ringtgt:perf-client"
 
 
@@ -60,10 +65,11 @@ class Procs:
         self.pidfile = pidfile
         self.procs: list[subprocess.Popen] = []
 
-    def start(self, argv: list[str], logname: str) -> subprocess.Popen:
+    def start(self, argv: list[str], logname: str, env: dict | None = None) -> subprocess.Popen:
         out = open(logname, "ab")
         p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True)
+                             start_new_session=True,
+                             env={**os.environ, **env} if env is not None else None)
         self.procs.append(p)
         with open(self.pidfile, "a") as f:
             f.write(f"{p.pid}\n")
@@ -174,6 +180,24 @@ def start_ringtgt(procs: Procs, key: str, label: str, binary: str, port: int, co
     t = Target(key, label, port, IQN_RINGTGT, {"null": 0, "file": 1, "ram": 2}, metrics=metrics)
     t.proc = procs.start(argv, os.path.join(run_dir, f"{key}.log"))
     wait_port(port, t.proc, label)
+    return t
+
+
+def start_ringtgt_rbd(procs: Procs, binary: str, port: int, conf: str, image: str,
+                      run_dir: str, metrics_port: int) -> Target:
+    """ringtgt (all cores) with one LUN, the RBD image, reached through `conf` as client.admin.
+    librbd's cache is off (CEPH_ARGS), as it is for `rbd bench --rbd-cache=false`."""
+    metrics = f"{HOST}:{metrics_port}" if os.environ.get("METRICS", "1") != "0" else None
+    argv = [binary, "serve", "--portal", f"{HOST}:{port}", "--target", IQN_RBD,
+            "--lun", f"rbd:{image}"] + (["--metrics", metrics] if metrics else [])
+    t = Target("ringtgt-rbd", f"ringtgt (rbd:{image})", port, IQN_RBD, {"rbd": 0},
+               metrics=metrics)
+    # Its own admin socket: the default one may belong to another ringtgt on the machine.
+    argv += ["--admin-socket", os.path.join(run_dir, "ctl-rbd.sock")]
+    t.proc = procs.start(argv, os.path.join(run_dir, "ringtgt-rbd.log"),
+                         env={"CEPH_CONF": conf, "CEPH_ARGS": "--rbd_cache=false"})
+    # It connects to the cluster and opens the image before it listens.
+    wait_port(port, t.proc, t.label, timeout=40)
     return t
 
 
@@ -430,6 +454,17 @@ class Workload:
         return self.jobs * self.procs
 
 
+# Against an RBD image (RBD=1): ringtgt exporting it, driven by fio's libiscsi engine, and
+# `rbd bench` on the same image with as many I/Os in flight (--io-threads = qd).
+RBD_WORKLOADS = [
+    Workload("rbd 4k randwrite qd32", "rbd", "randwrite", "4k", 32),
+    Workload("rbd 4k randread qd32", "rbd", "randread", "4k", 32),
+    Workload("rbd 1m write qd32", "rbd", "write", "1m", 32),
+    Workload("rbd 1m read qd32", "rbd", "read", "1m", 32),
+]
+
+ISCSI_PERF_ROWS = ["iscsi-perf null 4k rand qd32", "iscsi-perf null 1m seq qd8"]
+
 WORKLOADS = [
     Workload("null 4k randread qd32", "null", "randread", "4k", 32, c1=True),
     Workload("null 4k randwrite qd32", "null", "randwrite", "4k", 32),
@@ -617,6 +652,37 @@ def run_iscsi_perf(url: str, qd: int, blocks: int, rand: bool, runtime: int, out
     return run
 
 
+def bs_bytes(bs: str) -> int:
+    return int(bs[:-1]) << {"k": 10, "m": 20}[bs[-1].lower()]
+
+
+def rbd_bench_argv(conf: str, image: str, io_type: str, pattern: str, bs: int, threads: int,
+                   total: int) -> list[str]:
+    return ["rbd", "-c", conf, "--client_mount_timeout", "30", "bench", "--io-type", io_type,
+            "--io-pattern", pattern, "--io-size", str(bs), "--io-threads", str(threads),
+            "--io-total", str(total), "--rbd-cache=false", image]
+
+
+def run_rbd_bench(conf: str, image: str, w: Workload, total: int, out: str, timeout: float):
+    """`rbd bench` of `total` bytes (it has no time limit: the caller sizes `total` for the
+    runtime it wants). Its closing line gives the I/Os and the rate over its own elapsed time."""
+    bs = bs_bytes(w.bs)
+    io_type = "write" if "write" in w.rw else "read"
+    pattern = "rand" if w.rw.startswith("rand") else "seq"
+
+    def run():
+        rc, stdout, _ = run_client(rbd_bench_argv(conf, image, io_type, pattern, bs, w.qd,
+                                                  total), timeout, merge_stderr=True)
+        with open(out, "w") as f:
+            f.write(stdout)
+        m = re.findall(r"elapsed:\s*([\d.]+)\s+ops:\s*(\d+)\s+ops/sec:\s*([\d.]+)", stdout)
+        if rc != 0 or not m:
+            raise RuntimeError(f"rbd bench failed ({rc}): {stdout.strip()[-400:]}")
+        ios, iops = int(m[-1][1]), float(m[-1][2])
+        return iops, iops * bs / 1e6, None, None, ios
+    return run
+
+
 def run_iperf3(port: int, runtime: int, out: str, length: str | None):
     def run():
         rc, stdout, err = run_client(["iperf3", "-c", HOST, "-p", str(port), "-t", str(runtime),
@@ -695,7 +761,10 @@ METRICS = [("iops", "IOPS", "iops"), ("mbps", "MB/s", "mbps"), ("p50_us", "p50 �
            ("other_pct", "other load", "pct")]
 
 
-def table(results: dict, rows: list[tuple[str, list[str]]], labels: dict) -> list[str]:
+def table(results: dict, rows: list[tuple[str, list[str]]], labels: dict,
+          base: str = "tgt", no_ratio: tuple[str, ...] = ()) -> list[str]:
+    """One row per target and workload, then each target's ratio to `base`'s (none for the
+    metrics in `no_ratio`, which measure different things for the two)."""
     out = ["| workload | target | " + " | ".join(m[1] for m in METRICS) + " |",
            "|---|---|" + "---:|" * len(METRICS)]
     for wname, keys in rows:
@@ -706,17 +775,18 @@ def table(results: dict, rows: list[tuple[str, list[str]]], labels: dict) -> lis
             out.append(f"| {wname} | {labels[k]} | " + " | ".join(
                 cell([getattr(s, m[0]) for s in per[k]], m[2]) for m in METRICS) + " |")
         for k in keys:
-            if k == "tgt" or k not in per or "tgt" not in per:
+            if k == base or k not in per or base not in per:
                 continue
             cells = []
             for m in METRICS:
-                if m[0] in ("host_pct", "other_pct"):
+                if m[0] in ("host_pct", "other_pct") + no_ratio:
                     cells.append("")
                     continue
                 a = med([getattr(s, m[0]) for s in per[k]])
-                b = med([getattr(s, m[0]) for s in per["tgt"]])
+                b = med([getattr(s, m[0]) for s in per[base]])
                 cells.append(f"**{fmt(a / b, 'ratio')}**" if a is not None and b else "–")
-            out.append(f"| {wname} | **{labels[k]} ÷ tgt** | " + " | ".join(cells) + " |")
+            out.append(f"| {wname} | **{labels[k]} ÷ {labels[base]}** | " + " | ".join(cells)
+                       + " |")
     return out
 
 
@@ -836,6 +906,9 @@ def main() -> None:
     ap.add_argument("--pidfile", required=True)
     ap.add_argument("--command", required=True)
     ap.add_argument("--results", required=True)
+    # RBD=1 (perf/run.sh): the cluster's configuration and the image (POOL/IMAGE) to measure.
+    ap.add_argument("--rbd-conf", default=None)
+    ap.add_argument("--rbd-image", default=None)
     a = ap.parse_args()
 
     rounds = int(os.environ.get("ROUNDS", "3"))
@@ -847,6 +920,11 @@ def main() -> None:
     label = os.environ.get("LABEL", "run")
     ports = {"ringtgt": base, "ringtgt-c1": base + 1, "tgt": base + 2, "iperf3": base + 3,
              "ringtgt metrics": base + 4, "ringtgt-c1 metrics": base + 5}
+    rbd = bool(a.rbd_conf and a.rbd_image)
+    if rbd:
+        ports.update({"ringtgt-rbd": base + 6, "ringtgt-rbd metrics": base + 7})
+    # The ringtgt-vs-tgt rows (warm-up and profile are theirs).
+    main_selected = any(only.search(n) for n in [w.name for w in WORKLOADS] + ISCSI_PERF_ROWS)
     for name, p in ports.items():
         if not port_free(p):
             raise SystemExit(f"port {HOST}:{p} (for {name}) is taken; set PORT_BASE")
@@ -871,8 +949,24 @@ def main() -> None:
                             os.path.join(a.run_dir, "iperf3-server.log"))
         wait_port(ports["iperf3"], iperf, "iperf3 -s")
         labels = {"ringtgt": rt.label, "ringtgt-c1": rt1.label, "tgt": "tgt",
-                  "iperf3": "iperf3 loopback", "local": "local fio io_uring direct"}
+                  "iperf3": "iperf3 loopback", "local": "local fio io_uring direct",
+                  "rbd-bench": "rbd bench"}
         targets = {"ringtgt": rt, "ringtgt-c1": rt1, "tgt": tgt}
+        rbd_rows = [w for w in RBD_WORKLOADS if only.search(w.name)] if rbd else []
+        rbd_rate: dict[str, float] = {}  # workload -> rbd bench's last bytes/s
+        if rbd_rows:
+            # Every object of the image is written once first: reads of objects never written
+            # are answered without touching any data, for rbd bench and ringtgt alike.
+            log(f"writing the whole image {a.rbd_image} once (rbd bench, 4 MiB sequential)")
+            size = 1 << 30
+            rc, out, _ = run_client(rbd_bench_argv(a.rbd_conf, a.rbd_image, "write", "seq",
+                                                   4 << 20, 16, size), 600, merge_stderr=True)
+            if rc != 0:
+                raise SystemExit(f"filling the image failed: {out.strip()[-400:]}")
+            rr = start_ringtgt_rbd(procs, a.ringtgt, ports["ringtgt-rbd"], a.rbd_conf,
+                                   a.rbd_image, a.run_dir, ports["ringtgt-rbd metrics"])
+            targets["ringtgt-rbd"] = rr
+            labels["ringtgt-rbd"] = rr.label
 
         results: dict[str, dict[str, list[Sample]]] = {}
         refs: dict[str, list[Sample]] = {}
@@ -885,14 +979,33 @@ def main() -> None:
         # Warm-up, not measured: a fresh target's first large transfers pay for growing its
         # allocator (page faults on fresh buffers); the rounds measure the steady state.
         warmup = int(os.environ.get("WARMUP", "2"))
-        if warmup > 0:
+        if warmup > 0 and main_selected:
             log(f"warm-up: {warmup} s per target of 1m read, 1m write, file 4k randread")
             for key, t in targets.items():
+                if key == "ringtgt-rbd":
+                    continue
                 for w in (WORKLOADS[2], WORKLOADS[3], WORKLOADS[4]):
                     job = os.path.join(a.run_dir, f"warmup-{key}-{w.rw}-{w.lun}.fio")
                     with open(job, "w") as f:
                         f.write(iscsi_fio_job(w, t.url(w.lun), warmup))
                     run_fio(a.fio, job, job.replace(".fio", ".json"), w.rw, warmup)()
+        # rbd bench runs a number of bytes, not a time: a short run of each workload gives its
+        # rate (and warms the image up), which sizes the first measured run; each measured run's
+        # rate sizes the next one.
+        for w in rbd_rows:
+            total = (16 << 20) if w.bs == "4k" else (512 << 20)
+            slug = re.sub(r"[^a-z0-9]+", "-", w.name)
+            s = measured(None, run_rbd_bench(a.rbd_conf, a.rbd_image, w, total, os.path.join(
+                a.run_dir, f"calibrate-{slug}.txt"), 300))
+            rbd_rate[w.name] = s.mbps * 1e6
+            log(f"{w.name:38s} rbd bench calibration {s.iops / 1000:7.1f}k IOPS "
+                f"{s.mbps:7.0f} MB/s")
+            if warmup > 0:
+                t = targets["ringtgt-rbd"]
+                job = os.path.join(a.run_dir, f"warmup-ringtgt-rbd-{slug}.fio")
+                with open(job, "w") as f:
+                    f.write(iscsi_fio_job(w, t.url(w.lun), warmup))
+                run_fio(a.fio, job, job.replace(".fio", ".json"), w.rw, warmup)()
         for r in range(rounds):
             log(f"round {r + 1}/{rounds}")
             for key, length in (("iperf3", None), ("iperf3-1m", "1M")):
@@ -923,6 +1036,30 @@ def main() -> None:
                         f"{split(s.sessions)}{scale_note(s)}")
                     check_sessions(w, labels[key], s)
                     add(w.name, key, s)
+            for wi, w in enumerate(rbd_rows):
+                keys = ["ringtgt-rbd", "rbd-bench"]
+                shift = (r + wi) % len(keys)
+                slug = re.sub(r"[^a-z0-9]+", "-", w.name)
+                for key in keys[shift:] + keys[:shift]:
+                    if key == "rbd-bench":
+                        bs = bs_bytes(w.bs)
+                        total = max(bs * w.qd * 4, int(rbd_rate[w.name] * runtime) // bs * bs)
+                        out = os.path.join(a.run_dir, f"r{r}-rbd-bench-{slug}.txt")
+                        s = measured(None, run_rbd_bench(a.rbd_conf, a.rbd_image, w, total, out,
+                                                         runtime * 10 + 120))
+                        rbd_rate[w.name] = s.mbps * 1e6 or rbd_rate[w.name]
+                    else:
+                        t = targets[key]
+                        job = os.path.join(a.run_dir, f"r{r}-{key}-{slug}.fio")
+                        with open(job, "w") as f:
+                            f.write(iscsi_fio_job(w, t.url(w.lun), runtime))
+                        s = measured(t.pid, run_fio(a.fio, job, job.replace(".fio", ".json"),
+                                                    w.rw, runtime), t.metrics)
+                    cpu = s.tgt_cpu_us if key != "rbd-bench" else s.cli_cpu_us
+                    log(f"{w.name:38s} {labels[key]:22s} {s.iops / 1000:7.1f}k IOPS "
+                        f"{s.mbps:7.0f} MB/s  {'tgt' if key != 'rbd-bench' else 'rbd'} "
+                        f"{cpu or 0:5.2f} µs/IO{split(s.sessions)}")
+                    add(w.name, key, s)
             for name, qd, blocks, rand in (("iscsi-perf null 4k rand qd32", 32, 8, True),
                                            ("iscsi-perf null 1m seq qd8", 8, 2048, False)):
                 if not only.search(name):
@@ -937,7 +1074,8 @@ def main() -> None:
                         f"{split(s.sessions)}")
                     add(name, key, s)
 
-        prof_md = profile(procs, [rt, tgt], a.fio, a.run_dir, runtime) if do_profile else []
+        prof_md = (profile(procs, [rt, tgt], a.fio, a.run_dir, runtime)
+                   if do_profile and main_selected else [])
         elapsed = time.time() - started
     finally:
         procs.stop_all()
@@ -976,6 +1114,15 @@ def summary(a, label, rounds, runtime, elapsed, results, refs, idle, labels, pro
     mtime = dt.datetime.fromtimestamp(os.path.getmtime(a.ringtgt_source), dt.timezone.utc)
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     L = [f"## {label} — {now}", ""]
+    warmup = os.environ.get("WARMUP", "2")
+    warm = []
+    if any(n in results for n in [w.name for w in WORKLOADS] + ISCSI_PERF_ROWS):
+        warm.append(f"each target warmed up first (WARMUP={warmup} s each of 1m read, 1m write, "
+                    f"file 4k randread)")
+    if any(w.name in results for w in RBD_WORKLOADS):
+        warm.append(f"the RBD target warmed up with WARMUP={warmup} s of each RBD workload, rbd "
+                    f"bench by a short calibration run of each")
+    warm = "; ".join(warm) or "no warm-up"
     L += [f"- machine: {m}" for m in machine_info()]
     name = a.ringtgt_label or os.path.basename(a.ringtgt_source)
     L += [f"- ringtgt: `{name}` (built {mtime:%Y-%m-%d %H:%M} UTC, sha256 {sha}…); "
@@ -983,9 +1130,7 @@ def summary(a, label, rounds, runtime, elapsed, results, refs, idle, labels, pro
           f"Debian source with `--enable-libiscsi` (engine's FIO_SYNCIO flag dropped so that "
           f"iodepth applies); iperf3 {pkg_version('iperf3')}",
           f"- command: `{a.command}` — {rounds} rounds × {runtime} s per measurement, "
-          f"{elapsed / 60:.1f} min in all; target order rotates every round; each target warmed "
-          f"up first (WARMUP={os.environ.get('WARMUP', '2')} s each of 1m read, 1m write, file "
-          f"4k randread)",
+          f"{elapsed / 60:.1f} min in all; target order rotates every round; {warm}",
           "- cells: median over rounds ±half the min–max spread; ratio rows: median ÷ median. "
           "CPU µs/IO: target = utime+stime delta of `/proc/PID/stat` (all threads) ÷ I/Os "
           "completed; client = rusage of the fio / iscsi-perf processes ÷ I/Os. Latency is fio's "
@@ -995,10 +1140,11 @@ def summary(a, label, rounds, runtime, elapsed, results, refs, idle, labels, pro
           ""]
     main_rows = [(w.name, ["ringtgt", "tgt"] + (["ringtgt-c1"] if w.c1 else []))
                  for w in WORKLOADS]
-    main_rows += [(n, ["ringtgt", "tgt"]) for n in ("iscsi-perf null 4k rand qd32",
-                                                     "iscsi-perf null 1m seq qd8")]
-    L += ["### ringtgt vs tgt", ""] + table(results, main_rows, labels) + [""]
+    main_rows += [(n, ["ringtgt", "tgt"]) for n in ISCSI_PERF_ROWS]
+    if any(n in results for n, _ in main_rows):
+        L += ["### ringtgt vs tgt", ""] + table(results, main_rows, labels) + [""]
     L += scale_section(results, idle, labels)
+    L += rbd_section(a, results, labels)
 
     ref_rows = []
     for key, lab in (("iperf3", "iperf3 loopback, 1 stream, 128 KiB writes (its default)"),
@@ -1021,7 +1167,7 @@ def summary(a, label, rounds, runtime, elapsed, results, refs, idle, labels, pro
 
     spread_rows = []
     for wname, d in results.items():
-        for key in ("ringtgt", "ringtgt-c1"):
+        for key in ("ringtgt", "ringtgt-c1", "ringtgt-rbd"):
             if key not in d:
                 continue
             names = sorted({n for s in d[key] for n in s.threads})
@@ -1041,7 +1187,8 @@ def summary(a, label, rounds, runtime, elapsed, results, refs, idle, labels, pro
               "each round |", "|---|---|---:|---|---|"]
         L += spread_rows + [""]
 
-    L += ["### Goals (ratios from this run)", ""] + goals(results, refs, idle) + [""]
+    if any(n in results for n, _ in main_rows):
+        L += ["### Goals (ratios from this run)", ""] + goals(results, refs, idle) + [""]
     if prof_md:
         L += ["### Profile (after the rounds)", ""] + prof_md
     return "\n".join(L) + "\n"
@@ -1092,6 +1239,40 @@ def scale_ratio(per, idle, what) -> str:
     else:
         return ""
     return f"**{fmt(a / b, 'ratio')}**" if a is not None and b else "–"
+
+
+def rbd_section(a, results, labels) -> list[str]:
+    """ringtgt exporting the RBD image against `rbd bench` on it (RBD=1), if measured."""
+    rows = [(w.name, ["ringtgt-rbd", "rbd-bench"]) for w in RBD_WORKLOADS
+            if w.name in results]
+    if not rows:
+        return []
+    L = ["### ringtgt vs rbd bench (Ceph RBD image, same cluster)", "",
+         f"A throwaway single-node cluster (`scripts/ceph/up.sh`: one monitor, manager and "
+         f"BlueStore OSD on a sparse file in {os.path.dirname(os.path.dirname(a.rbd_conf))}, "
+         f"pool size 1; ceph {pkg_version('ceph-common')}), image `{a.rbd_image}` of 1 GiB "
+         f"written in full before the rounds. ringtgt exports it (all cores, librbd cache off "
+         f"through CEPH_ARGS) to fio's libiscsi engine as above; `rbd bench --io-type "
+         f"write|read --io-pattern rand|seq --io-size 4K|1M --io-threads QD --rbd-cache=false` "
+         f"drives librbd on the same image directly, with --io-total sized for about RUNTIME "
+         f"seconds from its previous rate. rbd bench reports no latency percentiles; its own "
+         f"CPU (librbd included) is its client CPU column, while ringtgt's librbd work is in "
+         f"ringtgt's target CPU. other load includes the Ceph daemons.", ""]
+    # fio's client CPU and rbd bench's (which runs librbd) are not alike: compared below instead.
+    L += table(results, rows, labels, base="rbd-bench", no_ratio=("cli_cpu_us",)) + [""]
+    L += ["CPU per I/O of the process that runs librbd (ringtgt; rbd bench), median of rounds:",
+          ""]
+    for wname, _ in rows:
+        d = results[wname]
+        if "ringtgt-rbd" not in d or "rbd-bench" not in d:
+            continue
+        g = med([s.tgt_cpu_us for s in d["ringtgt-rbd"]])
+        c = med([s.cli_cpu_us for s in d["ringtgt-rbd"]])
+        b = med([s.cli_cpu_us for s in d["rbd-bench"]])
+        ratio = f" = **{g / b:.2f}×**" if g is not None and b else ""
+        L.append(f"- {wname}: ringtgt {fmt(g, 'cpu')} µs (plus fio's libiscsi client "
+                 f"{fmt(c, 'cpu')}) vs rbd bench {fmt(b, 'cpu')} µs{ratio}")
+    return L + [""]
 
 
 def goals(results, refs, idle) -> list[str]:

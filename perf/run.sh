@@ -20,6 +20,15 @@
 #   APPEND=1          append the section to perf/RESULTS.md (0: only print it)
 #   PERF_CACHE=/var/cache/ringtgt-perf   where fio-with-libiscsi is built once
 #   PERF_WORK=/var/tmp/ringtgt-perf      file LUN (on local disk, not tmpfs) and raw results
+#   RBD=1             also measure a Ceph RBD image: brings up a throwaway single-node cluster
+#                     (scripts/ceph/up.sh, in a temporary directory on /dev/shm; stopped on exit),
+#                     creates a 1 GiB image, and measures ringtgt exporting it (port PORT_BASE+6,
+#                     its /metrics PORT_BASE+7) against `rbd bench` on the same image in the same
+#                     rounds: 4K randwrite and randread at QD32, 1 MiB write and read at QD32, as
+#                     ringtgt ÷ rbd bench. Needs ceph-mon, ceph-mgr, ceph-osd, ceph-common (and
+#                     librbd-dev, libclang-dev to build ringtgt with --features rbd, which this
+#                     then does; a RINGTGT_BIN must have been built so). Only those rows:
+#                     RBD=1 ONLY=rbd
 #
 # What it needs (installed here if missing, as root): tgt, libiscsi-bin, libiscsi-dev, iperf3,
 # gcc, make, dpkg-dev, pkg-config (and linux-perf, strace with PROFILE=1), plus a deb-src line for
@@ -61,6 +70,7 @@ PIDFILE="$RUN_DIR/pids"
 RAM_FILE="/dev/shm/ringtgt-perf-tgt-ram.$PORT_BASE.img"  # tgt's memory-backed LUN
 
 BENCH_PID=""
+CEPH_DIR=""
 cleanup() {
     local rc=$?
     # bench.py ends what it started and then empties the pidfile; this is the backstop if it was
@@ -76,6 +86,11 @@ cleanup() {
     fi
     rm -f "/run/tgtd/socket.$((PORT_BASE + 2))" "/run/tgtd/socket.$((PORT_BASE + 2)).lock"
     rm -f "$RAM_FILE"
+    # RBD=1: the cluster, daemon by daemon from its pid files; its logs kept in the run directory.
+    if [[ -n "$CEPH_DIR" && -d "$CEPH_DIR" ]]; then
+        cp -r "$CEPH_DIR/log" "$RUN_DIR/ceph-log" 2>/dev/null || true
+        "$REPO/scripts/ceph/down.sh" "$CEPH_DIR" >/dev/null 2>&1 || true
+    fi
     exit "$rc"
 }
 trap cleanup EXIT
@@ -93,6 +108,17 @@ command -v gcc >/dev/null || need_pkgs+=(gcc)
 if [[ "$PROFILE" == 1 ]]; then
     command -v perf >/dev/null || need_pkgs+=(linux-perf)
     command -v strace >/dev/null || need_pkgs+=(strace)
+fi
+RBD="${RBD:-0}"
+if [[ "$RBD" == 1 ]]; then
+    for p in ceph-mon ceph-mgr ceph-osd ceph-common; do
+        dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+    done
+    if [[ -z "${RINGTGT_BIN:-}" ]]; then
+        for p in librbd-dev libclang-dev; do
+            dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+        done
+    fi
 fi
 if ((${#need_pkgs[@]})); then
     log "installing ${need_pkgs[*]}"
@@ -136,11 +162,17 @@ else
     # Profiling wants symbols and line tables: the `profiling` profile is release with them
     # (the release binary itself is stripped).
     if [[ "$PROFILE" == 1 ]]; then cargo_profile=profiling; else cargo_profile=release; fi
-    log "cargo build --profile $cargo_profile in $REPO"
-    (cd "$REPO" && cargo build --profile "$cargo_profile" --quiet --bin ringtgt)
+    features=()
+    [[ "$RBD" == 1 ]] && features=(--features rbd)
+    log "cargo build --profile $cargo_profile ${features[*]} in $REPO"
+    (cd "$REPO" && cargo build --profile "$cargo_profile" --quiet --bin ringtgt "${features[@]}")
     src_bin="$REPO/target/$cargo_profile/ringtgt"
 fi
 cp "$src_bin" "$RUN_DIR/ringtgt"
+if [[ "$RBD" == 1 ]] && ! ldd "$RUN_DIR/ringtgt" | grep -q 'librbd\.so'; then
+    log "RBD=1: $src_bin was built without the rbd feature (cargo build --features rbd)"
+    exit 1
+fi
 # How RESULTS.md names it: relative to the repository (results read the same on any machine),
 # with the commit it was built from when it is this checkout's build.
 case "$(realpath "$src_bin")" in
@@ -171,11 +203,27 @@ if [[ "$(stat -f -c %T /dev/shm)" != tmpfs ]]; then
     log "/dev/shm must be a tmpfs (tgt's memory-backed LUN lives there)"; exit 1
 fi
 
+# RBD=1: a throwaway cluster (on tmpfs where there is one, as scripts/test.sh's) and its image.
+# up.sh's --owner watcher stops the cluster should this script die without its trap.
+rbd_args=()
+if [[ "$RBD" == 1 ]]; then
+    base=/dev/shm
+    [[ -d "$base" ]] || base="${TMPDIR:-/tmp}"
+    CEPH_DIR="$(mktemp -d "$base/ringtgt-perf-ceph.XXXXXX")"
+    log "RBD=1: bringing up a single-node Ceph cluster in $CEPH_DIR (about 20 s)"
+    "$REPO/scripts/ceph/up.sh" "$CEPH_DIR" --owner $$ >&2
+    RBD_IMAGE=rbd/perf
+    rbd -c "$CEPH_DIR/ceph.conf" --client_mount_timeout 30 create --size 1G "$RBD_IMAGE"
+    rbd_args=(--rbd-conf "$CEPH_DIR/ceph.conf" --rbd-image "$RBD_IMAGE")
+fi
+
+rbd_knob=""
+[[ "$RBD" == 1 ]] && rbd_knob=" RBD=1"
 COMMAND="ROUNDS=$ROUNDS RUNTIME=$RUNTIME${WARMUP:+ WARMUP=$WARMUP}${ONLY:+ ONLY='$ONLY'}\
-${CORES:+ CORES=$CORES}${POLL_US:+ POLL_US=$POLL_US}\
+${CORES:+ CORES=$CORES}${POLL_US:+ POLL_US=$POLL_US}$rbd_knob\
 ${RINGTGT_BIN:+ RINGTGT_BIN=$RINGTGT_BIN} perf/run.sh"
 
-python3 "$HERE/bench.py" \
+python3 "$HERE/bench.py" "${rbd_args[@]}" \
     --ringtgt "$RUN_DIR/ringtgt" --ringtgt-source "$src_bin" --ringtgt-label "$src_label" --fio "$FIO" --lun-file "$LUN_FILE" \
     --ram-file "$RAM_FILE" \
     --run-dir "$RUN_DIR" --pidfile "$PIDFILE" --command "$COMMAND" \

@@ -1,9 +1,10 @@
 #!/bin/bash
 # Runs inside the harness's guest (stock Debian kernel, open-iscsi, fio, multipath-tools) against
 # the ringtgts that run.sh started on the host. It checks the five points of the Linux-initiator
-# issue, CHAP (point 6), multipath through two ALUA port groups (point 7) and a graceful target
-# stop (point 8), printing every initiator command with its own output, and ends with one
-# "RESULT point N: PASS|FAIL" line per point. Its exit status is the number of failed points
+# issue, CHAP (point 6), multipath through two ALUA port groups (point 7), a graceful target
+# stop (point 8) and a Ceph RBD LUN (point 9), printing every initiator command with its own
+# output, and ends with one "RESULT point N: PASS|FAIL|SKIPPED" line per point (SKIPPED: point 9
+# where the host has no RBD support, RBD_SKIP). Its exit status is the number of failed points
 # (0 = all passed).
 #
 # It talks to run.sh through the serial console: a line "@@ringtgt-vm: host ACTION@@" asks the
@@ -11,8 +12,9 @@
 # heal = lift that, cut = destroy the target's TCP connections, restart = kill ringtgt and start
 # it again on the same LUN file. Point 7: pathcut = black-hole the multipath target's
 # active/optimized portal, pathheal = open it again. Point 8: stop = stop ringtgt with SIGTERM,
-# as systemctl stop does, and start it again. The parameters come from params.env beside this
-# script (written by run.sh).
+# as systemctl stop does, and start it again. Point 9 asks nothing: the host starts the RBD
+# target once its Ceph cluster is up, and the guest waits for its portal. The parameters come
+# from params.env beside this script (written by run.sh).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=/dev/null
@@ -20,7 +22,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 PORTAL=$TARGET_IP:$TARGET_PORT
 START=$SECONDS
-declare -A POINT_OK=([1]=1 [2]=1 [3]=1 [4]=1 [5]=1 [6]=1 [7]=1 [8]=1)
+declare -A POINT_OK=([1]=1 [2]=1 [3]=1 [4]=1 [5]=1 [6]=1 [7]=1 [8]=1 [9]=1)
+declare -A POINT_SKIP=() # point -> why it was not run
 POINT_NAME=(
     [1]="discovery, login, LUN identity"
     [2]="fio verify (4 KiB random, 1 MiB sequential, iodepth 32)"
@@ -30,6 +33,7 @@ POINT_NAME=(
     [6]="CHAP: discovery, one-way and mutual with every algorithm, wrong secrets refused"
     [7]="multipath: one map of two ALUA paths, fio verify across a cut of the optimized path, heal"
     [8]="target stop (SIGTERM) during fio writes: logout on request, login when it is back"
+    [9]="RBD LUN: fio verify (4 KiB + 64 KiB random writes) on a Ceph image, verified again after a re-login"
 )
 
 say() { echo "guest[$((SECONDS - START))s]: $*"; }
@@ -567,6 +571,106 @@ fi
 run iscsiadm -m node -p "$CPORTAL" -o delete
 
 # ---------------------------------------------------------------------------------------------
+# Point 9 runs before point 5 too, so that point 5's checks (no session left, a clean dmesg over
+# the whole run) cover it. The host brings up a single-node Ceph cluster in its namespace while
+# the earlier points run, creates the image and then starts a fourth ringtgt exporting it on
+# RBD_PORT: the guest waits for that portal to open (RBD_WAIT seconds at most). fio writes
+# random 4 KiB and 64 KiB blocks, each carrying its crc32c, and reads them all back; after a
+# logout and a new login (nothing of the image left in the guest's caches) every block is read
+# and checked again: what was written went to the cluster and comes back from it.
+section 9
+RPORTAL=$TARGET_IP:$RBD_PORT
+# rbd_dev: the disk of the session to the RBD target (other sessions are logged in meanwhile).
+rbd_dev() {
+    local f s d
+    for f in /sys/class/iscsi_session/session*/targetname; do
+        [[ $(cat "$f" 2>/dev/null) == "$RBD_IQN" ]] || continue
+        s=${f%/targetname} && s=${s##*/}
+        for d in /sys/class/scsi_disk/*/device/block/*; do
+            if [[ -e $d && $(readlink -f "$d") == */"$s"/* && -b /dev/${d##*/} ]]; then
+                echo "/dev/${d##*/}"
+                return 0
+            fi
+        done
+    done
+    return 1
+}
+# rbd_login: logs in to the RBD target and sets RBD_DEV to its disk.
+RBD_DEV=""
+rbd_login() {
+    local i
+    RBD_DEV=""
+    if ! runo /tmp/login9.txt timeout 60 iscsiadm -m node -T "$RBD_IQN" -p "$RPORTAL" --login; then
+        fail 9 "iscsiadm --login to $RBD_IQN failed"
+        return 1
+    fi
+    for ((i = 0; i < 200; i++)); do
+        RBD_DEV=$(rbd_dev) && break
+        sleep 0.1
+    done
+    [[ -n $RBD_DEV ]] || { fail 9 "the RBD LUN did not appear as a block device within 20 s"; return 1; }
+    say "RBD LUN = $RBD_DEV"
+}
+rbd_logout() {
+    runo /tmp/logout9.txt timeout 60 iscsiadm -m node -T "$RBD_IQN" -p "$RPORTAL" --logout ||
+        fail 9 "iscsiadm --logout from $RBD_IQN failed"
+}
+# portal_open: whether something accepts TCP connections on RPORTAL (bash's /dev/tcp: the
+# guest has no nc).
+portal_open() { (exec 3<>"/dev/tcp/$TARGET_IP/$RBD_PORT") 2>/dev/null; }
+
+p9() {
+    local t0=$SECONDS w r got size bs
+    say "waiting for the RBD target's portal $RPORTAL (the host's Ceph cluster may still be starting)"
+    until portal_open; do
+        if ((SECONDS - t0 >= RBD_WAIT)); then
+            fail 9 "$RPORTAL did not open within ${RBD_WAIT}s (the host's Ceph cluster or its ringtgt did not start; run.sh says why)"
+            return 1
+        fi
+        sleep 2
+    done
+    say "$RPORTAL open after $((SECONDS - t0))s"
+    if ! runo /tmp/disc9.txt timeout 60 iscsiadm -m discovery -t sendtargets -p "$RPORTAL"; then
+        fail 9 "discovery through $RPORTAL failed"
+        return 1
+    fi
+    grep -q "^$RPORTAL,[0-9]* $RBD_IQN\$" /tmp/disc9.txt || { fail 9 "discovery did not list $RBD_IQN"; return 1; }
+    rbd_login || return 1
+    size=$(blockdev --getsize64 "$RBD_DEV") bs=$(blockdev --getss "$RBD_DEV")
+    echo "  blockdev: size=$size logical_block_size=$bs vendor=$(tr -d ' ' <"/sys/block/${RBD_DEV#/dev/}/device/vendor")"
+    [[ $size == "$RBD_SIZE" ]] || fail 9 "size $size, want the image's $RBD_SIZE"
+    [[ $bs == 512 ]] || fail 9 "logical block size $bs, want 512"
+    local args=(--name=p9 --filename="$RBD_DEV" --rw=randwrite --bssplit=4k/50:64k/50 --size="$FIO_RBD_SIZE")
+    if fio_run 9 /tmp/fio-p9.txt --do_verify=1 "${args[@]}"; then
+        w=$(io_total /tmp/fio-p9.txt WRITE) r=$(io_total /tmp/fio-p9.txt READ)
+        say "p9: wrote $w, verified $r"
+        [[ -n $w && $w == "$r" ]] || fail 9 "verified $r of the $w written"
+    fi
+    rbd_logout || return 1
+    rbd_login || return 1
+    args[1]=--filename=$RBD_DEV
+    if fio_run 9 /tmp/fio-p9-verify.txt --verify_only "${args[@]}"; then
+        got=$(io_total /tmp/fio-p9-verify.txt READ)
+        say "p9: verified $got again after a new login"
+        [[ -n $got && $got == "$w" ]] || fail 9 "the verify after the new login read $got, want $w"
+    fi
+    rbd_logout
+}
+
+if [[ -n ${RBD_SKIP:-} ]]; then
+    POINT_SKIP[9]=$RBD_SKIP
+    say "point 9 skipped: $RBD_SKIP"
+else
+    p9_mark=$(dmesg_mark)
+    p9
+    echo "+ dmesg (point 9)"
+    dmesg_since "$p9_mark" | sed 's/^/  | /'
+    no_failed_io 9 "$p9_mark" "on the RBD LUN"
+    run iscsiadm -m node -T "$RBD_IQN" -p "$RPORTAL" -o delete
+    iscsiadm -m session 2>/dev/null | grep -q "$RBD_IQN" && fail 9 "a session to $RBD_IQN is left"
+fi
+
+# ---------------------------------------------------------------------------------------------
 section 5
 mark=$(dmesg_mark)
 if logout 5; then
@@ -995,6 +1099,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 failed=0
 for p in "${!POINT_NAME[@]}"; do
+    [[ -n ${POINT_SKIP[$p]:-} ]] && continue
     ((POINT_OK[$p])) || failed=$((failed + 1))
 done
 if ((failed)); then
@@ -1004,6 +1109,10 @@ if ((failed)); then
 fi
 echo
 for p in "${!POINT_NAME[@]}"; do
+    if [[ -n ${POINT_SKIP[$p]:-} ]]; then
+        echo "RESULT point $p: SKIPPED - ${POINT_NAME[$p]} (${POINT_SKIP[$p]})"
+        continue
+    fi
     if ((POINT_OK[$p])); then v=PASS; else v=FAIL; fi
     echo "RESULT point $p: $v - ${POINT_NAME[$p]}"
 done

@@ -14,8 +14,12 @@
 #      4096-byte sectors),
 #      a second ringtgt on port 3261 whose targets and discovery require CHAP (point 6), and a
 #      third on ports 3262 and 3263, one ALUA port group each (active/optimized and
-#      active/non-optimized), for multipath (point 7);
-#   6. boots the guest (KVM when it works, else TCG), which runs guest-test.sh: the eight
+#      active/non-optimized), for multipath (point 7); and, in the background while the guest
+#      boots and runs the other points, a single-node Ceph cluster in the namespace
+#      (scripts/ceph/up.sh, data on /dev/shm), an image in it and a fourth ringtgt on port 3264
+#      exporting that image (point 9). Point 9 is SKIPPED, saying why, where the binary was
+#      built without the `rbd` feature or the Ceph packages are missing;
+#   6. boots the guest (KVM when it works, else TCG), which runs guest-test.sh: the nine
 #      points of the issues. On request from the guest, mid-fio (point 4), it black-holes the
 #      session's connection (nftables in the namespace; the initiator's new login must reinstate
 #      the session, and ringtgt's log must say so), destroys the target's sockets (ss -K), and
@@ -26,14 +30,18 @@
 #      guest's kernel log (dmesg) and the end of ringtgt's log. Exit status 0 = all passed.
 #
 # Everything it made is kept in target/vm/ (console.log = guest output, dmesg.log = guest
-# kernel log, ringtgt.log). Everything it started is stopped on exit, the namespace removed.
+# kernel log, ringtgt.log; ceph-up.log and ceph-log/ for point 9). Everything it started is
+# stopped on exit (the Ceph cluster with scripts/ceph/down.sh), the namespace removed.
 # Time: about 7 minutes with a cached image under TCG on a busy 2-core machine (load ~10), of
-# which point 7 takes 80 s; less on an idle one. Building the image takes a few minutes more.
+# which point 7 takes 80 s and point 9 about 20 s (its cluster, about 20 s more, comes up in the
+# background meanwhile); less on an idle one. Building the image takes a few minutes more.
 #
 # Environment:
-#   RINGTGT_BIN          ringtgt binary to test (default: build target/release/ringtgt)
+#   RINGTGT_BIN          ringtgt binary to test (default: build target/release/ringtgt, with
+#                        `--features rbd` when librbd-dev and the Ceph packages are installed)
+#   RINGTGT_VM_RBD       0: skip point 9 (the RBD LUN) even where it could run
 #   RINGTGT_VM_ACCEL     auto (default: KVM if a probe boot works, else TCG), kvm or tcg
-#   RINGTGT_VM_TIMEOUT   seconds the guest may run in all (default 660)
+#   RINGTGT_VM_TIMEOUT   seconds the guest may run in all (default 780)
 #   RINGTGT_VM_LOG       ringtgt --log level or filter (default info)
 #   RINGTGT_VM_CACHE     image cache (default /var/cache/ringtgt-vm), see build-image.sh
 set -euo pipefail
@@ -42,7 +50,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 cd "$ROOT"
 
 OUT=${CARGO_TARGET_DIR:-$ROOT/target}/vm
-TIMEOUT=${RINGTGT_VM_TIMEOUT:-660}
+TIMEOUT=${RINGTGT_VM_TIMEOUT:-780}
 ACCEL=${RINGTGT_VM_ACCEL:-auto}
 LOG_LEVEL=${RINGTGT_VM_LOG:-info}
 NS=ringtgt-vm-$$
@@ -65,8 +73,26 @@ MPATH_SIZE=$((256 << 20)) MPATH_SERIAL=RTVM-MPATH-0
 # LUN 0: a file (it must survive a restart of ringtgt, point 4); LUN 1: a 4Kn loop device.
 LUN0_SIZE=$((512 << 20)) LUN0_BS=512 LUN0_SERIAL=RTVM-FILE-0
 LUN1_SIZE=$((256 << 20)) LUN1_BS=4096 LUN1_SERIAL=RTVM-4KN-1
+# A fourth ringtgt for point 9: one LUN, an image of a single-node Ceph cluster that runs in the
+# namespace (so that its 127.0.0.1 is the namespace's loopback, where this ringtgt reaches it).
+RBD_PORT=3264
+RBD_IQN=iqn.2026-11.io.ringtgt:vm-rbd
+RBD_IMAGE=rbd/vm-lun
+RBD_SIZE=$((256 << 20))
+# On tmpfs where there is one (the OSD's commits then cost no disk flush), as scripts/test.sh does.
+CEPH_BASE=/dev/shm
+[[ -d $CEPH_BASE ]] || CEPH_BASE=${TMPDIR:-/tmp}
+CEPH_DIR=$CEPH_BASE/ringtgt-vm-ceph-$$
+CEPH_TOOLS=(ceph-mon ceph-mgr ceph-osd ceph ceph-authtool monmaptool rbd)
 
 say() { echo "vm: $*"; }
+# The default build has the `rbd` feature (point 9) where it can be built and tested: librbd-dev
+# and libclang-dev to build, the Ceph daemons and tools to run a cluster.
+rbd_features() {
+    if dpkg -s librbd-dev libclang-dev ceph-mon ceph-mgr ceph-osd ceph-common >/dev/null 2>&1; then
+        echo "--features=rbd"
+    fi
+}
 die() {
     echo "vm: $*" >&2
     exit 1
@@ -77,10 +103,11 @@ if [[ $(id -u) -ne 0 ]]; then
     # Build as the calling user, then come back as root for namespaces, tap and debootstrap.
     command -v sudo >/dev/null || die "needs root (namespaces, tap, debootstrap); no sudo here"
     if [[ -z ${RINGTGT_BIN:-} ]]; then
-        cargo build --release --quiet --bin ringtgt
+        # shellcheck disable=SC2046 # no feature or one word
+        cargo build --release --quiet --bin ringtgt $(rbd_features)
         RINGTGT_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ringtgt
     fi
-    exec sudo --preserve-env=RINGTGT_VM_ACCEL,RINGTGT_VM_TIMEOUT,RINGTGT_VM_LOG,RINGTGT_VM_CACHE,CARGO_TARGET_DIR \
+    exec sudo --preserve-env=RINGTGT_VM_ACCEL,RINGTGT_VM_TIMEOUT,RINGTGT_VM_LOG,RINGTGT_VM_CACHE,RINGTGT_VM_RBD,CARGO_TARGET_DIR \
         RINGTGT_BIN="$(realpath "$RINGTGT_BIN")" "$0" "$@"
 fi
 
@@ -100,11 +127,28 @@ fi
 
 # ---- 2. ringtgt --------------------------------------------------------------------------------
 if [[ -z ${RINGTGT_BIN:-} ]]; then
-    say "building release ringtgt"
-    cargo build --release --quiet --bin ringtgt
+    say "building release ringtgt $(rbd_features)"
+    # shellcheck disable=SC2046 # no feature or one word
+    cargo build --release --quiet --bin ringtgt $(rbd_features)
     RINGTGT_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ringtgt
 fi
 [[ -x $RINGTGT_BIN ]] || die "no ringtgt binary at $RINGTGT_BIN"
+
+# Point 9 runs where the binary has the `rbd` feature (it links librbd) and Ceph is installed.
+RBD_SKIP=""
+if [[ ${RINGTGT_VM_RBD:-1} == 0 ]]; then
+    RBD_SKIP="RINGTGT_VM_RBD=0"
+elif ! ldd "$RINGTGT_BIN" 2>/dev/null | grep -q 'librbd\.so'; then
+    RBD_SKIP="$(basename "$RINGTGT_BIN") was built without the rbd feature (cargo build --release --features rbd)"
+else
+    for tool in "${CEPH_TOOLS[@]}"; do
+        if ! command -v "$tool" >/dev/null; then
+            RBD_SKIP="no $tool here (apt-get install ceph-mon ceph-mgr ceph-osd ceph-common)"
+            break
+        fi
+    done
+fi
+[[ -z $RBD_SKIP ]] || say "point 9 (RBD LUN) will be SKIPPED: $RBD_SKIP"
 
 # ---- 3. guest image ----------------------------------------------------------------------------
 t=$SECONDS
@@ -118,12 +162,24 @@ mkdir -p "$OUT/input"
 # ---- cleanup: whatever happens, stop what we started and remove the namespace ------------------
 QEMU_PID="" TGT_PID="" TAIL_PID=""
 AUX_PIDS=() # the CHAP and multipath daemons (start_aux)
+CEPH_JOB="" # point 9's background set-up (rbd_setup)
+CEPH_LOG_KEEP=1 # the cluster's logs are copied to $OUT/ceph-log unless the run passed
 cleanup() {
     local pid
-    for pid in $QEMU_PID $TGT_PID "${AUX_PIDS[@]}" $TAIL_PID; do
+    for pid in $QEMU_PID $TGT_PID "${AUX_PIDS[@]}" $TAIL_PID $CEPH_JOB; do
         kill -9 "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
+    # Point 9: its ringtgt (a client of the cluster), then the cluster, daemon by daemon from
+    # their pid files (down.sh); its logs are kept in $OUT/ceph-log unless all went well.
+    if [[ -s $OUT/ringtgt-rbd.pid ]]; then
+        kill -9 "$(cat "$OUT/ringtgt-rbd.pid")" 2>/dev/null || true
+    fi
+    if [[ -d $CEPH_DIR ]]; then
+        rm -rf "$OUT/ceph-log"
+        if ((CEPH_LOG_KEEP)); then cp -r "$CEPH_DIR/log" "$OUT/ceph-log" 2>/dev/null || true; fi
+        "$HERE/../ceph/down.sh" "$CEPH_DIR" >/dev/null 2>&1 || true
+    fi
     # Anything else still inside our namespace was started by this script: stop it by PID too,
     # or it would keep the namespace (and the portal) alive after the namespace is deleted.
     if ip netns list 2>/dev/null | grep -qw "$NS"; then
@@ -132,6 +188,8 @@ cleanup() {
         done
         ip netns del "$NS" 2>/dev/null || true
     fi
+    # Again: an up.sh that was still starting the cluster may have written more before it ended.
+    rm -rf "$CEPH_DIR"
     [[ -n ${LOOP_DEV:-} ]] && losetup -d "$LOOP_DEV" 2>/dev/null
     return 0
 }
@@ -147,6 +205,61 @@ nsx ip link set lo up
 nsx ip tuntap add dev tap0 mode tap
 nsx ip addr add "$TARGET_IP/24" dev tap0
 nsx ip link set tap0 up
+
+# ---- point 9's Ceph cluster and ringtgt, in the background ---------------------------------------
+# The cluster takes 20 s on an idle machine and a minute or more beside a TCG guest: it is
+# started now and comes up while the guest boots and runs points 1 to 8. In the namespace, so
+# that the monitor's and the OSD's 127.0.0.1 is the namespace's loopback. When it is up, the
+# image is created and a fourth ringtgt exports it on RBD_PORT; the guest waits for that portal.
+# Everything goes to ceph-up.log and the ringtgt's pid to ringtgt-rbd.pid (this runs in a
+# subshell, so the trap finds it there). up.sh's --owner watcher stops the cluster should this
+# script die without its trap.
+rbd_setup() {
+    local i
+    echo "rbd_setup: starting the Ceph cluster in $CEPH_DIR at $(date +%T)"
+    if ! nsx env CEPH_UP_TIMEOUT="${CEPH_UP_TIMEOUT:-300}" "$HERE/../ceph/up.sh" "$CEPH_DIR" --owner $$; then
+        echo "rbd_setup: scripts/ceph/up.sh failed; the end of its daemons' logs:"
+        tail -n 20 "$CEPH_DIR"/log/*.log 2>/dev/null
+        return 1
+    fi
+    echo "rbd_setup: creating $RBD_IMAGE ($((RBD_SIZE >> 20)) MiB) at $(date +%T)"
+    nsx rbd -c "$CEPH_DIR/ceph.conf" --client_mount_timeout 30 create --size "$((RBD_SIZE >> 20))M" \
+        "$RBD_IMAGE" || { echo "rbd_setup: rbd create failed"; return 1; }
+    cat >"$OUT/ringtgt-rbd.toml" <<EOF
+portals = ["$TARGET_IP:$RBD_PORT"]
+cores = 1
+
+[[target]]
+name = "$RBD_IQN"
+[[target.lun]]
+path = "rbd:$RBD_IMAGE"
+ceph_conf = "$CEPH_DIR/ceph.conf"
+EOF
+    echo "rbd_setup: starting ringtgt on $TARGET_IP:$RBD_PORT at $(date +%T)"
+    ip netns exec "$NS" "$RINGTGT_BIN" serve --config "$OUT/ringtgt-rbd.toml" --log "$LOG_LEVEL" \
+        --state-dir "$OUT/state-rbd" --admin-socket "$OUT/ctl-rbd.sock" >"$OUT/ringtgt-rbd.log" 2>&1 &
+    echo "$!" >"$OUT/ringtgt-rbd.pid"
+    # It connects to the cluster and opens the image before it listens (client_mount_timeout,
+    # 10 s, at most for the connection).
+    for ((i = 0; i < 600; i++)); do
+        if nsx ss -Hltn "sport = :$RBD_PORT" | grep -q .; then
+            echo "rbd_setup: ready at $(date +%T)"
+            return 0
+        fi
+        kill -0 "$(cat "$OUT/ringtgt-rbd.pid")" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "rbd_setup: the RBD ringtgt did not listen on $TARGET_IP:$RBD_PORT; the end of its log:"
+    tail -n 20 "$OUT/ringtgt-rbd.log"
+    return 1
+}
+RBD_PROBLEM=""
+if [[ -z $RBD_SKIP ]]; then
+    CEPH_START=$SECONDS
+    rbd_setup </dev/null >"$OUT/ceph-up.log" 2>&1 &
+    CEPH_JOB=$!
+    say "point 9: starting a Ceph cluster in $CEPH_DIR in the background (log $OUT/ceph-up.log)"
+fi
 
 # ---- 5. ringtgt in the namespace ---------------------------------------------------------------
 truncate -s "$LUN0_SIZE" "$OUT/lun0.img"
@@ -343,6 +456,12 @@ MPATH_SERIAL=$MPATH_SERIAL
 FIO_TIMEOUT=150
 FIO_RAND_SIZE=${RINGTGT_VM_FIO_RAND_SIZE:-64M}
 FIO_SEQ_SIZE=${RINGTGT_VM_FIO_SEQ_SIZE:-256M}
+RBD_PORT=$RBD_PORT
+RBD_IQN=$RBD_IQN
+RBD_SIZE=$RBD_SIZE
+RBD_WAIT=240
+FIO_RBD_SIZE=${RINGTGT_VM_FIO_RBD_SIZE:-32M}
+RBD_SKIP=$(printf '%q' "$RBD_SKIP")
 EOF
 tar -cf "$OUT/input.tar" -C "$OUT/input" .
 
@@ -488,7 +607,23 @@ timed_out=0
 PARTITIONED=0 PATHCUT=0
 STOPPED=0
 STOP_PROBLEM=
+# rbd_setup_done: once point 9's background set-up has ended, says how it went.
+rbd_setup_done() {
+    local rc=0
+    [[ -n $CEPH_JOB ]] && ! kill -0 "$CEPH_JOB" 2>/dev/null || return 0
+    wait "$CEPH_JOB" || rc=$?
+    CEPH_JOB=""
+    if ((rc == 0)); then
+        say "host: point 9's Ceph cluster is up and its ringtgt listens on $TARGET_IP:$RBD_PORT," \
+            "$((SECONDS - CEPH_START))s after the start"
+    else
+        RBD_PROBLEM="the Ceph cluster or its ringtgt did not start (status $rc, see $OUT/ceph-up.log)"
+        say "host: point 9: $RBD_PROBLEM:"
+        tail -n 30 "$OUT/ceph-up.log" | sed 's/^/vm: host:   /'
+    fi
+}
 while kill -0 "$QEMU_PID" 2>/dev/null; do
+    rbd_setup_done
     if ((SECONDS - GUEST_START > TIMEOUT)); then
         timed_out=1
         say "TIMEOUT: the guest ran for more than ${TIMEOUT}s; stopping it"
@@ -508,14 +643,24 @@ QEMU_PID=
 wait "$TAIL_PID" 2>/dev/null || true
 TAIL_PID=
 GUEST_TIME=$((SECONDS - GUEST_START))
+rbd_setup_done
+if [[ -n $CEPH_JOB ]]; then
+    RBD_PROBLEM="the Ceph cluster was still starting when the guest ended ($((SECONDS - CEPH_START))s)"
+fi
 
 # ---- 7. verdict --------------------------------------------------------------------------------
 exit_line=$(grep -ao '@@ringtgt-vm: exit [0-9]*@@' "$OUT/console.log" | tail -n1 || true)
 guest_rc=${exit_line//[^0-9]/}
-POINTS=(1 2 3 4 5 6 7 8)
+POINTS=(1 2 3 4 5 6 7 8 9)
 declare -A VERDICT=()
 for p in "${POINTS[@]}"; do
-    if grep -aq "^RESULT point $p: PASS" "$OUT/console.log"; then VERDICT[$p]=PASS; else VERDICT[$p]=FAIL; fi
+    if grep -aq "^RESULT point $p: PASS" "$OUT/console.log"; then
+        VERDICT[$p]=PASS
+    elif grep -aq "^RESULT point $p: SKIPPED" "$OUT/console.log"; then
+        VERDICT[$p]=SKIPPED
+    else
+        VERDICT[$p]=FAIL
+    fi
 done
 problems=()
 ((timed_out)) && problems+=("the guest timed out")
@@ -550,16 +695,29 @@ if ((!PATHCUT)) && [[ ${VERDICT[7]} == PASS ]]; then
     VERDICT[7]=FAIL
     problems+=("point 7: the guest never asked the host to cut the active/optimized path")
 fi
-if grep -a ' ERROR ' "$OUT/ringtgt.log" "$OUT/ringtgt-chap.log" "$OUT/ringtgt-mpath.log" \
-    >"$OUT/ringtgt-errors.log"; then
+# Point 9 is skipped only where the host cannot run it, and fails when its cluster did not start.
+if [[ ${VERDICT[9]} == SKIPPED && -z $RBD_SKIP ]]; then
+    VERDICT[9]=FAIL
+    problems+=("point 9: the guest skipped the RBD LUN although the host set it up")
+fi
+if [[ -n $RBD_PROBLEM ]]; then
+    VERDICT[9]=FAIL
+    problems+=("point 9: $RBD_PROBLEM")
+fi
+logs=("$OUT/ringtgt.log" "$OUT/ringtgt-chap.log" "$OUT/ringtgt-mpath.log")
+[[ -f $OUT/ringtgt-rbd.log ]] && logs+=("$OUT/ringtgt-rbd.log")
+if grep -a ' ERROR ' "${logs[@]}" >"$OUT/ringtgt-errors.log"; then
     problems+=("ringtgt logged errors: $(wc -l <"$OUT/ringtgt-errors.log") lines, see below")
 fi
-passed=0
+passed=0 skipped=0
 for p in "${POINTS[@]}"; do
     [[ ${VERDICT[$p]} == PASS ]] && passed=$((passed + 1))
+    [[ ${VERDICT[$p]} == SKIPPED ]] && skipped=$((skipped + 1))
 done
-failed=$((${#POINTS[@]} - passed))
+failed=$((${#POINTS[@]} - passed - skipped))
 ((failed)) && problems+=("$failed of ${#POINTS[@]} points did not pass")
+summary="$passed passed, $failed failed"
+((skipped)) && summary+=", $skipped skipped (point 9: $RBD_SKIP)"
 
 echo
 say "guest ran ${GUEST_TIME}s under $ACCEL; results in $OUT"
@@ -583,15 +741,22 @@ if ((${#problems[@]})); then
         echo "==== multipath ringtgt log (last 100 lines of $OUT/ringtgt-mpath.log) ============"
         tail -n 100 "$OUT/ringtgt-mpath.log"
     fi
+    if [[ ${VERDICT[9]} == FAIL ]]; then
+        echo "==== point 9's set-up ($OUT/ceph-up.log; the cluster's logs in $OUT/ceph-log) ======"
+        cat "$OUT/ceph-up.log" 2>/dev/null || true
+        echo "==== RBD ringtgt log (last 100 lines of $OUT/ringtgt-rbd.log) ===================="
+        tail -n 100 "$OUT/ringtgt-rbd.log" 2>/dev/null || true
+    fi
     if [[ -s $OUT/ringtgt-errors.log ]]; then
         echo "==== ringtgt ERROR lines ======================================================="
         cat "$OUT/ringtgt-errors.log"
     fi
     echo
     for p in "${problems[@]}"; do say "FAILED: $p"; done
-    echo "linux-initiator: $passed passed, $failed failed"
+    echo "linux-initiator: $summary"
     exit 1
 fi
-# The LUN file is only worth keeping to look at a failure.
+# The LUN file and the cluster's logs are only worth keeping to look at a failure.
 rm -f "$OUT/lun0.img"
-echo "linux-initiator: $passed passed, $failed failed"
+CEPH_LOG_KEEP=0
+echo "linux-initiator: $summary"
