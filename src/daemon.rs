@@ -57,6 +57,9 @@ pub enum StartError {
     Reactor(std::io::Error),
     #[error("persistent reservations: {0}")]
     Reservations(String),
+    /// A gateway target (`failover = "rbd-lock"`) that could not be set up safely.
+    #[error("{0}")]
+    Gateway(String),
     #[error("{0}")]
     Admin(#[from] crate::control::admin::AdminError),
     #[error("metrics at {addr}: {source}")]
@@ -86,6 +89,7 @@ impl StartError {
             StartError::Bind { .. }
             | StartError::Reactor(_)
             | StartError::Reservations(_)
+            | StartError::Gateway(_)
             | StartError::Admin(_)
             | StartError::Metrics { .. } => 1,
         }
@@ -164,7 +168,8 @@ pub fn start_with(
         ctx.clone(),
         table.clone(),
         to_control.clone(),
-    );
+    )
+    .map_err(StartError::Gateway)?;
 
     // One listener per portal, on the accepting reactor (see `reactor::place`).
     let mut listeners = Vec::new();

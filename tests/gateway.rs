@@ -10,6 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::ceph::{cluster, Cluster};
+use common::daemon::{run, BIN};
 use common::pr::*;
 use common::scsi::ScsiResult;
 use common::{cdb, Daemon, Initiator, TARGET};
@@ -25,22 +26,31 @@ const UNIT_ATTENTION: u8 = 0x06;
 /// A gateway of `image`: its own port group `local` (active/optimized = preferred owner) and
 /// the other gateway's group `remote`.
 fn gateway(c: &Cluster, image: &str, local: u16, remote: u16, preferred: bool) -> Daemon {
+    Daemon::start_config(|port| gateway_config(c, image, port, local, remote, preferred))
+}
+
+fn gateway_config(
+    c: &Cluster,
+    image: &str,
+    port: u16,
+    local: u16,
+    remote: u16,
+    preferred: bool,
+) -> String {
     let state = if preferred {
         "active-optimized"
     } else {
         "active-non-optimized"
     };
-    let conf = c.conf_str().to_owned();
-    Daemon::start_config(|port| {
-        format!(
-            "portals = [\"127.0.0.1:{port}\"]\n\
-             [[target]]\nname = \"{TARGET}\"\nfailover = \"rbd-lock\"\n\
-             [[target.lun]]\npath = \"rbd:{POOL}/{image}\"\nceph_conf = \"{conf}\"\n\
-             serial = \"GW-{image}\"\n\
-             [[target.port_group]]\nid = {local}\nportals = [\"127.0.0.1:{port}\"]\nstate = \"{state}\"\n\
-             [[target.port_group]]\nid = {remote}\nremote = true\n"
-        )
-    })
+    let conf = c.conf_str();
+    format!(
+        "portals = [\"127.0.0.1:{port}\"]\n\
+         [[target]]\nname = \"{TARGET}\"\nfailover = \"rbd-lock\"\n\
+         [[target.lun]]\npath = \"rbd:{POOL}/{image}\"\nceph_conf = \"{conf}\"\n\
+         serial = \"GW-{image}\"\n\
+         [[target.port_group]]\nid = {local}\nportals = [\"127.0.0.1:{port}\"]\nstate = \"{state}\"\n\
+         [[target.port_group]]\nid = {remote}\nremote = true\n"
+    )
 }
 
 /// Gateway A (group 1, preferred owner) and then B (group 2).
@@ -303,5 +313,37 @@ fn a_reservation_taken_through_one_gateway_is_enforced_by_the_other() {
     assert_eq!(
         host1.read(0, &cdb::read10(0, 1), 512).status,
         RESERVATION_CONFLICT
+    );
+}
+
+#[test]
+fn a_gateway_refuses_to_start_on_an_image_without_the_exclusive_lock() {
+    let c = cluster();
+    let image = format!("gw-nolock-{}", std::process::id());
+    let spec = format!("{POOL}/{image}");
+    c.cli(
+        "rbd",
+        &[
+            "create",
+            "--size",
+            "16M",
+            "--image-feature",
+            "layering",
+            &spec,
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ringtgt.toml");
+    let port = common::daemon::free_port();
+    std::fs::write(&cfg, gateway_config(c, &image, port, 1, 2, true)).unwrap();
+    let (code, out, err) = run(
+        BIN,
+        &["serve", "--config", cfg.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        err.contains("has no exclusive-lock feature"),
+        "the reason is given:\n{out}{err}"
     );
 }

@@ -25,6 +25,16 @@ pub enum Taken {
 }
 
 impl Image {
+    /// Whether the image has the `exclusive-lock` feature (without it there is no lock to
+    /// take, and nothing fences a gateway off).
+    pub fn has_exclusive_lock(&self) -> Result<bool, CephError> {
+        let mut features = 0u64;
+        // SAFETY: the image is open and `features` is a valid out-pointer.
+        let r = unsafe { rbd_sys::rbd_get_features(self.handle, &mut features) };
+        check(r, || format!("{}: reading its features", self.label))?;
+        Ok(features & u64::from(rbd_sys::RBD_FEATURE_EXCLUSIVE_LOCK) != 0)
+    }
+
     /// Whether this client holds the image's exclusive lock. A client the cluster has
     /// blocklisted gets an error (ESHUTDOWN), not `false`.
     pub fn is_lock_owner(&self) -> Result<bool, CephError> {

@@ -66,14 +66,16 @@ pub struct Runtime {
 impl Runtime {
     /// The runtime of a daemon that started with `config`, whose stores (by target, in config
     /// order) and context were built from it. Stores that change size by themselves report it
-    /// on `to_control` (`ToControl::StoreResized`).
+    /// on `to_control` (`ToControl::StoreResized`). Fails if a gateway target cannot be set up
+    /// safely: it would otherwise write without the images' locks or keep reservations that
+    /// the other gateways do not see.
     pub fn new(
         config: Config,
         stores: Vec<HashMap<u16, Arc<Store>>>,
         ctx: Arc<PortalContext>,
         table: Arc<StoreTable>,
         to_control: Sender<ToControl>,
-    ) -> Runtime {
+    ) -> Result<Runtime, String> {
         let slots = config
             .targets
             .iter()
@@ -105,28 +107,41 @@ impl Runtime {
                 }
             }
         }
-        runtime.start_gateways();
-        runtime
+        runtime.start_gateways()?;
+        Ok(runtime)
     }
 
     /// Starts the failover thread of every gateway target (`failover = "rbd-lock"`), each
     /// settling first whether this gateway holds its images' locks.
     #[cfg(feature = "rbd")]
-    fn start_gateways(&mut self) {
+    fn start_gateways(&mut self) -> Result<(), String> {
         use super::failover;
         let gateways: Vec<usize> = (0..self.config.targets.len())
             .filter(|&i| self.config.targets[i].failover == crate::config::Failover::RbdLock)
             .collect();
         for index in gateways {
             let t = &self.config.targets[index];
+            let fail = |e: String| format!("target {} (failover = \"rbd-lock\"): {e}", t.name);
             let Some(local) = t.port_groups.iter().find(|g| !g.remote) else {
                 continue;
             };
-            let images = t
+            let images: Vec<_> = t
                 .luns
                 .iter()
                 .filter_map(|l| self.store(index, l.id)?.rbd_image().cloned())
                 .collect();
+            for image in &images {
+                if !image
+                    .has_exclusive_lock()
+                    .map_err(|e| fail(e.to_string()))?
+                {
+                    return Err(fail(format!(
+                        "{} has no exclusive-lock feature, which gateways need to fence each \
+                         other (rbd feature enable IMAGE exclusive-lock)",
+                        image.label()
+                    )));
+                }
+            }
             let gateway = failover::Gateway {
                 index,
                 name: t.name.clone(),
@@ -141,20 +156,24 @@ impl Runtime {
                     .collect(),
                 preferred: local.state == crate::config::AluaState::ActiveOptimized,
             };
-            match failover::start(gateway, self.to_control.clone()) {
-                Ok(handle) => self.gateways.push(handle),
-                Err(e) => {
-                    tracing::error!(target = %t.name, error = %e, "cannot start the failover thread: this gateway will not take over")
-                }
-            }
-            self.start_cluster_pr(index);
+            let handle = failover::start(gateway, self.to_control.clone())
+                .map_err(|e| fail(format!("cannot start its failover thread: {e}")))?;
+            self.gateways.push(handle);
+            let name = t.name.clone();
+            self.start_cluster_pr(index).map_err(|e| {
+                format!(
+                    "target {name} (failover = \"rbd-lock\"): cannot share its persistent \
+                     reservations through the cluster: {e}"
+                )
+            })?;
         }
+        Ok(())
     }
 
     /// Starts the thread that keeps gateway target `index`'s persistent reservations in the
-    /// cluster; without it they would be this gateway's alone, so a failure is loud.
+    /// cluster.
     #[cfg(feature = "rbd")]
-    fn start_cluster_pr(&mut self, index: usize) {
+    fn start_cluster_pr(&mut self, index: usize) -> Result<(), String> {
         use super::cluster_pr;
         let t = &self.config.targets[index];
         let units = t
@@ -172,12 +191,9 @@ impl Runtime {
                 })
             })
             .collect();
-        match cluster_pr::start(index, t.name.clone(), units, self.to_control.clone()) {
-            Ok(handle) => self.cluster_prs.push((index, handle)),
-            Err(e) => {
-                tracing::error!(target = %t.name, error = %e, "cannot share persistent reservations through the cluster: each gateway keeps its own")
-            }
-        }
+        let handle = cluster_pr::start(index, t.name.clone(), units, self.to_control.clone())?;
+        self.cluster_prs.push((index, handle));
+        Ok(())
     }
 
     /// Where the control thread sends gateway targets' PERSISTENT RESERVE OUTs.
@@ -192,7 +208,9 @@ impl Runtime {
     }
 
     #[cfg(not(feature = "rbd"))]
-    fn start_gateways(&mut self) {}
+    fn start_gateways(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 
     /// Ends the failover threads; a gateway that holds locks gives them back.
     pub fn stop_gateways(&mut self) {
