@@ -99,8 +99,8 @@ install_rust_components() {
 
 # With Ceph, clippy also lints and the conformance build uses the `rbd` feature. The test suite
 # runs without it, then tests/rbd.rs and the memory bound of tests/hostile.rs with it (a binary
-# linked with librados/librbd pins malloc's mmap threshold to hand freed buffers back, see
-# reactor::pin_mmap_threshold).
+# linked with librados/librbd hands freed heap memory back with a trimmer thread, see
+# reactor::start_heap_trimmer).
 FEATURES=()
 run_tests() {
     # --no-fail-fast: a failing test binary must not hide the results of the others.

@@ -146,7 +146,7 @@ pub fn start_with(
     log: Option<LogControl>,
     reload: Option<Reloader>,
 ) -> Result<Daemon, StartError> {
-    reactor::pin_mmap_threshold();
+    reactor::start_heap_trimmer();
     let (config, stores) = crate::startup::open_stores(config)?;
     let config = &config;
     let ctx = Arc::new(build_context(config, &stores));
@@ -420,7 +420,7 @@ fn chap_algorithm(a: config::ChapAlgorithm) -> LoginChapAlgorithm {
     }
 }
 
-fn access_state(s: config::AluaState) -> AccessState {
+pub(crate) fn access_state(s: config::AluaState) -> AccessState {
     match s {
         config::AluaState::ActiveOptimized => AccessState::ActiveOptimized,
         config::AluaState::ActiveNonOptimized => AccessState::ActiveNonOptimized,

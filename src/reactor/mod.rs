@@ -799,36 +799,46 @@ fn register_store_files(
     }
 }
 
-/// Buffers this large and larger are mapped for themselves and unmapped when freed.
+/// How often the heap's free memory is handed back to the kernel (`start_heap_trimmer`).
 #[cfg(all(feature = "rbd", target_env = "gnu"))]
-const MMAP_THRESHOLD: libc::c_int = 128 << 10;
+const TRIM_EVERY: Duration = Duration::from_secs(1);
 
-/// Makes glibc hand every freed buffer of [`MMAP_THRESHOLD`] or more back to the kernel at once,
-/// so that what hostile initiators made the daemon hold is returned when they go (the bound
-/// README's "Memory and connection limits" gives, checked by `tests/hostile.rs`).
+/// Hands the free memory of glibc's arenas back to the kernel every [`TRIM_EVERY`], so that
+/// what hostile initiators made the daemon hold is returned when they go (the bound README's
+/// "Memory and connection limits" gives, checked by `tests/hostile.rs`).
 ///
-/// glibc's default threshold moves: each freed mapped chunk raises it to that chunk's size (up
-/// to 32 MiB), after which such buffers come from the threads' arenas and stay there once freed.
-/// In a binary linked with librados/librbd (feature `rbd`) that keeps the memory of an attack
-/// resident afterwards (RSS stayed ~250 MiB instead of falling back to its start), so the
-/// threshold is pinned; a threshold set by the operator (`GLIBC_TUNABLES`) is left alone.
-/// Reads and writes served from the registered buffer pool do not go through malloc; buffers
-/// beyond the pool and the data of multi-step commands' steps (WRITE SAME, COMPARE AND WRITE)
-/// of that size now cost an mmap/munmap pair each.
+/// In a binary linked with librados/librbd (feature `rbd`) freed buffers otherwise stay
+/// resident: librados's many threads spread allocations over many arenas, and glibc's moving
+/// mmap threshold sends large buffers to them once one such buffer was freed (RSS stayed
+/// ~250 MiB after an attack instead of falling back to its start). Pinning the threshold
+/// instead made every large allocation an mmap, page faults on each page and an munmap, and
+/// librbd allocates one for every write it copies: a 1 MiB write through an RBD LUN spent about
+/// a fifth of its reactor's time faulting pages in. `malloc_trim` frees the same memory with
+/// none of that per-allocation cost. A threshold or trim setting of the operator's
+/// (`GLIBC_TUNABLES`) is left alone.
 #[cfg(all(feature = "rbd", target_env = "gnu"))]
-pub fn pin_mmap_threshold() {
-    if std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("mmap_threshold")) {
+pub fn start_heap_trimmer() {
+    if std::env::var("GLIBC_TUNABLES")
+        .is_ok_and(|t| t.contains("mmap_threshold") || t.contains("trim"))
+    {
         return;
     }
-    // SAFETY: mallopt only sets a parameter of glibc's allocator, which it serialises itself.
-    if unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) } != 1 {
-        tracing::warn!("cannot set malloc's mmap threshold: freed buffers may stay resident");
+    let trimmer = std::thread::Builder::new()
+        .name("heap-trim".into())
+        .spawn(|| loop {
+            std::thread::sleep(TRIM_EVERY);
+            // SAFETY: malloc_trim only gives free pages of glibc's arenas back to the kernel;
+            // it takes each arena's lock while it does.
+            unsafe { libc::malloc_trim(0) };
+        });
+    if let Err(e) = trimmer {
+        tracing::warn!(error = %e, "cannot start the heap trimmer: freed buffers may stay resident");
     }
 }
 
 /// Without the `rbd` feature, or with another C library: nothing to do.
 #[cfg(not(all(feature = "rbd", target_env = "gnu")))]
-pub fn pin_mmap_threshold() {}
+pub fn start_heap_trimmer() {}
 
 /// Starts one reactor on its own thread.
 pub fn spawn(setup: ReactorSetup) -> std::io::Result<std::thread::JoinHandle<()>> {
