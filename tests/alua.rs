@@ -142,3 +142,50 @@ fn discovery_lists_each_portal_with_its_group_tag_and_logins_elsewhere_are_refus
         .expect_err("the target is not reached through portal C");
     assert_eq!((refused.status.class, refused.status.detail), (0x02, 0x03));
 }
+
+#[test]
+fn ctl_alua_set_changes_a_group_for_every_session_and_tells_them() {
+    let (d, b) = two_port_daemon("active-non-optimized");
+    let mut b_side = session_through(b, 2);
+    let mut a_side = session_through(d.port(), 1);
+
+    let out = d.ctl_ok(&["alua", "set", "--target", TARGET, "--group", "2", "standby"]);
+    assert!(out.contains("port group 2"), "{out}");
+    // Every nexus hears of it first (SPC-4 ASYMMETRIC ACCESS STATE CHANGED), then sees it.
+    for ini in [&mut a_side, &mut b_side] {
+        let s = ini.test_unit_ready(0).sense().expect("a unit attention");
+        assert_eq!((s.key, s.asc, s.ascq), (0x06, 0x2a, 0x06));
+        assert_eq!(port_groups(ini), vec![(1, 0), (2, 2)]);
+    }
+    let s = b_side
+        .read(0, &cdb::read10(0, 1), 512)
+        .sense()
+        .expect("refused");
+    assert_eq!((s.key, s.asc, s.ascq), (NOT_READY, 0x04, 0x0B));
+    // A session that logs in now, and the saved configuration, say the same.
+    let mut late = session_through(b, 3);
+    assert_eq!(port_groups(&mut late), vec![(1, 0), (2, 2)]);
+    assert!(d.ctl_ok(&["save"]).contains("state = \"standby\""));
+
+    // A later change of anything else rebuilds the target: the state stays, and still reaches
+    // the sessions that logged in before.
+    d.ctl_ok(&["lun", "add", "--target", TARGET, "ram:1MiB"]);
+    d.ctl_ok(&[
+        "alua",
+        "set",
+        "--target",
+        TARGET,
+        "--group",
+        "2",
+        "active-optimized",
+    ]);
+    b_side.clear_unit_attentions();
+    b_side.read(0, &cdb::read10(0, 1), 512).assert_good();
+
+    let (code, _, err) = d.ctl(&["alua", "set", "--target", TARGET, "--group", "5", "standby"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("no port group 5"), "{err}");
+    let (code, _, err) = d.ctl(&["alua", "set", "--target", TARGET, "--group", "2", "offline"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("expected one of"), "{err}");
+}

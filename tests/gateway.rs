@@ -148,8 +148,12 @@ fn a_write_through_the_follower_takes_over_and_the_old_owner_cannot_write_after_
     assert_eq!(port_groups(&mut via_b), vec![(1, AO), (2, ANO)]);
     let first = cdb::pattern(1, 8 * BS);
     via_a.write_blocks(0, 0, &first, BS as u32).assert_good();
-    // The follower reads without the lock.
+    // The follower reads without the lock, and never from a stale cache: what the owner
+    // wrote after the follower's first read is what the follower reads next.
     assert_eq!(via_b.read_blocks(0, 0, 8, BS as u32).data, first);
+    let second = cdb::pattern(11, 8 * BS);
+    via_a.write_blocks(0, 0, &second, BS as u32).assert_good();
+    assert_eq!(via_b.read_blocks(0, 0, 8, BS as u32).data, second);
 
     // A hangs (as if partitioned) with a write in its socket that it has not read yet.
     a.signal("STOP");
@@ -246,6 +250,9 @@ fn a_gateway_that_stops_hands_its_lock_over_and_a_restarted_one_follows() {
     let (code, _, err) = b.ctl(&["lun", "remove", "--target", TARGET, "--id", "0"]);
     assert_ne!(code, Some(0));
     assert!(err.contains("keeps the LUNs it started with"), "{err}");
+    let (code, _, err) = b.ctl(&["alua", "set", "--target", TARGET, "--group", "2", "standby"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("follow its images' locks"), "{err}");
 
     // A comes back preferring the lock, finds B holding it and follows.
     let a2 = gateway(c, &image, 1, 2, true);

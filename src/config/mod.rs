@@ -203,7 +203,10 @@
 //! whose id is `portal_group_tag`. A target with port groups is reached only through their
 //! portals: a login through another portal is refused (Not found), and SendTargets lists each of
 //! its portals with its group's tag. The access is implicit (INQUIRY TPGS = 01b): initiators read
-//! the states, they do not set them. The same logical unit through two groups is one logical unit
+//! the states, they do not set them. The operator changes them at run time with `ringtgt ctl alua
+//! set --target IQN --group ID STATE` (e.g. standby before a portal's maintenance; every initiator
+//! gets ASYMMETRIC ACCESS STATE CHANGED, and `ctl save` keeps the new state; a reload sets the
+//! file's). The same logical unit through two groups is one logical unit
 //! (same identifiers, one reservation state), which is what Linux multipath groups into one map.
 //!
 //! ## Errors

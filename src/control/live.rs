@@ -342,6 +342,44 @@ impl Runtime {
     /// Refuses a unit that target `slot` cannot take (id in use or still draining, a medium
     /// another unit uses, or a configuration that would not validate) before its store is
     /// opened.
+    /// Sets port group `group` of target `slot` to `state`, in the running configuration and
+    /// at once on every core.
+    pub fn set_alua_state(
+        &mut self,
+        slot: usize,
+        group: u16,
+        state: crate::config::AluaState,
+    ) -> Result<(), String> {
+        let groups = self.ctx.targets[slot].port_groups.clone();
+        if groups.takeover().is_some() {
+            return Err(
+                "a gateway target's states follow its images' locks (failover = \"rbd-lock\")"
+                    .into(),
+            );
+        }
+        let name = self.slots[slot].name.clone();
+        let t = self
+            .config
+            .targets
+            .iter_mut()
+            .find(|t| t.name.eq_ignore_ascii_case(&name))
+            .ok_or("no such target")?;
+        if t.port_groups.is_empty() {
+            return Err(
+                "the target has no [[target.port_group]]: it is one active/optimized group".into(),
+            );
+        }
+        let ids: Vec<String> = t.port_groups.iter().map(|g| g.id.to_string()).collect();
+        let g = t
+            .port_groups
+            .iter_mut()
+            .find(|g| g.id == group && !g.remote)
+            .ok_or_else(|| format!("no port group {group} (groups: {})", ids.join(", ")))?;
+        g.state = state;
+        groups.set_state(group, daemon::access_state(state));
+        Ok(())
+    }
+
     /// A gateway target's failover thread holds the locks of the images it started with: its
     /// LUNs change only with a restart.
     pub fn check_luns_may_change(&self, slot: usize) -> Result<(), String> {
@@ -567,10 +605,18 @@ impl Runtime {
                 Some(t) => {
                     let mut runtime =
                         daemon::target_runtime_with(t, &self.stores[i], tpg, &c.iscsi, &reuse);
-                    // A gateway's states follow its locks, not the configuration: the failover
-                    // thread keeps setting the groups it started with, so they outlast the
-                    // rebuild.
-                    if let Some(old) = old.filter(|o| o.port_groups.takeover().is_some()) {
+                    // Sessions keep the groups they logged in with: a rebuild that keeps the same
+                    // groups keeps their (shared) states, set from the configuration, except a
+                    // gateway's, which follow its locks (its failover thread sets them).
+                    if let Some(old) =
+                        old.filter(|o| o.port_groups.ids() == runtime.port_groups.ids())
+                    {
+                        if old.port_groups.takeover().is_none() {
+                            for g in t.port_groups.iter().filter(|g| !g.remote) {
+                                old.port_groups
+                                    .set_state(g.id, daemon::access_state(g.state));
+                            }
+                        }
                         runtime.port_groups = old.port_groups.clone();
                     }
                     targets.push(runtime);

@@ -18,7 +18,8 @@ use super::lu::LuRegistry;
 use super::reload::{self, Edit};
 use super::report::{CoreReport, Stats};
 use super::{ReactorLink, SessionTable, ToReactor};
-use crate::config::{format_size, parse_size, Backing, Config, TargetConfig};
+use crate::config::{format_size, parse_size, AluaState, Backing, Config, TargetConfig};
+use crate::scsi::UnitAttention;
 
 /// Changes the log filter at run time; answers an error for a filter it cannot parse.
 pub type LogControl = Box<dyn Fn(&str) -> Result<(), String> + Send>;
@@ -161,6 +162,11 @@ impl Ops {
             Request::LogLevel { level } => self.log_level(&level),
             Request::SessionDrop { tsih } => drop_session(tsih, env),
             _ if self.stopping => ResponseLine::error("the daemon is stopping"),
+            Request::AluaSet {
+                target,
+                group,
+                state,
+            } => self.alua_set(&target, group, &state, env),
             change => {
                 self.queue.push_back((change, reply));
                 if self.change.is_none() {
@@ -170,6 +176,37 @@ impl Ops {
             }
         };
         let _ = reply.send(answer);
+    }
+
+    /// `ringtgt ctl alua set`: the state changes at once on every core (the groups are shared
+    /// atomics) and in the running configuration; every nexus of the target is told.
+    fn alua_set(
+        &mut self,
+        target: &str,
+        group: u16,
+        state: &str,
+        env: &mut Env<'_>,
+    ) -> ResponseLine {
+        let Some(wanted) = AluaState::ALL.into_iter().find(|a| a.as_str() == state) else {
+            let allowed: Vec<_> = AluaState::ALL.iter().map(|a| a.as_str()).collect();
+            return ResponseLine::error(format!(
+                "state: expected one of {}, got {state:?}",
+                allowed.join(", ")
+            ));
+        };
+        let Some(slot) = self.runtime.slot_of(target) else {
+            return ResponseLine::error(format!("no target {target}"));
+        };
+        match self.runtime.set_alua_state(slot, group, wanted) {
+            Ok(()) => {
+                env.lus
+                    .announce(slot, UnitAttention::ASYMMETRIC_ACCESS_STATE_CHANGED);
+                let message = format!("port group {group} of {target} is {state}");
+                tracing::info!(change = %message, "admin change");
+                ResponseLine::ok(Done { message })
+            }
+            Err(e) => ResponseLine::error(e),
+        }
     }
 
     /// A store changed size by itself (an RBD image resized in the cluster): the unit is resized

@@ -60,6 +60,9 @@ pub enum CtlCommand {
     /// Act on a session.
     #[command(subcommand)]
     Session(SessionCommand),
+    /// Change a target port group's ALUA state.
+    #[command(subcommand)]
+    Alua(AluaCommand),
     /// Change the log filter at run time (a level, or directives like info,ringtgt::login=debug).
     LogLevel { level: String },
     /// Write the running configuration as TOML that `serve --config` reads (stdout without FILE).
@@ -132,6 +135,22 @@ pub enum LunCommand {
         #[arg(long)]
         id: u16,
         size: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AluaCommand {
+    /// Set the asymmetric access state of port group GROUP of a target (e.g. standby before
+    /// a portal's maintenance, so that multipath moves I/O to the other groups first); every
+    /// initiator gets ASYMMETRIC ACCESS STATE CHANGED. Not for gateway targets, whose states
+    /// follow the RBD locks.
+    Set {
+        #[arg(long, value_name = "IQN")]
+        target: String,
+        #[arg(long)]
+        group: u16,
+        /// active-optimized, active-non-optimized, standby or unavailable.
+        state: String,
     },
 }
 
@@ -215,6 +234,15 @@ fn to_request(c: &CtlCommand) -> Request {
             Request::LunResize { target, id, size }
         }
         CtlCommand::Session(SessionCommand::Drop { tsih }) => Request::SessionDrop { tsih },
+        CtlCommand::Alua(AluaCommand::Set {
+            target,
+            group,
+            state,
+        }) => Request::AluaSet {
+            target,
+            group,
+            state,
+        },
         CtlCommand::LogLevel { level } => Request::LogLevel { level },
         CtlCommand::Save { .. } => Request::Save,
         CtlCommand::Reload => Request::Reload,

@@ -73,6 +73,13 @@ pub enum Request {
     SessionDrop {
         tsih: u16,
     },
+    /// Set the asymmetric access state of one of a target's port groups (ALUA).
+    AluaSet {
+        target: String,
+        group: u16,
+        /// As the configuration spells it (`active-optimized`, `standby`, ...).
+        state: String,
+    },
     LogLevel {
         level: String,
     },
