@@ -709,3 +709,25 @@ fn daemon_start_gives_up_on_a_monitor_that_never_answers() {
     );
     drop(mon);
 }
+
+#[test]
+fn a_stopping_daemon_flushes_what_librbd_acknowledged_before_it_exits() {
+    let c = cluster();
+    let image = c.create_image(POOL, "flush", 16);
+    let mut d = rbd_daemon(c, POOL, &image, &[], &[]);
+    let mut ini = common::session(&d, &[]);
+    let data = cdb::pattern(77, 64 * BS);
+    ini.write_blocks(0, 100, &data, BS as u32).assert_good();
+    drop(ini);
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(60)), Some(0));
+    let spec = format!("rbd:{POOL}/{image}");
+    assert!(
+        d.log()
+            .lines()
+            .any(|l| l.contains("write cache flushed") && l.contains(&spec)),
+        "the RBD LUN was flushed at the stop:\n{}",
+        d.log()
+    );
+    assert_eq!(at(&c.export(POOL, &image), 100, 64), &data[..]);
+}

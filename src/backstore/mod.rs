@@ -320,9 +320,16 @@ impl Store {
         self.direct
     }
 
-    /// Writes what the page cache and the device's volatile cache hold for this file or device
-    /// to stable storage (what SYNCHRONIZE CACHE does); RAM and null stores keep nothing to lose.
+    /// Writes what the page cache and the device's volatile cache hold for this file or device,
+    /// or what librbd acknowledged for an RBD image, to stable storage (what SYNCHRONIZE CACHE
+    /// does); RAM and null stores keep nothing to lose.
     pub fn flush(&self) -> std::io::Result<()> {
+        #[cfg(feature = "rbd")]
+        if let Some(image) = &self.rbd {
+            return image
+                .flush_sync()
+                .map_err(|e| std::io::Error::other(e.to_string()));
+        }
         match (self.kind, &self.file) {
             (StoreKind::File | StoreKind::BlockDevice, Some(f)) => f.sync_data(),
             _ => Ok(()),

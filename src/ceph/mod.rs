@@ -339,6 +339,15 @@ impl Image {
         Ok(())
     }
 
+    /// Waits until every write librbd acknowledged is in the cluster (`rbd_flush`; at most
+    /// `rados_osd_op_timeout` when the cluster does not answer).
+    pub fn flush_sync(&self) -> Result<(), CephError> {
+        // SAFETY: the image is open; this blocks the calling thread (the control thread, at
+        // shutdown), never a reactor.
+        let r = unsafe { rbd_sys::rbd_flush(self.handle) };
+        check(r, || format!("{}: flushing", self.label))
+    }
+
     /// `rbd:POOL/IMAGE`.
     pub fn label(&self) -> &str {
         &self.label

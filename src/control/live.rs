@@ -572,7 +572,10 @@ impl Runtime {
                 let Some(store) = self.stores[i].get(&l.id) else {
                     continue;
                 };
-                if !matches!(store.kind(), StoreKind::File | StoreKind::BlockDevice) {
+                if !matches!(
+                    store.kind(),
+                    StoreKind::File | StoreKind::BlockDevice | StoreKind::Rbd
+                ) {
                     continue;
                 }
                 match store.flush() {

@@ -264,10 +264,11 @@ pub fn run(rx: Receiver<ToControl>, reactors: Vec<ReactorLink>, setup: ControlSe
         };
         lu_out(&reactors, &table, ops.runtime().ctx(), actions);
     }
-    // Before the stores close: a gateway hands its locks back.
+    // The reactors are gone: nothing writes to the stores any more. What they acknowledged is
+    // made durable first, and only then does a gateway hand its locks over.
+    let flushed = ops.runtime().flush_write_caches() == 0;
     ops.runtime_mut().stop_gateways();
-    // The reactors are gone: nothing writes to the stores any more.
-    ops.runtime().flush_write_caches() == 0
+    flushed
 }
 
 /// Starts the graceful stop (once). The control thread keeps serving meanwhile: sessions
