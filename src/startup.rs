@@ -29,8 +29,13 @@ pub fn open_stores(config: &Config) -> Result<(Config, Stores), StartError> {
     let mut all = Vec::new();
     for (ti, t) in resolved.targets.iter_mut().enumerate() {
         let mut luns = HashMap::new();
+        let gateway = t.failover == crate::config::Failover::RbdLock;
         for (li, l) in t.luns.iter_mut().enumerate() {
-            let spec = store_spec(&l.backing);
+            let mut spec = store_spec(&l.backing);
+            // A gateway's acknowledged writes must survive it: nothing may wait in its cache.
+            if let StoreSpec::Rbd(rbd) = &mut spec {
+                rbd.write_through = gateway;
+            }
             let store_err = |source| StartError::Store {
                 target: ti,
                 lun: li,
@@ -105,6 +110,7 @@ pub(crate) fn store_spec(backing: &Backing) -> StoreSpec {
             conf: r.conf.clone(),
             user: r.user.clone(),
             keyring: r.keyring.clone(),
+            write_through: false,
         }),
     }
 }

@@ -143,6 +143,14 @@ fn a_write_through_the_follower_takes_over_and_the_old_owner_cannot_write_after_
     let mut via_b = session(&b, 2);
     let mut idle_b = session(&b, 3);
 
+    // Nothing waits in a gateway's cache, where a killed gateway would lose it: no volatile
+    // write cache (caching mode page, WCE = 0), librbd's cache off.
+    let r = via_a.read(0, &cdb::mode_sense6(0x08, 255), 255);
+    r.assert_good();
+    let page = 4 + usize::from(r.data[3]);
+    assert_eq!(r.data[page] & 0x3f, 0x08);
+    assert_eq!(r.data[page + 2] & 0x04, 0, "WCE");
+
     // One owner, and both gateways say which.
     assert_eq!(port_groups(&mut via_a), vec![(1, AO), (2, ANO)]);
     assert_eq!(port_groups(&mut via_b), vec![(1, AO), (2, ANO)]);

@@ -61,6 +61,10 @@ pub struct RbdSpec {
     pub user: String,
     /// Keyring; `None` = the one the Ceph configuration names.
     pub keyring: Option<PathBuf>,
+    /// librbd acknowledges a write only once the cluster has it (its cache off, no volatile
+    /// write cache reported): a gateway target's units, whose acknowledged writes must survive
+    /// the gateway.
+    pub write_through: bool,
 }
 
 impl RbdSpec {
@@ -466,16 +470,21 @@ fn open_rbd(spec: &RbdSpec, read_only: bool) -> Result<Store, StoreError> {
         conf: spec.conf.clone(),
         user: spec.user.clone(),
         keyring: spec.keyring.clone(),
+        cache: !spec.write_through,
     };
     let image = crate::ceph::Image::open(&client, &spec.pool, &spec.image, read_only)
         .map_err(StoreError::Rbd)?;
+    let geometry = Geometry {
+        volatile_cache: spec.write_through.then_some(false),
+        ..Geometry::default()
+    };
     Ok(Store {
         kind: StoreKind::Rbd,
         file: None,
         size: AtomicU64::new(image.size()),
         direct: false,
         label: spec.label(),
-        geometry: Geometry::default(),
+        geometry,
         rbd: Some(std::sync::Arc::new(image)),
     })
 }
@@ -555,6 +564,7 @@ mod tests {
             conf: None,
             user: "admin".into(),
             keyring: None,
+            write_through: false,
         });
         let err = Store::open(&spec, false).unwrap_err();
         let msg = err.to_string();

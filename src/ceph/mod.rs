@@ -45,6 +45,9 @@ pub struct Client {
     pub user: String,
     /// The keyring holding the user's key; `None` = the configuration's `keyring` setting.
     pub keyring: Option<PathBuf>,
+    /// librbd's cache as the configuration says; `false` turns it off (`rbd_cache = false`),
+    /// so that a write is acknowledged only once the OSDs have it.
+    pub cache: bool,
 }
 
 impl Client {
@@ -188,6 +191,9 @@ impl Cluster {
             if current.trim().parse::<f64>().ok() == Some(ceph_default) {
                 self.set_conf(option, ours)?;
             }
+        }
+        if !client.cache {
+            self.set_conf("rbd_cache", "false")?;
         }
         // Submissions must never wait for librados's throttles on the reactor's thread.
         self.set_conf("rbd_non_blocking_aio", "true")
