@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::backstore::{identify, RbdSpec, Store, StoreError, StoreId, StoreKind, StoreSpec};
-use crate::config::{format_size, Backing, Config, LunConfig};
+use crate::config::{format_size, Backing, Config, Failover, LunConfig};
 use crate::daemon::StartError;
 
 /// Each target's stores by LUN id.
@@ -29,13 +29,8 @@ pub fn open_stores(config: &Config) -> Result<(Config, Stores), StartError> {
     let mut all = Vec::new();
     for (ti, t) in resolved.targets.iter_mut().enumerate() {
         let mut luns = HashMap::new();
-        let gateway = t.failover == crate::config::Failover::RbdLock;
         for (li, l) in t.luns.iter_mut().enumerate() {
-            let mut spec = store_spec(&l.backing);
-            // A gateway's acknowledged writes must survive it: nothing may wait in its cache.
-            if let StoreSpec::Rbd(rbd) = &mut spec {
-                rbd.write_through = gateway;
-            }
+            let spec = store_spec(&l.backing, t.failover == Failover::RbdLock);
             let store_err = |source| StartError::Store {
                 target: ti,
                 lun: li,
@@ -79,9 +74,9 @@ pub fn open_stores(config: &Config) -> Result<(Config, Stores), StartError> {
 }
 
 /// Opens the store of a LUN added to a running daemon (`ringtgt ctl lun add`) and completes
-/// `l` as [`open_stores`] does.
+/// `l` as [`open_stores`] does. (Never a gateway's: their LUNs change only with a restart.)
 pub fn open_lun(target: &str, l: &mut LunConfig) -> Result<Arc<Store>, StoreError> {
-    let store = Arc::new(Store::open(&store_spec(&l.backing), l.read_only)?);
+    let store = Arc::new(Store::open(&store_spec(&l.backing, false), l.read_only)?);
     complete(target, l, &store)?;
     Ok(store)
 }
@@ -99,7 +94,9 @@ fn complete(target: &str, l: &mut LunConfig, store: &Store) -> Result<(), StoreE
     Ok(())
 }
 
-pub(crate) fn store_spec(backing: &Backing) -> StoreSpec {
+/// The store of `backing`; `gateway`: of a `failover = "rbd-lock"` target, whose RBD images
+/// are opened without librbd's cache.
+pub(crate) fn store_spec(backing: &Backing, gateway: bool) -> StoreSpec {
     match backing {
         Backing::Path(p) => StoreSpec::Path(p.clone()),
         Backing::Null { size } => StoreSpec::Null { size: *size },
@@ -110,7 +107,7 @@ pub(crate) fn store_spec(backing: &Backing) -> StoreSpec {
             conf: r.conf.clone(),
             user: r.user.clone(),
             keyring: r.keyring.clone(),
-            write_through: false,
+            cache: !gateway,
         }),
     }
 }

@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::ceph::{cluster, Cluster};
-use common::daemon::{run, BIN};
+use common::daemon::{run, Launch, BIN};
 use common::pr::*;
 use common::scsi::ScsiResult;
 use common::{cdb, Daemon, Initiator, TARGET};
@@ -26,7 +26,21 @@ const UNIT_ATTENTION: u8 = 0x06;
 /// A gateway of `image`: its own port group `local` (active/optimized = preferred owner) and
 /// the other gateway's group `remote`.
 fn gateway(c: &Cluster, image: &str, local: u16, remote: u16, preferred: bool) -> Daemon {
-    Daemon::start_config(|port| gateway_config(c, image, port, local, remote, preferred))
+    gateway_with(c, image, local, remote, preferred, &Launch::default())
+}
+
+fn gateway_with(
+    c: &Cluster,
+    image: &str,
+    local: u16,
+    remote: u16,
+    preferred: bool,
+    launch: &Launch,
+) -> Daemon {
+    Daemon::start_config_with(
+        |port| gateway_config(c, image, port, local, remote, preferred),
+        launch,
+    )
 }
 
 fn gateway_config(
@@ -235,6 +249,47 @@ fn a_killed_owner_is_taken_over_and_every_acknowledged_write_is_kept() {
         );
     }
     assert_eq!(via_b.read_blocks(0, 200, 4, BS as u32).data, after);
+}
+
+/// Linux flushes every path device of a multipath map (multipath-tools' udev rules run
+/// `partx -d` on each): a flush through the follower is answered and takes nothing over. And a
+/// flush turns librbd's cache from write-through to its configured policy: a gateway opens its
+/// images without the cache, so that what the owner acknowledged is in the cluster when it
+/// dies, even where the configuration asks for a write-back cache that would keep it for ten
+/// minutes.
+#[test]
+fn a_follower_answers_a_flush_and_a_killed_owner_had_flushed_nothing_it_acknowledged() {
+    let c = cluster();
+    let image = c.create_image(POOL, "gw-flush", 16);
+    let write_back = Launch {
+        wrapper: vec![
+            "env".into(),
+            "CEPH_ARGS=--rbd_cache_policy=writeback --rbd_cache_max_dirty_age=600".into(),
+        ],
+        ..Default::default()
+    };
+    let mut a = gateway_with(c, &image, 1, 2, true, &write_back);
+    let b = gateway(c, &image, 2, 1, false);
+    let mut via_a = session(&a, 1);
+    let mut via_b = session(&b, 2);
+    let sync_cache = [0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+    via_b.non_data(0, &sync_cache).assert_good();
+    via_a.non_data(0, &sync_cache).assert_good();
+    assert_eq!(port_groups(&mut via_b), vec![(1, AO), (2, ANO)]);
+    assert!(!b.log().contains("locks over"), "{}", b.log());
+
+    let data = cdb::pattern(5, 8 * BS);
+    via_a.write_blocks(0, 64, &data, BS as u32).assert_good();
+    let exported = c.export(POOL, &image);
+    assert!(
+        exported[64 * BS..72 * BS] == data[..],
+        "an acknowledged write is not in the cluster: the owner's librbd caches it"
+    );
+    a.signal("KILL");
+    a.wait_exit(Duration::from_secs(10));
+    write_retrying(&mut via_b, 200, &data, Duration::from_secs(60));
+    assert_eq!(via_b.read_blocks(0, 64, 8, BS as u32).data, data);
 }
 
 #[test]

@@ -2,9 +2,10 @@
 # Runs inside the harness's guest (stock Debian kernel, open-iscsi, fio, multipath-tools) against
 # the ringtgts that run.sh started on the host. It checks the five points of the Linux-initiator
 # issue, CHAP (point 6), multipath through two ALUA port groups (point 7), a graceful target
-# stop (point 8) and a Ceph RBD LUN (point 9), printing every initiator command with its own
-# output, and ends with one "RESULT point N: PASS|FAIL|SKIPPED" line per point (SKIPPED: point 9
-# where the host has no RBD support, RBD_SKIP). Its exit status is the number of failed points
+# stop (point 8), a Ceph RBD LUN (point 9) and two gateways of one RBD image with the owner
+# killed during fio (point 10), printing every initiator command with its own output, and ends
+# with one "RESULT point N: PASS|FAIL|SKIPPED" line per point (SKIPPED: points 9 and 10 where
+# the host has no RBD support, RBD_SKIP). Its exit status is the number of failed points
 # (0 = all passed).
 #
 # It talks to run.sh through the serial console: a line "@@ringtgt-vm: host ACTION@@" asks the
@@ -12,9 +13,10 @@
 # heal = lift that, cut = destroy the target's TCP connections, restart = kill ringtgt and start
 # it again on the same LUN file. Point 7: pathcut = black-hole the multipath target's
 # active/optimized portal, pathheal = open it again. Point 8: stop = stop ringtgt with SIGTERM,
-# as systemctl stop does, and start it again. Point 9 asks nothing: the host starts the RBD
-# target once its Ceph cluster is up, and the guest waits for its portal. The parameters come
-# from params.env beside this script (written by run.sh).
+# as systemctl stop does, and start it again. Point 10: gwkill = kill gateway A, the owner of
+# the image's lock (SIGKILL). Point 9 asks nothing: the host starts the RBD target and the two
+# gateways once its Ceph cluster is up, and the guest waits for their portals. The parameters
+# come from params.env beside this script (written by run.sh).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=/dev/null
@@ -22,7 +24,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 PORTAL=$TARGET_IP:$TARGET_PORT
 START=$SECONDS
-declare -A POINT_OK=([1]=1 [2]=1 [3]=1 [4]=1 [5]=1 [6]=1 [7]=1 [8]=1 [9]=1)
+declare -A POINT_OK=([1]=1 [2]=1 [3]=1 [4]=1 [5]=1 [6]=1 [7]=1 [8]=1 [9]=1 [10]=1)
 declare -A POINT_SKIP=() # point -> why it was not run
 POINT_NAME=(
     [1]="discovery, login, LUN identity"
@@ -34,6 +36,7 @@ POINT_NAME=(
     [7]="multipath: one map of two ALUA paths, fio verify across a cut of the optimized path, heal"
     [8]="target stop (SIGTERM) during fio writes: logout on request, login when it is back"
     [9]="RBD LUN: fio verify (4 KiB + 64 KiB random writes) on a Ceph image, verified again after a re-login"
+    [10]="two gateways of one RBD image: multipath by ALUA, the owner killed during fio, writes carry on through the other, verify"
 )
 
 say() { echo "guest[$((SECONDS - START))s]: $*"; }
@@ -697,12 +700,12 @@ if dmesg_since "$run_mark" | drop_known_kernel_splats | grep -E "$bad" >/tmp/all
 fi
 
 # ---------------------------------------------------------------------------------------------
-# Point 7 runs last, after point 5's logout: it makes the kernel fail I/O on one path on purpose
-# (which point 5's whole-run dmesg check would hold against the other points), and the
-# multipathd it starts must find no other SCSI disk to claim.
+# Points 7 and 10 run last, after point 5's logout: they make the kernel fail I/O on one path on
+# purpose (which point 5's whole-run dmesg check would hold against the other points), and the
+# multipathd each starts must find no other SCSI disk to claim.
 section 7
-# One LU through two portals of run.sh's third ringtgt: port group 1 (MP_AO) is
-# active/optimized, group 2 (MP_ANO) active/non-optimized. dm-multipath must make one map of
+# One LU through two portals of run.sh's third ringtgt: port group 1 (MPATH_AO_PORT) is
+# active/optimized, group 2 (MPATH_ANO_PORT) active/non-optimized. dm-multipath must make one map of
 # the two paths, one path group per ALUA priority; fio's writes (each block carrying its
 # crc32c) must survive a black hole on the optimized path, the kernel failing that path and
 # sending the I/O down the other one; every block must then read back right. Then the path is
@@ -723,8 +726,6 @@ section 7
 #   - dev_loss_tmo is not set: it is the timeout of FC and SAS remote ports; an iSCSI path's
 #     SCSI device is not removed when its connection is lost (iscsid keeps logging in again
 #     until it is logged out), and multipathd does not apply it to iSCSI.
-MP_AO=$TARGET_IP:$MPATH_AO_PORT
-MP_ANO=$TARGET_IP:$MPATH_ANO_PORT
 MP_TMO=5
 
 # path_session SDX: the iSCSI session (sysfs name, sessionN) SCSI disk SDX belongs to.
@@ -767,24 +768,36 @@ mp_paths() {
         echo "$dev $(path_port "$dev") $rest"
     done
 }
-# mp_is STATE FILE: whether the multipath -ll output in FILE shows one map of two path groups
-# of one path each (one path per portal), and
-#   healthy      both paths up; the optimized one in the active group, of ALUA priority 50,
-#                the non-optimized one in the other group, of priority 10;
-#   failed-over  the optimized path failed (kernel) and faulty (checker), the other one up and
-#                its group the active one.
+# mp_is STATE FILE: whether the multipath -ll output in FILE shows one map of two paths, one
+# per portal (MP_AO_PORT's, the optimized one at first, and MP_ANO_PORT's), and
+#   healthy      both paths up in two path groups; the optimized one in the active group, of
+#                ALUA priority 50, the non-optimized one in the other group, of priority 10;
+#   failed-over  two path groups; the optimized path failed (kernel) and faulty (checker), the
+#                other one up and its group the active one (point 7: still non-optimized, 10);
+#   taken-over   the optimized path failed and faulty, the other one up, optimized now (50, its
+#                gateway took the LU over: point 10) and in the active group.
 mp_is() {
-    [[ $(grep -cE ' dm-[0-9]+ ' "$2") == 1 && $(grep -c 'policy=' "$2") == 2 ]] || return 1
+    local groups
+    groups=$(grep -c 'policy=' "$2")
+    [[ $(grep -cE ' dm-[0-9]+ ' "$2") == 1 ]] || return 1
     mp_paths "$2" >/tmp/mp-paths.txt
     [[ $(wc -l </tmp/mp-paths.txt) == 2 ]] || return 1
     case $1 in
     healthy)
-        grep -qE "^[a-z]+ $MPATH_AO_PORT 50 active active ready running\$" /tmp/mp-paths.txt &&
-            grep -qE "^[a-z]+ $MPATH_ANO_PORT 10 enabled active ready running\$" /tmp/mp-paths.txt
+        ((groups == 2)) &&
+            grep -qE "^[a-z]+ $MP_AO_PORT 50 active active ready running\$" /tmp/mp-paths.txt &&
+            grep -qE "^[a-z]+ $MP_ANO_PORT 10 enabled active ready running\$" /tmp/mp-paths.txt
         ;;
     failed-over)
-        grep -qE "^[a-z]+ $MPATH_AO_PORT -?[0-9]+ [a-z]+ failed faulty " /tmp/mp-paths.txt &&
-            grep -qE "^[a-z]+ $MPATH_ANO_PORT 10 active active ready running\$" /tmp/mp-paths.txt
+        ((groups == 2)) &&
+            grep -qE "^[a-z]+ $MP_AO_PORT -?[0-9]+ [a-z]+ failed faulty " /tmp/mp-paths.txt &&
+            grep -qE "^[a-z]+ $MP_ANO_PORT 10 active active ready running\$" /tmp/mp-paths.txt
+        ;;
+    taken-over)
+        # (With failback manual multipathd does not regroup the paths by their new priorities,
+        # but another version might: one group or two.)
+        grep -qE "^[a-z]+ $MP_AO_PORT -?[0-9]+ [a-z]+ failed faulty " /tmp/mp-paths.txt &&
+            grep -qE "^[a-z]+ $MP_ANO_PORT 50 active active ready running\$" /tmp/mp-paths.txt
         ;;
     esac
 }
@@ -818,22 +831,33 @@ mp_wait() {
 # groups (checker verdicts, failed and reinstated paths, group switches), each message once,
 # with the time of its first appearance.
 mpd_events() {
-    tail -n +$(($1 + 1)) /tmp/multipathd.log |
+    tail -n +$(($1 + 1)) "$MPD_LOG" |
         grep -E 'reports path is|reinstated|failed path|switch to path group|remaining active paths' |
         awk -F' [|] ' '!seen[$2]++' | head -n 20 | sed 's/^/  | multipathd: /'
 }
 
-MPD_PID="" MP_NAME="" MP_DEV="" AO_DEV="" ANO_DEV=""
-p7_setup() {
-    modprobe -a dm_multipath dm_service_time || { fail 7 "modprobe dm_multipath failed"; return 1; }
+# mp_setup POINT IQN AO_PORT ANO_PORT FAILBACK NO_PATH_RETRY: starts udevd and multipathd
+# (multipath.conf with FAILBACK and NO_PATH_RETRY), discovers IQN through the portal on each
+# port, logs in through both and sets AO_DEV and ANO_DEV to the disk of each path: AO_PORT's
+# is in port group 1, active/optimized, ANO_PORT's in group 2, active/non-optimized.
+MPD_PID="" MPD_LOG="" MP_NAME="" MP_DEV="" AO_DEV="" ANO_DEV="" MP_AO_PORT="" MP_ANO_PORT=""
+mp_setup() {
+    local point=$1 iqn=$2 failback=$5 no_path_retry=$6
+    MP_AO_PORT=$3 MP_ANO_PORT=$4 MPD_LOG=/tmp/multipathd-p$1.log
+    MPD_PID="" MP_NAME="" MP_DEV="" AO_DEV="" ANO_DEV=""
+    local ao=$TARGET_IP:$MP_AO_PORT ano=$TARGET_IP:$MP_ANO_PORT
+    modprobe -a dm_multipath dm_service_time || { fail "$point" "modprobe dm_multipath failed"; return 1; }
     # multipathd learns of new paths from udev's events and takes each path's WWID (and the
     # SCSI_IDENT_* property that exempts it from its default blacklist) from what udev's rules
     # found; with no systemd in the guest, udevd runs as a plain daemon.
-    run /lib/systemd/systemd-udevd --daemon || { fail 7 "systemd-udevd did not start"; return 1; }
+    run /lib/systemd/systemd-udevd --daemon || { fail "$point" "systemd-udevd did not start"; return 1; }
     # Debian's cloud kernel has no SCSI device handlers (CONFIG_SCSI_DH is off), so nothing in
     # the kernel reads ALUA states: multipath's alua prioritizer asks the target itself
     # (REPORT TARGET PORT GROUPS) and group_by_prio makes one path group per priority. prio is
-    # set rather than detected (detect_prio no) so that it is alua on any kernel.
+    # set rather than detected (detect_prio no) so that it is alua on any kernel. (No
+    # hardware_handler either: multipathd shows "1 alua" as detected from TPGS, but there is no
+    # handler to attach. Point 10's writes answered ASYMMETRIC ACCESS STATE TRANSITION are
+    # retried by the SCSI layer all the same: no error reaches dm-multipath.)
     cat >/etc/multipath.conf <<EOF
 defaults {
     # A failed path is checked every second; a healthy one every 1..4 s.
@@ -855,14 +879,14 @@ devices {
         detect_prio no
         prio alua
         path_checker tur
-        failback immediate
-        no_path_retry 10
+        failback $failback
+        no_path_retry $no_path_retry
         fast_io_fail_tmo $MP_TMO
     }
 }
 EOF
     # -v3: the log says which prioritizer each path got, and the priority it gave.
-    multipathd -d -v3 >/tmp/multipathd.log 2>&1 &
+    multipathd -d -v3 >"$MPD_LOG" 2>&1 &
     MPD_PID=$!
     local i
     for ((i = 0; i < 200; i++)); do
@@ -871,54 +895,79 @@ EOF
         sleep 0.1
     done
     if ! run multipathd show daemon; then
-        fail 7 "multipathd did not start or does not answer; its log:"
-        sed 's/^/  | /' /tmp/multipathd.log
+        fail "$point" "multipathd did not start or does not answer; its log:"
+        sed 's/^/  | /' "$MPD_LOG"
         return 1
     fi
 
-    local out=/tmp/discovery7.txt
-    if ! runo "$out" timeout 60 iscsiadm -m discovery -t sendtargets -p "$MP_AO"; then
-        fail 7 "discovery through $MP_AO failed"
-        return 1
+    # Through each portal: a gateway lists only its own portal (point 10), point 7's daemon both.
+    local portal out=/tmp/discovery$point.txt
+    : >"$out"
+    for portal in "$ao" "$ano"; do
+        if ! runo /tmp/discovery.txt timeout 60 iscsiadm -m discovery -t sendtargets -p "$portal"; then
+            fail "$point" "discovery through $portal failed"
+            return 1
+        fi
+        cat /tmp/discovery.txt >>"$out"
+    done
+    if ! grep -q "^$ao,1 $iqn\$" "$out" || ! grep -q "^$ano,2 $iqn\$" "$out"; then
+        fail "$point" "discovery did not list '$ao,1' and '$ano,2' (portal,port group) for $iqn"
     fi
-    if ! grep -q "^$MP_AO,1 $MPATH_IQN\$" "$out" || ! grep -q "^$MP_ANO,2 $MPATH_IQN\$" "$out"; then
-        fail 7 "discovery did not list '$MP_AO,1' and '$MP_ANO,2' (portal,port group) for $MPATH_IQN"
-    fi
-    local portal kv
-    for portal in "$MP_AO" "$MP_ANO"; do
+    local kv
+    for portal in "$ao" "$ano"; do
         for kv in node.session.timeo.replacement_timeout=$MP_TMO node.conn[0].timeo.noop_out_interval=2 \
             node.conn[0].timeo.noop_out_timeout=3 node.conn[0].timeo.login_timeout=5; do
-            iscsiadm -m node -T "$MPATH_IQN" -p "$portal" -o update -n "${kv%%=*}" -v "${kv#*=}" ||
-                { fail 7 "cannot set ${kv%%=*} in the node record of $portal"; return 1; }
+            iscsiadm -m node -T "$iqn" -p "$portal" -o update -n "${kv%%=*}" -v "${kv#*=}" ||
+                { fail "$point" "cannot set ${kv%%=*} in the node record of $portal"; return 1; }
         done
     done
-    out=/tmp/login7.txt
-    runo "$out" timeout 60 iscsiadm -m node -T "$MPATH_IQN" --login
-    if [[ $(grep -c "Login to .*$MPATH_IQN.* successful" "$out") != 2 ]]; then
-        fail 7 "iscsiadm did not log in through both portals"
+    # The optimized path first, and the other once multipathd has made the map of it and found
+    # it up: with failback manual, a map made of the other path alone (or while the optimized
+    # one's checker is still pending, which TCG makes likely) keeps using the non-optimized
+    # group as long as its path is up.
+    out=/tmp/login$point.txt
+    if ! runo "$out" timeout 60 iscsiadm -m node -T "$iqn" -p "$ao" --login ||
+        ! grep -q "Login to .*$iqn.* successful" "$out"; then
+        fail "$point" "iscsiadm did not log in through $ao"
         return 1
     fi
     for ((i = 0; i < 200; i++)); do
-        AO_DEV=$(port_disk "$MPATH_AO_PORT") && ANO_DEV=$(port_disk "$MPATH_ANO_PORT") && break
+        AO_DEV=$(port_disk "$MP_AO_PORT") && break
         sleep 0.1
     done
-    if [[ -z $AO_DEV || -z $ANO_DEV ]]; then
-        fail 7 "no disk through each portal within 20 s (port $MPATH_AO_PORT: '$AO_DEV', port $MPATH_ANO_PORT: '$ANO_DEV')"
+    [[ -n $AO_DEV ]] || { fail "$point" "no disk through $ao within 20 s"; return 1; }
+    for ((i = 0; i < 300; i++)); do
+        timeout 10 multipathd show topology 2>/dev/null | grep -qE " $AO_DEV [0-9]+:[0-9]+ +active ready" && break
+        sleep 0.2
+    done
+    ((i < 300)) || fail "$point" "multipathd made no map of $AO_DEV with the path up within 60 s"
+    if ! runo "$out" timeout 60 iscsiadm -m node -T "$iqn" -p "$ano" --login ||
+        ! grep -q "Login to .*$iqn.* successful" "$out"; then
+        fail "$point" "iscsiadm did not log in through $ano"
         return 1
     fi
+    for ((i = 0; i < 200; i++)); do
+        ANO_DEV=$(port_disk "$MP_ANO_PORT") && break
+        sleep 0.1
+    done
+    [[ -n $ANO_DEV ]] || { fail "$point" "no disk through $ano within 20 s"; return 1; }
     local ao_s ano_s
     ao_s=$(path_session "$AO_DEV") ano_s=$(path_session "$ANO_DEV")
-    say "optimized path $AO_DEV ($ao_s, $MP_AO), non-optimized path $ANO_DEV ($ano_s, $MP_ANO)"
+    say "optimized path $AO_DEV ($ao_s, $ao), non-optimized path $ANO_DEV ($ano_s, $ano)"
     # The portal group tag each login reported is the port group's id.
     [[ $(cat "/sys/class/iscsi_session/$ao_s/tpgt") == 1 && $(cat "/sys/class/iscsi_session/$ano_s/tpgt") == 2 ]] ||
-        fail 7 "session portal group tags are $(cat "/sys/class/iscsi_session/$ao_s/tpgt") (port $MPATH_AO_PORT)" \
-            "and $(cat "/sys/class/iscsi_session/$ano_s/tpgt") (port $MPATH_ANO_PORT), want 1 and 2"
-    run sg_rtpg --decode "/dev/$AO_DEV"
+        fail "$point" "session portal group tags are $(cat "/sys/class/iscsi_session/$ao_s/tpgt") (port $MP_AO_PORT)" \
+            "and $(cat "/sys/class/iscsi_session/$ano_s/tpgt") (port $MP_ANO_PORT), want 1 and 2"
+    # (Informational: it may take a unit attention the kernel has not seen yet.)
+    run sg_rtpg --decode "/dev/$AO_DEV" || run sg_rtpg --decode "/dev/$AO_DEV" || true
 }
 
-p7_map() {
+# mp_map POINT: waits for one map of the two paths in two path groups by ALUA priority, sets
+# MP_NAME and MP_DEV (/dev/dm-N), and checks the prioritizer and the sessions' timeout.
+mp_map() {
+    local point=$1
     if ! mp_wait 60 "one map, the optimized path in the active group (prio 50), the other enabled (prio 10)" healthy; then
-        fail 7 "multipath -ll does not show one map of the two paths in two path groups by ALUA priority"
+        fail "$point" "multipath -ll does not show one map of the two paths in two path groups by ALUA priority"
         return 1
     fi
     MP_NAME=$(awk '$2 ~ /^dm-[0-9]+$/ {print $1; exit}' /tmp/mp.txt)
@@ -926,15 +975,15 @@ p7_map() {
     say "map $MP_NAME = $MP_DEV"
     local dev
     for dev in "$AO_DEV" "$ANO_DEV"; do
-        grep -E "(^| )$dev: (alua )?prio = " /tmp/multipathd.log | sort -u | sed 's/^/  | multipathd: /'
-        grep -qE "$dev: prio = alua" /tmp/multipathd.log || fail 7 "multipathd did not choose the alua prioritizer for $dev"
+        grep -E "(^| )$dev: (alua )?prio = " "$MPD_LOG" | sort -u | sed 's/^/  | multipathd: /'
+        grep -qE "$dev: prio = alua" "$MPD_LOG" || fail "$point" "multipathd did not choose the alua prioritizer for $dev"
     done
     # fast_io_fail_tmo must have reached both sessions: it is what bounds the failover.
     local s tmo
     for dev in "$AO_DEV" "$ANO_DEV"; do
         s=$(path_session "$dev")
         tmo=$(cat "/sys/class/iscsi_session/$s/recovery_tmo")
-        [[ $tmo == "$MP_TMO" ]] || fail 7 "$s ($dev): recovery_tmo is $tmo, want $MP_TMO"
+        [[ $tmo == "$MP_TMO" ]] || fail "$point" "$s ($dev): recovery_tmo is $tmo, want $MP_TMO"
     done
 }
 
@@ -942,19 +991,20 @@ p7_map() {
 # 128 are written the host black-holes the optimized portal. The kernel must fail that path and
 # carry on down the other one; fio must see no error and verify every block.
 #
-# fio is held to 1000 IOPS (reads too) so that on a fast machine (KVM) the writes still last
-# 2 s, long enough for the host to cut the path while most of them are still to come; under
-# TCG it runs at the guest's own pace, a few hundred IOPS. The I/O in flight at the cut waits
-# for the failover; the rest goes down the other path.
+# fio's writes are held to 200 IOPS (its reads are not), so that they last 10 s whatever the
+# machine: the cut must land while many are still to come. Under TCG the guest writes 400 or
+# more IOPS unchecked, and this loop, sharing the guest's one CPU with fio, has seen its 128th
+# write 4 s late, when nearly all of them were done. The I/O in flight at the cut waits for the
+# failover; the rest goes down the other path.
 P7_ARGS=()
 p7_cut() {
     local blocks=2048 cut_at=128
     P7_ARGS=(--name=p7 --filename="$MP_DEV" --rw=randwrite --bs=4k --size=$((blocks * 4))k)
-    echo "---- fio ${P7_ARGS[*]} --rate_iops=1000, write then verify"
+    echo "---- fio ${P7_ARGS[*]} --rate_iops=,200, write then verify"
     local w0 pid i t_fio stat
     w0=$(writes_done "$MP_DEV") t_fio=$SECONDS
     timeout "$FIO_TIMEOUT" fio --direct=1 --ioengine=libaio --iodepth=32 --verify=crc32c \
-        --verify_fatal=1 --randrepeat=1 --group_reporting --do_verify=1 --rate_iops=1000 \
+        --verify_fatal=1 --randrepeat=1 --group_reporting --do_verify=1 --rate_iops=,200 \
         "${P7_ARGS[@]}" >/tmp/fio-p7.txt 2>&1 &
     pid=$!
     # The count is read with bash's read rather than awk: fio keeps the guest's one CPU busy,
@@ -970,13 +1020,17 @@ p7_cut() {
         sed 's/^/  | /' /tmp/fio-p7.txt
         return 1
     fi
-    local mark log0 ano_w0 t0 failover
-    mark=$(dmesg_mark) log0=$(wc -l </tmp/multipathd.log)
-    ano_w0=$(writes_done "$ANO_DEV")
-    say "asking the host to cut the optimized path ($(($(writes_done "$MP_DEV") - w0)) writes done" \
-        "$((SECONDS - t_fio))s after fio started; $AO_DEV wrote $(writes_done "$AO_DEV"), $ANO_DEV $ano_w0)"
+    local mark log0 ano_w0 t0 failover s_ao s_ano
+    mark=$(dmesg_mark) log0=$(wc -l <"$MPD_LOG")
+    # The request goes out first and the report after it, from counts read without a fork.
+    read -ra stat <"/sys/block/${MP_DEV#/dev/}/stat"
+    read -ra s_ao <"/sys/block/$AO_DEV/stat"
+    read -ra s_ano <"/sys/block/$ANO_DEV/stat"
+    ano_w0=${s_ano[4]}
     t0=$SECONDS
     echo "@@ringtgt-vm: host pathcut@@"
+    say "asked the host to cut the optimized path ($((stat[4] - w0)) writes done" \
+        "$((SECONDS - t_fio))s after fio started; $AO_DEV wrote ${s_ao[4]}, $ANO_DEV $ano_w0)"
     for ((i = 0; i < 300; i++)); do
         dmesg_since "$mark" | grep -q 'detected conn error' && break
         sleep 0.1
@@ -1021,7 +1075,7 @@ p7_cut() {
 p7_heal() {
     local t0 i s log0
     s=$(path_session "$AO_DEV")
-    log0=$(wc -l </tmp/multipathd.log)
+    log0=$(wc -l <"$MPD_LOG")
     t0=$SECONDS
     echo "@@ringtgt-vm: host pathheal@@"
     for ((i = 0; i < 600; i++)); do
@@ -1050,39 +1104,43 @@ p7_heal() {
     fi
 }
 
-p7_teardown() {
-    local i n
-    if [[ -n $MP_NAME ]]; then
-        # udev may still hold the map open for a moment after fio: a few tries.
-        for ((i = 0; i < 10; i++)); do
+# mp_teardown POINT IQN: removes the map, stops multipathd and udevd, logs out of IQN.
+mp_teardown() {
+    local point=$1 iqn=$2 i n
+    # udev may still hold the map open for a moment after fio: a few tries. (-F: every map,
+    # should the point have failed before it knew the map's name.)
+    for ((i = 0; i < 10; i++)); do
+        if [[ -n $MP_NAME ]]; then
             multipath -f "$MP_NAME" >/tmp/mpflush.txt 2>&1 && break
-            sleep 1
-        done
-        run cat /tmp/mpflush.txt
-        ((i < 10)) || fail 7 "multipath -f $MP_NAME failed"
-    fi
+        else
+            multipath -F >/tmp/mpflush.txt 2>&1 && break
+        fi
+        sleep 1
+    done
+    run cat /tmp/mpflush.txt
+    ((i < 10)) || fail "$point" "multipath -f ${MP_NAME:--F} failed"
     if [[ -n $MPD_PID ]]; then
         run multipathd shutdown
         for ((i = 0; i < 100; i++)); do
             kill -0 "$MPD_PID" 2>/dev/null || break
             sleep 0.1
         done
-        kill -0 "$MPD_PID" 2>/dev/null && { fail 7 "multipathd still runs 10 s after shutdown"; kill -9 "$MPD_PID"; }
+        kill -0 "$MPD_PID" 2>/dev/null && { fail "$point" "multipathd still runs 10 s after shutdown"; kill -9 "$MPD_PID"; }
     fi
-    runo /tmp/logout7.txt timeout 60 iscsiadm -m node -T "$MPATH_IQN" --logout ||
-        fail 7 "iscsiadm --logout failed"
+    runo "/tmp/logout$point.txt" timeout 60 iscsiadm -m node -T "$iqn" --logout ||
+        fail "$point" "iscsiadm --logout failed"
     n=$(iscsiadm -m session 2>/dev/null | grep -c '^tcp:')
-    [[ $n == 0 ]] || fail 7 "$n sessions still listed after logout"
+    [[ $n == 0 ]] || fail "$point" "$n sessions still listed after logout"
     udevadm control --exit
-    if ((!POINT_OK[7])); then
-        echo "+ multipathd log (last 150 lines of /tmp/multipathd.log)"
-        tail -n 150 /tmp/multipathd.log | sed 's/^/  | /'
+    if ((!POINT_OK[$point])) && [[ -n $MPD_LOG ]]; then
+        echo "+ multipathd log (last 150 lines of $MPD_LOG)"
+        tail -n 150 "$MPD_LOG" | sed 's/^/  | /'
     fi
 }
 
 p7_mark=$(dmesg_mark)
-p7_setup && p7_map && p7_cut && p7_heal
-p7_teardown
+mp_setup 7 "$MPATH_IQN" "$MPATH_AO_PORT" "$MPATH_ANO_PORT" immediate 10 && mp_map 7 && p7_cut && p7_heal
+mp_teardown 7 "$MPATH_IQN"
 # Kernel faults are failures; I/O errors only on the path that was cut (they are how the kernel
 # hands the I/O to dm-multipath to send down the other path).
 bad='Call Trace|BUG:|WARNING:|Oops|blocked for more than'
@@ -1094,6 +1152,192 @@ if dmesg_since "$p7_mark" | grep -E 'I/O error|FAILED Result' |
     grep -vE "\[${AO_DEV:-none}\]|dev ${AO_DEV:-none}," >/tmp/p7-io.txt; then
     fail 7 "the kernel failed I/O on another device than the cut path ${AO_DEV:-?}:"
     sed 's/^/  | /' /tmp/p7-io.txt
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Point 10: two gateways, one RBD disk. run.sh's fifth and sixth ringtgts export the same image
+# of its Ceph cluster under one target name with the same LU serial, in gateway mode
+# (failover = "rbd-lock"): gateway A (GW_A_PORT, port group 1) holds the image's exclusive lock
+# and reports its group active/optimized, gateway B (GW_B_PORT, group 2) active/non-optimized.
+# dm-multipath makes one map of the two paths in two path groups by ALUA priority (the same
+# multipath.conf as point 7, with failback manual and no_path_retry 12), and I/O goes to A's.
+# fio writes random 4 KiB and 64 KiB blocks over the map (each carrying its crc32c); after some
+# have completed, the host kills gateway A (SIGKILL). The initiator sees A's connection fail at
+# once and fails the path fast_io_fail_tmo (5 s) later; dm-multipath sends the I/O down B's
+# path, B answers the first writes NOT READY, ASYMMETRIC ACCESS STATE TRANSITION while it
+# breaks A's lock in the cluster (librbd blocklists A first) and takes it, and then serves
+# them. fio must finish without an error and read every block back right; multipath must then
+# show A's path failed and B's path optimized (prio 50) and active. The host checks B's log for
+# the takeover (run.sh). Skipped where point 9 is.
+section 10
+# gw_portals_open: both gateways accept connections (the host starts them with point 9's
+# target once its cluster is up, so by now they normally are).
+gw_portals_open() {
+    local port
+    for port in "$GW_A_PORT" "$GW_B_PORT"; do
+        (exec 3<>"/dev/tcp/$TARGET_IP/$port") 2>/dev/null || return 1
+    done
+}
+# ms: milliseconds since the epoch, without a fork (bash's EPOCHREALTIME).
+ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+# secs_since MS: the seconds since MS, to a tenth.
+secs_since() {
+    local d=$(($(ms) - $1))
+    echo "$((d / 1000)).$((d % 1000 / 100))"
+}
+
+p10_wait() {
+    local t0=$SECONDS
+    until gw_portals_open; do
+        if ((SECONDS - t0 >= RBD_WAIT)); then
+            fail 10 "the gateways' portals $TARGET_IP:$GW_A_PORT and :$GW_B_PORT did not open within ${RBD_WAIT}s (run.sh says why)"
+            return 1
+        fi
+        sleep 2
+    done
+}
+
+# p10_identity: one LU through both gateways: the image's size, the configured serial.
+p10_identity() {
+    local dev size
+    for dev in "$AO_DEV" "$ANO_DEV"; do
+        size=$(blockdev --getsize64 "/dev/$dev")
+        [[ $size == "$GW_SIZE" ]] || fail 10 "$dev: size $size, want the image's $GW_SIZE"
+        sg_inq -p 0x80 "/dev/$dev" 2>&1 | grep -q "Unit serial number: *$GW_SERIAL\$" ||
+            fail 10 "$dev: sg_inq -p 0x80 does not show serial $GW_SERIAL"
+    done
+}
+
+# p10_kill: fio writes over the map and reads every block back; the host kills gateway A once
+# 64 writes have completed. fio's writes are held to 3 MiB/s (about 8 s for the default 24 MiB,
+# some 90 writes a second) so that the kill lands with most of them still to come; the I/O in
+# flight at the kill waits for the failover, and fio catches up afterwards.
+p10_kill() {
+    local kill_at=64 w0 a_w0 b_w0 pid i stat t_fio
+    local args=(--name=p10 --filename="/dev/mapper/$MP_NAME" --rw=randwrite --bssplit=4k/50:64k/50
+        --size="$FIO_GW_SIZE")
+    echo "---- fio ${args[*]} --rate=,3m, write then verify"
+    w0=$(writes_done "$MP_DEV") a_w0=$(writes_done "$AO_DEV") b_w0=$(writes_done "$ANO_DEV") t_fio=$SECONDS
+    timeout "$FIO_TIMEOUT" fio --direct=1 --ioengine=libaio --iodepth=32 --verify=crc32c \
+        --verify_fatal=1 --randrepeat=1 --group_reporting --do_verify=1 --rate=,3m \
+        "${args[@]}" >/tmp/fio-p10.txt 2>&1 &
+    pid=$!
+    for ((i = 0; i < 300; i++)); do
+        read -ra stat <"/sys/block/${MP_DEV#/dev/}/stat"
+        ((stat[4] - w0 >= kill_at)) && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! kill -0 "$pid" 2>/dev/null; then
+        fail 10 "fio ended before gateway A could be killed:"
+        sed 's/^/  | /' /tmp/fio-p10.txt
+        return 1
+    fi
+    local mark log0 b_w1 t0 t_b="" t_flow="" dm_w s_a s_b
+    mark=$(dmesg_mark) log0=$(wc -l <"$MPD_LOG")
+    # The request goes out first and the report after it, from counts read without a fork.
+    read -ra stat <"/sys/block/${MP_DEV#/dev/}/stat"
+    read -ra s_a <"/sys/block/$AO_DEV/stat"
+    read -ra s_b <"/sys/block/$ANO_DEV/stat"
+    b_w1=${s_b[4]}
+    t0=$(ms)
+    echo "@@ringtgt-vm: host gwkill@@"
+    say "asked the host to kill gateway A ($((stat[4] - w0)) writes done" \
+        "$((SECONDS - t_fio))s after fio started; A's path $AO_DEV wrote $((s_a[4] - a_w0))," \
+        "B's path $ANO_DEV $((b_w1 - b_w0)))"
+    ((b_w1 == b_w0)) || fail 10 "writes went down gateway B's path $ANO_DEV while A was the owner"
+    for ((i = 0; i < 300; i++)); do
+        dmesg_since "$mark" | grep -q 'detected conn error' && break
+        sleep 0.1
+    done
+    if dmesg_since "$mark" | grep -q 'detected conn error'; then
+        say "the initiator saw A's connection fail $(secs_since "$t0")s after the kill request"
+    else
+        fail 10 "the initiator saw no connection error within 30 s of the kill"
+    fi
+    # The failover: first a write down B's path (answered with the transition while B takes
+    # the lock over), then writes completing on the map again.
+    for ((i = 0; i < 600; i++)); do
+        if [[ -z $t_b ]] && (($(writes_done "$ANO_DEV") > b_w1)); then
+            t_b=$(secs_since "$t0") dm_w=$(writes_done "$MP_DEV")
+        fi
+        if [[ -n $t_b ]] && (($(writes_done "$MP_DEV") > dm_w)); then
+            t_flow=$(secs_since "$t0")
+            break
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [[ -z $t_b ]]; then
+        fail 10 "no write went down gateway B's path $ANO_DEV within 60 s of the kill"
+    else
+        say "failover: the first write went down B's path ${t_b}s after the kill request," \
+            "writes completed on the map again after ${t_flow:-?}s"
+    fi
+    wait "$pid"
+    local rc=$?
+    echo "+ fio across the kill: exit status $rc ($(secs_since "$t0")s after the kill request)"
+    sed 's/^/  | /' /tmp/fio-p10.txt
+    echo "+ dmesg (since the kill)"
+    dmesg_since "$mark" | sed 's/^/  | /'
+    if [[ $rc != 0 ]] || grep -E 'err= *[1-9]|verify: |bad magic|crc32c: verify failed' /tmp/fio-p10.txt >/dev/null; then
+        fail 10 "fio failed across the kill (exit status $rc; 124 = timed out after ${FIO_TIMEOUT}s)"
+    else
+        local w r
+        w=$(io_total /tmp/fio-p10.txt WRITE) r=$(io_total /tmp/fio-p10.txt READ)
+        say "fio wrote $w and verified $r across the kill; B's path wrote $(($(writes_done "$ANO_DEV") - b_w0))" \
+            "times, A's $(($(writes_done "$AO_DEV") - a_w0))"
+        [[ -n $w && $w == "$r" ]] || fail 10 "fio verified $r of the $w written"
+    fi
+    echo "+ multipathd (since the kill)"
+    mpd_events "$log0"
+    dmesg_since "$mark" | grep -q "multipath.*Failing path" ||
+        fail 10 "the kernel did not say it failed a path (device-mapper: multipath: ... Failing path)"
+    mp_wait 30 "A's path failed, B's path optimized (prio 50) and in the active group" taken-over ||
+        fail 10 "multipath -ll does not show A's path failed and B's optimized and active"
+}
+
+if [[ -n ${RBD_SKIP:-} ]]; then
+    POINT_SKIP[10]=$RBD_SKIP
+    say "point 10 skipped: $RBD_SKIP"
+else
+    p10_mark=$(dmesg_mark)
+    # The SCSI commands the kernel sends, for the failure report: what went down which path.
+    tracing=/sys/kernel/tracing
+    mountpoint -q "$tracing" || mount -t tracefs nodev "$tracing" 2>/dev/null
+    echo 1 >"$tracing/events/scsi/scsi_dispatch_cmd_start/enable" 2>/dev/null
+    p10_wait && mp_setup 10 "$GW_IQN" "$GW_A_PORT" "$GW_B_PORT" manual 12 && mp_map 10 &&
+        p10_identity && p10_kill
+    if ((!POINT_OK[10])) && [[ -r $tracing/trace ]]; then
+        echo "+ SCSI commands other than reads, TEST UNIT READY and INQUIRY (kernel trace; A's path" \
+            "$(readlink -f "/sys/block/${AO_DEV:-none}/device" | grep -o 'host[0-9]*' | head -n1)," \
+            "B's $(readlink -f "/sys/block/${ANO_DEV:-none}/device" | grep -o 'host[0-9]*' | head -n1))"
+        grep scsi_dispatch_cmd_start "$tracing/trace" |
+            grep -vE 'cmnd=\((READ_(6|10|16)|TEST_UNIT_READY|INQUIRY) ' |
+            sed -E 's/^ *([^ ]+) .* ([0-9]+\.[0-9]+): .*host_no=([0-9]+).*cmnd=\(([A-Z_0-9]+( [A-Z_0-9]+)?).*/\2 host\3 \4 (\1)/' |
+            head -n 60 | sed 's/^/  | /'
+    fi
+    echo 0 >"$tracing/events/scsi/scsi_dispatch_cmd_start/enable" 2>/dev/null
+    mp_teardown 10 "$GW_IQN"
+    run iscsiadm -m node -T "$GW_IQN" -o delete
+    # Kernel faults are failures. I/O errors are expected on A's path (the kernel hands the I/O
+    # that A never answered to dm-multipath to send down B's). B's path has shown none (the SCSI
+    # layer retries the writes B answers with the transition while it takes the lock over);
+    # should a slower takeover exhaust those retries, dm-multipath would fail B's path, queue
+    # the I/O and reinstate the path a second later, which fio would not notice: errors there
+    # are reported, not failed. None may reach the map.
+    bad='Call Trace|BUG:|WARNING:|Oops|blocked for more than'
+    if dmesg_since "$p10_mark" | drop_known_kernel_splats | grep -E "$bad" >/tmp/p10-bad.txt; then
+        fail 10 "the kernel logged faults:"
+        sed 's/^/  | /' /tmp/p10-bad.txt
+    fi
+    n=$(dmesg_since "$p10_mark" | grep -E 'I/O error|FAILED Result' | grep -cE "\[${ANO_DEV:-none}\]|dev ${ANO_DEV:-none},")
+    ((n == 0)) || say "note: $n I/O error lines on B's path ${ANO_DEV:-?} (see the dmesg above)"
+    if dmesg_since "$p10_mark" | grep -E 'I/O error|FAILED Result' |
+        grep -vE "\[(${AO_DEV:-none}|${ANO_DEV:-none})\]|dev (${AO_DEV:-none}|${ANO_DEV:-none})," >/tmp/p10-io.txt; then
+        fail 10 "the kernel failed I/O on another device than the two paths ${AO_DEV:-?} and ${ANO_DEV:-?}:"
+        sed 's/^/  | /' /tmp/p10-io.txt
+    fi
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -17,29 +17,36 @@
 #      active/non-optimized), for multipath (point 7); and, in the background while the guest
 #      boots and runs the other points, a single-node Ceph cluster in the namespace
 #      (scripts/ceph/up.sh, data on /dev/shm), an image in it and a fourth ringtgt on port 3264
-#      exporting that image (point 9). Point 9 is SKIPPED, saying why, where the binary was
+#      exporting that image (point 9), and a second image exported by two gateways
+#      (failover = "rbd-lock"; same target name and LU serial): A on port 3265 (port group 1,
+#      the preferred owner, started first so that it takes the image's lock) and B on 3266
+#      (group 2) (point 10). Points 9 and 10 are SKIPPED, saying why, where the binary was
 #      built without the `rbd` feature or the Ceph packages are missing;
-#   6. boots the guest (KVM when it works, else TCG), which runs guest-test.sh: the nine
+#   6. boots the guest (KVM when it works, else TCG), which runs guest-test.sh: the ten
 #      points of the issues. On request from the guest, mid-fio (point 4), it black-holes the
 #      session's connection (nftables in the namespace; the initiator's new login must reinstate
 #      the session, and ringtgt's log must say so), destroys the target's sockets (ss -K), and
 #      kills and restarts ringtgt; mid-fio in point 7 it black-holes the active/optimized portal
 #      (port 3262), and later opens it again; in point 8 it stops ringtgt with SIGTERM and
-#      starts it again;
+#      starts it again; mid-fio in point 10 it kills gateway A (SIGKILL), and afterwards checks
+#      that gateway B's log says it broke A's lock and took it over, after the kill only;
 #   7. prints the guest's output as it comes, then a verdict per point, and on any failure the
 #      guest's kernel log (dmesg) and the end of ringtgt's log. Exit status 0 = all passed.
 #
 # Everything it made is kept in target/vm/ (console.log = guest output, dmesg.log = guest
-# kernel log, ringtgt.log; ceph-up.log and ceph-log/ for point 9). Everything it started is
+# kernel log, ringtgt.log; ceph-up.log and ceph-log/ for points 9 and 10, ringtgt-gwa.log and
+# ringtgt-gwb.log for point 10's gateways). Everything it started is
 # stopped on exit (the Ceph cluster with scripts/ceph/down.sh), the namespace removed.
-# Time: about 7 minutes with a cached image under TCG on a busy 2-core machine (load ~10), of
-# which point 7 takes 80 s and point 9 about 20 s (its cluster, about 20 s more, comes up in the
-# background meanwhile); less on an idle one. Building the image takes a few minutes more.
+# Time: about 7 minutes with a cached image under TCG on a 2-core machine (load ~1; a busy one,
+# load ~10, takes longer), of which point 7 takes 75 s, point 9 about 20 s (its cluster, about
+# 20 s more, comes up in the background meanwhile) and point 10 about 55 s. Building the image
+# takes a few minutes more.
 #
 # Environment:
 #   RINGTGT_BIN          ringtgt binary to test (default: build target/release/ringtgt, with
 #                        `--features rbd` when librbd-dev and the Ceph packages are installed)
-#   RINGTGT_VM_RBD       0: skip point 9 (the RBD LUN) even where it could run
+#   RINGTGT_VM_RBD       0: skip points 9 and 10 (the RBD LUN, the two gateways) even where
+#                        they could run
 #   RINGTGT_VM_ACCEL     auto (default: KVM if a probe boot works, else TCG), kvm or tcg
 #   RINGTGT_VM_TIMEOUT   seconds the guest may run in all (default 780)
 #   RINGTGT_VM_LOG       ringtgt --log level or filter (default info)
@@ -79,6 +86,14 @@ RBD_PORT=3264
 RBD_IQN=iqn.2026-11.io.ringtgt:vm-rbd
 RBD_IMAGE=rbd/vm-lun
 RBD_SIZE=$((256 << 20))
+# Point 10: two more ringtgts of the same cluster, gateways of one image (failover = "rbd-lock"):
+# the same target name and LU serial on both, each its own ALUA port group. A (group 1,
+# active/optimized: the preferred owner, which takes the image's lock at start) on GW_A_PORT,
+# B (group 2, active/non-optimized) on GW_B_PORT; each names the other's group as remote.
+GW_IQN=iqn.2026-11.io.ringtgt:vm-gw
+GW_IMAGE=rbd/vm-gw
+GW_SIZE=$((256 << 20)) GW_SERIAL=RTVM-GW-0
+GW_A_PORT=3265 GW_B_PORT=3266
 # On tmpfs where there is one (the OSD's commits then cost no disk flush), as scripts/test.sh does.
 CEPH_BASE=/dev/shm
 [[ -d $CEPH_BASE ]] || CEPH_BASE=${TMPDIR:-/tmp}
@@ -134,7 +149,8 @@ if [[ -z ${RINGTGT_BIN:-} ]]; then
 fi
 [[ -x $RINGTGT_BIN ]] || die "no ringtgt binary at $RINGTGT_BIN"
 
-# Point 9 runs where the binary has the `rbd` feature (it links librbd) and Ceph is installed.
+# Points 9 and 10 run where the binary has the `rbd` feature (it links librbd) and Ceph is
+# installed.
 RBD_SKIP=""
 if [[ ${RINGTGT_VM_RBD:-1} == 0 ]]; then
     RBD_SKIP="RINGTGT_VM_RBD=0"
@@ -148,7 +164,7 @@ else
         fi
     done
 fi
-[[ -z $RBD_SKIP ]] || say "point 9 (RBD LUN) will be SKIPPED: $RBD_SKIP"
+[[ -z $RBD_SKIP ]] || say "points 9 and 10 (RBD LUN, two gateways) will be SKIPPED: $RBD_SKIP"
 
 # ---- 3. guest image ----------------------------------------------------------------------------
 t=$SECONDS
@@ -162,19 +178,22 @@ mkdir -p "$OUT/input"
 # ---- cleanup: whatever happens, stop what we started and remove the namespace ------------------
 QEMU_PID="" TGT_PID="" TAIL_PID=""
 AUX_PIDS=() # the CHAP and multipath daemons (start_aux)
-CEPH_JOB="" # point 9's background set-up (rbd_setup)
+CEPH_JOB="" # points 9 and 10's background set-up (rbd_setup)
 CEPH_LOG_KEEP=1 # the cluster's logs are copied to $OUT/ceph-log unless the run passed
 cleanup() {
-    local pid
+    local pid name
     for pid in $QEMU_PID $TGT_PID "${AUX_PIDS[@]}" $TAIL_PID $CEPH_JOB; do
         kill -9 "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
-    # Point 9: its ringtgt (a client of the cluster), then the cluster, daemon by daemon from
-    # their pid files (down.sh); its logs are kept in $OUT/ceph-log unless all went well.
-    if [[ -s $OUT/ringtgt-rbd.pid ]]; then
-        kill -9 "$(cat "$OUT/ringtgt-rbd.pid")" 2>/dev/null || true
-    fi
+    # Points 9 and 10: their ringtgts (clients of the cluster), then the cluster, daemon by
+    # daemon from their pid files (down.sh); its logs are kept in $OUT/ceph-log unless all went
+    # well.
+    for name in rbd gwa gwb; do
+        if [[ -s $OUT/ringtgt-$name.pid ]]; then
+            kill -9 "$(cat "$OUT/ringtgt-$name.pid")" 2>/dev/null || true
+        fi
+    done
     if [[ -d $CEPH_DIR ]]; then
         rm -rf "$OUT/ceph-log"
         if ((CEPH_LOG_KEEP)); then cp -r "$CEPH_DIR/log" "$OUT/ceph-log" 2>/dev/null || true; fi
@@ -206,25 +225,29 @@ nsx ip tuntap add dev tap0 mode tap
 nsx ip addr add "$TARGET_IP/24" dev tap0
 nsx ip link set tap0 up
 
-# ---- point 9's Ceph cluster and ringtgt, in the background ---------------------------------------
+# ---- points 9 and 10: the Ceph cluster and its ringtgts, in the background ---------------------
 # The cluster takes 20 s on an idle machine and a minute or more beside a TCG guest: it is
 # started now and comes up while the guest boots and runs points 1 to 8. In the namespace, so
-# that the monitor's and the OSD's 127.0.0.1 is the namespace's loopback. When it is up, the
-# image is created and a fourth ringtgt exports it on RBD_PORT; the guest waits for that portal.
-# Everything goes to ceph-up.log and the ringtgt's pid to ringtgt-rbd.pid (this runs in a
-# subshell, so the trap finds it there). up.sh's --owner watcher stops the cluster should this
-# script die without its trap.
+# that the monitor's and the OSD's 127.0.0.1 is the namespace's loopback. When it is up, two
+# images are created: a fourth ringtgt exports the first on RBD_PORT (point 9), and two gateways
+# export the second (point 10): A on GW_A_PORT first, which takes the image's lock, then B on
+# GW_B_PORT once A listens. The guest waits for these portals. Everything goes to ceph-up.log
+# and each ringtgt's pid to ringtgt-NAME.pid (this runs in a subshell, so the trap and the host's
+# "gwkill" find them there). up.sh's --owner watcher stops the cluster should this script die
+# without its trap.
 rbd_setup() {
-    local i
     echo "rbd_setup: starting the Ceph cluster in $CEPH_DIR at $(date +%T)"
     if ! nsx env CEPH_UP_TIMEOUT="${CEPH_UP_TIMEOUT:-300}" "$HERE/../ceph/up.sh" "$CEPH_DIR" --owner $$; then
         echo "rbd_setup: scripts/ceph/up.sh failed; the end of its daemons' logs:"
         tail -n 20 "$CEPH_DIR"/log/*.log 2>/dev/null
         return 1
     fi
-    echo "rbd_setup: creating $RBD_IMAGE ($((RBD_SIZE >> 20)) MiB) at $(date +%T)"
-    nsx rbd -c "$CEPH_DIR/ceph.conf" --client_mount_timeout 30 create --size "$((RBD_SIZE >> 20))M" \
-        "$RBD_IMAGE" || { echo "rbd_setup: rbd create failed"; return 1; }
+    local image
+    for image in "$RBD_IMAGE:$RBD_SIZE" "$GW_IMAGE:$GW_SIZE"; do
+        echo "rbd_setup: creating ${image%:*} ($((${image#*:} >> 20)) MiB) at $(date +%T)"
+        nsx rbd -c "$CEPH_DIR/ceph.conf" --client_mount_timeout 30 create \
+            --size "$((${image#*:} >> 20))M" "${image%:*}" || { echo "rbd_setup: rbd create failed"; return 1; }
+    done
     cat >"$OUT/ringtgt-rbd.toml" <<EOF
 portals = ["$TARGET_IP:$RBD_PORT"]
 cores = 1
@@ -235,22 +258,52 @@ name = "$RBD_IQN"
 path = "rbd:$RBD_IMAGE"
 ceph_conf = "$CEPH_DIR/ceph.conf"
 EOF
-    echo "rbd_setup: starting ringtgt on $TARGET_IP:$RBD_PORT at $(date +%T)"
-    ip netns exec "$NS" "$RINGTGT_BIN" serve --config "$OUT/ringtgt-rbd.toml" --log "$LOG_LEVEL" \
-        --state-dir "$OUT/state-rbd" --admin-socket "$OUT/ctl-rbd.sock" >"$OUT/ringtgt-rbd.log" 2>&1 &
-    echo "$!" >"$OUT/ringtgt-rbd.pid"
-    # It connects to the cluster and opens the image before it listens (client_mount_timeout,
-    # 10 s, at most for the connection).
+    gateway_config gwa "$GW_A_PORT" 1 2 active-optimized
+    gateway_config gwb "$GW_B_PORT" 2 1 active-non-optimized
+    rbd_start rbd "$RBD_PORT" && rbd_start gwa "$GW_A_PORT" && rbd_start gwb "$GW_B_PORT"
+}
+# gateway_config NAME PORT LOCAL REMOTE STATE: point 10's gateway NAME, its own port group LOCAL
+# (in STATE) on PORT, the other gateway's group REMOTE.
+gateway_config() {
+    cat >"$OUT/ringtgt-$1.toml" <<EOF
+portals = ["$TARGET_IP:$2"]
+cores = 1
+
+[[target]]
+name = "$GW_IQN"
+failover = "rbd-lock"
+[[target.lun]]
+path = "rbd:$GW_IMAGE"
+ceph_conf = "$CEPH_DIR/ceph.conf"
+serial = "$GW_SERIAL"
+[[target.port_group]]
+id = $3
+portals = ["$TARGET_IP:$2"]
+state = "$5"
+[[target.port_group]]
+id = $4
+remote = true
+EOF
+}
+# rbd_start NAME PORT: starts the ringtgt of $OUT/ringtgt-NAME.toml (pid in ringtgt-NAME.pid,
+# log in ringtgt-NAME.log) and waits until it listens on PORT. It connects to the cluster and
+# opens its image before it listens (client_mount_timeout, 10 s, at most for the connection).
+rbd_start() {
+    local name=$1 port=$2 i
+    echo "rbd_setup: starting the $name ringtgt on $TARGET_IP:$port at $(date +%T)"
+    ip netns exec "$NS" "$RINGTGT_BIN" serve --config "$OUT/ringtgt-$name.toml" --log "$LOG_LEVEL" \
+        --state-dir "$OUT/state-$name" --admin-socket "$OUT/ctl-$name.sock" >>"$OUT/ringtgt-$name.log" 2>&1 &
+    echo "$!" >"$OUT/ringtgt-$name.pid"
     for ((i = 0; i < 600; i++)); do
-        if nsx ss -Hltn "sport = :$RBD_PORT" | grep -q .; then
-            echo "rbd_setup: ready at $(date +%T)"
+        if nsx ss -Hltn "sport = :$port" | grep -q .; then
+            echo "rbd_setup: $name ready at $(date +%T)"
             return 0
         fi
-        kill -0 "$(cat "$OUT/ringtgt-rbd.pid")" 2>/dev/null || break
+        kill -0 "$(cat "$OUT/ringtgt-$name.pid")" 2>/dev/null || break
         sleep 0.1
     done
-    echo "rbd_setup: the RBD ringtgt did not listen on $TARGET_IP:$RBD_PORT; the end of its log:"
-    tail -n 20 "$OUT/ringtgt-rbd.log"
+    echo "rbd_setup: the $name ringtgt did not listen on $TARGET_IP:$port; the end of its log:"
+    tail -n 20 "$OUT/ringtgt-$name.log"
     return 1
 }
 RBD_PROBLEM=""
@@ -258,7 +311,7 @@ if [[ -z $RBD_SKIP ]]; then
     CEPH_START=$SECONDS
     rbd_setup </dev/null >"$OUT/ceph-up.log" 2>&1 &
     CEPH_JOB=$!
-    say "point 9: starting a Ceph cluster in $CEPH_DIR in the background (log $OUT/ceph-up.log)"
+    say "points 9 and 10: starting a Ceph cluster in $CEPH_DIR in the background (log $OUT/ceph-up.log)"
 fi
 
 # ---- 5. ringtgt in the namespace ---------------------------------------------------------------
@@ -462,6 +515,12 @@ RBD_SIZE=$RBD_SIZE
 RBD_WAIT=240
 FIO_RBD_SIZE=${RINGTGT_VM_FIO_RBD_SIZE:-32M}
 RBD_SKIP=$(printf '%q' "$RBD_SKIP")
+GW_IQN=$GW_IQN
+GW_A_PORT=$GW_A_PORT
+GW_B_PORT=$GW_B_PORT
+GW_SIZE=$GW_SIZE
+GW_SERIAL=$GW_SERIAL
+FIO_GW_SIZE=${RINGTGT_VM_FIO_GW_SIZE:-24M}
 EOF
 tar -cf "$OUT/input.tar" -C "$OUT/input" .
 
@@ -599,26 +658,40 @@ EOF
         nsx nft delete table inet ringtgt_vm_path || true
         echo "==== pathheal: portal $MPATH_AO_PORT open again at $(date +%T)" >>"$OUT/ringtgt-mpath.log"
         ;;
+    gwkill)
+        # Point 10: gateway A, the owner of the image's lock, dies (SIGKILL: it releases nothing).
+        # Gateway B must take the lock over when the initiator's writes come to it.
+        local gwa
+        gwa=$(cat "$OUT/ringtgt-gwa.pid" 2>/dev/null)
+        if [[ -n $gwa ]] && kill -9 "$gwa" 2>/dev/null; then
+            GWKILLED=1
+            say "host: gateway A (pid $gwa, $TARGET_IP:$GW_A_PORT) killed (SIGKILL)"
+            echo "==== gwkill: gateway A killed (SIGKILL) at $(date +%T.%N | cut -c1-12)" |
+                tee -a "$OUT/ringtgt-gwa.log" >>"$OUT/ringtgt-gwb.log"
+        else
+            say "host: gateway A (pid '${gwa:-?}') could not be killed: it is not running"
+        fi
+        ;;
     *) say "host: unknown request '$1' ignored" ;;
     esac
 }
 handled=0
 timed_out=0
-PARTITIONED=0 PATHCUT=0
+PARTITIONED=0 PATHCUT=0 GWKILLED=0
 STOPPED=0
 STOP_PROBLEM=
-# rbd_setup_done: once point 9's background set-up has ended, says how it went.
+# rbd_setup_done: once points 9 and 10's background set-up has ended, says how it went.
 rbd_setup_done() {
     local rc=0
     [[ -n $CEPH_JOB ]] && ! kill -0 "$CEPH_JOB" 2>/dev/null || return 0
     wait "$CEPH_JOB" || rc=$?
     CEPH_JOB=""
     if ((rc == 0)); then
-        say "host: point 9's Ceph cluster is up and its ringtgt listens on $TARGET_IP:$RBD_PORT," \
-            "$((SECONDS - CEPH_START))s after the start"
+        say "host: the Ceph cluster is up, its ringtgt listens on $TARGET_IP:$RBD_PORT and its" \
+            "gateways on ports $GW_A_PORT and $GW_B_PORT, $((SECONDS - CEPH_START))s after the start"
     else
-        RBD_PROBLEM="the Ceph cluster or its ringtgt did not start (status $rc, see $OUT/ceph-up.log)"
-        say "host: point 9: $RBD_PROBLEM:"
+        RBD_PROBLEM="the Ceph cluster or its ringtgts did not start (status $rc, see $OUT/ceph-up.log)"
+        say "host: points 9 and 10: $RBD_PROBLEM:"
         tail -n 30 "$OUT/ceph-up.log" | sed 's/^/vm: host:   /'
     fi
 }
@@ -651,7 +724,7 @@ fi
 # ---- 7. verdict --------------------------------------------------------------------------------
 exit_line=$(grep -ao '@@ringtgt-vm: exit [0-9]*@@' "$OUT/console.log" | tail -n1 || true)
 guest_rc=${exit_line//[^0-9]/}
-POINTS=(1 2 3 4 5 6 7 8 9)
+POINTS=(1 2 3 4 5 6 7 8 9 10)
 declare -A VERDICT=()
 for p in "${POINTS[@]}"; do
     if grep -aq "^RESULT point $p: PASS" "$OUT/console.log"; then
@@ -700,12 +773,35 @@ if [[ ${VERDICT[9]} == SKIPPED && -z $RBD_SKIP ]]; then
     VERDICT[9]=FAIL
     problems+=("point 9: the guest skipped the RBD LUN although the host set it up")
 fi
+if [[ ${VERDICT[10]} == SKIPPED && -z $RBD_SKIP ]]; then
+    VERDICT[10]=FAIL
+    problems+=("point 10: the guest skipped the two gateways although the host set them up")
+fi
 if [[ -n $RBD_PROBLEM ]]; then
-    VERDICT[9]=FAIL
-    problems+=("point 9: $RBD_PROBLEM")
+    VERDICT[9]=FAIL VERDICT[10]=FAIL
+    problems+=("points 9 and 10: $RBD_PROBLEM")
+fi
+# Point 10 is a failover test only if the owner really died, and a takeover only if gateway B
+# says it took the image's lock over; A held it, and a killed A cannot give it back, so B must
+# have broken it (librbd blocklists A first).
+if [[ ${VERDICT[10]} == PASS ]]; then
+    if ((!GWKILLED)); then
+        VERDICT[10]=FAIL
+        problems+=("point 10: the guest never had gateway A killed")
+    elif sed '/^==== gwkill/q' "$OUT/ringtgt-gwb.log" | grep -q "taking the images' locks over"; then
+        VERDICT[10]=FAIL
+        problems+=("point 10: gateway B took the lock over before A was killed (see its log)")
+    elif ! grep -q "taking the images' locks over" "$OUT/ringtgt-gwb.log" ||
+        ! grep -q "broke the lock of the previous owner" "$OUT/ringtgt-gwb.log"; then
+        VERDICT[10]=FAIL
+        problems+=("point 10: gateway B's log does not say it took the lock over and broke A's \
+('taking the images' locks over', 'broke the lock of the previous owner')")
+    fi
 fi
 logs=("$OUT/ringtgt.log" "$OUT/ringtgt-chap.log" "$OUT/ringtgt-mpath.log")
-[[ -f $OUT/ringtgt-rbd.log ]] && logs+=("$OUT/ringtgt-rbd.log")
+for name in rbd gwa gwb; do
+    [[ -f $OUT/ringtgt-$name.log ]] && logs+=("$OUT/ringtgt-$name.log")
+done
 if grep -a ' ERROR ' "${logs[@]}" >"$OUT/ringtgt-errors.log"; then
     problems+=("ringtgt logged errors: $(wc -l <"$OUT/ringtgt-errors.log") lines, see below")
 fi
@@ -717,7 +813,7 @@ done
 failed=$((${#POINTS[@]} - passed - skipped))
 ((failed)) && problems+=("$failed of ${#POINTS[@]} points did not pass")
 summary="$passed passed, $failed failed"
-((skipped)) && summary+=", $skipped skipped (point 9: $RBD_SKIP)"
+((skipped)) && summary+=", $skipped skipped (points 9 and 10: $RBD_SKIP)"
 
 echo
 say "guest ran ${GUEST_TIME}s under $ACCEL; results in $OUT"
@@ -728,6 +824,12 @@ done
 if grep -aq ' WARN ' "$OUT/ringtgt.log"; then
     say "ringtgt warnings (not failures):"
     grep -a ' WARN ' "$OUT/ringtgt.log" | tail -n 20 | sed 's/^/vm:   /'
+fi
+# Point 10's takeover as gateway B saw it (timestamps: how long it took after the kill).
+if grep -aq '^==== gwkill' "$OUT/ringtgt-gwb.log" 2>/dev/null; then
+    say "point 10, gateway B's log from the kill of A:"
+    sed -n '/^==== gwkill/,$p' "$OUT/ringtgt-gwb.log" |
+        grep -aE "gwkill|locks over|broke the lock|port group state|failed" | head -n 12 | sed 's/^/vm:   /'
 fi
 if ((${#problems[@]})); then
     echo
@@ -741,11 +843,18 @@ if ((${#problems[@]})); then
         echo "==== multipath ringtgt log (last 100 lines of $OUT/ringtgt-mpath.log) ============"
         tail -n 100 "$OUT/ringtgt-mpath.log"
     fi
-    if [[ ${VERDICT[9]} == FAIL ]]; then
-        echo "==== point 9's set-up ($OUT/ceph-up.log; the cluster's logs in $OUT/ceph-log) ======"
+    if [[ ${VERDICT[9]} == FAIL || ${VERDICT[10]} == FAIL ]]; then
+        echo "==== points 9 and 10's set-up ($OUT/ceph-up.log; the cluster's logs in $OUT/ceph-log) ======"
         cat "$OUT/ceph-up.log" 2>/dev/null || true
         echo "==== RBD ringtgt log (last 100 lines of $OUT/ringtgt-rbd.log) ===================="
         tail -n 100 "$OUT/ringtgt-rbd.log" 2>/dev/null || true
+    fi
+    if [[ ${VERDICT[10]} == FAIL ]]; then
+        for name in gwa gwb; do
+            gw=${name#gw}
+            echo "==== gateway ${gw^^} log (last 60 lines of $OUT/ringtgt-$name.log) =================="
+            tail -n 60 "$OUT/ringtgt-$name.log" 2>/dev/null || true
+        done
     fi
     if [[ -s $OUT/ringtgt-errors.log ]]; then
         echo "==== ringtgt ERROR lines ======================================================="

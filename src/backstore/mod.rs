@@ -61,10 +61,8 @@ pub struct RbdSpec {
     pub user: String,
     /// Keyring; `None` = the one the Ceph configuration names.
     pub keyring: Option<PathBuf>,
-    /// librbd acknowledges a write only once the cluster has it (its cache off, no volatile
-    /// write cache reported): a gateway target's units, whose acknowledged writes must survive
-    /// the gateway.
-    pub write_through: bool,
+    /// librbd's cache as configured; `false` = off (a gateway's images: `ceph::Client::cache`).
+    pub cache: bool,
 }
 
 impl RbdSpec {
@@ -463,19 +461,20 @@ fn open_path(path: &Path, read_only: bool) -> Result<Store, StoreError> {
 /// Connects to the cluster (one connection per distinct client, shared) and opens the image.
 /// Any block size from 512 bytes works (librbd takes byte ranges); reads of deallocated
 /// ranges return zeros, and the write cache is librbd's (`rbd_cache`, flushed by
-/// `rbd_aio_flush`), so the default geometry describes it.
+/// `rbd_aio_flush`), so the default geometry describes it. A gateway's images have no cache,
+/// and their units report none.
 #[cfg(feature = "rbd")]
 fn open_rbd(spec: &RbdSpec, read_only: bool) -> Result<Store, StoreError> {
     let client = crate::ceph::Client {
         conf: spec.conf.clone(),
         user: spec.user.clone(),
         keyring: spec.keyring.clone(),
-        cache: !spec.write_through,
+        cache: spec.cache,
     };
     let image = crate::ceph::Image::open(&client, &spec.pool, &spec.image, read_only)
         .map_err(StoreError::Rbd)?;
     let geometry = Geometry {
-        volatile_cache: spec.write_through.then_some(false),
+        volatile_cache: (!spec.cache).then_some(false),
         ..Geometry::default()
     };
     Ok(Store {
@@ -564,7 +563,7 @@ mod tests {
             conf: None,
             user: "admin".into(),
             keyring: None,
-            write_through: false,
+            cache: true,
         });
         let err = Store::open(&spec, false).unwrap_err();
         let msg = err.to_string();

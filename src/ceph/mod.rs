@@ -45,8 +45,11 @@ pub struct Client {
     pub user: String,
     /// The keyring holding the user's key; `None` = the configuration's `keyring` setting.
     pub keyring: Option<PathBuf>,
-    /// librbd's cache as the configuration says; `false` turns it off (`rbd_cache = false`),
-    /// so that a write is acknowledged only once the OSDs have it.
+    /// librbd's cache as the configuration sets it (`rbd_cache`, on by default: write-around,
+    /// writes acknowledged before the OSDs have them), or off whatever it says (`false`): a
+    /// gateway's images, whose acknowledged writes must be in the cluster should the gateway
+    /// die, since another gateway then serves the same unit without the initiator being told
+    /// of any power loss (tcmu-runner turns it off for the same reason).
     pub cache: bool,
 }
 
@@ -56,7 +59,8 @@ impl Client {
             .conf
             .as_ref()
             .map_or_else(|| "default search".to_owned(), |c| c.display().to_string());
-        format!("client.{} (ceph.conf: {conf})", self.user)
+        let cache = if self.cache { "" } else { ", no rbd_cache" };
+        format!("client.{} (ceph.conf: {conf}{cache})", self.user)
     }
 }
 

@@ -432,7 +432,7 @@ impl Runtime {
     /// units only if both are read-only, whatever the paths that name it. Two writable units
     /// on one medium would each cache, reserve and lock their blocks without the other.
     fn check_shared_medium(&self, lun: &LunConfig) -> Result<(), String> {
-        let identity = |l: &LunConfig| identify(&crate::startup::store_spec(&l.backing));
+        let identity = |l: &LunConfig| identify(&crate::startup::store_spec(&l.backing, false));
         let Some(id) = identity(lun) else {
             return Ok(());
         };

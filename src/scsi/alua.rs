@@ -13,7 +13,8 @@
 //! gateways that export the same images, and its states follow who holds the images' exclusive
 //! locks: a command that would change the medium through an active/non-optimized port asks the
 //! target's [`Takeover`] for the locks and gets ASYMMETRIC ACCESS STATE TRANSITION, which
-//! initiators retry until the takeover is done.
+//! initiators retry until the takeover is done. SYNCHRONIZE CACHE there is answered at once
+//! ([`nothing_to_flush`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::OnceLock;
@@ -169,6 +170,22 @@ impl PortGroups {
             None => false,
         }
     }
+}
+
+/// Whether a SYNCHRONIZE CACHE through relative target port `port` has nothing to flush and is
+/// answered GOOD at once: a gateway's active/non-optimized port. Such a gateway has written
+/// nothing (every write through it gets the transition until it owns the locks), so its cache
+/// is clean, and a flush is no sign that the initiator has given up on the owner's paths:
+/// Linux sends one to each path device of a multipath map (multipath-tools' udev rules run
+/// `partx -d` on every path when the map is made, sd flushes each disk it removes at logout).
+/// Taking the locks over for it would fence the owner at every login.
+pub(super) fn nothing_to_flush(groups: &PortGroups, port: u16, cdb: Cdb) -> bool {
+    groups.takeover().is_some()
+        && matches!(
+            cdb.opcode(),
+            op::SYNCHRONIZE_CACHE_10 | op::SYNCHRONIZE_CACHE_16
+        )
+        && groups.state_of(port) == AccessState::ActiveNonOptimized
 }
 
 /// Whether relative target port `port` accepts the command (`changes_medium`: it writes or
@@ -390,5 +407,29 @@ mod tests {
         let plain = PortGroups::new(&states);
         assert!(plain.takeover().is_none());
         assert_eq!(check_port(&plain, 2, Cdb::new(&write), true), Ok(()));
+    }
+
+    #[test]
+    fn a_gateway_flush_through_a_non_optimized_port_has_nothing_to_flush() {
+        let sync10 = [op::SYNCHRONIZE_CACHE_10, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut sync16 = [0u8; 16];
+        sync16[0] = op::SYNCHRONIZE_CACHE_16;
+        let write = [op::WRITE_10, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+        let states = [
+            (1, AccessState::ActiveOptimized),
+            (2, AccessState::ActiveNonOptimized),
+        ];
+        let gw = PortGroups::gateway(&states);
+        assert!(nothing_to_flush(&gw, 2, Cdb::new(&sync10)));
+        assert!(nothing_to_flush(&gw, 2, Cdb::new(&sync16)));
+        assert!(!nothing_to_flush(&gw, 2, Cdb::new(&write)));
+        // The owner flushes what it wrote.
+        assert!(!nothing_to_flush(&gw, 1, Cdb::new(&sync10)));
+        // A fenced gateway's port refuses it (check_port), it is not answered here.
+        gw.set_state(2, AccessState::Unavailable);
+        assert!(!nothing_to_flush(&gw, 2, Cdb::new(&sync10)));
+        // Without gateway mode every port flushes.
+        let plain = PortGroups::new(&states);
+        assert!(!nothing_to_flush(&plain, 2, Cdb::new(&sync10)));
     }
 }

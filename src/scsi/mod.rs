@@ -375,12 +375,16 @@ fn route(
     // SPC-4 / SBC-3 reservation tables: once the command is known, before it does anything.
     // An unreserved unit (the common case) costs the idle check alone.
     let conflict = !unit.pr.is_idle() && unit.pr.conflict(unit.it_nexus, access);
+    let port = unit.it_nexus.relative_port;
+    // A gateway follower's flush is checked as any other and then answered, and does not ask
+    // for the locks.
+    let nothing_to_flush = alua::nothing_to_flush(unit.port_groups, port, cdb);
     // A write the reservation refuses anyway does not move a gateway's locks.
     alua::check_port(
         unit.port_groups,
-        unit.it_nexus.relative_port,
+        port,
         cdb,
-        access == Access::Write && !conflict,
+        access == Access::Write && !conflict && !nothing_to_flush,
     )?;
     if conflict {
         return Ok(Plan::Complete(reservation_conflict()));
@@ -392,7 +396,10 @@ fn route(
         lu,
         unit,
     };
-    (command.handler)(&mut ctx, cdb)
+    match (command.handler)(&mut ctx, cdb)? {
+        Plan::Flush { .. } if nothing_to_flush => Ok(Plan::Complete(good())),
+        plan => Ok(plan),
+    }
 }
 
 /// SAM-5 §5.14: a pending unit attention ends the command with CHECK CONDITION and is cleared,
