@@ -99,6 +99,15 @@ class Procs:
         open(self.pidfile, "w").close()
 
 
+def kill_group(p) -> None:
+    """Ends a client started in its own session, with everything it started, and reaps it."""
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    p.wait()
+
+
 def run_client(argv: list[str], timeout: float, merge_stderr: bool = False):
     """Runs one client (fio, iscsi-perf, iperf3) in its own process group, so that fio's forked
     job processes end with it if we are interrupted. Returns (returncode, stdout, stderr)."""
@@ -108,11 +117,7 @@ def run_client(argv: list[str], timeout: float, merge_stderr: bool = False):
     try:
         out, err = p.communicate(timeout=timeout)
     except BaseException:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait()
+        kill_group(p)
         raise
     return p.returncode, out, err or ""
 
@@ -567,11 +572,7 @@ def run_clients(argvs: list[list[str]], logs: list[str], timeout: float) -> list
         return [p.wait(timeout=max(1.0, deadline - time.time())) for p in ps]
     except BaseException:
         for p in ps:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
+            kill_group(p)
         raise
 
 
