@@ -245,3 +245,55 @@ fn busy_polling_reactors_move_the_same_data() {
         read_back(&mut ini, lba, &data, bs);
     }
 }
+
+/// Immediate data whose header arrives alone is received straight into a buffer of its own, and
+/// the bytes that follow it on the stream (here the next command's header, sent in the same
+/// segment as the data) are received in the same call: every write must land where its CDB says
+/// and every command be answered.
+#[test]
+fn immediate_data_after_a_lone_header_lands_and_what_follows_is_kept() {
+    use ringtgt::pdu::frame;
+    use ringtgt::pdu::scsi::ScsiResponse;
+    use ringtgt::pdu::Opcode;
+    use std::time::Duration;
+
+    let d = common::daemon(&[]);
+    let mut ini = common::session(&d, &[("InitialR2T", "Yes"), ("ImmediateData", "Yes")]);
+    ini.wait_ready(0);
+    let (_, bs) = ini.capacity(0);
+    let writes: Vec<(u64, Vec<u8>, Vec<u8>)> = (0..8u64)
+        .map(|i| {
+            let data = cdb::pattern(60 + i, 4096 * (1 + i as usize % 3));
+            let lba = LBA * 7 + i * 64;
+            let blocks = (data.len() as u32 / bs) as u16;
+            let cmd = ini.command_pdu(
+                0,
+                &cdb::write10(lba as u32, blocks),
+                false,
+                true,
+                data.len() as u32,
+            );
+            let mut wire = Vec::new();
+            frame::encode(&mut wire, &cmd.encode(), &[], &data, ini.conn.digests);
+            (lba, data, wire)
+        })
+        .collect();
+    // header 0 | data 0 + header 1 | data 1 + header 2 | ... | data 7
+    ini.conn.send_raw(&writes[0].2[..48]).unwrap();
+    for (i, (_, _, wire)) in writes.iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(20));
+        let mut piece = wire[48..].to_vec();
+        if let Some((_, _, next)) = writes.get(i + 1) {
+            piece.extend_from_slice(&next[..48]);
+        }
+        ini.conn.send_raw(&piece).unwrap();
+    }
+    for _ in &writes {
+        let (bhs, _) = ini.recv();
+        let rsp = ScsiResponse::decode(&bhs);
+        assert_eq!((bhs.opcode(), rsp.status), (Opcode::SCSI_RESPONSE, 0));
+    }
+    for (lba, data, _) in &writes {
+        read_back(&mut ini, *lba, data, bs);
+    }
+}

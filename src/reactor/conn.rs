@@ -43,10 +43,12 @@ pub struct ConnSlot {
     /// The control thread was told the session ended while its detached work (a sanitize)
     /// goes on in this slot.
     ended: bool,
-    /// A Data-Out payload being received straight into its task's buffer, which the session
-    /// lent for it: owned here until the payload is in, so the kernel writes only memory this
-    /// slot owns, and handed back with `handle_landed`.
+    /// Write data being received straight into the buffer it will be written from, which the
+    /// session lent for it: owned here until the payload is in, so the kernel writes only memory
+    /// this slot owns, and handed back with `handle_landed`.
     landing: Option<Landing>,
+    /// The scatter list of a receive that fills the landing range and then `rbuf`.
+    scatter: Box<Scatter>,
     /// When the connection was accepted (the oldest connection still logging in is the first
     /// to go when too many are).
     pub accepted: Instant,
@@ -140,6 +142,40 @@ impl Sending {
 /// Linux's limit on iovecs per sendmsg (UIO_MAXIOV).
 const IOV_MAX: usize = 1024;
 
+/// A receive into two places: the rest of a landing payload, then the connection's receive
+/// buffer for whatever follows it on the stream (the next PDUs), so that receiving a payload in
+/// place costs no extra receive. Boxed, so its address holds while the kernel has it.
+struct Scatter {
+    msg: libc::msghdr,
+    iov: [libc::iovec; 2],
+}
+
+impl Scatter {
+    fn new() -> Box<Scatter> {
+        // SAFETY: msghdr and iovec are plain old data; all-zero is a valid empty value.
+        unsafe { Box::new(std::mem::zeroed::<Scatter>()) }
+    }
+
+    /// Points the message at `first` then `second`; the memory must stay valid and owned by the
+    /// connection until the receive completes (the landing buffer and `rbuf` are, see
+    /// `Reactor::post_recv`).
+    fn prepare(&mut self, first: &mut [u8], second: &mut [u8]) -> *mut libc::msghdr {
+        self.iov = [
+            libc::iovec {
+                iov_base: first.as_mut_ptr().cast(),
+                iov_len: first.len(),
+            },
+            libc::iovec {
+                iov_base: second.as_mut_ptr().cast(),
+                iov_len: second.len(),
+            },
+        ];
+        self.msg.msg_iov = self.iov.as_mut_ptr();
+        self.msg.msg_iovlen = 2;
+        &mut self.msg
+    }
+}
+
 impl ConnSlot {
     pub fn new(
         generation: u32,
@@ -178,6 +214,7 @@ impl ConnSlot {
             close_deadline: None,
             ended: false,
             landing: None,
+            scatter: Scatter::new(),
             accepted: Instant::now(),
         }
     }
@@ -323,29 +360,38 @@ impl Reactor {
         if slot.recv_posted || slot.shut || slot.awaiting_registration {
             return;
         }
-        let (ptr, len) = match &mut slot.landing {
-            // The session lent this buffer until `handle_landed`: the slot owns it meanwhile.
+        // Back-pressure: no new requests while their answers would have nowhere to go. Payloads
+        // sent from I/O buffers are bounded by the session's budget instead. A landing payload
+        // is still received: its PDU is already under way.
+        let more_input = slot.staged_output() <= MAX_STAGED_OUTPUT;
+        if more_input {
+            let max = slot.conn.max_pdu_len().max(INITIAL_RECV_BUF);
+            if slot.rbuf.len() - slot.rlen < 4096 && slot.rbuf.len() < max {
+                slot.rbuf.resize(max, 0);
+            }
+        }
+        let fd = types::Fd(slot.sock.as_raw_fd());
+        // Buffer lifetime: every byte range handed to the kernel here belongs to this slot
+        // (the lent landing buffer, `rbuf`) and is neither moved nor reused until the receive
+        // completes (`on_recv`); a slot is not removed while `recv_posted`.
+        let sqe = match &mut slot.landing {
             Some(l) => {
                 let rest = &mut l.buf.as_mut_slice()[l.range.clone()];
-                (rest.as_mut_ptr(), rest.len().min(u32::MAX as usize))
-            }
-            None => {
-                // Back-pressure: no new requests while their answers would have nowhere to go.
-                // Payloads sent from I/O buffers are bounded by the session's budget instead.
-                if slot.staged_output() > MAX_STAGED_OUTPUT {
-                    return;
-                }
-                let max = slot.conn.max_pdu_len().max(INITIAL_RECV_BUF);
-                if slot.rbuf.len() - slot.rlen < 4096 && slot.rbuf.len() < max {
-                    slot.rbuf.resize(max, 0);
-                }
                 let free = &mut slot.rbuf[slot.rlen..];
-                (free.as_mut_ptr(), free.len())
+                if more_input && !free.is_empty() {
+                    opcode::RecvMsg::new(fd, slot.scatter.prepare(rest, free)).build()
+                } else {
+                    let len = rest.len().min(u32::MAX as usize) as u32;
+                    opcode::Recv::new(fd, rest.as_mut_ptr(), len).build()
+                }
             }
+            None if more_input => {
+                let free = &mut slot.rbuf[slot.rlen..];
+                opcode::Recv::new(fd, free.as_mut_ptr(), free.len() as u32).build()
+            }
+            None => return,
         };
-        let sqe = opcode::Recv::new(types::Fd(slot.sock.as_raw_fd()), ptr, len as u32)
-            .build()
-            .user_data(Token::new(Kind::Recv, idx, slot.generation).encode());
+        let sqe = sqe.user_data(Token::new(Kind::Recv, idx, slot.generation).encode());
         slot.recv_posted = true;
         self.push(sqe);
     }
@@ -369,11 +415,17 @@ impl Reactor {
         let _guard = slot.span.clone().entered();
         let now = Instant::now();
         if let Some(l) = slot.landing.as_mut() {
-            // The kernel filled the first `res` bytes of the lent range; the rest follows them.
-            l.range.start += res as usize;
+            // The kernel filled the lent range first, then `rbuf` with what followed it.
+            let landed = (res as usize).min(l.range.len());
+            l.range.start += landed;
+            let after = res as usize - landed;
             if l.range.is_empty() {
                 if let Some(done) = slot.landing.take() {
                     slot.conn.handle_landed(done, now);
+                }
+                slot.rlen += after;
+                if slot.rlen > 0 {
+                    slot.consume_input(now);
                 }
             } else {
                 slot.conn.note_received(now);

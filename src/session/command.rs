@@ -1,14 +1,17 @@
 //! SCSI Command execution: CDB dispatch to the SCSI layer, the task table, backing-store
 //! requests and their completions. Collecting a write's data is `write.rs`.
 
+use std::ops::Range;
+
 use super::conn::{IoCompletion, IoOp, IoRequest, WriteLock};
 use super::data_in::{Reply, Source};
 use super::error::SessionError;
-use super::full::Session;
+use super::full::{DataSegment, Session};
 use super::output::Output;
 use super::stats::OpClass;
 use super::task::{Deferred, IoKind, IoToken, Purpose, Task, TaskState};
 use super::write::WriteTarget;
+use crate::backstore::IoBuf;
 use crate::pdu::scsi::{full_cdb, Residual, ScsiCommand};
 use crate::pdu::Bhs;
 use crate::scsi::{self, decode_lun, Plan, ScsiStatus};
@@ -27,7 +30,7 @@ impl Session {
         &mut self,
         bhs: &Bhs,
         ahs: &[u8],
-        imm: &[u8],
+        imm: DataSegment<'_>,
         out: &mut Output,
     ) {
         let cmd = ScsiCommand::decode(bhs);
@@ -39,7 +42,7 @@ impl Session {
             self.refuse(bhs, SessionError::IttInUse(cmd.itt), out);
             return;
         }
-        if let Err(e) = self.check_immediate_data(&cmd, imm) {
+        if let Err(e) = self.check_immediate_data(&cmd, imm.bytes()) {
             self.refuse(bhs, e, out);
             return;
         }
@@ -145,6 +148,33 @@ impl Session {
             write_cache,
             reads_zeros,
         }
+    }
+
+    /// Where the immediate data of the SCSI Command whose header is `bhs` can be received in
+    /// place: a buffer of its own, with `prefix` (the part already received) placed in it and
+    /// the range the rest goes to. The command itself is handled once the whole segment is in
+    /// (`handle_landed`), exactly as if it had come in one piece; a write then keeps the buffer
+    /// as its data instead of copying it. `None` for anything the ordinary path refuses, so
+    /// nothing is allocated for a segment that is going to be dropped.
+    pub(super) fn command_landing(
+        &mut self,
+        bhs: &Bhs,
+        prefix: &[u8],
+    ) -> Option<(IoBuf, Range<usize>)> {
+        let cmd = ScsiCommand::decode(bhs);
+        let len = bhs.data_segment_len();
+        let fits = self.target.is_some()
+            && self.params.immediate_data
+            && cmd.write
+            && len as u64 <= u64::from(self.params.first_burst_length.min(cmd.expected_data_len))
+            && prefix.len() < len;
+        if !fits {
+            return None;
+        }
+        // Charged like the immediate-data buffer it becomes (data the target must accept).
+        let mut buf = self.budget.alloc(len);
+        buf.as_mut_slice()[..prefix.len()].copy_from_slice(prefix);
+        Some((buf, prefix.len()..len))
     }
 
     /// RFC 7143 §13.11, §13.14: immediate data needs ImmediateData=Yes and fits FirstBurstLength.

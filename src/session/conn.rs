@@ -17,9 +17,11 @@ use crate::pdu::frame::{self, FrameError, Layout, DIGEST_LEN};
 use crate::pdu::login::{LoginRequest, LoginStatus};
 use crate::pdu::{Bhs, Digests, Frame, Opcode, BHS_LEN};
 
-/// Smallest Data-Out payload worth receiving straight into its task buffer rather than through
-/// the connection's receive buffer.
-const LANDING_MIN: usize = 16 * 1024;
+/// Smallest write payload (Data-Out, or a command's immediate data) received straight into its
+/// own buffer rather than through the connection's receive buffer. The reactor receives the
+/// bytes after the payload into the receive buffer in the same call, so landing costs no extra
+/// receive; below one block, copying is cheaper than setting it up.
+const LANDING_MIN: usize = 512;
 
 /// RFC 7143 §13.12: until negotiated, each side accepts 8192-byte data segments.
 const LOGIN_MAX_DATA: usize = 8192;
@@ -71,9 +73,10 @@ pub enum IoOp {
     },
 }
 
-/// A Data-Out payload to be received straight into its task's buffer: the transport owns `buf`
-/// until it hands it back with [`Connection::handle_landed`], and receives the payload's
-/// remaining bytes into `buf[range]`, advancing `range.start` as they arrive.
+/// Write data to be received straight into the buffer it is written from (a Data-Out payload,
+/// or a SCSI Command's immediate data): the transport owns `buf` until it hands it back with
+/// [`Connection::handle_landed`], and receives the payload's remaining bytes into `buf[range]`,
+/// advancing `range.start` as they arrive.
 #[derive(Debug)]
 pub struct Landing {
     pub bhs: Bhs,
@@ -362,10 +365,12 @@ impl Connection {
         }
     }
 
-    /// `pending` holds received bytes that begin with an incomplete PDU. When that PDU is a
-    /// Data-Out whose payload can go straight into its task's buffer, the bytes already here are
-    /// placed and that buffer is lent with the range the rest of the payload goes to (all of
-    /// `pending` is then consumed): the caller receives it there and calls `handle_landed`.
+    /// `pending` holds received bytes that begin with an incomplete PDU. When that PDU carries
+    /// write data that can be received straight into the buffer it is written from (a Data-Out
+    /// into its task's buffer, a SCSI Command's immediate data into one of its own), the bytes
+    /// already here are placed and that buffer is lent with the range the rest of the payload
+    /// goes to (all of `pending` is then consumed): the caller receives it there and calls
+    /// `handle_landed`.
     pub fn landing(&mut self, pending: &[u8]) -> Option<Landing> {
         let Phase::Full(s) = &mut self.phase else {
             return None;
@@ -375,8 +380,7 @@ impl Connection {
         }
         let bhs = Bhs::from_slice(pending)?;
         let len = bhs.data_segment_len();
-        let landable = bhs.opcode() == Opcode::DATA_OUT
-            && bhs.total_ahs_len() == 0
+        let landable = bhs.total_ahs_len() == 0
             && len >= LANDING_MIN
             && len % 4 == 0
             && len <= s.max_rx_data()
@@ -384,7 +388,12 @@ impl Connection {
         if !landable {
             return None;
         }
-        let (buf, range) = s.data_out_landing(&bhs, &pending[BHS_LEN..])?;
+        let prefix = &pending[BHS_LEN..];
+        let (buf, range) = match bhs.opcode() {
+            Opcode::DATA_OUT => s.data_out_landing(&bhs, prefix)?,
+            Opcode::SCSI_COMMAND => s.command_landing(&bhs, prefix)?,
+            _ => return None,
+        };
         Some(Landing { bhs, buf, range })
     }
 

@@ -21,12 +21,29 @@ use super::ratelog::LogLimiter;
 use super::task::Task;
 use super::text::{TextReply, TextRequestInProgress};
 use super::tmf::PendingTmf;
-use crate::backstore::Budget;
+use crate::backstore::{Budget, IoBuf};
 use crate::login::{LoginOutcome, SessionParams, SessionType};
 use crate::pdu::reject::Reject;
 use crate::pdu::{Bhs, Frame, Opcode};
 use crate::scsi::alua::PortGroups;
 use crate::scsi::{InitiatorPort, ItNexus, LunMap, NexusState};
+
+/// A PDU's data segment: still in the connection's receive buffer, or received in place into a
+/// buffer of its own (immediate data, see `Session::command_landing`), which a write then keeps
+/// as it is instead of copying it.
+pub(super) enum DataSegment<'a> {
+    Received(&'a [u8]),
+    Landed(IoBuf),
+}
+
+impl DataSegment<'_> {
+    pub(super) fn bytes(&self) -> &[u8] {
+        match self {
+            DataSegment::Received(b) => b,
+            DataSegment::Landed(buf) => buf.as_slice(),
+        }
+    }
+}
 
 /// How soon a request blocked by another session's range lock is retried.
 pub const RANGE_LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
@@ -260,7 +277,9 @@ impl Session {
             | Opcode::NOP_OUT
             | Opcode::TEXT_REQUEST
             | Opcode::LOGOUT_REQUEST
-            | Opcode::TASK_MGMT_REQUEST => self.admit(f, out),
+            | Opcode::TASK_MGMT_REQUEST => {
+                self.admit(&f.bhs, f.ahs, DataSegment::Received(f.data), out)
+            }
             // RFC 7143 §11.16: SNACK needs ErrorRecoveryLevel > 0, which is never negotiated here.
             Opcode::SNACK_REQUEST => self.refuse(&f.bhs, SessionError::SnackAtErl0, out),
             Opcode::LOGIN_REQUEST => self.refuse(&f.bhs, SessionError::LoginInFullFeature, out),
@@ -275,17 +294,16 @@ impl Session {
         self.resume_waiting(out);
     }
 
-    /// An in-place receive announced by `data_out_landing` completed into `buf`.
-    pub fn handle_landed(
-        &mut self,
-        bhs: &Bhs,
-        buf: crate::backstore::IoBuf,
-        now: Instant,
-        out: &mut Output,
-    ) {
+    /// An in-place receive announced by `data_out_landing` or `command_landing` completed into
+    /// `buf`: the PDU whose header is `bhs` is complete.
+    pub fn handle_landed(&mut self, bhs: &Bhs, buf: IoBuf, now: Instant, out: &mut Output) {
         self.now = now;
         self.keepalive.received(now);
-        self.handle_landed_data_out(bhs, buf, out);
+        if bhs.opcode() == Opcode::SCSI_COMMAND {
+            self.admit(bhs, &[], DataSegment::Landed(buf), out);
+        } else {
+            self.handle_landed_data_out(bhs, buf, out);
+        }
         self.resume_waiting(out);
     }
 
@@ -307,37 +325,38 @@ impl Session {
     }
 
     /// CmdSN admission (RFC 7143 §3.2.2.1): immediate commands run at once; others in CmdSN order.
-    fn admit(&mut self, f: Frame<'_>, out: &mut Output) {
+    fn admit(&mut self, bhs: &Bhs, ahs: &[u8], data: DataSegment<'_>, out: &mut Output) {
         if self.is_discovery()
             && !matches!(
-                f.bhs.opcode(),
+                bhs.opcode(),
                 Opcode::TEXT_REQUEST | Opcode::LOGOUT_REQUEST | Opcode::NOP_OUT
             )
         {
             // RFC 7143 §4.3: a discovery session carries only Text, Logout and NOP.
-            self.refuse(&f.bhs, SessionError::NotInDiscovery(f.bhs.opcode()), out);
+            self.refuse(bhs, SessionError::NotInDiscovery(bhs.opcode()), out);
             return;
         }
-        if f.bhs.immediate() {
-            self.execute(&f.bhs, f.ahs, f.data, out);
+        if bhs.immediate() {
+            self.execute(bhs, ahs, data, out);
             return;
         }
-        let cmd_sn = f.bhs.u32_at(24);
+        let cmd_sn = bhs.u32_at(24);
         // A waiting command keeps at most a first burst of data (the most any command may carry
         // before its turn); a longer segment is refused when the command's turn comes.
-        let keep = f.data.len() <= self.params.first_burst_length as usize;
+        let bytes = data.bytes();
+        let keep = bytes.len() <= self.params.first_burst_length as usize;
         let admission = self.window.admit(cmd_sn, || OwnedPdu {
-            bhs: f.bhs,
-            ahs: f.ahs.to_vec(),
-            data: if keep { f.data.to_vec() } else { Vec::new() },
-            dropped_data: (!keep).then_some(f.data.len()),
+            bhs: *bhs,
+            ahs: ahs.to_vec(),
+            data: if keep { bytes.to_vec() } else { Vec::new() },
+            dropped_data: (!keep).then_some(bytes.len()),
         });
         match admission {
             cmdsn::Admission::Now => {
                 // ExpCmdSN moves past the command before it runs, so its own response already
                 // acknowledges it (RFC 7143 §4.2.2.1).
                 let next = self.advance_window();
-                self.execute(&f.bhs, f.ahs, f.data, out);
+                self.execute(bhs, ahs, data, out);
                 self.unexecuted -= 1;
                 self.deliver_queued(next, out);
             }
@@ -385,21 +404,22 @@ impl Session {
             self.refuse(&q.cmd.bhs, err, out);
             return;
         }
-        self.execute(&q.cmd.bhs, &q.cmd.ahs, &q.cmd.data, out);
+        let data = DataSegment::Received(&q.cmd.data);
+        self.execute(&q.cmd.bhs, &q.cmd.ahs, data, out);
         for d in q.data_outs {
             self.handle_data_out(&d.bhs, &d.data, out);
         }
     }
 
-    fn execute(&mut self, bhs: &Bhs, ahs: &[u8], data: &[u8], out: &mut Output) {
+    fn execute(&mut self, bhs: &Bhs, ahs: &[u8], data: DataSegment<'_>, out: &mut Output) {
         if self.logout.is_some() && bhs.opcode() != Opcode::LOGOUT_REQUEST {
             self.refuse(bhs, SessionError::WaitingForLogout(bhs.opcode()), out);
             return;
         }
         match bhs.opcode() {
             Opcode::SCSI_COMMAND => self.handle_scsi_command(bhs, ahs, data, out),
-            Opcode::NOP_OUT => self.handle_nop_out(bhs, data, out),
-            Opcode::TEXT_REQUEST => self.handle_text(bhs, data, out),
+            Opcode::NOP_OUT => self.handle_nop_out(bhs, data.bytes(), out),
+            Opcode::TEXT_REQUEST => self.handle_text(bhs, data.bytes(), out),
             Opcode::LOGOUT_REQUEST => self.handle_logout(bhs, out),
             Opcode::TASK_MGMT_REQUEST => self.handle_tmf(bhs, out),
             _ => {}

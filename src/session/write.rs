@@ -15,7 +15,7 @@ use std::ops::Range;
 use super::conn::{IoCompletion, IoOp};
 use super::data_in::Reply;
 use super::error::DataOutError;
-use super::full::Session;
+use super::full::{DataSegment, Session};
 use super::nop::alloc_ttt;
 use super::output::Output;
 use super::task::{IoKind, Layout, Lent, OpenR2t, Purpose, Task, TaskState, WriteState};
@@ -57,13 +57,13 @@ impl Session {
         lun: u16,
         cmd: &ScsiCommand,
         wt: WriteTarget,
-        imm: &[u8],
+        imm: DataSegment<'_>,
         purpose: Purpose,
         out: &mut Output,
     ) {
         let edtl = if cmd.write { cmd.expected_data_len } else { 0 };
         let need = edtl.min(wt.scsi_len);
-        let imm_len = imm.len() as u32;
+        let imm_len = imm.bytes().len() as u32;
         // RFC 7143 §11.3.1: F=1 says no unsolicited Data-Out follows the command.
         let unsolicited_end = if self.params.initial_r2t || cmd.final_bit {
             imm_len
@@ -91,11 +91,20 @@ impl Session {
             purpose,
         };
         self.choose_layout(lun, &mut w);
-        let keep = imm.len().min(need as usize);
+        let keep = (imm_len as usize).min(need as usize);
+        let unsolicited_need = w.unsolicited_need() as usize;
         if keep > 0 {
-            let mut buf = self.budget.alloc(w.unsolicited_need() as usize);
-            buf.as_mut_slice()[..keep].copy_from_slice(&imm[..keep]);
-            w.unsolicited = Some(buf);
+            w.unsolicited = Some(match imm {
+                // Received in place, and exactly the unsolicited burst: written as it is.
+                DataSegment::Landed(buf) if buf.len() == unsolicited_need && keep == buf.len() => {
+                    buf
+                }
+                imm => {
+                    let mut buf = self.budget.alloc(unsolicited_need);
+                    buf.as_mut_slice()[..keep].copy_from_slice(&imm.bytes()[..keep]);
+                    buf
+                }
+            });
         }
         let slot = self.new_task(lun, cmd, TaskState::Receiving(w));
         self.write_progress(slot, out);

@@ -846,6 +846,7 @@ fn garbage_never_panics() {
 
 mod bounds;
 mod copy;
+mod landing;
 mod masking;
 mod range_locks;
 mod reservations;

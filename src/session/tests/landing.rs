@@ -1,0 +1,129 @@
+//! Write data received in place: a command's immediate data lands in a buffer of its own that
+//! the write then takes as it is (no copy), and every path the ordinary framing takes (CmdSN
+//! gaps, refusals, errors) still holds for a landed command.
+
+use super::*;
+
+const IMMEDIATE: [(&str, &str); 2] = [("ImmediateData", "Yes"), ("InitialR2T", "Yes")];
+
+/// The wire bytes of `cmd` with `data` as its immediate data.
+fn wire_of(p: &Pair, cmd: &ScsiCommand, data: &[u8]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    frame::encode(&mut wire, &cmd.encode(), &[], data, p.digests);
+    wire
+}
+
+/// Offers the first `head` bytes of `wire` to the connection, as a receive that stopped there
+/// would, then fills the lent range with the rest and hands the buffer back.
+fn land(p: &mut Pair, wire: &[u8], head: usize) -> *const u8 {
+    let mut l = p.conn.landing(&wire[..head]).expect("the payload lands");
+    assert_eq!(l.range, head - 48..wire.len() - 48);
+    let at = l.range.start;
+    l.buf.as_mut_slice()[at..].copy_from_slice(&wire[48 + at..]);
+    l.range.start = l.range.end;
+    let ptr = l.buf.as_slice().as_ptr();
+    p.conn.handle_landed(l, p.now);
+    ptr
+}
+
+#[test]
+fn immediate_data_received_in_place_is_written_from_that_buffer() {
+    let mut p = Pair::logged_in(default_offer(), Tuning::default(), &IMMEDIATE);
+    let data = pattern(4096, 21);
+    let cmd = p.command_pdu(0, 5, &rw10(0x2a, 16, 8), 4096, false, true);
+    let wire = wire_of(&p, &cmd, &data);
+    // The header came alone, as libiscsi sends it.
+    let landed_at = land(&mut p, &wire, 48);
+    let io = p.take_io();
+    assert_eq!(io.len(), 1);
+    match &io[0].op {
+        IoOp::Write { buf, offset, .. } => {
+            assert_eq!(*offset, 16 * 512);
+            assert_eq!(
+                buf.as_slice().as_ptr(),
+                landed_at,
+                "the write goes out from the buffer the data was received into"
+            );
+        }
+        op => panic!("expected a write, got {op:?}"),
+    }
+    for req in io {
+        p.complete(req, Ok(()));
+    }
+    assert_eq!(response(&p.recv()).status, 0);
+    assert_eq!(&p.disk[16 * 512..16 * 512 + 4096], &data[..]);
+    assert_eq!(p.conn.buffered_bytes(), 0);
+}
+
+#[test]
+fn immediate_data_partly_received_with_its_header_lands_in_order() {
+    let mut p = Pair::logged_in(default_offer(), Tuning::default(), &IMMEDIATE);
+    let data = pattern(8192, 22);
+    let cmd = p.command_pdu(0, 6, &rw10(0x2a, 40, 16), 8192, false, true);
+    let wire = wire_of(&p, &cmd, &data);
+    land(&mut p, &wire, 48 + 1000);
+    assert_eq!(p.run_io(), 1);
+    assert_eq!(response(&p.recv()).status, 0);
+    assert_eq!(&p.disk[40 * 512..40 * 512 + 8192], &data[..]);
+}
+
+#[test]
+fn a_landed_command_behind_a_cmdsn_gap_waits_with_its_data() {
+    let mut p = Pair::logged_in(default_offer(), Tuning::default(), &IMMEDIATE);
+    let data = pattern(4096, 23);
+    let base = p.cmd_sn;
+    p.cmd_sn = base + 1;
+    let cmd = p.command_pdu(0, 7, &rw10(0x2a, 64, 8), 4096, false, true);
+    let wire = wire_of(&p, &cmd, &data);
+    land(&mut p, &wire, 48);
+    assert!(p.take_io().is_empty(), "waits for CmdSN {base}");
+    p.cmd_sn = base;
+    p.command(8, &[0u8; 6], 0, false, false, &[]);
+    assert_eq!(p.run_io(), 1);
+    let itts: Vec<u32> = p.recv().iter().map(|(b, _)| b.itt()).collect();
+    assert_eq!(itts, vec![8, 7]);
+    assert_eq!(&p.disk[64 * 512..64 * 512 + 4096], &data[..]);
+}
+
+#[test]
+fn a_landed_command_that_is_refused_gives_its_buffer_back() {
+    let mut p = Pair::logged_in(default_offer(), Tuning::default(), &IMMEDIATE);
+    let data = pattern(4096, 24);
+    // LUN 9 does not exist: CHECK CONDITION, and the landed data goes nowhere.
+    let cmd = p.command_pdu(9, 9, &rw10(0x2a, 0, 8), 4096, false, true);
+    let wire = wire_of(&p, &cmd, &data);
+    land(&mut p, &wire, 48);
+    assert!(p.take_io().is_empty());
+    let rsp = response(&p.recv());
+    assert_eq!((rsp.itt, rsp.status), (9, 2));
+    assert_eq!(p.conn.buffered_bytes(), 0);
+    assert!(p.disk.iter().all(|&b| b == 0));
+}
+
+#[test]
+fn immediate_data_the_ordinary_path_refuses_is_not_landed() {
+    // ImmediateData=No: the command must be refused with its data, not given a buffer.
+    let keys = [("ImmediateData", "No"), ("InitialR2T", "Yes")];
+    let mut p = Pair::logged_in(default_offer(), Tuning::default(), &keys);
+    let cmd = p.command_pdu(0, 10, &rw10(0x2a, 0, 8), 4096, false, true);
+    let wire = wire_of(&p, &cmd, &pattern(4096, 25));
+    assert!(p.conn.landing(&wire[..48]).is_none());
+
+    // More immediate data than the command's expected length, or than FirstBurstLength.
+    let mut p = Pair::logged_in(default_offer(), Tuning::default(), &IMMEDIATE);
+    let cmd = p.command_pdu(0, 11, &rw10(0x2a, 0, 8), 2048, false, true);
+    let wire = wire_of(&p, &cmd, &pattern(4096, 26));
+    assert!(p.conn.landing(&wire[..48]).is_none());
+    let cmd = p.command_pdu(0, 12, &rw10(0x2a, 0, 256), 128 * 1024, false, true);
+    let wire = wire_of(&p, &cmd, &pattern(128 * 1024, 27));
+    assert!(
+        p.conn.landing(&wire[..48]).is_none(),
+        "past FirstBurstLength"
+    );
+
+    // A read carrying data.
+    let cmd = p.command_pdu(0, 13, &rw10(0x28, 0, 8), 4096, true, false);
+    let wire = wire_of(&p, &cmd, &pattern(4096, 28));
+    assert!(p.conn.landing(&wire[..48]).is_none());
+    assert_eq!(p.conn.buffered_bytes(), 0);
+}
