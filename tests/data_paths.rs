@@ -297,3 +297,47 @@ fn immediate_data_after_a_lone_header_lands_and_what_follows_is_kept() {
         read_back(&mut ini, *lba, data, bs);
     }
 }
+
+/// A batch of write PDUs that arrives at once is taken in a few large receives, not one per PDU:
+/// the payload at the end of one receive goes straight to its buffer, and the receive that
+/// finishes it also takes what follows (so receiving in place never shrinks the batches).
+#[test]
+fn a_batch_of_writes_is_received_in_a_few_receives() {
+    use common::admin::{parse_prometheus, scrape};
+    use ringtgt::pdu::frame;
+
+    let d = common::daemon(&["--metrics", "127.0.0.1:0"]);
+    let addr = d.metrics_addr();
+    let submissions = || -> f64 {
+        parse_prometheus(&scrape(&addr))
+            .iter()
+            .filter(|s| s.name == "ringtgt_io_uring_submissions_total")
+            .map(|s| s.value)
+            .sum()
+    };
+    let mut ini = common::session(&d, &[("InitialR2T", "Yes"), ("ImmediateData", "Yes")]);
+    ini.wait_ready(1);
+    const BATCH: usize = 32;
+    let mut wire = Vec::new();
+    for i in 0..BATCH {
+        let cmd = ini.command_pdu(1, &cdb::write10(i as u32 * 8, 8), false, true, 4096);
+        frame::encode(
+            &mut wire,
+            &cmd.encode(),
+            &[],
+            &cdb::pattern(i as u64, 4096),
+            ini.conn.digests,
+        );
+    }
+    let before = submissions();
+    ini.conn.send_raw(&wire).unwrap();
+    for _ in 0..BATCH {
+        let (bhs, _) = ini.recv();
+        assert_eq!(ringtgt::pdu::scsi::ScsiResponse::decode(&bhs).status, 0);
+    }
+    let used = submissions() - before;
+    assert!(
+        used < (BATCH / 2) as f64,
+        "{used} io_uring submissions for {BATCH} writes to a null LUN sent in one go"
+    );
+}

@@ -365,8 +365,10 @@ impl Reactor {
         // is still received: its PDU is already under way.
         let more_input = slot.staged_output() <= MAX_STAGED_OUTPUT;
         if more_input {
+            // A landing means traffic: what follows the payload may be a whole batch of PDUs.
             let max = slot.conn.max_pdu_len().max(INITIAL_RECV_BUF);
-            if slot.rbuf.len() - slot.rlen < 4096 && slot.rbuf.len() < max {
+            let short = slot.landing.is_some() || slot.rbuf.len() - slot.rlen < 4096;
+            if short && slot.rbuf.len() < max {
                 slot.rbuf.resize(max, 0);
             }
         }
