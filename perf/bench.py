@@ -469,6 +469,13 @@ RBD_WORKLOADS = [
 ]
 
 ISCSI_PERF_ROWS = ["iscsi-perf null 4k rand qd32", "iscsi-perf null 1m seq qd8"]
+# examples/load.rs on the null LUN, one session at QD32: (row, --rw, --split). `batched` sends
+# each batch of PDUs in one write (header and immediate data together, as the Linux initiator's
+# corked sends do); `split` sends a write's header and data in two writes, as libiscsi does.
+LOAD_ROWS = [("load-batched null 4k randwrite qd32", "write", False),
+             ("load-batched null 4k randread qd32", "read", False),
+             ("load-split null 4k randwrite qd32", "write", True)]
+CLIENT_ROWS = ISCSI_PERF_ROWS + [n for n, _, _ in LOAD_ROWS]
 
 WORKLOADS = [
     Workload("null 4k randread qd32", "null", "randread", "4k", 32, c1=True),
@@ -650,6 +657,21 @@ def run_iscsi_perf(url: str, qd: int, blocks: int, rand: bool, runtime: int, out
         iops = float(m[-1][0])
         # iscsi-perf prints no I/O count; its average over the elapsed time stands in for it.
         return iops, iops * blocks * 512 / 1e6, None, None, int(iops * min(elapsed, runtime))
+    return run
+
+
+def run_load(load: str, t: "Target", rw: str, split_sends: bool, runtime: int, out: str):
+    def run():
+        argv = [load, "--host", HOST, "--port", str(t.port), "--target", t.iqn, "--lun",
+                str(t.luns["null"]), "--rw", rw, "--qd", "32", "--bs", "4096",
+                "--seconds", str(runtime)] + (["--split"] if split_sends else [])
+        rc, stdout, _ = run_client(argv, runtime + 60, merge_stderr=True)
+        with open(out, "w") as f:
+            f.write(stdout)
+        m = re.search(r"ios=(\d+) seconds=([\d.]+) iops=(\d+) mbps=([\d.]+)", stdout)
+        if rc != 0 or not m:
+            raise RuntimeError(f"load failed ({rc}): {stdout[-400:]}")
+        return float(m[3]), float(m[4]), None, None, int(m[1])
     return run
 
 
@@ -903,6 +925,7 @@ def main() -> None:
     ap.add_argument("--fio", required=True)
     ap.add_argument("--lun-file", required=True)
     ap.add_argument("--ram-file", required=True)  # tgt's memory-backed LUN, on tmpfs
+    ap.add_argument("--load", required=True)  # examples/load.rs, built by run.sh
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--pidfile", required=True)
     ap.add_argument("--command", required=True)
@@ -925,7 +948,7 @@ def main() -> None:
     if rbd:
         ports.update({"ringtgt-rbd": base + 6, "ringtgt-rbd metrics": base + 7})
     # The ringtgt-vs-tgt rows (warm-up and profile are theirs).
-    main_selected = any(only.search(n) for n in [w.name for w in WORKLOADS] + ISCSI_PERF_ROWS)
+    main_selected = any(only.search(n) for n in [w.name for w in WORKLOADS] + CLIENT_ROWS)
     for name, p in ports.items():
         if not port_free(p):
             raise SystemExit(f"port {HOST}:{p} (for {name}) is taken; set PORT_BASE")
@@ -1075,6 +1098,19 @@ def main() -> None:
                         f"{split(s.sessions)}")
                     add(name, key, s)
 
+            for name, rw, split_sends in LOAD_ROWS:
+                if not only.search(name):
+                    continue
+                for key in (["ringtgt", "tgt"] if r % 2 == 0 else ["tgt", "ringtgt"]):
+                    t = targets[key]
+                    out = os.path.join(a.run_dir, f"r{r}-{key}-{name.replace(' ', '-')}.txt")
+                    s = measured(t.pid, run_load(a.load, t, rw, split_sends, runtime, out),
+                                 t.metrics)
+                    log(f"{name:38s} {labels[key]:22s} {s.iops / 1000:7.1f}k IOPS "
+                        f"{s.mbps:7.0f} MB/s  tgt {s.tgt_cpu_us or 0:5.2f} µs/IO"
+                        f"{split(s.sessions)}")
+                    add(name, key, s)
+
         prof_md = (profile(procs, [rt, tgt], a.fio, a.run_dir, runtime)
                    if do_profile and main_selected else [])
         elapsed = time.time() - started
@@ -1117,7 +1153,7 @@ def summary(a, label, rounds, runtime, elapsed, results, refs, idle, labels, pro
     L = [f"## {label} — {now}", ""]
     warmup = os.environ.get("WARMUP", "2")
     warm = []
-    if any(n in results for n in [w.name for w in WORKLOADS] + ISCSI_PERF_ROWS):
+    if any(n in results for n in [w.name for w in WORKLOADS] + CLIENT_ROWS):
         warm.append(f"each target warmed up first (WARMUP={warmup} s each of 1m read, 1m write, "
                     f"file 4k randread)")
     if any(w.name in results for w in RBD_WORKLOADS):
@@ -1134,14 +1170,14 @@ def summary(a, label, rounds, runtime, elapsed, results, refs, idle, labels, pro
           f"{elapsed / 60:.1f} min in all; target order rotates every round; {warm}",
           "- cells: median over rounds ±half the min–max spread; ratio rows: median ÷ median. "
           "CPU µs/IO: target = utime+stime delta of `/proc/PID/stat` (all threads) ÷ I/Os "
-          "completed; client = rusage of the fio / iscsi-perf processes ÷ I/Os. Latency is fio's "
-          "completion latency (for randrw: of reads and writes together). Digests off (libiscsi offers None first, both targets take it). "
+          "completed; client = rusage of the fio / iscsi-perf / load processes ÷ I/Os. "
+          "Latency is fio's completion latency (for randrw: of reads and writes together). Digests off (libiscsi offers None first, both targets take it). "
           "host busy: all CPUs, from /proc/stat; other load: the part of it that was neither "
           "this target nor this client (other engineers' work, IRQs) — median (min–max).",
           ""]
     main_rows = [(w.name, ["ringtgt", "tgt"] + (["ringtgt-c1"] if w.c1 else []))
                  for w in WORKLOADS]
-    main_rows += [(n, ["ringtgt", "tgt"]) for n in ISCSI_PERF_ROWS]
+    main_rows += [(n, ["ringtgt", "tgt"]) for n in CLIENT_ROWS]
     if any(n in results for n, _ in main_rows):
         L += ["### ringtgt vs tgt", ""] + table(results, main_rows, labels) + [""]
     L += scale_section(results, idle, labels)
@@ -1294,12 +1330,14 @@ def goals(results, refs, idle) -> list[str]:
             out.append(f"| {text} | {shown} | {'met' if ok else '**missed**'} |")
 
     for w in ("null 4k randread qd32", "null 4k randwrite qd32", "file 4k randread qd32",
-              "file 4k randwrite qd32"):
+              "file 4k randwrite qd32", "load-batched null 4k randwrite qd32",
+              "load-split null 4k randwrite qd32"):
         a, b = m(w, "ringtgt", "tgt_cpu_us"), m(w, "tgt", "tgt_cpu_us")
         v = a / b if a is not None and b else None
         row(f"target CPU per I/O ≤ 1/3 of tgtd's — {w}", v, v is not None and v <= 1 / 3,
             f"{a or 0:.2f} vs {b or 0:.2f} µs = {v or 0:.2f}×")
-    for w in ("null 4k randread qd32", "null 4k randwrite qd32"):
+    for w in ("null 4k randread qd32", "null 4k randwrite qd32",
+              "load-batched null 4k randwrite qd32", "load-split null 4k randwrite qd32"):
         a, b = m(w, "ringtgt", "iops"), m(w, "tgt", "iops")
         v = a / b if a is not None and b else None
         row(f"IOPS ≥ 1.5× tgt — {w}", v, v is not None and v >= 1.5,

@@ -50,6 +50,11 @@
 # did not log in (fio's per-job results, ringtgt's /metrics, tgtadm's I_T nexus list). Goals:
 # IOPS ≥ 2× tgt, p99 ≤ 0.5× tgt's, ≤ 64 KiB per idle session.
 #
+# load-* rows: the same null LUN driven by examples/load.rs, a client that sends each batch of
+# PDUs in one write, header and immediate data together, as the Linux initiator's corked sends
+# put them on the wire (`load-batched`), or each write's header and data in two writes, as
+# libiscsi does (`load-split`); one session, QD32, for ringtgt and tgt.
+#
 # Nothing but 127.0.0.1 is used. Every process started is ended on exit (trap), by PID.
 set -euo pipefail
 
@@ -169,6 +174,9 @@ else
     src_bin="$REPO/target/$cargo_profile/ringtgt"
 fi
 cp "$src_bin" "$RUN_DIR/ringtgt"
+# The batching client of the load-* rows (examples/load.rs): always this checkout's.
+(cd "$REPO" && cargo build --release --quiet --example load)
+cp "$REPO/target/release/examples/load" "$RUN_DIR/load"
 if [[ "$RBD" == 1 ]] && ! ldd "$RUN_DIR/ringtgt" | grep -q 'librbd\.so'; then
     log "RBD=1: $src_bin was built without the rbd feature (cargo build --features rbd)"
     exit 1
@@ -225,7 +233,7 @@ ${RINGTGT_BIN:+ RINGTGT_BIN=$RINGTGT_BIN} perf/run.sh"
 
 python3 "$HERE/bench.py" "${rbd_args[@]}" \
     --ringtgt "$RUN_DIR/ringtgt" --ringtgt-source "$src_bin" --ringtgt-label "$src_label" --fio "$FIO" --lun-file "$LUN_FILE" \
-    --ram-file "$RAM_FILE" \
+    --ram-file "$RAM_FILE" --load "$RUN_DIR/load" \
     --run-dir "$RUN_DIR" --pidfile "$PIDFILE" --command "$COMMAND" \
     --results "$HERE/RESULTS.md" &
 BENCH_PID=$!
