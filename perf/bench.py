@@ -472,10 +472,13 @@ ISCSI_PERF_ROWS = ["iscsi-perf null 4k rand qd32", "iscsi-perf null 1m seq qd8"]
 # examples/load.rs on the null LUN, one session at QD32: (row, --rw, --split). `batched` sends
 # each batch of PDUs in one write (header and immediate data together, as the Linux initiator's
 # corked sends do); `split` sends a write's header and data in two writes, as libiscsi does.
-LOAD_ROWS = [("load-batched null 4k randwrite qd32", "write", False),
-             ("load-batched null 4k randread qd32", "read", False),
-             ("load-split null 4k randwrite qd32", "write", True)]
-CLIENT_ROWS = ISCSI_PERF_ROWS + [n for n, _, _ in LOAD_ROWS]
+# The file rows show the file LUN against local fio with a client that is not the bottleneck.
+LOAD_ROWS = [("load-batched null 4k randwrite qd32", "null", "write", False),
+             ("load-batched null 4k randread qd32", "null", "read", False),
+             ("load-split null 4k randwrite qd32", "null", "write", True),
+             ("load-batched file 4k randread qd32", "file", "read", False),
+             ("load-batched file 4k randwrite qd32", "file", "write", False)]
+CLIENT_ROWS = ISCSI_PERF_ROWS + [n for n, _, _, _ in LOAD_ROWS]
 
 WORKLOADS = [
     Workload("null 4k randread qd32", "null", "randread", "4k", 32, c1=True),
@@ -660,11 +663,14 @@ def run_iscsi_perf(url: str, qd: int, blocks: int, rand: bool, runtime: int, out
     return run
 
 
-def run_load(load: str, t: "Target", rw: str, split_sends: bool, runtime: int, out: str):
+def run_load(load: str, t: "Target", lun: str, rw: str, split_sends: bool, runtime: int,
+             out: str):
     def run():
+        # 1 GiB: the size of every LUN both targets export (tgt's null store reports 1 TiB).
         argv = [load, "--host", HOST, "--port", str(t.port), "--target", t.iqn, "--lun",
-                str(t.luns["null"]), "--rw", rw, "--qd", "32", "--bs", "4096",
-                "--seconds", str(runtime)] + (["--split"] if split_sends else [])
+                str(t.luns[lun]), "--rw", rw, "--qd", "32", "--bs", "4096",
+                "--span", str((1 << 30) // 512), "--seconds", str(runtime)]
+        argv += ["--split"] if split_sends else []
         rc, stdout, _ = run_client(argv, runtime + 60, merge_stderr=True)
         with open(out, "w") as f:
             f.write(stdout)
@@ -841,19 +847,28 @@ def pkg_version(name: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # profile
 
-def profile(procs: Procs, targets: list[Target], fio: str, run_dir: str,
+def profile(procs: Procs, targets: list[Target], fio: str, load: str, run_dir: str,
             runtime: int) -> list[str]:
-    """perf record (cpu-clock) of each target under null 4k randread qd32 and null 1m read qd8,
-    and strace -c under null 4k randread qd32."""
+    """perf record (cpu-clock) of each target under the null 4k randread, 4k randwrite, 1m read
+    and 1m write rows and the batching client's 4k randwrite, and strace -c under null 4k
+    randread qd32."""
     md: list[str] = []
     have_perf = shutil.which("perf") is not None
     have_strace = shutil.which("strace") is not None
-    for w in (WORKLOADS[0], WORKLOADS[2]) if have_perf else ():
-        slug = re.sub(r"[^a-z0-9]+", "-", w.name)
+    profiled = [w.name for w in WORKLOADS[:4]] + ["load-batched null 4k randwrite qd32"]
+    for name in profiled if have_perf else ():
+        slug = re.sub(r"[^a-z0-9]+", "-", name)
         for t in targets:
-            job = os.path.join(run_dir, f"profile-{t.key}-{slug}.fio")
-            with open(job, "w") as f:
-                f.write(iscsi_fio_job(w, t.url(w.lun), runtime))
+            w = next((w for w in WORKLOADS if w.name == name), None)
+            if w is not None:
+                job = os.path.join(run_dir, f"profile-{t.key}-{slug}.fio")
+                with open(job, "w") as f:
+                    f.write(iscsi_fio_job(w, t.url(w.lun), runtime))
+                client = run_fio(fio, job, job.replace(".fio", ".json"), w.rw, runtime)
+            else:
+                row = next(r for r in LOAD_ROWS if r[0] == name)
+                client = run_load(load, t, row[1], row[2], row[3], runtime,
+                                  os.path.join(run_dir, f"profile-{t.key}-{slug}.txt"))
             data = os.path.join(run_dir, f"perf-{t.key}-{slug}.data")
             rec = procs.track(subprocess.Popen(
                 ["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "-g", "-p", str(t.pid),
@@ -861,7 +876,7 @@ def profile(procs: Procs, targets: list[Target], fio: str, run_dir: str,
                 start_new_session=True))
             time.sleep(0.5)
             try:
-                r = run_fio(fio, job, job.replace(".fio", ".json"), w.rw, runtime)()
+                r = client()
             finally:
                 rec.send_signal(signal.SIGINT)
                 rec.wait(timeout=60)
@@ -878,7 +893,7 @@ def profile(procs: Procs, targets: list[Target], fio: str, run_dir: str,
             with open(data.replace(".data", ".txt"), "w") as f:
                 f.write("\n".join(dsos + [""] + syms) + "\n")
             share = ", ".join(" ".join(l.split()[:2][::-1]) for l in dsos[:4])
-            md += [f"`perf record -e cpu-clock -g -p <{t.label}>` under {w.name} "
+            md += [f"`perf record -e cpu-clock -g -p <{t.label}>` under {name} "
                    f"({r[0] / 1000:.1f}k IOPS, {r[1]:,.0f} MB/s) — samples by object: {share}. "
                    f"Symbols ≥ 0.7 %:", "", "```"]
             md += syms[:25] + ["```", ""]
@@ -1037,7 +1052,7 @@ def main() -> None:
                 refs.setdefault(key, []).append(
                     measured(iperf.pid, run_iperf3(ports["iperf3"], runtime, out, length)))
             for rw in ("randread", "randwrite"):
-                if not only.search(f"file 4k {rw} qd32"):
+                if not any(only.search(f"{c}file 4k {rw} qd32") for c in ("", "load-batched ")):
                     continue
                 job = os.path.join(a.run_dir, f"r{r}-local-{rw}.fio")
                 with open(job, "w") as f:
@@ -1098,20 +1113,20 @@ def main() -> None:
                         f"{split(s.sessions)}")
                     add(name, key, s)
 
-            for name, rw, split_sends in LOAD_ROWS:
+            for name, lun, rw, split_sends in LOAD_ROWS:
                 if not only.search(name):
                     continue
                 for key in (["ringtgt", "tgt"] if r % 2 == 0 else ["tgt", "ringtgt"]):
                     t = targets[key]
                     out = os.path.join(a.run_dir, f"r{r}-{key}-{name.replace(' ', '-')}.txt")
-                    s = measured(t.pid, run_load(a.load, t, rw, split_sends, runtime, out),
+                    s = measured(t.pid, run_load(a.load, t, lun, rw, split_sends, runtime, out),
                                  t.metrics)
                     log(f"{name:38s} {labels[key]:22s} {s.iops / 1000:7.1f}k IOPS "
                         f"{s.mbps:7.0f} MB/s  tgt {s.tgt_cpu_us or 0:5.2f} µs/IO"
                         f"{split(s.sessions)}")
                     add(name, key, s)
 
-        prof_md = (profile(procs, [rt, tgt], a.fio, a.run_dir, runtime)
+        prof_md = (profile(procs, [rt, tgt], a.fio, a.load, a.run_dir, runtime)
                    if do_profile and main_selected else [])
         elapsed = time.time() - started
     finally:
@@ -1349,7 +1364,9 @@ def goals(results, refs, idle) -> list[str]:
         row(f"{w} ≥ {goal:.0%} of iperf3 loopback", v, v is not None and v >= goal,
             f"{a or 0:,.0f} of {ip or 0:,.0f} MB/s = {v or 0:.0%}")
     for w, k in (("file 4k randread qd32", "local randread"),
-                 ("file 4k randwrite qd32", "local randwrite")):
+                 ("file 4k randwrite qd32", "local randwrite"),
+                 ("load-batched file 4k randread qd32", "local randread"),
+                 ("load-batched file 4k randwrite qd32", "local randwrite")):
         a, b = m(w, "ringtgt", "iops"), ref(k, "iops")
         v = a / b if a is not None and b else None
         row(f"{w} ≥ 80% of local fio", v, v is not None and v >= 0.8,
