@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::daemon::{free_port, run, BIN};
-use common::{Daemon, TARGET};
+use common::{cdb, Daemon, TARGET};
 
 /// A config file in `dir` exporting `luns` (TOML `[[target.lun]]` bodies) from one target.
 fn write_config(dir: &Path, luns: &[&str]) -> String {
@@ -104,4 +104,27 @@ fn a_ram_lun_larger_than_memory_is_refused() {
     let config = write_config(dir.path(), &["path = \"ram:1000TiB\""]);
     let err = refused(&config);
     assert!(err.contains("a RAM LUN must fit in memory"), "{err}");
+}
+
+/// A RAM LUN's reads and writes are copies the reactor makes itself: tmpfs gives io_uring no
+/// non-blocking path, so through the ring every one of them would wake an io-wq worker thread
+/// (`iou-wrk-*`), a hand-off and two context switches per I/O.
+#[test]
+fn ram_lun_io_needs_no_io_wq_worker() {
+    let d = common::daemon(&[]);
+    let mut ini = common::session(&d, &[]);
+    ini.wait_ready(0);
+    for i in 0..64u64 {
+        let data = cdb::pattern(i, 4096);
+        ini.write_blocks(0, i * 8, &data, 512).assert_good();
+        let r = ini.read_blocks(0, i * 8, 8, 512);
+        r.assert_good();
+        assert!(r.data == data, "block {i} reads back what was written");
+    }
+    let workers: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", d.pid()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.starts_with("iou-wrk"))
+        .collect();
+    assert!(workers.is_empty(), "io-wq workers: {workers:?}");
 }

@@ -8,7 +8,7 @@ use io_uring::{opcode, squeue, types};
 
 use super::token::{Kind, Token};
 use super::{store_fd, Reactor};
-use crate::backstore::{Extent, IoBuf};
+use crate::backstore::{Extent, IoBuf, StoreKind};
 use crate::session::{IoCompletion, IoOp, IoRequest, IoToken, WriteLock};
 
 pub struct BlockOp {
@@ -68,7 +68,7 @@ impl Reactor {
             op,
             lock,
         } = io;
-        let (kind, offset, buf) = match op {
+        let (kind, offset, mut buf) = match op {
             IoOp::Read { offset, buf } => (OpKind::Read, offset, Some(buf)),
             IoOp::Write { offset, buf, fua } => (OpKind::Write { fua }, offset, Some(buf)),
             IoOp::Flush => (OpKind::Flush, 0, None),
@@ -114,6 +114,23 @@ impl Reactor {
                 return;
             }
         };
+        let ram = self.ram_fd(target, lun, kind);
+        if let (Some(raw), Some(mut b)) = (ram, ram.and_then(|_| buf.take())) {
+            // A RAM store is a tmpfs file, which io_uring cannot read or write without blocking:
+            // every operation would be handed to an io-wq worker thread (a hand-off and two
+            // context switches per I/O). Its I/O is a copy to or from memory that never waits
+            // for a device, so the reactor does it itself, as the null store's is done here.
+            let result = copy_at(raw, kind, offset, &mut b);
+            let c = IoCompletion {
+                token,
+                result,
+                buf: Some(b),
+                lock,
+                extent: None,
+            };
+            self.complete_inline(idx, c);
+            return;
+        }
         let fd = match store_fd(&self.stores, target, lun) {
             Some(Some(raw)) => self
                 .fixed_files
@@ -219,6 +236,17 @@ impl Reactor {
         self.push(sqe.user_data(user_data));
     }
 
+    /// The descriptor of a RAM store, for a read or a write.
+    fn ram_fd(&self, target: usize, lun: u16, kind: OpKind) -> Option<RawFd> {
+        if !matches!(kind, OpKind::Read | OpKind::Write { .. }) {
+            return None;
+        }
+        let store = self.stores.get(target, lun)?;
+        (store.kind() == StoreKind::Ram)
+            .then(|| store.raw_fd())
+            .flatten()
+    }
+
     pub(super) fn on_block(&mut self, bi: usize, res: i32) {
         let Some(op) = self.blocks.get_mut(bi) else {
             return;
@@ -280,6 +308,37 @@ impl Reactor {
         self.conns[idx].conn.handle_io_completion(c, Instant::now());
         self.service(idx);
     }
+}
+
+/// Reads or writes all of `buf` at `offset` of `fd` with plain system calls (a RAM store's I/O,
+/// see `start_block`); FUA needs nothing more, as memory is all a RAM store has.
+fn copy_at(fd: RawFd, kind: OpKind, offset: u64, buf: &mut IoBuf) -> Result<(), i32> {
+    let mut done = 0;
+    let len = buf.len();
+    while done < len {
+        let at = (offset + done as u64) as libc::off_t;
+        let rest = &mut buf.as_mut_slice()[done..];
+        // SAFETY: `rest` is valid for `rest.len()` bytes for the duration of the call.
+        let n = unsafe {
+            match kind {
+                OpKind::Read => libc::pread(fd, rest.as_mut_ptr().cast(), rest.len(), at),
+                _ => libc::pwrite(fd, rest.as_ptr().cast(), rest.len(), at),
+            }
+        };
+        match n {
+            n if n > 0 => done += n as usize,
+            0 => return Err(libc::EIO),
+            _ => {
+                let errno = std::io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EIO);
+                if errno != libc::EINTR {
+                    return Err(errno);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How the store behind `fd` holds the `len` bytes from `offset`: data up to the next hole, or
