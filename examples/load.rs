@@ -1,11 +1,14 @@
-//! A minimal iSCSI load client for perf/run.sh: one session, a fixed queue depth of random 4 KiB
-//! (or larger) reads or writes, and every PDU of a batch sent in one `write`, header and
-//! immediate data together, as the Linux initiator's corked sends put them on the wire. With
-//! `--split` each write's header and data go out in separate `write`s instead, as libiscsi (fio's
-//! engine, iscsi-perf) sends them, so the two can be compared with the same client.
+//! A minimal iSCSI load client for perf/run.sh: one or many sessions driven by one thread (so
+//! that hundreds of sessions cost the client no scheduling), each with a fixed queue depth of
+//! random 4 KiB (or larger) reads, writes or a mix, and every PDU of a batch sent in one `write`,
+//! header and immediate data together, as the Linux initiator's corked sends put them on the
+//! wire. With `--split` each write's header and data go out in separate `write`s instead, as
+//! libiscsi (fio's engine, iscsi-perf) sends them, so the two can be compared with the same
+//! client.
 //!
-//! Prints one line: `ios=N seconds=S iops=X mbps=Y`. Exits non-zero on anything but GOOD status,
-//! an R2T (the client sends every write's data as immediate data) or a refused login.
+//! Prints one line: `ios=N seconds=S iops=X mbps=Y p50_us=A p99_us=B` (completion latency from
+//! the command's send to its status). Exits non-zero on anything but GOOD status, an R2T (every
+//! write's data goes as immediate data) or a refused login.
 //!
 //! ```text
 //! cargo run --release --example load -- --port 3260 --target IQN --lun 1 --rw write --qd 32
@@ -31,9 +34,14 @@ struct Args {
     target: String,
     #[arg(long, default_value_t = 0)]
     lun: u16,
-    /// read or write
+    /// read, write, or mix (reads with --read-pct percent probability)
     #[arg(long, default_value = "write")]
     rw: String,
+    #[arg(long, default_value_t = 70)]
+    read_pct: u64,
+    /// Sessions, each with its own initiator name and --qd commands in flight.
+    #[arg(long, default_value_t = 1)]
+    sessions: u32,
     #[arg(long, default_value_t = 32)]
     qd: u32,
     /// Bytes per I/O (a multiple of 512).
@@ -50,6 +58,8 @@ struct Args {
 }
 
 const INITIATOR: &str = "iqn.2026-11.io.ringtgt:load";
+/// Latency histogram: 1 µs buckets up to 100 ms, the last one holding everything slower.
+const HIST_US: usize = 100_000;
 
 fn main() -> ExitCode {
     let a = Args::parse();
@@ -71,14 +81,23 @@ struct Session {
     max_cmd_sn: u32,
     exp_stat_sn: u32,
     itt: u32,
+    /// Bytes received and not yet parsed.
+    inbuf: Vec<u8>,
+    have: usize,
+    /// Bytes to send, from `sent` on (the socket is non-blocking while the load runs).
+    out: Vec<u8>,
+    sent: usize,
+    /// When each command in flight was sent, by ITT.
+    issued: std::collections::HashMap<u32, Instant>,
 }
 
-fn login(a: &Args) -> Result<Session, String> {
+fn login(a: &Args, index: u32) -> Result<Session, String> {
     let mut sock =
         TcpStream::connect((a.host.as_str(), a.port)).map_err(|e| format!("connect: {e}"))?;
     sock.set_nodelay(true).map_err(|e| e.to_string())?;
+    let initiator = format!("{INITIATOR}-{index}");
     let keys = [
-        ("InitiatorName", INITIATOR),
+        ("InitiatorName", initiator.as_str()),
         ("TargetName", a.target.as_str()),
         ("SessionType", "Normal"),
         ("HeaderDigest", "None"),
@@ -103,7 +122,7 @@ fn login(a: &Args) -> Result<Session, String> {
             nsg: Stage::FULL_FEATURE,
             version_max: 0,
             version_min: 0,
-            isid: [0x80, 0, 0x4c, 0x4f, 0x41, 0x44],
+            isid: [0x80, 0, 0x4c, 0x4f, (index >> 8) as u8, index as u8],
             tsih: 0,
             itt: 0,
             cid: 0,
@@ -126,6 +145,11 @@ fn login(a: &Args) -> Result<Session, String> {
                 max_cmd_sn: rsp.max_cmd_sn,
                 exp_stat_sn,
                 itt: 1,
+                inbuf: vec![0; 1 << 20],
+                have: 0,
+                out: Vec::with_capacity(256 * 1024),
+                sent: 0,
+                issued: std::collections::HashMap::new(),
             });
         }
         data.clear();
@@ -186,118 +210,193 @@ impl Rng {
 }
 
 fn run(a: &Args) -> Result<String, String> {
-    let write = match a.rw.as_str() {
-        "write" => true,
-        "read" => false,
-        other => return Err(format!("--rw {other}: read or write")),
+    let mix = match a.rw.as_str() {
+        "write" => 0,
+        "read" => 100,
+        "mix" => a.read_pct.min(100),
+        other => return Err(format!("--rw {other}: read, write or mix")),
     };
     if a.bs == 0 || !a.bs.is_multiple_of(512) {
         return Err("--bs must be a multiple of 512".into());
     }
     let blocks = a.bs / 512;
-    let mut s = login(a)?;
-    clear_unit_attention(&mut s, u64::from(a.lun) << 48)?;
+    let lun = u64::from(a.lun) << 48;
+    let mut sessions = Vec::new();
+    for i in 0..a.sessions.max(1) {
+        let mut s = login(a, i)?;
+        clear_unit_attention(&mut s, lun)?;
+        s.sock.set_nonblocking(true).map_err(|e| e.to_string())?;
+        sessions.push(s);
+    }
     let payload: Vec<u8> = (0..a.bs).map(|i| (i * 7 + 3) as u8).collect();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let lun = u64::from(a.lun) << 48;
-    let mut out = Vec::with_capacity(64 * 1024);
-    let mut inbuf = vec![0u8; 1 << 20];
-    let mut have = 0usize;
-    let mut outstanding = 0u32;
+    let slots = a.span.max(u64::from(blocks)) / u64::from(blocks);
+    let mut hist = vec![0u64; HIST_US + 1];
     let mut ios = 0u64;
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(a.seconds);
     let mut issuing = true;
+    let mut fds: Vec<libc::pollfd> = Vec::with_capacity(sessions.len());
     loop {
-        // Issue up to the queue depth, inside the target's CmdSN window.
-        while issuing && outstanding < a.qd && (s.max_cmd_sn.wrapping_sub(s.cmd_sn) as i32) >= 0 {
-            let lba = rng.next() % (a.span.max(u64::from(blocks)) / u64::from(blocks))
-                * u64::from(blocks);
-            let mut cdb = [0u8; 16];
-            cdb[0] = if write { 0x8a } else { 0x88 };
-            cdb[2..10].copy_from_slice(&lba.to_be_bytes());
-            cdb[10..14].copy_from_slice(&blocks.to_be_bytes());
-            let cmd = ScsiCommand {
-                immediate: false,
-                final_bit: true,
-                read: !write,
-                write,
-                attr: 1,
-                lun,
-                itt: s.itt,
-                expected_data_len: a.bs,
-                cmd_sn: s.cmd_sn,
-                exp_stat_sn: s.exp_stat_sn,
-                cdb,
-            };
-            s.itt = s.itt.wrapping_add(1);
-            s.cmd_sn = s.cmd_sn.wrapping_add(1);
-            let data: &[u8] = if write { &payload } else { &[] };
-            if a.split && write {
-                frame::encode_header(&mut out, &cmd.encode(), &[], data.len(), Digests::default());
-                s.sock.write_all(&out).map_err(|e| e.to_string())?;
-                out.clear();
-                frame::encode_payload(&mut out, data, Digests::default());
-                s.sock.write_all(&out).map_err(|e| e.to_string())?;
-                out.clear();
-            } else {
-                frame::encode(&mut out, &cmd.encode(), &[], data, Digests::default());
+        for s in sessions.iter_mut() {
+            // Issue up to the queue depth, inside the target's CmdSN window.
+            while issuing
+                && (s.issued.len() as u32) < a.qd
+                && (s.max_cmd_sn.wrapping_sub(s.cmd_sn) as i32) >= 0
+            {
+                let read = rng.next() % 100 < mix;
+                let lba = rng.next() % slots * u64::from(blocks);
+                let mut cdb = [0u8; 16];
+                cdb[0] = if read { 0x88 } else { 0x8a };
+                cdb[2..10].copy_from_slice(&lba.to_be_bytes());
+                cdb[10..14].copy_from_slice(&blocks.to_be_bytes());
+                let cmd = ScsiCommand {
+                    immediate: false,
+                    final_bit: true,
+                    read,
+                    write: !read,
+                    attr: 1,
+                    lun,
+                    itt: s.itt,
+                    expected_data_len: a.bs,
+                    cmd_sn: s.cmd_sn,
+                    exp_stat_sn: s.exp_stat_sn,
+                    cdb,
+                };
+                s.issued.insert(s.itt, Instant::now());
+                s.itt = s.itt.wrapping_add(1);
+                s.cmd_sn = s.cmd_sn.wrapping_add(1);
+                let data: &[u8] = if read { &[] } else { &payload };
+                if a.split && !read {
+                    frame::encode_header(&mut s.out, &cmd.encode(), &[], data.len(), NO_DIGESTS);
+                    flush(s)?;
+                    frame::encode_payload(&mut s.out, data, NO_DIGESTS);
+                    flush(s)?;
+                } else {
+                    frame::encode(&mut s.out, &cmd.encode(), &[], data, NO_DIGESTS);
+                }
             }
-            outstanding += 1;
+            flush(s)?;
         }
-        if !out.is_empty() {
-            s.sock.write_all(&out).map_err(|e| e.to_string())?;
-            out.clear();
-        }
-        if outstanding == 0 {
+        if sessions.iter().all(|s| s.issued.is_empty()) {
             break;
         }
-        let n = s.sock.read(&mut inbuf[have..]).map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("target closed the connection".into());
+        fds.clear();
+        fds.extend(sessions.iter().map(|s| libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&s.sock),
+            events: libc::POLLIN
+                | if s.sent < s.out.len() {
+                    libc::POLLOUT
+                } else {
+                    0
+                },
+            revents: 0,
+        }));
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd entries for the whole call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+        if n < 0 {
+            return Err(format!("poll: {}", std::io::Error::last_os_error()));
         }
-        have += n;
-        let mut used = 0;
-        while let Ok(Some((f, len))) =
-            frame::parse(&inbuf[used..have], Digests::default(), inbuf.len())
-        {
-            used += len;
-            let status = match f.bhs.opcode() {
-                Opcode::SCSI_RESPONSE => {
-                    let r = ScsiResponse::decode(&f.bhs);
-                    s.max_cmd_sn = r.max_cmd_sn;
-                    s.exp_stat_sn = r.stat_sn.wrapping_add(1);
-                    Some(r.status)
-                }
-                Opcode::DATA_IN => {
-                    let d = DataIn::decode(&f.bhs);
-                    s.max_cmd_sn = d.max_cmd_sn;
-                    if d.status.is_some() {
-                        s.exp_stat_sn = d.stat_sn.wrapping_add(1);
-                    }
-                    d.status
-                }
-                Opcode::NOP_IN => None,
-                op => return Err(format!("unexpected {op:?} from the target")),
-            };
-            if let Some(st) = status {
-                if st != 0 {
-                    return Err(format!("status {st:#04x}"));
-                }
-                outstanding -= 1;
-                ios += 1;
+        for (s, fd) in sessions.iter_mut().zip(&fds) {
+            if fd.revents == 0 {
+                continue;
+            }
+            flush(s)?;
+            let now = receive(s, &mut hist, &mut ios)?;
+            if issuing && now >= until {
+                issuing = false;
             }
         }
-        inbuf.copy_within(used..have, 0);
-        have -= used;
         if issuing && Instant::now() >= until {
             issuing = false;
         }
     }
     let secs = started.elapsed().as_secs_f64();
     let iops = ios as f64 / secs;
+    let pct = |q: f64| {
+        let want = (ios as f64 * q).ceil() as u64;
+        let mut seen = 0;
+        hist.iter()
+            .position(|&c| {
+                seen += c;
+                seen >= want.max(1)
+            })
+            .unwrap_or(HIST_US)
+    };
     Ok(format!(
-        "ios={ios} seconds={secs:.3} iops={iops:.0} mbps={:.1}",
-        iops * f64::from(a.bs) / 1e6
+        "ios={ios} seconds={secs:.3} iops={iops:.0} mbps={:.1} p50_us={} p99_us={}",
+        iops * f64::from(a.bs) / 1e6,
+        pct(0.50),
+        pct(0.99)
     ))
+}
+
+const NO_DIGESTS: Digests = Digests {
+    header: false,
+    data: false,
+};
+
+/// Sends what the session has queued, as far as the socket takes it now.
+fn flush(s: &mut Session) -> Result<(), String> {
+    while s.sent < s.out.len() {
+        match s.sock.write(&s.out[s.sent..]) {
+            Ok(n) => s.sent += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    s.out.clear();
+    s.sent = 0;
+    Ok(())
+}
+
+/// Reads what arrived and completes the commands whose status it carries.
+fn receive(s: &mut Session, hist: &mut [u64], ios: &mut u64) -> Result<Instant, String> {
+    loop {
+        match s.sock.read(&mut s.inbuf[s.have..]) {
+            Ok(0) => return Err("target closed the connection".into()),
+            Ok(n) => s.have += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e.to_string()),
+        }
+        if s.have == s.inbuf.len() {
+            break;
+        }
+    }
+    let now = Instant::now();
+    let mut used = 0;
+    while let Ok(Some((f, len))) = frame::parse(&s.inbuf[used..s.have], NO_DIGESTS, s.inbuf.len()) {
+        used += len;
+        let status = match f.bhs.opcode() {
+            Opcode::SCSI_RESPONSE => {
+                let r = ScsiResponse::decode(&f.bhs);
+                s.max_cmd_sn = r.max_cmd_sn;
+                s.exp_stat_sn = r.stat_sn.wrapping_add(1);
+                Some(r.status)
+            }
+            Opcode::DATA_IN => {
+                let d = DataIn::decode(&f.bhs);
+                s.max_cmd_sn = d.max_cmd_sn;
+                if d.status.is_some() {
+                    s.exp_stat_sn = d.stat_sn.wrapping_add(1);
+                }
+                d.status
+            }
+            Opcode::NOP_IN => None,
+            op => return Err(format!("unexpected {op:?} from the target")),
+        };
+        if let Some(st) = status {
+            if st != 0 {
+                return Err(format!("status {st:#04x}"));
+            }
+            if let Some(t) = s.issued.remove(&f.bhs.itt()) {
+                let us = now.duration_since(t).as_micros() as usize;
+                hist[us.min(HIST_US)] += 1;
+            }
+            *ios += 1;
+        }
+    }
+    s.inbuf.copy_within(used..s.have, 0);
+    s.have -= used;
+    Ok(now)
 }
