@@ -858,7 +858,7 @@ def pkg_version(name: str) -> str:
 # profile
 
 def profile(procs: Procs, targets: list[Target], fio: str, load: str, run_dir: str,
-            runtime: int) -> list[str]:
+            runtime: int, only: re.Pattern) -> list[str]:
     """perf record (cpu-clock) of each target under the null 4k randread, 4k randwrite, 1m read
     and 1m write rows and the batching client's 4k randwrite, and strace -c under null 4k
     randread qd32."""
@@ -866,6 +866,7 @@ def profile(procs: Procs, targets: list[Target], fio: str, load: str, run_dir: s
     have_perf = shutil.which("perf") is not None
     have_strace = shutil.which("strace") is not None
     profiled = [w.name for w in WORKLOADS[:4]] + ["load-batched null 4k randwrite qd32"]
+    profiled = [n for n in profiled if only.search(n)]
     for name in profiled if have_perf else ():
         slug = re.sub(r"[^a-z0-9]+", "-", name)
         for t in targets:
@@ -1137,7 +1138,7 @@ def main() -> None:
                         f"{split(s.sessions)}")
                     add(name, key, s)
 
-        prof_md = (profile(procs, [rt, tgt], a.fio, a.load, a.run_dir, runtime)
+        prof_md = (profile(procs, [rt, tgt], a.fio, a.load, a.run_dir, runtime, only)
                    if do_profile and main_selected else [])
         elapsed = time.time() - started
     finally:
