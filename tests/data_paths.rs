@@ -341,3 +341,126 @@ fn a_batch_of_writes_is_received_in_a_few_receives() {
         "{used} io_uring submissions for {BATCH} writes to a null LUN sent in one go"
     );
 }
+
+/// The receive path under every way TCP may cut the stream: batches of writes (immediate data,
+/// then unsolicited Data-Out in pieces of odd and even sizes) and pings are sent as one byte
+/// stream cut at random places, with short pauses, so that headers, payloads and what follows
+/// them arrive in every combination of receives (a payload landing in place, its prefix already
+/// received, the next PDUs behind it). Every command must be answered, every write read back
+/// exactly, and nothing may be taken for a header that is not one.
+#[test]
+fn writes_cut_anywhere_on_the_stream_all_land_where_they_belong() {
+    use ringtgt::pdu::frame;
+    use ringtgt::pdu::nop::NopOut;
+    use ringtgt::pdu::scsi::{DataOut, ScsiResponse};
+    use ringtgt::pdu::{Opcode, RESERVED_TAG};
+    use std::time::Duration;
+
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+    let d = common::daemon(&["--cores", "1"]);
+    let keys = [
+        ("InitialR2T", "No"),
+        ("ImmediateData", "Yes"),
+        ("FirstBurstLength", "65536"),
+    ];
+    let mut ini = common::session(&d, &keys);
+    ini.wait_ready(0);
+    let (_, bs) = ini.capacity(0);
+    let mrdsl = ini.params.target_mrdsl as usize;
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut written = Vec::new();
+    for batch in 0..12u64 {
+        let mut wire = Vec::new();
+        let mut answers = 0;
+        for i in 0..16u64 {
+            if rng.below(5) == 0 {
+                let ping = NopOut {
+                    immediate: false,
+                    lun: 0,
+                    itt: ini.new_itt(),
+                    ttt: RESERVED_TAG,
+                    cmd_sn: ini.take_cmd_sn(),
+                    exp_stat_sn: ini.exp_stat_sn,
+                };
+                let data = cdb::pattern(batch * 100 + i, rng.below(3000) as usize);
+                frame::encode(&mut wire, &ping.encode(), &[], &data, ini.conn.digests);
+                answers += 1;
+                continue;
+            }
+            let blocks = [1u64, 8, 16, 40, 128][rng.below(5) as usize];
+            let len = (blocks * u64::from(bs)) as usize;
+            let lba = LBA * 8 + (batch * 16 + i) * 128;
+            let data = cdb::pattern(1000 + batch * 100 + i, len);
+            let imm = (rng.below(len as u64 + 1) as usize).min(mrdsl);
+            let mut cmd = ini.command_pdu(
+                0,
+                &cdb::write10(lba as u32, blocks as u16),
+                false,
+                true,
+                len as u32,
+            );
+            cmd.final_bit = imm == len;
+            frame::encode(
+                &mut wire,
+                &cmd.encode(),
+                &[],
+                &data[..imm],
+                ini.conn.digests,
+            );
+            let (mut at, mut data_sn) = (imm, 0);
+            while at < len {
+                let piece = (1 + rng.below(len as u64) as usize)
+                    .min(len - at)
+                    .min(mrdsl);
+                let out = DataOut {
+                    final_bit: at + piece == len,
+                    lun: cmd.lun,
+                    itt: cmd.itt,
+                    ttt: RESERVED_TAG,
+                    exp_stat_sn: ini.exp_stat_sn,
+                    data_sn,
+                    buffer_offset: at as u32,
+                };
+                frame::encode(
+                    &mut wire,
+                    &out.encode(),
+                    &[],
+                    &data[at..at + piece],
+                    ini.conn.digests,
+                );
+                at += piece;
+                data_sn += 1;
+            }
+            written.push((lba, data));
+            answers += 1;
+        }
+        let mut at = 0;
+        while at < wire.len() {
+            let cut = (1 + rng.below(70_000) as usize).min(wire.len() - at);
+            ini.conn.send_raw(&wire[at..at + cut]).unwrap();
+            at += cut;
+            if rng.below(3) == 0 {
+                std::thread::sleep(Duration::from_micros(rng.below(2000)));
+            }
+        }
+        for _ in 0..answers {
+            let (bhs, _) = ini.recv();
+            match bhs.opcode() {
+                Opcode::SCSI_RESPONSE => assert_eq!(ScsiResponse::decode(&bhs).status, 0),
+                Opcode::NOP_IN => {}
+                op => panic!("batch {batch}: unexpected {op:?}"),
+            }
+        }
+    }
+    for (lba, data) in &written {
+        read_back(&mut ini, *lba, data, bs);
+    }
+}
