@@ -2,17 +2,35 @@
 # The one test command (README, .ci/run): installs what the tests need (libiscsi-bin, Ceph and
 # librbd-dev), then runs formatting and lint checks, every unit and integration test, the libiscsi
 # conformance suites (on RAM LUNs, then on an RBD LUN of a throwaway Ceph cluster), a short run
-# of every fuzz target and the Linux initiator in a VM. Every step runs even after a failure, so one run shows everything that is broken; the
-# exit status is non-zero if any step failed.
+# of every fuzz target and the Linux initiator in a VM. Every step runs even after a failure, so
+# one run shows everything that is broken; the exit status is non-zero if any step failed.
 #
-# Integration tests use the debug binary (Cargo's CARGO_BIN_EXE_ringtgt); conformance builds and
-# uses the release binary, where iscsi-test-cu's large transfers run faster.
+# Integration tests use the debug binary (Cargo's CARGO_BIN_EXE_ringtgt); conformance and the VM
+# use one release binary (`--features rbd` when Ceph is installed), built once by the
+# build-release step, where iscsi-test-cu's large transfers run faster.
+#
+# Schedule (for a 2-core CI machine): the VM step (linux-initiator, mostly QEMU TCG time) starts
+# in the background as soon as the release binary is built; beside it run, in a second background
+# lane, conformance and conformance-rbd (mostly waiting on iscsi-test-cu), then fuzz-smoke, and in
+# the foreground test, clippy, clippy-rbd and test-rbd. The cargo steps (tests, lints, fuzz-smoke;
+# the test runs and fuzzing too) run at a lower CPU priority (nice), so that the VM's
+# timing-sensitive points keep their core. The Ceph cluster comes up in the background meanwhile
+# too; test-rbd waits for conformance-rbd (they share that cluster) and fuzz-smoke. Background
+# steps write their output to target/test-sh/STEP.log, printed when the step is collected under
+# the same "==> STEP" header with the same ok/FAILED line and time. Nothing that runs at the same
+# time uses a fixed port on the host (each picks a free one as it starts; the VM's daemons are in
+# their own network namespace, with their own Ceph cluster), a Cargo target directory (fuzz-smoke
+# builds in fuzz/target; the background steps run no other cargo) or an output directory.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 START=$SECONDS
 FAILED=()
 PASSED=()
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+BG_LOGS=$TARGET_DIR/test-sh
+rm -rf "$BG_LOGS"
+mkdir -p "$BG_LOGS"
 
 step() {
     local name=$1
@@ -27,6 +45,85 @@ step() {
         FAILED+=("$name")
         echo "==> $name: FAILED ($((SECONDS - t))s)"
     fi
+}
+
+# --- Background steps ----------------------------------------------------------------------------
+# bg_steps LANE [NAME CMD ARG... ;]...: runs the steps one after another in a background lane;
+# each step's output goes to $BG_LOGS/NAME.log (after its "==> NAME: CMD" header), its exit
+# status, time and start (seconds after this script's) to $BG_LOGS/NAME.status. The arguments
+# are steps separated by ";" words.
+declare -A LANE_OF=()
+LANE_PIDS=()
+bg_steps() {
+    local lane=$1 names=() args=() a
+    shift
+    for a in "$@" ";"; do
+        if [[ $a == ";" ]]; then
+            ((${#args[@]})) && names+=("${args[0]}")
+            args=()
+        else
+            args+=("$a")
+        fi
+    done
+    (
+        local cmd=() t rc name
+        for a in "$@" ";"; do
+            if [[ $a != ";" ]]; then
+                cmd+=("$a")
+                continue
+            fi
+            ((${#cmd[@]})) || continue
+            name=${cmd[0]}
+            t=$SECONDS rc=0
+            {
+                echo "==> $name: ${cmd[*]:1}"
+                "${cmd[@]:1}"
+            } </dev/null >"$BG_LOGS/$name.log" 2>&1 || rc=$?
+            echo "$rc $((SECONDS - t)) $((t - START))" >"$BG_LOGS/$name.status"
+            cmd=()
+        done
+    ) &
+    LANE_PIDS+=("$!")
+    for a in "${names[@]}"; do
+        LANE_OF[$a]=$!
+        echo
+        echo "==> $a: runs in the background (lane $lane), output in $BG_LOGS/$a.log; shown when it ends"
+    done
+}
+
+# collect NAME: waits for background step NAME, prints its output and its ok/FAILED line;
+# fails if the step did.
+collect() {
+    local name=$1 pid=${LANE_OF[$1]} rc secs began waited=$SECONDS
+    while [[ ! -f $BG_LOGS/$name.status ]] && kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+    done
+    echo
+    cat "$BG_LOGS/$name.log" 2>/dev/null || echo "==> $name: (no output)"
+    if [[ -f $BG_LOGS/$name.status ]]; then
+        read -r rc secs began <"$BG_LOGS/$name.status"
+    else
+        rc=lost secs='?' began='?'
+        echo "test.sh: the background lane of $name ended without a status for it"
+    fi
+    local when="in the background from +${began}s; waited $((SECONDS - waited))s for it here"
+    if [[ $rc == 0 ]]; then
+        PASSED+=("$name")
+        echo "==> $name: ok (${secs}s, $when)"
+    else
+        FAILED+=("$name")
+        echo "==> $name: FAILED (${secs}s, $when)"
+        return 1
+    fi
+}
+
+# kill_tree PID: ends PID's descendants, then PID (SIGTERM), by process id.
+kill_tree() {
+    local child
+    for child in $(pgrep -P "$1"); do
+        kill_tree "$child"
+    done
+    kill -TERM "$1" 2>/dev/null
 }
 
 # Runs a command as root: directly, or through sudo when there is one.
@@ -78,87 +175,126 @@ install_ceph() {
 
 # The cluster the RBD integration tests and the RBD conformance run share (on tmpfs when there
 # is one: the OSD's commits then cost no disk flush); torn down at exit, or by up.sh's watcher
-# if this script is killed.
+# if this script is killed. It comes up in the background (the ceph-up step).
 CEPH_DIR=
 ceph_up() {
-    local base=/dev/shm
-    [[ -d $base ]] || base=${TMPDIR:-/tmp}
-    CEPH_DIR=$base/ringtgt-ceph-$$
-    scripts/ceph/up.sh "$CEPH_DIR" --owner $$ || return 1
-    export RINGTGT_TEST_CEPH_CONF=$CEPH_DIR/ceph.conf
+    scripts/ceph/up.sh "$CEPH_DIR" --owner "$1"
 }
-ceph_down() {
+# At exit: background lanes still running (only after an interruption) are ended first, then
+# the cluster is torn down.
+on_exit() {
+    local pid
+    for pid in "${LANE_PIDS[@]}"; do
+        kill -0 "$pid" 2>/dev/null && kill_tree "$pid"
+    done
+    for pid in "${LANE_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null
+    done
     [[ -n $CEPH_DIR ]] && scripts/ceph/down.sh "$CEPH_DIR"
 }
-trap ceph_down EXIT
+trap on_exit EXIT
+trap 'exit 130' INT TERM
 
 install_rust_components() {
     cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1 && return 0
     rustup component add rustfmt clippy
 }
 
-# With Ceph, clippy also lints and the conformance build uses the `rbd` feature. The test suite
-# runs without it, then tests/rbd.rs and the memory bound of tests/hostile.rs with it (a binary
-# linked with librados/librbd hands freed heap memory back with a trimmer thread, see
-# reactor::start_heap_trimmer).
-FEATURES=()
+# With Ceph, clippy also lints and the release binary (conformance, VM) has the `rbd` feature.
+# The test suite runs without it, then tests/rbd.rs and the memory bound of tests/hostile.rs
+# with it (a binary linked with librados/librbd hands freed heap memory back with a trimmer
+# thread, see reactor::start_heap_trimmer).
+# While the background steps run, the cargo steps yield the CPU to the VM and conformance.
+NICE=(nice -n 10)
 run_tests() {
     # --no-fail-fast: a failing test binary must not hide the results of the others.
-    cargo test --all-targets --no-fail-fast
+    "${NICE[@]}" cargo test --all-targets --no-fail-fast
 }
 run_rbd_tests() {
-    cargo test --no-fail-fast --features rbd --test rbd --test gateway --test hostile
+    "${NICE[@]}" cargo test --no-fail-fast --features rbd --test rbd --test gateway --test hostile
 }
 
 step setup install_libiscsi
 step ceph-setup install_ceph
 if ((RBD)); then
-    FEATURES=(--features rbd)
-    export CONFORMANCE_FEATURES=rbd
-    step ceph-up ceph_up
-    [[ -n ${RINGTGT_TEST_CEPH_CONF:-} ]] || RBD=0
+    base=/dev/shm
+    [[ -d $base ]] || base=${TMPDIR:-/tmp}
+    CEPH_DIR=$base/ringtgt-ceph-$$
+    bg_steps ceph ceph-up ceph_up $$
 fi
 step toolchain install_rust_components
 step fmt cargo fmt --all --check
-step clippy cargo clippy --all-targets --quiet -- -D warnings
+
+# --- The release binary of conformance and the VM ------------------------------------------------
+# With Ceph installed it has the `rbd` feature: conformance-rbd needs it, and the VM's points 9
+# and 10 (RBD LUN, two gateways of a cluster the harness runs in its namespace) run rather than
+# being skipped.
+RELEASE_BIN=$TARGET_DIR/release/ringtgt
+RELEASE_FEATURES=()
+((CEPH_INSTALLED)) && RELEASE_FEATURES=(--features rbd)
+step build-release cargo build --release --quiet --bin ringtgt "${RELEASE_FEATURES[@]}"
+
 if ((RBD)); then
-    # The `rbd` feature compiles other code (src/ceph, the reactor's RBD port): lint it too.
-    step clippy-rbd cargo clippy --all-targets --quiet "${FEATURES[@]}" -- -D warnings
+    if collect ceph-up; then
+        export RINGTGT_TEST_CEPH_CONF=$CEPH_DIR/ceph.conf
+    else
+        RBD=0
+    fi
 fi
-step test run_tests
+
+# --- Linux initiator (issue 4), in the background ---------------------------------------------------
+# The kernel's iscsi_tcp + open-iscsi + fio in a QEMU guest (stock Debian kernel) against the
+# release ringtgt: discovery/login/identity, fio verify, ext4, connection loss and target restart
+# mid-write, clean logout, CHAP, multipath, graceful stop, RBD LUN, gateway failover. Installs
+# its tools with apt, caches its image in /var/cache/ringtgt-vm.
+run_vm() {
+    if [[ ! -x $RELEASE_BIN ]]; then
+        echo "linux-initiator: no release binary (see the build-release step)"
+        return 1
+    fi
+    ((CEPH_INSTALLED)) ||
+        echo "linux-initiator: no Ceph packages (see the ceph-setup step): points 9 and 10 will be SKIPPED"
+    RINGTGT_BIN=$RELEASE_BIN scripts/vm/run.sh
+}
+bg_steps vm linux-initiator run_vm
+
+# --- libiscsi conformance and fuzzing, in the background ---------------------------------------------
+# Conformance on RAM LUNs, then (with the cluster) on an RBD LUN, with the release binary built
+# above (RINGTGT_BIN: conformance.sh builds nothing); then the fuzzing smoke test (issue 7):
+# every cargo-fuzz target for 20 s on its seeds (nightly toolchain, its own target directory
+# fuzz/target; installs cargo-fuzz if missing). The long runs are `scripts/fuzz.sh SECONDS`;
+# their figures are in fuzz/README.md.
+lane_steps=(conformance env RINGTGT_BIN="$RELEASE_BIN" scripts/conformance.sh)
 if ((RBD)); then
+    lane_steps+=(";" conformance-rbd env RINGTGT_BIN="$RELEASE_BIN"
+        CONFORMANCE_CEPH_CONF="$RINGTGT_TEST_CEPH_CONF" scripts/conformance.sh)
+fi
+lane_steps+=(";" fuzz-smoke "${NICE[@]}" scripts/fuzz.sh 20)
+bg_steps conformance+fuzz "${lane_steps[@]}"
+((RBD)) || echo "==> conformance-rbd: SKIPPED (no Ceph cluster; see the ceph-setup and ceph-up steps)"
+
+# --- Foreground: tests and lints -----------------------------------------------------------------
+# The test suite first, so that its idle waits overlap the background lanes; the lints, all
+# CPU, fill what is left.
+step test run_tests
+step clippy "${NICE[@]}" cargo clippy --all-targets --quiet -- -D warnings
+if ((CEPH_INSTALLED)); then
+    # The `rbd` feature compiles other code (src/ceph, the reactor's RBD port): lint it too.
+    step clippy-rbd "${NICE[@]}" cargo clippy --all-targets --quiet --features rbd -- -D warnings
+fi
+
+collect conformance
+((RBD)) && collect conformance-rbd
+collect fuzz-smoke
+if ((RBD)); then
+    # After conformance-rbd, which uses the same cluster, and after fuzz-smoke: beside the fuzz
+    # build, the memory-bound test of tests/hostile.rs once saw its normal client's login
+    # answered later than its 10 s read timeout.
     step test-rbd run_rbd_tests
 else
-    echo "==> test-rbd: SKIPPED (no Ceph cluster; see the ceph-setup step)"
+    echo "==> test-rbd: SKIPPED (no Ceph cluster; see the ceph-setup and ceph-up steps)"
 fi
-step conformance scripts/conformance.sh
-if ((RBD)); then
-    step conformance-rbd env CONFORMANCE_CEPH_CONF="$RINGTGT_TEST_CEPH_CONF" scripts/conformance.sh
-else
-    echo "==> conformance-rbd: SKIPPED (no Ceph cluster; see the ceph-setup step)"
-fi
-
-# --- Fuzzing smoke test (issue 7) ------------------------------------------------------------------
-# Every cargo-fuzz target for 20 s on its seeds (nightly toolchain; installs cargo-fuzz if
-# missing). The long runs are `scripts/fuzz.sh SECONDS`; their figures are in fuzz/README.md.
-step fuzz-smoke scripts/fuzz.sh 20
-
-# --- Linux initiator (issue 4) -------------------------------------------------------------------
-# The kernel's iscsi_tcp + open-iscsi + fio in a QEMU guest (stock Debian kernel) against a
-# release ringtgt: discovery/login/identity, fio verify, ext4, connection loss and target restart
-# mid-write, clean logout. Installs its tools with apt, caches its image in /var/cache/ringtgt-vm.
-# With Ceph installed the binary has the `rbd` feature, so that point 9 (an RBD LUN of a cluster
-# the harness runs in its namespace) runs rather than being skipped.
-run_vm() {
-    if ((CEPH_INSTALLED)); then
-        cargo build --release --quiet --bin ringtgt --features rbd || return 1
-        RINGTGT_BIN=${CARGO_TARGET_DIR:-target}/release/ringtgt scripts/vm/run.sh
-    else
-        echo "linux-initiator: no Ceph packages (see the ceph-setup step): point 9 will be SKIPPED"
-        scripts/vm/run.sh
-    fi
-}
-step linux-initiator run_vm
+collect linux-initiator
 
 echo
 if ((${#FAILED[@]})); then

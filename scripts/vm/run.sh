@@ -154,7 +154,9 @@ fi
 RBD_SKIP=""
 if [[ ${RINGTGT_VM_RBD:-1} == 0 ]]; then
     RBD_SKIP="RINGTGT_VM_RBD=0"
-elif ! ldd "$RINGTGT_BIN" 2>/dev/null | grep -q 'librbd\.so'; then
+# (Not `ldd | grep -q`: with pipefail, grep -q leaving at the first match can make ldd die of
+# SIGPIPE mid-output, and the pipeline then fails although librbd is there.)
+elif ! ldd "$RINGTGT_BIN" 2>/dev/null | grep 'librbd\.so' >/dev/null; then
     RBD_SKIP="$(basename "$RINGTGT_BIN") was built without the rbd feature (cargo build --release --features rbd)"
 else
     for tool in "${CEPH_TOOLS[@]}"; do
@@ -741,8 +743,9 @@ problems=()
 [[ -n $guest_rc && $guest_rc != 0 ]] && problems+=("guest-test.sh exited with $guest_rc")
 # Point 4's partition is only a reinstatement test if the target really reinstated: the new
 # login must have found the old session alive and ended it (ringtgt logs that at info level).
+# (grep reads all of sed's output here, so that sed cannot fail of SIGPIPE: see the ldd check.)
 if ((PARTITIONED)) && ! sed -n '/^==== partition:/,/^==== partition healed/p' "$OUT/ringtgt.log" |
-    grep -q 'reinstating session'; then
+    grep 'reinstating session' >/dev/null; then
     VERDICT[4]=FAIL
     problems+=("point 4: the target did not reinstate the session after the partition (its log \
 has no 'reinstating session')")
@@ -788,7 +791,7 @@ if [[ ${VERDICT[10]} == PASS ]]; then
     if ((!GWKILLED)); then
         VERDICT[10]=FAIL
         problems+=("point 10: the guest never had gateway A killed")
-    elif sed '/^==== gwkill/q' "$OUT/ringtgt-gwb.log" | grep -q "taking the images' locks over"; then
+    elif sed '/^==== gwkill/q' "$OUT/ringtgt-gwb.log" | grep "taking the images' locks over" >/dev/null; then
         VERDICT[10]=FAIL
         problems+=("point 10: gateway B took the lock over before A was killed (see its log)")
     elif ! grep -q "taking the images' locks over" "$OUT/ringtgt-gwb.log" ||

@@ -37,14 +37,27 @@ impl Daemon {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
     }
 
-    /// The address of `/metrics` (`--metrics 127.0.0.1:0`), from the log.
+    /// The address of `/metrics` (`--metrics 127.0.0.1:0`), from the log. Like the admin
+    /// socket, the endpoint is set up (and logged) a moment after the portal accepts: on a busy
+    /// machine the line may not be in the log yet when the test starts.
     pub fn metrics_addr(&self) -> String {
-        let log = self.log();
-        log.split("metrics at http://")
-            .nth(1)
-            .and_then(|rest| rest.split("/metrics").next())
-            .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"))
-            .to_string()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            let addr = log
+                .split("metrics at http://")
+                .nth(1)
+                // Only a whole line: the address up to its "/metrics".
+                .and_then(|rest| rest.find("/metrics").map(|end| &rest[..end]));
+            if let Some(addr) = addr {
+                return addr.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no metrics address in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// One request over the admin socket, without the `ctl` program.
