@@ -79,7 +79,9 @@ bg_steps() {
                 echo "==> $name: ${cmd[*]:1}"
                 "${cmd[@]:1}"
             } </dev/null >"$BG_LOGS/$name.log" 2>&1 || rc=$?
-            echo "$rc $((SECONDS - t)) $((t - START))" >"$BG_LOGS/$name.status"
+            # Written whole, then renamed: `collect` never reads a half-written status.
+            echo "$rc $((SECONDS - t)) $((t - START))" >"$BG_LOGS/$name.status.part"
+            mv "$BG_LOGS/$name.status.part" "$BG_LOGS/$name.status"
             cmd=()
         done
     ) &
