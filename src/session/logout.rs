@@ -80,6 +80,11 @@ impl Session {
 
     /// RFC 7143 §11.14: the Logout Response goes out once the connection's tasks are done.
     pub(super) fn finish_logout(&mut self, out: &mut Output) {
+        // Called after every task change: with no logout pending, skip the task-table walk of
+        // `attached_io_in_flight` (4.6 % of the reactor's samples under batched 4K writes).
+        if self.logout.is_none() {
+            return;
+        }
         if self.attached_io_in_flight() > 0
             || self.waits_for_range_locks()
             || !self.tmfs.is_empty()
