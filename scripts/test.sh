@@ -9,18 +9,17 @@
 # use one release binary (`--features rbd` when Ceph is installed), built once by the
 # build-release step, where iscsi-test-cu's large transfers run faster.
 #
-# Schedule (for a 2-core CI machine): the VM step (linux-initiator, mostly QEMU TCG time) starts
-# in the background as soon as the release binary is built; beside it run, in a second background
-# lane, conformance and conformance-rbd (mostly waiting on iscsi-test-cu), then fuzz-smoke, and in
-# the foreground test, clippy, clippy-rbd and test-rbd. The cargo steps (tests, lints, fuzz-smoke;
-# the test runs and fuzzing too) run at a lower CPU priority (nice), so that the VM's
-# timing-sensitive points keep their core. The Ceph cluster comes up in the background meanwhile
-# too; test-rbd waits for conformance-rbd (they share that cluster) and fuzz-smoke. Background
-# steps write their output to target/test-sh/STEP.log, printed when the step is collected under
-# the same "==> STEP" header with the same ok/FAILED line and time. Nothing that runs at the same
-# time uses a fixed port on the host (each picks a free one as it starts; the VM's daemons are in
-# their own network namespace, with their own Ceph cluster), a Cargo target directory (fuzz-smoke
-# builds in fuzz/target; the background steps run no other cargo) or an output directory.
+# Schedule (for a 2-core CI machine): the unit and integration tests run first, alone (they
+# time their daemons). Then the VM step (linux-initiator, mostly QEMU TCG time) starts in the
+# background, and conformance, conformance-rbd, fuzz-smoke and the lints run in the foreground
+# beside it. The lints and fuzz-smoke run at a lower CPU priority (nice), so that the VM's
+# timing-sensitive points keep their core. The Ceph cluster comes up in the background during
+# fmt and the release build. Background steps write their output to target/test-sh/STEP.log,
+# printed when the step is collected under the same "==> STEP" header with the same ok/FAILED
+# line and time. Nothing that runs at the same time uses a fixed port on the host (each picks a
+# free one as it starts; the VM's daemons are in their own network namespace, with their own
+# Ceph cluster), a Cargo target directory (fuzz-smoke builds in fuzz/target) or an output
+# directory.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -206,14 +205,14 @@ install_rust_components() {
 # The test suite runs without it, then tests/rbd.rs and the memory bound of tests/hostile.rs
 # with it (a binary linked with librados/librbd hands freed heap memory back with a trimmer
 # thread, see reactor::start_heap_trimmer).
-# While the background steps run, the cargo steps yield the CPU to the VM and conformance.
+# Beside the VM, the cargo steps yield the CPU to it.
 NICE=(nice -n 10)
 run_tests() {
     # --no-fail-fast: a failing test binary must not hide the results of the others.
-    "${NICE[@]}" cargo test --all-targets --no-fail-fast
+    cargo test --all-targets --no-fail-fast
 }
 run_rbd_tests() {
-    "${NICE[@]}" cargo test --no-fail-fast --features rbd --test rbd --test gateway --test hostile
+    cargo test --no-fail-fast --features rbd --test rbd --test gateway --test hostile
 }
 
 step setup install_libiscsi
@@ -244,6 +243,17 @@ if ((RBD)); then
     fi
 fi
 
+# --- Tests, on a quiet machine --------------------------------------------------------------------
+# The unit and integration tests (and those of the `rbd` feature) run before anything else is
+# started beside them: many of them time their daemons (logins, keepalives, the hostile-client
+# memory bound), and one run with the VM and conformance beside them lost a login to a reset.
+step test run_tests
+if ((RBD)); then
+    step test-rbd run_rbd_tests
+else
+    echo "==> test-rbd: SKIPPED (no Ceph cluster; see the ceph-setup and ceph-up steps)"
+fi
+
 # --- Linux initiator (issue 4), in the background ---------------------------------------------------
 # The kernel's iscsi_tcp + open-iscsi + fio in a QEMU guest (stock Debian kernel) against the
 # release ringtgt: discovery/login/identity, fio verify, ext4, connection loss and target restart
@@ -260,41 +270,25 @@ run_vm() {
 }
 bg_steps vm linux-initiator run_vm
 
-# --- libiscsi conformance and fuzzing, in the background ---------------------------------------------
+# --- Beside the VM: libiscsi conformance, fuzzing, lints ------------------------------------------
 # Conformance on RAM LUNs, then (with the cluster) on an RBD LUN, with the release binary built
-# above (RINGTGT_BIN: conformance.sh builds nothing); then the fuzzing smoke test (issue 7):
-# every cargo-fuzz target for 20 s on its seeds (nightly toolchain, its own target directory
-# fuzz/target; installs cargo-fuzz if missing). The long runs are `scripts/fuzz.sh SECONDS`;
-# their figures are in fuzz/README.md.
-lane_steps=(conformance env RINGTGT_BIN="$RELEASE_BIN" scripts/conformance.sh)
+# above (RINGTGT_BIN: conformance.sh builds nothing); the fuzzing smoke test (issue 7): every
+# cargo-fuzz target for 20 s on its seeds (nightly toolchain, its own target directory
+# fuzz/target; installs cargo-fuzz if missing; the long runs are `scripts/fuzz.sh SECONDS`, their
+# figures in fuzz/README.md); then the lints. Each runs its own daemons on free ports (the VM's
+# are in their own network namespace, with their own Ceph cluster).
+step conformance env RINGTGT_BIN="$RELEASE_BIN" scripts/conformance.sh
 if ((RBD)); then
-    lane_steps+=(";" conformance-rbd env RINGTGT_BIN="$RELEASE_BIN"
-        CONFORMANCE_CEPH_CONF="$RINGTGT_TEST_CEPH_CONF" scripts/conformance.sh)
+    step conformance-rbd env RINGTGT_BIN="$RELEASE_BIN" \
+        CONFORMANCE_CEPH_CONF="$RINGTGT_TEST_CEPH_CONF" scripts/conformance.sh
+else
+    echo "==> conformance-rbd: SKIPPED (no Ceph cluster; see the ceph-setup and ceph-up steps)"
 fi
-lane_steps+=(";" fuzz-smoke "${NICE[@]}" scripts/fuzz.sh 20)
-bg_steps conformance+fuzz "${lane_steps[@]}"
-((RBD)) || echo "==> conformance-rbd: SKIPPED (no Ceph cluster; see the ceph-setup and ceph-up steps)"
-
-# --- Foreground: tests and lints -----------------------------------------------------------------
-# The test suite first, so that its idle waits overlap the background lanes; the lints, all
-# CPU, fill what is left.
-step test run_tests
+step fuzz-smoke "${NICE[@]}" scripts/fuzz.sh 20
 step clippy "${NICE[@]}" cargo clippy --all-targets --quiet -- -D warnings
 if ((CEPH_INSTALLED)); then
     # The `rbd` feature compiles other code (src/ceph, the reactor's RBD port): lint it too.
     step clippy-rbd "${NICE[@]}" cargo clippy --all-targets --quiet --features rbd -- -D warnings
-fi
-
-collect conformance
-((RBD)) && collect conformance-rbd
-collect fuzz-smoke
-if ((RBD)); then
-    # After conformance-rbd, which uses the same cluster, and after fuzz-smoke: beside the fuzz
-    # build, the memory-bound test of tests/hostile.rs once saw its normal client's login
-    # answered later than its 10 s read timeout.
-    step test-rbd run_rbd_tests
-else
-    echo "==> test-rbd: SKIPPED (no Ceph cluster; see the ceph-setup and ceph-up steps)"
 fi
 collect linux-initiator
 

@@ -191,9 +191,15 @@ cleanup() {
     # Points 9 and 10: their ringtgts (clients of the cluster), then the cluster, daemon by
     # daemon from their pid files (down.sh); its logs are kept in $OUT/ceph-log unless all went
     # well.
+    # Only while the process is still in our namespace: this machine's PIDs wrap around within
+    # minutes (pid_max 32768), and a daemon that exited earlier (gateway A, killed by point 10)
+    # may have left its number to a process of someone else.
     for name in rbd gwa gwb; do
         if [[ -s $OUT/ringtgt-$name.pid ]]; then
-            kill -9 "$(cat "$OUT/ringtgt-$name.pid")" 2>/dev/null || true
+            pid=$(cat "$OUT/ringtgt-$name.pid")
+            if [[ $(ip netns identify "$pid" 2>/dev/null) == "$NS" ]]; then
+                kill -9 "$pid" 2>/dev/null || true
+            fi
         fi
     done
     if [[ -d $CEPH_DIR ]]; then
@@ -665,7 +671,9 @@ EOF
         # Gateway B must take the lock over when the initiator's writes come to it.
         local gwa
         gwa=$(cat "$OUT/ringtgt-gwa.pid" 2>/dev/null)
-        if [[ -n $gwa ]] && kill -9 "$gwa" 2>/dev/null; then
+        # (Checked to be in our namespace first: a PID is only ours while the process lives.)
+        if [[ -n $gwa && $(ip netns identify "$gwa" 2>/dev/null) == "$NS" ]] &&
+            kill -9 "$gwa" 2>/dev/null; then
             GWKILLED=1
             say "host: gateway A (pid $gwa, $TARGET_IP:$GW_A_PORT) killed (SIGKILL)"
             echo "==== gwkill: gateway A killed (SIGKILL) at $(date +%T.%N | cut -c1-12)" |
