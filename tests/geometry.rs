@@ -95,7 +95,27 @@ impl MountedFs {
 
 impl Drop for MountedFs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
+        // A daemon that just exited may still hold its LUN file for a moment (the kernel tears
+        // its io_uring, with the registered file, down asynchronously): the filesystem is busy
+        // until then. Retry, then detach it lazily, so no mount (and no loop device under it)
+        // outlives the test.
+        let umount = |lazy: bool| {
+            let mut c = Command::new("umount");
+            if lazy {
+                c.arg("-l");
+            }
+            c.arg(self.dir.path())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        for _ in 0..50 {
+            if umount(false) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = umount(true);
     }
 }
 
