@@ -114,29 +114,28 @@ impl Reactor {
                 return;
             }
         };
-        let ram = self.ram_fd(target, lun, kind);
-        if let (Some(raw), Some(mut b)) = (ram, ram.and_then(|_| buf.take())) {
+        let store = self.stores.get(target, lun).map(|s| (s.kind(), s.raw_fd()));
+        let raw = match store {
             // A RAM store is a tmpfs file, which io_uring cannot read or write without blocking:
-            // every operation would be handed to an io-wq worker thread (a hand-off and two
+            // every read and write would be handed to an io-wq worker thread (a hand-off and two
             // context switches per I/O). Its I/O is a copy to or from memory that never waits
-            // for a device, so the reactor does it itself, as the null store's is done here.
-            let result = copy_at(raw, kind, offset, &mut b);
-            let c = IoCompletion {
-                token,
-                result,
-                buf: Some(b),
-                lock,
-                extent: None,
-            };
-            self.complete_inline(idx, c);
-            return;
-        }
-        let fd = match store_fd(&self.stores, target, lun) {
-            Some(Some(raw)) => self
-                .fixed_files
-                .get(&(target, lun))
-                .map_or(BlockFd::Raw(raw), |&i| BlockFd::Fixed(i)),
-            Some(None) => {
+            // for a device, so the reactor does it itself, as it does the null store's.
+            Some((StoreKind::Ram, Some(raw))) if buf.is_some() => {
+                let result = buf
+                    .as_mut()
+                    .map_or(Ok(()), |b| copy_at(raw, kind, offset, b));
+                let c = IoCompletion {
+                    token,
+                    result,
+                    buf,
+                    lock,
+                    extent: None,
+                };
+                self.complete_inline(idx, c);
+                return;
+            }
+            Some((_, Some(raw))) => raw,
+            Some((_, None)) => {
                 // Null store: reads return zeros (a pooled buffer may hold older data), writes
                 // vanish.
                 let mut buf = buf;
@@ -171,6 +170,10 @@ impl Reactor {
                 return;
             }
         };
+        let fd = self
+            .fixed_files
+            .get(&(target, lun))
+            .map_or(BlockFd::Raw(raw), |&i| BlockFd::Fixed(i));
         let conn_generation = self.conns[idx].generation;
         let op = BlockOp {
             conn: idx,
@@ -234,17 +237,6 @@ impl Reactor {
                 .build()),
         };
         self.push(sqe.user_data(user_data));
-    }
-
-    /// The descriptor of a RAM store, for a read or a write.
-    fn ram_fd(&self, target: usize, lun: u16, kind: OpKind) -> Option<RawFd> {
-        if !matches!(kind, OpKind::Read | OpKind::Write { .. }) {
-            return None;
-        }
-        let store = self.stores.get(target, lun)?;
-        (store.kind() == StoreKind::Ram)
-            .then(|| store.raw_fd())
-            .flatten()
     }
 
     pub(super) fn on_block(&mut self, bi: usize, res: i32) {
