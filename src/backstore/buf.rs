@@ -19,6 +19,12 @@ struct Page([u8; IO_ALIGN]);
 
 /// An owned, 4096-aligned byte buffer of a fixed logical length. Moving an `IoBuf` never moves
 /// its bytes, so it can be lent to the kernel while in flight.
+///
+/// It can also be a read-only view of part of a connection's [`RecvBuf`] (write data received
+/// there together with its header, see [`Budget::lend`]): its bytes then stay where they were
+/// received, keep that buffer alive, and are aligned only as the stream placed them. Writing
+/// into a view first copies it into a buffer of its own, so no caller can change received bytes
+/// another view shares.
 pub struct IoBuf {
     pages: Vec<Page>,
     len: usize,
@@ -26,6 +32,10 @@ pub struct IoBuf {
     registered: Option<u16>,
     /// The budget this buffer's bytes are counted against, released when the buffer is dropped.
     charge: Option<Charge>,
+    /// For a view, the receive buffer and where in it the bytes start; `pages` is then empty.
+    view: Option<(Rc<IoBuf>, usize)>,
+    /// A receive buffer's pages, kept for the next receive buffer when dropped.
+    spare: bool,
 }
 
 /// A connection's budget of buffered bytes: reads waiting to be sent and write data not yet on
@@ -123,6 +133,111 @@ impl Budget {
         b.charge = Some(self.charge(len, gated));
         b
     }
+
+    /// The received bytes `rx[range]` as a read-only buffer, without copying them: charged like
+    /// [`Budget::alloc`], as the protocol obliges the target to take the data it lends. `None`
+    /// when the range is not within what `rx` holds.
+    pub fn lend(&self, rx: &RecvBuf, range: std::ops::Range<usize>) -> Option<IoBuf> {
+        if range.start > range.end || range.end > rx.0.len {
+            return None;
+        }
+        let len = range.len();
+        LENT_BYTES.with(|n| n.set(n.get() + len as u64));
+        Some(IoBuf {
+            pages: Vec::new(),
+            len,
+            registered: None,
+            charge: Some(self.charge(len, false)),
+            view: Some((Rc::clone(&rx.0), range.start)),
+            spare: false,
+        })
+    }
+}
+
+/// A connection's receive buffer. Parts of it can be lent out as read-only [`IoBuf`] views
+/// ([`Budget::lend`]); while any view lives, the buffer cannot be written (`spare_mut` says no)
+/// and the connection moves on to a new one ([`RecvBuf::replace`]), so the kernel never receives
+/// over bytes a write still has to write. The pages of a receive buffer nobody uses any more are
+/// kept (a few per thread) for the next one, so that changing buffers costs neither an
+/// allocation nor zeroing.
+pub struct RecvBuf(Rc<IoBuf>);
+
+/// Receive buffers' pages a thread keeps for reuse; more are freed.
+const SPARE_RECV_BUFS: usize = 16;
+
+thread_local! {
+    static SPARE_RECV: RefCell<Vec<Vec<Page>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl RecvBuf {
+    /// A receive buffer of at least `len` bytes (a multiple of the page size). Reused pages keep
+    /// older bytes: only what is received into them is ever read or lent.
+    pub fn new(len: usize) -> RecvBuf {
+        let want = len.div_ceil(IO_ALIGN).max(1);
+        let reused = SPARE_RECV
+            .try_with(|s| {
+                let mut s = s.borrow_mut();
+                let i = s.iter().position(|p| p.len() == want)?;
+                Some(s.swap_remove(i))
+            })
+            .ok()
+            .flatten();
+        let pages = reused.unwrap_or_else(|| vec![Page([0; IO_ALIGN]); want]);
+        RecvBuf(Rc::new(IoBuf {
+            len: pages.len() * IO_ALIGN,
+            pages,
+            registered: None,
+            charge: None,
+            view: None,
+            spare: true,
+        }))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.len == 0
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+
+    /// The whole buffer for receiving into, unless a view of it is still alive.
+    pub fn spare_mut(&mut self) -> Option<&mut [u8]> {
+        Rc::get_mut(&mut self.0).map(IoBuf::as_mut_slice)
+    }
+
+    /// Whether some of the buffer is lent out (so it must not be received into).
+    pub fn is_lent(&self) -> bool {
+        Rc::strong_count(&self.0) > 1
+    }
+
+    /// Moves `self[keep]` to the start of a buffer of at least `len` bytes, which then replaces
+    /// this one (views of the old buffer keep it alive until they are dropped).
+    pub fn replace(&mut self, keep: std::ops::Range<usize>, len: usize) {
+        let mut next = RecvBuf::new(len.max(keep.len()));
+        if let Some(dst) = next.spare_mut() {
+            dst[..keep.len()].copy_from_slice(&self.as_slice()[keep]);
+        }
+        *self = next;
+    }
+
+    /// A handle that tells whether this buffer is still alive (lent out) after it was replaced.
+    pub fn watch(&self) -> LentRecvBuf {
+        LentRecvBuf(Rc::downgrade(&self.0))
+    }
+}
+
+/// A replaced receive buffer, alive while views of it are.
+pub struct LentRecvBuf(std::rc::Weak<IoBuf>);
+
+impl LentRecvBuf {
+    pub fn is_alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
 }
 
 /// Budget charged for memory that is not an `IoBuf`; released on drop.
@@ -147,16 +262,39 @@ thread_local! {
     static POOL: RefCell<Pool> = RefCell::new(Pool::default());
     /// Buffers this thread took from the heap because the pool had none that fitted.
     static HEAP_FALLBACKS: Cell<u64> = const { Cell::new(0) };
+    /// Bytes lent out of receive buffers ([`Budget::lend`]), and of those, unshared again.
+    static LENT_BYTES: Cell<u64> = const { Cell::new(0) };
+    static REALIGNED_BYTES: Cell<u64> = const { Cell::new(0) };
 }
 
-/// This thread's pool: (registered buffers, of which free now, heap fallbacks so far).
-pub fn pool_usage() -> (usize, usize, u64) {
-    let (total, free) = POOL.with(|p| {
+/// What this thread's buffers have done (its reactor's report).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Registered buffers the pool was made with, and of those, how many are free now.
+    pub registered: usize,
+    pub free: usize,
+    /// Buffers taken from the heap because the pool had none that fitted.
+    pub heap_fallbacks: u64,
+    /// Write data lent out of receive buffers (written from where it was received).
+    pub lent_bytes: u64,
+    /// Of those, bytes copied after all, into an aligned buffer for direct I/O.
+    pub realigned_bytes: u64,
+}
+
+/// This thread's pool and lending so far.
+pub fn pool_usage() -> PoolUsage {
+    let (registered, free) = POOL.with(|p| {
         let p = p.borrow();
         let free = p.classes.iter().map(|c| c.free.len()).sum();
         (p.registered, free)
     });
-    (total, free, HEAP_FALLBACKS.with(Cell::get))
+    PoolUsage {
+        registered,
+        free,
+        heap_fallbacks: HEAP_FALLBACKS.with(Cell::get),
+        lent_bytes: LENT_BYTES.with(Cell::get),
+        realigned_bytes: REALIGNED_BYTES.with(Cell::get),
+    }
 }
 
 /// Memory of one registered buffer, for `io_uring_register_buffers`.
@@ -219,6 +357,8 @@ impl IoBuf {
                 len,
                 registered: Some(index),
                 charge: None,
+                view: None,
+                spare: false,
             },
             None => {
                 HEAP_FALLBACKS.with(|n| n.set(n.get() + 1));
@@ -242,6 +382,8 @@ impl IoBuf {
             len,
             registered: None,
             charge: None,
+            view: None,
+            spare: false,
         }
     }
 
@@ -253,9 +395,12 @@ impl IoBuf {
         self.len == 0
     }
 
-    /// Capacity in bytes, a multiple of the alignment.
+    /// Capacity in bytes: a multiple of the alignment, or a view's length.
     pub fn capacity(&self) -> usize {
-        self.pages.len() * IO_ALIGN
+        match self.view {
+            Some(_) => self.len,
+            None => self.pages.len() * IO_ALIGN,
+        }
     }
 
     /// The registration index for `READ_FIXED` / `WRITE_FIXED`, if this is a pool buffer.
@@ -263,17 +408,57 @@ impl IoBuf {
         self.registered
     }
 
-    pub fn as_slice(&self) -> &[u8] {
-        &bytemuck::cast_slice::<Page, u8>(&self.pages)[..self.len]
+    /// Whether this is a view of received bytes ([`Budget::lend`]).
+    pub fn is_view(&self) -> bool {
+        self.view.is_some()
     }
 
+    /// Whether the bytes start at an address that is a multiple of `align` (always so for
+    /// 4096 and below, except for a view).
+    pub fn is_aligned_to(&self, align: usize) -> bool {
+        (self.as_slice().as_ptr() as usize).is_multiple_of(align.max(1))
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        match &self.view {
+            Some((whole, start)) => &whole.as_slice()[*start..*start + self.len],
+            None => &bytemuck::cast_slice::<Page, u8>(&self.pages)[..self.len],
+        }
+    }
+
+    /// The bytes, writable; a view is first copied into a buffer of its own ([`IoBuf::unshare`]).
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.unshare();
         &mut bytemuck::cast_slice_mut::<Page, u8>(&mut self.pages)[..self.len]
+    }
+
+    /// Makes a view an ordinary, aligned buffer holding the same bytes (one copy); keeps its
+    /// charge. Nothing to do for other buffers.
+    pub fn unshare(&mut self) {
+        let Some((whole, start)) = self.view.take() else {
+            return;
+        };
+        REALIGNED_BYTES.with(|n| n.set(n.get() + self.len as u64));
+        let mut own = IoBuf::alloc(self.len);
+        own.as_mut_slice()
+            .copy_from_slice(&whole.as_slice()[start..start + self.len]);
+        self.pages = std::mem::take(&mut own.pages);
+        self.registered = own.registered.take();
     }
 }
 
 impl Drop for IoBuf {
     fn drop(&mut self) {
+        if self.spare {
+            let pages = std::mem::take(&mut self.pages);
+            let _ = SPARE_RECV.try_with(|s| {
+                let mut s = s.borrow_mut();
+                if s.len() < SPARE_RECV_BUFS {
+                    s.push(pages);
+                }
+            });
+            return;
+        }
         let Some(index) = self.registered else { return };
         let pages = std::mem::take(&mut self.pages);
         let size = pages.len() * IO_ALIGN;
@@ -290,8 +475,10 @@ impl std::fmt::Debug for IoBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "IoBuf({} bytes, registered {:?})",
-            self.len, self.registered
+            "IoBuf({} bytes, registered {:?}, view {})",
+            self.len,
+            self.registered,
+            self.view.is_some()
         )
     }
 }
@@ -372,6 +559,59 @@ mod tests {
             let b = IoBuf::zeroed(4096);
             assert!(b.registered_index().is_some());
             assert!(b.as_slice().iter().all(|&x| x == 0));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_lent_view_shares_received_bytes_until_written_to() {
+        std::thread::spawn(|| {
+            let budget = Budget::new(1 << 20);
+            let mut rx = RecvBuf::new(8192);
+            rx.spare_mut().unwrap()[100..200].fill(9);
+            assert!(budget.lend(&rx, 8000..8193).is_none(), "past the buffer");
+            let mut view = budget.lend(&rx, 100..200).unwrap();
+            assert!(view.is_view());
+            assert_eq!(budget.used(), 100);
+            assert_eq!(view.as_slice().as_ptr(), rx.as_slice()[100..].as_ptr());
+            assert!(!view.is_aligned_to(512));
+            // While lent, the buffer cannot be received into.
+            assert!(rx.is_lent());
+            assert!(rx.spare_mut().is_none());
+            // Writing copies first: the receive buffer keeps its bytes.
+            view.as_mut_slice()[0] = 1;
+            assert!(!view.is_view());
+            assert!(view.is_aligned_to(IO_ALIGN));
+            assert_eq!(view.as_slice()[..2], [1, 9]);
+            assert_eq!(rx.as_slice()[100], 9);
+            assert!(!rx.is_lent());
+            drop(view);
+            assert_eq!(budget.used(), 0);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_replaced_receive_buffer_lives_while_lent_then_is_reused() {
+        std::thread::spawn(|| {
+            let budget = Budget::new(1 << 20);
+            let mut rx = RecvBuf::new(4096);
+            rx.spare_mut().unwrap()[..6].copy_from_slice(b"abcdef");
+            let view = budget.lend(&rx, 0..3).unwrap();
+            let old = rx.watch();
+            let old_addr = rx.as_slice().as_ptr();
+            rx.replace(3..6, 4096);
+            assert_eq!(&rx.as_slice()[..3], b"def");
+            assert!(rx.spare_mut().is_some());
+            assert!(old.is_alive());
+            assert_eq!(view.as_slice(), b"abc");
+            drop(view);
+            assert!(!old.is_alive());
+            // The old pages are kept for the next receive buffer of that size.
+            let next = RecvBuf::new(4096);
+            assert_eq!(next.as_slice().as_ptr(), old_addr);
         })
         .join()
         .unwrap();

@@ -23,6 +23,10 @@ pub struct Geometry {
     pub logical_block: u32,
     /// The block the medium writes in (LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT).
     pub physical_block: u32,
+    /// The address alignment `O_DIRECT` needs of I/O buffers (`STATX_DIOALIGN`'s
+    /// `dio_mem_align`; 4096, which every pool buffer has, when the kernel does not say); 1 when
+    /// the store takes any address (buffered files, RAM, null, RBD).
+    pub memory_align: u32,
     /// The device's preferred request size (`queue/optimal_io_size`); 0 = none given.
     pub optimal_io: u32,
     /// The largest request the device takes unsplit (`queue/max_sectors_kb`); 0 = unknown.
@@ -46,6 +50,7 @@ impl Default for Geometry {
         Geometry {
             logical_block: MIN_BLOCK,
             physical_block: DEFAULT_PHYSICAL_BLOCK,
+            memory_align: 1,
             optimal_io: 0,
             max_io: 0,
             thin: true,
@@ -78,6 +83,7 @@ impl Geometry {
         Geometry {
             logical_block: logical,
             physical_block: physical.max(logical),
+            memory_align: dio_align(file).map_or(DEFAULT_MEMORY_ALIGN, |a| a.memory),
             optimal_io: queue.bytes("optimal_io_size", 1),
             max_io: queue.bytes("max_sectors_kb", 1024),
             // FALLOC_FL_PUNCH_HOLE on a block device is a write-zeroes request that may not
@@ -91,15 +97,16 @@ impl Geometry {
 
     /// A regular file: its `O_DIRECT` alignment, and the traits of the device it lives on.
     pub(super) fn of_file(file: &File, meta: &std::fs::Metadata, direct: bool) -> Geometry {
-        let logical = if direct {
-            dio_offset_align(file).unwrap_or(MIN_BLOCK).max(MIN_BLOCK)
-        } else {
-            MIN_BLOCK
+        let dio = direct.then(|| dio_align(file));
+        let logical = match dio {
+            Some(a) => a.map_or(MIN_BLOCK, |a| a.offset).max(MIN_BLOCK),
+            None => MIN_BLOCK,
         };
         let queue = Queue::of(meta.dev());
         Geometry {
             logical_block: logical,
             physical_block: DEFAULT_PHYSICAL_BLOCK.max(logical),
+            memory_align: dio.map_or(1, |a| a.map_or(DEFAULT_MEMORY_ALIGN, |a| a.memory)),
             optimal_io: queue.bytes("optimal_io_size", 1),
             max_io: queue.bytes("max_sectors_kb", 1024),
             rotational: queue.flag("rotational"),
@@ -109,12 +116,28 @@ impl Geometry {
 }
 
 /// The offset alignment `O_DIRECT` I/O on this file needs (Linux 6.1 `STATX_DIOALIGN`).
-fn dio_offset_align(file: &File) -> Option<u32> {
+/// What `O_DIRECT` I/O on a file (Linux 6.1) or block device (6.11) must be aligned to.
+fn dio_align(file: &File) -> Option<DioAlign> {
     use rustix::fs::{statx, AtFlags, StatxFlags};
     let st = statx(file, "", AtFlags::EMPTY_PATH, StatxFlags::DIOALIGN).ok()?;
     let known = StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::DIOALIGN);
-    (known && st.stx_dio_offset_align > 0).then_some(st.stx_dio_offset_align)
+    (known && st.stx_dio_offset_align > 0 && st.stx_dio_mem_align > 0).then_some(DioAlign {
+        offset: st.stx_dio_offset_align,
+        memory: st.stx_dio_mem_align,
+    })
 }
+
+#[derive(Debug, Clone, Copy)]
+struct DioAlign {
+    /// Of file offsets and lengths.
+    offset: u32,
+    /// Of buffer addresses.
+    memory: u32,
+}
+
+/// Buffer alignment assumed for direct I/O when the kernel does not say: a page, which every
+/// I/O buffer but a view of received bytes has.
+const DEFAULT_MEMORY_ALIGN: u32 = 4096;
 
 /// A block device's request queue in sysfs (a partition's is its disk's).
 struct Queue(Option<PathBuf>);
@@ -180,5 +203,23 @@ mod tests {
         assert_eq!(g.logical_block, 512);
         assert!(g.thin);
         assert!(g.physical_block >= g.logical_block);
+    }
+
+    #[test]
+    fn direct_io_says_how_its_buffers_must_be_aligned() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, [0u8; 4096]).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        let buffered = std::fs::File::open(&path).unwrap();
+        assert_eq!(Geometry::of_file(&buffered, &meta, false).memory_align, 1);
+        let direct = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&path)
+            .expect("the temporary directory's filesystem takes O_DIRECT");
+        let align = Geometry::of_file(&direct, &meta, true).memory_align;
+        assert!(align.is_power_of_two() && align <= 4096, "{align}");
     }
 }

@@ -455,6 +455,22 @@ impl Scrape {
                 help: "I/O buffers taken from the heap because no registered one was free or large enough",
                 rows: per_core(|c| c.pool.heap_fallbacks),
             },
+        )?;
+        counters(
+            e,
+            Family {
+                name: "write_bytes_lent",
+                help: "Write data written from the receive buffer it arrived in, without a copy, per reactor",
+                rows: per_core(|c| c.pool.lent_bytes),
+            },
+        )?;
+        counters(
+            e,
+            Family {
+                name: "write_bytes_realigned",
+                help: "Of the write data lent, bytes copied after all into an aligned buffer for direct I/O, per reactor",
+                rows: per_core(|c| c.pool.realigned_bytes),
+            },
         )
     }
 }

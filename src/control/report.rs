@@ -226,6 +226,12 @@ pub struct PoolReport {
     pub in_use: usize,
     /// Buffers taken from the heap because no registered one fitted or was free.
     pub heap_fallbacks: u64,
+    /// Write data written from the receive buffer it arrived in, without a copy.
+    #[serde(default)]
+    pub lent_bytes: u64,
+    /// Of those, bytes copied after all because direct I/O needed them aligned.
+    #[serde(default)]
+    pub realigned_bytes: u64,
 }
 
 /// Everything one reactor reports.

@@ -114,13 +114,16 @@ impl Reactor {
                 return;
             }
         };
-        let store = self.stores.get(target, lun).map(|s| (s.kind(), s.raw_fd()));
+        let store = self
+            .stores
+            .get(target, lun)
+            .map(|s| (s.kind(), s.raw_fd(), s.geometry().memory_align));
         let raw = match store {
             // A RAM store is a tmpfs file, which io_uring cannot read or write without blocking:
             // every read and write would be handed to an io-wq worker thread (a hand-off and two
             // context switches per I/O). Its I/O is a copy to or from memory that never waits
             // for a device, so the reactor does it itself, as it does the null store's.
-            Some((StoreKind::Ram, Some(raw))) if buf.is_some() => {
+            Some((StoreKind::Ram, Some(raw), _)) if buf.is_some() => {
                 let result = buf
                     .as_mut()
                     .map_or(Ok(()), |b| copy_at(raw, kind, offset, b));
@@ -134,8 +137,17 @@ impl Reactor {
                 self.complete_inline(idx, c);
                 return;
             }
-            Some((_, Some(raw))) => raw,
-            Some((_, None)) => {
+            Some((_, Some(raw), align)) => {
+                // Write data written from where it was received lies where the stream put it;
+                // direct I/O that needs more alignment gets an aligned copy.
+                if let Some(b) = buf.as_mut() {
+                    if !b.is_aligned_to(align as usize) {
+                        b.unshare();
+                    }
+                }
+                raw
+            }
+            Some((_, None, _)) => {
                 // Null store: reads return zeros (a pooled buffer may hold older data), writes
                 // vanish.
                 let mut buf = buf;
@@ -309,12 +321,18 @@ fn copy_at(fd: RawFd, kind: OpKind, offset: u64, buf: &mut IoBuf) -> Result<(), 
     let len = buf.len();
     while done < len {
         let at = (offset + done as u64) as libc::off_t;
-        let rest = &mut buf.as_mut_slice()[done..];
-        // SAFETY: `rest` is valid for `rest.len()` bytes for the duration of the call.
+        // SAFETY: each slice is valid for its length for the duration of the call. A write only
+        // reads the buffer, so a view of received bytes is written as it is.
         let n = unsafe {
             match kind {
-                OpKind::Read => libc::pread(fd, rest.as_mut_ptr().cast(), rest.len(), at),
-                _ => libc::pwrite(fd, rest.as_ptr().cast(), rest.len(), at),
+                OpKind::Read => {
+                    let rest = &mut buf.as_mut_slice()[done..];
+                    libc::pread(fd, rest.as_mut_ptr().cast(), rest.len(), at)
+                }
+                _ => {
+                    let rest = &buf.as_slice()[done..];
+                    libc::pwrite(fd, rest.as_ptr().cast(), rest.len(), at)
+                }
             }
         };
         match n {

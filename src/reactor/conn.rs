@@ -10,6 +10,7 @@ use socket2::Socket;
 
 use super::token::{Kind, Token};
 use super::Reactor;
+use crate::backstore::{LentRecvBuf, RecvBuf};
 use crate::control::{ConnRef, ToControl};
 use crate::session::{
     payload_bytes, CloseReason, Connection, ControlRequest, Landing, Output, MAX_STAGED_OUTPUT,
@@ -20,6 +21,10 @@ use crate::session::{
 /// time less than a page is free (`post_recv`), i.e. as soon as traffic needs it. (It started at
 /// 64 KiB: with allocator reuse every idle session kept 64 KiB resident.)
 const INITIAL_RECV_BUF: usize = 4096;
+/// Replaced receive buffers a connection may have lent out at once (write data written from
+/// where it was received); past this, write data is copied out of the receive buffer. This
+/// bounds what lending adds to a connection's memory to this many receive buffers.
+const MAX_LENT_RECV_BUFS: usize = 4;
 /// How long a closing connection may take to flush its last PDUs to a peer that stopped reading.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -28,8 +33,10 @@ pub struct ConnSlot {
     pub sock: Socket,
     pub conn: Connection,
     pub span: tracing::Span,
-    rbuf: Vec<u8>,
+    rbuf: RecvBuf,
     rlen: usize,
+    /// Earlier receive buffers that views still hold (see `consume_input`).
+    lent: Vec<LentRecvBuf>,
     recv_posted: bool,
     sending: Sending,
     send_posted: bool,
@@ -201,8 +208,9 @@ impl ConnSlot {
             sock,
             conn,
             span,
-            rbuf: vec![0; INITIAL_RECV_BUF],
+            rbuf: RecvBuf::new(INITIAL_RECV_BUF),
             rlen: 0,
+            lent: Vec::new(),
             recv_posted: false,
             sending: Sending::new(),
             send_posted: false,
@@ -221,12 +229,22 @@ impl ConnSlot {
 
     /// Hands received bytes to the protocol core. It may leave complete PDUs unconsumed while
     /// its output waits for the peer; they are offered again once a send completes.
+    ///
+    /// Write data that came whole with its header may be kept by the session as views of the
+    /// receive buffer; the buffer is then replaced (the unconsumed bytes move to the new one) and
+    /// lives on until the last view is dropped.
     fn consume_input(&mut self, now: Instant) {
-        let used = self.conn.handle_input(&self.rbuf[..self.rlen], now);
-        self.rbuf.copy_within(used..self.rlen, 0);
+        self.lent.retain(LentRecvBuf::is_alive);
+        let used = if self.lent.len() < MAX_LENT_RECV_BUFS {
+            self.conn.handle_received(&self.rbuf, self.rlen, now)
+        } else {
+            self.conn
+                .handle_input(&self.rbuf.as_slice()[..self.rlen], now)
+        };
+        self.unlend(used);
         self.rlen -= used;
         if self.rlen > 0 && !self.conn.output_full() {
-            if let Some(l) = self.conn.landing(&self.rbuf[..self.rlen]) {
+            if let Some(l) = self.conn.landing(&self.rbuf.as_slice()[..self.rlen]) {
                 tracing::trace!(
                     itt = l.bhs.itt(),
                     remaining = l.range.len(),
@@ -234,6 +252,19 @@ impl ConnSlot {
                 );
                 self.rlen = 0;
                 self.landing = Some(l);
+            }
+        }
+    }
+
+    /// Drops the first `used` bytes of the receive buffer, moving the rest to its start; when
+    /// some of it is lent out, that happens in a new buffer of the same size.
+    fn unlend(&mut self, used: usize) {
+        match self.rbuf.spare_mut() {
+            Some(b) => b.copy_within(used..self.rlen, 0),
+            None => {
+                self.lent.push(self.rbuf.watch());
+                let len = self.rbuf.len();
+                self.rbuf.replace(used..self.rlen, len);
             }
         }
     }
@@ -369,9 +400,12 @@ impl Reactor {
             let max = slot.conn.max_pdu_len().max(INITIAL_RECV_BUF);
             let short = slot.landing.is_some() || slot.rbuf.len() - slot.rlen < 4096;
             if short && slot.rbuf.len() < max {
-                slot.rbuf.resize(max, 0);
+                slot.rbuf.replace(0..slot.rlen, max);
             }
         }
+        // Never lent here (`consume_input` moves on from a lent buffer), but receiving into one
+        // would overwrite write data: make sure.
+        slot.unlend(0);
         let fd = types::Fd(slot.sock.as_raw_fd());
         // Buffer lifetime: every byte range handed to the kernel here belongs to this slot
         // (the lent landing buffer, `rbuf`) and is neither moved nor reused until the receive
@@ -379,7 +413,10 @@ impl Reactor {
         let sqe = match &mut slot.landing {
             Some(l) => {
                 let rest = &mut l.buf.as_mut_slice()[l.range.clone()];
-                let free = &mut slot.rbuf[slot.rlen..];
+                let free = slot
+                    .rbuf
+                    .spare_mut()
+                    .map_or(&mut [][..], |b| &mut b[slot.rlen..]);
                 if more_input && !free.is_empty() {
                     opcode::RecvMsg::new(fd, slot.scatter.prepare(rest, free)).build()
                 } else {
@@ -388,7 +425,9 @@ impl Reactor {
                 }
             }
             None if more_input => {
-                let free = &mut slot.rbuf[slot.rlen..];
+                let Some(free) = slot.rbuf.spare_mut().map(|b| &mut b[slot.rlen..]) else {
+                    return;
+                };
                 opcode::Recv::new(fd, free.as_mut_ptr(), free.len() as u32).build()
             }
             None => return,

@@ -142,7 +142,7 @@ impl Reactor {
                 io: IoReport::of(&total),
             });
         }
-        let (registered, free, heap_fallbacks) = crate::backstore::buf::pool_usage();
+        let pool = crate::backstore::buf::pool_usage();
         CoreReport {
             core: self.index,
             elapsed_ns: nanos(now.saturating_duration_since(c.started)),
@@ -150,9 +150,11 @@ impl Reactor {
             submissions: c.submissions,
             enters: c.enters,
             pool: PoolReport {
-                registered,
-                in_use: registered.saturating_sub(free),
-                heap_fallbacks,
+                registered: pool.registered,
+                in_use: pool.registered.saturating_sub(pool.free),
+                heap_fallbacks: pool.heap_fallbacks,
+                lent_bytes: pool.lent_bytes,
+                realigned_bytes: pool.realigned_bytes,
             },
             logins: c.logins,
             login_failures: c.login_failures.clone(),

@@ -6,7 +6,7 @@ use std::ops::Range;
 use super::conn::{IoCompletion, IoOp, IoRequest, WriteLock};
 use super::data_in::{Reply, Source};
 use super::error::SessionError;
-use super::full::{DataSegment, Session};
+use super::full::{DataSegment, Received, Session, LEND_MIN};
 use super::output::Output;
 use super::stats::OpClass;
 use super::task::{Deferred, IoKind, IoToken, Purpose, Task, TaskState};
@@ -161,20 +161,43 @@ impl Session {
         bhs: &Bhs,
         prefix: &[u8],
     ) -> Option<(IoBuf, Range<usize>)> {
-        let cmd = ScsiCommand::decode(bhs);
         let len = bhs.data_segment_len();
-        let fits = self.target.is_some()
-            && self.params.immediate_data
-            && cmd.write
-            && len as u64 <= u64::from(self.params.first_burst_length.min(cmd.expected_data_len))
-            && prefix.len() < len;
-        if !fits {
+        if !(self.takes_immediate_data(bhs, len) && prefix.len() < len) {
             return None;
         }
         // Charged like the immediate-data buffer it becomes (data the target must accept).
         let mut buf = self.budget.alloc(len);
         buf.as_mut_slice()[..prefix.len()].copy_from_slice(prefix);
         Some((buf, prefix.len()..len))
+    }
+
+    /// The data segment of a SCSI Command that arrived whole in the receive buffer: lent out
+    /// as a read-only view of it (no copy) when it is write data the command is going to keep,
+    /// as `command_landing` would receive it in place.
+    pub(super) fn command_data<'a>(
+        &self,
+        bhs: &Bhs,
+        data: &'a [u8],
+        from: Option<Received<'_>>,
+    ) -> DataSegment<'a> {
+        let view = from
+            .filter(|_| data.len() >= LEND_MIN && self.takes_immediate_data(bhs, data.len()))
+            .and_then(|r| self.budget.lend(r.rx, r.data_at..r.data_at + data.len()));
+        match view {
+            Some(view) => DataSegment::Landed(view),
+            None => DataSegment::Received(data),
+        }
+    }
+
+    /// Whether `len` bytes of immediate data are what the command with header `bhs` may carry
+    /// (what `check_immediate_data` accepts), so that giving them a buffer of their own is not
+    /// wasted on data about to be refused.
+    fn takes_immediate_data(&self, bhs: &Bhs, len: usize) -> bool {
+        let cmd = ScsiCommand::decode(bhs);
+        self.target.is_some()
+            && self.params.immediate_data
+            && cmd.write
+            && len as u64 <= u64::from(self.params.first_burst_length.min(cmd.expected_data_len))
     }
 
     /// RFC 7143 §13.11, §13.14: immediate data needs ImmediateData=Yes and fits FirstBurstLength.

@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use super::context::PortalContext;
 pub use super::control::{ControlRequest, LuReply, Registration, RemoteAbort};
-use super::full::{Admission, Session};
+use super::full::{Admission, Received, Session};
 pub use super::output::{Output, Payload, MAX_STAGED_OUTPUT};
 use super::task::IoToken;
-use crate::backstore::{Budget, Extent, IoBuf};
+use crate::backstore::{Budget, Extent, IoBuf, RecvBuf};
 use crate::login::{Login, LoginAction, LoginEnv, LoginOutcome, SessionType};
 use crate::pdu::frame::{self, FrameError, Layout, DIGEST_LEN};
 use crate::pdu::login::{LoginRequest, LoginStatus};
@@ -255,13 +255,26 @@ impl Connection {
     /// Consumes as many complete PDUs as `buf` holds, or until the output waiting for the peer
     /// is full (the caller offers the rest again once some was sent); returns the bytes used.
     pub fn handle_input(&mut self, buf: &[u8], now: Instant) -> usize {
+        self.input(buf, None, now)
+    }
+
+    /// `handle_input` for the first `len` bytes of the receive buffer `rx`, whose write data
+    /// the session may keep as read-only views of `rx` instead of copying it
+    /// ([`crate::backstore::Budget::lend`]); `rx` must then not be received into while
+    /// `rx.is_lent()`.
+    pub fn handle_received(&mut self, rx: &RecvBuf, len: usize, now: Instant) -> usize {
+        self.input(&rx.as_slice()[..len], Some(rx), now)
+    }
+
+    fn input(&mut self, buf: &[u8], rx: Option<&RecvBuf>, now: Instant) -> usize {
         let mut used = 0;
         while self.close.is_none() && !self.output_full() {
             let rest = &buf[used..];
             match frame::parse(rest, self.rx_digests, self.max_rx_data()) {
                 Ok(Some((f, n))) => {
+                    let data_at = used + Layout::of(&f.bhs, self.rx_digests).header_len();
                     used += n;
-                    self.handle_frame(f, now);
+                    self.handle_frame(f, rx.map(|rx| Received { rx, data_at }), now);
                 }
                 Ok(None) => break,
                 Err(FrameError::DataDigest { .. }) => {
@@ -293,10 +306,10 @@ impl Connection {
         used
     }
 
-    fn handle_frame(&mut self, f: Frame<'_>, now: Instant) {
+    fn handle_frame(&mut self, f: Frame<'_>, from: Option<Received<'_>>, now: Instant) {
         match &mut self.phase {
             Phase::Full(s) => {
-                s.handle_frame(f, now, &mut self.out);
+                s.handle_frame(f, from, now, &mut self.out);
                 if let Some(reason) = s.take_close() {
                     self.close = Some(reason);
                 }

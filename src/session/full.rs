@@ -21,7 +21,7 @@ use super::ratelog::LogLimiter;
 use super::task::Task;
 use super::text::{TextReply, TextRequestInProgress};
 use super::tmf::PendingTmf;
-use crate::backstore::{Budget, IoBuf};
+use crate::backstore::{Budget, IoBuf, RecvBuf};
 use crate::login::{LoginOutcome, SessionParams, SessionType};
 use crate::pdu::reject::Reject;
 use crate::pdu::{Bhs, Frame, Opcode};
@@ -35,6 +35,17 @@ pub(super) enum DataSegment<'a> {
     Received(&'a [u8]),
     Landed(IoBuf),
 }
+
+/// Where a frame's data segment lies in the connection's receive buffer, for lending it out.
+#[derive(Clone, Copy)]
+pub(super) struct Received<'a> {
+    pub rx: &'a RecvBuf,
+    pub data_at: usize,
+}
+
+/// Smallest immediate data kept as a view of the receive buffer instead of being copied: below
+/// a block, the copy costs less than the view's bookkeeping.
+pub(super) const LEND_MIN: usize = 512;
 
 impl DataSegment<'_> {
     pub(super) fn bytes(&self) -> &[u8] {
@@ -267,14 +278,25 @@ impl Session {
         Some(req)
     }
 
-    pub fn handle_frame(&mut self, f: Frame<'_>, now: Instant, out: &mut Output) {
+    /// A complete PDU; `from` says where its data segment lies when it is in a receive buffer
+    /// that may lend it out.
+    pub fn handle_frame(
+        &mut self,
+        f: Frame<'_>,
+        from: Option<Received<'_>>,
+        now: Instant,
+        out: &mut Output,
+    ) {
         self.now = now;
         self.keepalive.received(now);
         let op = f.bhs.opcode();
         match op {
             Opcode::DATA_OUT => self.handle_data_out(&f.bhs, f.data, out),
-            Opcode::SCSI_COMMAND
-            | Opcode::NOP_OUT
+            Opcode::SCSI_COMMAND => {
+                let data = self.command_data(&f.bhs, f.data, from);
+                self.admit(&f.bhs, f.ahs, data, out)
+            }
+            Opcode::NOP_OUT
             | Opcode::TEXT_REQUEST
             | Opcode::LOGOUT_REQUEST
             | Opcode::TASK_MGMT_REQUEST => {

@@ -127,3 +127,81 @@ fn immediate_data_the_ordinary_path_refuses_is_not_landed() {
     assert!(p.conn.landing(&wire[..48]).is_none());
     assert_eq!(p.conn.buffered_bytes(), 0);
 }
+
+/// Puts `wire` in a receive buffer, as a receive would, and offers it whole to the connection.
+fn receive(p: &mut Pair, wire: &[u8]) -> RecvBuf {
+    let mut rx = RecvBuf::new(wire.len() + 4096);
+    rx.spare_mut().unwrap()[..wire.len()].copy_from_slice(wire);
+    assert_eq!(p.conn.handle_received(&rx, wire.len(), p.now), wire.len());
+    rx
+}
+
+#[test]
+fn immediate_data_received_with_its_header_is_written_from_the_receive_buffer() {
+    let mut p = Pair::logged_in(default_offer(), Tuning::default(), &IMMEDIATE);
+    let first = pattern(4096, 31);
+    let second = pattern(8192, 32);
+    let mut wire = Vec::new();
+    let cmd = p.command_pdu(0, 20, &rw10(0x2a, 16, 8), 4096, false, true);
+    wire.extend(wire_of(&p, &cmd, &first));
+    let cmd = p.command_pdu(0, 21, &rw10(0x2a, 64, 16), 8192, false, true);
+    wire.extend(wire_of(&p, &cmd, &second));
+    let rx = receive(&mut p, &wire);
+    let io = p.take_io();
+    assert_eq!(io.len(), 2);
+    let at = [48, 48 + 4096 + 48];
+    for (req, at) in io.iter().zip(at) {
+        match &req.op {
+            IoOp::Write { buf, .. } => assert_eq!(
+                buf.as_slice().as_ptr(),
+                rx.as_slice()[at..].as_ptr(),
+                "the write goes out from where its data was received"
+            ),
+            op => panic!("expected a write, got {op:?}"),
+        }
+    }
+    assert!(rx.is_lent());
+    for req in io {
+        p.complete(req, Ok(()));
+    }
+    assert_eq!(p.recv().len(), 2);
+    assert_eq!(&p.disk[16 * 512..16 * 512 + 4096], &first[..]);
+    assert_eq!(&p.disk[64 * 512..64 * 512 + 8192], &second[..]);
+    assert!(!rx.is_lent(), "the views went with the writes");
+    assert_eq!(p.conn.buffered_bytes(), 0);
+}
+
+#[test]
+fn received_data_is_lent_only_to_a_write_that_keeps_it() {
+    let mut p = Pair::logged_in(default_offer(), Tuning::default(), &IMMEDIATE);
+    // Behind a CmdSN gap: the command waits with a copy of its data.
+    let base = p.cmd_sn;
+    p.cmd_sn = base + 1;
+    let cmd = p.command_pdu(0, 30, &rw10(0x2a, 8, 8), 4096, false, true);
+    let data = pattern(4096, 33);
+    let wire = wire_of(&p, &cmd, &data);
+    let rx = receive(&mut p, &wire);
+    assert!(!rx.is_lent());
+    drop(rx);
+    // Refused (more immediate data than the expected length): dropped, never lent.
+    p.cmd_sn = base;
+    let cmd = p.command_pdu(0, 32, &rw10(0x2a, 0, 8), 2048, false, true);
+    let wire = wire_of(&p, &cmd, &pattern(4096, 35));
+    let rx = receive(&mut p, &wire);
+    assert!(!rx.is_lent());
+    p.run_io();
+    assert_eq!(
+        &p.disk[8 * 512..8 * 512 + 4096],
+        &data[..],
+        "the waiting write ran"
+    );
+    let statuses: Vec<(u32, u8)> = p
+        .recv()
+        .iter()
+        .filter(|(b, _)| b.opcode() == Opcode::SCSI_RESPONSE)
+        .map(|(b, _)| ScsiResponse::decode(b))
+        .map(|r| (r.itt, r.status))
+        .collect();
+    assert_eq!(statuses, vec![(30, 0)]);
+    assert_eq!(p.conn.buffered_bytes(), 0);
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::backstore::IoBuf;
+use crate::backstore::{IoBuf, RecvBuf};
 use crate::login::{DigestPolicy, TargetEntry, TargetOffer};
 use crate::pdu::login::{LoginRequest, LoginResponse, Stage};
 use crate::pdu::nop::NopOut;
