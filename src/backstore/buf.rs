@@ -171,14 +171,15 @@ thread_local! {
 
 impl RecvBuf {
     /// A receive buffer of at least `len` bytes (a multiple of the page size). Reused pages keep
-    /// older bytes: only what is received into them is ever read or lent.
+    /// older bytes: only what is received into them is ever read or lent. The pages given back
+    /// last are taken first, as they are the likeliest still in the cache.
     pub fn new(len: usize) -> RecvBuf {
         let want = len.div_ceil(IO_ALIGN).max(1);
         let reused = SPARE_RECV
             .try_with(|s| {
                 let mut s = s.borrow_mut();
-                let i = s.iter().position(|p| p.len() == want)?;
-                Some(s.swap_remove(i))
+                let i = s.iter().rposition(|p| p.len() == want)?;
+                Some(s.remove(i))
             })
             .ok()
             .flatten();
