@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+use ringtgt::backstore::RecvBuf;
 use ringtgt::control::lu::{LuAction, LuRegistry};
 use ringtgt::control::ConnRef;
 use ringtgt::login::TargetOffer;
@@ -116,8 +117,10 @@ fn login_text(options: u8) -> String {
 struct Harness {
     conn: Connection,
     now: Instant,
-    /// Received bytes the connection has not consumed yet.
-    rx: Vec<u8>,
+    /// The receive buffer, as the reactor keeps it: its first `rlen` bytes are received and not
+    /// consumed yet; write data in it may be lent out to the session as views.
+    rx: RecvBuf,
+    rlen: usize,
     /// Backing-store requests submitted and not completed yet.
     pending: Vec<IoRequest>,
     /// A Data-Out payload being received in place, as the reactor does.
@@ -139,7 +142,8 @@ impl Harness {
             registry,
             conn: new_connection(ctx, now),
             now,
-            rx: Vec::new(),
+            rx: RecvBuf::new(INITIAL_RECV_BUF),
+            rlen: 0,
             pending: Vec::new(),
             landing: None,
             store,
@@ -201,11 +205,25 @@ impl Harness {
             self.conn.handle_landed(done, self.now);
             self.service();
         }
-        self.rx.extend_from_slice(bytes);
+        // A buffer with views of it alive is never received into: the reactor moves on.
+        let need = self.rlen + bytes.len();
+        if self.rx.is_lent() || need > self.rx.len() {
+            self.rx.replace(0..self.rlen, need.max(self.rx.len()));
+        }
+        let spare = self.rx.spare_mut().expect("a receive buffer nobody borrows");
+        spare[self.rlen..need].copy_from_slice(bytes);
+        self.rlen = need;
         loop {
-            let used = self.conn.handle_input(&self.rx, self.now);
-            assert!(used <= self.rx.len());
-            self.rx.drain(..used);
+            let used = self.conn.handle_received(&self.rx, self.rlen, self.now);
+            assert!(used <= self.rlen);
+            match self.rx.spare_mut() {
+                Some(b) => b.copy_within(used..self.rlen, 0),
+                None => {
+                    let len = self.rx.len();
+                    self.rx.replace(used..self.rlen, len);
+                }
+            }
+            self.rlen -= used;
             if !self.conn.output_full() || self.conn.close_reason().is_some() {
                 break;
             }
@@ -213,17 +231,17 @@ impl Harness {
             self.drain_output();
         }
         if self.conn.close_reason().is_none() && self.digests == Digests::default() {
-            if let Some(l) = self.conn.landing(&self.rx) {
-                self.rx.clear();
+            if let Some(l) = self.conn.landing(&self.rx.as_slice()[..self.rlen]) {
+                self.rlen = 0;
                 self.landing = Some(l);
             }
         }
         if self.conn.close_reason().is_none() {
             let room = self.conn.max_pdu_len().max(INITIAL_RECV_BUF);
             assert!(
-                self.rx.len() < room,
+                self.rlen < room,
                 "{} bytes of an incomplete PDU, the receive buffer holds {room}",
-                self.rx.len()
+                self.rlen
             );
         }
         self.service();

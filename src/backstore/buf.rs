@@ -33,9 +33,7 @@ pub struct IoBuf {
     /// The budget this buffer's bytes are counted against, released when the buffer is dropped.
     charge: Option<Charge>,
     /// For a view, the receive buffer and where in it the bytes start; `pages` is then empty.
-    view: Option<(Rc<IoBuf>, usize)>,
-    /// A receive buffer's pages, kept for the next receive buffer when dropped.
-    spare: bool,
+    view: Option<(Rc<RecvBytes>, usize)>,
 }
 
 /// A connection's budget of buffered bytes: reads waiting to be sent and write data not yet on
@@ -135,10 +133,11 @@ impl Budget {
     }
 
     /// The received bytes `rx[range]` as a read-only buffer, without copying them: charged like
-    /// [`Budget::alloc`], as the protocol obliges the target to take the data it lends. `None`
-    /// when the range is not within what `rx` holds.
-    pub fn lend(&self, rx: &RecvBuf, range: std::ops::Range<usize>) -> Option<IoBuf> {
-        if range.start > range.end || range.end > rx.0.len {
+    /// [`Budget::alloc`] (data the protocol obliges the target to take), or like
+    /// [`Budget::alloc_gated`] when `gated` (solicited data). `None` when the range is not
+    /// within what `rx` holds.
+    pub fn lend(&self, rx: &RecvBuf, range: std::ops::Range<usize>, gated: bool) -> Option<IoBuf> {
+        if range.start > range.end || range.end > rx.len() {
             return None;
         }
         let len = range.len();
@@ -147,9 +146,8 @@ impl Budget {
             pages: Vec::new(),
             len,
             registered: None,
-            charge: Some(self.charge(len, false)),
+            charge: Some(self.charge(len, gated)),
             view: Some((Rc::clone(&rx.0), range.start)),
-            spare: false,
         })
     }
 }
@@ -159,14 +157,32 @@ impl Budget {
 /// and the connection moves on to a new one ([`RecvBuf::replace`]), so the kernel never receives
 /// over bytes a write still has to write. The pages of a receive buffer nobody uses any more are
 /// kept (a few per thread) for the next one, so that changing buffers costs neither an
-/// allocation nor zeroing.
-pub struct RecvBuf(Rc<IoBuf>);
+/// allocation nor zeroing. Its bytes need no alignment (those of a view are where the stream put
+/// them), so a new one is a zeroed allocation whose pages the kernel provides as they are
+/// first received into.
+pub struct RecvBuf(Rc<RecvBytes>);
 
-/// Receive buffers' pages a thread keeps for reuse; more are freed.
-const SPARE_RECV_BUFS: usize = 16;
+/// A receive buffer's memory, shared by the buffer and the views lent from it; kept for the
+/// next receive buffer when the last of them is dropped.
+struct RecvBytes(Vec<u8>);
+
+impl Drop for RecvBytes {
+    fn drop(&mut self) {
+        let bytes = std::mem::take(&mut self.0);
+        let _ = SPARE_RECV.try_with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < SPARE_RECV_BUFS {
+                s.push(bytes);
+            }
+        });
+    }
+}
+
+/// Receive buffers a thread keeps for reuse; more are freed.
+pub const SPARE_RECV_BUFS: usize = 16;
 
 thread_local! {
-    static SPARE_RECV: RefCell<Vec<Vec<Page>>> = const { RefCell::new(Vec::new()) };
+    static SPARE_RECV: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
 impl RecvBuf {
@@ -174,41 +190,33 @@ impl RecvBuf {
     /// older bytes: only what is received into them is ever read or lent. The pages given back
     /// last are taken first, as they are the likeliest still in the cache.
     pub fn new(len: usize) -> RecvBuf {
-        let want = len.div_ceil(IO_ALIGN).max(1);
+        let want = len.div_ceil(IO_ALIGN).max(1) * IO_ALIGN;
         let reused = SPARE_RECV
             .try_with(|s| {
                 let mut s = s.borrow_mut();
-                let i = s.iter().rposition(|p| p.len() == want)?;
+                let i = s.iter().rposition(|b| b.len() == want)?;
                 Some(s.remove(i))
             })
             .ok()
             .flatten();
-        let pages = reused.unwrap_or_else(|| vec![Page([0; IO_ALIGN]); want]);
-        RecvBuf(Rc::new(IoBuf {
-            len: pages.len() * IO_ALIGN,
-            pages,
-            registered: None,
-            charge: None,
-            view: None,
-            spare: true,
-        }))
+        RecvBuf(Rc::new(RecvBytes(reused.unwrap_or_else(|| vec![0; want]))))
     }
 
     pub fn len(&self) -> usize {
-        self.0.len
+        self.0 .0.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.len == 0
+        self.0 .0.is_empty()
     }
 
     pub fn as_slice(&self) -> &[u8] {
-        self.0.as_slice()
+        &self.0 .0
     }
 
     /// The whole buffer for receiving into, unless a view of it is still alive.
     pub fn spare_mut(&mut self) -> Option<&mut [u8]> {
-        Rc::get_mut(&mut self.0).map(IoBuf::as_mut_slice)
+        Rc::get_mut(&mut self.0).map(|b| &mut b.0[..])
     }
 
     /// Whether some of the buffer is lent out (so it must not be received into).
@@ -233,7 +241,7 @@ impl RecvBuf {
 }
 
 /// A replaced receive buffer, alive while views of it are.
-pub struct LentRecvBuf(std::rc::Weak<IoBuf>);
+pub struct LentRecvBuf(std::rc::Weak<RecvBytes>);
 
 impl LentRecvBuf {
     pub fn is_alive(&self) -> bool {
@@ -359,7 +367,6 @@ impl IoBuf {
                 registered: Some(index),
                 charge: None,
                 view: None,
-                spare: false,
             },
             None => {
                 HEAP_FALLBACKS.with(|n| n.set(n.get() + 1));
@@ -384,7 +391,6 @@ impl IoBuf {
             registered: None,
             charge: None,
             view: None,
-            spare: false,
         }
     }
 
@@ -422,7 +428,7 @@ impl IoBuf {
 
     pub fn as_slice(&self) -> &[u8] {
         match &self.view {
-            Some((whole, start)) => &whole.as_slice()[*start..*start + self.len],
+            Some((whole, start)) => &whole.0[*start..*start + self.len],
             None => &bytemuck::cast_slice::<Page, u8>(&self.pages)[..self.len],
         }
     }
@@ -442,7 +448,7 @@ impl IoBuf {
         REALIGNED_BYTES.with(|n| n.set(n.get() + self.len as u64));
         let mut own = IoBuf::alloc(self.len);
         own.as_mut_slice()
-            .copy_from_slice(&whole.as_slice()[start..start + self.len]);
+            .copy_from_slice(&whole.0[start..start + self.len]);
         self.pages = std::mem::take(&mut own.pages);
         self.registered = own.registered.take();
     }
@@ -450,16 +456,6 @@ impl IoBuf {
 
 impl Drop for IoBuf {
     fn drop(&mut self) {
-        if self.spare {
-            let pages = std::mem::take(&mut self.pages);
-            let _ = SPARE_RECV.try_with(|s| {
-                let mut s = s.borrow_mut();
-                if s.len() < SPARE_RECV_BUFS {
-                    s.push(pages);
-                }
-            });
-            return;
-        }
         let Some(index) = self.registered else { return };
         let pages = std::mem::take(&mut self.pages);
         let size = pages.len() * IO_ALIGN;
@@ -571,8 +567,11 @@ mod tests {
             let budget = Budget::new(1 << 20);
             let mut rx = RecvBuf::new(8192);
             rx.spare_mut().unwrap()[100..200].fill(9);
-            assert!(budget.lend(&rx, 8000..8193).is_none(), "past the buffer");
-            let mut view = budget.lend(&rx, 100..200).unwrap();
+            assert!(
+                budget.lend(&rx, 8000..8193, false).is_none(),
+                "past the buffer"
+            );
+            let mut view = budget.lend(&rx, 100..200, false).unwrap();
             assert!(view.is_view());
             assert_eq!(budget.used(), 100);
             assert_eq!(view.as_slice().as_ptr(), rx.as_slice()[100..].as_ptr());
@@ -600,7 +599,7 @@ mod tests {
             let budget = Budget::new(1 << 20);
             let mut rx = RecvBuf::new(4096);
             rx.spare_mut().unwrap()[..6].copy_from_slice(b"abcdef");
-            let view = budget.lend(&rx, 0..3).unwrap();
+            let view = budget.lend(&rx, 0..3, false).unwrap();
             let old = rx.watch();
             let old_addr = rx.as_slice().as_ptr();
             rx.replace(3..6, 4096);

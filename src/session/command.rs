@@ -182,7 +182,10 @@ impl Session {
     ) -> DataSegment<'a> {
         let view = from
             .filter(|_| data.len() >= LEND_MIN && self.takes_immediate_data(bhs, data.len()))
-            .and_then(|r| self.budget.lend(r.rx, r.data_at..r.data_at + data.len()));
+            .and_then(|r| {
+                self.budget
+                    .lend(r.rx, r.data_at..r.data_at + data.len(), false)
+            });
         match view {
             Some(view) => DataSegment::Landed(view),
             None => DataSegment::Received(data),

@@ -291,7 +291,7 @@ impl Session {
         self.keepalive.received(now);
         let op = f.bhs.opcode();
         match op {
-            Opcode::DATA_OUT => self.handle_data_out(&f.bhs, f.data, out),
+            Opcode::DATA_OUT => self.handle_data_out(&f.bhs, f.data, from, out),
             Opcode::SCSI_COMMAND => {
                 let data = self.command_data(&f.bhs, f.data, from);
                 self.admit(&f.bhs, f.ahs, data, out)
@@ -429,7 +429,7 @@ impl Session {
         let data = DataSegment::Received(&q.cmd.data);
         self.execute(&q.cmd.bhs, &q.cmd.ahs, data, out);
         for d in q.data_outs {
-            self.handle_data_out(&d.bhs, &d.data, out);
+            self.handle_data_out(&d.bhs, &d.data, None, out);
         }
     }
 

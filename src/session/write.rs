@@ -15,7 +15,7 @@ use std::ops::Range;
 use super::conn::{IoCompletion, IoOp};
 use super::data_in::Reply;
 use super::error::DataOutError;
-use super::full::{DataSegment, Session};
+use super::full::{DataSegment, Received, Session, LEND_MIN};
 use super::nop::alloc_ttt;
 use super::output::Output;
 use super::task::{IoKind, Layout, Lent, OpenR2t, Purpose, Task, TaskState, WriteState};
@@ -47,6 +47,13 @@ pub(super) struct WriteTarget {
     pub lba: u64,
     pub scsi_len: u32,
     pub fua: bool,
+}
+
+/// A Data-Out payload still to be placed in its write's buffer: its bytes, and where they lie
+/// in the receive buffer when they may be lent out from there.
+pub(super) struct Unplaced<'a> {
+    bytes: &'a [u8],
+    from: Option<Received<'a>>,
 }
 
 impl Session {
@@ -214,13 +221,22 @@ impl Session {
         }
     }
 
-    pub(super) fn handle_data_out(&mut self, bhs: &Bhs, data: &[u8], out: &mut Output) {
+    /// A complete Data-Out; `from` says where its payload lies when it is in a receive buffer
+    /// that may lend it out.
+    pub(super) fn handle_data_out(
+        &mut self,
+        bhs: &Bhs,
+        data: &[u8],
+        from: Option<Received<'_>>,
+        out: &mut Output,
+    ) {
         let d = DataOut::decode(bhs);
         let Some(&slot) = self.by_itt.get(&d.itt) else {
             self.data_out_without_task(&d, bhs, data);
             return;
         };
-        self.after_data_out(slot, &d, bhs, data.len() as u32, Some(data), out);
+        let payload = Unplaced { bytes: data, from };
+        self.after_data_out(slot, &d, bhs, data.len() as u32, Some(payload), out);
     }
 
     /// Data-Out for a command still waiting behind a CmdSN gap waits with it; any other is late
@@ -292,7 +308,7 @@ impl Session {
         Ok(seq)
     }
 
-    /// Accounts for one accepted Data-Out and copies its payload when `data` is given (`None`:
+    /// Accounts for one accepted Data-Out and places its payload when `data` is given (`None`:
     /// it was received in place). Bytes past what the write needs are accepted from the wire and
     /// dropped (residual).
     fn accept_data_out(
@@ -301,7 +317,7 @@ impl Session {
         seq: Sequence,
         d: &DataOut,
         len: u32,
-        data: Option<&[u8]>,
+        data: Option<Unplaced<'_>>,
     ) {
         if let Some(data) = data {
             self.place(slot, seq, d.buffer_offset, data);
@@ -329,12 +345,28 @@ impl Session {
         }
     }
 
-    /// Copies payload bytes at transfer offset `offset` into the buffer that receives them.
-    fn place(&mut self, slot: usize, seq: Sequence, offset: u32, data: &[u8]) {
+    /// Copies payload bytes at transfer offset `offset` into the buffer that receives them; a
+    /// payload that is the whole of that buffer becomes it instead, as a view of the receive
+    /// buffer it arrived in (no copy).
+    fn place(&mut self, slot: usize, seq: Sequence, offset: u32, payload: Unplaced<'_>) {
+        let budget = self.budget.clone();
         let Some((buf, base)) = self.destination(slot, seq, offset) else {
             return;
         };
         let start = (offset - base) as usize;
+        let data = payload.bytes;
+        if start == 0 && data.len() == buf.len() && data.len() >= LEND_MIN {
+            // Charged as the buffer it replaces was (a solicited burst is gated).
+            let gated = matches!(seq, Sequence::Solicited(_));
+            let range = |r: Received<'_>| r.data_at..r.data_at + data.len();
+            if let Some(view) = payload
+                .from
+                .and_then(|r| budget.lend(r.rx, range(r), gated))
+            {
+                *buf = view;
+                return;
+            }
+        }
         let room = buf.len().saturating_sub(start);
         let n = data.len().min(room);
         buf.as_mut_slice()[start..start + n].copy_from_slice(&data[..n]);
@@ -378,7 +410,7 @@ impl Session {
         d: &DataOut,
         bhs: &Bhs,
         len: u32,
-        data: Option<&[u8]>,
+        data: Option<Unplaced<'_>>,
         out: &mut Output,
     ) {
         if matches!(self.tasks[slot].state, TaskState::Draining { .. }) {

@@ -205,3 +205,42 @@ fn received_data_is_lent_only_to_a_write_that_keeps_it() {
     assert_eq!(statuses, vec![(30, 0)]);
     assert_eq!(p.conn.buffered_bytes(), 0);
 }
+
+#[test]
+fn a_data_out_that_fills_its_burst_is_written_from_the_receive_buffer() {
+    let mut p = Pair::logged_in(default_offer(), Tuning::default(), &IMMEDIATE);
+    let data = pattern(8192, 41);
+    p.command(40, &rw10(0x2a, 128, 16), 8192, false, true, &[]);
+    let pdus = p.recv();
+    let r = R2t::decode(&pdus[0].0);
+    assert_eq!((r.buffer_offset, r.desired_len), (0, 8192));
+    let d = DataOut {
+        final_bit: true,
+        lun: 0,
+        itt: 40,
+        ttt: r.ttt,
+        exp_stat_sn: 0,
+        data_sn: 0,
+        buffer_offset: 0,
+    };
+    let mut wire = Vec::new();
+    frame::encode(&mut wire, &d.encode(), &[], &data, p.digests);
+    let rx = receive(&mut p, &wire);
+    let io = p.take_io();
+    assert_eq!(io.len(), 1);
+    match &io[0].op {
+        IoOp::Write { buf, .. } => assert_eq!(
+            buf.as_slice().as_ptr(),
+            rx.as_slice()[48..].as_ptr(),
+            "the burst goes out from where it was received"
+        ),
+        op => panic!("expected a write, got {op:?}"),
+    }
+    for req in io {
+        p.complete(req, Ok(()));
+    }
+    assert_eq!(response(&p.recv()).status, 0);
+    assert_eq!(&p.disk[128 * 512..128 * 512 + 8192], &data[..]);
+    assert!(!rx.is_lent());
+    assert_eq!(p.conn.buffered_bytes(), 0);
+}
