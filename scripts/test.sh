@@ -9,12 +9,12 @@
 # use one release binary (`--features rbd` when Ceph is installed), built once by the
 # build-release step, where iscsi-test-cu's large transfers run faster.
 #
-# Schedule (for a 2-core CI machine): the unit and integration tests and the conformance suites
-# run first, one after another (they time their daemons and their connections). Then the VM step
-# (linux-initiator, mostly QEMU TCG time) starts in the background, and fuzz-smoke and the lints,
-# which start no daemon and make no connection, run in the foreground beside it at a lower CPU
-# priority (nice), so that the VM's timing-sensitive points keep their core. The Ceph cluster
-# comes up in the background during fmt and the release build. Background steps write their
+# Schedule (for a 2-core CI machine): the VM step (linux-initiator, mostly QEMU TCG time on one
+# core, and the longest step) starts in the background as soon as the release binary is built.
+# Beside it, in the foreground and one after another: the unit and integration tests, those of
+# the `rbd` feature, the conformance suites, then fuzz-smoke and the lints at a lower CPU priority
+# (nice), as their builds would otherwise take the VM's core. The Ceph cluster comes up in the
+# background during fmt and the release build. Background steps write their
 # output to target/test-sh/STEP.log, printed when the step is collected under the same
 # "==> STEP" header with the same ok/FAILED line and time.
 set -uo pipefail
@@ -202,14 +202,19 @@ install_rust_components() {
 # The test suite runs without it, then tests/rbd.rs and the memory bound of tests/hostile.rs
 # with it (a binary linked with librados/librbd hands freed heap memory back with a trimmer
 # thread, see reactor::start_heap_trimmer).
-# Beside the VM, the cargo steps yield the CPU to it.
+# Beside the VM, the cargo builds yield the CPU to it.
 NICE=(nice -n 10)
+# The test builds run niced, beside the VM; the tests themselves at normal priority, as many of
+# them time their daemons (logins, keepalives, the hostile-client memory bound).
 run_tests() {
+    "${NICE[@]}" cargo test --all-targets --no-run --quiet || return 1
     # --no-fail-fast: a failing test binary must not hide the results of the others.
     cargo test --all-targets --no-fail-fast
 }
 run_rbd_tests() {
-    cargo test --no-fail-fast --features rbd --test rbd --test gateway --test hostile
+    local which=(--features rbd --test rbd --test gateway --test hostile)
+    "${NICE[@]}" cargo test "${which[@]}" --no-run --quiet || return 1
+    cargo test --no-fail-fast "${which[@]}"
 }
 
 step setup install_libiscsi
@@ -232,40 +237,7 @@ RELEASE_FEATURES=()
 ((CEPH_INSTALLED)) && RELEASE_FEATURES=(--features rbd)
 step build-release cargo build --release --quiet --bin ringtgt "${RELEASE_FEATURES[@]}"
 
-if ((RBD)); then
-    if collect ceph-up; then
-        export RINGTGT_TEST_CEPH_CONF=$CEPH_DIR/ceph.conf
-    else
-        RBD=0
-    fi
-fi
-
-# --- Tests, on a quiet machine --------------------------------------------------------------------
-# The unit and integration tests (and those of the `rbd` feature) run before anything else is
-# started beside them: many of them time their daemons (logins, keepalives, the hostile-client
-# memory bound), and one run with the VM and conformance beside them lost a login to a reset.
-step test run_tests
-if ((RBD)); then
-    step test-rbd run_rbd_tests
-else
-    echo "==> test-rbd: SKIPPED (no Ceph cluster; see the ceph-setup and ceph-up steps)"
-fi
-
-# --- libiscsi conformance --------------------------------------------------------------------------
-# On RAM LUNs, then (with the cluster) on an RBD LUN, with the release binary built above
-# (RINGTGT_BIN: conformance.sh builds nothing). Like the tests, before the VM starts: twice a
-# fresh connection of a step running beside the VM's start was lost (a login reset, a suite that
-# never ran) and the cause is not known yet, so nothing that makes iSCSI connections on the host
-# runs beside it.
-step conformance env RINGTGT_BIN="$RELEASE_BIN" scripts/conformance.sh
-if ((RBD)); then
-    step conformance-rbd env RINGTGT_BIN="$RELEASE_BIN" \
-        CONFORMANCE_CEPH_CONF="$RINGTGT_TEST_CEPH_CONF" scripts/conformance.sh
-else
-    echo "==> conformance-rbd: SKIPPED (no Ceph cluster; see the ceph-setup and ceph-up steps)"
-fi
-
-# --- Linux initiator (issue 4), in the background ---------------------------------------------------
+# --- Linux initiator (issue 4), in the background from here on --------------------------------
 # The kernel's iscsi_tcp + open-iscsi + fio in a QEMU guest (stock Debian kernel) against the
 # release ringtgt: discovery/login/identity, fio verify, ext4, connection loss and target restart
 # mid-write, clean logout, CHAP, multipath, graceful stop, RBD LUN, gateway failover. Installs
@@ -281,7 +253,41 @@ run_vm() {
 }
 bg_steps vm linux-initiator run_vm
 
-# --- Beside the VM: fuzzing and lints (no daemons, no connections) ------------------------------
+
+if ((RBD)); then
+    if collect ceph-up; then
+        export RINGTGT_TEST_CEPH_CONF=$CEPH_DIR/ceph.conf
+    else
+        RBD=0
+    fi
+fi
+
+# --- Tests, beside the VM ------------------------------------------------------------------------
+# The unit and integration tests, then those of the `rbd` feature, then conformance, run one after
+# another in the foreground while the VM runs. (Two runs that overlapped them once lost a fresh
+# connection of a host test. The likeliest cause, since fixed: the VM harness's cleanup killed
+# PIDs from its pid files unchecked, and a gateway it had killed on purpose could have left its
+# PID to a test's daemon on this machine, whose PIDs wrap within minutes.)
+step test run_tests
+if ((RBD)); then
+    step test-rbd run_rbd_tests
+else
+    echo "==> test-rbd: SKIPPED (no Ceph cluster; see the ceph-setup and ceph-up steps)"
+fi
+
+# --- libiscsi conformance --------------------------------------------------------------------------
+# On RAM LUNs, then (with the cluster) on an RBD LUN, with the release binary built above
+# (RINGTGT_BIN: conformance.sh builds nothing).
+step conformance env RINGTGT_BIN="$RELEASE_BIN" scripts/conformance.sh
+if ((RBD)); then
+    step conformance-rbd env RINGTGT_BIN="$RELEASE_BIN" \
+        CONFORMANCE_CEPH_CONF="$RINGTGT_TEST_CEPH_CONF" scripts/conformance.sh
+else
+    echo "==> conformance-rbd: SKIPPED (no Ceph cluster; see the ceph-setup and ceph-up steps)"
+fi
+
+
+# --- Fuzzing and lints, still beside the VM --------------------------------------------------------
 # The fuzzing smoke test (issue 7): every cargo-fuzz target for 20 s on its seeds (nightly
 # toolchain, its own target directory fuzz/target; installs cargo-fuzz if missing; the long runs
 # are `scripts/fuzz.sh SECONDS`, their figures in fuzz/README.md); then the lints.

@@ -93,14 +93,15 @@ const LOGIN_CONNECTIONS: u64 = 128;
 /// Two staging buffers (being sent, being filled) of at most 1 MiB plus one answer each.
 const STAGED: u64 = 2 * ((1 << 20) + (256 << 10));
 
-/// A receive buffer (a connection has one, and up to 4 earlier ones lent to writes).
+/// A receive buffer: a connection has one; each core keeps up to 16 spares and up to 16 that
+/// writes still hold views of.
 const RECV_BUF: u64 = MRDSL + 4096;
 
 /// What one full-feature connection may hold: the buffer budget (or one transfer larger than
-/// it), a first burst of unsolicited data per command, its receive buffers, staged answers, and
+/// it), a first burst of unsolicited data per command, its receive buffer, staged answers, and
 /// task bookkeeping.
 fn per_session_bound() -> u64 {
-    BUFFER.max(MAX_TRANSFER) + DEPTH * FIRST_BURST + 5 * RECV_BUF + STAGED + DEPTH * 1024
+    BUFFER.max(MAX_TRANSFER) + DEPTH * FIRST_BURST + RECV_BUF + STAGED + DEPTH * 1024
 }
 
 /// What one connection still logging in may hold: its receive buffer and the login text both
@@ -329,8 +330,8 @@ fn hostile_clients_leave_a_normal_one_working_within_the_memory_bound() {
     );
 
     let sessions = 16 + 2 + 4;
-    // Each core keeps up to 16 unused receive buffers for reuse.
-    let spares = 2 * 16 * RECV_BUF;
+    // Per core, up to 16 spare receive buffers and 16 that writes hold views of.
+    let spares = 2 * 32 * RECV_BUF;
     let bound = sessions * per_session_bound()
         + LOGIN_CONNECTIONS * per_login_bound()
         + spares

@@ -163,43 +163,58 @@ impl Budget {
 pub struct RecvBuf(Rc<RecvBytes>);
 
 /// A receive buffer's memory, shared by the buffer and the views lent from it; kept for the
-/// next receive buffer when the last of them is dropped.
-struct RecvBytes(Vec<u8>);
+/// next receive buffer when the last of them is dropped. The flag: it was replaced while lent
+/// (counted in `REPLACED_LENT` until dropped).
+struct RecvBytes(Vec<u8>, Cell<bool>);
 
 impl Drop for RecvBytes {
     fn drop(&mut self) {
+        if self.1.get() {
+            let _ = REPLACED_LENT.try_with(|n| n.set(n.get().saturating_sub(1)));
+        }
         let bytes = std::mem::take(&mut self.0);
         let _ = SPARE_RECV.try_with(|s| {
             let mut s = s.borrow_mut();
-            if s.len() < SPARE_RECV_BUFS {
-                s.push(bytes);
+            // The oldest spare goes first: the newest are the likeliest still in the cache.
+            if s.len() >= SPARE_RECV_BUFS {
+                s.remove(0);
             }
+            s.push(bytes);
         });
     }
 }
 
-/// Receive buffers a thread keeps for reuse; more are freed.
+/// Receive buffers a thread keeps for reuse (more are freed), and receive buffers its
+/// connections may have moved on from while writes still hold views of them.
 pub const SPARE_RECV_BUFS: usize = 16;
 
 thread_local! {
     static SPARE_RECV: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    /// Receive buffers replaced while lent out and not yet dropped, on this thread.
+    static REPLACED_LENT: Cell<usize> = const { Cell::new(0) };
+    /// Receive buffers allocated (not reused) on this thread.
+    static RECV_ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
 }
 
 impl RecvBuf {
-    /// A receive buffer of at least `len` bytes (a multiple of the page size). Reused pages keep
-    /// older bytes: only what is received into them is ever read or lent. The pages given back
-    /// last are taken first, as they are the likeliest still in the cache.
+    /// A receive buffer of at least `len` bytes (a multiple of the page size; a spare may be
+    /// larger). Reused memory keeps older bytes: only what is received into it is ever read or
+    /// lent. The spare given back last is taken first, as it is the likeliest still in the cache.
     pub fn new(len: usize) -> RecvBuf {
         let want = len.div_ceil(IO_ALIGN).max(1) * IO_ALIGN;
         let reused = SPARE_RECV
             .try_with(|s| {
                 let mut s = s.borrow_mut();
-                let i = s.iter().rposition(|b| b.len() == want)?;
+                let i = s.iter().rposition(|b| b.len() >= want)?;
                 Some(s.remove(i))
             })
             .ok()
             .flatten();
-        RecvBuf(Rc::new(RecvBytes(reused.unwrap_or_else(|| vec![0; want]))))
+        let bytes = reused.unwrap_or_else(|| {
+            RECV_ALLOCATIONS.with(|n| n.set(n.get() + 1));
+            vec![0; want]
+        });
+        RecvBuf(Rc::new(RecvBytes(bytes, Cell::new(false))))
     }
 
     pub fn len(&self) -> usize {
@@ -231,21 +246,19 @@ impl RecvBuf {
         if let Some(dst) = next.spare_mut() {
             dst[..keep.len()].copy_from_slice(&self.as_slice()[keep]);
         }
+        if self.is_lent() {
+            self.0 .1.set(true);
+            REPLACED_LENT.with(|n| n.set(n.get() + 1));
+        }
         *self = next;
     }
 
-    /// A handle that tells whether this buffer is still alive (lent out) after it was replaced.
-    pub fn watch(&self) -> LentRecvBuf {
-        LentRecvBuf(Rc::downgrade(&self.0))
-    }
-}
-
-/// A replaced receive buffer, alive while views of it are.
-pub struct LentRecvBuf(std::rc::Weak<RecvBytes>);
-
-impl LentRecvBuf {
-    pub fn is_alive(&self) -> bool {
-        self.0.strong_count() > 0
+    /// Whether this thread's connections may lend out more of their receive buffers: fewer than
+    /// [`SPARE_RECV_BUFS`] of them were replaced while lent and are still held. This bounds the
+    /// memory lending adds per thread, and keeps the spares enough for every replacement, so that
+    /// a core with many connections does not allocate (and zero) a receive buffer per receive.
+    pub fn may_lend() -> bool {
+        REPLACED_LENT.with(Cell::get) < SPARE_RECV_BUFS
     }
 }
 
@@ -600,18 +613,53 @@ mod tests {
             let mut rx = RecvBuf::new(4096);
             rx.spare_mut().unwrap()[..6].copy_from_slice(b"abcdef");
             let view = budget.lend(&rx, 0..3, false).unwrap();
-            let old = rx.watch();
             let old_addr = rx.as_slice().as_ptr();
+            let mut others = Vec::new();
+            for _ in 0..SPARE_RECV_BUFS - 1 {
+                let mut other = RecvBuf::new(8192);
+                others.push(budget.lend(&other, 0..1, false).unwrap());
+                other.replace(0..0, 8192);
+            }
+            assert!(RecvBuf::may_lend());
             rx.replace(3..6, 4096);
             assert_eq!(&rx.as_slice()[..3], b"def");
             assert!(rx.spare_mut().is_some());
-            assert!(old.is_alive());
+            assert!(
+                !RecvBuf::may_lend(),
+                "as many replaced buffers lent out as spares"
+            );
             assert_eq!(view.as_slice(), b"abc");
             drop(view);
-            assert!(!old.is_alive());
-            // The old pages are kept for the next receive buffer of that size.
+            assert!(RecvBuf::may_lend());
+            // The old buffer is kept, and is the first taken for a receive buffer it can be.
             let next = RecvBuf::new(4096);
             assert_eq!(next.as_slice().as_ptr(), old_addr);
+            drop(others);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn spares_of_another_size_do_not_stop_receive_buffers_being_reused() {
+        std::thread::spawn(|| {
+            let budget = Budget::new(1 << 20);
+            // Idle connections' small buffers fill the spares.
+            let small: Vec<RecvBuf> = (0..SPARE_RECV_BUFS).map(|_| RecvBuf::new(4096)).collect();
+            drop(small);
+            let mut rx = RecvBuf::new(256 << 10);
+            let allocated = RECV_ALLOCATIONS.with(Cell::get);
+            for _ in 0..8 {
+                let view = budget.lend(&rx, 0..1, false).unwrap();
+                let len = rx.len();
+                rx.replace(0..0, len);
+                drop(view);
+            }
+            let more = RECV_ALLOCATIONS.with(Cell::get) - allocated;
+            assert!(
+                more <= 1,
+                "{more} receive buffers allocated for 8 replacements"
+            );
         })
         .join()
         .unwrap();

@@ -21,7 +21,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use buf::{Budget, IoBuf, LentRecvBuf, RecvBuf};
+pub use buf::{Budget, IoBuf, RecvBuf};
 pub use geometry::{Geometry, MAX_BLOCK, MIN_BLOCK};
 
 /// How a store holds the bytes from some offset on: data (`allocated`) or a hole, for `len`

@@ -10,7 +10,7 @@ use socket2::Socket;
 
 use super::token::{Kind, Token};
 use super::Reactor;
-use crate::backstore::{LentRecvBuf, RecvBuf};
+use crate::backstore::RecvBuf;
 use crate::control::{ConnRef, ToControl};
 use crate::session::{
     payload_bytes, CloseReason, Connection, ControlRequest, Landing, Output, MAX_STAGED_OUTPUT,
@@ -21,10 +21,6 @@ use crate::session::{
 /// time less than a page is free (`post_recv`), i.e. as soon as traffic needs it. (It started at
 /// 64 KiB: with allocator reuse every idle session kept 64 KiB resident.)
 const INITIAL_RECV_BUF: usize = 4096;
-/// Replaced receive buffers a connection may have lent out at once (write data written from
-/// where it was received); past this, write data is copied out of the receive buffer. This
-/// bounds what lending adds to a connection's memory to this many receive buffers.
-const MAX_LENT_RECV_BUFS: usize = 4;
 /// How long a closing connection may take to flush its last PDUs to a peer that stopped reading.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -35,8 +31,6 @@ pub struct ConnSlot {
     pub span: tracing::Span,
     rbuf: RecvBuf,
     rlen: usize,
-    /// Earlier receive buffers that views still hold (see `consume_input`).
-    lent: Vec<LentRecvBuf>,
     recv_posted: bool,
     sending: Sending,
     send_posted: bool,
@@ -210,7 +204,6 @@ impl ConnSlot {
             span,
             rbuf: RecvBuf::new(INITIAL_RECV_BUF),
             rlen: 0,
-            lent: Vec::new(),
             recv_posted: false,
             sending: Sending::new(),
             send_posted: false,
@@ -232,10 +225,10 @@ impl ConnSlot {
     ///
     /// Write data that came whole with its header may be kept by the session as views of the
     /// receive buffer; the buffer is then replaced (the unconsumed bytes move to the new one) and
-    /// lives on until the last view is dropped.
+    /// lives on until the last view is dropped. Only so many replaced buffers may be held per
+    /// core (`RecvBuf::may_lend`); past that, write data is copied out of the receive buffer.
     fn consume_input(&mut self, now: Instant) {
-        self.lent.retain(LentRecvBuf::is_alive);
-        let used = if self.lent.len() < MAX_LENT_RECV_BUFS {
+        let used = if RecvBuf::may_lend() {
             self.conn.handle_received(&self.rbuf, self.rlen, now)
         } else {
             self.conn
@@ -262,7 +255,6 @@ impl ConnSlot {
         match self.rbuf.spare_mut() {
             Some(b) => b.copy_within(used..self.rlen, 0),
             None => {
-                self.lent.push(self.rbuf.watch());
                 let len = self.rbuf.len();
                 self.rbuf.replace(used..self.rlen, len);
             }
