@@ -72,8 +72,8 @@ pub enum StartError {
 /// What to do about an address that is taken.
 fn bind_hint(e: &std::io::Error) -> &'static str {
     if e.kind() == std::io::ErrorKind::AddrInUse {
-        " (another program listens there: choose another address with --portal ADDR, or \
-         `portals` in the config file)"
+        " (another program listens there, or a connection uses it as its local port: choose \
+         another address with --portal ADDR, or `portals` in the config file)"
     } else {
         ""
     }

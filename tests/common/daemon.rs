@@ -33,8 +33,35 @@ pub struct Daemon {
     launch: Launch,
 }
 
-/// A port that was free a moment ago (bind :0, read it, release it).
+/// Ports the tests hand out: below the kernel's ephemeral range, where no other program's
+/// outgoing connection (the Ceph cluster's, a client's) can take one between the check here and
+/// the daemon's bind; the scripts (scripts/lib/free-port.sh) take theirs from 27000 up.
+const TEST_PORTS: std::ops::Range<u32> = 20000..27000;
+
+/// A port nothing was bound to a moment ago. Taken in turn from a random start, so that the tests
+/// of one binary never get the same one; where the ephemeral range reaches down into
+/// `TEST_PORTS`, a port the kernel picks (bind :0, read it, release it).
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(0);
+    if ephemeral_low >= TEST_PORTS.end {
+        let span = TEST_PORTS.len() as u32;
+        let seed = std::process::id().wrapping_mul(7919)
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+        let _ = NEXT.compare_exchange(u32::MAX, seed % span, Ordering::Relaxed, Ordering::Relaxed);
+        for _ in 0..span {
+            let port = TEST_PORTS.start + NEXT.fetch_add(1, Ordering::Relaxed) % span;
+            if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+                return port as u16;
+            }
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
 }
