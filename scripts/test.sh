@@ -10,10 +10,10 @@
 # build-release step, where iscsi-test-cu's large transfers run faster.
 #
 # Schedule (for a 2-core CI machine): the VM step (linux-initiator, mostly QEMU TCG time on one
-# core, and the longest step) starts in the background as soon as the release binary is built.
-# Beside it, in the foreground and one after another: the unit and integration tests, those of
-# the `rbd` feature, the conformance suites, then fuzz-smoke and the lints at a lower CPU priority
-# (nice), as their builds would otherwise take the VM's core. The Ceph cluster comes up in the
+# core, and the longest step) and fuzz-smoke (at a lower CPU priority: nice) start in the
+# background as soon as the release binary is built. Beside them, in the foreground and one
+# after another: the unit and integration tests, those of the `rbd` feature, the conformance
+# suites, then the lints; builds there are niced too, so that the VM keeps its core. The Ceph cluster comes up in the
 # background during fmt and the release build. Background steps write their
 # output to target/test-sh/STEP.log, printed when the step is collected under the same
 # "==> STEP" header with the same ok/FAILED line and time.
@@ -253,6 +253,13 @@ run_vm() {
 }
 bg_steps vm linux-initiator run_vm
 
+# --- Fuzzing, in the background from here on too -----------------------------------------------------
+# The fuzzing smoke test (issue 7): every cargo-fuzz target for 20 s on its seeds (nightly
+# toolchain, its own target directory fuzz/target, so its build never waits for the tests' cargo
+# lock; installs cargo-fuzz if missing; the long runs are `scripts/fuzz.sh SECONDS`, their figures
+# in fuzz/README.md). Niced: its build takes the CPU the tests and the VM leave.
+bg_steps fuzz fuzz-smoke "${NICE[@]}" scripts/fuzz.sh 20
+
 
 if ((RBD)); then
     if collect ceph-up; then
@@ -287,16 +294,13 @@ else
 fi
 
 
-# --- Fuzzing and lints, still beside the VM --------------------------------------------------------
-# The fuzzing smoke test (issue 7): every cargo-fuzz target for 20 s on its seeds (nightly
-# toolchain, its own target directory fuzz/target; installs cargo-fuzz if missing; the long runs
-# are `scripts/fuzz.sh SECONDS`, their figures in fuzz/README.md); then the lints.
-step fuzz-smoke "${NICE[@]}" scripts/fuzz.sh 20
+# --- The lints, still beside the VM ----------------------------------------------------------------
 step clippy "${NICE[@]}" cargo clippy --all-targets --quiet -- -D warnings
 if ((CEPH_INSTALLED)); then
     # The `rbd` feature compiles other code (src/ceph, the reactor's RBD port): lint it too.
     step clippy-rbd "${NICE[@]}" cargo clippy --all-targets --quiet --features rbd -- -D warnings
 fi
+collect fuzz-smoke
 collect linux-initiator
 
 echo
