@@ -253,7 +253,8 @@ impl ConnSlot {
     /// some of it is lent out, that happens in a new buffer of the same size.
     fn unlend(&mut self, used: usize) {
         match self.rbuf.spare_mut() {
-            Some(b) => b.copy_within(used..self.rlen, 0),
+            Some(b) if used > 0 => b.copy_within(used..self.rlen, 0),
+            Some(_) => {}
             None => {
                 let len = self.rbuf.len();
                 self.rbuf.replace(used..self.rlen, len);
