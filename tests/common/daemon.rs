@@ -305,6 +305,38 @@ impl Daemon {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -s {name} {}", self.pid());
+        if name == "STOP" {
+            self.wait_stopped();
+        }
+    }
+
+    /// Waits until every thread of the daemon is stopped: SIGSTOP takes effect asynchronously,
+    /// and on a loaded machine a thread can still run (receive, complete a write) for a moment
+    /// after `kill` returned.
+    fn wait_stopped(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let tasks = format!("/proc/{}/task", self.pid());
+        loop {
+            let running = std::fs::read_dir(&tasks)
+                .map(|dir| {
+                    dir.flatten().any(|t| {
+                        let stat =
+                            std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                        // The state follows the command name's closing parenthesis.
+                        let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+                        !matches!(state, Some(Some('T' | 't')) | None)
+                    })
+                })
+                .unwrap_or(false);
+            if !running {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not stop on SIGSTOP"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Waits up to `limit` for the process to end; its exit code (`None` if a signal ended it).
