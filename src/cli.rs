@@ -115,7 +115,7 @@ pub struct ServeArgs {
     /// Add a LUN to the target; repeat for more. LUNs are numbered 0, 1, … in the order given.
     ///
     /// SPEC is a file or block-device path (/dev/nvme0n1, disk.img, file:PATH for paths that
-    /// contain ':'), null:SIZE (reads zeros, discards writes), ram:SIZE (lost on exit) or
+    /// contain ':'), an NVMe generic device (/dev/ng0n1: NVMe passthrough), null:SIZE (reads zeros, discards writes), ram:SIZE (lost on exit) or
     /// rbd:POOL/IMAGE (a Ceph RBD image, reached as client.admin through $CEPH_CONF or
     /// /etc/ceph/ceph.conf; other clients need a config file). SIZE is like 4096, 512MiB,
     /// 10G (= GiB) or 1TB (= 10^12 bytes).

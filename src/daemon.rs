@@ -468,7 +468,14 @@ fn lu_info(t: &TargetConfig, l: &LunConfig, store: &Store, iscsi: &IscsiTuning) 
 /// the largest request it takes unsplit if smaller; never above MAXIMUM TRANSFER LENGTH.
 /// (MAXIMUM TRANSFER LENGTH itself stays `max_transfer_bytes`: the kernel splits requests.)
 fn optimal_transfer_bytes(g: &crate::backstore::Geometry, iscsi: &IscsiTuning) -> u32 {
-    let preferred = match (g.optimal_io, g.max_io) {
+    // An "optimal" size of one block says nothing about transfers (QEMU's NVMe namespaces,
+    // and some real ones, give their block size), and Linux caps every request at OPTIMAL
+    // TRANSFER LENGTH: it would send nothing larger than a block.
+    let optimal = match g.optimal_io {
+        o if o <= g.physical_block.max(g.logical_block) => 0,
+        o => o,
+    };
+    let preferred = match (optimal, g.max_io) {
         (0, 0) => OPTIMAL_TRANSFER_BYTES,
         (0, max) => OPTIMAL_TRANSFER_BYTES.min(max),
         (optimal, _) => optimal,
@@ -590,6 +597,32 @@ fn resolve_cores(spec: &CoreSpec, devices: &[u64], sysfs: &Path) -> Result<Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_optimal_size_of_one_block_is_not_an_optimal_transfer_length() {
+        let iscsi = IscsiTuning::default();
+        let g = |optimal_io, max_io| crate::backstore::Geometry {
+            logical_block: 4096,
+            physical_block: 4096,
+            optimal_io,
+            max_io,
+            ..crate::backstore::Geometry::default()
+        };
+        // QEMU's NVMe namespace: optimal_io_size 4096, max 512 KiB.
+        assert_eq!(
+            optimal_transfer_bytes(&g(4096, 512 << 10), &iscsi),
+            512 << 10
+        );
+        assert_eq!(
+            optimal_transfer_bytes(&g(0, 0), &iscsi),
+            OPTIMAL_TRANSFER_BYTES.min(iscsi.max_transfer_bytes)
+        );
+        // A stripe width is a real preference.
+        assert_eq!(
+            optimal_transfer_bytes(&g(128 << 10, 512 << 10), &iscsi),
+            128 << 10
+        );
+    }
 
     #[test]
     fn naa_designator_has_type_6_and_is_stable() {

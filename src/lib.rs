@@ -10,6 +10,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod login;
 pub mod numa;
+pub mod nvme;
 pub mod pdu;
 pub mod reactor;
 pub mod retry;

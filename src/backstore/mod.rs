@@ -7,6 +7,9 @@
 //!   is read from the kernel;
 //! - `ram`: an anonymous tmpfs file (`O_TMPFILE`), so all reactors share one copy through the kernel;
 //! - `null`: no storage at all; reads return zeros, writes are discarded;
+//! - NVMe namespace (its generic character device, `/dev/ngXnY`): commands sent straight to
+//!   the controller through io_uring passthrough (`crate::nvme`, `reactor/nvme.rs`); its block
+//!   device, if it has one, is held open exclusively meanwhile;
 //! - `rbd`: a Ceph RBD image (cargo feature `rbd`), opened through `crate::ceph`; it has no
 //!   descriptor, and the reactor drives it with librbd's asynchronous calls instead.
 #![forbid(unsafe_code)]
@@ -39,6 +42,8 @@ pub enum StoreKind {
     Ram,
     Null,
     Rbd,
+    /// An NVMe namespace through its generic character device.
+    Nvme,
 }
 
 /// What to open (mirrors `config::Backing`, kept here so that this layer does not know the config).
@@ -78,7 +83,7 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: not a regular file or block device")]
+    #[error("{path}: not a regular file, block device or NVMe generic device (/dev/ngXnY)")]
     NotABlockStore { path: PathBuf },
     #[error("{path}: size {size} bytes is smaller than one {block_size}-byte block")]
     TooSmall {
@@ -115,6 +120,8 @@ pub enum StoreError {
     #[cfg(feature = "rbd")]
     #[error("{0}")]
     Rbd(crate::ceph::CephError),
+    #[error("{0}")]
+    Nvme(#[from] crate::nvme::NvmeError),
 }
 
 impl StoreError {
@@ -136,7 +143,12 @@ impl StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StoreId {
     Device(u64),
-    File { dev: u64, ino: u64 },
+    /// A character device (an NVMe generic device), by its device number.
+    CharDevice(u64),
+    File {
+        dev: u64,
+        ino: u64,
+    },
 }
 
 /// The identity of the store a spec names, if it names an existing file or block device
@@ -148,6 +160,8 @@ pub fn identify(spec: &StoreSpec) -> Option<StoreId> {
     let meta = std::fs::metadata(path).ok()?;
     if meta.file_type().is_block_device() {
         Some(StoreId::Device(meta.rdev()))
+    } else if meta.file_type().is_char_device() {
+        Some(StoreId::CharDevice(meta.rdev()))
     } else {
         meta.is_file().then(|| StoreId::File {
             dev: meta.dev(),
@@ -170,6 +184,20 @@ pub struct Store {
     /// The image of an `rbd` store, shared by every reactor.
     #[cfg(feature = "rbd")]
     rbd: Option<std::sync::Arc<crate::ceph::Image>>,
+    /// The namespace of an NVMe store (its generic device is the descriptor the reactor uses).
+    nvme: Option<crate::nvme::Namespace>,
+}
+
+/// What the reactor needs to send an NVMe store's commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NvmeTarget {
+    /// The generic character device.
+    pub fd: RawFd,
+    pub nsid: u32,
+    /// log2 of the namespace's block size.
+    pub block_shift: u8,
+    /// The most bytes one command may move.
+    pub max_transfer: u32,
 }
 
 impl Store {
@@ -184,6 +212,7 @@ impl Store {
                 geometry: Geometry::default(),
                 #[cfg(feature = "rbd")]
                 rbd: None,
+                nvme: None,
             }),
             StoreSpec::Ram { size } => open_ram(*size),
             StoreSpec::Path(path) => open_path(path, read_only),
@@ -239,10 +268,16 @@ impl Store {
         self.kind
     }
 
-    /// The device number (`st_rdev`) of a block-device store; `None` for every other kind.
+    /// The device number (`st_rdev`) of a block-device store, or of an NVMe store's block
+    /// device; `None` for every other kind.
     pub fn device_number(&self) -> Option<u64> {
         match (self.kind, &self.file) {
             (StoreKind::BlockDevice, Some(f)) => f.metadata().ok().map(|m| m.rdev()),
+            // An NVMe namespace's block device sits on the same controller (NUMA placement).
+            (StoreKind::Nvme, _) => {
+                let block = self.nvme.as_ref()?.block_device.as_ref()?;
+                block.metadata().ok().map(|m| m.rdev())
+            }
             _ => None,
         }
     }
@@ -266,6 +301,16 @@ impl Store {
                 "an RBD image's size is the cluster's: resize it with `rbd resize` (the LUN follows by itself)",
             )),
             (StoreKind::Rbd, None, _) => self.rbd_size()?,
+            (StoreKind::Nvme, Some(_), _) => return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "an NVMe namespace's size is its own: resize it, then resize the LUN without a size",
+            )),
+            (StoreKind::Nvme, None, _) => match &self.nvme {
+                Some(ns) => ns
+                    .read_size(Path::new(&self.label))
+                    .map_err(|e| std::io::Error::other(e.to_string()))?,
+                None => now,
+            },
             (_, Some(s), _) if s < now => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
@@ -297,6 +342,7 @@ impl Store {
             StoreKind::Ram => "ram",
             StoreKind::Null => "null",
             StoreKind::Rbd => "rbd",
+            StoreKind::Nvme => "nvme",
         }
     }
 
@@ -332,13 +378,29 @@ impl Store {
                 .flush_sync()
                 .map_err(|e| std::io::Error::other(e.to_string()));
         }
+        if let Some(ns) = &self.nvme {
+            return ns.flush();
+        }
         match (self.kind, &self.file) {
             (StoreKind::File | StoreKind::BlockDevice, Some(f)) => f.sync_data(),
             _ => Ok(()),
         }
     }
 
-    /// The descriptor the reactor does I/O on; `None` for the null and rbd stores.
+    /// How the reactor reaches an NVMe store; `None` for every other kind.
+    pub fn nvme_target(&self) -> Option<NvmeTarget> {
+        let ns = self.nvme.as_ref()?;
+        Some(NvmeTarget {
+            fd: ns.file.as_raw_fd(),
+            nsid: ns.nsid,
+            block_shift: ns.format.block_shift,
+            max_transfer: u32::try_from(ns.max_transfer()).unwrap_or(u32::MAX)
+                & !((1u32 << ns.format.block_shift) - 1),
+        })
+    }
+
+    /// The descriptor the reactor does reads and writes on; `None` for the null, rbd and NVMe
+    /// stores.
     pub fn raw_fd(&self) -> Option<RawFd> {
         self.file.as_ref().map(|f| f.as_raw_fd())
     }
@@ -375,6 +437,7 @@ fn open_ram(size: u64) -> Result<Store, StoreError> {
         geometry: Geometry::default(),
         #[cfg(feature = "rbd")]
         rbd: None,
+        nvme: None,
     })
 }
 
@@ -413,6 +476,9 @@ fn open_path(path: &Path, read_only: bool) -> Result<Store, StoreError> {
         source,
     };
     let meta = std::fs::metadata(path).map_err(open_err)?;
+    if crate::nvme::is_generic_device(&meta) {
+        return open_nvme(path, read_only);
+    }
     let kind = if meta.file_type().is_block_device() {
         StoreKind::BlockDevice
     } else if meta.is_file() {
@@ -455,6 +521,61 @@ fn open_path(path: &Path, read_only: bool) -> Result<Store, StoreError> {
         geometry,
         #[cfg(feature = "rbd")]
         rbd: None,
+        nvme: None,
+    })
+}
+
+/// An NVMe namespace through its generic device: identified with admin commands, its I/O sent
+/// by the reactor as passthrough commands. Deallocation is Write Zeroes with Deallocate, so a
+/// deallocated range reads zeros whatever the controller does with it.
+fn open_nvme(path: &Path, read_only: bool) -> Result<Store, StoreError> {
+    crate::nvme::check_kernel_support().map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let ns = crate::nvme::Namespace::open(path, read_only)?;
+    let block = 1u32
+        .checked_shl(u32::from(ns.format.block_shift))
+        .unwrap_or(0);
+    if !(MIN_BLOCK..=MAX_BLOCK).contains(&block) {
+        return Err(StoreError::BlocksTooLarge {
+            path: path.to_path_buf(),
+            logical: block,
+        });
+    }
+    let geometry = Geometry {
+        logical_block: block,
+        physical_block: block,
+        // The kernel maps user pages for passthrough and bounces what the controller cannot
+        // take (NVMe needs dword-aligned data pointers).
+        memory_align: 4,
+        optimal_io: 0,
+        max_io: u32::try_from(ns.max_transfer()).unwrap_or(u32::MAX),
+        thin: ns.controller.write_zeroes,
+        discard_granularity: 0,
+        rotational: Some(false),
+        volatile_cache: Some(ns.controller.volatile_cache),
+    };
+    tracing::info!(
+        path = %path.display(),
+        nsid = ns.nsid,
+        block_size = block,
+        size = ns.size(),
+        max_transfer = ns.max_transfer(),
+        write_zeroes = ns.controller.write_zeroes,
+        volatile_cache = ns.controller.volatile_cache,
+        "NVMe passthrough: commands go to the namespace through io_uring"
+    );
+    Ok(Store {
+        kind: StoreKind::Nvme,
+        file: None,
+        size: AtomicU64::new(ns.size()),
+        direct: true,
+        label: path.display().to_string(),
+        geometry,
+        #[cfg(feature = "rbd")]
+        rbd: None,
+        nvme: Some(ns),
     })
 }
 
@@ -485,6 +606,7 @@ fn open_rbd(spec: &RbdSpec, read_only: bool) -> Result<Store, StoreError> {
         label: spec.label(),
         geometry,
         rbd: Some(std::sync::Arc::new(image)),
+        nvme: None,
     })
 }
 

@@ -574,7 +574,7 @@ impl Runtime {
                 };
                 if !matches!(
                     store.kind(),
-                    StoreKind::File | StoreKind::BlockDevice | StoreKind::Rbd
+                    StoreKind::File | StoreKind::BlockDevice | StoreKind::Rbd | StoreKind::Nvme
                 ) {
                     continue;
                 }

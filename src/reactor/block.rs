@@ -7,7 +7,7 @@ use std::time::Instant;
 use io_uring::{opcode, squeue, types};
 
 use super::token::{Kind, Token};
-use super::{store_fd, Reactor};
+use super::Reactor;
 use crate::backstore::{Extent, IoBuf, StoreKind};
 use crate::session::{IoCompletion, IoOp, IoRequest, IoToken, WriteLock};
 
@@ -48,7 +48,7 @@ macro_rules! with_fd {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OpKind {
+pub(super) enum OpKind {
     Read,
     Write { fua: bool },
     Flush,
@@ -61,6 +61,14 @@ impl Reactor {
         let Some(io) = self.try_start_rbd(idx, io) else {
             return;
         };
+        let store = self.stores.get(io.target, io.lun).map(|s| {
+            (
+                s.kind(),
+                s.raw_fd(),
+                s.geometry().memory_align,
+                s.nvme_target(),
+            )
+        });
         let IoRequest {
             token,
             target,
@@ -74,14 +82,22 @@ impl Reactor {
             IoOp::Flush => (OpKind::Flush, 0, None),
             IoOp::Discard { offset, len } => (OpKind::Discard { len }, offset, None),
             IoOp::FindExtent { offset, len } => {
-                let (result, extent) = match store_fd(&self.stores, target, lun) {
-                    Some(Some(fd)) => match find_extent(fd, offset, len) {
+                let (result, extent) = match store.map(|(_, raw, _, nvme)| (raw, nvme)) {
+                    // Passthrough has no cheap way to ask what is mapped: everything is.
+                    Some((_, Some(_))) => (
+                        Ok(()),
+                        Some(Extent {
+                            allocated: true,
+                            len,
+                        }),
+                    ),
+                    Some((Some(fd), None)) => match find_extent(fd, offset, len) {
                         Ok(e) => (Ok(()), Some(e)),
                         Err(errno) => (Err(errno), None),
                     },
                     // The null store holds nothing: every block reads zeros, as a deallocated
                     // block does (LBPRZ), whatever was written to it.
-                    Some(None) => (
+                    Some((None, None)) => (
                         Ok(()),
                         Some(Extent {
                             allocated: false,
@@ -101,8 +117,9 @@ impl Reactor {
                 return;
             }
             IoOp::CompareAndWrite { buf, .. } => {
-                // A file or device cannot compare and write in one operation: the SCSI layer
-                // does it in steps, under its range lock.
+                // A file or device cannot compare and write in one operation (nor can an NVMe
+                // namespace whose submission queues are the kernel's: Compare fuses with Write
+                // only within one), so the SCSI layer does it in steps, under its range lock.
                 let c = IoCompletion {
                     token,
                     result: Err(libc::EOPNOTSUPP),
@@ -114,11 +131,11 @@ impl Reactor {
                 return;
             }
         };
-        let store = self
-            .stores
-            .get(target, lun)
-            .map(|s| (s.kind(), s.raw_fd(), s.geometry().memory_align));
-        let raw = match store {
+        if let Some((.., Some(nvme))) = store {
+            self.start_nvme(idx, token, nvme, kind, offset, buf, lock);
+            return;
+        }
+        let raw = match store.map(|(kind, raw, align, _)| (kind, raw, align)) {
             // A RAM store is a tmpfs file, which io_uring cannot read or write without blocking:
             // every read and write would be handed to an io-wq worker thread (a hand-off and two
             // context switches per I/O). Its I/O is a copy to or from memory that never waits
@@ -308,7 +325,7 @@ impl Reactor {
         self.finish_block(idx, c);
     }
 
-    fn finish_block(&mut self, idx: usize, c: IoCompletion) {
+    pub(super) fn finish_block(&mut self, idx: usize, c: IoCompletion) {
         self.conns[idx].conn.handle_io_completion(c, Instant::now());
         self.service(idx);
     }

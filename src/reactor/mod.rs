@@ -6,6 +6,7 @@
 mod block;
 mod conn;
 mod listen;
+mod nvme;
 pub mod place;
 #[cfg(feature = "rbd")]
 mod rbd;
@@ -149,6 +150,11 @@ pub struct Reactor {
     /// RBD operations in flight and their completions (only with RBD stores).
     #[cfg(feature = "rbd")]
     rbd: Option<rbd::RbdPort>,
+    /// The NVMe passthrough ring, made when this reactor first serves an NVMe unit.
+    nvme: Option<nvme::NvmePort>,
+    /// The buffer pool's regions (address, length) as registered with the ring, for the
+    /// passthrough ring to register too; empty when the pool is not registered.
+    pool_regions: Vec<(usize, usize)>,
     poll: Duration,
 }
 
@@ -165,7 +171,7 @@ impl Reactor {
         // thread that spawns it. Registering the pool pins (faults in) its pages now, on this
         // core; without registration, the heap buffers used instead are allocated by this thread.
         let ring = new_ring()?;
-        register_buffer_pool(&ring, s.index);
+        let pool_regions = register_buffer_pool(&ring, s.index);
         let fixed_files = register_store_files(&ring, &s.stores, s.index);
         #[cfg(feature = "rbd")]
         let rbd = rbd::RbdPort::for_stores(&s.stores)?;
@@ -203,6 +209,8 @@ impl Reactor {
             drains: Vec::new(),
             #[cfg(feature = "rbd")]
             rbd,
+            nvme: None,
+            pool_regions,
             poll: s.poll,
         })
     }
@@ -218,6 +226,7 @@ impl Reactor {
         self.post_rbd_read();
         while !self.stopping {
             self.drain_backlog();
+            self.flush_nvme();
             // With work still queued here, only submit and collect what is ready: waiting for a
             // completion could wait for one that the queued work has yet to cause.
             let want = usize::from(self.backlog.is_empty() && self.inline_done.is_empty());
@@ -243,7 +252,9 @@ impl Reactor {
             }
             self.counters.busy += woke.elapsed();
             if let Some(deadline) = self.draining {
-                let drained = self.conns.is_empty() && self.blocks.is_empty();
+                let drained = self.conns.is_empty()
+                    && self.blocks.is_empty()
+                    && self.nvme.as_ref().is_none_or(|p| p.in_flight() == 0);
                 self.stopping = drained || Instant::now() >= deadline;
             }
         }
@@ -331,6 +342,7 @@ impl Reactor {
             Kind::Rbd => self.on_rbd(res),
             #[cfg(not(feature = "rbd"))]
             Kind::Rbd => {}
+            Kind::Nvme => self.on_nvme(res),
         }
     }
 
@@ -745,7 +757,7 @@ fn new_ring() -> std::io::Result<IoUring> {
 
 /// Installs this thread's buffer pool and registers it with the ring. Without the memory-lock
 /// allowance for it, the reactor runs on heap buffers and says what to raise.
-fn register_buffer_pool(ring: &IoUring, reactor: usize) {
+fn register_buffer_pool(ring: &IoUring, reactor: usize) -> Vec<(usize, usize)> {
     let regions = crate::backstore::buf::install_pool(&BUFFER_POOL);
     let iovecs: Vec<libc::iovec> = regions
         .iter()
@@ -767,7 +779,9 @@ fn register_buffer_pool(ring: &IoUring, reactor: usize) {
             need >> 20
         );
         crate::backstore::buf::install_pool(&[]);
+        return Vec::new();
     }
+    regions.iter().map(|r| (r.addr as usize, r.len)).collect()
 }
 
 /// Registers every store's descriptor with the ring as a fixed file. On failure the reactor uses
@@ -854,9 +868,4 @@ pub fn spawn(setup: ReactorSetup) -> std::io::Result<std::thread::JoinHandle<()>
             Err(e) => tracing::error!(reactor = index, error = %e, "cannot create io_uring"),
         }
     })
-}
-
-/// Address of a store's descriptor for a block op (None for the null store).
-fn store_fd(stores: &StoreTable, target: usize, lun: u16) -> Option<Option<RawFd>> {
-    stores.get(target, lun).map(|s| s.raw_fd())
 }

@@ -13,6 +13,8 @@ pub enum Kind {
     Soon = 7,
     /// The eventfd on which librbd reports completed RBD operations.
     Rbd = 8,
+    /// The eventfd on which the NVMe passthrough ring reports completions.
+    Nvme = 9,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +51,7 @@ impl Token {
             6 => Kind::Tick,
             7 => Kind::Soon,
             8 => Kind::Rbd,
+            9 => Kind::Nvme,
             _ => return None,
         };
         Some(Token {
