@@ -47,6 +47,10 @@
 #                        `--features rbd` when librbd-dev and the Ceph packages are installed)
 #   RINGTGT_VM_RBD       0: skip points 9 and 10 (the RBD LUN, the two gateways) even where
 #                        they could run
+#   RINGTGT_VM_POINTS    the points to run, e.g. "6 7" (default: all); the others are
+#                        SKIPPED (not selected). Points 2, 3, 4 and 8 run in point 1's session,
+#                        which point 5 logs out: selecting any of 1-5 and 8 adds 1 and 5. The Ceph
+#                        cluster is started only for point 9 or 10.
 #   RINGTGT_VM_ACCEL     auto (default: KVM if a probe boot works, else TCG), kvm or tcg
 #   RINGTGT_VM_TIMEOUT   seconds the guest may run in all (default 780)
 #   RINGTGT_VM_LOG       ringtgt --log level or filter (default info)
@@ -122,7 +126,7 @@ if [[ $(id -u) -ne 0 ]]; then
         cargo build --release --quiet --bin ringtgt $(rbd_features)
         RINGTGT_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ringtgt
     fi
-    exec sudo --preserve-env=RINGTGT_VM_ACCEL,RINGTGT_VM_TIMEOUT,RINGTGT_VM_LOG,RINGTGT_VM_CACHE,RINGTGT_VM_RBD,CARGO_TARGET_DIR \
+    exec sudo --preserve-env=RINGTGT_VM_ACCEL,RINGTGT_VM_TIMEOUT,RINGTGT_VM_LOG,RINGTGT_VM_CACHE,RINGTGT_VM_RBD,RINGTGT_VM_POINTS,CARGO_TARGET_DIR \
         RINGTGT_BIN="$(realpath "$RINGTGT_BIN")" "$0" "$@"
 fi
 
@@ -149,11 +153,40 @@ if [[ -z ${RINGTGT_BIN:-} ]]; then
 fi
 [[ -x $RINGTGT_BIN ]] || die "no ringtgt binary at $RINGTGT_BIN"
 
+# ---- the points to run (RINGTGT_VM_POINTS) -----------------------------------------------------
+ALL_POINTS=(1 2 3 4 5 6 7 8 9 10)
+declare -A SEL=()
+for p in ${RINGTGT_VM_POINTS:-${ALL_POINTS[*]}}; do
+    p=${p//,/}
+    [[ -z $p ]] && continue
+    [[ $p =~ ^([1-9]|10)$ ]] || die "RINGTGT_VM_POINTS: '$p' is not a point (1 to 10)"
+    SEL[$p]=1
+done
+((${#SEL[@]})) || die "RINGTGT_VM_POINTS selects no point"
+selected() { [[ -n ${SEL[$1]:-} ]]; }
+# Points 2, 3, 4 and 8 run in the session that point 1 logs in to, and point 5 logs it out; the
+# points after 5 (7 and 10) must find no session of point 1 left: multipathd would claim its
+# disks, and they count the sessions.
+for p in 1 2 3 4 5 8; do
+    if selected "$p" && ! { selected 1 && selected 5; }; then
+        SEL[1]=1 SEL[5]=1
+        say "point $p runs in point 1's session, which point 5 logs out: points 1 and 5 added"
+        break
+    fi
+done
+SELECTED=""
+for p in "${ALL_POINTS[@]}"; do
+    if selected "$p"; then SELECTED+="${SELECTED:+ }$p"; fi
+done
+[[ -z ${RINGTGT_VM_POINTS:-} ]] || say "points selected (RINGTGT_VM_POINTS): $SELECTED"
+
 # Points 9 and 10 run where the binary has the `rbd` feature (it links librbd) and Ceph is
 # installed.
 RBD_SKIP=""
 if [[ ${RINGTGT_VM_RBD:-1} == 0 ]]; then
     RBD_SKIP="RINGTGT_VM_RBD=0"
+elif ! selected 9 && ! selected 10; then
+    RBD_SKIP="not selected (RINGTGT_VM_POINTS)"
 # (Not `ldd | grep -q`: with pipefail, grep -q leaving at the first match can make ldd die of
 # SIGPIPE mid-output, and the pipeline then fails although librbd is there.)
 elif ! ldd "$RINGTGT_BIN" 2>/dev/null | grep 'librbd\.so' >/dev/null; then
@@ -529,6 +562,7 @@ GW_B_PORT=$GW_B_PORT
 GW_SIZE=$GW_SIZE
 GW_SERIAL=$GW_SERIAL
 FIO_GW_SIZE=${RINGTGT_VM_FIO_GW_SIZE:-24M}
+SELECTED_POINTS="$SELECTED"
 EOF
 tar -cf "$OUT/input.tar" -C "$OUT/input" .
 
@@ -734,7 +768,7 @@ fi
 # ---- 7. verdict --------------------------------------------------------------------------------
 exit_line=$(grep -ao '@@ringtgt-vm: exit [0-9]*@@' "$OUT/console.log" | tail -n1 || true)
 guest_rc=${exit_line//[^0-9]/}
-POINTS=(1 2 3 4 5 6 7 8 9 10)
+POINTS=("${ALL_POINTS[@]}")
 declare -A VERDICT=()
 for p in "${POINTS[@]}"; do
     if grep -aq "^RESULT point $p: PASS" "$OUT/console.log"; then
@@ -759,7 +793,7 @@ if ((PARTITIONED)) && ! sed -n '/^==== partition:/,/^==== partition healed/p' "$
 has no 'reinstating session')")
 fi
 # Point 8's graceful stop is judged on the target's side here: exit status 0, the logout.
-if ((!STOPPED)); then
+if ((!STOPPED)) && selected 8; then
     VERDICT[8]=FAIL
     problems+=("point 8: the guest never asked for the graceful stop")
 elif [[ -n $STOP_PROBLEM ]]; then
@@ -780,11 +814,11 @@ if ((!PATHCUT)) && [[ ${VERDICT[7]} == PASS ]]; then
     problems+=("point 7: the guest never asked the host to cut the active/optimized path")
 fi
 # Point 9 is skipped only where the host cannot run it, and fails when its cluster did not start.
-if [[ ${VERDICT[9]} == SKIPPED && -z $RBD_SKIP ]]; then
+if [[ ${VERDICT[9]} == SKIPPED && -z $RBD_SKIP ]] && selected 9; then
     VERDICT[9]=FAIL
     problems+=("point 9: the guest skipped the RBD LUN although the host set it up")
 fi
-if [[ ${VERDICT[10]} == SKIPPED && -z $RBD_SKIP ]]; then
+if [[ ${VERDICT[10]} == SKIPPED && -z $RBD_SKIP ]] && selected 10; then
     VERDICT[10]=FAIL
     problems+=("point 10: the guest skipped the two gateways although the host set them up")
 fi
@@ -792,6 +826,20 @@ if [[ -n $RBD_PROBLEM ]]; then
     VERDICT[9]=FAIL VERDICT[10]=FAIL
     problems+=("points 9 and 10: $RBD_PROBLEM")
 fi
+# A point that was not selected must not have run, and one that was must not be skipped as such.
+for p in "${POINTS[@]}"; do
+    if selected "$p"; then
+        if grep -aq "^RESULT point $p: SKIPPED .*(not selected)" "$OUT/console.log"; then
+            VERDICT[$p]=FAIL
+            problems+=("point $p: the guest skipped it as not selected, but it was")
+        fi
+    elif grep -aq "^RESULT point $p: \(PASS\|FAIL\)" "$OUT/console.log"; then
+        problems+=("point $p: it was not selected, but the guest ran it")
+        VERDICT[$p]=FAIL
+    else # (no result at all: the guest ended early, which is reported above)
+        VERDICT[$p]=SKIPPED
+    fi
+done
 # Point 10 is a failover test only if the owner really died, and a takeover only if gateway B
 # says it took the image's lock over; A held it, and a killed A cannot give it back, so B must
 # have broken it (librbd blocklists A first).
@@ -816,15 +864,22 @@ done
 if grep -a ' ERROR ' "${logs[@]}" >"$OUT/ringtgt-errors.log"; then
     problems+=("ringtgt logged errors: $(wc -l <"$OUT/ringtgt-errors.log") lines, see below")
 fi
-passed=0 skipped=0
+passed=0 skipped=()
 for p in "${POINTS[@]}"; do
     [[ ${VERDICT[$p]} == PASS ]] && passed=$((passed + 1))
-    [[ ${VERDICT[$p]} == SKIPPED ]] && skipped=$((skipped + 1))
+    [[ ${VERDICT[$p]} == SKIPPED ]] && skipped+=("$p")
 done
-failed=$((${#POINTS[@]} - passed - skipped))
+failed=$((${#POINTS[@]} - passed - ${#skipped[@]}))
 ((failed)) && problems+=("$failed of ${#POINTS[@]} points did not pass")
 summary="$passed passed, $failed failed"
-((skipped)) && summary+=", $skipped skipped (points 9 and 10: $RBD_SKIP)"
+if ((${#skipped[@]})); then
+    summary+=", ${#skipped[@]} skipped (point"
+    ((${#skipped[@]} > 1)) && summary+=s
+    summary+=" ${skipped[*]}"
+    [[ -n $RBD_SKIP ]] && { selected 9 || selected 10; } && summary+="; points 9 and 10: $RBD_SKIP"
+    [[ -n ${RINGTGT_VM_POINTS:-} ]] && summary+="; RINGTGT_VM_POINTS=\"$RINGTGT_VM_POINTS\""
+    summary+=")"
+fi
 
 echo
 say "guest ran ${GUEST_TIME}s under $ACCEL; results in $OUT"
