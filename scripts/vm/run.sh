@@ -22,7 +22,12 @@
 #      the preferred owner, started first so that it takes the image's lock) and B on 3266
 #      (group 2) (point 10). Points 9 and 10 are SKIPPED, saying why, where the binary was
 #      built without the `rbd` feature or the Ceph packages are missing;
-#   6. boots the guest (KVM when it works, else TCG), which runs guest-test.sh: the ten
+#   6. gives the guest an emulated NVMe controller (QEMU's nvme device, 4 KiB LBAs) on a fresh
+#      sparse file, and the ringtgt binary with the shared libraries it links (beside the test
+#      script, on the input disk): for point 11, where the guest runs ringtgt itself on
+#      127.0.0.1 and exports the namespace's generic character device (/dev/ng0n1, io_uring
+#      NVMe passthrough) to its own initiator;
+#   7. boots the guest (KVM when it works, else TCG), which runs guest-test.sh: the eleven
 #      points of the issues. On request from the guest, mid-fio (point 4), it black-holes the
 #      session's connection (nftables in the namespace; the initiator's new login must reinstate
 #      the session, and ringtgt's log must say so), destroys the target's sockets (ss -K), and
@@ -30,23 +35,33 @@
 #      (port 3262), and later opens it again; in point 8 it stops ringtgt with SIGTERM and
 #      starts it again; mid-fio in point 10 it kills gateway A (SIGKILL), and afterwards checks
 #      that gateway B's log says it broke A's lock and took it over, after the kill only;
-#   7. prints the guest's output as it comes, then a verdict per point, and on any failure the
+#   8. prints the guest's output as it comes, then a verdict per point, and on any failure the
 #      guest's kernel log (dmesg) and the end of ringtgt's log. Exit status 0 = all passed.
 #
 # Everything it made is kept in target/vm/ (console.log = guest output, dmesg.log = guest
 # kernel log, ringtgt.log; ceph-up.log and ceph-log/ for points 9 and 10, ringtgt-gwa.log and
-# ringtgt-gwb.log for point 10's gateways). Everything it started is
+# ringtgt-gwb.log for point 10's gateways, nvme.img for point 11; point 11's ringtgt runs in the
+# guest, and its log is in console.log when the point fails). Everything it started is
 # stopped on exit (the Ceph cluster with scripts/ceph/down.sh), the namespace removed.
-# Time: about 7 minutes with a cached image under TCG on a 2-core machine (load ~1; a busy one,
+# Time: about 8 minutes with a cached image under TCG on a 2-core machine (load ~1; a busy one,
 # load ~10, takes longer), of which point 7 takes 75 s, point 9 about 20 s (its cluster, about
-# 20 s more, comes up in the background meanwhile) and point 10 about 55 s. Building the image
-# takes a few minutes more.
+# 20 s more, comes up in the background meanwhile), point 10 about 55 s and point 11 about
+# 60 s. Building the image takes a few minutes more.
 #
 # Environment:
 #   RINGTGT_BIN          ringtgt binary to test (default: build target/release/ringtgt, with
 #                        `--features rbd` when librbd-dev and the Ceph packages are installed)
 #   RINGTGT_VM_RBD       0: skip points 9 and 10 (the RBD LUN, the two gateways) even where
 #                        they could run
+#   RINGTGT_VM_POINTS    the points to run, e.g. "11" or "6 7" (default: all); the others are
+#                        SKIPPED (not selected). Points 2, 3, 4 and 8 run in point 1's session,
+#                        which point 5 logs out: selecting any of 1-5 and 8 adds 1 and 5. The Ceph
+#                        cluster is started only for point 9 or 10, the NVMe device and the
+#                        binary in the guest only for point 11.
+#   RINGTGT_VM_NVME_LUN  point 11's --lun inside the guest (default /dev/ng0n1, the namespace's
+#                        passthrough device; /dev/nvme0n1, its block device, is a stand-in that
+#                        checks the plumbing with a binary that has no passthrough store: then
+#                        the log check is skipped and the point says so)
 #   RINGTGT_VM_ACCEL     auto (default: KVM if a probe boot works, else TCG), kvm or tcg
 #   RINGTGT_VM_TIMEOUT   seconds the guest may run in all (default 780)
 #   RINGTGT_VM_LOG       ringtgt --log level or filter (default info)
@@ -122,7 +137,7 @@ if [[ $(id -u) -ne 0 ]]; then
         cargo build --release --quiet --bin ringtgt $(rbd_features)
         RINGTGT_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ringtgt
     fi
-    exec sudo --preserve-env=RINGTGT_VM_ACCEL,RINGTGT_VM_TIMEOUT,RINGTGT_VM_LOG,RINGTGT_VM_CACHE,RINGTGT_VM_RBD,CARGO_TARGET_DIR \
+    exec sudo --preserve-env=RINGTGT_VM_ACCEL,RINGTGT_VM_TIMEOUT,RINGTGT_VM_LOG,RINGTGT_VM_CACHE,RINGTGT_VM_RBD,RINGTGT_VM_POINTS,RINGTGT_VM_NVME_LUN,CARGO_TARGET_DIR \
         RINGTGT_BIN="$(realpath "$RINGTGT_BIN")" "$0" "$@"
 fi
 
@@ -149,11 +164,40 @@ if [[ -z ${RINGTGT_BIN:-} ]]; then
 fi
 [[ -x $RINGTGT_BIN ]] || die "no ringtgt binary at $RINGTGT_BIN"
 
+# ---- the points to run (RINGTGT_VM_POINTS) -----------------------------------------------------
+ALL_POINTS=(1 2 3 4 5 6 7 8 9 10 11)
+declare -A SEL=()
+for p in ${RINGTGT_VM_POINTS:-${ALL_POINTS[*]}}; do
+    p=${p//,/}
+    [[ -z $p ]] && continue
+    [[ $p =~ ^([1-9]|1[01])$ ]] || die "RINGTGT_VM_POINTS: '$p' is not a point (1 to 11)"
+    SEL[$p]=1
+done
+((${#SEL[@]})) || die "RINGTGT_VM_POINTS selects no point"
+selected() { [[ -n ${SEL[$1]:-} ]]; }
+# Points 2, 3, 4 and 8 run in the session that point 1 logs in to, and point 5 logs it out; the
+# points after 5 (7 and 10) must find no session of point 1 left: multipathd would claim its
+# disks, and they count the sessions.
+for p in 1 2 3 4 5 8; do
+    if selected "$p" && ! { selected 1 && selected 5; }; then
+        SEL[1]=1 SEL[5]=1
+        say "point $p runs in point 1's session, which point 5 logs out: points 1 and 5 added"
+        break
+    fi
+done
+SELECTED=""
+for p in "${ALL_POINTS[@]}"; do
+    if selected "$p"; then SELECTED+="${SELECTED:+ }$p"; fi
+done
+[[ -z ${RINGTGT_VM_POINTS:-} ]] || say "points selected (RINGTGT_VM_POINTS): $SELECTED"
+
 # Points 9 and 10 run where the binary has the `rbd` feature (it links librbd) and Ceph is
 # installed.
 RBD_SKIP=""
 if [[ ${RINGTGT_VM_RBD:-1} == 0 ]]; then
     RBD_SKIP="RINGTGT_VM_RBD=0"
+elif ! selected 9 && ! selected 10; then
+    RBD_SKIP="not selected (RINGTGT_VM_POINTS)"
 # (Not `ldd | grep -q`: with pipefail, grep -q leaving at the first match can make ldd die of
 # SIGPIPE mid-output, and the pipeline then fails although librbd is there.)
 elif ! ldd "$RINGTGT_BIN" 2>/dev/null | grep 'librbd\.so' >/dev/null; then
@@ -487,6 +531,43 @@ start_aux mpath "$MPATH_AO_PORT" "$MPATH_ANO_PORT"
 
 # ---- 6. the guest ------------------------------------------------------------------------------
 cp "$HERE/guest-test.sh" "$OUT/input/"
+# Point 11: the guest runs ringtgt itself, on an emulated NVMe namespace. The binary goes on the
+# input disk with the shared libraries it links, but for the C library's own (libc, libm, libdl,
+# libpthread, librt, the dynamic loader), which every guest has: a `--features rbd` build links
+# librbd, librados and Ceph's libraries, which the guest has not. Host and guest are both Debian
+# bookworm, so the host's copies fit; the guest runs the binary with LD_LIBRARY_PATH on them.
+# Cost: the input tar grows from a few KiB to about 40 MiB (the binary 7 MiB, its 28 libraries
+# 33 MiB: libceph-common 11, librbd 9, libcrypto 5), which the guest also keeps in RAM
+# (/run/input is a tmpfs, of its 1 GiB); copying them takes well under a second. A build
+# without `rbd` needs little beyond the C library.
+NVME_SIZE=$((256 << 20))
+NVME_IQN=iqn.2026-11.io.ringtgt:vm-nvme
+NVME_PORT=3270 # on the guest's 127.0.0.1, where nothing else listens
+NVME_LUN=${RINGTGT_VM_NVME_LUN:-/dev/ng0n1}
+QEMU_NVME=()
+if selected 11; then
+    mkdir -p "$OUT/input/bin" "$OUT/input/lib"
+    cp "$RINGTGT_BIN" "$OUT/input/bin/ringtgt"
+    # (ldd's output kept in a file: see the librbd check above about pipes.)
+    ldd "$RINGTGT_BIN" >"$OUT/ldd.txt" 2>&1 || die "ldd $RINGTGT_BIN failed: $(cat "$OUT/ldd.txt")"
+    if grep 'not found' "$OUT/ldd.txt" >/dev/null; then
+        die "$RINGTGT_BIN needs libraries this host lacks: $(grep 'not found' "$OUT/ldd.txt")"
+    fi
+    while read -r lib; do
+        case ${lib##*/} in
+        libc.so* | libm.so* | libdl.so* | libpthread.so* | librt.so* | ld-linux*) ;;
+        *) cp -L "$lib" "$OUT/input/lib/" ;;
+        esac
+    done < <(awk '$2 == "=>" && $3 ~ /^\// {print $3}' "$OUT/ldd.txt")
+    say "point 11: ringtgt and $(find "$OUT/input/lib" -type f | wc -l) libraries for the guest" \
+        "($(du -sm "$OUT/input" | cut -f1) MiB on its input disk)"
+    # The namespace: a sparse file, fresh each run, behind QEMU's NVMe controller with 4 KiB
+    # LBAs. QEMU's namespace supports Write Zeroes and Dataset Management (deallocated blocks
+    # read zeros), and its controller takes at most 512 KiB per command (mdts=7, the default).
+    truncate -s "$NVME_SIZE" "$OUT/nvme.img"
+    QEMU_NVME=(-drive "file=$OUT/nvme.img,if=none,id=nvm,format=raw"
+        -device "nvme,serial=RTVM-NVME-0,drive=nvm,logical_block_size=4096,physical_block_size=4096")
+fi
 cat >"$OUT/input/params.env" <<EOF
 TARGET_IP=$TARGET_IP
 TARGET_PORT=$PORT
@@ -529,6 +610,12 @@ GW_B_PORT=$GW_B_PORT
 GW_SIZE=$GW_SIZE
 GW_SERIAL=$GW_SERIAL
 FIO_GW_SIZE=${RINGTGT_VM_FIO_GW_SIZE:-24M}
+SELECTED_POINTS="$SELECTED"
+NVME_LUN=$(printf '%q' "$NVME_LUN")
+NVME_IQN=$NVME_IQN
+NVME_PORT=$NVME_PORT
+NVME_SIZE=$NVME_SIZE
+NVME_BS=4096
 EOF
 tar -cf "$OUT/input.tar" -C "$OUT/input" .
 
@@ -566,7 +653,8 @@ QEMU=(qemu-system-x86_64 -accel "$ACCEL" -m 1024 -smp 1 -no-reboot -display none
     -drive "file=$IMAGE/root.img,format=raw,if=virtio,snapshot=on"
     -drive "file=$OUT/input.tar,format=raw,if=virtio,readonly=on"
     -netdev "tap,id=n0,ifname=tap0,script=no,downscript=no"
-    -device "virtio-net-pci,netdev=n0,romfile=")
+    -device "virtio-net-pci,netdev=n0,romfile="
+    "${QEMU_NVME[@]}")
 # TCG's "max" model has SSE4.2, so the guest's crc32c (fio's verify) runs the fast path.
 if [[ $ACCEL == tcg ]]; then QEMU+=(-cpu max); else QEMU+=(-cpu host); fi
 say "booting the guest ($ACCEL, timeout ${TIMEOUT}s)"
@@ -734,7 +822,7 @@ fi
 # ---- 7. verdict --------------------------------------------------------------------------------
 exit_line=$(grep -ao '@@ringtgt-vm: exit [0-9]*@@' "$OUT/console.log" | tail -n1 || true)
 guest_rc=${exit_line//[^0-9]/}
-POINTS=(1 2 3 4 5 6 7 8 9 10)
+POINTS=("${ALL_POINTS[@]}")
 declare -A VERDICT=()
 for p in "${POINTS[@]}"; do
     if grep -aq "^RESULT point $p: PASS" "$OUT/console.log"; then
@@ -759,7 +847,7 @@ if ((PARTITIONED)) && ! sed -n '/^==== partition:/,/^==== partition healed/p' "$
 has no 'reinstating session')")
 fi
 # Point 8's graceful stop is judged on the target's side here: exit status 0, the logout.
-if ((!STOPPED)); then
+if ((!STOPPED)) && selected 8; then
     VERDICT[8]=FAIL
     problems+=("point 8: the guest never asked for the graceful stop")
 elif [[ -n $STOP_PROBLEM ]]; then
@@ -780,11 +868,11 @@ if ((!PATHCUT)) && [[ ${VERDICT[7]} == PASS ]]; then
     problems+=("point 7: the guest never asked the host to cut the active/optimized path")
 fi
 # Point 9 is skipped only where the host cannot run it, and fails when its cluster did not start.
-if [[ ${VERDICT[9]} == SKIPPED && -z $RBD_SKIP ]]; then
+if [[ ${VERDICT[9]} == SKIPPED && -z $RBD_SKIP ]] && selected 9; then
     VERDICT[9]=FAIL
     problems+=("point 9: the guest skipped the RBD LUN although the host set it up")
 fi
-if [[ ${VERDICT[10]} == SKIPPED && -z $RBD_SKIP ]]; then
+if [[ ${VERDICT[10]} == SKIPPED && -z $RBD_SKIP ]] && selected 10; then
     VERDICT[10]=FAIL
     problems+=("point 10: the guest skipped the two gateways although the host set them up")
 fi
@@ -792,6 +880,20 @@ if [[ -n $RBD_PROBLEM ]]; then
     VERDICT[9]=FAIL VERDICT[10]=FAIL
     problems+=("points 9 and 10: $RBD_PROBLEM")
 fi
+# A point that was not selected must not have run, and one that was must not be skipped as such.
+for p in "${POINTS[@]}"; do
+    if selected "$p"; then
+        if grep -aq "^RESULT point $p: SKIPPED .*(not selected)" "$OUT/console.log"; then
+            VERDICT[$p]=FAIL
+            problems+=("point $p: the guest skipped it as not selected, but it was")
+        fi
+    elif grep -aq "^RESULT point $p: \(PASS\|FAIL\)" "$OUT/console.log"; then
+        problems+=("point $p: it was not selected, but the guest ran it")
+        VERDICT[$p]=FAIL
+    else # (no result at all: the guest ended early, which is reported above)
+        VERDICT[$p]=SKIPPED
+    fi
+done
 # Point 10 is a failover test only if the owner really died, and a takeover only if gateway B
 # says it took the image's lock over; A held it, and a killed A cannot give it back, so B must
 # have broken it (librbd blocklists A first).
@@ -816,15 +918,22 @@ done
 if grep -a ' ERROR ' "${logs[@]}" >"$OUT/ringtgt-errors.log"; then
     problems+=("ringtgt logged errors: $(wc -l <"$OUT/ringtgt-errors.log") lines, see below")
 fi
-passed=0 skipped=0
+passed=0 skipped=()
 for p in "${POINTS[@]}"; do
     [[ ${VERDICT[$p]} == PASS ]] && passed=$((passed + 1))
-    [[ ${VERDICT[$p]} == SKIPPED ]] && skipped=$((skipped + 1))
+    [[ ${VERDICT[$p]} == SKIPPED ]] && skipped+=("$p")
 done
-failed=$((${#POINTS[@]} - passed - skipped))
+failed=$((${#POINTS[@]} - passed - ${#skipped[@]}))
 ((failed)) && problems+=("$failed of ${#POINTS[@]} points did not pass")
 summary="$passed passed, $failed failed"
-((skipped)) && summary+=", $skipped skipped (points 9 and 10: $RBD_SKIP)"
+if ((${#skipped[@]})); then
+    summary+=", ${#skipped[@]} skipped (point"
+    ((${#skipped[@]} > 1)) && summary+=s
+    summary+=" ${skipped[*]}"
+    [[ -n $RBD_SKIP ]] && { selected 9 || selected 10; } && summary+="; points 9 and 10: $RBD_SKIP"
+    [[ -n ${RINGTGT_VM_POINTS:-} ]] && summary+="; RINGTGT_VM_POINTS=\"$RINGTGT_VM_POINTS\""
+    summary+=")"
+fi
 
 echo
 say "guest ran ${GUEST_TIME}s under $ACCEL; results in $OUT"
@@ -876,7 +985,8 @@ if ((${#problems[@]})); then
     echo "linux-initiator: $summary"
     exit 1
 fi
-# The LUN file and the cluster's logs are only worth keeping to look at a failure.
-rm -f "$OUT/lun0.img"
+# The LUN file, the NVMe namespace and the cluster's logs are only worth keeping to look at a
+# failure.
+rm -f "$OUT/lun0.img" "$OUT/nvme.img"
 CEPH_LOG_KEEP=0
 echo "linux-initiator: $summary"
