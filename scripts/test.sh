@@ -240,7 +240,8 @@ step build-release cargo build --release --quiet --bin ringtgt "${RELEASE_FEATUR
 # --- Linux initiator (issue 4), in the background from here on --------------------------------
 # The kernel's iscsi_tcp + open-iscsi + fio in a QEMU guest (stock Debian kernel) against the
 # release ringtgt: discovery/login/identity, fio verify, ext4, connection loss and target restart
-# mid-write, clean logout, CHAP, multipath, graceful stop, RBD LUN, gateway failover. Installs
+# mid-write, clean logout, CHAP, multipath, graceful stop, RBD LUN, gateway failover, an NVMe
+# passthrough LUN (ringtgt inside the guest, on QEMU's emulated NVMe controller). Installs
 # its tools with apt, caches its image in /var/cache/ringtgt-vm.
 run_vm() {
     if [[ ! -x $RELEASE_BIN ]]; then
