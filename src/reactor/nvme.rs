@@ -277,8 +277,14 @@ impl Reactor {
         };
         let block_mask = (1u64 << target.block_shift) - 1;
         let misaligned = offset & block_mask != 0 || len & block_mask != 0;
-        if misaligned || self.nvme_port().is_none() {
-            let result = Err(if misaligned { libc::EINVAL } else { libc::EIO });
+        // No command names zero blocks (NLB is 0's based): an empty transfer is done already.
+        let empty = len == 0 && kind != OpKind::Flush;
+        if misaligned || empty || self.nvme_port().is_none() {
+            let result = match (misaligned, empty) {
+                (true, _) => Err(libc::EINVAL),
+                (false, true) => Ok(()),
+                (false, false) => Err(libc::EIO),
+            };
             let c = IoCompletion {
                 token,
                 result,
