@@ -685,23 +685,31 @@ pub(super) fn all() -> &'static [Command] {
     COMMANDS
 }
 
+/// The commands of one operation code: their run in the table, which is sorted by operation
+/// code (then service action), found by binary search (every command looks itself up).
+fn of_opcode(opcode: u8) -> &'static [Command] {
+    let start = COMMANDS.partition_point(|c| c.opcode < opcode);
+    let rest = &COMMANDS[start..];
+    &rest[..rest.partition_point(|c| c.opcode == opcode)]
+}
+
 /// Whether any supported command uses this operation code.
 pub(super) fn is_supported_opcode(opcode: u8) -> bool {
-    COMMANDS.iter().any(|c| c.opcode == opcode)
+    !of_opcode(opcode).is_empty()
 }
 
 /// Whether the operation code is one of those whose commands are told apart by a service action.
 pub(super) fn has_service_actions(opcode: u8) -> bool {
-    COMMANDS
-        .iter()
-        .any(|c| c.opcode == opcode && c.service_action.is_some())
+    of_opcode(opcode)
+        .first()
+        .is_some_and(|c| c.service_action.is_some())
 }
 
 /// The command for an operation code and (where the operation code has them) a service action.
 pub(super) fn find(opcode: u8, service_action: Option<u8>) -> Option<&'static Command> {
-    COMMANDS
+    of_opcode(opcode)
         .iter()
-        .find(|c| c.opcode == opcode && c.service_action == service_action)
+        .find(|c| c.service_action == service_action)
 }
 
 /// The command a CDB names: INVALID COMMAND OPERATION CODE for an unknown operation code,
@@ -751,6 +759,18 @@ mod tests {
         for pair in COMMANDS.windows(2) {
             let key = |c: &Command| (c.opcode, c.service_action.map_or(-1, i16::from));
             assert!(key(&pair[0]) < key(&pair[1]), "{:#04x}", pair[1].opcode);
+        }
+    }
+
+    #[test]
+    fn every_command_is_found_by_its_opcode_and_service_action() {
+        for c in COMMANDS {
+            let found = find(c.opcode, c.service_action).expect("found");
+            assert!(std::ptr::eq(found, c), "{:#04x}", c.opcode);
+        }
+        for opcode in 0..=u8::MAX {
+            let linear = COMMANDS.iter().any(|c| c.opcode == opcode);
+            assert_eq!(is_supported_opcode(opcode), linear, "{opcode:#04x}");
         }
     }
 

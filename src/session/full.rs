@@ -1,7 +1,7 @@
 //! Full feature phase of one session (one connection: MaxConnections=1): CmdSN ordering, the task
 //! table and the dispatch of each PDU family to its handler.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -69,7 +69,7 @@ pub struct Session {
     pub(super) window: CmdWindow,
     pub(super) stat_sn: u32,
     pub(super) tasks: Slab<Task>,
-    pub(super) by_itt: HashMap<u32, usize>,
+    pub(super) by_itt: super::itt::IttMap,
     pub(super) next_generation: u32,
     pub(super) next_ttt: u32,
     pub(super) nexus: NexusState,
@@ -191,7 +191,7 @@ impl Session {
             window,
             stat_sn,
             tasks: Slab::new(),
-            by_itt: HashMap::new(),
+            by_itt: super::itt::new_map(),
             next_generation: 1,
             next_ttt: 1,
             nexus,

@@ -42,7 +42,7 @@ impl Session {
         let t = &mut self.tasks[slot];
         t.hold = Some(hold);
         if let Some((start, end)) = job.exclusive_range() {
-            t.exclusive = Some(lu.shared.ranges.request_exclusive(start, end));
+            t.exclusive = Some(Box::new(lu.shared.ranges.request_exclusive(start, end)));
         }
         if job.is_sanitize() && matches!(step, Step::Io(_)) {
             tracing::info!(lun = lu.lun, "sanitize started");

@@ -15,6 +15,7 @@ mod control;
 mod data_in;
 mod error;
 mod full;
+mod itt;
 mod job;
 mod logout;
 mod lu_state;

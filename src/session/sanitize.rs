@@ -73,7 +73,7 @@ impl Session {
                 started: self.now,
                 issued: 0,
             });
-        self.tasks[slot].sanitize = Some(SanitizeRun { guard, pace });
+        self.tasks[slot].sanitize = Some(Box::new(SanitizeRun { guard, pace }));
         Ok(())
     }
 

@@ -167,7 +167,9 @@ pub struct Task {
     /// Budget held for data a multi-step command keeps in its own memory.
     pub hold: Option<Hold>,
     /// The blocks a COMPARE AND WRITE or ORWRITE keeps to itself (released with the task).
-    pub exclusive: Option<ExclusiveRequest>,
+    /// Boxed, as the sanitize run below: rare, and every task is moved whole when it is made
+    /// and freed.
+    pub exclusive: Option<Box<ExclusiveRequest>>,
     /// R2TSN of the next R2T, which also counts toward ExpDataSN.
     pub r2t_sn: u32,
     /// The task is in the session's queue of work waiting for buffer budget.
@@ -175,7 +177,7 @@ pub struct Task {
     /// Set by a task management function: finish quietly, send no status.
     pub aborted: bool,
     /// The sanitize operation the task runs (ended with the task).
-    pub sanitize: Option<super::sanitize::SanitizeRun>,
+    pub sanitize: Option<Box<super::sanitize::SanitizeRun>>,
     /// The task goes on without its command: it answers nothing and holds no ITT or CmdSN
     /// (see `session::sanitize`).
     pub detached: bool,
