@@ -45,8 +45,9 @@ for attempt in 1 2 3 4 5 6; do
         echo "$(basename "$BIN") ${ARGS[*]}: $ios I/Os, $ir instructions, $((ir / ios)) per I/O"
         exit 0
     fi
-    # Under valgrind a login sometimes waits past the login timeout (15 s) for the control
-    # thread's answer (not seen without valgrind): start again.
+    # Under valgrind, which runs one thread at a time, the control thread can spin in
+    # crossbeam's channel receive (Backoff::snooze, seen with vgdb) and a login then waits past
+    # the login timeout (15 s) for its answer; never seen without valgrind: start again.
     kill -9 "$VG" 2>/dev/null || true
     wait "$VG" 2>/dev/null || true
     rm -f "$WORK"/cg.out*
