@@ -189,6 +189,9 @@ impl Drop for RecvBytes {
 pub const SPARE_RECV_BUFS: usize = 16;
 
 thread_local! {
+    /// Zeros shared by the null store's reads on this thread ([`IoBuf::zeros`]): a zeroed
+    /// allocation never written, grown to the longest read asked for.
+    static ZEROS: RefCell<Option<Rc<RecvBytes>>> = const { RefCell::new(None) };
     static SPARE_RECV: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
     /// Receive buffers replaced while lent out and not yet dropped, on this thread.
     static REPLACED_LENT: Cell<usize> = const { Cell::new(0) };
@@ -423,6 +426,32 @@ impl IoBuf {
         }
     }
 
+    /// `len` zero bytes, read-only: a view of one zeroed region per thread, so that a null
+    /// store's read neither fills a buffer nor holds memory of its own (the region's pages are
+    /// never written, so they stay the kernel's shared zero page). Charged to no budget, as it
+    /// takes no memory; writing into it copies it first, like any view.
+    pub fn zeros(len: usize) -> IoBuf {
+        let whole = ZEROS.with(|z| {
+            let mut z = z.borrow_mut();
+            match z.as_ref() {
+                Some(whole) if whole.0.len() >= len => Rc::clone(whole),
+                _ => {
+                    let size = len.max(IO_ALIGN).next_power_of_two();
+                    let whole = Rc::new(RecvBytes(vec![0u8; size], Cell::new(false)));
+                    *z = Some(Rc::clone(&whole));
+                    whole
+                }
+            }
+        });
+        IoBuf {
+            pages: Vec::new(),
+            len,
+            registered: None,
+            charge: None,
+            view: Some((whole, 0)),
+        }
+    }
+
     /// The registration index for `READ_FIXED` / `WRITE_FIXED`, if this is a pool buffer.
     pub fn registered_index(&self) -> Option<u16> {
         self.registered
@@ -496,6 +525,37 @@ impl std::fmt::Debug for IoBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_buffers_share_one_region_and_copy_before_a_write() {
+        std::thread::spawn(|| {
+            let a = IoBuf::zeros(4096);
+            let b = IoBuf::zeros(512);
+            assert_eq!(
+                a.as_slice().as_ptr(),
+                b.as_slice().as_ptr(),
+                "one shared region"
+            );
+            assert!(a.as_slice().iter().all(|&x| x == 0) && b.len() == 512);
+            // A longer one grows the region; the views already out keep theirs.
+            let big = IoBuf::zeros(1 << 20);
+            assert!(big.as_slice().iter().all(|&x| x == 0));
+            assert_eq!(
+                IoBuf::zeros(8192).as_slice().as_ptr(),
+                big.as_slice().as_ptr()
+            );
+            let mut c = IoBuf::zeros(4096);
+            c.as_mut_slice().fill(9);
+            assert!(c.as_slice().iter().all(|&x| x == 9));
+            assert!(
+                IoBuf::zeros(4096).as_slice().iter().all(|&x| x == 0),
+                "still zeros"
+            );
+            assert!(a.as_slice().iter().all(|&x| x == 0));
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn buffers_are_page_aligned_and_sized() {

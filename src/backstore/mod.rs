@@ -394,8 +394,10 @@ impl Store {
             fd: ns.file.as_raw_fd(),
             nsid: ns.nsid,
             block_shift: ns.format.block_shift,
-            max_transfer: u32::try_from(ns.max_transfer()).unwrap_or(u32::MAX)
-                & !((1u32 << ns.format.block_shift) - 1),
+            // Whole blocks, and at least one: a command moves blocks.
+            max_transfer: (u32::try_from(ns.max_transfer()).unwrap_or(u32::MAX)
+                & !((1u32 << ns.format.block_shift) - 1))
+                .max(1u32 << ns.format.block_shift),
         })
     }
 

@@ -165,11 +165,12 @@ impl Reactor {
                 raw
             }
             Some((_, None, _)) => {
-                // Null store: reads return zeros (a pooled buffer may hold older data), writes
+                // Null store: reads return zeros, from the thread's shared zeros (a pooled
+                // buffer may hold older data, and filling one costs a memset per read); writes
                 // vanish.
                 let mut buf = buf;
                 if let (OpKind::Read, Some(b)) = (kind, buf.as_mut()) {
-                    b.as_mut_slice().fill(0);
+                    *b = IoBuf::zeros(b.len());
                 }
                 self.complete_inline(
                     idx,
