@@ -230,9 +230,16 @@ impl Drop for NvmePort {
     /// rather than freed under a device that may still use them.
     fn drop(&mut self) {
         let started = Instant::now();
-        self.backlog.clear();
+        // Commands still in the backlog never reached the kernel: their buffers are free now
+        // (and waiting for their completions would wait forever).
+        for sqe in std::mem::take(&mut self.backlog) {
+            self.ops.try_remove(sqe.get_user_data() as usize);
+        }
+        // Waits of a second at most, so that the limit is checked even if nothing completes.
+        let second = types::Timespec::new().sec(1);
+        let args = types::SubmitArgs::new().timespec(&second);
         while !self.ops.is_empty() && started.elapsed() < DRAIN_LIMIT {
-            let _ = self.ring.submit_and_wait(1);
+            let _ = self.ring.submitter().submit_with_args(1, &args);
             let done: Vec<u64> = self.ring.completion().map(|c| c.user_data()).collect();
             for oi in done {
                 if let Some(op) = self.ops.try_remove(oi as usize) {
