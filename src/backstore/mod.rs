@@ -184,8 +184,9 @@ pub struct Store {
     /// The image of an `rbd` store, shared by every reactor.
     #[cfg(feature = "rbd")]
     rbd: Option<std::sync::Arc<crate::ceph::Image>>,
-    /// The namespace of an NVMe store (its generic device is the descriptor the reactor uses).
-    nvme: Option<crate::nvme::Namespace>,
+    /// The namespace of an NVMe store and how the reactor reaches it (worked out once here,
+    /// not per I/O).
+    nvme: Option<(crate::nvme::Namespace, NvmeTarget)>,
 }
 
 /// What the reactor needs to send an NVMe store's commands.
@@ -275,7 +276,7 @@ impl Store {
             (StoreKind::BlockDevice, Some(f)) => f.metadata().ok().map(|m| m.rdev()),
             // An NVMe namespace's block device sits on the same controller (NUMA placement).
             (StoreKind::Nvme, _) => {
-                let block = self.nvme.as_ref()?.block_device.as_ref()?;
+                let block = self.nvme.as_ref()?.0.block_device.as_ref()?;
                 block.metadata().ok().map(|m| m.rdev())
             }
             _ => None,
@@ -306,7 +307,7 @@ impl Store {
                 "an NVMe namespace's size is its own: resize it, then resize the LUN without a size",
             )),
             (StoreKind::Nvme, None, _) => match &self.nvme {
-                Some(ns) => ns
+                Some((ns, _)) => ns
                     .read_size(Path::new(&self.label))
                     .map_err(|e| std::io::Error::other(e.to_string()))?,
                 None => now,
@@ -378,7 +379,7 @@ impl Store {
                 .flush_sync()
                 .map_err(|e| std::io::Error::other(e.to_string()));
         }
-        if let Some(ns) = &self.nvme {
+        if let Some((ns, _)) = &self.nvme {
             return ns.flush();
         }
         match (self.kind, &self.file) {
@@ -389,16 +390,7 @@ impl Store {
 
     /// How the reactor reaches an NVMe store; `None` for every other kind.
     pub fn nvme_target(&self) -> Option<NvmeTarget> {
-        let ns = self.nvme.as_ref()?;
-        Some(NvmeTarget {
-            fd: ns.file.as_raw_fd(),
-            nsid: ns.nsid,
-            block_shift: ns.format.block_shift,
-            // Whole blocks, and at least one: a command moves blocks.
-            max_transfer: (u32::try_from(ns.max_transfer()).unwrap_or(u32::MAX)
-                & !((1u32 << ns.format.block_shift) - 1))
-                .max(1u32 << ns.format.block_shift),
-        })
+        self.nvme.as_ref().map(|(_, t)| *t)
     }
 
     /// The descriptor the reactor does reads and writes on; `None` for the null, rbd and NVMe
@@ -568,6 +560,14 @@ fn open_nvme(path: &Path, read_only: bool) -> Result<Store, StoreError> {
         volatile_cache = ns.controller.volatile_cache,
         "NVMe passthrough: commands go to the namespace through io_uring"
     );
+    let target = NvmeTarget {
+        fd: ns.file.as_raw_fd(),
+        nsid: ns.nsid,
+        block_shift: ns.format.block_shift,
+        // Whole blocks, and at least one: a command moves blocks.
+        max_transfer: (u32::try_from(ns.max_transfer()).unwrap_or(u32::MAX) & !(block - 1))
+            .max(block),
+    };
     Ok(Store {
         kind: StoreKind::Nvme,
         file: None,
@@ -577,7 +577,7 @@ fn open_nvme(path: &Path, read_only: bool) -> Result<Store, StoreError> {
         geometry,
         #[cfg(feature = "rbd")]
         rbd: None,
-        nvme: Some(ns),
+        nvme: Some((ns, target)),
     })
 }
 

@@ -120,14 +120,7 @@ impl Reactor {
                 // A file or device cannot compare and write in one operation (nor can an NVMe
                 // namespace whose submission queues are the kernel's: Compare fuses with Write
                 // only within one), so the SCSI layer does it in steps, under its range lock.
-                let c = IoCompletion {
-                    token,
-                    result: Err(libc::EOPNOTSUPP),
-                    buf: Some(buf),
-                    lock,
-                    extent: None,
-                };
-                self.complete_inline(idx, c);
+                self.complete_now(idx, token, Err(libc::EOPNOTSUPP), Some(buf), lock);
                 return;
             }
         };
@@ -144,14 +137,7 @@ impl Reactor {
                 let result = buf
                     .as_mut()
                     .map_or(Ok(()), |b| copy_at(raw, kind, offset, b));
-                let c = IoCompletion {
-                    token,
-                    result,
-                    buf,
-                    lock,
-                    extent: None,
-                };
-                self.complete_inline(idx, c);
+                self.complete_now(idx, token, result, buf, lock);
                 return;
             }
             Some((_, Some(raw), align)) => {
@@ -172,31 +158,13 @@ impl Reactor {
                 if let (OpKind::Read, Some(b)) = (kind, buf.as_mut()) {
                     *b = IoBuf::zeros(b.len());
                 }
-                self.complete_inline(
-                    idx,
-                    IoCompletion {
-                        token,
-                        result: Ok(()),
-                        buf,
-                        lock,
-                        extent: None,
-                    },
-                );
+                self.complete_now(idx, token, Ok(()), buf, lock);
                 return;
             }
             None => {
                 tracing::error!(target, lun, "I/O for a LUN without a backing store");
                 let result = Err(libc::ENODEV);
-                self.complete_inline(
-                    idx,
-                    IoCompletion {
-                        token,
-                        result,
-                        buf,
-                        lock,
-                        extent: None,
-                    },
-                );
+                self.complete_now(idx, token, result, buf, lock);
                 return;
             }
         };
@@ -304,6 +272,25 @@ impl Reactor {
                 extent: None,
             },
         );
+    }
+
+    /// [`Reactor::complete_inline`] for an operation that reports no extent.
+    pub(super) fn complete_now(
+        &mut self,
+        idx: usize,
+        token: IoToken,
+        result: Result<(), i32>,
+        buf: Option<IoBuf>,
+        lock: Option<WriteLock>,
+    ) {
+        let c = IoCompletion {
+            token,
+            result,
+            buf,
+            lock,
+            extent: None,
+        };
+        self.complete_inline(idx, c);
     }
 
     /// An operation that completed without the kernel: its completion is handled by the loop,

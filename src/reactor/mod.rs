@@ -472,9 +472,17 @@ impl Reactor {
     }
 
     fn post_wake(&mut self) {
-        let sqe = opcode::Read::new(types::Fd(self.wake.raw_fd()), self.wake_buf.as_mut_ptr(), 8)
+        let (fd, counter) = (self.wake.raw_fd(), self.wake_buf.as_mut_ptr());
+        self.post_counter_read(fd, counter, Kind::Wake);
+    }
+
+    /// Keeps a read posted on an eventfd whose counter tells this reactor something happened
+    /// (a wake-up, librbd's or the passthrough ring's completions). `counter` is the 8 bytes
+    /// the read lands in: boxed in the reactor or its port, alive as long as the ring.
+    fn post_counter_read(&mut self, fd: RawFd, counter: *mut u8, kind: Kind) {
+        let sqe = opcode::Read::new(types::Fd(fd), counter, 8)
             .build()
-            .user_data(Token::new(Kind::Wake, 0, 0).encode());
+            .user_data(Token::new(kind, 0, 0).encode());
         self.push(sqe);
     }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use slab::Slab;
 
-use super::token::{Kind, Token};
+use super::token::Kind;
 use super::wake::WakeFd;
 use super::{block, Reactor};
 use crate::backstore::{IoBuf, NvmeTarget};
@@ -48,6 +48,8 @@ pub struct NvmePort {
     queued: u32,
     /// The pool's buffers are registered with this ring too.
     fixed: bool,
+    /// Completions taken from the ring in one wake-up (kept for the next).
+    reaped: Vec<(u64, i32)>,
 }
 
 struct NvmeOp {
@@ -116,6 +118,7 @@ impl NvmePort {
             backlog: VecDeque::new(),
             queued: 0,
             fixed,
+            reaped: Vec::with_capacity(RING_ENTRIES as usize),
         })
     }
 
@@ -292,14 +295,7 @@ impl Reactor {
                 (false, true) => Ok(()),
                 (false, false) => Err(libc::EIO),
             };
-            let c = IoCompletion {
-                token,
-                result,
-                buf,
-                lock,
-                extent: None,
-            };
-            self.complete_inline(idx, c);
+            self.complete_now(idx, token, result, buf, lock);
             return;
         }
         let conn_generation = self.conns[idx].generation;
@@ -346,10 +342,8 @@ impl Reactor {
         let Some(port) = self.nvme.as_mut() else {
             return;
         };
-        let sqe = opcode::Read::new(types::Fd(port.event.raw_fd()), port.counter.as_mut_ptr(), 8)
-            .build()
-            .user_data(Token::new(Kind::Nvme, 0, 0).encode());
-        self.push(sqe);
+        let (fd, counter) = (port.event.raw_fd(), port.counter.as_mut_ptr());
+        self.post_counter_read(fd, counter, Kind::Nvme);
     }
 
     /// The passthrough ring's eventfd fired: handle every completion it holds, then listen
@@ -361,13 +355,15 @@ impl Reactor {
         let Some(port) = self.nvme.as_mut() else {
             return;
         };
-        let done: Vec<(u64, i32)> = port
-            .ring
-            .completion()
-            .map(|c| (c.user_data(), c.result()))
-            .collect();
-        for (oi, res) in done {
+        // The reaped list is the port's, reused: no allocation per wake-up.
+        let mut done = std::mem::take(&mut port.reaped);
+        done.clear();
+        done.extend(port.ring.completion().map(|c| (c.user_data(), c.result())));
+        for &(oi, res) in &done {
             self.on_nvme_done(oi as usize, res);
+        }
+        if let Some(port) = self.nvme.as_mut() {
+            port.reaped = done;
         }
         if !self.stopping {
             self.post_nvme_read();

@@ -16,10 +16,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use io_uring::{opcode, types};
 use slab::Slab;
 
-use super::token::{Kind, Token};
+use super::token::Kind;
 use super::{Reactor, StoreTable};
 use crate::backstore::{Extent, IoBuf};
 use crate::ceph::{Completions, Image};
@@ -271,14 +270,8 @@ impl Reactor {
         let Some(port) = self.rbd.as_mut() else {
             return;
         };
-        let sqe = opcode::Read::new(
-            types::Fd(port.completions.eventfd()),
-            port.counter.as_mut_ptr(),
-            8,
-        )
-        .build()
-        .user_data(Token::new(Kind::Rbd, 0, 0).encode());
-        self.push(sqe);
+        let (fd, counter) = (port.completions.eventfd(), port.counter.as_mut_ptr());
+        self.post_counter_read(fd, counter, Kind::Rbd);
     }
 
     /// The eventfd fired: handle every queued completion, then listen again.
