@@ -211,6 +211,12 @@ pub struct ServeArgs {
     #[arg(long = "poll-us", value_name = "US", value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub poll_us: Option<u32>,
 
+    /// Buffers of 64 KiB in each reactor's receive ring, 0..=4096 (default 128; 0 = none).
+    /// Connections waiting for a PDU hold no buffer; the kernel picks one from the ring when
+    /// data arrives. Given with --config, replaces the file's recv_ring_buffers.
+    #[arg(long = "recv-ring-buffers", value_name = "N", value_parser = clap::value_parser!(u16).range(0..=4096))]
+    pub recv_ring_buffers: Option<u16>,
+
     /// Most sessions at once, normal and discovery together, 1..=65535 (default 1024).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub max_sessions: Option<u32>,
@@ -433,6 +439,7 @@ impl ServeArgs {
             metrics_addr: None,
             shutdown_grace_secs: crate::config::DEFAULT_SHUTDOWN_GRACE_SECS,
             poll_us: 0,
+            recv_ring_buffers: crate::config::DEFAULT_RECV_RING_BUFFERS,
         })
     }
 
@@ -498,6 +505,9 @@ impl ServeArgs {
         }
         if let Some(us) = self.poll_us {
             config.poll_us = us;
+        }
+        if let Some(n) = self.recv_ring_buffers {
+            config.recv_ring_buffers = n;
         }
         let t = &mut config.iscsi;
         if let Some(d) = self.header_digest {

@@ -214,6 +214,7 @@ pub fn start_with(
                 cpus.len(),
             ),
             poll: std::time::Duration::from_micros(config.poll_us.into()),
+            recv_ring_buffers: config.recv_ring_buffers,
         });
     }
     // The first reactor accepts for all of them.

@@ -145,7 +145,8 @@ impl Budget {
         Some(IoBuf {
             pages: Vec::new(),
             len,
-            registered: None,
+            // A buffer of the receive ring is registered: writes from it go as WRITE_FIXED.
+            registered: rx.0.ring.and_then(|r| r.registered),
             charge: Some(self.charge(len, gated)),
             view: Some((Rc::clone(&rx.0), range.start)),
         })
@@ -163,16 +164,54 @@ impl Budget {
 pub struct RecvBuf(Rc<RecvBytes>);
 
 /// A receive buffer's memory, shared by the buffer and the views lent from it; kept for the
-/// next receive buffer when the last of them is dropped. The flag: it was replaced while lent
-/// (counted in `REPLACED_LENT` until dropped).
-struct RecvBytes(Vec<u8>, Cell<bool>);
+/// next receive buffer when the last of them is dropped, or given back to the receive ring it
+/// came from.
+struct RecvBytes {
+    bytes: Vec<u8>,
+    /// It was replaced while lent (counted in `REPLACED_LENT` until dropped).
+    replaced_lent: Cell<bool>,
+    /// Set for a buffer of this thread's receive ring ([`install_recv_ring`]).
+    ring: Option<RingBuf>,
+}
+
+/// Where a receive-ring buffer belongs: its buffer id in the ring and its registration index.
+#[derive(Debug, Clone, Copy)]
+struct RingBuf {
+    bid: u16,
+    registered: Option<u16>,
+}
+
+impl RecvBytes {
+    fn heap(bytes: Vec<u8>) -> Rc<RecvBytes> {
+        Rc::new(RecvBytes {
+            bytes,
+            replaced_lent: Cell::new(false),
+            ring: None,
+        })
+    }
+}
 
 impl Drop for RecvBytes {
     fn drop(&mut self) {
-        if self.1.get() {
+        if self.replaced_lent.get() {
             let _ = REPLACED_LENT.try_with(|n| n.set(n.get().saturating_sub(1)));
         }
-        let bytes = std::mem::take(&mut self.0);
+        let bytes = std::mem::take(&mut self.bytes);
+        if let Some(r) = self.ring {
+            // Back to the ring (the reactor hands it to the kernel again). During thread
+            // teardown the ring may be gone already; the memory is then just freed.
+            let _ = RECV_RING.try_with(|ring| {
+                let mut ring = ring.borrow_mut();
+                if let Some(slot) = ring.slots.get_mut(usize::from(r.bid)) {
+                    *slot = Some(bytes);
+                    ring.returned.push(r.bid);
+                }
+            });
+            return;
+        }
+        if bytes.is_empty() {
+            return;
+        }
         let _ = SPARE_RECV.try_with(|s| {
             let mut s = s.borrow_mut();
             // The oldest spare goes first: the newest are the likeliest still in the cache.
@@ -197,6 +236,68 @@ thread_local! {
     static REPLACED_LENT: Cell<usize> = const { Cell::new(0) };
     /// Receive buffers allocated (not reused) on this thread.
     static RECV_ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static RECV_RING: RefCell<RecvRing> = RefCell::new(RecvRing::default());
+}
+
+/// This thread's receive ring: buffers its reactor provides to the kernel (an io_uring provided
+/// buffer ring), which picks one for a connection's receive when data arrives. A buffer the
+/// kernel filled is a [`RecvBuf`] until it and every view lent from it are dropped; it then
+/// goes back to `slots` and its id to `returned`, for the reactor to provide again. So an idle
+/// connection holds no receive memory, and write data received with its header is in
+/// registered memory.
+#[derive(Default)]
+struct RecvRing {
+    /// By buffer id: the memory while the kernel may receive into it (`None` while a
+    /// `RecvBuf` has it).
+    slots: Vec<Option<Vec<u8>>>,
+    /// Ids given back since the reactor last provided them again.
+    returned: Vec<u16>,
+    /// Registration index of buffer 0 (the others follow it).
+    first_registered: Option<u16>,
+}
+
+/// Creates this thread's receive ring of `count` buffers of `size` bytes; returns their memory
+/// by buffer id. Every buffer starts out provided (the caller provides them all to the kernel).
+/// `count == 0` removes the ring.
+pub fn install_recv_ring(count: u16, size: usize) -> Vec<Region> {
+    let mut slots = Vec::with_capacity(usize::from(count));
+    let mut regions = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        let mut mem = vec![0u8; size];
+        regions.push(Region {
+            addr: mem.as_mut_ptr(),
+            len: size,
+        });
+        slots.push(Some(mem));
+    }
+    RECV_RING.with(|r| {
+        *r.borrow_mut() = RecvRing {
+            slots,
+            returned: Vec::new(),
+            first_registered: None,
+        }
+    });
+    regions
+}
+
+/// The receive ring's buffers were registered with the ring from index `first` on (or not).
+pub fn set_recv_ring_registered(first: Option<u16>) {
+    RECV_RING.with(|r| r.borrow_mut().first_registered = first);
+}
+
+/// Moves the ids of receive-ring buffers given back since the last call into `out`.
+pub fn take_returned_recv_bufs(out: &mut Vec<u16>) {
+    RECV_RING.with(|r| out.append(&mut r.borrow_mut().returned));
+}
+
+/// Receive-ring buffers, and how many of them are out of the ring now (held by a connection
+/// or by write data lent from them).
+pub fn recv_ring_usage() -> (usize, usize) {
+    RECV_RING.with(|r| {
+        let r = r.borrow();
+        let out = r.slots.iter().filter(|s| s.is_none()).count();
+        (r.slots.len(), out)
+    })
 }
 
 impl RecvBuf {
@@ -217,24 +318,44 @@ impl RecvBuf {
             RECV_ALLOCATIONS.with(|n| n.set(n.get() + 1));
             vec![0; want]
         });
-        RecvBuf(Rc::new(RecvBytes(bytes, Cell::new(false))))
+        RecvBuf(RecvBytes::heap(bytes))
+    }
+
+    /// The receive-ring buffer `bid`, which the kernel has just received into; `None` if this
+    /// thread's ring has no such buffer provided (a completion that names a buffer twice).
+    pub fn from_ring(bid: u16) -> Option<RecvBuf> {
+        RECV_RING.with(|r| {
+            let mut r = r.borrow_mut();
+            let registered = r.first_registered.map(|f| f + bid);
+            let bytes = r.slots.get_mut(usize::from(bid))?.take()?;
+            Some(RecvBuf(Rc::new(RecvBytes {
+                bytes,
+                replaced_lent: Cell::new(false),
+                ring: Some(RingBuf { bid, registered }),
+            })))
+        })
+    }
+
+    /// Whether this is a buffer of the thread's receive ring.
+    pub fn is_from_ring(&self) -> bool {
+        self.0.ring.is_some()
     }
 
     pub fn len(&self) -> usize {
-        self.0 .0.len()
+        self.0.bytes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0 .0.is_empty()
+        self.0.bytes.is_empty()
     }
 
     pub fn as_slice(&self) -> &[u8] {
-        &self.0 .0
+        &self.0.bytes
     }
 
     /// The whole buffer for receiving into, unless a view of it is still alive.
     pub fn spare_mut(&mut self) -> Option<&mut [u8]> {
-        Rc::get_mut(&mut self.0).map(|b| &mut b.0[..])
+        Rc::get_mut(&mut self.0).map(|b| &mut b.bytes[..])
     }
 
     /// Whether some of the buffer is lent out (so it must not be received into).
@@ -249,8 +370,9 @@ impl RecvBuf {
         if let Some(dst) = next.spare_mut() {
             dst[..keep.len()].copy_from_slice(&self.as_slice()[keep]);
         }
-        if self.is_lent() {
-            self.0 .1.set(true);
+        // A receive-ring buffer is bounded by the ring, not by the spares.
+        if self.is_lent() && !self.is_from_ring() {
+            self.0.replaced_lent.set(true);
             REPLACED_LENT.with(|n| n.set(n.get() + 1));
         }
         *self = next;
@@ -434,10 +556,10 @@ impl IoBuf {
         let whole = ZEROS.with(|z| {
             let mut z = z.borrow_mut();
             match z.as_ref() {
-                Some(whole) if whole.0.len() >= len => Rc::clone(whole),
+                Some(whole) if whole.bytes.len() >= len => Rc::clone(whole),
                 _ => {
                     let size = len.max(IO_ALIGN).next_power_of_two();
-                    let whole = Rc::new(RecvBytes(vec![0u8; size], Cell::new(false)));
+                    let whole = RecvBytes::heap(vec![0u8; size]);
                     *z = Some(Rc::clone(&whole));
                     whole
                 }
@@ -470,7 +592,7 @@ impl IoBuf {
 
     pub fn as_slice(&self) -> &[u8] {
         match &self.view {
-            Some((whole, start)) => &whole.0[*start..*start + self.len],
+            Some((whole, start)) => &whole.bytes[*start..*start + self.len],
             None => &bytemuck::cast_slice::<Page, u8>(&self.pages)[..self.len],
         }
     }
@@ -490,7 +612,7 @@ impl IoBuf {
         REALIGNED_BYTES.with(|n| n.set(n.get() + self.len as u64));
         let mut own = IoBuf::alloc(self.len);
         own.as_mut_slice()
-            .copy_from_slice(&whole.0[start..start + self.len]);
+            .copy_from_slice(&whole.bytes[start..start + self.len]);
         self.pages = std::mem::take(&mut own.pages);
         self.registered = own.registered.take();
     }
@@ -498,6 +620,10 @@ impl IoBuf {
 
 impl Drop for IoBuf {
     fn drop(&mut self) {
+        // A view's registration is its receive buffer's, which goes back on its own.
+        if self.view.is_some() {
+            return;
+        }
         let Some(index) = self.registered else { return };
         let pages = std::mem::take(&mut self.pages);
         let size = pages.len() * IO_ALIGN;
@@ -695,6 +821,57 @@ mod tests {
             let next = RecvBuf::new(4096);
             assert_eq!(next.as_slice().as_ptr(), old_addr);
             drop(others);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn receive_ring_buffers_lend_registered_views_and_come_back_when_all_are_dropped() {
+        std::thread::spawn(|| {
+            let regions = install_recv_ring(2, 8192);
+            set_recv_ring_registered(Some(10));
+            assert_eq!(recv_ring_usage(), (2, 0));
+            let budget = Budget::new(1 << 20);
+            let mut rx = RecvBuf::from_ring(1).expect("provided");
+            assert!(rx.is_from_ring());
+            assert_eq!(rx.as_slice().as_ptr(), regions[1].addr.cast_const());
+            assert!(RecvBuf::from_ring(1).is_none(), "the kernel has it once");
+            assert!(RecvBuf::from_ring(2).is_none(), "no such buffer");
+            assert_eq!(recv_ring_usage(), (2, 1));
+            rx.spare_mut().unwrap()[48..4144].fill(5);
+            let mut view = budget.lend(&rx, 48..4144, false).unwrap();
+            assert_eq!(view.registered_index(), Some(11), "the ring buffer's index");
+            assert_eq!(
+                view.as_slice().as_ptr(),
+                regions[1].addr.wrapping_add(48).cast_const()
+            );
+            // Not back while the view holds it; a view's drop does not return it to the pool.
+            drop(rx);
+            let mut returned = Vec::new();
+            take_returned_recv_bufs(&mut returned);
+            assert!(returned.is_empty());
+            let copy = {
+                let mut c = budget
+                    .lend(&RecvBuf::from_ring(0).unwrap(), 0..16, false)
+                    .unwrap();
+                c.as_mut_slice()[0] = 1;
+                c
+            };
+            assert_eq!(
+                copy.registered_index(),
+                None,
+                "a written view is a copy of its own"
+            );
+            assert!(view.as_slice().iter().all(|&b| b == 5));
+            view.unshare();
+            assert_eq!(view.registered_index(), None);
+            take_returned_recv_bufs(&mut returned);
+            assert_eq!(returned, [0, 1]);
+            assert_eq!(recv_ring_usage(), (2, 0));
+            assert_eq!(pool_usage().registered, 0, "nothing entered the pool");
+            let again = RecvBuf::from_ring(1).unwrap();
+            assert_eq!(again.as_slice().as_ptr(), regions[1].addr.cast_const());
         })
         .join()
         .unwrap();

@@ -102,6 +102,7 @@
 //! | `metrics_addr` | none (off) | `"IP:port"` to serve Prometheus metrics on, at `/metrics`. |
 //! | `shutdown_grace_secs` | `10` | Seconds, 0..=3600. On SIGTERM/SIGINT every session is asked to log out within this time (Async Message, AsyncEvent 1, Parameter3 = this value); sessions still there after it are closed once their I/O is done. 0 closes every connection at once. |
 //! | `poll_us` | `0` | Microseconds, 0..=1000. A reactor that has nothing to do polls its ring for this long (io_uring_enter without waiting) before it sleeps, which saves the wake-up on nodes whose cores belong to the target; each reactor then keeps its core busy. 0 = sleep at once. |
+//! | `recv_ring_buffers` | `128` | 0..=4096. Buffers of 64 KiB in each reactor's receive ring (an io_uring provided-buffer ring, Linux 5.19+): a connection waiting for its next PDU holds no buffer, the kernel picks one when data arrives, and write data that arrives with its header is written from it as it is, with `WRITE_FIXED` (the buffers are registered). They are pinned memory: 8 MiB per core by default. When all are in use (write data in flight holds them), connections receive into buffers of their own until some come back. 0 = no ring. |
 //!
 //! ## `[iscsi]` — protocol tuning (ranges from RFC 7143 §13)
 //!
@@ -227,9 +228,9 @@ pub use model::{
     default_admin_socket, default_portal, default_state_dir, AluaState, Backing, ChapAlgorithm,
     ChapConfig, ChapSecret, Config, CoreSpec, DigestPolicy, Failover, IscsiTuning, Limits, LunAcl,
     LunConfig, MutualChap, PortGroupConfig, Secret, SecretSource, TargetConfig, DEFAULT_PORT,
-    DEFAULT_SHUTDOWN_GRACE_SECS, DEMO_TARGET, MAX_ALIAS_LEN, MAX_CHAP_TEXT_LEN, MAX_CORES,
-    MAX_CORE_ID, MAX_ISCSI_NAME_LEN, MAX_LUN_ID, MAX_SERIAL_LEN, MIN_CHAP_SECRET_LEN,
-    MIN_CONNECTION_BUFFER_BYTES,
+    DEFAULT_RECV_RING_BUFFERS, DEFAULT_SHUTDOWN_GRACE_SECS, DEMO_TARGET, MAX_ALIAS_LEN,
+    MAX_CHAP_TEXT_LEN, MAX_CORES, MAX_CORE_ID, MAX_ISCSI_NAME_LEN, MAX_LUN_ID, MAX_SERIAL_LEN,
+    MIN_CHAP_SECRET_LEN, MIN_CONNECTION_BUFFER_BYTES,
 };
 pub use parse::{
     format_size, parse_backing, parse_cores, parse_cpu_list, parse_network, parse_portal,

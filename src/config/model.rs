@@ -32,6 +32,8 @@ pub const MAX_CHAP_TEXT_LEN: usize = 255;
 /// Time initiators get to log out on a stop: Linux's open-iscsi answers a logout request at
 /// once, and systemd's default stop timeout (90 s) leaves room for the drain after it.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u32 = 10;
+/// Receive ring buffers per reactor by default (64 KiB each: 8 MiB per core).
+pub const DEFAULT_RECV_RING_BUFFERS: u16 = 128;
 /// Smallest per-connection buffer budget.
 pub const MIN_CONNECTION_BUFFER_BYTES: u64 = 1 << 20;
 
@@ -63,6 +65,8 @@ pub struct Config {
     /// Microseconds a reactor with nothing to do polls its ring before it sleeps (0..=1000;
     /// 0 = sleep at once).
     pub poll_us: u32,
+    /// Buffers of each reactor's receive ring (0..=4096; 0 = none).
+    pub recv_ring_buffers: u16,
 }
 
 /// One iSCSI target.
@@ -585,6 +589,7 @@ impl Config {
             metrics_addr: None,
             shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
             poll_us: 0,
+            recv_ring_buffers: DEFAULT_RECV_RING_BUFFERS,
         }
     }
 }

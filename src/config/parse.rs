@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 use super::error::{ConfigError, ConfigWarning};
 use super::model::{
     default_admin_socket, default_portal, default_state_dir, Backing, Config, CoreSpec, Failover,
-    IscsiTuning, Limits, LunConfig, TargetConfig, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE_SECS,
-    MAX_CORES, MAX_CORE_ID,
+    IscsiTuning, Limits, LunConfig, TargetConfig, DEFAULT_PORT, DEFAULT_RECV_RING_BUFFERS,
+    DEFAULT_SHUTDOWN_GRACE_SECS, MAX_CORES, MAX_CORE_ID,
 };
 use super::validate::{
     AT_LEAST_ONE_SEC, CONNECTIONS_RANGE, GRACE_RANGE, LUN_ID_RANGE, MAX_TRANSFER_RANGE,
-    NOP_INTERVAL_RANGE, POLL_RANGE, QUEUE_DEPTH_RANGE, R2T_RANGE, SEGMENT_RANGE, SESSIONS_RANGE,
-    TIME2_RANGE, TPGT_RANGE,
+    NOP_INTERVAL_RANGE, POLL_RANGE, QUEUE_DEPTH_RANGE, R2T_RANGE, RECV_RING_RANGE, SEGMENT_RANGE,
+    SESSIONS_RANGE, TIME2_RANGE, TPGT_RANGE,
 };
 
 mod access;
@@ -326,6 +326,8 @@ struct RawConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     poll_us: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    recv_ring_buffers: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     iscsi: Option<RawIscsi>,
     #[serde(skip_serializing_if = "Option::is_none")]
     limits: Option<RawLimits>,
@@ -520,6 +522,10 @@ impl RawConfig {
             None => 0,
             Some(v) => POLL_RANGE.convert("poll_us", v)?,
         };
+        let recv_ring_buffers = match self.recv_ring_buffers {
+            None => DEFAULT_RECV_RING_BUFFERS,
+            Some(v) => RECV_RING_RANGE.convert("recv_ring_buffers", v)?,
+        };
         let iscsi = self.iscsi.unwrap_or_default().into_tuning()?;
         let limits = self.limits.unwrap_or_default().into_limits()?;
         let discovery_chap = match self.discovery.and_then(|d| d.chap) {
@@ -545,6 +551,7 @@ impl RawConfig {
             metrics_addr,
             shutdown_grace_secs,
             poll_us,
+            recv_ring_buffers,
         })
     }
 
@@ -565,6 +572,8 @@ impl RawConfig {
             metrics_addr: c.metrics_addr.map(|a| a.to_string()),
             shutdown_grace_secs: Some(c.shutdown_grace_secs.into()),
             poll_us: (c.poll_us != 0).then_some(c.poll_us.into()),
+            recv_ring_buffers: (c.recv_ring_buffers != DEFAULT_RECV_RING_BUFFERS)
+                .then_some(c.recv_ring_buffers.into()),
             iscsi: Some(RawIscsi::from_tuning(&c.iscsi)),
             limits: Some(RawLimits::from_limits(&c.limits)),
             discovery: c.discovery_chap.as_ref().map(RawDiscovery::from_chap),

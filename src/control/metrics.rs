@@ -471,6 +471,46 @@ impl Scrape {
                 help: "Of the write data lent, bytes copied after all into an aligned buffer for direct I/O, per reactor",
                 rows: per_core(|c| c.pool.realigned_bytes),
             },
+        )?;
+        counters(
+            e,
+            Family {
+                name: "write_bytes_unregistered",
+                help: "Write data submitted to files and block devices from memory not registered with the ring (pages pinned per I/O), per reactor",
+                rows: per_core(|c| c.pool.unregistered_write_bytes),
+            },
+        )?;
+        gauges(
+            e,
+            Family {
+                name: "recv_ring_buffers",
+                help: "Buffers of the receive ring (io_uring provided buffers), per reactor; 0 without one",
+                rows: per_core(|c| c.pool.recv_ring_buffers as u64),
+            },
+        )?;
+        gauges(
+            e,
+            Family {
+                name: "recv_ring_in_use",
+                help: "Receive ring buffers out of the ring now (being consumed, or holding write data not yet written), per reactor",
+                rows: per_core(|c| c.pool.recv_ring_in_use as u64),
+            },
+        )?;
+        counters(
+            e,
+            Family {
+                name: "recv_ring_bytes",
+                help: "Bytes received into receive ring buffers, per reactor",
+                rows: per_core(|c| c.pool.recv_ring_bytes),
+            },
+        )?;
+        counters(
+            e,
+            Family {
+                name: "recv_ring_starved",
+                help: "Receives that found every receive ring buffer in use and went to the connection's own buffer, per reactor",
+                rows: per_core(|c| c.pool.recv_ring_starved),
+            },
         )
     }
 }

@@ -232,6 +232,20 @@ pub struct PoolReport {
     /// Of those, bytes copied after all because direct I/O needed them aligned.
     #[serde(default)]
     pub realigned_bytes: u64,
+    /// Write data submitted to files and block devices from unregistered memory.
+    #[serde(default)]
+    pub unregistered_write_bytes: u64,
+    /// Buffers of the receive ring (0 without one), and how many are out of it now.
+    #[serde(default)]
+    pub recv_ring_buffers: usize,
+    #[serde(default)]
+    pub recv_ring_in_use: usize,
+    /// Receives that found every buffer of the receive ring in use.
+    #[serde(default)]
+    pub recv_ring_starved: u64,
+    /// Bytes received into receive ring buffers.
+    #[serde(default)]
+    pub recv_ring_bytes: u64,
 }
 
 /// Everything one reactor reports.

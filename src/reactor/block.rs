@@ -209,6 +209,9 @@ impl Reactor {
             }
             (OpKind::Write { fua }, Some(buf)) => {
                 let index = buf.registered_index();
+                if index.is_none() && op.done == 0 {
+                    self.counters.write_bytes_unregistered += buf.len() as u64;
+                }
                 let rest = &buf.as_slice()[op.done..];
                 let (ptr, len) = (rest.as_ptr(), rest.len() as u32);
                 // FUA: durable before completion (RWF_DSYNC becomes FUA or a cache flush).

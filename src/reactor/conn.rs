@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use io_uring::{opcode, types};
+use io_uring::{opcode, squeue, types};
 use socket2::Socket;
 
 use super::token::{Kind, Token};
@@ -29,9 +29,16 @@ pub struct ConnSlot {
     pub sock: Socket,
     pub conn: Connection,
     pub span: tracing::Span,
+    /// The received bytes not consumed yet, at its start (`rlen` of them). While a receive-ring
+    /// buffer is being consumed it is that buffer, and the connection's own is in `parked`.
     rbuf: RecvBuf,
     rlen: usize,
+    parked: Option<RecvBuf>,
     recv_posted: bool,
+    /// The posted receive takes a buffer from the core's receive ring.
+    ring_recv: bool,
+    /// The last receive from the ring found it empty: the next receives into `rbuf`.
+    ring_starved: bool,
     sending: Sending,
     send_posted: bool,
     pub blocks_in_flight: usize,
@@ -204,7 +211,10 @@ impl ConnSlot {
             span,
             rbuf: RecvBuf::new(INITIAL_RECV_BUF),
             rlen: 0,
+            parked: None,
             recv_posted: false,
+            ring_recv: false,
+            ring_starved: false,
             sending: Sending::new(),
             send_posted: false,
             blocks_in_flight: 0,
@@ -227,14 +237,23 @@ impl ConnSlot {
     /// receive buffer; the buffer is then replaced (the unconsumed bytes move to the new one) and
     /// lives on until the last view is dropped. Only so many replaced buffers may be held per
     /// core (`RecvBuf::may_lend`); past that, write data is copied out of the receive buffer.
+    ///
+    /// A receive-ring buffer is left after one pass: what it holds of an incomplete PDU moves to
+    /// the connection's own buffer, and it goes back to the ring once no write data lent from it
+    /// is left (the ring's size bounds those, not `may_lend`).
     fn consume_input(&mut self, now: Instant) {
-        let used = if RecvBuf::may_lend() {
+        let from_ring = self.rbuf.is_from_ring();
+        let used = if from_ring || RecvBuf::may_lend() {
             self.conn.handle_received(&self.rbuf, self.rlen, now)
         } else {
             self.conn
                 .handle_input(&self.rbuf.as_slice()[..self.rlen], now)
         };
-        self.unlend(used);
+        if from_ring {
+            self.leave_ring_buffer(used);
+        } else {
+            self.unlend(used);
+        }
         self.rlen -= used;
         if self.rlen > 0 && !self.conn.output_full() {
             if let Some(l) = self.conn.landing(&self.rbuf.as_slice()[..self.rlen]) {
@@ -247,6 +266,27 @@ impl ConnSlot {
                 self.landing = Some(l);
             }
         }
+    }
+
+    /// Goes back from the receive-ring buffer being consumed to the connection's own buffer,
+    /// taking along the bytes after the first `used`.
+    fn leave_ring_buffer(&mut self, used: usize) {
+        let keep = used..self.rlen;
+        let mut own = self
+            .parked
+            .take()
+            .unwrap_or_else(|| RecvBuf::new(INITIAL_RECV_BUF));
+        if !keep.is_empty() {
+            if own.spare_mut().is_none_or(|b| b.len() < keep.len()) {
+                // (`replace` also counts a lent buffer left behind, as `unlend` does.)
+                let len = keep.len().max(own.len());
+                own.replace(0..0, len);
+            }
+            if let Some(b) = own.spare_mut() {
+                b[..keep.len()].copy_from_slice(&self.rbuf.as_slice()[keep.clone()]);
+            }
+        }
+        self.rbuf = own;
     }
 
     /// Drops the first `used` bytes of the receive buffer, moving the rest to its start; when
@@ -380,6 +420,7 @@ impl Reactor {
     }
 
     fn post_recv(&mut self, idx: usize) {
+        let ring = self.recv_ring.is_some();
         let slot = &mut self.conns[idx];
         if slot.recv_posted || slot.shut || slot.awaiting_registration {
             return;
@@ -388,6 +429,20 @@ impl Reactor {
         // sent from I/O buffers are bounded by the session's budget instead. A landing payload
         // is still received: its PDU is already under way.
         let more_input = slot.staged_output() <= MAX_STAGED_OUTPUT;
+        let fd = types::Fd(slot.sock.as_raw_fd());
+        // Waiting for a new PDU: the kernel picks a ring buffer when the data comes.
+        if ring && more_input && slot.rlen == 0 && slot.landing.is_none() && !slot.ring_starved {
+            let sqe = opcode::Recv::new(fd, std::ptr::null_mut(), 0)
+                .buf_group(super::recv_ring::GROUP)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT)
+                .user_data(Token::new(Kind::Recv, idx, slot.generation).encode());
+            slot.recv_posted = true;
+            slot.ring_recv = true;
+            self.push(sqe);
+            return;
+        }
+        slot.ring_starved = false;
         if more_input {
             // A landing means traffic: what follows the payload may be a whole batch of PDUs.
             let max = slot.conn.max_pdu_len().max(INITIAL_RECV_BUF);
@@ -399,7 +454,6 @@ impl Reactor {
         // Never lent here (`consume_input` moves on from a lent buffer), but receiving into one
         // would overwrite write data: make sure.
         slot.unlend(0);
-        let fd = types::Fd(slot.sock.as_raw_fd());
         // Buffer lifetime: every byte range handed to the kernel here belongs to this slot
         // (the lent landing buffer, `rbuf`) and is neither moved nor reused until the receive
         // completes (`on_recv`); a slot is not removed while `recv_posted`.
@@ -427,15 +481,48 @@ impl Reactor {
         };
         let sqe = sqe.user_data(Token::new(Kind::Recv, idx, slot.generation).encode());
         slot.recv_posted = true;
+        slot.ring_recv = false;
         self.push(sqe);
     }
 
-    pub(super) fn on_recv(&mut self, t: Token, res: i32) {
+    /// A receive completed; `ring_buf` is the receive-ring buffer the kernel put the bytes in,
+    /// if it took one.
+    pub(super) fn on_recv(&mut self, t: Token, res: i32, ring_buf: Option<u16>) {
         let idx = t.index as usize;
+        // Taken whatever happens next, so that it goes back to the ring when dropped.
+        if let (Some(_), Some(r)) = (ring_buf, self.recv_ring.as_mut()) {
+            r.took();
+        }
+        let ring_buf = ring_buf.and_then(RecvBuf::from_ring);
+        if ring_buf.is_some() && res > 0 {
+            self.counters.recv_ring_bytes += res as u64;
+        }
         let Some(slot) = self.live_slot(t) else {
             return;
         };
         slot.recv_posted = false;
+        if slot.ring_recv && res == -libc::ENOBUFS {
+            // Every ring buffer is out (held by write data in flight): this connection
+            // receives into its own buffer once, then tries the ring again.
+            slot.ring_starved = true;
+            self.counters.recv_ring_starved += 1;
+            if let Some(r) = self.recv_ring.as_mut() {
+                r.starved();
+            }
+            self.service(idx);
+            return;
+        }
+        if slot.ring_recv && res > 0 && ring_buf.is_none() {
+            // The kernel says it received into no ring buffer we know of: the bytes are lost
+            // to us, and the stream with them.
+            tracing::error!(
+                res,
+                "receive from the ring came without a known buffer; closing the connection"
+            );
+            slot.conn.kill_transport();
+            self.service(idx);
+            return;
+        }
         if res <= 0 {
             if !slot.shut {
                 slot.span
@@ -464,6 +551,12 @@ impl Reactor {
             } else {
                 slot.conn.note_received(now);
             }
+        } else if let Some(rx) = ring_buf {
+            // Posted with `rlen == 0` (`post_recv`): the ring buffer holds the whole input.
+            debug_assert_eq!(slot.rlen, 0);
+            slot.parked = Some(std::mem::replace(&mut slot.rbuf, rx));
+            slot.rlen = (res as usize).min(slot.rbuf.len());
+            slot.consume_input(now);
         } else {
             slot.rlen += res as usize;
             slot.consume_input(now);

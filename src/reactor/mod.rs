@@ -10,6 +10,7 @@ mod nvme;
 pub mod place;
 #[cfg(feature = "rbd")]
 mod rbd;
+mod recv_ring;
 mod stats;
 mod token;
 mod wake;
@@ -45,6 +46,9 @@ const SOON: Duration = crate::session::RANGE_LOCK_RETRY;
 /// Registered buffer pool per reactor: (size, count). Small transfers and 1 MiB streams come
 /// from here; anything larger, or a burst beyond the pool, uses heap buffers.
 const BUFFER_POOL: [(usize, usize); 2] = [(64 << 10, 256), (1 << 20, 32)];
+/// Size of each buffer of the receive ring (`recv_ring_buffers` of them per reactor): a batch
+/// of small PDUs fits in one, and larger payloads are received into their own buffers.
+pub const RECV_RING_BUF: usize = 64 << 10;
 /// How long a stopping reactor waits, past the logout grace, for its connections to finish
 /// their I/O and close before it ends anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -101,10 +105,17 @@ pub struct ReactorSetup {
     pub limits: ConnLimits,
     /// How long an idle turn polls the ring before it sleeps (`--poll-us`); zero: never.
     pub poll: Duration,
+    /// Buffers of the receive ring (`recv_ring_buffers`); zero: none.
+    pub recv_ring_buffers: u16,
 }
 
 pub struct Reactor {
+    /// Declared first, so dropped first: the receive ring's memory and the buffers registered
+    /// with it outlive it.
     ring: IoUring,
+    /// The provided-buffer ring connections receive from when they wait for a new PDU; `None`
+    /// when the kernel has no buffer rings or `recv_ring_buffers` is 0.
+    recv_ring: Option<recv_ring::RecvRing>,
     index: usize,
     listeners: Vec<Socket>,
     /// Chooses the reactor of each accepted connection (on the accepting reactor only).
@@ -125,7 +136,7 @@ pub struct Reactor {
     tick: Box<types::Timespec>,
     soon: Box<types::Timespec>,
     soon_armed: bool,
-    completions: Vec<(u64, i32)>,
+    completions: Vec<(u64, i32, u32)>,
     /// Set when the daemon stops: listeners are shut and connections close; the loop ends when
     /// they are gone (or at this deadline).
     draining: Option<Instant>,
@@ -171,13 +182,15 @@ impl Reactor {
         // thread that spawns it. Registering the pool pins (faults in) its pages now, on this
         // core; without registration, the heap buffers used instead are allocated by this thread.
         let ring = new_ring()?;
-        let pool_regions = register_buffer_pool(&ring, s.index);
+        let (recv_ring, ring_regions) = make_recv_ring(&ring, s.index, s.recv_ring_buffers);
+        let pool_regions = register_buffer_pool(&ring, s.index, &ring_regions);
         let fixed_files = register_store_files(&ring, &s.stores, s.index);
         #[cfg(feature = "rbd")]
         let rbd = rbd::RbdPort::for_stores(&s.stores)?;
         let (listeners, placer) = s.accept.map_or((Vec::new(), None), |(l, p)| (l, Some(p)));
         Ok(Reactor {
             ring,
+            recv_ring,
             index: s.index,
             listeners,
             placer,
@@ -227,6 +240,9 @@ impl Reactor {
         while !self.stopping {
             self.drain_backlog();
             self.flush_nvme();
+            if let Some(r) = self.recv_ring.as_mut() {
+                r.replenish();
+            }
             // With work still queued here, only submit and collect what is ready: waiting for a
             // completion could wait for one that the queued work has yet to cause.
             let want = usize::from(self.backlog.is_empty() && self.inline_done.is_empty());
@@ -240,11 +256,14 @@ impl Reactor {
             // Everything from here to the next wait is work (busy time).
             let woke = Instant::now();
             self.completions.clear();
-            self.completions
-                .extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
+            self.completions.extend(
+                self.ring
+                    .completion()
+                    .map(|c| (c.user_data(), c.result(), c.flags())),
+            );
             let batch = std::mem::take(&mut self.completions);
-            for &(ud, res) in &batch {
-                self.dispatch(ud, res);
+            for &(ud, res, flags) in &batch {
+                self.dispatch(ud, res, flags);
             }
             self.completions = batch;
             while let Some((idx, generation, c)) = self.inline_done.pop_front() {
@@ -326,13 +345,13 @@ impl Reactor {
         }
     }
 
-    fn dispatch(&mut self, user_data: u64, res: i32) {
+    fn dispatch(&mut self, user_data: u64, res: i32, flags: u32) {
         let Some(t) = Token::decode(user_data) else {
             return;
         };
         match t.kind {
             Kind::Accept => self.on_accept(t.index as usize, res),
-            Kind::Recv => self.on_recv(t, res),
+            Kind::Recv => self.on_recv(t, res, io_uring::cqueue::buffer_select(flags)),
             Kind::Send => self.on_send(t, res),
             Kind::Block => self.on_block(t.index as usize, res),
             Kind::Wake => self.on_wake(),
@@ -713,6 +732,9 @@ impl Reactor {
     fn on_tick(&mut self) {
         let now = Instant::now();
         self.publish_busy();
+        if let Some(r) = self.recv_ring.as_mut() {
+            r.tick();
+        }
         self.resume_accepts(now);
         if !self.drains.is_empty() {
             self.check_drains();
@@ -763,10 +785,42 @@ fn new_ring() -> std::io::Result<IoUring> {
     }
 }
 
-/// Installs this thread's buffer pool and registers it with the ring. Without the memory-lock
-/// allowance for it, the reactor runs on heap buffers and says what to raise.
-fn register_buffer_pool(ring: &IoUring, reactor: usize) -> Vec<(usize, usize)> {
-    let regions = crate::backstore::buf::install_pool(&BUFFER_POOL);
+/// Makes this thread's receive ring of `count` buffers; returns it with the buffers' memory (to
+/// be registered after the pool's). Without buffer rings in the kernel, connections receive
+/// into buffers of their own, as with `count == 0`.
+fn make_recv_ring(
+    ring: &IoUring,
+    reactor: usize,
+    count: u16,
+) -> (
+    Option<recv_ring::RecvRing>,
+    Vec<crate::backstore::buf::Region>,
+) {
+    if count == 0 {
+        return (None, Vec::new());
+    }
+    let regions = crate::backstore::buf::install_recv_ring(count, RECV_RING_BUF);
+    match recv_ring::RecvRing::new(ring, &regions) {
+        Ok(r) => (Some(r), regions),
+        Err(e) => {
+            tracing::info!(reactor, error = %e, "no io_uring provided-buffer ring (Linux 5.19+); connections receive into buffers of their own");
+            crate::backstore::buf::install_recv_ring(0, 0);
+            (None, Vec::new())
+        }
+    }
+}
+
+/// Installs this thread's buffer pool and registers it with the ring, followed by the receive
+/// ring's buffers (`recv`). Without the memory-lock allowance for it, the reactor runs on heap
+/// buffers and says what to raise.
+fn register_buffer_pool(
+    ring: &IoUring,
+    reactor: usize,
+    recv: &[crate::backstore::buf::Region],
+) -> Vec<(usize, usize)> {
+    let pool = crate::backstore::buf::install_pool(&BUFFER_POOL);
+    let first_recv = u16::try_from(pool.len()).ok();
+    let regions: Vec<_> = pool.iter().chain(recv).copied().collect();
     let iovecs: Vec<libc::iovec> = regions
         .iter()
         .map(|r| libc::iovec {
@@ -774,9 +828,9 @@ fn register_buffer_pool(ring: &IoUring, reactor: usize) -> Vec<(usize, usize)> {
             iov_len: r.len,
         })
         .collect();
-    // SAFETY: each region is a live allocation owned by this thread's pool, which keeps it for
-    // the thread's lifetime (buffers only move between the pool and tasks, never get freed), and
-    // the ring is dropped before the thread ends.
+    // SAFETY: each region is a live allocation owned by this thread's pool or receive ring,
+    // which keep it for the thread's lifetime (buffers only move between them and tasks or
+    // connections, never get freed), and the ring is dropped before the thread ends.
     let registered = unsafe { ring.submitter().register_buffers(&iovecs) };
     if let Err(e) = registered {
         let need: usize = regions.iter().map(|r| r.len).sum();
@@ -789,6 +843,7 @@ fn register_buffer_pool(ring: &IoUring, reactor: usize) -> Vec<(usize, usize)> {
         crate::backstore::buf::install_pool(&[]);
         return Vec::new();
     }
+    crate::backstore::buf::set_recv_ring_registered(first_recv.filter(|_| !recv.is_empty()));
     regions.iter().map(|r| (r.addr as usize, r.len)).collect()
 }
 

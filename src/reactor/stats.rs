@@ -23,6 +23,13 @@ pub struct CoreCounters {
     pub login_failures: LoginFailures,
     /// Digest errors of connections that have ended.
     pub digest_errors: u64,
+    /// Receives that found every buffer of the receive ring in use.
+    pub recv_ring_starved: u64,
+    /// Bytes received into receive ring buffers.
+    pub recv_ring_bytes: u64,
+    /// Write data submitted to files and block devices from memory not registered with the
+    /// ring (the kernel pins its pages for each I/O).
+    pub write_bytes_unregistered: u64,
     /// I/O of sessions that have ended, by (target index, LUN) and by initiator name.
     retired_luns: HashMap<(usize, u16), LunStats>,
     retired_initiators: HashMap<String, LunStats>,
@@ -38,6 +45,9 @@ impl CoreCounters {
             logins: 0,
             login_failures: LoginFailures::default(),
             digest_errors: 0,
+            recv_ring_starved: 0,
+            recv_ring_bytes: 0,
+            write_bytes_unregistered: 0,
             retired_luns: HashMap::new(),
             retired_initiators: HashMap::new(),
         }
@@ -143,6 +153,7 @@ impl Reactor {
             });
         }
         let pool = crate::backstore::buf::pool_usage();
+        let (recv_ring_buffers, recv_ring_in_use) = crate::backstore::buf::recv_ring_usage();
         CoreReport {
             core: self.index,
             elapsed_ns: nanos(now.saturating_duration_since(c.started)),
@@ -155,6 +166,11 @@ impl Reactor {
                 heap_fallbacks: pool.heap_fallbacks,
                 lent_bytes: pool.lent_bytes,
                 realigned_bytes: pool.realigned_bytes,
+                unregistered_write_bytes: c.write_bytes_unregistered,
+                recv_ring_buffers,
+                recv_ring_in_use,
+                recv_ring_starved: c.recv_ring_starved,
+                recv_ring_bytes: c.recv_ring_bytes,
             },
             logins: c.logins,
             login_failures: c.login_failures.clone(),
