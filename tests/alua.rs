@@ -9,19 +9,22 @@ use common::{cdb, keys, Daemon, Initiator, TARGET};
 
 const NOT_READY: u8 = 0x02;
 
+/// The configuration of portals A (group 1, active/optimized) and B (group 2, `b_state`).
+fn two_port_config(a: u16, b: u16, b_state: &str) -> String {
+    format!(
+        "portals = [\"127.0.0.1:{a}\", \"127.0.0.1:{b}\"]\n\
+         [[target]]\nname = \"{TARGET}\"\n\
+         [[target.lun]]\npath = \"ram:4MiB\"\n\
+         [[target.port_group]]\nid = 1\nportals = [\"127.0.0.1:{a}\"]\n\
+         [[target.port_group]]\nid = 2\nportals = [\"127.0.0.1:{b}\"]\nstate = \"{b_state}\"\n"
+    )
+}
+
 /// A daemon with portals A (group 1, active/optimized) and B (group 2, `b_state`); returns it
 /// and B's port.
 fn two_port_daemon(b_state: &str) -> (Daemon, u16) {
     let b = free_port();
-    let d = Daemon::start_config(|a| {
-        format!(
-            "portals = [\"127.0.0.1:{a}\", \"127.0.0.1:{b}\"]\n\
-             [[target]]\nname = \"{TARGET}\"\n\
-             [[target.lun]]\npath = \"ram:4MiB\"\n\
-             [[target.port_group]]\nid = 1\nportals = [\"127.0.0.1:{a}\"]\n\
-             [[target.port_group]]\nid = 2\nportals = [\"127.0.0.1:{b}\"]\nstate = \"{b_state}\"\n"
-        )
-    });
+    let d = Daemon::start_config(|a| two_port_config(a, b, b_state));
     (d, b)
 }
 
@@ -143,16 +146,10 @@ fn discovery_lists_each_portal_with_its_group_tag_and_logins_elsewhere_are_refus
     assert_eq!((refused.status.class, refused.status.detail), (0x02, 0x03));
 }
 
-#[test]
-fn ctl_alua_set_changes_a_group_for_every_session_and_tells_them() {
-    let (d, b) = two_port_daemon("active-non-optimized");
-    let mut b_side = session_through(b, 2);
-    let mut a_side = session_through(d.port(), 1);
-
-    let out = d.ctl_ok(&["alua", "set", "--target", TARGET, "--group", "2", "standby"]);
-    assert!(out.contains("port group 2"), "{out}");
-    // Every nexus hears of it first (SPC-4 ASYMMETRIC ACCESS STATE CHANGED), then sees it.
-    for ini in [&mut a_side, &mut b_side] {
+/// Both sessions hear first (SPC-4 ASYMMETRIC ACCESS STATE CHANGED), then see, that group 2
+/// went standby; B's port then refuses media access.
+fn group_2_went_standby(a_side: &mut Initiator, b_side: &mut Initiator) {
+    for ini in [&mut *a_side, &mut *b_side] {
         let s = ini.test_unit_ready(0).sense().expect("a unit attention");
         assert_eq!((s.key, s.asc, s.ascq), (0x06, 0x2a, 0x06));
         assert_eq!(port_groups(ini), vec![(1, 0), (2, 2)]);
@@ -162,6 +159,17 @@ fn ctl_alua_set_changes_a_group_for_every_session_and_tells_them() {
         .sense()
         .expect("refused");
     assert_eq!((s.key, s.asc, s.ascq), (NOT_READY, 0x04, 0x0B));
+}
+
+#[test]
+fn ctl_alua_set_changes_a_group_for_every_session_and_tells_them() {
+    let (d, b) = two_port_daemon("active-non-optimized");
+    let mut b_side = session_through(b, 2);
+    let mut a_side = session_through(d.port(), 1);
+
+    let out = d.ctl_ok(&["alua", "set", "--target", TARGET, "--group", "2", "standby"]);
+    assert!(out.contains("port group 2"), "{out}");
+    group_2_went_standby(&mut a_side, &mut b_side);
     // A session that logs in now, and the saved configuration, say the same.
     let mut late = session_through(b, 3);
     assert_eq!(port_groups(&mut late), vec![(1, 0), (2, 2)]);
@@ -188,4 +196,28 @@ fn ctl_alua_set_changes_a_group_for_every_session_and_tells_them() {
     let (code, _, err) = d.ctl(&["alua", "set", "--target", TARGET, "--group", "2", "offline"]);
     assert_ne!(code, Some(0));
     assert!(err.contains("expected one of"), "{err}");
+}
+
+/// A reload that changes a port group's state tells every nexus, as `ctl alua set` does
+/// (SPC-4 ASYMMETRIC ACCESS STATE CHANGED), once the new state is what they read; one that
+/// leaves the states as they are raises nothing.
+#[test]
+fn a_reload_that_changes_a_group_state_tells_every_session() {
+    let (d, b) = two_port_daemon("active-non-optimized");
+    let mut b_side = session_through(b, 2);
+    let mut a_side = session_through(d.port(), 1);
+    let config = d.dir().join("ringtgt.toml");
+
+    std::fs::write(&config, two_port_config(d.port(), b, "standby")).unwrap();
+    d.ctl_ok(&["reload"]);
+    group_2_went_standby(&mut a_side, &mut b_side);
+
+    // The same states again (the target's alias changed instead): no unit attention.
+    let same = two_port_config(d.port(), b, "standby").replace(
+        &format!("name = \"{TARGET}\"\n"),
+        &format!("name = \"{TARGET}\"\nalias = \"renamed\"\n"),
+    );
+    std::fs::write(&config, same).unwrap();
+    assert!(d.ctl_ok(&["reload"]).contains("attributes applied"));
+    a_side.test_unit_ready(0).assert_good();
 }

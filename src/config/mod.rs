@@ -207,7 +207,8 @@
 //! the states, they do not set them. The operator changes them at run time with `ringtgt ctl alua
 //! set --target IQN --group ID STATE` (e.g. standby before a portal's maintenance; every initiator
 //! gets ASYMMETRIC ACCESS STATE CHANGED, and `ctl save` keeps the new state; a reload sets the
-//! file's). The same logical unit through two groups is one logical unit
+//! file's, with the same unit attention where it changes a state). The same logical unit
+//! through two groups is one logical unit
 //! (same identifiers, one reservation state), which is what Linux multipath groups into one map.
 //!
 //! ## Errors

@@ -18,7 +18,7 @@ use super::lu::LuRegistry;
 use super::reload::{self, Edit};
 use super::report::{CoreReport, Stats};
 use super::{ReactorLink, SessionTable, ToReactor};
-use crate::config::{format_size, parse_size, AluaState, Backing, Config, TargetConfig};
+use crate::config::{format_size, parse_size, AluaState, Backing, Config, Failover, TargetConfig};
 use crate::scsi::UnitAttention;
 
 /// Changes the log filter at run time; answers an error for a filter it cannot parse.
@@ -50,6 +50,11 @@ enum Phase {
     /// Ask every session of this target to log out.
     Logout {
         target: String,
+    },
+    /// Raise a unit attention on every unit of this target, for every nexus.
+    Announce {
+        target: String,
+        ua: UnitAttention,
     },
     /// Wait until no session of this target is left.
     SessionsGone {
@@ -556,6 +561,12 @@ impl Ops {
                     }
                     None
                 }
+                Phase::Announce { target, ua } => {
+                    if let Some(slot) = self.runtime.slot_of(&target) {
+                        env.lus.announce(slot, ua);
+                    }
+                    None
+                }
                 Phase::SessionsGone { target } => (!env.table.connections_to(&target).is_empty())
                     .then_some(Wait::Sessions { target }),
                 Phase::CloseLun { slot, lun } => {
@@ -669,13 +680,39 @@ impl Ops {
             tracing::warn!(%settings, "reload: these settings need a restart; left as they are");
             message.push_str(&format!("; needs a restart (left as they are): {settings}"));
         }
+        // SPC-4: a change of a target port group's access state is told to every nexus, once
+        // the new state is what they read (after the publish), as `ctl alua set` does.
+        let announce: Vec<Phase> = diff
+            .edits
+            .iter()
+            .filter_map(|e| match e {
+                Edit::SetTarget(t) if self.alua_states_change(t) => Some(Phase::Announce {
+                    target: t.name.clone(),
+                    ua: UnitAttention::ASYMMETRIC_ACCESS_STATE_CHANGED,
+                }),
+                _ => None,
+            })
+            .collect();
         let mut phases: Vec<Phase> = diff
             .edits
             .into_iter()
             .map(|e| Phase::Edit(Box::new(e)))
             .collect();
         phases.push(Phase::Publish);
+        phases.extend(announce);
         Ok((phases, message))
+    }
+
+    /// Whether `new` gives a running target's port groups other access states. A gateway
+    /// target's states follow its lock (`control::failover`), not the file.
+    fn alua_states_change(&self, new: &TargetConfig) -> bool {
+        let Some(running) = self.runtime.target(&new.name) else {
+            return false;
+        };
+        let states = |t: &TargetConfig| -> Vec<(u16, AluaState)> {
+            t.port_groups.iter().map(|g| (g.id, g.state)).collect()
+        };
+        running.failover == Failover::None && states(running) != states(new)
     }
 
     /// File units the reload keeps whose file has another size than the unit: grown (or cut)
