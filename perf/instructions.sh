@@ -18,8 +18,8 @@ shift
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 command -v valgrind >/dev/null || apt-get install -y valgrind >/dev/null
 [[ -x $ROOT/target/release/examples/load ]] || (cd "$ROOT" && cargo build --release --example load -q)
-WORK=$(mktemp -d)
-trap 'kill -9 $VG 2>/dev/null || true; rm -rf "$WORK"' EXIT
+WORK=${KEEP_DIR:-$(mktemp -d)}
+trap 'kill -9 $VG 2>/dev/null || true; [[ -n ${KEEP_DIR:-} ]] || rm -rf "$WORK"' EXIT
 ARGS=("$@")
 ((${#ARGS[@]})) || ARGS=(--rw write --qd 32)
 IQN=iqn.2026-12.io.ringtgt:instructions

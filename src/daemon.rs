@@ -158,9 +158,7 @@ pub fn start_with(
         .filter_map(|s| s.device_number())
         .collect();
     let cpus = resolve_cores(&config.cores, &devices, Path::new(crate::numa::SYSFS))?;
-    let table = Arc::new(StoreTable {
-        targets: stores.clone(),
-    });
+    let table = Arc::new(StoreTable::new(stores.clone()));
     let (to_control, control_rx) = crossbeam_channel::unbounded();
     let runtime = Runtime::new(
         config.clone(),

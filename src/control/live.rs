@@ -634,9 +634,7 @@ impl Runtime {
             }
         }
         self.ctx = Arc::new(daemon::context_of(c, targets, login_targets));
-        self.table = Arc::new(StoreTable {
-            targets: self.stores.clone(),
-        });
+        self.table = Arc::new(StoreTable::new(self.stores.clone()));
     }
 }
 
