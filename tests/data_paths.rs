@@ -348,9 +348,6 @@ fn a_batch_of_writes_is_received_in_a_few_receives() {
 /// the stream gave the data (`ringtgt_write_bytes_realigned_total`). Every write reads back.
 #[test]
 fn writes_received_with_their_headers_are_written_from_the_receive_buffer() {
-    use common::admin::{parse_prometheus, scrape};
-    use ringtgt::pdu::frame;
-
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lun.img");
     std::fs::File::create(&path)
@@ -360,69 +357,35 @@ fn writes_received_with_their_headers_are_written_from_the_receive_buffer() {
     let path = path.to_str().unwrap();
     let d = common::daemon(&["--metrics", "127.0.0.1:0", "--lun", path]);
     let addr = d.metrics_addr();
-    let metric = |name: &str| -> f64 {
-        parse_prometheus(&scrape(&addr))
-            .iter()
-            .filter(|s| s.name == name)
-            .map(|s| s.value)
-            .sum()
-    };
+    let metric = |name: &str| metric_sum(&addr, name);
     let mut ini = common::session(&d, &[("InitialR2T", "Yes"), ("ImmediateData", "Yes")]);
     const BATCH: u64 = 32;
     for (lun, seed) in [(0u16, 100u64), (2, 200)] {
         ini.wait_ready(lun);
-        let (_, bs) = ini.capacity(lun);
-        let blocks = 4096 / bs;
-        let mut wire = Vec::new();
-        for i in 0..BATCH {
-            let lba = LBA + i * u64::from(blocks);
-            let cmd = ini.command_pdu(
-                lun,
-                &cdb::write10(lba as u32, blocks as u16),
-                false,
-                true,
-                4096,
-            );
-            let data = cdb::pattern(seed + i, 4096);
-            frame::encode(&mut wire, &cmd.encode(), &[], &data, ini.conn.digests);
-        }
         let lent = metric("ringtgt_write_bytes_lent_total");
-        ini.conn.send_raw(&wire).unwrap();
-        for _ in 0..BATCH {
-            let (bhs, _) = ini.recv();
-            assert_eq!(ringtgt::pdu::scsi::ScsiResponse::decode(&bhs).status, 0);
-        }
+        write_batch_and_read_back(&mut ini, lun, LBA, BATCH, seed);
         let lent = metric("ringtgt_write_bytes_lent_total") - lent;
         // Receives may cut the batch anywhere; a payload cut from its header lands in place.
         assert!(
             lent >= (BATCH / 2 * 4096) as f64,
             "LUN {lun}: {lent} bytes of {BATCH} 4 KiB writes sent in one go were lent"
         );
-        for i in 0..BATCH {
-            let lba = LBA + i * u64::from(blocks);
-            let r = ini.read_blocks(lun, lba, blocks, bs);
-            r.assert_good();
-            assert!(
-                r.data == cdb::pattern(seed + i, 4096),
-                "LUN {lun} write {i} reads back"
-            );
-        }
     }
     let realigned = metric("ringtgt_write_bytes_realigned_total");
     assert!(realigned <= metric("ringtgt_write_bytes_lent_total"));
 }
 
-/// Sends `batch` 4 KiB writes with immediate data to LUN 2 (a file) in one go, checks each
-/// completes, and reads every one back.
-fn write_batch_and_read_back(ini: &mut Initiator, first_lba: u64, batch: u64, seed: u64) {
+/// Sends `batch` 4 KiB writes with immediate data to `lun` in one go, from `first_lba` on,
+/// checks each completes, and reads every one back.
+fn write_batch_and_read_back(ini: &mut Initiator, lun: u16, first_lba: u64, batch: u64, seed: u64) {
     use ringtgt::pdu::frame;
-    let (_, bs) = ini.capacity(2);
+    let (_, bs) = ini.capacity(lun);
     let blocks = 4096 / bs;
     let mut wire = Vec::new();
     for i in 0..batch {
         let lba = first_lba + i * u64::from(blocks);
         let cmd = ini.command_pdu(
-            2,
+            lun,
             &cdb::write10(lba as u32, blocks as u16),
             false,
             true,
@@ -443,11 +406,11 @@ fn write_batch_and_read_back(ini: &mut Initiator, first_lba: u64, batch: u64, se
     }
     for i in 0..batch {
         let lba = first_lba + i * u64::from(blocks);
-        let r = ini.read_blocks(2, lba, blocks, bs);
+        let r = ini.read_blocks(lun, lba, blocks, bs);
         r.assert_good();
         assert!(
             r.data == cdb::pattern(seed + i, 4096),
-            "write {i} reads back"
+            "LUN {lun} write {i} reads back"
         );
     }
 }
@@ -513,7 +476,7 @@ fn writes_received_with_their_headers_are_lent_from_registered_ring_buffers() {
         const ROUNDS: u64 = 4;
         for round in 0..ROUNDS {
             let lba = LBA + round * BATCH * 8;
-            write_batch_and_read_back(&mut ini, lba, BATCH, seed + round * 100);
+            write_batch_and_read_back(&mut ini, 2, lba, BATCH, seed + round * 100);
         }
         let lent = metric_sum(&addr, "ringtgt_write_bytes_lent_total") - lent;
         let unregistered =
@@ -563,7 +526,7 @@ fn an_empty_receive_ring_falls_back_to_the_connections_own_buffer() {
                 let first_lba = LBA + n as u64 * 4096;
                 let mut round = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    write_batch_and_read_back(&mut ini, first_lba, 48, (n as u64) << 32 | round);
+                    write_batch_and_read_back(&mut ini, 2, first_lba, 48, (n as u64) << 32 | round);
                     round += 100;
                 }
             });
