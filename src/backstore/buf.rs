@@ -326,7 +326,7 @@ impl RecvBuf {
     pub fn from_ring(bid: u16) -> Option<RecvBuf> {
         RECV_RING.with(|r| {
             let mut r = r.borrow_mut();
-            let registered = r.first_registered.map(|f| f + bid);
+            let registered = r.first_registered.and_then(|f| f.checked_add(bid));
             let bytes = r.slots.get_mut(usize::from(bid))?.take()?;
             Some(RecvBuf(Rc::new(RecvBytes {
                 bytes,
