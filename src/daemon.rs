@@ -173,8 +173,10 @@ pub fn start_with(
     let mut listeners = Vec::new();
     for &addr in &config.portals {
         // A daemon that has just exited may still hold the address for a moment.
-        let l = crate::retry::while_errno(libc::EADDRINUSE, || reactor::bind(addr))
-            .map_err(|source| StartError::Bind { addr, source })?;
+        let l = crate::retry::while_errno(libc::EADDRINUSE, crate::retry::WINDOW, || {
+            reactor::bind(addr)
+        })
+        .map_err(|source| StartError::Bind { addr, source })?;
         listeners.push(l);
     }
 

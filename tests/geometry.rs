@@ -247,17 +247,42 @@ fn block_size_smaller_than_the_device_accepts_is_refused_at_start() {
     );
 }
 
+/// Opens the device with `O_EXCL`, as a mounted filesystem or another target holds it.
+fn hold_exclusively(dev: &LoopDevice) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_EXCL)
+        .open(&dev.dev)
+        .expect("open the device exclusively")
+}
+
+/// A device held for a moment longer, as by a daemon killed with I/O in flight whose ring the
+/// kernel is still tearing down, is waited for: the restarted daemon serves it.
+#[test]
+fn device_released_soon_after_start_is_waited_for() {
+    let Some(dev) = LoopDevice::new(512) else {
+        return;
+    };
+    let held = hold_exclusively(&dev);
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        drop(held);
+    });
+    let d = Daemon::start(&["--target", TARGET, "--lun", &dev.dev]);
+    release.join().unwrap();
+    let mut ini = Initiator::connect(d.port());
+    ini.login(Some(TARGET), &[]);
+    ini.clear_unit_attentions();
+    ini.read_blocks(0, 0, 1, 512).assert_good();
+}
+
 #[test]
 fn device_in_use_by_another_program_is_refused() {
     let Some(dev) = LoopDevice::new(512) else {
         return;
     };
     // Held exclusively, as a mounted filesystem or another target would hold it.
-    let _held = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_EXCL)
-        .open(&dev.dev)
-        .expect("open the device exclusively");
+    let _held = hold_exclusively(&dev);
     let portal = format!("127.0.0.1:{}", common::daemon::free_port());
     let args = [
         "serve", "--portal", &portal, "--target", TARGET, "--lun", &dev.dev,

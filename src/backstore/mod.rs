@@ -483,9 +483,10 @@ fn open_path(path: &Path, read_only: bool) -> Result<Store, StoreError> {
         });
     };
     let exclusive = kind == StoreKind::BlockDevice;
-    // A daemon that has just exited may still hold the device for a moment.
-    let opened =
-        crate::retry::while_errno(libc::EBUSY, || open_file(path, read_only, true, exclusive));
+    // A daemon that has just exited may still hold the device until its I/O has drained.
+    let opened = crate::retry::while_errno(libc::EBUSY, crate::retry::DEVICE_WINDOW, || {
+        open_file(path, read_only, true, exclusive)
+    });
     let (mut file, direct) = match opened {
         Ok(f) => (f, true),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {

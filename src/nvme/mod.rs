@@ -493,7 +493,7 @@ const PAGE: u64 = 4096;
 /// and, while open, keeps others from mounting it.
 fn hold_exclusively(block: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    crate::retry::while_errno(libc::EBUSY, || {
+    crate::retry::while_errno(libc::EBUSY, crate::retry::DEVICE_WINDOW, || {
         OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_EXCL)
