@@ -222,6 +222,23 @@ rm -rf "$OUT"
 mkdir -p "$OUT/input"
 
 # ---- cleanup: whatever happens, stop what we started and remove the namespace ------------------
+# child PID: PID is still a process this script started. A child that ended is reaped by bash at
+# once, and its number may then belong to anyone: this machine's PIDs wrap within minutes, and
+# scripts/test.sh runs the host's tests (whose daemons a stray SIGKILL or SIGTERM would take
+# down mid-login) beside this script. So every signal to a PID of ours is sent through `signal`.
+child() {
+    [[ $1 =~ ^[0-9]+$ && -r /proc/$1/stat ]] || return 1
+    local stat rest ppid
+    stat=$(</proc/$1/stat) 2>/dev/null || return 1
+    rest=${stat##*) } # the fields after the command name, which may hold spaces or parentheses
+    read -r _ ppid _ <<<"$rest"
+    [[ $ppid == "$$" ]]
+}
+# signal SIG PID: sends SIG (e.g. -9, -TERM, -0) to PID only while it is our child.
+signal() {
+    child "$2" && kill "$1" "$2" 2>/dev/null
+}
+
 QEMU_PID="" TGT_PID="" TAIL_PID=""
 AUX_PIDS=() # the CHAP and multipath daemons (start_aux)
 CEPH_JOB="" # points 9 and 10's background set-up (rbd_setup)
@@ -229,7 +246,7 @@ CEPH_LOG_KEEP=1 # the cluster's logs are copied to $OUT/ceph-log unless the run 
 cleanup() {
     local pid name
     for pid in $QEMU_PID $TGT_PID "${AUX_PIDS[@]}" $TAIL_PID $CEPH_JOB; do
-        kill -9 "$pid" 2>/dev/null || true
+        signal -9 "$pid" || true
         wait "$pid" 2>/dev/null || true
     done
     # Points 9 and 10: their ringtgts (clients of the cluster), then the cluster, daemon by
@@ -420,14 +437,14 @@ start_target() {
         if nsx ss -Hltn "sport = :$PORT" | grep -q .; then
             return 0
         fi
-        kill -0 "$TGT_PID" 2>/dev/null || break
+        child "$TGT_PID" || break
         sleep 0.1
     done
     tail -n 50 "$OUT/ringtgt.log" >&2
     die "ringtgt did not start listening on $TARGET_IP:$PORT"
 }
 stop_target() { # SIGKILL: like a crash, nothing is flushed or closed politely
-    kill -9 "$TGT_PID" 2>/dev/null || true
+    signal -9 "$TGT_PID" || true
     wait "$TGT_PID" 2>/dev/null || true
     # The restarted daemon must not find the old one still listening: ringtgt's listeners use
     # SO_REUSEPORT, so a second daemon would bind the same portal and share its connections.
@@ -459,7 +476,7 @@ start_aux() {
     for port in "$@"; do
         for ((i = 0; ; i++)); do
             nsx ss -Hltn "sport = :$port" | grep -q . && break
-            kill -0 "$pid" 2>/dev/null || die "the $name ringtgt exited: $(tail -n 5 "$OUT/ringtgt-$name.log")"
+            child "$pid" || die "the $name ringtgt exited: $(tail -n 5 "$OUT/ringtgt-$name.log")"
             ((i < 100)) || die "the $name ringtgt is not listening on $TARGET_IP:$port after 10 s"
             sleep 0.1
         done
@@ -710,14 +727,14 @@ EOF
         local from i rc=0
         from=$(($(wc -l <"$OUT/ringtgt.log") + 1))
         echo "==== ringtgt sent SIGTERM at $(date +%T)" >>"$OUT/ringtgt.log"
-        kill -TERM "$TGT_PID" 2>/dev/null || true
+        signal -TERM "$TGT_PID" || true
         for ((i = 0; i < 300; i++)); do
-            kill -0 "$TGT_PID" 2>/dev/null || break
+            child "$TGT_PID" || break
             sleep 0.1
         done
-        if kill -0 "$TGT_PID" 2>/dev/null; then
+        if child "$TGT_PID"; then
             STOP_PROBLEM="ringtgt still ran 30 s after SIGTERM"
-            kill -9 "$TGT_PID" 2>/dev/null || true
+            signal -9 "$TGT_PID" || true
         fi
         wait "$TGT_PID" 2>/dev/null || rc=$?
         say "host: ringtgt exited with status $rc after $((i / 10)).$((i % 10)) s"
@@ -781,7 +798,7 @@ STOP_PROBLEM=
 # rbd_setup_done: once points 9 and 10's background set-up has ended, says how it went.
 rbd_setup_done() {
     local rc=0
-    [[ -n $CEPH_JOB ]] && ! kill -0 "$CEPH_JOB" 2>/dev/null || return 0
+    [[ -n $CEPH_JOB ]] && ! child "$CEPH_JOB" || return 0
     wait "$CEPH_JOB" || rc=$?
     CEPH_JOB=""
     if ((rc == 0)); then
@@ -793,12 +810,12 @@ rbd_setup_done() {
         tail -n 30 "$OUT/ceph-up.log" | sed 's/^/vm: host:   /'
     fi
 }
-while kill -0 "$QEMU_PID" 2>/dev/null; do
+while child "$QEMU_PID"; do
     rbd_setup_done
     if ((SECONDS - GUEST_START > TIMEOUT)); then
         timed_out=1
         say "TIMEOUT: the guest ran for more than ${TIMEOUT}s; stopping it"
-        kill -9 "$QEMU_PID" 2>/dev/null || true
+        signal -9 "$QEMU_PID" || true
         break
     fi
     mapfile -t reqs < <(grep -ao '@@ringtgt-vm: host [a-z]*@@' "$OUT/console.log" || true)

@@ -364,12 +364,20 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // A daemon that was already gone when its test failed is the likelier culprit than the
+        // test: say how it ended (a signal leaves nothing in its log).
+        let ended = self.child.try_wait().ok().flatten();
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
+            let how = ended.map_or_else(
+                || "running until the test failed".to_string(),
+                |status| format!("had already ended: {status}"),
+            );
             eprintln!(
-                "----- ringtgt log (port {}) -----\n{}----- end of log -----",
+                "----- ringtgt log (port {}, pid {}, {how}) -----\n{}----- end of log -----",
                 self.port,
+                self.child.id(),
                 self.log()
             );
         }
