@@ -5,7 +5,7 @@
 # without a noise floor. The ratio between two binaries is the figure; an instruction count is
 # not a time (cache misses, IPC).
 #
-# BINARY serves one null LUN on one core under callgrind; examples/load drives it for SECS
+# BINARY serves one LUN (LUN=SPEC, default null:1GiB) on one core under callgrind; examples/load drives it for SECS
 # seconds (default 8; --rw write --qd 32 unless LOAD ARGS say otherwise). The counters are
 # zeroed once the daemon listens (`callgrind_control -z`) and dumped when it is done, so
 # start-up is not counted (the log-in is, a small part of SECS seconds of I/O). Under callgrind the target is ~50× slower, so every
@@ -26,7 +26,7 @@ IQN=iqn.2026-12.io.ringtgt:instructions
 for attempt in 1 2 3 4 5 6; do
     PORT=$(("${PORT_BASE:-28000}" + RANDOM % 1000))
     valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" "$BIN" serve \
-        --portal "127.0.0.1:$PORT" --target "$IQN" --lun null:1GiB --cores 1 --log warn \
+        --portal "127.0.0.1:$PORT" --target "$IQN" --lun "${LUN:-null:1GiB}" --cores 1 --log warn \
         >"$WORK/target.log" 2>&1 &
     VG=$!
     for _ in $(seq 1 150); do
