@@ -5,6 +5,8 @@ mod common;
 
 use common::admin::{parse_prometheus, sample, scrape};
 use common::{daemon, Initiator, TARGET};
+use std::io::ErrorKind;
+use std::time::{Duration, Instant};
 
 #[test]
 fn counters_match_the_io_performed() {
@@ -185,4 +187,96 @@ fn an_endless_request_line_is_cut_off() {
     let mut answer = Vec::new();
     let _ = s.read_to_end(&mut answer);
     assert!(parse_prometheus(&scrape(&addr)).len() > 1, "still serving");
+}
+
+/// Clients that are slow to ask (one silent, one sending a byte now and then) delay nobody
+/// else's scrape: each request is answered on its own thread.
+#[test]
+fn a_slow_client_delays_no_other_scrape() {
+    use std::io::Write;
+    let d = daemon(&["--metrics", "127.0.0.1:0"]);
+    let addr = d.metrics_addr();
+    let _silent = std::net::TcpStream::connect(&addr).unwrap();
+    let mut trickling = std::net::TcpStream::connect(&addr).unwrap();
+    trickling.write_all(b"GE").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    assert!(parse_prometheus(&scrape(&addr)).len() > 1);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "a scrape behind two slow clients took {took:?}"
+    );
+}
+
+/// A client that sends its request a byte at a time, each in time for a read but never
+/// finishing, is cut off once its time for the whole request (5 s) is up.
+#[test]
+fn a_client_that_trickles_its_request_is_cut_off() {
+    use std::io::{Read, Write};
+    let d = daemon(&["--metrics", "127.0.0.1:0"]);
+    let addr = d.metrics_addr();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let started = Instant::now();
+    let mut closed = None;
+    while started.elapsed() < Duration::from_secs(15) {
+        let _ = s.write_all(b"A");
+        match s.read(&mut [0u8; 64]) {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            _ => {
+                closed = Some(started.elapsed());
+                break;
+            }
+        }
+    }
+    let closed = closed.expect("the trickling client still connected after 15 s");
+    assert!(
+        closed < Duration::from_secs(9),
+        "the trickling client was cut off after {closed:?}"
+    );
+}
+
+/// Past `MAX_CLIENTS` (8) requests at once, a new connection is closed without an answer
+/// instead of waiting; once the others are gone, scrapes are answered again.
+#[test]
+fn connections_past_the_client_limit_are_closed_at_once() {
+    use std::io::Read;
+    let d = daemon(&["--metrics", "127.0.0.1:0"]);
+    let addr = d.metrics_addr();
+    let idle: Vec<_> = (0..8)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut extra = std::net::TcpStream::connect(&addr).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = extra.read_to_end(&mut answer);
+    assert!(
+        read.is_ok() && answer.is_empty(),
+        "the ninth client got {read:?}, {} bytes",
+        answer.len()
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        use std::io::Write;
+        write!(s, "GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scrape answered after the others left"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -6,12 +6,17 @@
 //! and this thread sums the copies and encodes them with `prometheus-client`. The data path
 //! pays nothing for a scrape but one message per core, and nothing at all between scrapes.
 //!
-//! One small thread serves the endpoint, one request at a time (Prometheus scrapes rarely and
-//! sequentially); anything but `GET /metrics` gets 404.
+//! One small thread accepts, and each request is answered on a thread of its own, at most
+//! `MAX_CLIENTS` at a time (more are closed at once): a client that is slow to ask or to read
+//! delays nobody else's scrape, and each has `REQUEST_DEADLINE` to send its request and
+//! `RESPONSE_DEADLINE` to take the answer, however it paces its bytes. Anything but
+//! `GET /metrics` gets 404.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use prometheus_client::collector::Collector;
@@ -26,8 +31,12 @@ use super::report::{latency_bound_secs, IoReport, OpReport, Stats};
 use super::ToControl;
 use crate::session::stats::OpClass;
 
-/// How long a client may take to send its request.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client may take to send its request (request line and headers), in all.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+/// How long a client may take to read the answer, in all.
+const RESPONSE_DEADLINE: Duration = Duration::from_secs(10);
+/// Requests answered at once; a connection beyond them is closed without an answer.
+const MAX_CLIENTS: usize = 8;
 /// The most of a request that is read (request line and headers): a scraper sends a few hundred
 /// bytes, and a client that sends an endless line must not make the daemon hold it.
 const MAX_REQUEST_BYTES: u64 = 16 << 10;
@@ -41,9 +50,24 @@ pub fn serve(addr: SocketAddr, to_control: Sender<ToControl>) -> std::io::Result
     std::thread::Builder::new()
         .name("metrics".into())
         .spawn(move || {
+            let busy = Arc::new(AtomicUsize::new(0));
             for stream in listener.incoming().flatten() {
-                if let Err(e) = answer(stream, &to_control) {
-                    tracing::debug!(error = %e, "metrics request failed");
+                if busy.load(Ordering::Acquire) >= MAX_CLIENTS {
+                    tracing::debug!(max = MAX_CLIENTS, "metrics: too many clients; closing");
+                    continue;
+                }
+                busy.fetch_add(1, Ordering::AcqRel);
+                let (busy, to_control) = (Arc::clone(&busy), to_control.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("metrics-client".into())
+                    .spawn(move || {
+                        if let Err(e) = answer(stream, &to_control) {
+                            tracing::debug!(error = %e, "metrics request failed");
+                        }
+                        busy.fetch_sub(1, Ordering::AcqRel);
+                    });
+                if let Err(e) = spawned {
+                    tracing::warn!(error = %e, "metrics: cannot start a thread for a request");
                 }
             }
         })?;
@@ -51,9 +75,48 @@ pub fn serve(addr: SocketAddr, to_control: Sender<ToControl>) -> std::io::Result
     Ok(bound)
 }
 
+/// Reads from a stream until a deadline: each read may wait only for what is left of it, so a
+/// client that sends a byte now and then cannot hold its thread for longer.
+struct UntilDeadline {
+    stream: TcpStream,
+    deadline: Instant,
+}
+
+impl UntilDeadline {
+    /// What is left until the deadline, or `TimedOut` once it has passed.
+    fn left(&self) -> std::io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        Ok(left)
+    }
+}
+
+impl Read for UntilDeadline {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.stream.set_read_timeout(Some(self.left()?))?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for UntilDeadline {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.stream.set_write_timeout(Some(self.left()?))?;
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.flush()
+    }
+}
+
 fn answer(stream: TcpStream, to_control: &Sender<ToControl>) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(READ_TIMEOUT))?;
-    let mut reader = BufReader::new(stream.try_clone()?.take(MAX_REQUEST_BYTES));
+    let request = UntilDeadline {
+        stream: stream.try_clone()?,
+        deadline: Instant::now() + REQUEST_DEADLINE,
+    };
+    let mut reader = BufReader::new(request.take(MAX_REQUEST_BYTES));
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
     // The headers are read and ignored.
@@ -61,21 +124,20 @@ fn answer(stream: TcpStream, to_control: &Sender<ToControl>) -> std::io::Result<
     while reader.read_line(&mut header)? > 2 {
         header.clear();
     }
-    let mut stream = stream;
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next(), parts.next());
     if method != Some("GET") || path.map(|p| p.split('?').next()) != Some(Some("/metrics")) {
-        return respond(&mut stream, "404 Not Found", "text/plain", "not found\n");
+        return respond(stream, "404 Not Found", "text/plain", "not found\n");
     }
     match scrape(to_control) {
         Ok(body) => respond(
-            &mut stream,
+            stream,
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
             &body,
         ),
         Err(e) => respond(
-            &mut stream,
+            stream,
             "503 Service Unavailable",
             "text/plain",
             &format!("{e}\n"),
@@ -83,7 +145,12 @@ fn answer(stream: TcpStream, to_control: &Sender<ToControl>) -> std::io::Result<
     }
 }
 
-fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &str) -> std::io::Result<()> {
+/// Sends the answer, within `RESPONSE_DEADLINE` from now.
+fn respond(stream: TcpStream, status: &str, kind: &str, body: &str) -> std::io::Result<()> {
+    let mut stream = UntilDeadline {
+        stream,
+        deadline: Instant::now() + RESPONSE_DEADLINE,
+    };
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
