@@ -10,7 +10,8 @@ pub const WINDOW: Duration = Duration::from_secs(1);
 /// How long a busy block device is waited for. The ring of a process killed with I/O in flight
 /// lets its registered files go only once that I/O has completed: a restart 2 s after a SIGKILL
 /// found the VM harness's loop device still held after its 1 s (the loop's backing file on a
-/// host busy with the test suite). A device another program holds is refused after this long.
+/// host busy with the test suite). A device another program holds is refused after this long
+/// at start; a running daemon's live LUN changes do not wait (the control thread opens them).
 pub const DEVICE_WINDOW: Duration = Duration::from_secs(5);
 const PAUSE: Duration = Duration::from_millis(20);
 

@@ -54,7 +54,10 @@ pub fn open_stores(config: &Config) -> Result<(Config, Stores), StartError> {
             };
             let store = match shared {
                 Some(s) => s,
-                None => Arc::new(Store::open(&spec, l.read_only).map_err(store_err)?),
+                None => Arc::new(
+                    Store::open_waiting(&spec, l.read_only, crate::retry::DEVICE_WINDOW)
+                        .map_err(store_err)?,
+                ),
             };
             complete(&t.name, l, &store).map_err(store_err)?;
             if let Some(id) = id {

@@ -361,3 +361,28 @@ fn file_on_a_4k_native_filesystem_gets_4096_byte_blocks() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("block_size 512 is smaller"), "{err}");
 }
+
+/// A running daemon does not wait for a held device: `ctl lun add` of one is refused at once
+/// (the control thread that opens it also serves logins, which must not stall), and the LUN is
+/// added once the device is free.
+#[test]
+fn live_add_of_a_device_in_use_is_refused_at_once() {
+    let Some(dev) = LoopDevice::new(512) else {
+        return;
+    };
+    let d = Daemon::start(&["--target", TARGET, "--lun", "ram:1MiB"]);
+    let held = hold_exclusively(&dev);
+    let add = ["lun", "add", "--target", TARGET, "--id", "1", &dev.dev];
+    let started = std::time::Instant::now();
+    let (code, _, err) = d.ctl(&add);
+    let took = started.elapsed();
+    assert_ne!(code, Some(0), "added a held device");
+    assert!(err.contains("device is in use"), "{err}");
+    assert!(took < Duration::from_secs(2), "refused after {took:?}");
+    drop(held);
+    d.ctl_ok(&add);
+    let mut ini = Initiator::connect(d.port());
+    ini.login(Some(TARGET), &[]);
+    ini.clear_unit_attentions();
+    ini.read_blocks(1, 0, 1, 512).assert_good();
+}

@@ -23,6 +23,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 pub use buf::{Budget, IoBuf, RecvBuf};
 pub use geometry::{Geometry, MAX_BLOCK, MIN_BLOCK};
@@ -202,7 +203,19 @@ pub struct NvmeTarget {
 }
 
 impl Store {
+    /// Opens the store of `spec`; a block device another program holds is refused at once.
     pub fn open(spec: &StoreSpec, read_only: bool) -> Result<Store, StoreError> {
+        Self::open_waiting(spec, read_only, Duration::ZERO)
+    }
+
+    /// [`Store::open`], waiting up to `busy_wait` for a block device that is held (the daemon
+    /// starting waits [`crate::retry::DEVICE_WINDOW`] for a previous process's ring to let its
+    /// devices go; a running daemon never waits, as the control thread opens its live LUNs).
+    pub fn open_waiting(
+        spec: &StoreSpec,
+        read_only: bool,
+        busy_wait: Duration,
+    ) -> Result<Store, StoreError> {
         match spec {
             StoreSpec::Null { size } => Ok(Store {
                 kind: StoreKind::Null,
@@ -216,7 +229,7 @@ impl Store {
                 nvme: None,
             }),
             StoreSpec::Ram { size } => open_ram(*size),
-            StoreSpec::Path(path) => open_path(path, read_only),
+            StoreSpec::Path(path) => open_path(path, read_only, busy_wait),
             StoreSpec::Rbd(spec) => open_rbd(spec, read_only),
         }
     }
@@ -464,14 +477,14 @@ fn memory_and_swap() -> Option<u64> {
     Some(field("MemTotal:")? + field("SwapTotal:").unwrap_or(0))
 }
 
-fn open_path(path: &Path, read_only: bool) -> Result<Store, StoreError> {
+fn open_path(path: &Path, read_only: bool, busy_wait: Duration) -> Result<Store, StoreError> {
     let open_err = |source| StoreError::Open {
         path: path.to_path_buf(),
         source,
     };
     let meta = std::fs::metadata(path).map_err(open_err)?;
     if crate::nvme::is_generic_device(&meta) {
-        return open_nvme(path, read_only);
+        return open_nvme(path, read_only, busy_wait);
     }
     let kind = if meta.file_type().is_block_device() {
         StoreKind::BlockDevice
@@ -484,7 +497,7 @@ fn open_path(path: &Path, read_only: bool) -> Result<Store, StoreError> {
     };
     let exclusive = kind == StoreKind::BlockDevice;
     // A daemon that has just exited may still hold the device until its I/O has drained.
-    let opened = crate::retry::while_errno(libc::EBUSY, crate::retry::DEVICE_WINDOW, || {
+    let opened = crate::retry::while_errno(libc::EBUSY, busy_wait, || {
         open_file(path, read_only, true, exclusive)
     });
     let (mut file, direct) = match opened {
@@ -523,12 +536,12 @@ fn open_path(path: &Path, read_only: bool) -> Result<Store, StoreError> {
 /// An NVMe namespace through its generic device: identified with admin commands, its I/O sent
 /// by the reactor as passthrough commands. Deallocation is Write Zeroes with Deallocate, so a
 /// deallocated range reads zeros whatever the controller does with it.
-fn open_nvme(path: &Path, read_only: bool) -> Result<Store, StoreError> {
+fn open_nvme(path: &Path, read_only: bool, busy_wait: Duration) -> Result<Store, StoreError> {
     crate::nvme::check_kernel_support().map_err(|source| StoreError::Open {
         path: path.to_path_buf(),
         source,
     })?;
-    let ns = crate::nvme::Namespace::open(path, read_only)?;
+    let ns = crate::nvme::Namespace::open(path, read_only, busy_wait)?;
     let block = 1u32
         .checked_shl(u32::from(ns.format.block_shift))
         .unwrap_or(0);

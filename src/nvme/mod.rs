@@ -285,7 +285,11 @@ pub struct Namespace {
 }
 
 impl Namespace {
-    pub fn open(path: &Path, read_only: bool) -> Result<Namespace, NvmeError> {
+    pub fn open(
+        path: &Path,
+        read_only: bool,
+        busy_wait: std::time::Duration,
+    ) -> Result<Namespace, NvmeError> {
         let io = |source| NvmeError::Io {
             path: path.to_path_buf(),
             source,
@@ -320,7 +324,8 @@ impl Namespace {
         let kernel_max_transfer = kernel_max_transfer(block.as_deref());
         let block_device = match block {
             Some(b) => {
-                Some(hold_exclusively(&b).map_err(|e| NvmeError::Io { path: b, source: e })?)
+                let held = hold_exclusively(&b, busy_wait);
+                Some(held.map_err(|e| NvmeError::Io { path: b, source: e })?)
             }
             None => None,
         };
@@ -490,10 +495,10 @@ const DEFAULT_MAX_SEGMENTS: u64 = 127;
 const PAGE: u64 = 4096;
 
 /// Opens a block device with `O_EXCL`: refused while it is mounted or held by another program,
-/// and, while open, keeps others from mounting it.
-fn hold_exclusively(block: &Path) -> std::io::Result<File> {
+/// and, while open, keeps others from mounting it. Waits up to `busy_wait` while it is held.
+fn hold_exclusively(block: &Path, busy_wait: std::time::Duration) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    crate::retry::while_errno(libc::EBUSY, crate::retry::DEVICE_WINDOW, || {
+    crate::retry::while_errno(libc::EBUSY, busy_wait, || {
         OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_EXCL)
