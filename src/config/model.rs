@@ -254,9 +254,17 @@ pub enum SecretSource {
 }
 
 /// Secret bytes. `Debug` prints `<redacted>` so that a secret cannot reach a log or an error
-/// message by formatting the configuration.
+/// message by formatting the configuration; the bytes are wiped when dropped.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Vec<u8>);
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+impl zeroize::ZeroizeOnDrop for Secret {}
 
 impl Secret {
     pub fn new(bytes: Vec<u8>) -> Self {

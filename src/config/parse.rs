@@ -231,10 +231,13 @@ impl Config {
     /// errors name the file. Problems that do not stop the daemon (a secret file that group or
     /// others can read) come back as warnings for the caller to log.
     pub fn load(path: &Path) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-            path: path.to_path_buf(),
-            error,
-        })?;
+        // The file's text may hold CHAP secrets: wiped once parsed.
+        let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|error| {
+            ConfigError::Read {
+                path: path.to_path_buf(),
+                error,
+            }
+        })?);
         Self::parse_toml(&text, Some(path))
     }
 

@@ -131,9 +131,18 @@ impl fmt::Display for ChapAlgorithm {
 }
 
 /// A CHAP secret. It prints as `<redacted>` and compares in constant time, so it cannot leak
-/// through a log line, an error string or a timing difference.
+/// through a log line, an error string or a timing difference; its memory is wiped when it is
+/// dropped (a reload's old policies, a session's copy), so that freed heap does not keep it.
 #[derive(Clone)]
 pub struct ChapSecret(Vec<u8>);
+
+impl Drop for ChapSecret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+impl zeroize::ZeroizeOnDrop for ChapSecret {}
 
 impl ChapSecret {
     pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
@@ -641,6 +650,14 @@ mod tests {
         assert_eq!(ChapAlgorithm::from_name("sha256"), None);
         assert_eq!(ChapAlgorithm::from_code(4), None);
         assert_eq!(ChapAlgorithm::from_code(0x105), None);
+    }
+
+    #[test]
+    fn secrets_are_wiped_when_dropped() {
+        // Compiles only for types whose drop wipes their memory (`zeroize::ZeroizeOnDrop`).
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<ChapSecret>();
+        wiped_on_drop::<crate::config::Secret>();
     }
 
     #[test]
