@@ -157,7 +157,9 @@ fn read_with_edtl_larger_than_transfer_reports_underflow() {
 
 /// A large Data-Out whose payload trickles in after its header is received straight into the
 /// task's buffer (the reactor lends the buffer range to the kernel); the data must still land
-/// exactly where its Buffer Offset says.
+/// exactly where its Buffer Offset says. Its header and the first bytes of its payload arrive
+/// alone, in a receive-ring buffer: they go from there to the task's buffer, not through the
+/// connection's own buffer (`ringtgt_recv_ring_carried_bytes_total`).
 #[test]
 fn data_out_arriving_in_pieces_lands_in_place() {
     use ringtgt::pdu::frame;
@@ -165,7 +167,10 @@ fn data_out_arriving_in_pieces_lands_in_place() {
     use ringtgt::pdu::Opcode;
     use std::time::Duration;
 
-    let d = common::daemon(&[]);
+    let d = common::daemon(&["--metrics", "127.0.0.1:0"]);
+    let addr = d.metrics_addr();
+    let carried = || metric_sum(&addr, "ringtgt_recv_ring_carried_bytes_total");
+    let ring_bytes = || metric_sum(&addr, "ringtgt_recv_ring_bytes_total");
     let keys = [
         ("InitialR2T", "Yes"),
         ("ImmediateData", "No"),
@@ -199,6 +204,8 @@ fn data_out_arriving_in_pieces_lands_in_place() {
     };
     let mut wire = Vec::new();
     frame::encode(&mut wire, &out.encode(), &[], &data, ini.conn.digests);
+    assert!(common::admin::scrape(&addr).contains("ringtgt_recv_ring_carried_bytes_total"));
+    let (carried_before, ring_before) = (carried(), ring_bytes());
     for piece in [&wire[..48 + 100], &wire[48 + 100..30_000], &wire[30_000..]] {
         ini.conn.send_raw(piece).unwrap();
         std::thread::sleep(Duration::from_millis(50));
@@ -206,6 +213,11 @@ fn data_out_arriving_in_pieces_lands_in_place() {
     let (bhs, _) = ini.recv();
     let rsp = ScsiResponse::decode(&bhs);
     assert_eq!((bhs.opcode(), rsp.status), (Opcode::SCSI_RESPONSE, 0));
+    assert!(
+        ring_bytes() - ring_before >= 148.0,
+        "the first piece came in a ring buffer"
+    );
+    assert_eq!(carried() - carried_before, 0.0, "bytes carried");
     read_back(&mut ini, lba, &data, bs);
 }
 

@@ -388,6 +388,24 @@ impl RecvBuf {
         Rc::strong_count(&self.0) > 1
     }
 
+    /// Copies `self[from]` to the start of `into` (grown to hold it if needed): the beginning of
+    /// a PDU cut by the end of a receive-ring buffer, which the connection's own buffer
+    /// receives the rest of. Counted (`PoolUsage::carried_bytes`).
+    pub fn carry(&self, from: std::ops::Range<usize>, into: &mut RecvBuf) {
+        if from.is_empty() {
+            return;
+        }
+        if into.spare_mut().is_none_or(|b| b.len() < from.len()) {
+            // (`replace` also counts a lent buffer left behind.)
+            let len = from.len().max(into.len());
+            into.replace(0..0, len);
+        }
+        if let Some(b) = into.spare_mut() {
+            b[..from.len()].copy_from_slice(&self.as_slice()[from.clone()]);
+            CARRIED_BYTES.with(|n| n.set(n.get() + from.len() as u64));
+        }
+    }
+
     /// Moves `self[keep]` to the start of a buffer of at least `len` bytes, which then replaces
     /// this one (views of the old buffer keep it alive until they are dropped).
     pub fn replace(&mut self, keep: std::ops::Range<usize>, len: usize) {
@@ -437,6 +455,8 @@ thread_local! {
     /// Bytes lent out of receive buffers ([`Budget::lend`]), and of those, unshared again.
     static LENT_BYTES: Cell<u64> = const { Cell::new(0) };
     static REALIGNED_BYTES: Cell<u64> = const { Cell::new(0) };
+    /// Bytes copied out of receive-ring buffers into connections' own ([`RecvBuf::carry`]).
+    static CARRIED_BYTES: Cell<u64> = const { Cell::new(0) };
 }
 
 /// What this thread's buffers have done (its reactor's report).
@@ -451,6 +471,8 @@ pub struct PoolUsage {
     pub lent_bytes: u64,
     /// Of those, bytes copied after all, into an aligned buffer for direct I/O.
     pub realigned_bytes: u64,
+    /// Bytes of PDUs cut by the end of a receive-ring buffer, copied to a connection's own.
+    pub carried_bytes: u64,
 }
 
 /// This thread's pool and lending so far.
@@ -466,6 +488,7 @@ pub fn pool_usage() -> PoolUsage {
         heap_fallbacks: HEAP_FALLBACKS.with(Cell::get),
         lent_bytes: LENT_BYTES.with(Cell::get),
         realigned_bytes: REALIGNED_BYTES.with(Cell::get),
+        carried_bytes: CARRIED_BYTES.with(Cell::get),
     }
 }
 

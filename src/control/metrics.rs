@@ -578,6 +578,14 @@ impl Scrape {
                 help: "Receives that found every receive ring buffer in use and went to the connection's own buffer, per reactor",
                 rows: per_core(|c| c.pool.recv_ring_starved),
             },
+        )?;
+        counters(
+            e,
+            Family {
+                name: "recv_ring_carried_bytes",
+                help: "Bytes of PDUs cut by the end of a receive ring buffer that were copied to the connection's own buffer (payloads that land in place are not), per reactor",
+                rows: per_core(|c| c.pool.recv_ring_carried_bytes),
+            },
         )
     }
 }

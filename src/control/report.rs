@@ -246,6 +246,9 @@ pub struct PoolReport {
     /// Bytes received into receive ring buffers.
     #[serde(default)]
     pub recv_ring_bytes: u64,
+    /// Of those, bytes of PDUs cut by a ring buffer's end, copied to a connection's own buffer.
+    #[serde(default)]
+    pub recv_ring_carried_bytes: u64,
 }
 
 /// Everything one reactor reports.

@@ -250,42 +250,49 @@ impl ConnSlot {
                 .handle_input(&self.rbuf.as_slice()[..self.rlen], now)
         };
         if from_ring {
+            // A PDU cut by the end of the ring buffer whose payload can land in place: what
+            // came of it goes from the ring buffer straight to where it is written, not through
+            // the connection's own buffer first.
+            if used < self.rlen && !self.conn.output_full() {
+                if let Some(l) = self.conn.landing(&self.rbuf.as_slice()[used..self.rlen]) {
+                    self.leave_ring_buffer(self.rlen);
+                    self.rlen = 0;
+                    self.start_landing(l);
+                    return;
+                }
+            }
             self.leave_ring_buffer(used);
-        } else {
-            self.unlend(used);
+            self.rlen -= used;
+            return;
         }
+        self.unlend(used);
         self.rlen -= used;
         if self.rlen > 0 && !self.conn.output_full() {
             if let Some(l) = self.conn.landing(&self.rbuf.as_slice()[..self.rlen]) {
-                tracing::trace!(
-                    itt = l.bhs.itt(),
-                    remaining = l.range.len(),
-                    "receiving Data-Out payload in place"
-                );
                 self.rlen = 0;
-                self.landing = Some(l);
+                self.start_landing(l);
             }
         }
+    }
+
+    /// The rest of a PDU's payload is to be received where it is written (`post_recv`).
+    fn start_landing(&mut self, l: Landing) {
+        tracing::trace!(
+            itt = l.bhs.itt(),
+            remaining = l.range.len(),
+            "receiving Data-Out payload in place"
+        );
+        self.landing = Some(l);
     }
 
     /// Goes back from the receive-ring buffer being consumed to the connection's own buffer,
     /// taking along the bytes after the first `used`.
     fn leave_ring_buffer(&mut self, used: usize) {
-        let keep = used..self.rlen;
         let mut own = self
             .parked
             .take()
             .unwrap_or_else(|| RecvBuf::new(INITIAL_RECV_BUF));
-        if !keep.is_empty() {
-            if own.spare_mut().is_none_or(|b| b.len() < keep.len()) {
-                // (`replace` also counts a lent buffer left behind, as `unlend` does.)
-                let len = keep.len().max(own.len());
-                own.replace(0..0, len);
-            }
-            if let Some(b) = own.spare_mut() {
-                b[..keep.len()].copy_from_slice(&self.rbuf.as_slice()[keep.clone()]);
-            }
-        }
+        self.rbuf.carry(used..self.rlen, &mut own);
         self.rbuf = own;
     }
 
