@@ -57,16 +57,17 @@ pub fn serve(addr: SocketAddr, to_control: Sender<ToControl>) -> std::io::Result
                     continue;
                 }
                 busy.fetch_add(1, Ordering::AcqRel);
-                let (busy, to_control) = (Arc::clone(&busy), to_control.clone());
+                let (done, to_control) = (Arc::clone(&busy), to_control.clone());
                 let spawned = std::thread::Builder::new()
                     .name("metrics-client".into())
                     .spawn(move || {
                         if let Err(e) = answer(stream, &to_control) {
                             tracing::debug!(error = %e, "metrics request failed");
                         }
-                        busy.fetch_sub(1, Ordering::AcqRel);
+                        done.fetch_sub(1, Ordering::AcqRel);
                     });
                 if let Err(e) = spawned {
+                    busy.fetch_sub(1, Ordering::AcqRel);
                     tracing::warn!(error = %e, "metrics: cannot start a thread for a request");
                 }
             }
