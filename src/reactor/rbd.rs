@@ -63,11 +63,7 @@ enum OpKind {
 impl RbdPort {
     /// A port for a reactor whose stores include an RBD image; `None` if none does.
     pub fn for_stores(stores: &StoreTable) -> std::io::Result<Option<RbdPort>> {
-        let any = stores
-            .targets
-            .iter()
-            .flat_map(|luns| luns.values())
-            .any(|s| s.rbd_image().is_some());
+        let any = stores.units().any(|(_, _, s)| s.rbd_image().is_some());
         if !any {
             return Ok(None);
         }
