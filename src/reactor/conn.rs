@@ -249,40 +249,34 @@ impl ConnSlot {
             self.conn
                 .handle_input(&self.rbuf.as_slice()[..self.rlen], now)
         };
-        if from_ring {
-            // A PDU cut by the end of the ring buffer whose payload can land in place: what
-            // came of it goes from the ring buffer straight to where it is written, not through
-            // the connection's own buffer first.
-            if used < self.rlen && !self.conn.output_full() {
-                if let Some(l) = self.conn.landing(&self.rbuf.as_slice()[used..self.rlen]) {
-                    self.leave_ring_buffer(self.rlen);
-                    self.rlen = 0;
-                    self.start_landing(l);
-                    return;
-                }
-            }
-            self.leave_ring_buffer(used);
-            self.rlen -= used;
-            return;
-        }
-        self.unlend(used);
-        self.rlen -= used;
-        if self.rlen > 0 && !self.conn.output_full() {
-            if let Some(l) = self.conn.landing(&self.rbuf.as_slice()[..self.rlen]) {
+        // A PDU cut by the end of the input whose payload can land in place: what came of it
+        // goes from where it was received straight to where it is written, not moved to the
+        // front of the connection's own buffer first.
+        if used < self.rlen && !self.conn.output_full() {
+            if let Some(l) = self.conn.landing(&self.rbuf.as_slice()[used..self.rlen]) {
+                tracing::trace!(
+                    itt = l.bhs.itt(),
+                    remaining = l.range.len(),
+                    "receiving Data-Out payload in place"
+                );
+                self.drop_input(from_ring, self.rlen);
                 self.rlen = 0;
-                self.start_landing(l);
+                self.landing = Some(l);
+                return;
             }
         }
+        self.drop_input(from_ring, used);
+        self.rlen -= used;
     }
 
-    /// The rest of a PDU's payload is to be received where it is written (`post_recv`).
-    fn start_landing(&mut self, l: Landing) {
-        tracing::trace!(
-            itt = l.bhs.itt(),
-            remaining = l.range.len(),
-            "receiving Data-Out payload in place"
-        );
-        self.landing = Some(l);
+    /// Drops the first `used` bytes of the input: what follows them moves to the front of the
+    /// connection's own buffer (from a ring buffer, which goes back to the ring).
+    fn drop_input(&mut self, from_ring: bool, used: usize) {
+        if from_ring {
+            self.leave_ring_buffer(used);
+        } else {
+            self.unlend(used);
+        }
     }
 
     /// Goes back from the receive-ring buffer being consumed to the connection's own buffer,
