@@ -182,6 +182,9 @@ def start_ringtgt(procs: Procs, key: str, label: str, binary: str, port: int, co
     # POLL_US=N: every ringtgt instance busy-polls its ring for N µs before it sleeps.
     if os.environ.get("POLL_US"):
         argv += ["--poll-us", os.environ["POLL_US"]]
+    # COALESCE_US=N: every ringtgt instance gathers completions for up to N µs (--coalesce-us).
+    if os.environ.get("COALESCE_US"):
+        argv += ["--coalesce-us", os.environ["COALESCE_US"]]
     t = Target(key, label, port, IQN_RINGTGT, {"null": 0, "file": 1, "ram": 2}, metrics=metrics)
     t.proc = procs.start(argv, os.path.join(run_dir, f"{key}.log"))
     wait_port(port, t.proc, label)

@@ -11,6 +11,7 @@
 #                     profiling with PROFILE=1, else --release)
 #   CORES=spec        --cores of the main ringtgt instance (default: all cores)
 #   POLL_US=N         start the ringtgt instances with --poll-us N (busy-poll before sleeping)
+#   COALESCE_US=N     start the ringtgt instances with --coalesce-us N (gathered waits)
 #   METRICS=0         start ringtgt without --metrics (a binary older than the endpoint; the
 #                     sessions-per-reactor column is then empty)
 #   PORT_BASE=3460    ports PORT_BASE..PORT_BASE+5 on 127.0.0.1 (ringtgt, ringtgt --cores 1, tgtd,
@@ -228,7 +229,7 @@ fi
 rbd_knob=""
 [[ "$RBD" == 1 ]] && rbd_knob=" RBD=1"
 COMMAND="ROUNDS=$ROUNDS RUNTIME=$RUNTIME${WARMUP:+ WARMUP=$WARMUP}${ONLY:+ ONLY='$ONLY'}\
-${CORES:+ CORES=$CORES}${POLL_US:+ POLL_US=$POLL_US}$rbd_knob\
+${CORES:+ CORES=$CORES}${POLL_US:+ POLL_US=$POLL_US}${COALESCE_US:+ COALESCE_US=$COALESCE_US}$rbd_knob\
 ${RINGTGT_BIN:+ RINGTGT_BIN=$RINGTGT_BIN} perf/run.sh"
 
 python3 "$HERE/bench.py" "${rbd_args[@]}" \

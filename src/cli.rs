@@ -211,6 +211,14 @@ pub struct ServeArgs {
     #[arg(long = "poll-us", value_name = "US", value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub poll_us: Option<u32>,
 
+    /// Microseconds a reactor's wait may gather completions, 0..=1000 (default 0: never), after a
+    /// turn of small receives from initiators keeping 8 or more requests outstanding: fewer
+    /// wake-ups and fuller sends for initiators that send each PDU on its own (libiscsi), at
+    /// most this much latency added to a turn. Given with --config, replaces the file's
+    /// coalesce_us.
+    #[arg(long = "coalesce-us", value_name = "US", value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub coalesce_us: Option<u32>,
+
     /// Buffers of 64 KiB in each reactor's receive ring, 0..=4096 (default 128; 0 = none).
     /// Connections waiting for a PDU hold no buffer; the kernel picks one from the ring when
     /// data arrives. Given with --config, replaces the file's recv_ring_buffers.
@@ -439,6 +447,7 @@ impl ServeArgs {
             metrics_addr: None,
             shutdown_grace_secs: crate::config::DEFAULT_SHUTDOWN_GRACE_SECS,
             poll_us: 0,
+            coalesce_us: crate::config::DEFAULT_COALESCE_US,
             recv_ring_buffers: crate::config::DEFAULT_RECV_RING_BUFFERS,
         })
     }
@@ -505,6 +514,9 @@ impl ServeArgs {
         }
         if let Some(us) = self.poll_us {
             config.poll_us = us;
+        }
+        if let Some(us) = self.coalesce_us {
+            config.coalesce_us = us;
         }
         if let Some(n) = self.recv_ring_buffers {
             config.recv_ring_buffers = n;

@@ -214,6 +214,7 @@ pub fn start_with(
                 cpus.len(),
             ),
             poll: std::time::Duration::from_micros(config.poll_us.into()),
+            coalesce: std::time::Duration::from_micros(config.coalesce_us.into()),
             recv_ring_buffers: config.recv_ring_buffers,
         });
     }

@@ -107,3 +107,68 @@ fn every_io_the_load_client_counts_was_served_by_the_target() {
         );
     }
 }
+
+/// Waits that gathered completions (`--coalesce-us`), all reactors.
+fn coalesced_waits(addr: &str) -> f64 {
+    parse_prometheus(&scrape(addr))
+        .iter()
+        .filter(|s| s.name == "ringtgt_io_uring_coalesced_waits_total")
+        .map(|s| s.value)
+        .sum()
+}
+
+/// Runs the load client for a second against LUN 0 and checks that it did I/O.
+fn run_load(load: &std::path::Path, d: &Daemon, mode: &[&str]) {
+    let port = d.port().to_string();
+    let mut args = vec!["--port", &port, "--target", TARGET, "--seconds", "1"];
+    args.extend_from_slice(mode);
+    let (code, out, err) = run(load.to_str().unwrap(), &args, Duration::from_secs(30));
+    assert_eq!(code, Some(0), "load {mode:?}: {err}");
+    assert!(ios(&out) > 0, "load {mode:?}: {out}");
+}
+
+#[test]
+fn waits_coalesce_only_when_asked_and_only_for_initiators_with_many_requests_outstanding() {
+    let load = load_binary();
+    let args = |coalesce: &'static str| {
+        let mut a = vec![
+            "--target",
+            TARGET,
+            "--lun",
+            "null:1GiB",
+            "--metrics",
+            "127.0.0.1:0",
+        ];
+        if !coalesce.is_empty() {
+            a.extend(["--coalesce-us", coalesce]);
+        }
+        a
+    };
+    let deep: &[&str] = &["--rw", "write", "--qd", "32", "--split"];
+
+    // Off by default, however deep the queue.
+    let d = Daemon::start(&args(""));
+    run_load(&load, &d, deep);
+    assert_eq!(coalesced_waits(&d.metrics_addr()), 0.0, "off by default");
+    drop(d);
+
+    let d = Daemon::start(&args("50"));
+    let addr = d.metrics_addr();
+    // One request at a time: every command's latency is the initiator's, never held back.
+    run_load(&load, &d, &["--rw", "write", "--qd", "1", "--split"]);
+    run_load(&load, &d, &["--rw", "read", "--qd", "1"]);
+    assert_eq!(coalesced_waits(&addr), 0.0, "QD1 never coalesces");
+    run_load(&load, &d, deep);
+    let supported = io_uring::IoUring::new(2)
+        .expect("io_uring")
+        .params()
+        .is_feature_min_timeout();
+    let waits = coalesced_waits(&addr);
+    if supported {
+        assert!(waits > 0.0, "QD32 split writes: no wait coalesced");
+    } else {
+        // Before Linux 6.12 the option is ignored, with a warning at start-up.
+        assert_eq!(waits, 0.0);
+        assert!(d.log().contains("coalesce_us is ignored"), "{}", d.log());
+    }
+}

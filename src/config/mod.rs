@@ -102,6 +102,7 @@
 //! | `metrics_addr` | none (off) | `"IP:port"` to serve Prometheus metrics on, at `/metrics`. |
 //! | `shutdown_grace_secs` | `10` | Seconds, 0..=3600. On SIGTERM/SIGINT every session is asked to log out within this time (Async Message, AsyncEvent 1, Parameter3 = this value); sessions still there after it are closed once their I/O is done. 0 closes every connection at once. |
 //! | `poll_us` | `0` | Microseconds, 0..=1000. A reactor that has nothing to do polls its ring for this long (io_uring_enter without waiting) before it sleeps, which saves the wake-up on nodes whose cores belong to the target; each reactor then keeps its core busy. 0 = sleep at once. |
+//! | `coalesce_us` | `0` | Microseconds, 0..=1000 (Linux 6.12 or later; ignored with a warning before). After a turn whose receives were all small (under 16 KiB) and came from initiators keeping 8 or more requests outstanding (summed over the turn's receives: the answers sent that they had not yet seen, by their ExpStatSN, plus the commands held here), the reactor's next wait returns once 16 completions are in or this long after it began, instead of at the first: fewer wake-ups and fuller sends for initiators that send each PDU in its own write (libiscsi: fio's engine, QEMU). It adds up to this much latency to such a turn, which pays at deep queues and costs at shallow ones: with fio's libiscsi engine on a null LUN and 20, 4K at QD32 gained 1.14–1.20× IOPS at 0.67–0.76× the target's CPU per I/O, and at QD8 lost 11–19 % of its IOPS (perf/RESULTS.md, "coalescing waits"). 0 = every wait returns at its first completion. |
 //! | `recv_ring_buffers` | `128` | 0..=4096. Buffers of 64 KiB of memory (60 to 64 KiB of it received into) in each reactor's receive ring (an io_uring provided-buffer ring, Linux 5.19+): a connection waiting for its next PDU holds no buffer, the kernel picks one when data arrives, and write data that arrives with its header is written from it as it is, with `WRITE_FIXED` (the buffers are registered). They are pinned memory: 8 MiB per core by default. When all are in use (write data in flight holds them), connections receive into buffers of their own until some come back. 0 = no ring. |
 //!
 //! ## `[iscsi]` — protocol tuning (ranges from RFC 7143 §13)
@@ -228,10 +229,10 @@ pub use error::{ConfigError, ConfigWarning};
 pub use model::{
     default_admin_socket, default_portal, default_state_dir, AluaState, Backing, ChapAlgorithm,
     ChapConfig, ChapSecret, Config, CoreSpec, DigestPolicy, Failover, IscsiTuning, Limits, LunAcl,
-    LunConfig, MutualChap, PortGroupConfig, Secret, SecretSource, TargetConfig, DEFAULT_PORT,
-    DEFAULT_RECV_RING_BUFFERS, DEFAULT_SHUTDOWN_GRACE_SECS, DEMO_TARGET, MAX_ALIAS_LEN,
-    MAX_CHAP_TEXT_LEN, MAX_CORES, MAX_CORE_ID, MAX_ISCSI_NAME_LEN, MAX_LUN_ID, MAX_SERIAL_LEN,
-    MIN_CHAP_SECRET_LEN, MIN_CONNECTION_BUFFER_BYTES,
+    LunConfig, MutualChap, PortGroupConfig, Secret, SecretSource, TargetConfig,
+    DEFAULT_COALESCE_US, DEFAULT_PORT, DEFAULT_RECV_RING_BUFFERS, DEFAULT_SHUTDOWN_GRACE_SECS,
+    DEMO_TARGET, MAX_ALIAS_LEN, MAX_CHAP_TEXT_LEN, MAX_CORES, MAX_CORE_ID, MAX_ISCSI_NAME_LEN,
+    MAX_LUN_ID, MAX_SERIAL_LEN, MIN_CHAP_SECRET_LEN, MIN_CONNECTION_BUFFER_BYTES,
 };
 pub use parse::{
     format_size, parse_backing, parse_cores, parse_cpu_list, parse_network, parse_portal,

@@ -32,6 +32,9 @@ pub const MAX_CHAP_TEXT_LEN: usize = 255;
 /// Time initiators get to log out on a stop: Linux's open-iscsi answers a logout request at
 /// once, and systemd's default stop timeout (90 s) leaves room for the drain after it.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u32 = 10;
+/// How long a reactor's wait may gather completions by default (`coalesce_us`): never. It
+/// trades latency for CPU (see the README), which is the operator's choice to make.
+pub const DEFAULT_COALESCE_US: u32 = 0;
 /// Receive ring buffers per reactor by default (64 KiB each: 8 MiB per core).
 pub const DEFAULT_RECV_RING_BUFFERS: u16 = 128;
 /// Smallest per-connection buffer budget.
@@ -65,6 +68,9 @@ pub struct Config {
     /// Microseconds a reactor with nothing to do polls its ring before it sleeps (0..=1000;
     /// 0 = sleep at once).
     pub poll_us: u32,
+    /// Microseconds a reactor's wait after a turn of small receives from busy initiators may
+    /// gather more completions (0..=1000; 0 = never).
+    pub coalesce_us: u32,
     /// Buffers of each reactor's receive ring (0..=4096; 0 = none).
     pub recv_ring_buffers: u16,
 }
@@ -597,6 +603,7 @@ impl Config {
             metrics_addr: None,
             shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
             poll_us: 0,
+            coalesce_us: DEFAULT_COALESCE_US,
             recv_ring_buffers: DEFAULT_RECV_RING_BUFFERS,
         }
     }

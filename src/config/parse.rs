@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 use super::error::{ConfigError, ConfigWarning};
 use super::model::{
     default_admin_socket, default_portal, default_state_dir, Backing, Config, CoreSpec, Failover,
-    IscsiTuning, Limits, LunConfig, TargetConfig, DEFAULT_PORT, DEFAULT_RECV_RING_BUFFERS,
-    DEFAULT_SHUTDOWN_GRACE_SECS, MAX_CORES, MAX_CORE_ID,
+    IscsiTuning, Limits, LunConfig, TargetConfig, DEFAULT_COALESCE_US, DEFAULT_PORT,
+    DEFAULT_RECV_RING_BUFFERS, DEFAULT_SHUTDOWN_GRACE_SECS, MAX_CORES, MAX_CORE_ID,
 };
 use super::validate::{
-    AT_LEAST_ONE_SEC, CONNECTIONS_RANGE, GRACE_RANGE, LUN_ID_RANGE, MAX_TRANSFER_RANGE,
-    NOP_INTERVAL_RANGE, POLL_RANGE, QUEUE_DEPTH_RANGE, R2T_RANGE, RECV_RING_RANGE, SEGMENT_RANGE,
-    SESSIONS_RANGE, TIME2_RANGE, TPGT_RANGE,
+    AT_LEAST_ONE_SEC, COALESCE_RANGE, CONNECTIONS_RANGE, GRACE_RANGE, LUN_ID_RANGE,
+    MAX_TRANSFER_RANGE, NOP_INTERVAL_RANGE, POLL_RANGE, QUEUE_DEPTH_RANGE, R2T_RANGE,
+    RECV_RING_RANGE, SEGMENT_RANGE, SESSIONS_RANGE, TIME2_RANGE, TPGT_RANGE,
 };
 
 mod access;
@@ -329,6 +329,8 @@ struct RawConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     poll_us: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    coalesce_us: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     recv_ring_buffers: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     iscsi: Option<RawIscsi>,
@@ -525,6 +527,10 @@ impl RawConfig {
             None => 0,
             Some(v) => POLL_RANGE.convert("poll_us", v)?,
         };
+        let coalesce_us = match self.coalesce_us {
+            None => DEFAULT_COALESCE_US,
+            Some(v) => COALESCE_RANGE.convert("coalesce_us", v)?,
+        };
         let recv_ring_buffers = match self.recv_ring_buffers {
             None => DEFAULT_RECV_RING_BUFFERS,
             Some(v) => RECV_RING_RANGE.convert("recv_ring_buffers", v)?,
@@ -554,6 +560,7 @@ impl RawConfig {
             metrics_addr,
             shutdown_grace_secs,
             poll_us,
+            coalesce_us,
             recv_ring_buffers,
         })
     }
@@ -575,6 +582,7 @@ impl RawConfig {
             metrics_addr: c.metrics_addr.map(|a| a.to_string()),
             shutdown_grace_secs: Some(c.shutdown_grace_secs.into()),
             poll_us: (c.poll_us != 0).then_some(c.poll_us.into()),
+            coalesce_us: (c.coalesce_us != DEFAULT_COALESCE_US).then_some(c.coalesce_us.into()),
             recv_ring_buffers: (c.recv_ring_buffers != DEFAULT_RECV_RING_BUFFERS)
                 .then_some(c.recv_ring_buffers.into()),
             iscsi: Some(RawIscsi::from_tuning(&c.iscsi)),

@@ -133,6 +133,8 @@ pub(super) const TPGT_RANGE: IntRange = IntRange { lo: 0, hi: 65_535 };
 pub(super) const GRACE_RANGE: IntRange = IntRange { lo: 0, hi: 3600 };
 /// `poll_us`: up to a millisecond of polling per idle turn.
 pub(super) const POLL_RANGE: IntRange = IntRange { lo: 0, hi: 1000 };
+/// `coalesce_us`: up to a millisecond added to a turn.
+pub(super) const COALESCE_RANGE: IntRange = IntRange { lo: 0, hi: 1000 };
 /// `recv_ring_buffers`: up to 256 MiB of receive buffers per core.
 pub(super) const RECV_RING_RANGE: IntRange = IntRange { lo: 0, hi: 4096 };
 pub(super) const SESSIONS_RANGE: IntRange = IntRange { lo: 1, hi: 65_535 };
@@ -173,6 +175,7 @@ impl Config {
         validate_cores(&self.cores)?;
         GRACE_RANGE.check("shutdown_grace_secs", self.shutdown_grace_secs.into())?;
         POLL_RANGE.check("poll_us", self.poll_us.into())?;
+        COALESCE_RANGE.check("coalesce_us", self.coalesce_us.into())?;
         RECV_RING_RANGE.check("recv_ring_buffers", self.recv_ring_buffers.into())?;
         self.iscsi.validate()?;
         self.limits.validate(&self.iscsi)?;

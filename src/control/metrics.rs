@@ -500,6 +500,14 @@ impl Scrape {
                 rows: per_core(|c| c.enters),
             },
         )?;
+        counters(
+            e,
+            Family {
+                name: "io_uring_coalesced_waits",
+                help: "Waits for completions that gathered them for up to --coalesce-us after a turn of small receives, per reactor",
+                rows: per_core(|c| c.coalesced_waits),
+            },
+        )?;
         gauges(
             e,
             Family {

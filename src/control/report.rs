@@ -261,6 +261,9 @@ pub struct CoreReport {
     /// io_uring submission queue entries, and `io_uring_enter` calls.
     pub submissions: u64,
     pub enters: u64,
+    /// Waits that gathered completions for up to `--coalesce-us`.
+    #[serde(default)]
+    pub coalesced_waits: u64,
     pub pool: PoolReport,
     /// Logins admitted into full feature phase (normal and discovery).
     pub logins: u64,

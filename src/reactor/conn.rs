@@ -563,6 +563,10 @@ impl Reactor {
             slot.consume_input(now);
         }
         drop(_guard);
+        let outstanding = slot.conn.initiator_outstanding();
+        self.turn.receives += 1;
+        self.turn.large |= res as usize >= super::LARGE_RECEIVE;
+        self.turn.outstanding = self.turn.outstanding.saturating_add(outstanding);
         self.service(idx);
     }
 

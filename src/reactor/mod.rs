@@ -129,6 +129,9 @@ pub struct ReactorSetup {
     pub limits: ConnLimits,
     /// How long an idle turn polls the ring before it sleeps (`--poll-us`); zero: never.
     pub poll: Duration,
+    /// How long a wait after a turn of small receives may gather more completions before it
+    /// returns (`--coalesce-us`); zero: never.
+    pub coalesce: Duration,
     /// Buffers of the receive ring (`recv_ring_buffers`); zero: none.
     pub recv_ring_buffers: u16,
 }
@@ -191,7 +194,30 @@ pub struct Reactor {
     /// passthrough ring to register too; empty when the pool is not registered.
     pool_regions: Vec<(usize, usize)>,
     poll: Duration,
+    /// `--coalesce-us`, zero where the kernel cannot wait for a minimum time (before 6.12).
+    coalesce: Duration,
+    /// What this turn's receives were like, for the next wait (`enter`).
+    turn: TurnInput,
 }
+
+/// The receives of one turn, which decide whether the next wait coalesces.
+#[derive(Default)]
+struct TurnInput {
+    receives: u32,
+    /// One receive brought at least `LARGE_RECEIVE` bytes: the peer streams.
+    large: bool,
+    /// Requests outstanding at the initiator of each receive, summed over the receives.
+    outstanding: usize,
+}
+
+/// A receive of this many bytes means a stream or a batch, which the kernel already gathers:
+/// the next wait does not hold it back.
+const LARGE_RECEIVE: usize = 16 * 1024;
+/// Requests outstanding at the initiators of a turn's receives (summed over the receives) from
+/// which a wait coalesces: with fewer, each command's own latency is what the initiator waits on.
+const COALESCE_OUTSTANDING: usize = 8;
+/// Completions a coalescing wait returns at once with, before its time is up.
+const COALESCE_EVENTS: usize = 16;
 
 impl Reactor {
     pub fn new(s: ReactorSetup) -> std::io::Result<Reactor> {
@@ -206,6 +232,14 @@ impl Reactor {
         // thread that spawns it. Registering the pool pins (faults in) its pages now, on this
         // core; without registration, the heap buffers used instead are allocated by this thread.
         let ring = new_ring()?;
+        let coalesce = if s.coalesce.is_zero() || ring.params().is_feature_min_timeout() {
+            s.coalesce
+        } else {
+            tracing::warn!(
+                "io_uring here has no minimum wait time (Linux 6.12): coalesce_us is ignored"
+            );
+            Duration::ZERO
+        };
         let (recv_ring, ring_regions) = make_recv_ring(&ring, s.index, s.recv_ring_buffers);
         let pool_regions = register_buffer_pool(&ring, s.index, &ring_regions);
         let fixed_files = register_store_files(&ring, &s.stores, s.index);
@@ -249,6 +283,8 @@ impl Reactor {
             nvme: None,
             pool_regions,
             poll: s.poll,
+            coalesce,
+            turn: TurnInput::default(),
         })
     }
 
@@ -313,6 +349,10 @@ impl Reactor {
     /// that DEFER_TASKRUN keeps for the next enter) for up to that long, then by sleeping.
     fn enter(&mut self, want: usize) -> std::io::Result<usize> {
         self.counters.enters += 1;
+        let turn = std::mem::take(&mut self.turn);
+        if want > 0 && self.poll.is_zero() && self.coalesces(&turn) {
+            return self.enter_coalescing();
+        }
         if want == 0 || self.poll.is_zero() {
             return self.ring.submit_and_wait(want);
         }
@@ -334,6 +374,39 @@ impl Reactor {
                 return self.ring.submit_and_wait(want);
             }
             std::hint::spin_loop();
+        }
+    }
+
+    /// Whether the wait after `turn` may hold its first completion back for more: only after
+    /// small receives (a stream's or a batch's large ones are gathered by the kernel already)
+    /// from initiators that keep enough requests outstanding that a few microseconds more on
+    /// one is a small part of their latency, where fewer wake-ups and fuller sends are worth it.
+    fn coalesces(&self, turn: &TurnInput) -> bool {
+        !self.coalesce.is_zero()
+            && turn.receives > 0
+            && !turn.large
+            && turn.outstanding >= COALESCE_OUTSTANDING
+    }
+
+    /// Submits and waits for `COALESCE_EVENTS` completions, or once one has come, for at most
+    /// `coalesce` from now (IORING_ENTER_EXT_ARG's minimum wait, Linux 6.12). With DEFER_TASKRUN
+    /// the kernel wakes this thread for neither the task work of each arriving segment nor the
+    /// first completion, so one turn takes in what arrived meanwhile.
+    fn enter_coalescing(&mut self) -> std::io::Result<usize> {
+        self.counters.coalesced_waits += 1;
+        // Without a completion by the end of the minimum time the wait goes on for the first
+        // one; the tick timer completes every TICK, so this bound is never what ends it.
+        let idle = types::Timespec::new().sec(1);
+        let args = types::SubmitArgs::new()
+            .min_wait_usec(self.coalesce.as_micros().min(u128::from(u32::MAX)) as u32)
+            .timespec(&idle);
+        match self
+            .ring
+            .submitter()
+            .submit_with_args(COALESCE_EVENTS, &args)
+        {
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(0),
+            r => r,
         }
     }
 

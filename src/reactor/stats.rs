@@ -19,6 +19,8 @@ pub struct CoreCounters {
     pub busy: Duration,
     pub submissions: u64,
     pub enters: u64,
+    /// Waits that gathered completions for up to `--coalesce-us` (`Reactor::enter_coalescing`).
+    pub coalesced_waits: u64,
     pub logins: u64,
     pub login_failures: LoginFailures,
     /// Digest errors of connections that have ended.
@@ -42,6 +44,7 @@ impl CoreCounters {
             busy: Duration::ZERO,
             submissions: 0,
             enters: 0,
+            coalesced_waits: 0,
             logins: 0,
             login_failures: LoginFailures::default(),
             digest_errors: 0,
@@ -160,6 +163,7 @@ impl Reactor {
             busy_ns: nanos(c.busy),
             submissions: c.submissions,
             enters: c.enters,
+            coalesced_waits: c.coalesced_waits,
             pool: PoolReport {
                 registered: pool.registered,
                 in_use: pool.registered.saturating_sub(pool.free),

@@ -216,6 +216,15 @@ impl Connection {
         }
     }
 
+    /// About how many requests the initiator has outstanding (`Session::initiator_outstanding`);
+    /// zero outside full feature phase.
+    pub fn initiator_outstanding(&self) -> usize {
+        match &self.phase {
+            Phase::Full(s) => s.initiator_outstanding(),
+            _ => 0,
+        }
+    }
+
     /// The I_T nexus of a normal session in full feature phase, with its target's index: what
     /// ends (I_T nexus loss) when the connection does.
     pub fn it_nexus(&self) -> Option<(usize, crate::scsi::pr::ItNexus)> {

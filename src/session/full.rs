@@ -68,6 +68,8 @@ pub struct Session {
     pub(super) target: Option<usize>,
     pub(super) window: CmdWindow,
     pub(super) stat_sn: u32,
+    /// The initiator's ExpStatSN in its latest PDU: it had seen every answer before it.
+    exp_stat_sn: u32,
     pub(super) tasks: Slab<Task>,
     pub(super) by_itt: super::itt::IttMap,
     pub(super) next_generation: u32,
@@ -190,6 +192,7 @@ impl Session {
             target,
             window,
             stat_sn,
+            exp_stat_sn: stat_sn,
             tasks: Slab::new(),
             by_itt: super::itt::new_map(),
             next_generation: 1,
@@ -289,6 +292,7 @@ impl Session {
     ) {
         self.now = now;
         self.keepalive.received(now);
+        self.note_exp_stat_sn(&f.bhs);
         let op = f.bhs.opcode();
         match op {
             Opcode::DATA_OUT => self.handle_data_out(&f.bhs, f.data, from, out),
@@ -321,12 +325,31 @@ impl Session {
     pub fn handle_landed(&mut self, bhs: &Bhs, buf: IoBuf, now: Instant, out: &mut Output) {
         self.now = now;
         self.keepalive.received(now);
+        self.note_exp_stat_sn(bhs);
         if bhs.opcode() == Opcode::SCSI_COMMAND {
             self.admit(bhs, &[], DataSegment::Landed(buf), out);
         } else {
             self.handle_landed_data_out(bhs, buf, out);
         }
         self.resume_waiting(out);
+    }
+
+    /// Every PDU an initiator sends in full feature phase carries its ExpStatSN at byte 28.
+    fn note_exp_stat_sn(&mut self, bhs: &Bhs) {
+        self.exp_stat_sn = bhs.u32_at(28);
+    }
+
+    /// About how many requests the initiator has outstanding: those this session holds (live
+    /// tasks, and commands waiting for their CmdSN turn) plus the answers sent that it had not
+    /// seen when it sent its latest PDU. Recomputed from the live state each time, so an
+    /// answer that consumes no task (a NOP-In, a Reject) cannot make it drift; an ExpStatSN
+    /// outside the answers sent so far (bogus, or a hostile initiator's) counts as none seen
+    /// missing.
+    pub fn initiator_outstanding(&self) -> usize {
+        let unseen = self.stat_sn.wrapping_sub(self.exp_stat_sn) as usize;
+        let held = self.tasks.len() - self.detached + self.unexecuted;
+        let window = self.ctx.tuning.queue_depth as usize;
+        held + if unseen <= window { unseen } else { 0 }
     }
 
     /// Part of an in-place receive arrived: the peer is alive.

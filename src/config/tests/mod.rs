@@ -717,3 +717,22 @@ fn poll_us_is_a_bounded_number_of_microseconds() {
     let e = toml_err("poll_us = 1001\n");
     assert!(e.starts_with("poll_us: must be between 0 and 1000"), "{e}");
 }
+
+#[test]
+fn coalesce_us_is_a_bounded_number_of_microseconds_off_by_default() {
+    let c = Config::from_toml_str("coalesce_us = 20\n").expect("valid");
+    assert_eq!(c.coalesce_us, 20);
+    assert_eq!(base().coalesce_us, 0, "off by default");
+    let again = Config::from_toml_str(&c.to_toml_string().unwrap()).unwrap();
+    assert_eq!(again.coalesce_us, 20);
+    let e = toml_err("coalesce_us = 1001\n");
+    assert!(
+        e.starts_with("coalesce_us: must be between 0 and 1000"),
+        "{e}"
+    );
+    let e = toml_err("coalesce_us = -1\n");
+    assert!(
+        e.starts_with("coalesce_us: must be between 0 and 1000"),
+        "{e}"
+    );
+}

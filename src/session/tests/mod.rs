@@ -707,6 +707,53 @@ fn commands_outside_the_window_are_ignored_and_gaps_wait() {
     assert_eq!(acks, vec![base + 1, base + 2]);
 }
 
+/// A command carrying `exp_stat_sn`, answered at once (TEST UNIT READY).
+fn test_unit_ready_acknowledging(p: &mut Pair, itt: u32, exp_stat_sn: u32) {
+    let mut cmd = p.command_pdu(0, itt, &[0; 6], 0, false, false);
+    cmd.exp_stat_sn = exp_stat_sn;
+    p.send(&cmd.encode(), &[]);
+}
+
+#[test]
+fn requests_outstanding_at_the_initiator_are_held_tasks_and_answers_it_has_not_seen() {
+    let mut p = Pair::logged_in(default_offer(), Tuning::default(), &[]);
+    p.clear_unit_attentions();
+    test_unit_ready_acknowledging(&mut p, 1, 0);
+    let next = response(&p.recv()).stat_sn.wrapping_add(1);
+    test_unit_ready_acknowledging(&mut p, 2, next.wrapping_add(1));
+    let _ = p.recv();
+    assert_eq!(
+        p.conn.initiator_outstanding(),
+        0,
+        "every answer seen, nothing held"
+    );
+    let next = next.wrapping_add(1);
+    for itt in 10..14u32 {
+        let mut cmd = p.command_pdu(0, itt, &rw10(0x28, itt * 8, 8), 4096, true, false);
+        cmd.exp_stat_sn = next;
+        p.send(&cmd.encode(), &[]);
+    }
+    assert_eq!(p.conn.initiator_outstanding(), 4, "four reads held");
+    assert_eq!(p.run_io(), 4);
+    assert_eq!(p.recv().len(), 4, "four answers");
+    assert_eq!(
+        p.conn.initiator_outstanding(),
+        4,
+        "answered, but the initiator has not said it saw them"
+    );
+    // It saw two of the reads' answers; this command's own answer is one more it has not seen.
+    test_unit_ready_acknowledging(&mut p, 20, next.wrapping_add(2));
+    assert_eq!(p.conn.initiator_outstanding(), 3);
+    let seen_all = next.wrapping_add(5);
+    // An ExpStatSN ahead of every answer sent, or further behind than the queue depth, is bogus:
+    // it counts as nothing unseen, never as billions.
+    for bogus in [seen_all.wrapping_add(1000), seen_all.wrapping_sub(1000)] {
+        test_unit_ready_acknowledging(&mut p, 21, bogus);
+        assert_eq!(p.conn.initiator_outstanding(), 0, "ExpStatSN {bogus}");
+        let _ = p.recv();
+    }
+}
+
 #[test]
 fn nop_out_is_echoed_and_keepalive_ends_a_silent_peer() {
     let tuning = Tuning {
