@@ -22,7 +22,8 @@
 //!
 //! Checks: no panic; memory stays bounded (libFuzzer's -rss_limit_mb / -malloc_limit_mb);
 //! every backing-store access lies inside its unit; the output is a stream of well-formed PDUs
-//! with correct digests; an incomplete PDU never outgrows what the reactor's receive buffer holds.
+//! with correct digests; an incomplete PDU never outgrows what the reactor's receive buffer holds;
+//! the Data-In of a read of the null unit is zeros, whatever buffers earlier commands left behind.
 #![no_main]
 
 use std::net::SocketAddr;
@@ -41,7 +42,8 @@ use ringtgt::session::{
     Connection, ControlRequest, IoCompletion, IoOp, IoRequest, Landing, PortalContext,
     TargetRuntime, Tuning,
 };
-use ringtgt_fuzz::{login_targets, lun_map, MemStore, Reader, WirePdu, TARGET};
+use ringtgt::scsi::decode_lun;
+use ringtgt_fuzz::{login_targets, lun_map, MemStore, Reader, WirePdu, NULL_LUN, TARGET};
 
 /// The reactor's receive buffer is at least this large (reactor/conn.rs).
 const INITIAL_RECV_BUF: usize = 64 * 1024;
@@ -129,6 +131,33 @@ struct Harness {
     digests: Digests,
     /// The control thread's writer of shared logical-unit state, with no reactor to ask.
     registry: LuRegistry,
+    zero_reads: ZeroReads,
+}
+
+/// Which tasks are reads of the null unit, whose Data-In must be zeros. Only commands given as
+/// whole PDUs are known: after raw bytes (which may hold any command) nothing is checked, nor is
+/// an ITT seen on more than one command.
+#[derive(Default)]
+struct ZeroReads {
+    by_itt: std::collections::HashMap<u32, bool>,
+    reused: std::collections::HashSet<u32>,
+    unknown_commands: bool,
+}
+
+impl ZeroReads {
+    fn command(&mut self, bhs: &Bhs) {
+        let itt = bhs.itt();
+        let read = matches!(bhs.0[32], 0x08 | 0x28 | 0x88 | 0xa8);
+        let zeros = read && decode_lun(bhs.lun()) == Some(NULL_LUN);
+        if self.reused.contains(&itt) || self.by_itt.insert(itt, zeros).is_some() {
+            self.by_itt.remove(&itt);
+            self.reused.insert(itt);
+        }
+    }
+
+    fn must_be_zeros(&self, itt: u32) -> bool {
+        !self.unknown_commands && self.by_itt.get(&itt) == Some(&true)
+    }
 }
 
 impl Harness {
@@ -140,6 +169,7 @@ impl Harness {
         let registry = LuRegistry::new(&ctx, 0, None);
         let mut h = Harness {
             registry,
+            zero_reads: ZeroReads::default(),
             conn: new_connection(ctx, now),
             now,
             rx: RecvBuf::new(INITIAL_RECV_BUF),
@@ -270,6 +300,9 @@ impl Harness {
     }
 
     fn pdu(&mut self, op: u8, pdu: WirePdu<'_>) {
+        if pdu.bhs.opcode() == Opcode::SCSI_COMMAND {
+            self.zero_reads.command(&pdu.bhs);
+        }
         let mut ahs = pdu.ahs.to_vec();
         ahs.resize(frame::pad4(ahs.len()), 0);
         let mut wire = Vec::new();
@@ -368,6 +401,12 @@ impl Harness {
                 "{:?} is not a target opcode",
                 f.bhs.opcode()
             );
+            if f.bhs.opcode() == Opcode::DATA_IN && self.zero_reads.must_be_zeros(f.bhs.itt()) {
+                assert!(
+                    f.data.iter().all(|&b| b == 0),
+                    "a read of the null unit sent data that is not zeros"
+                );
+            }
             rest = &rest[n..];
         }
     }
@@ -399,6 +438,7 @@ fuzz_target!(|input: &[u8]| {
             4 => {
                 let len = usize::from(r.u16());
                 let bytes = r.take(len);
+                h.zero_reads.unknown_commands = true;
                 h.receive(bytes);
             }
             5 if op == 5 => {

@@ -160,9 +160,13 @@ pub fn lu(lun: u16, block_size: u32, blocks: u64) -> LuInfo {
     }
 }
 
+/// The unit that keeps nothing (a null store): its reads are zeros sent without a buffer or I/O.
+pub const NULL_LUN: u16 = 3;
+
 /// Small units whose stores fit in memory: LUN 0 is 1 MiB of 512-byte blocks, LUN 1 is a
 /// read-only 256 KiB of 4096-byte blocks with a tiny transfer limit and no write cache, LUN 2 is
-/// 8 KiB of 512-byte blocks with no transfer limit and a removable medium.
+/// 8 KiB of 512-byte blocks with no transfer limit and a removable medium, LUN 3 (`NULL_LUN`)
+/// 1 MiB of 512-byte blocks that reads as zeros.
 pub fn lun_map() -> LunMap {
     let mut ro = lu(1, 4096, 64);
     ro.read_only = true;
@@ -172,7 +176,9 @@ pub fn lun_map() -> LunMap {
     tiny.write_cache = false;
     tiny.max_transfer_blocks = 0;
     tiny.removable = true;
-    LunMap::new(vec![lu(0, 512, 2048), ro, tiny])
+    let mut null = lu(NULL_LUN, 512, 2048);
+    null.reads_zeros = true;
+    LunMap::new(vec![lu(0, 512, 2048), ro, tiny, null])
 }
 
 /// One in-memory store per logical unit: what the reactor's block I/O does, against a `Vec<u8>`.
