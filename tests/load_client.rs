@@ -158,6 +158,22 @@ fn waits_coalesce_only_when_asked_and_only_for_initiators_with_many_requests_out
     run_load(&load, &d, &["--rw", "write", "--qd", "1", "--split"]);
     run_load(&load, &d, &["--rw", "read", "--qd", "1"]);
     assert_eq!(coalesced_waits(&addr), 0.0, "QD1 never coalesces");
+    // A client that sends what it has in one write (the Linux initiator's corked sends): its
+    // receives bring several PDUs, which the kernel gathered already, so its turns do not wait.
+    let enters = |addr: &str| -> f64 {
+        parse_prometheus(&scrape(addr))
+            .iter()
+            .filter(|s| s.name == "ringtgt_io_uring_enters_total")
+            .map(|s| s.value)
+            .sum()
+    };
+    let before = (enters(&addr), coalesced_waits(&addr));
+    run_load(&load, &d, &["--rw", "read", "--qd", "32"]);
+    let (waits, turns) = (coalesced_waits(&addr) - before.1, enters(&addr) - before.0);
+    assert!(
+        waits <= turns / 4.0,
+        "batched reads: {waits} of {turns} waits coalesced"
+    );
     run_load(&load, &d, deep);
     let supported = io_uring::IoUring::new(2)
         .expect("io_uring")

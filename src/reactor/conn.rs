@@ -536,6 +536,7 @@ impl Reactor {
         }
         let _guard = slot.span.clone().entered();
         let now = Instant::now();
+        let pdus_before = slot.conn.pdus_received();
         if let Some(l) = slot.landing.as_mut() {
             // The kernel filled the lent range first, then `rbuf` with what followed it.
             let landed = (res as usize).min(l.range.len());
@@ -564,8 +565,9 @@ impl Reactor {
         }
         drop(_guard);
         let outstanding = slot.conn.initiator_outstanding();
+        let pdus = slot.conn.pdus_received() - pdus_before;
         self.turn.receives += 1;
-        self.turn.large |= res as usize >= super::LARGE_RECEIVE;
+        self.turn.gathered |= res as usize >= super::LARGE_RECEIVE || pdus > 1;
         self.turn.outstanding = self.turn.outstanding.saturating_add(outstanding);
         self.service(idx);
     }

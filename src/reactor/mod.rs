@@ -204,8 +204,9 @@ pub struct Reactor {
 #[derive(Default)]
 struct TurnInput {
     receives: u32,
-    /// One receive brought at least `LARGE_RECEIVE` bytes: the peer streams.
-    large: bool,
+    /// One receive brought at least `LARGE_RECEIVE` bytes or more than one whole PDU: its peer
+    /// streams or sends in batches, which the kernel gathers already.
+    gathered: bool,
     /// Requests outstanding at the initiator of each receive, summed over the receives.
     outstanding: usize,
 }
@@ -378,13 +379,13 @@ impl Reactor {
     }
 
     /// Whether the wait after `turn` may hold its first completion back for more: only after
-    /// small receives (a stream's or a batch's large ones are gathered by the kernel already)
+    /// receives of at most one PDU each, and small (a stream's or a batch's are gathered already)
     /// from initiators that keep enough requests outstanding that a few microseconds more on
     /// one is a small part of their latency, where fewer wake-ups and fuller sends are worth it.
     fn coalesces(&self, turn: &TurnInput) -> bool {
         !self.coalesce.is_zero()
             && turn.receives > 0
-            && !turn.large
+            && !turn.gathered
             && turn.outstanding >= COALESCE_OUTSTANDING
     }
 

@@ -178,6 +178,8 @@ pub struct Connection {
     refused: Option<LoginStatus>,
     /// PDUs whose header or data digest was wrong.
     digest_errors: u64,
+    /// Whole PDUs taken in so far (framed, or landed in place).
+    pdus_received: u64,
 }
 
 impl Connection {
@@ -203,6 +205,7 @@ impl Connection {
             core: 0,
             refused: None,
             digest_errors: 0,
+            pdus_received: 0,
             ctx,
         }
     }
@@ -316,6 +319,7 @@ impl Connection {
     }
 
     fn handle_frame(&mut self, f: Frame<'_>, from: Option<Received<'_>>, now: Instant) {
+        self.pdus_received += 1;
         match &mut self.phase {
             Phase::Full(s) => {
                 s.handle_frame(f, from, now, &mut self.out);
@@ -421,6 +425,7 @@ impl Connection {
 
     /// The payload announced by `landing` has been received in place (`range` is empty).
     pub fn handle_landed(&mut self, landing: Landing, now: Instant) {
+        self.pdus_received += 1;
         if let Phase::Full(s) = &mut self.phase {
             s.handle_landed(&landing.bhs, landing.buf, now, &mut self.out);
             if let Some(reason) = s.take_close() {
@@ -694,6 +699,11 @@ impl Connection {
     }
 
     /// PDUs received with a wrong header or data digest.
+    /// Whole PDUs taken in so far: how many one receive brought is how the peer sends.
+    pub fn pdus_received(&self) -> u64 {
+        self.pdus_received
+    }
+
     pub fn digest_errors(&self) -> u64 {
         self.digest_errors
     }
