@@ -21,8 +21,13 @@ fn load_binary() -> PathBuf {
         .expect("target/<profile>");
     let bin = profile_dir.join("examples").join("load");
     if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "load"])
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "--quiet", "--example", "load"]);
+        // Under `cargo test --release` the binary is looked for among the release builds.
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("run cargo build --example load");
