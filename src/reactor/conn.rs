@@ -498,6 +498,7 @@ impl Reactor {
         if ring_buf.is_some() && res > 0 {
             self.counters.recv_ring_bytes += res as u64;
         }
+        let coalescing = !self.coalesce.is_zero();
         let Some(slot) = self.live_slot(t) else {
             return;
         };
@@ -564,11 +565,14 @@ impl Reactor {
             slot.consume_input(now);
         }
         drop(_guard);
-        let outstanding = slot.conn.initiator_outstanding();
-        let pdus = slot.conn.pdus_received() - pdus_before;
-        self.turn.receives += 1;
-        self.turn.gathered |= res as usize >= super::LARGE_RECEIVE || pdus > 1;
-        self.turn.outstanding = self.turn.outstanding.saturating_add(outstanding);
+        // Only a reactor that may coalesce its waits looks at what the receive was like.
+        if coalescing {
+            let outstanding = slot.conn.initiator_outstanding();
+            let pdus = slot.conn.pdus_received() - pdus_before;
+            self.turn.receives += 1;
+            self.turn.gathered |= res as usize >= super::LARGE_RECEIVE || pdus > 1;
+            self.turn.outstanding = self.turn.outstanding.saturating_add(outstanding);
+        }
         self.service(idx);
     }
 
