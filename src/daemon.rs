@@ -239,10 +239,12 @@ pub fn start_with(
         .name("control".into())
         .spawn(move || crate::control::run(control_rx, links, setup))
         .map_err(StartError::Reactor)?;
-    let mut reactors = Vec::new();
+    // Every reactor is made before any serves: should one fail, the others end unstarted.
+    let mut ready = Vec::new();
     for s in setups {
-        reactors.push(reactor::spawn(s).map_err(StartError::Reactor)?);
+        ready.push(reactor::spawn(s).map_err(StartError::Reactor)?);
     }
+    let reactors = ready.into_iter().map(reactor::Ready::run).collect();
     for p in &config.portals {
         tracing::info!(portal = %p, cores = %CoreSpec::List(cpus.clone()), "listening");
     }

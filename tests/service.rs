@@ -111,3 +111,80 @@ fn completions_and_the_man_page_cover_the_commands() {
         "the man page lists the subcommands"
     );
 }
+
+/// A reactor that cannot be made (here: no descriptor left for its io_uring) stops the start:
+/// the daemon exits 1 and says so. It never runs on without one, where connections would queue
+/// on a listener nobody accepts from (the first reactor's) or its cores would sit idle. The
+/// descriptor limit is raised one by one until the daemon starts; every lower limit must have
+/// ended in an exit, and at least one in this one.
+#[test]
+fn a_reactor_that_cannot_be_made_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut reactor_failures = 0;
+    for nofile in 8..=64 {
+        let port = common::daemon::free_port();
+        let log_path = dir.path().join(format!("ringtgt-{nofile}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = std::process::Command::new("prlimit")
+            .arg(format!("--nofile={nofile}"))
+            .arg("--")
+            .arg(BIN)
+            .args(["serve", "--portal", &format!("127.0.0.1:{port}")])
+            .args(["--target", common::TARGET, "--lun", "ram:1MiB"])
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("--admin-socket")
+            .arg(dir.path().join(format!("ctl-{nofile}.sock")))
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn prlimit");
+        let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        let deadline = std::time::Instant::now() + LIMIT;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if read_log().contains("listening") {
+                break None;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nofile={nofile}: neither listening nor exited: {}",
+                read_log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let Some(status) = status else {
+            // Started: with every reactor made, it stays up.
+            std::thread::sleep(Duration::from_millis(300));
+            let running = child.try_wait().unwrap().is_none();
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = read_log();
+            assert!(running, "nofile={nofile}: started, then ended:\n{log}");
+            assert!(
+                !log.contains("ERROR"),
+                "nofile={nofile}: started with an error:\n{log}"
+            );
+            assert!(
+                reactor_failures > 0,
+                "no limit below {nofile} failed a reactor: the test did not see the case"
+            );
+            return;
+        };
+        let log = read_log();
+        assert!(
+            matches!(status.code(), Some(1 | 2)),
+            "nofile={nofile}: {status}:\n{log}"
+        );
+        assert!(!log.contains("listening"), "nofile={nofile}:\n{log}");
+        if log.contains("cannot start reactor") {
+            assert_eq!(status.code(), Some(1), "{log}");
+            reactor_failures += 1;
+        }
+    }
+    panic!("the daemon did not start with up to 64 descriptors");
+}

@@ -24,6 +24,39 @@ const INITIAL_RECV_BUF: usize = 4096;
 /// How long a closing connection may take to flush its last PDUs to a peer that stopped reading.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What a failed receive or send means for its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SocketError {
+    /// Interrupted or not ready after all: the operation is posted again.
+    Retry,
+    /// The peer or the path to it is gone, or this reactor shut the socket: the connection ends
+    /// as if the peer had closed it.
+    Gone,
+    /// Anything else is this host's problem (memory, a bad buffer): the connection ends and the
+    /// operator is told.
+    Local,
+}
+
+impl SocketError {
+    fn of(errno: i32) -> SocketError {
+        match errno {
+            // EWOULDBLOCK is EAGAIN on Linux.
+            libc::EINTR | libc::EAGAIN => SocketError::Retry,
+            libc::ECONNRESET
+            | libc::ECONNABORTED
+            | libc::EPIPE
+            | libc::ETIMEDOUT
+            | libc::EHOSTUNREACH
+            | libc::ENETUNREACH
+            | libc::ENETDOWN
+            | libc::ENOTCONN
+            | libc::ESHUTDOWN
+            | libc::ECANCELED => SocketError::Gone,
+            _ => SocketError::Local,
+        }
+    }
+}
+
 pub struct ConnSlot {
     pub generation: u32,
     pub sock: Socket,
@@ -400,11 +433,18 @@ impl Reactor {
             return;
         };
         slot.send_posted = false;
-        if res < 0 {
+        if res < 0 && SocketError::of(-res) == SocketError::Retry {
+            self.post_send(idx);
+            return;
+        } else if res < 0 {
             slot.span
                 .in_scope(|| tracing::debug!(errno = -res, "send failed"));
             slot.sending.finish();
             slot.conn.kill_transport();
+            if SocketError::of(-res) == SocketError::Local {
+                let span = slot.span.clone();
+                self.warn_socket_error(&span, "send", -res);
+            }
         } else if slot.sending.advance(res as usize) {
             slot.sending.finish();
             let now = Instant::now();
@@ -526,12 +566,21 @@ impl Reactor {
             return;
         }
         if res <= 0 {
+            let error = (res < 0).then(|| SocketError::of(-res));
+            if error == Some(SocketError::Retry) {
+                self.service(idx);
+                return;
+            }
             if !slot.shut {
                 slot.span
                     .in_scope(|| tracing::debug!(errno = -res, "peer closed the connection"));
             }
             slot.landing = None;
             slot.conn.kill_transport();
+            if error == Some(SocketError::Local) {
+                let span = slot.span.clone();
+                self.warn_socket_error(&span, "receive", -res);
+            }
             self.service(idx);
             return;
         }
@@ -574,6 +623,21 @@ impl Reactor {
             self.turn.outstanding = self.turn.outstanding.saturating_add(outstanding);
         }
         self.service(idx);
+    }
+
+    /// A socket operation failed for a reason of this host's (not the peer's, not the network's):
+    /// the operator must hear of it, where a closed connection would otherwise only say that the
+    /// peer went away.
+    fn warn_socket_error(&mut self, span: &tracing::Span, op: &'static str, errno: i32) {
+        let _guard = span.enter();
+        let error = std::io::Error::from_raw_os_error(errno);
+        crate::warn_limited!(
+            self.log,
+            Instant::now(),
+            op,
+            %error,
+            "socket operation failed: closing the connection"
+        );
     }
 
     fn progress_close(&mut self, idx: usize) {
@@ -648,6 +712,35 @@ impl Reactor {
                 tsih: slot.tsih,
                 nexus: slot.conn.it_nexus(),
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SocketError;
+
+    #[test]
+    fn socket_errors_are_retried_taken_as_the_peer_leaving_or_reported() {
+        for errno in [libc::EINTR, libc::EAGAIN, libc::EWOULDBLOCK] {
+            assert_eq!(SocketError::of(errno), SocketError::Retry, "{errno}");
+        }
+        for errno in [
+            libc::ECONNRESET,
+            libc::EPIPE,
+            libc::ETIMEDOUT,
+            libc::ECANCELED,
+        ] {
+            assert_eq!(SocketError::of(errno), SocketError::Gone, "{errno}");
+        }
+        for errno in [
+            libc::ENOMEM,
+            libc::EFAULT,
+            libc::EINVAL,
+            libc::EBADF,
+            libc::ENOBUFS,
+        ] {
+            assert_eq!(SocketError::of(errno), SocketError::Local, "{errno}");
         }
     }
 }

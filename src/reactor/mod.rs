@@ -1013,20 +1013,61 @@ pub fn start_heap_trimmer() {
 #[cfg(not(all(feature = "rbd", target_env = "gnu")))]
 pub fn start_heap_trimmer() {}
 
-/// Starts one reactor on its own thread.
-pub fn spawn(setup: ReactorSetup) -> std::io::Result<std::thread::JoinHandle<()>> {
+/// A reactor whose thread has made its ring, buffers and listeners and waits for [`Ready::run`].
+/// Dropped instead (another reactor could not start), its thread ends without serving: the
+/// daemon either starts with every reactor or not at all.
+pub struct Ready {
+    thread: std::thread::JoinHandle<()>,
+    go: crossbeam_channel::Sender<()>,
+}
+
+impl Ready {
+    /// Lets the reactor serve; its thread ends when it has stopped.
+    pub fn run(self) -> std::thread::JoinHandle<()> {
+        let _ = self.go.send(());
+        self.thread
+    }
+}
+
+/// Starts one reactor on its own thread and waits until it is made. A reactor that cannot be
+/// made (no io_uring, no memory for its ring) is an error here, not a log line from a thread
+/// that ends: the first reactor holds the listeners, and a daemon that runs on without it
+/// would take connections into its listen queue and reset them, saying nothing.
+pub fn spawn(setup: ReactorSetup) -> std::io::Result<Ready> {
     let name = format!("reactor-{}", setup.index);
-    std::thread::Builder::new().name(name).spawn(move || {
+    let (made_tx, made_rx) = crossbeam_channel::bounded(1);
+    let (go, go_rx) = crossbeam_channel::bounded::<()>(1);
+    let thread = std::thread::Builder::new().name(name).spawn(move || {
         let index = setup.index;
-        match Reactor::new(setup) {
-            Ok(mut r) => {
-                if let Err(e) = r.run() {
-                    tracing::error!(reactor = index, error = %e, "reactor stopped");
-                }
+        let mut r = match Reactor::new(setup) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = made_tx.send(Err(e));
+                return;
             }
-            Err(e) => tracing::error!(reactor = index, error = %e, "cannot create io_uring"),
+        };
+        let _ = made_tx.send(Ok(()));
+        if go_rx.recv().is_err() {
+            return;
         }
-    })
+        if let Err(e) = r.run() {
+            tracing::error!(reactor = index, error = %e, "reactor stopped");
+        }
+    })?;
+    match made_rx.recv() {
+        Ok(Ok(())) => Ok(Ready { thread, go }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        // The thread ended without a word: it panicked (its message is on stderr).
+        Err(_) => {
+            let _ = thread.join();
+            Err(std::io::Error::other(
+                "the reactor thread panicked while starting",
+            ))
+        }
+    }
 }
 
 #[cfg(test)]
