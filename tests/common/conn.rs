@@ -99,7 +99,11 @@ impl Conn {
 
     /// The connection's own TCP port (the daemon logs it as the peer's).
     pub fn local_port(&self) -> u16 {
-        self.stream.local_addr().expect("local address").port()
+        self.try_local_port().expect("local address")
+    }
+
+    pub fn try_local_port(&self) -> Option<u16> {
+        self.stream.local_addr().ok().map(|a| a.port())
     }
 }
 

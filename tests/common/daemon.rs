@@ -371,7 +371,7 @@ impl Drop for Daemon {
         let _ = self.child.wait();
         if std::thread::panicking() {
             let how = ended.map_or_else(
-                || "running until the test failed".to_string(),
+                || format!("running until the test failed; killed at {} UTC", utc_now()),
                 |status| format!("had already ended: {status}"),
             );
             eprintln!(
@@ -382,6 +382,22 @@ impl Drop for Daemon {
             );
         }
     }
+}
+
+/// The time of day as the daemon's log lines give it (HH:MM:SS.micros, UTC), to place a test's
+/// failure among them.
+fn utc_now() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let s = t.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:06}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        t.subsec_micros()
+    )
 }
 
 /// Runs a program to completion, killing it after `limit`. Returns `None` as the exit code when it

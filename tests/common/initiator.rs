@@ -89,10 +89,18 @@ impl Initiator {
         sn
     }
 
+    /// The connection's own port, which the daemon's log names as the peer's: what ties a
+    /// failure here to the daemon's lines about it.
+    fn conn_port(&self) -> String {
+        self.conn
+            .try_local_port()
+            .map_or_else(|| "?".into(), |p| p.to_string())
+    }
+
     pub fn send_pdu(&mut self, bhs: &Bhs, ahs: &[u8], data: &[u8]) {
         self.conn
             .send_pdu(bhs, ahs, data)
-            .unwrap_or_else(|e| panic!("send {bhs:?}: {e}"));
+            .unwrap_or_else(|e| panic!("send {bhs:?} from port {}: {e}", self.conn_port()));
     }
 
     /// Receives the next PDU, whatever it is, updating the sequence numbers it carries.
@@ -104,7 +112,7 @@ impl Initiator {
 
     pub fn recv_pdu(&mut self) -> (Bhs, Vec<u8>) {
         self.try_recv_pdu()
-            .unwrap_or_else(|e| panic!("receive PDU: {e}"))
+            .unwrap_or_else(|e| panic!("receive PDU on port {}: {e}", self.conn_port()))
     }
 
     /// Like `try_recv_pdu`, but answers target pings and sets aside async messages: what the
@@ -134,7 +142,7 @@ impl Initiator {
 
     pub fn recv(&mut self) -> (Bhs, Vec<u8>) {
         self.try_recv()
-            .unwrap_or_else(|e| panic!("receive PDU: {e}"))
+            .unwrap_or_else(|e| panic!("receive PDU on port {}: {e}", self.conn_port()))
     }
 
     /// Waits up to `wait` for a PDU (pings handled as in `recv`); `None` if none came.
