@@ -79,6 +79,7 @@ done
 kill "$PROXY_PID"
 wait "$PROXY_PID" 2>/dev/null || true
 
-rm -rf "$SEEDS"
+# Recorded seeds are named by their SHA-1; anything else was written by hand and stays.
+find "$SEEDS" -type f -regextype posix-extended -regex '.*/[0-9a-f]{40}' -delete
 python3 scripts/fuzz_seeds.py seeds "$WORK/raw" "$SEEDS"
 du -sh "$SEEDS"
