@@ -182,6 +182,7 @@ ceph_up() {
 # the cluster is torn down.
 on_exit() {
     local pid
+    [[ -n $RESET_RECORDER ]] && kill -INT "$RESET_RECORDER" 2>/dev/null
     for pid in "${LANE_PIDS[@]}"; do
         kill -0 "$pid" 2>/dev/null && kill_tree "$pid"
     done
@@ -192,6 +193,60 @@ on_exit() {
 }
 trap on_exit EXIT
 trap 'exit 130' INT TERM
+
+# --- A flight recorder for TCP resets, while the tests run ---------------------------------------
+# Some runs beside the VM lost a test's first login to a reset with nothing in the daemon's log
+# (see the test step below). While the tests run, the kernel's tcp_send_reset tracepoint is
+# recorded with perf (when installed: a few hundred events a run); if a test step fails, the
+# resets on the tests' ports (tests/common/daemon.rs: 20000-26999) are printed, counted by
+# sending thread, reason and kernel stack, then one by one: the stack says what sent each (a
+# listener closed with connections queued, a socket closed with data unread, a segment for no
+# socket), and the ports tie it to the failed test's connection.
+RESETS=$BG_LOGS/resets.data
+RESET_RECORDER=
+start_reset_recorder() {
+    if ! command -v perf >/dev/null 2>&1; then
+        echo "test.sh: perf is not installed: TCP resets during the tests are not recorded"
+        return 0
+    fi
+    perf record -q -a -g -e tcp:tcp_send_reset -o "$RESETS" >/dev/null 2>"$BG_LOGS/resets.err" &
+    RESET_RECORDER=$!
+}
+stop_reset_recorder() {
+    [[ -n $RESET_RECORDER ]] || return 0
+    kill -INT "$RESET_RECORDER" 2>/dev/null
+    wait "$RESET_RECORDER" 2>/dev/null
+    RESET_RECORDER=
+    [[ " ${FAILED[*]} " == *" test "* || " ${FAILED[*]} " == *" test-rbd "* ]] || return 0
+    echo
+    echo "==> TCP resets sent on the tests' ports while they ran (perf, tcp:tcp_send_reset):"
+    if [[ ! -s $RESETS ]]; then
+        echo "(none recorded: $(head -c 300 "$BG_LOGS/resets.err" 2>/dev/null))"
+        return 0
+    fi
+    # One line per reset: thread, ports, state, reason, the 8 innermost kernel frames.
+    perf script -i "$RESETS" 2>/dev/null | awk '
+        /tcp:tcp_send_reset/ { head = $0; frames = ""; n = 0; inside = 1; next }
+        inside && NF == 0 {
+            inside = 0
+            if (match(head, /src=[0-9.]+:([0-9]+) dest=[0-9.]+:([0-9]+)/)) {
+                split(substr(head, RSTART, RLENGTH), a, /[: ]/)
+                s = a[2] + 0; d = a[4] + 0
+                if ((s >= 20000 && s < 27000) || (d >= 20000 && d < 27000)) {
+                    sub(/^ +/, "", head); sub(/skbaddr=[^ ]+ skaddr=[^ ]+ /, "", head)
+                    print head " |" frames
+                }
+            }
+            next
+        }
+        inside && n < 8 { f = $2; sub(/\+0x[0-9a-f]+$/, "", f); frames = frames " " f; n++ }
+    ' >"$BG_LOGS/resets.txt"
+    echo "by thread, reason and stack ($(wc -l <"$BG_LOGS/resets.txt") resets):"
+    sed -E 's/^([^ ]+) .* (state=[^ ]+ reason=[^ ]+) \|/\1 \2 |/' "$BG_LOGS/resets.txt" |
+        sed -E 's/^([a-z_-]+)[-0-9/:]*[^ ]* /\1 /' | sort | uniq -c | sort -rn | head -n 20
+    echo "each (at most 200):"
+    head -n 200 "$BG_LOGS/resets.txt"
+}
 
 install_rust_components() {
     cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1 && return 0
@@ -276,18 +331,20 @@ fi
 
 # --- Tests, beside the VM ------------------------------------------------------------------------
 # The unit and integration tests, then those of the `rbd` feature, then conformance, run one after
-# another in the foreground while the VM runs. (Three runs that overlapped them lost a fresh
-# connection of a host test: a login reset, nothing in the daemon's log. Suspected: the VM
-# harness signalling a PID of its own that had ended and been reused by a test's daemon, as this
-# machine's PIDs wrap within minutes; it now signals only its live children and the PIDs it
-# checked to be in its namespace. A test's daemon that ended early now says how in the test's
-# output, which tells the next occurrence apart.)
+# another in the foreground while the VM runs. (Four runs that overlapped them lost a fresh
+# daemon's first login to a reset, with nothing in the daemon's log. Suspected first: the VM
+# harness signalling a reused PID; it now signals only its live children and the PIDs it checked
+# to be in its namespace, and the fourth time the daemon was still running, so that was not it.
+# The resets the kernel sent while the tests ran are recorded (start_reset_recorder) and printed
+# if a test step fails: the kernel stack of the one that hit the test says what sent it.)
+start_reset_recorder
 step test run_tests
 if ((RBD)); then
     step test-rbd run_rbd_tests
 else
     echo "==> test-rbd: SKIPPED (no Ceph cluster; see the ceph-setup and ceph-up steps)"
 fi
+stop_reset_recorder
 
 # --- libiscsi conformance --------------------------------------------------------------------------
 # On RAM LUNs, then (with the cluster) on an RBD LUN, with the release binary built above
