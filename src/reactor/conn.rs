@@ -27,7 +27,8 @@ const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// What a failed receive or send means for its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SocketError {
-    /// Interrupted or not ready after all: the operation is posted again.
+    /// Interrupted: the operation is posted again. (Not EAGAIN: io_uring waits for a blocking
+    /// socket to be ready, so an EAGAIN would come back at once, each time, and spin the core.)
     Retry,
     /// The peer or the path to it is gone, or this reactor shut the socket: the connection ends
     /// as if the peer had closed it.
@@ -40,8 +41,7 @@ enum SocketError {
 impl SocketError {
     fn of(errno: i32) -> SocketError {
         match errno {
-            // EWOULDBLOCK is EAGAIN on Linux.
-            libc::EINTR | libc::EAGAIN => SocketError::Retry,
+            libc::EINTR => SocketError::Retry,
             libc::ECONNRESET
             | libc::ECONNABORTED
             | libc::EPIPE
@@ -722,9 +722,7 @@ mod tests {
 
     #[test]
     fn socket_errors_are_retried_taken_as_the_peer_leaving_or_reported() {
-        for errno in [libc::EINTR, libc::EAGAIN, libc::EWOULDBLOCK] {
-            assert_eq!(SocketError::of(errno), SocketError::Retry, "{errno}");
-        }
+        assert_eq!(SocketError::of(libc::EINTR), SocketError::Retry);
         for errno in [
             libc::ECONNRESET,
             libc::EPIPE,
@@ -734,6 +732,7 @@ mod tests {
             assert_eq!(SocketError::of(errno), SocketError::Gone, "{errno}");
         }
         for errno in [
+            libc::EAGAIN,
             libc::ENOMEM,
             libc::EFAULT,
             libc::EINVAL,
