@@ -175,7 +175,8 @@ pub struct ServeArgs {
     /// auto.
     ///
     /// Default (auto): on a machine with several NUMA nodes, the cores of the node that holds the
-    /// most exported block devices; otherwise every core available to the process.
+    /// most exported block devices; otherwise every core available to the process. A count
+    /// takes that node's cores first, then the others.
     #[arg(long, value_name = "SPEC", value_parser = parse_cores)]
     pub cores: Option<CoreSpec>,
 

@@ -581,7 +581,17 @@ fn resolve_cores(spec: &CoreSpec, devices: &[u64], sysfs: &Path) -> Result<Vec<u
                     describe()
                 )));
             }
-            available[..*n].to_vec()
+            let placement = crate::numa::counted_cores(sysfs, devices, &available, *n);
+            if let Some(node) = placement.nearest_node() {
+                let cores = CoreSpec::List(placement.cpus.clone());
+                tracing::info!(
+                    %cores,
+                    "reactor cores: as configured (cores = {spec}), NUMA node {node} first \
+                     (nearest the exported block devices)"
+                );
+                return Ok(placement.cpus);
+            }
+            placement.cpus
         }
         CoreSpec::List(ids) => {
             if let Some(bad) = ids.iter().find(|id| !available.contains(id)) {
@@ -646,7 +656,7 @@ mod tests {
     }
 
     #[test]
-    fn explicit_cores_win_over_the_numa_default() {
+    fn a_list_of_cores_wins_over_the_numa_default_and_a_count_starts_on_its_node() {
         let available: Vec<usize> = core_affinity::get_core_ids()
             .unwrap()
             .into_iter()
@@ -659,7 +669,10 @@ mod tests {
         let dev = fake.nvme(0, "1");
         let resolve = |spec| resolve_cores(&spec, &[dev], fake.root()).unwrap();
         assert_eq!(resolve(CoreSpec::Auto), [last]);
-        assert_eq!(resolve(CoreSpec::Count(1)), [first]);
+        assert_eq!(resolve(CoreSpec::Count(1)), [last]);
+        if available.len() > 1 {
+            assert_eq!(resolve(CoreSpec::Count(2)), [last, first]);
+        }
         assert_eq!(resolve(CoreSpec::List(vec![first])), [first]);
     }
 }

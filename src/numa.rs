@@ -142,6 +142,37 @@ pub fn default_cores(
     })
 }
 
+/// `count` reactor cores (`cores = N`): those of the node nearest the block devices first, as
+/// for the default, then the other available cores in order, so that a count larger than the
+/// node still gets its `count`. Without a nearest node, the first `count` available cores.
+/// Needs `count <= available.len()`.
+pub fn counted_cores(
+    sysfs: &Path,
+    devices: &[u64],
+    available: &[usize],
+    count: usize,
+) -> Placement {
+    let mut placement = default_cores(sysfs, devices, available, count);
+    let rest: Vec<usize> = available
+        .iter()
+        .copied()
+        .filter(|c| !placement.cpus.contains(c))
+        .take(count.saturating_sub(placement.cpus.len()))
+        .collect();
+    placement.cpus.extend(rest);
+    placement
+}
+
+impl Placement {
+    /// The NUMA node whose cores come first, if the devices named one.
+    pub fn nearest_node(&self) -> Option<usize> {
+        match self.reason {
+            Reason::Nearest { node, .. } => Some(node),
+            _ => None,
+        }
+    }
+}
+
 /// The node holding the most of `devices`: (node, its devices, distinct devices in all).
 fn nearest_node(sysfs: &Path, devices: &[u64]) -> Result<(usize, usize, usize), Reason> {
     let nodes = sysfs.join("devices/system/node");
@@ -308,6 +339,27 @@ mod tests {
             cpus: SIXTEEN.to_vec(),
             reason,
         }
+    }
+
+    #[test]
+    fn a_count_of_cores_takes_the_nearest_nodes_first_then_the_others() {
+        let fake = two_nodes();
+        let dev = fake.nvme(1, "1");
+        let pick = |count| counted_cores(fake.root(), &[dev], &SIXTEEN, count);
+        let two = pick(2);
+        assert_eq!(two.cpus, [4, 5]);
+        assert_eq!(two.nearest_node(), Some(1));
+        assert_eq!(pick(8).cpus, NODE1);
+        // More than the node has: its cores, then the others in order.
+        assert_eq!(pick(10).cpus, [4, 5, 6, 7, 12, 13, 14, 15, 0, 1]);
+        assert_eq!(pick(16).cpus.len(), 16);
+        // No device on a node: the first N, as without NUMA.
+        let none = counted_cores(fake.root(), &[], &SIXTEEN, 3);
+        assert_eq!(none.cpus, [0, 1, 2]);
+        assert_eq!(none.nearest_node(), None);
+        // One node.
+        let one = FakeSysfs::with_nodes("0", &["0-15"]);
+        assert_eq!(counted_cores(one.root(), &[], &SIXTEEN, 2).cpus, [0, 1]);
     }
 
     #[test]
