@@ -656,30 +656,56 @@ fn pool_that_stops_answering_gives_not_ready_while_the_reactor_keeps_serving() {
     c.cli("ceph", &["osd", "crush", "remove", &tag]);
 }
 
+/// A Ceph configuration (with a key for client.admin, `keyring = ` in it) whose "monitor"
+/// accepts connections into its backlog and never says a word. Keep the listener and the
+/// folder while it is used.
+struct SilentMonitor {
+    _mon: TcpListener,
+    dir: tempfile::TempDir,
+}
+
+impl SilentMonitor {
+    fn new() -> SilentMonitor {
+        let mon = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = mon.local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let (code, key, err) = run(
+            "ceph-authtool",
+            &["--gen-print-key"],
+            Duration::from_secs(10),
+        );
+        assert_eq!(code, Some(0), "ceph-authtool: {err}");
+        let keyring = dir.path().join("keyring");
+        std::fs::write(
+            &keyring,
+            format!("[client.admin]\n\tkey = {}\n", key.trim()),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("ceph.conf"),
+            format!(
+                "[global]\nmon host = 127.0.0.1:{port}\nauth client required = cephx\n\
+                 keyring = {}\n",
+                keyring.display()
+            ),
+        )
+        .unwrap();
+        SilentMonitor { _mon: mon, dir }
+    }
+
+    fn conf(&self) -> std::path::PathBuf {
+        self.dir.path().join("ceph.conf")
+    }
+
+    fn keyring(&self) -> std::path::PathBuf {
+        self.dir.path().join("keyring")
+    }
+}
+
 #[test]
 fn daemon_start_gives_up_on_a_monitor_that_never_answers() {
-    // A "monitor" that accepts connections into its backlog and never says a word.
-    let mon = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = mon.local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("ceph.conf");
-    let keyring = dir.path().join("keyring");
-    std::fs::write(
-        &conf,
-        format!("[global]\nmon host = 127.0.0.1:{port}\nauth client required = cephx\n"),
-    )
-    .unwrap();
-    let (code, key, err) = run(
-        "ceph-authtool",
-        &["--gen-print-key"],
-        Duration::from_secs(10),
-    );
-    assert_eq!(code, Some(0), "ceph-authtool: {err}");
-    std::fs::write(
-        &keyring,
-        format!("[client.admin]\n\tkey = {}\n", key.trim()),
-    )
-    .unwrap();
+    let mon = SilentMonitor::new();
+    let (dir, conf, keyring) = (&mon.dir, mon.conf(), mon.keyring());
     let cfg = dir.path().join("ringtgt.toml");
     let toml = format!(
         "portals = [\"127.0.0.1:{}\"]\n[[target]]\nname = \"{TARGET}\"\n[[target.lun]]\n\
@@ -707,7 +733,76 @@ fn daemon_start_gives_up_on_a_monitor_that_never_answers() {
         log.contains("target[0].lun[0]: connecting to the Ceph cluster as client.admin"),
         "{log}"
     );
-    drop(mon);
+}
+
+/// A new unit's store opens off the control thread: while `ctl lun add` of an image behind a
+/// monitor that never answers waits out `client_mount_timeout` (10 s), the daemon goes on
+/// answering listings and logging initiators in; then the add fails and changes nothing.
+#[test]
+fn an_rbd_lun_slow_to_open_holds_up_neither_logins_nor_listings() {
+    let mon = SilentMonitor::new();
+    let launch = Launch {
+        wrapper: vec!["env".into(), format!("CEPH_CONF={}", mon.conf().display())],
+        ..Default::default()
+    };
+    let d = Daemon::start_with(
+        &["--target", TARGET, "--lun", "ram:16MiB", "--cores", "2"],
+        &launch,
+    );
+    let add = [
+        "lun",
+        "add",
+        "--target",
+        TARGET,
+        "--id",
+        "1",
+        "rbd:rbd/never",
+    ];
+    let (d, add) = (&d, &add);
+    thread::scope(|s| {
+        let started = Instant::now();
+        let adding = s.spawn(move || (d.ctl(add), started.elapsed()));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !d.log().contains("admin change started") {
+            assert!(
+                Instant::now() < deadline,
+                "the add did not start:\n{}",
+                d.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        thread::sleep(Duration::from_millis(500));
+
+        let asked = Instant::now();
+        let luns = d.ctl_json(&["luns"]);
+        let ids: Vec<_> = luns
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|l| l["id"].clone())
+            .collect();
+        assert_eq!(ids, [serde_json::json!(0)], "{luns}");
+        let mut ini = common::session(d, &[]);
+        assert_eq!(ini.report_luns(), [0]);
+        let answered = asked.elapsed();
+        assert!(
+            !adding.is_finished(),
+            "the add ended before the listing and the login were tried: nothing was shown"
+        );
+        assert!(
+            answered < Duration::from_secs(3),
+            "a listing and a login took {answered:?} while a store was opening"
+        );
+        ini.logout();
+
+        let ((code, _, err), took) = adding.join().unwrap();
+        assert_eq!(code, Some(1), "the add fails: {err}");
+        assert!(took >= Duration::from_secs(8), "gave up after {took:?}");
+        assert!(err.contains("connecting to the Ceph cluster"), "{err}");
+    });
+    assert!(d.log().contains("admin change refused"), "{}", d.log());
+    let luns = d.ctl_json(&["luns"]);
+    assert_eq!(luns.as_array().map(Vec::len), Some(1), "{luns}");
 }
 
 #[test]

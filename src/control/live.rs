@@ -52,8 +52,8 @@ pub struct Runtime {
     stores: Vec<HashMap<u16, Arc<Store>>>,
     ctx: Arc<PortalContext>,
     table: Arc<StoreTable>,
-    /// Where a store that changes size by itself (an RBD image) reports it.
-    #[cfg_attr(not(feature = "rbd"), allow(dead_code))]
+    /// Where a store that changes size by itself (an RBD image) reports it, and where stores
+    /// opened off the control thread arrive (`ToControl::Opened`).
     to_control: Sender<ToControl>,
     /// The failover threads of gateway targets.
     #[cfg(feature = "rbd")]
@@ -325,23 +325,26 @@ impl Runtime {
         self.rebuild();
     }
 
-    /// Opens the store of `lun` and adds the unit to target `slot`.
-    pub fn add_lun(&mut self, slot: usize, mut lun: LunConfig) -> Result<u16, String> {
-        let name = self.slots[slot].name.clone();
-        let target = self.target(&name).ok_or("no such target")?;
+    /// `lun` as target `slot` would take it: given the lowest free id if it has none, and
+    /// checked (`check_new_lun`) before its store is opened.
+    pub fn prepare_lun(&self, slot: usize, mut lun: LunConfig) -> Result<LunConfig, String> {
+        let target = self
+            .target(&self.slots[slot].name)
+            .ok_or("no such target")?;
         if lun.id == u16::MAX {
             lun.id = (0..=crate::config::MAX_LUN_ID)
                 .find(|id| target.luns.iter().all(|l| l.id != *id))
                 .ok_or("every LUN id is taken")?;
         }
         self.check_new_lun(slot, &lun)?;
-        let store = crate::startup::open_lun(&name, &mut lun).map_err(|e| e.to_string())?;
-        self.add_opened_lun(slot, lun, store)
+        Ok(lun)
     }
 
-    /// Refuses a unit that target `slot` cannot take (id in use or still draining, a medium
-    /// another unit uses, or a configuration that would not validate) before its store is
-    /// opened.
+    /// Where helpers of the control thread send what they did.
+    pub fn to_control(&self) -> Sender<ToControl> {
+        self.to_control.clone()
+    }
+
     /// Sets port group `group` of target `slot` to `state`, in the running configuration and
     /// at once on every core.
     pub fn set_alua_state(
@@ -394,6 +397,9 @@ impl Runtime {
         Ok(())
     }
 
+    /// Refuses a unit that target `slot` cannot take (id in use or still draining, a medium
+    /// another unit uses, or a configuration that would not validate) before its store is
+    /// opened.
     pub fn check_new_lun(&self, slot: usize, lun: &LunConfig) -> Result<(), String> {
         if self.stores[slot].contains_key(&lun.id) {
             return Err(format!("LUN {} is still being removed", lun.id));

@@ -69,6 +69,11 @@ pub enum ToControl {
         request: Request,
         reply: Sender<ResponseLine>,
     },
+    /// The helper thread of admin change step `id` opened these stores (or failed to).
+    Opened {
+        id: u64,
+        units: ops::OpenedUnits,
+    },
     /// A reactor serves from the context sent with `ToReactor::Apply { seq }`.
     Applied {
         seq: u64,
@@ -225,6 +230,10 @@ pub fn run(rx: Receiver<ToControl>, reactors: Vec<ReactorLink>, setup: ControlSe
             }
             ToControl::Admin { request, reply } => {
                 ops.admin(request, reply, &mut env(&reactors, &table, &mut lus));
+                continue;
+            }
+            ToControl::Opened { id, units } => {
+                ops.opened(id, units, &mut env(&reactors, &table, &mut lus));
                 continue;
             }
             ToControl::Applied { seq } => {

@@ -3,9 +3,15 @@
 //! gather every reactor's report. Changes run one at a time, as a list of phases, each of which
 //! may wait for the reactors (see `live` for the rule they follow): a new context applied by
 //! every core, a removed unit's tasks drained on every core, the sessions of a removed target
-//! gone. Changes that arrive meanwhile wait their turn.
+//! gone, new units' stores opened. Changes that arrive meanwhile wait their turn.
+//!
+//! Stores are opened on a helper thread, never on the control thread: an RBD image can take the
+//! cluster's timeouts to open (10 s for an unreachable monitor, 30 s per operation of a slow
+//! one), and the control thread meanwhile answers logins (TSIHs, reinstatement), reservations
+//! and listings.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -18,7 +24,10 @@ use super::lu::LuRegistry;
 use super::reload::{self, Edit};
 use super::report::{CoreReport, Stats};
 use super::{ReactorLink, SessionTable, ToReactor};
-use crate::config::{format_size, parse_size, AluaState, Backing, Config, Failover, TargetConfig};
+use crate::backstore::Store;
+use crate::config::{
+    format_size, parse_size, AluaState, Backing, Config, Failover, LunConfig, TargetConfig,
+};
 use crate::scsi::UnitAttention;
 
 /// Changes the log filter at run time; answers an error for a filter it cannot parse.
@@ -67,14 +76,30 @@ enum Phase {
     RemoveTarget {
         slot: usize,
     },
-    /// Make this edit of a reload now (what came before it is done) and run its phases next.
+    /// Make this edit now (what came before it is done) and run its phases next.
     Edit(Box<Edit>),
+    /// Open the store of every `Edit::AddLun` among the phases that follow, on a helper thread
+    /// (see the module's note); first in a change, so that one that does not open refuses the
+    /// change before anything has changed.
+    Open,
 }
 
 enum Wait {
     Acks { seq: u64, left: usize },
     Drains { id: u64, left: usize },
     Sessions { target: String },
+    Opened { id: u64 },
+}
+
+/// The stores a helper thread opened for a change ([`Ops::opened`]), in the order of its
+/// `Edit::AddLun` phases; it stops at the first that fails.
+pub type OpenedUnits = Vec<Result<(LunConfig, Arc<Store>), OpenFailed>>;
+
+#[derive(Debug)]
+pub struct OpenFailed {
+    target: String,
+    lun: u16,
+    error: String,
 }
 
 struct Change {
@@ -82,8 +107,12 @@ struct Change {
     phases: VecDeque<Phase>,
     wait: Option<Wait>,
     message: String,
-    /// A reload edit failed: what it said (the edits before it stay, and are published).
+    /// An edit failed: what it said (the edits before it stay, and are published).
     error: Option<String>,
+    /// A reload (its errors say how far it got).
+    reload: bool,
+    /// It ended before its first edit (a store that did not open).
+    changed_nothing: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -392,6 +421,7 @@ impl Ops {
             let Some((request, reply)) = self.queue.pop_front() else {
                 return;
             };
+            let reload = matches!(request, Request::Reload);
             match self.plan(request, env.table) {
                 Ok((phases, message)) => {
                     self.change = Some(Change {
@@ -400,6 +430,8 @@ impl Ops {
                         wait: None,
                         message,
                         error: None,
+                        reload,
+                        changed_nothing: false,
                     });
                     self.advance(env);
                 }
@@ -460,11 +492,16 @@ impl Ops {
             } => {
                 let slot = slot_of(rt, &target)?;
                 rt.check_luns_may_change(slot)?;
-                let lun = lun_config(id, &spec, read_only, block_size)?;
-                let id = rt.add_lun(slot, lun)?;
+                let lun = rt.prepare_lun(slot, lun_config(id, &spec, read_only, block_size)?)?;
+                let message = format!("LUN {} ({spec}) added to {target}", lun.id);
+                let add = Edit::AddLun {
+                    target,
+                    lun,
+                    store: None,
+                };
                 (
-                    vec![Phase::Publish],
-                    format!("LUN {id} ({spec}) added to {target}"),
+                    vec![Phase::Open, Phase::Edit(Box::new(add)), Phase::Publish],
+                    message,
                 )
             }
             Request::LunRemove { target, id } => {
@@ -511,6 +548,10 @@ impl Ops {
                         ResponseLine::ok(Done {
                             message: done.message,
                         })
+                    }
+                    Some(e) if done.changed_nothing => {
+                        tracing::warn!(change = %done.message, error = %e, "admin change refused");
+                        ResponseLine::error(e)
                     }
                     Some(e) => {
                         tracing::warn!(change = %done.message, error = %e, "admin change failed");
@@ -587,14 +628,19 @@ impl Ops {
                                 change.phases.push_front(p);
                             }
                         }
-                        Err(e) => {
+                        Err(e) if change.reload => {
                             // What was applied before is served; nothing after it is tried.
                             change.error = Some(format!("reload stopped at \"{what}\": {e}"));
                             change.phases = VecDeque::from([Phase::Publish]);
                         }
+                        Err(e) => {
+                            change.error = Some(e);
+                            change.phases.clear();
+                        }
                     }
                     None
                 }
+                Phase::Open => self.open_stores(),
             };
             let change = self.change.as_mut().expect("present");
             change.wait = wait.filter(|w| {
@@ -637,6 +683,105 @@ impl Ops {
         }
     }
 
+    /// Starts the helper thread that opens the stores of the current change's new units; what it
+    /// opened comes back as `ToControl::Opened` ([`Ops::opened`]).
+    fn open_stores(&mut self) -> Option<Wait> {
+        let id = self.id();
+        let change = self.change.as_mut().expect("present");
+        let units: Vec<(String, LunConfig)> = change
+            .phases
+            .iter()
+            .filter_map(|p| match p {
+                Phase::Edit(e) => match &**e {
+                    Edit::AddLun {
+                        target,
+                        lun,
+                        store: None,
+                    } => Some((target.clone(), lun.clone())),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        if units.is_empty() {
+            return None;
+        }
+        let tx = self.runtime.to_control();
+        let spawned = std::thread::Builder::new()
+            .name("ringtgt-open".into())
+            .spawn(move || {
+                let mut opened = OpenedUnits::new();
+                for (target, mut lun) in units {
+                    let result =
+                        crate::startup::open_lun(&target, &mut lun).map_err(|e| OpenFailed {
+                            target,
+                            lun: lun.id,
+                            error: e.to_string(),
+                        });
+                    let failed = result.is_err();
+                    opened.push(result.map(|store| (lun, store)));
+                    if failed {
+                        break;
+                    }
+                }
+                // Gone only while the daemon stops: the stores close as they are dropped.
+                let _ = tx.send(super::ToControl::Opened { id, units: opened });
+            });
+        match spawned {
+            Ok(_) => Some(Wait::Opened { id }),
+            Err(e) => {
+                change.error = Some(format!("cannot start a thread to open the store: {e}"));
+                change.phases.clear();
+                change.changed_nothing = true;
+                None
+            }
+        }
+    }
+
+    /// The helper thread of `open_stores` is done: the change goes on with the stores it
+    /// opened, or ends, with nothing changed, at the first that failed.
+    pub fn opened(&mut self, id: u64, units: OpenedUnits, env: &mut Env<'_>) {
+        let Some(change) = self.change.as_mut() else {
+            return;
+        };
+        if !matches!(change.wait, Some(Wait::Opened { id: i }) if i == id) {
+            return;
+        }
+        change.wait = None;
+        let mut units = units.into_iter();
+        for phase in change.phases.iter_mut() {
+            let Phase::Edit(e) = phase else {
+                continue;
+            };
+            let Edit::AddLun { lun, store, .. } = &mut **e else {
+                continue;
+            };
+            match units.next() {
+                Some(Ok((opened_lun, opened))) => {
+                    *lun = opened_lun;
+                    *store = Some(opened);
+                }
+                Some(Err(f)) => {
+                    change.error = Some(if change.reload {
+                        format!(
+                            "reload refused, nothing changed: target {} LUN {}: {}",
+                            f.target, f.lun, f.error
+                        )
+                    } else {
+                        f.error
+                    });
+                    change.phases.clear();
+                    change.changed_nothing = true;
+                    break;
+                }
+                // The helper answered for fewer units than it was given: `edit` refuses the
+                // first without a store.
+                None => break,
+            }
+        }
+        self.advance(env);
+    }
+
     /// A session ended: a removal waiting for its target's sessions may go on.
     pub fn session_ended(&mut self, env: &mut Env<'_>) {
         if let Some(Change {
@@ -668,7 +813,6 @@ impl Ops {
         let new = reload().map_err(refused)?;
         let mut diff = reload::diff(self.runtime.config(), &new).map_err(refused)?;
         diff.edits.extend(self.regrown_files(&new));
-        self.open_new_stores(&mut diff.edits).map_err(refused)?;
         let mut message = if diff.edits.is_empty() {
             "configuration reloaded: nothing to change".to_string()
         } else {
@@ -693,11 +837,8 @@ impl Ops {
                 _ => None,
             })
             .collect();
-        let mut phases: Vec<Phase> = diff
-            .edits
-            .into_iter()
-            .map(|e| Phase::Edit(Box::new(e)))
-            .collect();
+        let mut phases = vec![Phase::Open];
+        phases.extend(diff.edits.into_iter().map(|e| Phase::Edit(Box::new(e))));
         phases.push(Phase::Publish);
         phases.extend(announce);
         Ok((phases, message))
@@ -750,20 +891,8 @@ impl Ops {
         out
     }
 
-    /// Opens the stores of the units a reload adds before anything changes; one that fails
-    /// refuses the reload (the others close again as they are dropped).
-    fn open_new_stores(&self, edits: &mut [Edit]) -> Result<(), String> {
-        for e in edits {
-            if let Edit::AddLun { target, lun, store } = e {
-                let opened = crate::startup::open_lun(target, lun)
-                    .map_err(|e| format!("target {target} LUN {}: {e}", lun.id))?;
-                *store = Some(opened);
-            }
-        }
-        Ok(())
-    }
-
-    /// Makes one edit of a reload; the phases it needs follow it.
+    /// Makes one edit of a reload (or the edit a `ctl` change ends with); the phases it needs
+    /// follow it.
     fn edit(&mut self, edit: Edit) -> Result<Vec<Phase>, String> {
         let rt = &mut self.runtime;
         let slot_of =
