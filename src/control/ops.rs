@@ -92,14 +92,12 @@ enum Wait {
 }
 
 /// The stores a helper thread opened for a change ([`Ops::opened`]), in the order of its
-/// `Edit::AddLun` phases; it stops at the first that fails.
-pub type OpenedUnits = Vec<Result<(LunConfig, Arc<Store>), OpenFailed>>;
+/// `Edit::AddLun` phases; it stops at the first that fails, naming its unit.
+pub type OpenedUnits = Vec<Result<(LunConfig, Arc<Store>), String>>;
 
-#[derive(Debug)]
-pub struct OpenFailed {
-    target: String,
-    lun: u16,
-    error: String,
+/// What a reload answers when it changed nothing.
+fn reload_refused(e: impl std::fmt::Display) -> String {
+    format!("reload refused, nothing changed: {e}")
 }
 
 struct Change {
@@ -633,9 +631,11 @@ impl Ops {
                             change.error = Some(format!("reload stopped at \"{what}\": {e}"));
                             change.phases = VecDeque::from([Phase::Publish]);
                         }
+                        // A `ctl` change's one edit refuses before it changes anything.
                         Err(e) => {
                             change.error = Some(e);
                             change.phases.clear();
+                            change.changed_nothing = true;
                         }
                     }
                     None
@@ -712,12 +712,8 @@ impl Ops {
             .spawn(move || {
                 let mut opened = OpenedUnits::new();
                 for (target, mut lun) in units {
-                    let result =
-                        crate::startup::open_lun(&target, &mut lun).map_err(|e| OpenFailed {
-                            target,
-                            lun: lun.id,
-                            error: e.to_string(),
-                        });
+                    let result = crate::startup::open_lun(&target, &mut lun)
+                        .map_err(|e| format!("target {target} LUN {}: {e}", lun.id));
                     let failed = result.is_err();
                     opened.push(result.map(|store| (lun, store)));
                     if failed {
@@ -761,15 +757,8 @@ impl Ops {
                     *lun = opened_lun;
                     *store = Some(opened);
                 }
-                Some(Err(f)) => {
-                    change.error = Some(if change.reload {
-                        format!(
-                            "reload refused, nothing changed: target {} LUN {}: {}",
-                            f.target, f.lun, f.error
-                        )
-                    } else {
-                        f.error
-                    });
+                Some(Err(e)) => {
+                    change.error = Some(if change.reload { reload_refused(e) } else { e });
                     change.phases.clear();
                     change.changed_nothing = true;
                     break;
@@ -809,9 +798,8 @@ impl Ops {
                     .into(),
             );
         };
-        let refused = |e: String| format!("reload refused, nothing changed: {e}");
-        let new = reload().map_err(refused)?;
-        let mut diff = reload::diff(self.runtime.config(), &new).map_err(refused)?;
+        let new = reload().map_err(reload_refused)?;
+        let mut diff = reload::diff(self.runtime.config(), &new).map_err(reload_refused)?;
         diff.edits.extend(self.regrown_files(&new));
         let mut message = if diff.edits.is_empty() {
             "configuration reloaded: nothing to change".to_string()
