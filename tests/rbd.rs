@@ -399,6 +399,16 @@ fn compare_and_write_is_atomic_in_the_cluster_across_two_gateways() {
     setup.logout();
 }
 
+/// `ctl luns` lists unit `lun` with `bytes`.
+fn assert_lun_size(d: &Daemon, lun: u16, bytes: u64) {
+    let luns = d.ctl_json(&["luns"]);
+    let size = luns
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["id"] == lun))
+        .map(|l| l["size_bytes"].clone());
+    assert_eq!(size, Some(serde_json::json!(bytes)), "{luns}");
+}
+
 /// Waits (10 s at most) for CAPACITY DATA HAS CHANGED on `lun`, which an image resized in the
 /// cluster brings.
 fn await_capacity_changed(ini: &mut Initiator, lun: u16) {
@@ -496,12 +506,7 @@ fn an_rbd_lun_added_live_serves_and_follows_resizes() {
     let new_blocks = (12 << 20) / BS as u64;
     await_capacity_changed(&mut ini, 3);
     assert_eq!(ini.capacity(3).0, new_blocks);
-    let luns = d.ctl_json(&["luns"]);
-    let size = luns
-        .as_array()
-        .and_then(|l| l.iter().find(|l| l["id"] == 3))
-        .map(|l| l["size_bytes"].clone());
-    assert_eq!(size, Some(serde_json::json!(12 << 20)), "{luns}");
+    assert_lun_size(&d, 3, 12 << 20);
 
     d.ctl_ok(&["lun", "remove", "--target", TARGET, "--id", "3"]);
     ini.clear_unit_attentions();
@@ -803,6 +808,73 @@ fn an_rbd_lun_slow_to_open_holds_up_neither_logins_nor_listings() {
     assert!(d.log().contains("admin change refused"), "{}", d.log());
     let luns = d.ctl_json(&["luns"]);
     assert_eq!(luns.as_array().map(Vec::len), Some(1), "{luns}");
+}
+
+/// `ctl lun resize` of an RBD unit reads the image's size again off the control thread: while
+/// the daemon's messages from the OSDs come late (Ceph's own delay injection, up to 4 s each)
+/// and the header's refresh after a resize in the cluster waits for them, listings and logins
+/// are answered at once.
+#[test]
+fn an_image_slow_to_say_its_new_size_holds_up_neither_logins_nor_listings() {
+    let c = cluster();
+    let image = c.create_image(POOL, "slowsize", 8);
+    let dir = tempfile::tempdir().unwrap();
+    let asok = dir.path().join("client.asok");
+    let ceph_args = format!(
+        "CEPH_ARGS=--admin_socket={} --ms_inject_delay_type=osd --ms_inject_delay_max=4",
+        asok.display()
+    );
+    let d = rbd_daemon(c, POOL, &image, &[&ceph_args], &["--cores", "1"]);
+    // Late from here on (the daemon's librados client takes the setting at once).
+    c.cli(
+        "ceph",
+        &[
+            "--admin-daemon",
+            asok.to_str().unwrap(),
+            "config",
+            "set",
+            "ms_inject_delay_probability",
+            "1",
+        ],
+    );
+    let started = || d.log().matches("admin change started").count();
+    assert_eq!(started(), 0);
+    // The daemon hears of it (its header's refresh then pending), and reads the new size by
+    // itself too: `ctl lun resize` meets that refresh, or waits for one of its own.
+    c.cli(
+        "rbd",
+        &["resize", "--size", "12M", &format!("{POOL}/{image}")],
+    );
+    let resize = ["lun", "resize", "--target", TARGET, "--id", "0"];
+    let (d, resize) = (&d, &resize);
+    thread::scope(|s| {
+        let resizing = s.spawn(move || d.ctl(resize));
+        let mut asked_meanwhile = 0;
+        while !resizing.is_finished() {
+            let asked = Instant::now();
+            let luns = d.ctl_json(&["luns"]);
+            assert_eq!(luns.as_array().map(Vec::len), Some(2), "{luns}");
+            let mut ini = common::session(d, &[]);
+            ini.logout();
+            let answered = asked.elapsed();
+            if !resizing.is_finished() {
+                asked_meanwhile += 1;
+            }
+            assert!(
+                answered < Duration::from_millis(1500),
+                "a listing and a login took {answered:?} while the image's size was read"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        let (code, out, err) = resizing.join().unwrap();
+        assert_eq!(code, Some(0), "{out}{err}");
+        assert!(
+            asked_meanwhile > 0,
+            "the size was read before a listing could be tried: nothing was shown\n{}",
+            d.log()
+        );
+    });
+    assert_lun_size(d, 0, 12 << 20);
 }
 
 #[test]

@@ -53,7 +53,7 @@ pub struct Runtime {
     ctx: Arc<PortalContext>,
     table: Arc<StoreTable>,
     /// Where a store that changes size by itself (an RBD image) reports it, and where stores
-    /// opened off the control thread arrive (`ToControl::Opened`).
+    /// a change's helper thread reports (`ToControl::Helped`).
     to_control: Sender<ToControl>,
     /// The failover threads of gateway targets.
     #[cfg(feature = "rbd")]
@@ -545,6 +545,20 @@ impl Runtime {
             }
         }
         let new = store.resize(size).map_err(|e| e.to_string())?;
+        self.resized_lun(slot, id, new);
+        Ok(new)
+    }
+
+    /// Unit `id` of target `slot` has been resized to `new` bytes (its store's size is set):
+    /// the running configuration follows.
+    pub fn resized_lun(&mut self, slot: usize, id: u16, new: u64) {
+        let name = self.slots[slot].name.clone();
+        let Some(lun) = self
+            .target(&name)
+            .and_then(|t| t.luns.iter().find(|l| l.id == id))
+        else {
+            return;
+        };
         // RAM and null sizes live in the configuration; a file or device carries its own.
         let backing = match &lun.backing {
             crate::config::Backing::Ram { .. } => Some(crate::config::Backing::Ram { size: new }),
@@ -561,7 +575,11 @@ impl Runtime {
             }
         }
         self.rebuild();
-        Ok(new)
+    }
+
+    /// The name of target `slot`.
+    pub fn slot_name(&self, slot: usize) -> &str {
+        &self.slots[slot].name
     }
 
     /// Flushes every file and block-device unit that reports a write cache: initiators were

@@ -69,10 +69,10 @@ pub enum ToControl {
         request: Request,
         reply: Sender<ResponseLine>,
     },
-    /// The helper thread of admin change step `id` opened these stores (or failed to).
-    Opened {
+    /// The helper thread of admin change step `id` is done.
+    Helped {
         id: u64,
-        units: ops::OpenedUnits,
+        done: ops::Helped,
     },
     /// A reactor serves from the context sent with `ToReactor::Apply { seq }`.
     Applied {
@@ -232,8 +232,8 @@ pub fn run(rx: Receiver<ToControl>, reactors: Vec<ReactorLink>, setup: ControlSe
                 ops.admin(request, reply, &mut env(&reactors, &table, &mut lus));
                 continue;
             }
-            ToControl::Opened { id, units } => {
-                ops.opened(id, units, &mut env(&reactors, &table, &mut lus));
+            ToControl::Helped { id, done } => {
+                ops.helped(id, done, &mut env(&reactors, &table, &mut lus));
                 continue;
             }
             ToControl::Applied { seq } => {

@@ -3,12 +3,13 @@
 //! gather every reactor's report. Changes run one at a time, as a list of phases, each of which
 //! may wait for the reactors (see `live` for the rule they follow): a new context applied by
 //! every core, a removed unit's tasks drained on every core, the sessions of a removed target
-//! gone, new units' stores opened. Changes that arrive meanwhile wait their turn.
+//! gone, new units' stores opened, an RBD image's size read again. Changes that arrive meanwhile
+//! wait their turn.
 //!
-//! Stores are opened on a helper thread, never on the control thread: an RBD image can take the
-//! cluster's timeouts to open (10 s for an unreachable monitor, 30 s per operation of a slow
-//! one), and the control thread meanwhile answers logins (TSIHs, reinstatement), reservations
-//! and listings.
+//! Stores are opened, and RBD images' sizes read again, on a helper thread, never on the control
+//! thread: an RBD image can take the cluster's timeouts to open (10 s for an unreachable
+//! monitor, 30 s per operation of a slow one) or to refresh its header after a resize, and the
+//! control thread meanwhile answers logins (TSIHs, reinstatement), reservations and listings.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use super::lu::LuRegistry;
 use super::reload::{self, Edit};
 use super::report::{CoreReport, Stats};
 use super::{ReactorLink, SessionTable, ToReactor};
-use crate::backstore::Store;
+use crate::backstore::{Store, StoreKind};
 use crate::config::{
     format_size, parse_size, AluaState, Backing, Config, Failover, LunConfig, TargetConfig,
 };
@@ -82,18 +83,34 @@ enum Phase {
     /// (see the module's note); first in a change, so that one that does not open refuses the
     /// change before anything has changed.
     Open,
+    /// Read the size of this unit's RBD image again, on a helper thread: asking the cluster
+    /// waits as long as the cluster does.
+    Reread {
+        slot: usize,
+        lun: u16,
+    },
 }
 
 enum Wait {
     Acks { seq: u64, left: usize },
     Drains { id: u64, left: usize },
     Sessions { target: String },
-    Opened { id: u64 },
+    Helper { id: u64 },
 }
 
-/// The stores a helper thread opened for a change ([`Ops::opened`]), in the order of its
-/// `Edit::AddLun` phases; it stops at the first that fails, naming its unit.
-pub type OpenedUnits = Vec<Result<(LunConfig, Arc<Store>), String>>;
+/// What a change's helper thread did ([`Ops::helped`]).
+#[derive(Debug)]
+pub enum Helped {
+    /// The stores it opened, in the order of the change's `Edit::AddLun` phases; it stops at
+    /// the first that fails, naming its unit.
+    Opened(Vec<Result<(LunConfig, Arc<Store>), String>>),
+    /// The size it read again (and set) for this unit's store.
+    Reread {
+        slot: usize,
+        lun: u16,
+        size: Result<u64, String>,
+    },
+}
 
 /// What a reload answers when it changed nothing.
 fn reload_refused(e: impl std::fmt::Display) -> String {
@@ -516,11 +533,22 @@ impl Ops {
                     .map(|s| parse_size(&s))
                     .transpose()
                     .map_err(|e| format!("size: {e}"))?;
-                let new = rt.resize_lun(slot, id, size)?;
-                (
-                    vec![Phase::Publish],
-                    format!("LUN {id} of {target} is {} ({new} bytes)", format_size(new)),
-                )
+                let is_rbd = rt
+                    .store(slot, id)
+                    .is_some_and(|s| s.kind() == StoreKind::Rbd);
+                if size.is_none() && is_rbd {
+                    // The message says the size once it is known (`Ops::reread`).
+                    (
+                        vec![Phase::Reread { slot, lun: id }, Phase::Publish],
+                        format!("LUN {id} of {target}: its image's size read again"),
+                    )
+                } else {
+                    let new = rt.resize_lun(slot, id, size)?;
+                    (
+                        vec![Phase::Publish],
+                        format!("LUN {id} of {target} is {} ({new} bytes)", format_size(new)),
+                    )
+                }
             }
             Request::Reload => self.plan_reload()?,
             other => return Err(format!("{other:?} is not a change")),
@@ -641,6 +669,7 @@ impl Ops {
                     None
                 }
                 Phase::Open => self.open_stores(),
+                Phase::Reread { slot, lun } => self.reread_size(slot, lun),
             };
             let change = self.change.as_mut().expect("present");
             change.wait = wait.filter(|w| {
@@ -683,11 +712,9 @@ impl Ops {
         }
     }
 
-    /// Starts the helper thread that opens the stores of the current change's new units; what it
-    /// opened comes back as `ToControl::Opened` ([`Ops::opened`]).
+    /// Starts a helper thread that opens the stores of the current change's new units.
     fn open_stores(&mut self) -> Option<Wait> {
-        let id = self.id();
-        let change = self.change.as_mut().expect("present");
+        let change = self.change.as_ref().expect("present");
         let units: Vec<(String, LunConfig)> = change
             .phases
             .iter()
@@ -706,27 +733,54 @@ impl Ops {
         if units.is_empty() {
             return None;
         }
+        self.help(move || {
+            let mut opened = Vec::new();
+            for (target, mut lun) in units {
+                let result = crate::startup::open_lun(&target, &mut lun)
+                    .map_err(|e| format!("target {target} LUN {}: {e}", lun.id));
+                let failed = result.is_err();
+                opened.push(result.map(|store| (lun, store)));
+                if failed {
+                    break;
+                }
+            }
+            Helped::Opened(opened)
+        })
+    }
+
+    /// Starts a helper thread that reads the size of unit `lun`'s RBD image again.
+    fn reread_size(&mut self, slot: usize, lun: u16) -> Option<Wait> {
+        let Some(store) = self.runtime.store(slot, lun).cloned() else {
+            let change = self.change.as_mut().expect("present");
+            change.error = Some(format!("the unit {lun} has no store"));
+            change.phases.clear();
+            change.changed_nothing = true;
+            return None;
+        };
+        self.help(move || Helped::Reread {
+            slot,
+            lun,
+            size: store.resize(None).map_err(|e| e.to_string()),
+        })
+    }
+
+    /// Runs `work` on a helper thread; what it did comes back as `ToControl::Helped`
+    /// ([`Ops::helped`]), which the change waits for.
+    fn help(&mut self, work: impl FnOnce() -> Helped + Send + 'static) -> Option<Wait> {
+        let id = self.id();
         let tx = self.runtime.to_control();
         let spawned = std::thread::Builder::new()
-            .name("ringtgt-open".into())
+            .name("ringtgt-helper".into())
             .spawn(move || {
-                let mut opened = OpenedUnits::new();
-                for (target, mut lun) in units {
-                    let result = crate::startup::open_lun(&target, &mut lun)
-                        .map_err(|e| format!("target {target} LUN {}: {e}", lun.id));
-                    let failed = result.is_err();
-                    opened.push(result.map(|store| (lun, store)));
-                    if failed {
-                        break;
-                    }
-                }
-                // Gone only while the daemon stops: the stores close as they are dropped.
-                let _ = tx.send(super::ToControl::Opened { id, units: opened });
+                let done = work();
+                // Gone only while the daemon stops: opened stores close as they are dropped.
+                let _ = tx.send(super::ToControl::Helped { id, done });
             });
         match spawned {
-            Ok(_) => Some(Wait::Opened { id }),
+            Ok(_) => Some(Wait::Helper { id }),
             Err(e) => {
-                change.error = Some(format!("cannot start a thread to open the store: {e}"));
+                let change = self.change.as_mut().expect("present");
+                change.error = Some(format!("cannot start a helper thread: {e}"));
                 change.phases.clear();
                 change.changed_nothing = true;
                 None
@@ -734,16 +788,27 @@ impl Ops {
         }
     }
 
-    /// The helper thread of `open_stores` is done: the change goes on with the stores it
-    /// opened, or ends, with nothing changed, at the first that failed.
-    pub fn opened(&mut self, id: u64, units: OpenedUnits, env: &mut Env<'_>) {
+    /// The current change's helper thread `id` is done: the change goes on with what it did,
+    /// or ends, with nothing changed, if that failed.
+    pub fn helped(&mut self, id: u64, done: Helped, env: &mut Env<'_>) {
         let Some(change) = self.change.as_mut() else {
             return;
         };
-        if !matches!(change.wait, Some(Wait::Opened { id: i }) if i == id) {
+        if !matches!(change.wait, Some(Wait::Helper { id: i }) if i == id) {
             return;
         }
         change.wait = None;
+        match done {
+            Helped::Opened(units) => self.opened(units),
+            Helped::Reread { slot, lun, size } => self.reread(slot, lun, size),
+        }
+        self.advance(env);
+    }
+
+    /// The change's new units take the stores the helper opened, or the change ends at the
+    /// first that failed.
+    fn opened(&mut self, units: Vec<Result<(LunConfig, Arc<Store>), String>>) {
+        let change = self.change.as_mut().expect("present");
         let mut units = units.into_iter();
         for phase in change.phases.iter_mut() {
             let Phase::Edit(e) = phase else {
@@ -768,7 +833,27 @@ impl Ops {
                 None => break,
             }
         }
-        self.advance(env);
+    }
+
+    /// The helper read (and set) unit `lun`'s size: the running configuration follows and the
+    /// change publishes it, or the change ends with the size as it was.
+    fn reread(&mut self, slot: usize, lun: u16, size: Result<u64, String>) {
+        let change = self.change.as_mut().expect("present");
+        match size {
+            Ok(new) => {
+                let target = self.runtime.slot_name(slot).to_owned();
+                change.message = format!(
+                    "LUN {lun} of {target} is {} ({new} bytes)",
+                    format_size(new)
+                );
+                self.runtime.resized_lun(slot, lun, new);
+            }
+            Err(e) => {
+                change.error = Some(e);
+                change.phases.clear();
+                change.changed_nothing = true;
+            }
+        }
     }
 
     /// A session ended: a removal waiting for its target's sessions may go on.
