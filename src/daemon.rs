@@ -13,6 +13,7 @@ use crate::config::{
 };
 use crate::control::live::Runtime;
 use crate::control::pr_store::PrStore;
+use crate::control::sanitize_store::SanitizeStore;
 use crate::control::{ControlSetup, LogControl, Reloader, SessionLimits};
 use crate::login::{
     ChapAlgorithm as LoginChapAlgorithm, ChapCredentials, ChapPolicy, DigestPolicy, PortalGroup,
@@ -152,6 +153,7 @@ pub fn start_with(
     let ctx = Arc::new(build_context(config, &stores));
     let pr_store = PrStore::new(&config.state_dir);
     restore_reservations(&ctx, &pr_store)?;
+    SanitizeStore::new(&config.state_dir).attach(&ctx, &stores);
     let devices: Vec<u64> = stores
         .iter()
         .flat_map(|luns| luns.values())

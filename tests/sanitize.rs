@@ -52,7 +52,11 @@ fn overwrite(immed: bool, pattern: [u8; 4]) -> (Vec<u8>, Vec<u8>) {
 
 /// Sends the SANITIZE with its parameter list as immediate data; returns its ITT.
 fn send_sanitize(ini: &mut Initiator, immed: bool, pattern: [u8; 4]) -> (u32, u32) {
-    let (cdb, list) = overwrite(immed, pattern);
+    send_overwrite(ini, overwrite(immed, pattern))
+}
+
+/// Sends a SANITIZE OVERWRITE (CDB and parameter list); returns its ITT and CmdSN.
+fn send_overwrite(ini: &mut Initiator, (cdb, list): (Vec<u8>, Vec<u8>)) -> (u32, u32) {
     let cmd = ini.command_pdu(0, &cdb, false, true, list.len() as u32);
     ini.send_pdu(&cmd.encode(), &[], &list);
     (cmd.itt, cmd.cmd_sn)
@@ -254,4 +258,128 @@ fn a_stopping_daemon_interrupts_a_sanitize_and_says_so() {
     // 64 s of work left; the daemon stops within its drain time instead.
     assert_eq!(d.wait_exit(Duration::from_secs(15)), Some(0), "{}", d.log());
     assert!(d.log().contains("sanitize interrupted"), "{}", d.log());
+}
+
+/// LUN 0: a 4 MiB file of `old` data in `dir`, sanitized at 1 MiB/s (about 4 s).
+fn paced_file_daemon(dir: &std::path::Path, old: &[u8]) -> (Daemon, std::path::PathBuf) {
+    let file = dir.join("disk.img");
+    std::fs::write(&file, old).unwrap();
+    let d = Daemon::start_config(|port| {
+        format!(
+            "portals = [\"127.0.0.1:{port}\"]\n\
+             [[target]]\nname = \"{}\"\n\
+             [[target.lun]]\npath = \"{}\"\nsanitize_rate = \"1MiB\"\n",
+            common::TARGET,
+            file.display()
+        )
+    });
+    (d, file)
+}
+
+/// Sends SANITIZE OVERWRITE `command` (with IMMED) to LUN 0 from a new nexus and checks that
+/// the operation runs.
+fn start_sanitize(d: &Daemon, command: (Vec<u8>, Vec<u8>)) {
+    let mut a = login(d, "iqn.2026-12.test:a", 1);
+    a.clear_unit_attentions();
+    let (itt, _) = send_overwrite(&mut a, command);
+    a.collect(itt).assert_good();
+    assert_sanitizing(&a.test_unit_ready(0));
+}
+
+/// MEDIUM ERROR, SANITIZE COMMAND FAILED.
+fn assert_sanitize_failed(r: &ScsiResult) {
+    let s = r.sense().unwrap_or_else(|| panic!("no sense in {r:?}"));
+    assert_eq!((s.key, s.asc, s.ascq), (0x03, 0x31, 0x03), "{r:?}");
+}
+
+const EXIT_FAILURE_MODE: [u8; 10] = [0x48, 0x1F, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// SBC-4 §4.11: once a sanitize has started, the user data is no longer available, even when
+/// the operation is cut short. A daemon killed in the middle of one starts again with the
+/// medium failed (its state directory remembers), until a sanitize completes; the command had
+/// no AUSE, so EXIT FAILURE MODE is no way out.
+#[test]
+fn a_sanitize_cut_short_by_a_kill_leaves_the_medium_failed_across_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = cdb::pattern(99, 4 << 20);
+    let (mut d, file) = paced_file_daemon(dir.path(), &old);
+    start_sanitize(&d, overwrite(true, *b"WIPE"));
+    d.kill_and_restart();
+
+    let mut a = login(&d, "iqn.2026-12.test:a", 1);
+    assert_sanitize_failed(&tur_past_attentions(&mut a, 0));
+    assert_sanitize_failed(&a.read_blocks(0, 1000, 8, BLOCK));
+    assert_sanitize_failed(&a.write_blocks(0, 0, &cdb::pattern(1, 512), BLOCK));
+    let sense = a.read(0, &[0x03, 0, 0, 0, 252, 0], 252);
+    sense.assert_good();
+    let s = cdb::Sense::parse(&sense.data).expect("REQUEST SENSE data");
+    assert_eq!((s.key, s.asc, s.ascq), (0x03, 0x31, 0x03));
+    assert_eq!(
+        a.capacity(0),
+        ((4 << 20) / 512, 512),
+        "READ CAPACITY answers"
+    );
+    a.non_data(0, &EXIT_FAILURE_MODE).assert_sense(0x05, 0x24);
+    assert!(d.log().contains("never completed"), "{}", d.log());
+
+    // A sanitize that completes is the way out.
+    let (itt, _) = send_sanitize(&mut a, true, *b"DONE");
+    a.collect(itt).assert_good();
+    wait_sanitized(&mut a, Duration::from_secs(30));
+    let r = a.read_blocks(0, 8191, 1, BLOCK);
+    r.assert_good();
+    assert!(r.data.chunks(4).all(|c| c == b"DONE"));
+    let on_disk = std::fs::read(&file).unwrap();
+    assert!(on_disk.chunks(4).all(|c| c == b"DONE"), "the file itself");
+    let records = d.dir().join("state").join("sanitize");
+    let left: Vec<_> = walk(&records);
+    assert!(left.is_empty(), "records left: {left:?}");
+}
+
+/// Files under `dir` (none if it does not exist).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| match e.file_type().map(|t| t.is_dir()) {
+            Ok(true) => walk(&e.path()),
+            _ => vec![e.path()],
+        })
+        .collect()
+}
+
+/// With AUSE the initiator allowed a failure to be left with EXIT FAILURE MODE: after a stop
+/// in the middle of the operation, it finds the medium failed, exits the failure, and reads
+/// what is there (the start sanitized, the end not).
+#[test]
+fn an_interrupted_sanitize_with_ause_is_left_with_exit_failure_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = cdb::pattern(98, 4 << 20);
+    let (mut d, _) = paced_file_daemon(dir.path(), &old);
+    let (mut cdb, list) = overwrite(true, *b"AUSE");
+    cdb[1] |= 0x20;
+    start_sanitize(&d, (cdb, list));
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(15)), Some(0), "{}", d.log());
+    d.kill_and_restart();
+
+    let mut a = login(&d, "iqn.2026-12.test:a", 1);
+    assert_sanitize_failed(&tur_past_attentions(&mut a, 0));
+    a.non_data(0, &EXIT_FAILURE_MODE).assert_good();
+    a.test_unit_ready(0).assert_good();
+    let first = a.read_blocks(0, 0, 1, BLOCK);
+    first.assert_good();
+    assert!(first.data.chunks(4).all(|c| c == b"AUSE"), "sanitized");
+    let last = a.read_blocks(0, 8191, 1, BLOCK);
+    last.assert_good();
+    assert!(
+        last.data == old[8191 * 512..],
+        "not reached before the stop"
+    );
+    // Nothing is left for the next start.
+    d.kill_and_restart();
+    let mut a = login(&d, "iqn.2026-12.test:a", 1);
+    tur_past_attentions(&mut a, 0).assert_good();
 }

@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
+use super::sanitize_store::SanitizeStore;
 use super::ToControl;
 use crate::backstore::{identify, Store};
 use crate::config::{parse_backing, Config, LunConfig, TargetConfig};
@@ -659,6 +660,7 @@ impl Runtime {
         }
         self.ctx = Arc::new(daemon::context_of(c, targets, login_targets));
         self.table = Arc::new(StoreTable::new(self.stores.clone()));
+        SanitizeStore::new(&c.state_dir).attach(&self.ctx, &self.stores);
     }
 }
 

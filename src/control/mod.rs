@@ -14,6 +14,7 @@ mod ops;
 pub mod pr_store;
 pub mod reload;
 pub mod report;
+pub mod sanitize_store;
 pub mod sessions;
 pub mod tsih;
 

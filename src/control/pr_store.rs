@@ -27,9 +27,7 @@ impl PrStore {
     /// §4.2.7.2 allows only ASCII letters, digits, `.`, `-` and `:`), so a target name is a
     /// safe directory name.
     pub fn path(&self, target: &str, lun: u16) -> PathBuf {
-        self.dir
-            .join(target.to_ascii_lowercase())
-            .join(format!("lun-{lun}.toml"))
+        unit_file(&self.dir, target, lun)
     }
 
     /// What the unit had when the daemon stopped, as it is after a power on (SPC-4: only
@@ -50,24 +48,43 @@ impl PrStore {
     /// the change is durable.
     pub fn save(&self, target: &str, lun: u16, state: &PrState) -> io::Result<()> {
         let path = self.path(target, lun);
-        let dir = path.parent().expect("a file under the store directory");
         if !state.aptpl() {
-            return match fs::remove_file(&path) {
-                Ok(()) => sync_dir(dir),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(e),
-            };
+            return remove_durably(&path);
         }
-        fs::create_dir_all(dir)?;
         let text = toml::to_string(state).map_err(io::Error::other)?;
-        let tmp = path.with_extension("toml.tmp");
-        let mut f = File::create(&tmp)?;
-        f.write_all(b"# ringtgt persistent reservations (APTPL); rewritten by the daemon.\n")?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, &path)?;
-        sync_dir(dir)
+        let header = "# ringtgt persistent reservations (APTPL); rewritten by the daemon.\n";
+        write_durably(&path, &format!("{header}{text}"))
+    }
+}
+
+/// The file of LUN `lun` of `target` under `dir`: `dir/<target, lowercase>/lun-<lun>.toml`.
+pub(super) fn unit_file(dir: &Path, target: &str, lun: u16) -> PathBuf {
+    dir.join(target.to_ascii_lowercase())
+        .join(format!("lun-{lun}.toml"))
+}
+
+/// Replaces the file at `path` (creating its folders) with `text`, atomically: a temporary
+/// file, fsync, rename over the old one, fsync of the folder. Returns once it is durable.
+pub(super) fn write_durably(path: &Path, text: &str) -> io::Result<()> {
+    let dir = path.parent().expect("a file under a folder");
+    fs::create_dir_all(dir)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, path)?;
+    sync_dir(dir)
+}
+
+/// Removes the file at `path`, if there is one, durably.
+pub(super) fn remove_durably(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => sync_dir(path.parent().expect("a file under a folder")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -200,13 +200,19 @@ static COMMANDS: &[Command] = &[
         usage: &[op::REQUEST_SENSE, 0x01, 0, 0, FF, C],
         access: Access::Always,
         handler: |ctx, cdb| {
-            let sanitizing = ctx.lu.shared.medium.sanitize_progress();
-            let in_progress = sanitizing.map(Sense::sanitize_in_progress);
+            // The medium's standing condition: a sanitize running, or the last one failed.
+            let medium = &ctx.lu.shared.medium;
+            let standing = match medium.sanitize_progress() {
+                Some(progress) => Some(Sense::sanitize_in_progress(progress)),
+                None => medium
+                    .sanitize_failure()
+                    .map(|_| Sense::sanitize_command_failed()),
+            };
             Ok(nexus::request_sense(
                 ctx.nexus,
                 cdb,
                 Some(ctx.lu.lun),
-                in_progress,
+                standing,
             ))
         },
     },

@@ -206,14 +206,17 @@ pub struct Job {
     length_at: u16,
     phase: Phase,
     kind: Kind,
-    /// A sanitize operation (SBC-4 §4.11), and whether its command answers once the operation
-    /// has started (IMMED) rather than when it is done.
-    sanitize: Option<Immed>,
+    /// A sanitize operation (SBC-4 §4.11) and its command's bits.
+    sanitize: Option<SanitizeBits>,
 }
 
-/// SANITIZE IMMED bit.
+/// SANITIZE byte 1: IMMED (the command answers once the operation has started rather than
+/// when it is done) and AUSE (a failure of it may be left with EXIT FAILURE MODE).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Immed(pub bool);
+pub(super) struct SanitizeBits {
+    pub immed: bool,
+    pub ause: bool,
+}
 
 impl Job {
     /// Whether this is a sanitize operation: it runs to its end whatever becomes of its
@@ -226,7 +229,12 @@ impl Job {
     /// Whether the command answers GOOD once started, the job going on without it (SANITIZE
     /// with IMMED).
     pub fn answers_when_started(&self) -> bool {
-        self.sanitize.is_some_and(|Immed(immed)| immed)
+        self.sanitize.is_some_and(|b| b.immed)
+    }
+
+    /// The AUSE bit of a sanitize operation's command.
+    pub fn sanitize_ause(&self) -> bool {
+        self.sanitize.is_some_and(|b| b.ause)
     }
 
     /// Blocks done and blocks to do, for a job that goes over the medium (a sanitize);
@@ -543,22 +551,22 @@ impl Job {
         lu: &LuInfo,
         parameter_list_length: u16,
         length_at: u16,
-        immed: Immed,
+        bits: SanitizeBits,
     ) -> Self {
         let len = u32::from(parameter_list_length);
         let mut job = Self::new(lu, len, Edtl::Any, length_at, Kind::SanitizeOverwrite);
-        job.sanitize = Some(immed);
+        job.sanitize = Some(bits);
         job
     }
 
     /// SANITIZE BLOCK ERASE: no Data-Out (a larger EDTL than none is refused).
-    pub(super) fn new_block_erase(lu: &LuInfo, length_at: u16, immed: Immed) -> Self {
+    pub(super) fn new_block_erase(lu: &LuInfo, length_at: u16, bits: SanitizeBits) -> Self {
         let kind = Kind::Erase {
             next: 0,
             end: lu.num_blocks,
         };
         let mut job = Self::new(lu, 0, Edtl::AtMost(0), length_at, kind);
-        job.sanitize = Some(immed);
+        job.sanitize = Some(bits);
         job
     }
 

@@ -3,15 +3,22 @@
 //! whether the whole medium is known to be deallocated (after SANITIZE BLOCK ERASE), the
 //! control mode page's software write protect (SWP), which MODE SELECT from any nexus sets, and
 //! whether a sanitize operation is running (SBC-4 §4.11: every nexus on every core is refused
-//! the medium meanwhile, and it outlives the command, the nexus and resets).
+//! the medium meanwhile, and it outlives the command, the nexus and resets), and whether the
+//! last one failed (the medium is then refused until a sanitize completes, or, if the failed
+//! one allowed it (AUSE), until EXIT FAILURE MODE).
+//!
+//! A unit whose medium outlives the daemon (a file, a block device, an RBD image) has a
+//! [`SanitizeJournal`]: an operation is written down when it starts and crossed out when it
+//! completes or its failure is exited, so that a daemon stopped or killed in the middle of one
+//! finds its medium failed, not readable half-sanitized, when it starts again.
 //!
 //! `LuInfo` is cloned into every core's LUN map; its `Arc<MediumState>` keeps one state per LU.
 //! Each I_T nexus keeps its own prevent flags in [`Prevents`] (inside `NexusState`), which
 //! gives its prevention back when the nexus goes away.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use super::LuInfo;
 
@@ -31,9 +38,36 @@ pub struct MediumState {
     /// [`SANITIZING`] while a sanitize operation runs, with its progress in the low 16 bits
     /// (SPC-4 PROGRESS INDICATION, in 65536ths); 0 when none runs.
     sanitize: AtomicU32,
+    /// The last sanitize operation failed: [`NOT_FAILED`], [`FAILED_RESTRICTED`] or
+    /// [`FAILED_UNRESTRICTED`].
+    sanitize_failed: AtomicU8,
+    /// Where sanitize operations are written down, for a medium that outlives the daemon.
+    journal: OnceLock<Arc<dyn SanitizeJournal>>,
 }
 
 const SANITIZING: u32 = 1 << 16;
+
+const NOT_FAILED: u8 = 0;
+const FAILED_RESTRICTED: u8 = 1;
+const FAILED_UNRESTRICTED: u8 = 2;
+
+/// How a failed sanitize operation may be left (SBC-4 §4.11.3: its command's AUSE bit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SanitizeFailure {
+    /// AUSE was zero: only another sanitize that completes ends it.
+    Restricted,
+    /// AUSE was one: SANITIZE EXIT FAILURE MODE ends it too.
+    Unrestricted,
+}
+
+/// Durable notes of a unit's sanitize operations (kept by the control layer under the state
+/// directory). Called on a reactor, rarely: once when an operation starts, once when it ends.
+pub trait SanitizeJournal: Send + Sync {
+    /// An operation with this AUSE bit starts: written down before its first step.
+    fn started(&self, ause: bool);
+    /// It completed, or its failure was exited: crossed out.
+    fn ended(&self);
+}
 
 const COUNT_MASK: u64 = 0xFFFF_FFFF;
 
@@ -53,6 +87,57 @@ impl MediumState {
             deallocated: AtomicBool::new(false),
             software_write_protect: AtomicBool::new(false),
             sanitize: AtomicU32::new(0),
+            sanitize_failed: AtomicU8::new(NOT_FAILED),
+            journal: OnceLock::new(),
+        }
+    }
+
+    /// Gives the medium its journal (once; later calls are ignored) and the failure the journal
+    /// found left over from an earlier run, if any.
+    pub fn attach_journal(&self, journal: Arc<dyn SanitizeJournal>, left: Option<SanitizeFailure>) {
+        if self.journal.set(journal).is_ok() {
+            if let Some(f) = left {
+                self.set_failed(Some(f));
+            }
+        }
+    }
+
+    /// Whether the medium has a journal.
+    pub fn has_journal(&self) -> bool {
+        self.journal.get().is_some()
+    }
+
+    /// The failure the last sanitize operation left, if it failed.
+    pub fn sanitize_failure(&self) -> Option<SanitizeFailure> {
+        match self.sanitize_failed.load(Ordering::Acquire) {
+            FAILED_RESTRICTED => Some(SanitizeFailure::Restricted),
+            FAILED_UNRESTRICTED => Some(SanitizeFailure::Unrestricted),
+            _ => None,
+        }
+    }
+
+    fn set_failed(&self, f: Option<SanitizeFailure>) {
+        let code = match f {
+            None => NOT_FAILED,
+            Some(SanitizeFailure::Restricted) => FAILED_RESTRICTED,
+            Some(SanitizeFailure::Unrestricted) => FAILED_UNRESTRICTED,
+        };
+        self.sanitize_failed.store(code, Ordering::Release);
+    }
+
+    /// SANITIZE EXIT FAILURE MODE: ends an unrestricted failure (or finds none); `false` for a
+    /// restricted one, which only a completed sanitize ends.
+    pub fn exit_failure_mode(&self) -> bool {
+        match self.sanitize_failure() {
+            Some(SanitizeFailure::Restricted) => false,
+            Some(SanitizeFailure::Unrestricted) => {
+                self.set_failed(None);
+                if let Some(j) = self.journal.get() {
+                    j.ended();
+                }
+                true
+            }
+            None => true,
         }
     }
 
@@ -63,14 +148,21 @@ impl MediumState {
         (word & SANITIZING != 0).then_some(word as u16)
     }
 
-    /// Starts a sanitize operation, unless one already runs: it runs until the guard is
-    /// dropped, whatever becomes of the command or the nexus that started it.
-    pub fn begin_sanitize(self: &Arc<Self>) -> Option<SanitizeGuard> {
+    /// Starts a sanitize operation (its command's AUSE bit: how a failure of it may be left),
+    /// unless one already runs: it runs until the guard is dropped, whatever becomes of the
+    /// command or the nexus that started it, and fails unless [`SanitizeGuard::completed`]
+    /// says otherwise first.
+    pub fn begin_sanitize(self: &Arc<Self>, ause: bool) -> Option<SanitizeGuard> {
         self.sanitize
             .compare_exchange(0, SANITIZING, Ordering::AcqRel, Ordering::Acquire)
             .ok()?;
+        if let Some(j) = self.journal.get() {
+            j.started(ause);
+        }
         Some(SanitizeGuard {
             medium: Arc::clone(self),
+            ause,
+            completed: false,
         })
     }
 
@@ -163,9 +255,20 @@ impl MediumState {
 /// every nexus until it is dropped.
 pub struct SanitizeGuard {
     medium: Arc<MediumState>,
+    ause: bool,
+    completed: bool,
 }
 
 impl SanitizeGuard {
+    /// The operation completed without error: the medium leaves any failure mode.
+    pub fn completed(mut self) {
+        self.completed = true;
+        self.medium.set_failed(None);
+        if let Some(j) = self.medium.journal.get() {
+            j.ended();
+        }
+    }
+
     /// `done` of `total` units of work are done.
     pub fn set_progress(&self, done: u64, total: u64) {
         let fraction = match total {
@@ -180,6 +283,15 @@ impl SanitizeGuard {
 
 impl Drop for SanitizeGuard {
     fn drop(&mut self) {
+        if !self.completed {
+            // Failed, or interrupted (the unit removed, the daemon stopping): the journal
+            // keeps the operation written down, as a restart must find it.
+            self.medium.set_failed(Some(if self.ause {
+                SanitizeFailure::Unrestricted
+            } else {
+                SanitizeFailure::Restricted
+            }));
+        }
         self.medium.sanitize.store(0, Ordering::Release);
     }
 }
@@ -205,6 +317,7 @@ impl fmt::Debug for MediumState {
             .field("preventing_nexuses", &self.preventing_nexuses())
             .field("deallocated", &self.is_deallocated())
             .field("swp", &self.is_software_write_protected())
+            .field("sanitize_failure", &self.sanitize_failure())
             .finish()
     }
 }
@@ -289,10 +402,10 @@ mod tests {
     fn one_sanitize_at_a_time_with_progress_until_its_guard_is_dropped() {
         let m = Arc::new(MediumState::new());
         assert_eq!(m.sanitize_progress(), None);
-        let guard = m.begin_sanitize().expect("idle medium");
+        let guard = m.begin_sanitize(false).expect("idle medium");
         assert_eq!(m.sanitize_progress(), Some(0));
         assert!(
-            m.begin_sanitize().is_none(),
+            m.begin_sanitize(false).is_none(),
             "a second sanitize while one runs"
         );
         guard.set_progress(1, 4);
@@ -301,9 +414,77 @@ mod tests {
         assert_eq!(m.sanitize_progress(), Some(65535));
         guard.set_progress(5, 0);
         assert_eq!(m.sanitize_progress(), Some(0));
-        drop(guard);
+        guard.completed();
         assert_eq!(m.sanitize_progress(), None);
-        assert!(m.begin_sanitize().is_some());
+        assert_eq!(m.sanitize_failure(), None);
+        assert!(m.begin_sanitize(false).is_some());
+    }
+
+    /// What a journal was told.
+    #[derive(Default)]
+    struct Notes(std::sync::Mutex<Vec<String>>);
+
+    impl SanitizeJournal for Notes {
+        fn started(&self, ause: bool) {
+            self.0.lock().unwrap().push(format!("started ause={ause}"));
+        }
+        fn ended(&self) {
+            self.0.lock().unwrap().push("ended".into());
+        }
+    }
+
+    #[test]
+    fn a_sanitize_that_does_not_complete_leaves_the_failure_its_ause_bit_allows_to_exit() {
+        let m = Arc::new(MediumState::new());
+        let notes = Arc::new(Notes::default());
+        m.attach_journal(notes.clone(), None);
+        assert_eq!(m.sanitize_failure(), None);
+        assert!(m.exit_failure_mode(), "nothing to exit");
+
+        drop(m.begin_sanitize(false).unwrap());
+        assert_eq!(m.sanitize_failure(), Some(SanitizeFailure::Restricted));
+        assert!(!m.exit_failure_mode(), "AUSE was zero");
+        assert_eq!(m.sanitize_failure(), Some(SanitizeFailure::Restricted));
+
+        drop(m.begin_sanitize(true).unwrap());
+        assert_eq!(m.sanitize_failure(), Some(SanitizeFailure::Unrestricted));
+        assert!(m.exit_failure_mode());
+        assert_eq!(m.sanitize_failure(), None);
+
+        drop(m.begin_sanitize(true).unwrap());
+        m.begin_sanitize(false).unwrap().completed();
+        assert_eq!(
+            m.sanitize_failure(),
+            None,
+            "a completed sanitize ends a failure"
+        );
+        assert_eq!(
+            *notes.0.lock().unwrap(),
+            [
+                "started ause=false",
+                "started ause=true",
+                "ended",
+                "started ause=true",
+                "started ause=false",
+                "ended"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_journal_brings_the_failure_a_restart_found_and_is_attached_once() {
+        let m = MediumState::new();
+        m.attach_journal(
+            Arc::new(Notes::default()),
+            Some(SanitizeFailure::Unrestricted),
+        );
+        assert!(m.has_journal());
+        assert_eq!(m.sanitize_failure(), Some(SanitizeFailure::Unrestricted));
+        m.attach_journal(
+            Arc::new(Notes::default()),
+            Some(SanitizeFailure::Restricted),
+        );
+        assert_eq!(m.sanitize_failure(), Some(SanitizeFailure::Unrestricted));
     }
 
     #[test]

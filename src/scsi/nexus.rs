@@ -80,7 +80,7 @@ pub(super) fn request_sense(
     nexus: &mut NexusState,
     cdb: Cdb,
     lun: Option<u16>,
-    in_progress: Option<Sense>,
+    standing: Option<Sense>,
 ) -> Plan {
     let format = if cdb.bit(1, 0) {
         SenseFormat::Descriptor
@@ -92,7 +92,7 @@ pub(super) fn request_sense(
             Some(ua) => ua.sense(),
             None => nexus
                 .take_pending_sense()
-                .or(in_progress)
+                .or(standing)
                 .unwrap_or_else(Sense::no_sense),
         },
         None => Sense::lun_not_supported(),

@@ -8,17 +8,25 @@
 //! and it goes on when its command is aborted, its unit reset or its nexus lost; the session
 //! layer then keeps driving the job without an answer (`session::sanitize`). With IMMED the
 //! command answers GOOD once its parameter list is accepted and the operation started.
-//! AUSE is accepted; a sanitize that fails reports its MEDIUM ERROR and leaves no failure mode
-//! behind, so EXIT FAILURE MODE always succeeds.
+//!
+//! A sanitize that fails (an I/O error, or interrupted by the unit's removal or the daemon's
+//! stop, which a restart remembers) leaves the medium in failure mode (SBC-4 §4.11.3): medium
+//! access is refused with MEDIUM ERROR, SANITIZE COMMAND FAILED until another sanitize
+//! completes. If the failed one had AUSE set, EXIT FAILURE MODE also ends it; otherwise EXIT
+//! FAILURE MODE, and a sanitize with AUSE set, are refused with INVALID FIELD IN CDB.
 
 use super::cdb::{self, Cdb};
-use super::job::{Immed, Job};
+use super::job::{Job, SanitizeBits};
+use super::medium::SanitizeFailure;
 use super::sense::Sense;
 use super::{done, LuInfo, Plan};
 
 /// SBC-3 SANITIZE byte 1: IMMED (bit 7), reserved (bit 6), AUSE (bit 5), SERVICE ACTION.
 const RESERVED_BIT: u8 = 6;
 const IMMED_BIT: u8 = 7;
+const AUSE_BIT: u8 = 5;
+/// The SERVICE ACTION field's highest bit (byte 1 bits 4..0), for the sense field pointer.
+const SERVICE_ACTION_BIT: u8 = 4;
 /// SBC-3 SANITIZE bytes 2..=6 are reserved; PARAMETER LIST LENGTH is bytes 7..=8.
 const RESERVED_BYTES: std::ops::RangeInclusive<usize> = 2..=6;
 const LENGTH_AT: u16 = 7;
@@ -50,16 +58,28 @@ pub(super) fn sanitize(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     if !allowed {
         return invalid(LENGTH_AT, None);
     }
+    let restricted = lu.shared.medium.sanitize_failure() == Some(SanitizeFailure::Restricted);
     if service_action == cdb::SA_SANITIZE_EXIT_FAILURE_MODE {
-        return Ok(done());
+        // SBC-4 §5.24.1: a failure in the restricted completion mode is not left this way.
+        return match lu.shared.medium.exit_failure_mode() {
+            true => Ok(done()),
+            false => invalid(1, Some(SERVICE_ACTION_BIT)),
+        };
+    }
+    let bits = SanitizeBits {
+        immed: cdb.bit(1, IMMED_BIT),
+        ause: cdb.bit(1, AUSE_BIT),
+    };
+    // SBC-4 §4.11.1: after a restricted failure, only a restricted sanitize may follow.
+    if restricted && bits.ause {
+        return invalid(1, Some(AUSE_BIT));
     }
     if lu.is_write_protected() {
         return Err(Sense::write_protected());
     }
-    let immed = Immed(cdb.bit(1, IMMED_BIT));
     let job = match service_action {
-        cdb::SA_SANITIZE_OVERWRITE => Job::new_sanitize_overwrite(lu, len, LENGTH_AT, immed),
-        cdb::SA_SANITIZE_BLOCK_ERASE => Job::new_block_erase(lu, LENGTH_AT, immed),
+        cdb::SA_SANITIZE_OVERWRITE => Job::new_sanitize_overwrite(lu, len, LENGTH_AT, bits),
+        cdb::SA_SANITIZE_BLOCK_ERASE => Job::new_block_erase(lu, LENGTH_AT, bits),
         _ => return invalid(1, Some(4)),
     };
     Ok(Plan::Job(Box::new(job)))
@@ -158,6 +178,39 @@ mod tests {
                 Err(Sense::invalid_field_in_cdb().at_cdb(7, None))
             );
         }
+    }
+
+    #[test]
+    fn after_a_failure_without_ause_only_a_sanitize_without_ause_is_taken() {
+        let lu = unit();
+        drop(lu.shared.medium.begin_sanitize(false).unwrap());
+        assert_eq!(
+            sanitize(&lu, Cdb::new(&cdb(0x1F, 0))),
+            Err(Sense::invalid_field_in_cdb().at_cdb(1, Some(4))),
+            "EXIT FAILURE MODE"
+        );
+        assert_eq!(
+            sanitize(&lu, Cdb::new(&cdb(0x22, 0))),
+            Err(Sense::invalid_field_in_cdb().at_cdb(1, Some(5))),
+            "BLOCK ERASE with AUSE"
+        );
+        let Ok(Plan::Job(job)) = sanitize(&lu, Cdb::new(&cdb(0x02, 0))) else {
+            panic!("BLOCK ERASE without AUSE");
+        };
+        assert!(!job.sanitize_ause());
+        assert!(lu.shared.medium.sanitize_failure().is_some());
+    }
+
+    #[test]
+    fn exit_failure_mode_ends_a_failure_with_ause() {
+        let lu = unit();
+        drop(lu.shared.medium.begin_sanitize(true).unwrap());
+        let Ok(Plan::Job(job)) = sanitize(&lu, Cdb::new(&cdb(0x22, 0))) else {
+            panic!("BLOCK ERASE with AUSE");
+        };
+        assert!(job.sanitize_ause());
+        assert_eq!(sanitize(&lu, Cdb::new(&cdb(0x1F, 0))), Ok(done()));
+        assert_eq!(lu.shared.medium.sanitize_failure(), None);
     }
 
     #[test]

@@ -310,6 +310,11 @@ impl Sense {
         s
     }
 
+    /// MEDIUM ERROR, SANITIZE COMMAND FAILED (31h/03h): the last sanitize operation failed.
+    pub const fn sanitize_command_failed() -> Self {
+        Self::new(SenseKey::MEDIUM_ERROR, 0x31, 0x03)
+    }
+
     /// NOT READY, LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE (04h/00h).
     pub const fn not_ready() -> Self {
         Self::new(SenseKey::NOT_READY, 0x04, 0x00)

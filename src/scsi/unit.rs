@@ -90,6 +90,17 @@ pub(super) fn needs_medium(opcode: u8) -> bool {
     )
 }
 
+/// Whether a command reads, writes or reports the blocks, which a failed sanitize operation
+/// makes unavailable (SBC-4 §4.11.3): what needs the medium, except SANITIZE itself (the way
+/// out) and READ CAPACITY (which an initiator needs to see the disk at all).
+fn accesses_blocks(opcode: u8) -> bool {
+    needs_medium(opcode)
+        && !matches!(
+            opcode,
+            op::SANITIZE | op::READ_CAPACITY_10 | op::SERVICE_ACTION_IN_16
+        )
+}
+
 /// SBC-4 §4.11: what a device server still processes while it sanitizes the medium (REQUEST
 /// SENSE then reports the progress).
 fn allowed_while_sanitizing(opcode: u8) -> bool {
@@ -119,6 +130,9 @@ pub(super) fn check_medium(lu: &LuInfo, opcode: u8) -> Result<(), Sense> {
         if !allowed_while_sanitizing(opcode) {
             return Err(Sense::sanitize_in_progress(progress));
         }
+    }
+    if lu.shared.medium.sanitize_failure().is_some() && accesses_blocks(opcode) {
+        return Err(Sense::sanitize_command_failed());
     }
     if lu.removable && !lu.shared.medium.is_present() && needs_medium(opcode) {
         return Err(Sense::medium_not_present());
@@ -275,7 +289,7 @@ mod tests {
     #[test]
     fn a_running_sanitize_refuses_all_but_what_sbc4_lets_through() {
         let lu = lu_with(|_| {});
-        let guard = lu.shared.medium.begin_sanitize().unwrap();
+        let guard = lu.shared.medium.begin_sanitize(false).unwrap();
         guard.set_progress(1, 2);
         for opcode in [
             op::TEST_UNIT_READY,
@@ -294,7 +308,37 @@ mod tests {
         for opcode in [op::INQUIRY, op::REPORT_LUNS, op::REQUEST_SENSE, LOG_SENSE] {
             assert_eq!(check_medium(&lu, opcode), Ok(()), "{opcode:#04x}");
         }
-        drop(guard);
+        guard.completed();
+        assert_eq!(check_medium(&lu, op::READ_16), Ok(()));
+    }
+
+    #[test]
+    fn a_failed_sanitize_refuses_the_blocks_but_lets_a_sanitize_and_read_capacity_through() {
+        let lu = lu_with(|_| {});
+        drop(lu.shared.medium.begin_sanitize(false).unwrap());
+        for opcode in [
+            op::TEST_UNIT_READY,
+            op::READ_16,
+            op::WRITE_10,
+            op::SYNCHRONIZE_CACHE_10,
+        ] {
+            assert_eq!(
+                check_medium(&lu, opcode),
+                Err(Sense::sanitize_command_failed()),
+                "{opcode:#04x}"
+            );
+        }
+        for opcode in [
+            op::SANITIZE,
+            op::READ_CAPACITY_10,
+            op::SERVICE_ACTION_IN_16,
+            op::INQUIRY,
+            op::REQUEST_SENSE,
+            op::MODE_SENSE_6,
+        ] {
+            assert_eq!(check_medium(&lu, opcode), Ok(()), "{opcode:#04x}");
+        }
+        lu.shared.medium.begin_sanitize(false).unwrap().completed();
         assert_eq!(check_medium(&lu, op::READ_16), Ok(()));
     }
 }

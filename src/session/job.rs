@@ -26,7 +26,7 @@ impl Session {
             return;
         };
         if job.is_sanitize() {
-            if let Err(c) = self.begin_sanitize(slot, lu) {
+            if let Err(c) = self.begin_sanitize(slot, lu, job.sanitize_ause()) {
                 self.free_task(slot);
                 self.send_completion(reply, &c, out);
                 return self.after_task_change(out);
@@ -66,6 +66,7 @@ impl Session {
     ) {
         match step {
             Step::Done(c) => {
+                self.end_sanitize(slot, &c);
                 let t = self.free_task(slot);
                 if t.detached {
                     Self::log_detached_end(t.lun, &c);

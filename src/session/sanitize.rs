@@ -57,8 +57,13 @@ impl Pace {
 impl Session {
     /// Starts the sanitize operation of task `slot` on `lu`; `Err` is the command's answer when
     /// one already runs there (started by another command between its check and this one).
-    pub(super) fn begin_sanitize(&mut self, slot: usize, lu: &LuInfo) -> Result<(), Completion> {
-        let Some(guard) = lu.shared.medium.begin_sanitize() else {
+    pub(super) fn begin_sanitize(
+        &mut self,
+        slot: usize,
+        lu: &LuInfo,
+        ause: bool,
+    ) -> Result<(), Completion> {
+        let Some(guard) = lu.shared.medium.begin_sanitize(ause) else {
             let progress = lu.shared.medium.sanitize_progress().unwrap_or(0);
             return Err(check_condition(
                 &self.nexus,
@@ -192,6 +197,16 @@ impl Session {
     /// When the next paced step is due.
     pub(super) fn next_paced(&self) -> Option<Instant> {
         self.paced.iter().map(|&(_, _, at)| at).min()
+    }
+
+    /// Task `slot`'s job ended with `c`: a sanitize operation it ran completed if `c` is GOOD
+    /// (else it failed when its guard goes with the task).
+    pub(super) fn end_sanitize(&mut self, slot: usize, c: &Completion) {
+        if c.status == good().status {
+            if let Some(run) = self.tasks[slot].sanitize.take() {
+                run.guard.completed();
+            }
+        }
     }
 
     /// A detached task's job ended: nobody to answer, so its outcome goes to the log.
