@@ -15,6 +15,7 @@ use common::{session_to as login, unit_attentions as attentions, Daemon, Initiat
 const OTHER: &str = "iqn.2026-11.io.ringtgt:other";
 /// REPORTED LUNS DATA HAS CHANGED and CAPACITY DATA HAS CHANGED (ASC, ASCQ).
 const LUNS_CHANGED: (u8, u8) = (0x3f, 0x0e);
+const POWER_ON: (u8, u8) = (0x29, 0x00);
 const CAPACITY_CHANGED: (u8, u8) = (0x2a, 0x09);
 /// LOGICAL UNIT NOT SUPPORTED.
 const ASC_LUN_NOT_SUPPORTED: u8 = 0x25;
@@ -119,7 +120,8 @@ fn luns_added_resized_and_removed_under_load() {
     assert_eq!(attentions(&mut watcher, 0), [LUNS_CHANGED]);
     // REPORT LUNS clears the attention of the unit it was sent to (LUN 0), not of the others.
     assert_eq!(watcher.report_luns(), [0, 4]);
-    assert_eq!(attentions(&mut watcher, 4), [LUNS_CHANGED]);
+    // A unit new to the nexus is powered on for it.
+    assert_eq!(attentions(&mut watcher, 4), [POWER_ON, LUNS_CHANGED]);
     assert_eq!(watcher.capacity(4), (8 << 20 >> 9, 512));
     // The new unit takes I/O at once.
     let mut added = writer(login(&d, TARGET, 4), 4, 0, stop.clone());

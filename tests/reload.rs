@@ -15,6 +15,7 @@ const OTHER: &str = "iqn.2026-11.io.ringtgt:other";
 const FRESH: &str = "iqn.2026-11.io.ringtgt:fresh";
 /// REPORTED LUNS DATA HAS CHANGED (ASC, ASCQ).
 const LUNS_CHANGED: (u8, u8) = (0x3f, 0x0e);
+const POWER_ON: (u8, u8) = (0x29, 0x00);
 const LIMIT: Duration = Duration::from_secs(20);
 
 /// A `[[target]]` table with these LUN paths (ids 0, 1, ... unless given as "ID=PATH").
@@ -97,7 +98,7 @@ fn sighup_applies_the_changed_file_without_dropping_an_unaffected_session() {
     // Same connection: it learns of the new inventory, and its I/O goes on.
     assert_eq!(unit_attentions(&mut kept, 0), [LUNS_CHANGED]);
     assert_eq!(kept.report_luns(), [0, 2]);
-    assert_eq!(unit_attentions(&mut kept, 2), [LUNS_CHANGED]);
+    assert_eq!(unit_attentions(&mut kept, 2), [POWER_ON, LUNS_CHANGED]);
     assert_eq!(kept.capacity(2), (8 << 20 >> 9, 512));
     write_and_read(&mut kept, 2);
 
@@ -108,6 +109,31 @@ fn sighup_applies_the_changed_file_without_dropping_an_unaffected_session() {
         .unwrap_err();
     assert_eq!((refused.status.class, refused.status.detail), (2, 3));
     fresh.logout();
+    kept.logout();
+}
+
+/// Another store under a unit's id is a new logical unit: a session that stays hears of it as
+/// powered on (its reservations, its data: nothing of the old unit), before anything else.
+#[test]
+fn a_unit_replaced_by_another_store_is_powered_on_for_the_sessions_that_stay() {
+    let d = start(|_| target(TARGET, &["ram:16MiB", "ram:8MiB"], ""));
+    let mut kept = session_to(&d, TARGET, 1);
+    let data = cdb::pattern(5, 4096);
+    kept.write_blocks(1, 0, &data, 512).assert_good();
+    rewrite(&d, &target(TARGET, &["ram:16MiB", "null:8MiB"], ""));
+    d.signal("HUP");
+    let done = wait_for_log(&d, "admin change done", 1);
+    assert!(
+        done.contains(&format!("LUN 1 (null:8MiB) added to {TARGET}")),
+        "{done}"
+    );
+    let seen = unit_attentions(&mut kept, 1);
+    assert_eq!(seen.first(), Some(&POWER_ON), "{seen:?}");
+    let r = kept.read_blocks(1, 0, 8, 512);
+    r.assert_good();
+    assert!(r.data.iter().all(|&b| b == 0), "the new unit's blocks");
+    // The unit that stayed is told of nothing but the inventory.
+    assert_eq!(unit_attentions(&mut kept, 0), [LUNS_CHANGED]);
     kept.logout();
 }
 

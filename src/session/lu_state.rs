@@ -57,8 +57,9 @@ impl Session {
     /// Switches to a new portal context: the operator added, removed or resized logical units
     /// (see `control::live` for when this happens). The session's LUN inventory is taken again
     /// from its target (through its initiator's mask); a nexus whose inventory changed gets
-    /// REPORTED LUNS DATA HAS CHANGED on each of its units and one whose unit changed size gets
-    /// CAPACITY DATA HAS CHANGED on it (SPC-4, SBC-3), in the same step that makes the new
+    /// REPORTED LUNS DATA HAS CHANGED on each of its units, one whose unit changed size gets
+    /// CAPACITY DATA HAS CHANGED on it (SPC-4, SBC-3), and a unit new to it (added, or another
+    /// store under a removed unit's id) first POWER ON OCCURRED, in the same step that makes the new
     /// inventory visible, so an initiator that reacts to the attention reads the new data.
     /// Tasks in flight keep running: their unit's store stays open until they have drained.
     pub fn adopt(&mut self, ctx: Arc<PortalContext>) {
@@ -89,7 +90,12 @@ impl Session {
                         seen: view.seen,
                     });
                 }
+                // A unit new to this nexus (added, replaced by another store under its id, or
+                // let in by an ACL): its state is a fresh unit's, as after a power on (SAM-5
+                // §5.14), which the nexus hears before anything else about it.
                 _ => {
+                    let ua = UnitAttention::POWER_ON_RESET;
+                    self.nexus.unit_attentions.establish(lu.lun, ua);
                     let snapshot = lu.shared.snapshot();
                     let seen = snapshot.next_seq() - 1;
                     views.push(LuView { snapshot, seen });
