@@ -2,7 +2,8 @@
 # libiscsi conformance: runs iscsi-test-cu (libiscsi-bin) suite by suite against a release ringtgt,
 # writes target/conformance/results.txt ("passed|failed|skipped|notrun FAMILY.SUITE.TEST"), and
 # fails if any test listed in scripts/conformance-pass.txt did not pass. A skipped test is not a
-# pass. Tests that pass but are not listed yet are printed, so the list only grows.
+# pass. Tests that pass but are not listed yet are printed, so the list only grows. It also
+# fails if a test of scripts/conformance-skip.txt (skipped by design) failed instead.
 #
 # The read/write families (LOOP_SUITES) also run, alongside, against a 4K-native block device: a
 # loop device with 4096-byte sectors (what an NVMe namespace with 4 KiB LBAs looks like) exported
@@ -454,6 +455,22 @@ fi
 if ((${#repeat_failures[@]})); then
     echo "conformance: FAILED: not every repeated run passed: ${repeat_failures[*]}" \
         "(logs: $OUT/logs/repeat-*.log)"
+    exit 1
+fi
+# Skipped by design: one that failed instead is a regression (e.g. a unit left unusable by the
+# test before it, which libiscsi reports as a failed login).
+broken_skips=()
+while read -r t; do
+    ! grep -qx "failed $t" "$OUT/results.txt" || broken_skips+=("$t")
+done < <(grep -v '^\s*\(#\|$\)' scripts/conformance-skip.txt)
+if ((${#broken_skips[@]})); then
+    echo "conformance: FAILED: ${#broken_skips[@]} test(s) of scripts/conformance-skip.txt failed" \
+        "instead of being skipped:"
+    for t in "${broken_skips[@]}"; do
+        why=$(awk -F'\t' -v t="$t" '$1 == t { print $2; exit }' "$OUT/why.txt")
+        printf '  %s%s\n' "$t" "${why:+: $why}"
+    done
+    echo "conformance: logs in $OUT/logs/"
     exit 1
 fi
 if ((${#missing[@]})); then

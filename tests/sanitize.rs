@@ -383,3 +383,19 @@ fn an_interrupted_sanitize_with_ause_is_left_with_exit_failure_mode() {
     let mut a = login(&d, "iqn.2026-12.test:a", 1);
     tur_past_attentions(&mut a, 0).assert_good();
 }
+
+/// A SANITIZE refused for its parameter list never started an operation: the medium is left as
+/// it was (libiscsi's SANITIZE tests log in again after such commands).
+#[test]
+fn a_sanitize_refused_for_its_parameter_list_leaves_no_failure_behind() {
+    let d = paced_daemon();
+    let mut a = login(&d, "iqn.2026-12.test:a", 1);
+    a.clear_unit_attentions();
+    let (cdb, mut list) = overwrite(false, *b"ZERO");
+    // INITIALIZATION PATTERN LENGTH zero.
+    list[2..4].copy_from_slice(&[0, 0]);
+    let (itt, _) = send_overwrite(&mut a, (cdb, list));
+    a.collect(itt).assert_sense(0x05, 0x26);
+    a.test_unit_ready(0).assert_good();
+    a.read_blocks(0, 0, 1, BLOCK).assert_good();
+}

@@ -25,20 +25,23 @@ impl Session {
         let Some(lu) = luns.get(t.lun) else {
             return;
         };
-        if job.is_sanitize() {
+        let TaskState::Receiving(w) = &mut self.tasks[slot].state else {
+            return;
+        };
+        let data = Self::received_data(w);
+        let received = data.len();
+        let step = job.start(&mut self.nexus, &luns, lu, data);
+        // A sanitize operation starts with its first step, before it goes out: a command
+        // refused for its parameter list started none (and leaves no failure behind).
+        if job.is_sanitize() && matches!(step, Step::Io(_)) {
             if let Err(c) = self.begin_sanitize(slot, lu, job.sanitize_ause()) {
                 self.free_task(slot);
                 self.send_completion(reply, &c, out);
                 return self.after_task_change(out);
             }
         }
-        let TaskState::Receiving(w) = &mut self.tasks[slot].state else {
-            return;
-        };
-        let data = Self::received_data(w);
-        let step = job.start(&mut self.nexus, &luns, lu, data);
         // The job keeps its own copy of what it needs: the budget keeps counting it.
-        let hold = self.budget.hold(data.len());
+        let hold = self.budget.hold(received);
         let t = &mut self.tasks[slot];
         t.hold = Some(hold);
         if let Some((start, end)) = job.exclusive_range() {
