@@ -286,6 +286,17 @@ fn start_sanitize(d: &Daemon, command: (Vec<u8>, Vec<u8>)) {
     assert_sanitizing(&a.test_unit_ready(0));
 }
 
+/// LUN 0's medium as `ringtgt ctl luns` shows it.
+fn medium(d: &Daemon) -> String {
+    let luns = d.ctl_json(&["luns"]);
+    let lun0 = luns
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["id"] == 0));
+    lun0.and_then(|l| l["medium"].as_str())
+        .unwrap_or_else(|| panic!("no medium for LUN 0 in {luns}"))
+        .to_owned()
+}
+
 /// MEDIUM ERROR, SANITIZE COMMAND FAILED.
 fn assert_sanitize_failed(r: &ScsiResult) {
     let s = r.sense().unwrap_or_else(|| panic!("no sense in {r:?}"));
@@ -304,7 +315,9 @@ fn a_sanitize_cut_short_by_a_kill_leaves_the_medium_failed_across_the_restart() 
     let old = cdb::pattern(99, 4 << 20);
     let (mut d, file) = paced_file_daemon(dir.path(), &old);
     start_sanitize(&d, overwrite(true, *b"WIPE"));
+    assert!(medium(&d).starts_with("sanitizing "), "{}", medium(&d));
     d.kill_and_restart();
+    assert_eq!(medium(&d), "sanitize failed");
 
     let mut a = login(&d, "iqn.2026-12.test:a", 1);
     assert_sanitize_failed(&tur_past_attentions(&mut a, 0));
@@ -329,6 +342,7 @@ fn a_sanitize_cut_short_by_a_kill_leaves_the_medium_failed_across_the_restart() 
     let r = a.read_blocks(0, 8191, 1, BLOCK);
     r.assert_good();
     assert!(r.data.chunks(4).all(|c| c == b"DONE"));
+    assert_eq!(medium(&d), "ready");
     let on_disk = std::fs::read(&file).unwrap();
     assert!(on_disk.chunks(4).all(|c| c == b"DONE"), "the file itself");
     let records = d.dir().join("state").join("sanitize");
@@ -365,6 +379,7 @@ fn an_interrupted_sanitize_with_ause_is_left_with_exit_failure_mode() {
     assert_eq!(d.wait_exit(Duration::from_secs(15)), Some(0), "{}", d.log());
     d.kill_and_restart();
 
+    assert_eq!(medium(&d), "sanitize failed, exit allowed");
     let mut a = login(&d, "iqn.2026-12.test:a", 1);
     assert_sanitize_failed(&tur_past_attentions(&mut a, 0));
     a.non_data(0, &EXIT_FAILURE_MODE).assert_good();

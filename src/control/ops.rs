@@ -29,7 +29,7 @@ use crate::backstore::{Store, StoreKind};
 use crate::config::{
     format_size, parse_size, AluaState, Backing, Config, Failover, LunConfig, TargetConfig,
 };
-use crate::scsi::UnitAttention;
+use crate::scsi::{MediumState, SanitizeFailure, UnitAttention};
 
 /// Changes the log filter at run time; answers an error for a filter it cannot parse.
 pub type LogControl = Box<dyn Fn(&str) -> Result<(), String> + Send>;
@@ -110,6 +110,19 @@ pub enum Helped {
         lun: u16,
         size: Result<u64, String>,
     },
+}
+
+/// A unit's medium as `ctl luns` shows it.
+fn medium_state(m: &MediumState) -> String {
+    if let Some(p) = m.sanitize_progress() {
+        return format!("sanitizing {}%", u32::from(p) * 100 / 65536);
+    }
+    match m.sanitize_failure() {
+        Some(SanitizeFailure::Restricted) => "sanitize failed".into(),
+        Some(SanitizeFailure::Unrestricted) => "sanitize failed, exit allowed".into(),
+        None if !m.is_present() => "no medium".into(),
+        None => "ready".into(),
+    }
 }
 
 /// What a reload answers when it changed nothing.
@@ -349,6 +362,7 @@ impl Ops {
                     block_size: lu.block_size,
                     read_only: lu.read_only,
                     serial: lu.serial.clone(),
+                    medium: medium_state(&lu.shared.medium),
                 });
             }
         }

@@ -148,12 +148,15 @@ pub fn luns(list: &[LunInfo]) -> String {
                 l.block_size.to_string(),
                 yes_no(l.read_only).into(),
                 l.serial.clone(),
+                l.medium.clone(),
                 l.backing.clone(),
             ]
         })
         .collect();
     columns(
-        &["TARGET", "LUN", "SIZE", "BLOCK", "RO", "SERIAL", "BACKING"],
+        &[
+            "TARGET", "LUN", "SIZE", "BLOCK", "RO", "SERIAL", "MEDIUM", "BACKING",
+        ],
         &rows,
     )
 }

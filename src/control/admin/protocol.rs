@@ -176,6 +176,11 @@ pub struct LunInfo {
     pub block_size: u32,
     pub read_only: bool,
     pub serial: String,
+    /// "ready", "no medium" (a removable one ejected), "sanitizing N%", "sanitize failed"
+    /// (until a sanitize completes) or "sanitize failed, exit allowed" (AUSE: also until EXIT
+    /// FAILURE MODE).
+    #[serde(default)]
+    pub medium: String,
 }
 
 /// Results decoded by `ringtgt ctl`.
