@@ -467,6 +467,7 @@ fn lu_info(t: &TargetConfig, l: &LunConfig, store: &Store, iscsi: &IscsiTuning) 
         store_compare_and_write: store.kind() == StoreKind::Rbd,
         sanitize_rate: l.sanitize_rate,
         reads_zeros: store.kind() == StoreKind::Null,
+        sanitizable: !matches!(t.failover, config::Failover::RbdLock),
     }
 }
 

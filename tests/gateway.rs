@@ -387,6 +387,41 @@ fn a_reservation_taken_through_one_gateway_is_enforced_by_the_other() {
 }
 
 #[test]
+fn neither_gateway_sanitizes_an_image_whose_state_would_be_one_gateways() {
+    let c = cluster();
+    let (_image, a, b) = two_gateways(c, "gw-sanitize");
+    let mut owner = session(&a, 1);
+    let mut follower = session(&b, 2);
+    let data = [0x5a; BS];
+    owner.write_blocks(0, 0, &data, BS as u32).assert_good();
+
+    const SANITIZE: u8 = 0x48;
+    let block_erase = [SANITIZE, 0x02, 0, 0, 0, 0, 0, 0, 0, 0];
+    let exit_failure_mode = [SANITIZE, 0x1F, 0, 0, 0, 0, 0, 0, 0, 0];
+    // OVERWRITE, one pass of a 4-byte pattern.
+    let overwrite = [SANITIZE, 0x01, 0, 0, 0, 0, 0, 0, 8, 0];
+    let pattern = [0x01, 0, 0, 4, b'W', b'I', b'P', b'E'];
+    for ini in [&mut owner, &mut follower] {
+        for cdb in [block_erase, exit_failure_mode] {
+            let r = ini.non_data(0, &cdb);
+            assert_eq!(sense_of(&r), Some((0x05, 0x20, 0x00)), "{cdb:02x?}");
+        }
+        let r = ini.write(0, &overwrite, &pattern);
+        assert_eq!(sense_of(&r), Some((0x05, 0x20, 0x00)), "OVERWRITE");
+        // REPORT SUPPORTED OPERATION CODES agrees: SANITIZE (BLOCK ERASE) is not supported.
+        let rsoc = [0xa3, 0x0c, 0x02, SANITIZE, 0, 0x02, 0, 0, 1, 0, 0, 0];
+        let r = ini.read(0, &rsoc, 256);
+        r.assert_good();
+        assert_eq!(r.data[1] & 0x07, 0b001, "SUPPORT: not supported");
+    }
+    // Nothing was erased, and the follower's refusals did not move the locks.
+    let r = follower.read(0, &cdb::read10(0, 1), BS as u32);
+    r.assert_good();
+    assert_eq!(r.data, data);
+    assert_eq!(port_groups(&mut follower), vec![(1, AO), (2, ANO)]);
+}
+
+#[test]
 fn a_gateway_refuses_to_start_on_an_image_without_the_exclusive_lock() {
     let c = cluster();
     let image = format!("gw-nolock-{}", std::process::id());

@@ -39,5 +39,6 @@ pub fn disk_lu(target: &str) -> LuInfo {
         store_compare_and_write: false,
         sanitize_rate: None,
         reads_zeros: false,
+        sanitizable: true,
     }
 }

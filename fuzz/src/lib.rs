@@ -157,6 +157,7 @@ pub fn lu(lun: u16, block_size: u32, blocks: u64) -> LuInfo {
         store_compare_and_write: false,
         sanitize_rate: None,
         reads_zeros: false,
+        sanitizable: true,
     }
 }
 
@@ -164,7 +165,8 @@ pub fn lu(lun: u16, block_size: u32, blocks: u64) -> LuInfo {
 pub const NULL_LUN: u16 = 3;
 
 /// Small units whose stores fit in memory: LUN 0 is 1 MiB of 512-byte blocks, LUN 1 is a
-/// read-only 256 KiB of 4096-byte blocks with a tiny transfer limit and no write cache, LUN 2 is
+/// read-only 256 KiB of 4096-byte blocks with a tiny transfer limit, no write cache and no
+/// SANITIZE (a gateway target's unit), LUN 2 is
 /// 8 KiB of 512-byte blocks with no transfer limit and a removable medium, LUN 3 (`NULL_LUN`)
 /// 1 MiB of 512-byte blocks that reads as zeros.
 pub fn lun_map() -> LunMap {
@@ -172,6 +174,7 @@ pub fn lun_map() -> LunMap {
     ro.read_only = true;
     ro.write_cache = false;
     ro.max_transfer_blocks = 2;
+    ro.sanitizable = false;
     let mut tiny = lu(2, 512, 16);
     tiny.write_cache = false;
     tiny.max_transfer_blocks = 0;

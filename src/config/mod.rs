@@ -143,7 +143,7 @@
 //! | `alias` | none | TargetAlias shown to initiators; 1..=255 bytes, no control characters. |
 //! | `allowed_initiators` | `[]` | Initiator names allowed to log in; empty = any initiator. Each a valid iSCSI name, no duplicates. |
 //! | `allowed_networks` | `[]` | Source networks allowed to log in, in CIDR notation (`"10.0.0.0/24"`, `"fd00::/64"`, `"10.0.0.5/32"` for one host); empty = any address. Host bits must be clear (`"10.0.0.5/24"` is an error), no duplicates. |
-//! | `failover` | `"none"` | `"rbd-lock"`: gateway mode (README, "Ceph gateway"): every LUN is a writable RBD image that other gateways export too, and the port groups' states follow the images' exclusive locks. Needs one port group of this gateway and at least one with `remote = true`, each `"active-optimized"` (this gateway takes the locks at start if nobody holds them) or `"active-non-optimized"`. |
+//! | `failover` | `"none"` | `"rbd-lock"`: gateway mode (README, "Ceph gateway"): every LUN is a writable RBD image that other gateways export too, and the port groups' states follow the images' exclusive locks. Needs one port group of this gateway and at least one with `remote = true`, each `"active-optimized"` (this gateway takes the locks at start if nobody holds them) or `"active-non-optimized"`. Its units do not support SANITIZE (README, "Ceph gateway"). |
 //!
 //! ## `[[target.lun]]` — one table per logical unit
 //!

@@ -613,7 +613,7 @@ static COMMANDS: &[Command] = &[
             C,
         ],
         access: Access::Always,
-        handler: |_, cdb| rsoc::report_supported_opcodes(cdb),
+        handler: |ctx, cdb| rsoc::report_supported_opcodes(ctx.lu, cdb),
     },
     Command {
         opcode: op::MAINTENANCE_IN,

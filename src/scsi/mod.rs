@@ -107,6 +107,19 @@ pub struct LuInfo {
     /// Bytes per second a sanitize operation may write or deallocate (`None`: as fast as the
     /// store goes), so that one does not starve the other units of the device or the core.
     pub sanitize_rate: Option<u64>,
+    /// SANITIZE is supported. Not on a gateway target's units (`failover = "rbd-lock"`): an
+    /// operation's state (in progress, failed) would be one gateway's, while the medium is
+    /// every gateway's, and a gateway taking over from one that died in the middle would serve
+    /// the half-sanitized image as if nothing had happened.
+    pub sanitizable: bool,
+}
+
+impl LuInfo {
+    /// Whether this unit has commands with this operation code: those of the command table,
+    /// less SANITIZE on a unit that cannot keep its state (`sanitizable`).
+    pub(crate) fn supports_opcode(&self, opcode: u8) -> bool {
+        commands::is_supported_opcode(opcode) && (opcode != op::SANITIZE || self.sanitizable)
+    }
 }
 
 /// What the daemon learnt of the backing store's medium.
@@ -365,7 +378,7 @@ fn route(
     if !nexus.unit_attentions.is_empty() {
         unit_attention_gate(nexus, lu.lun, cdb.opcode())?;
     }
-    if !commands::is_supported_opcode(cdb.opcode()) {
+    if !lu.supports_opcode(cdb.opcode()) {
         return Err(Sense::invalid_opcode());
     }
     // Length first: the service action lookup reads byte 1.

@@ -1,11 +1,12 @@
 //! REPORT SUPPORTED OPERATION CODES (SPC-4; MAINTENANCE IN service action 0Ch), answered from
-//! the command table `dispatch` itself routes through, and REPORT SUPPORTED TASK MANAGEMENT
+//! the command table `dispatch` itself routes through (less what the unit does not support,
+//! `LuInfo::supports_opcode`), and REPORT SUPPORTED TASK MANAGEMENT
 //! FUNCTIONS (service action 0Dh).
 
 use super::cdb::Cdb;
 use super::commands::{self, Command};
 use super::sense::Sense;
-use super::{data_in, Plan};
+use super::{data_in, LuInfo, Plan};
 
 /// CDB byte 2: RCTD (bit 7) and REPORTING OPTIONS (bits 2..0).
 const RCTD: u8 = 0x80;
@@ -29,23 +30,26 @@ const TIMEOUTS_DESCRIPTOR: [u8; 12] = [0x00, 0x0A, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
 /// CDB: byte 2 RCTD and REPORTING OPTIONS, byte 3 REQUESTED OPERATION CODE, bytes 4..=5
 /// REQUESTED SERVICE ACTION, bytes 6..=9 ALLOCATION LENGTH. Refusals point at REPORTING
 /// OPTIONS (libiscsi reads a pointer at byte 1 as "command not implemented").
-pub(super) fn report_supported_opcodes(cdb: Cdb) -> Result<Plan, Sense> {
+pub(super) fn report_supported_opcodes(lu: &LuInfo, cdb: Cdb) -> Result<Plan, Sense> {
     let timeouts = cdb.u8(2) & RCTD != 0;
     let opcode = cdb.u8(3);
     let service_action = cdb.be16(4);
+    // An operation code the unit does not support is reported as such, whatever the options.
+    let supported = lu.supports_opcode(opcode);
     let data = match cdb.u8(2) & OPTIONS_MASK {
-        ALL_COMMANDS => all_commands(timeouts),
+        ALL_COMMANDS => all_commands(lu, timeouts),
         OPCODE => {
-            if commands::has_service_actions(opcode) {
+            if supported && commands::has_service_actions(opcode) {
                 return Err(bad_options());
             }
-            one_command(commands::find(opcode, None), timeouts)
+            one_command(commands::find(opcode, None).filter(|_| supported), timeouts)
         }
         OPCODE_AND_SERVICE_ACTION => {
-            if commands::is_supported_opcode(opcode) && !commands::has_service_actions(opcode) {
+            if supported && !commands::has_service_actions(opcode) {
                 return Err(bad_options());
             }
-            one_command(find_service_action(opcode, service_action), timeouts)
+            let command = find_service_action(opcode, service_action).filter(|_| supported);
+            one_command(command, timeouts)
         }
         OPCODE_AND_MAYBE_SERVICE_ACTION => {
             let command = if commands::has_service_actions(opcode) {
@@ -54,7 +58,7 @@ pub(super) fn report_supported_opcodes(cdb: Cdb) -> Result<Plan, Sense> {
                 // No service actions: only service action zero names the command.
                 commands::find(opcode, None).filter(|_| service_action == 0)
             };
-            one_command(command, timeouts)
+            one_command(command.filter(|_| supported), timeouts)
         }
         _ => return Err(bad_options()),
     };
@@ -95,9 +99,12 @@ fn find_service_action(opcode: u8, service_action: u16) -> Option<&'static Comma
 
 /// SPC-4 all_commands parameter data: COMMAND DATA LENGTH, then one 8-byte command descriptor
 /// per command (20 bytes with its timeouts descriptor when RCTD is set).
-fn all_commands(timeouts: bool) -> Vec<u8> {
+fn all_commands(lu: &LuInfo, timeouts: bool) -> Vec<u8> {
     let mut d = vec![0u8; 4];
-    for c in commands::all() {
+    for c in commands::all()
+        .iter()
+        .filter(|c| lu.supports_opcode(c.opcode))
+    {
         let mut flags = 0;
         if timeouts {
             flags |= CTDP;
@@ -143,7 +150,7 @@ fn cdb_length(c: &Command) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scsi::tests::ok_data;
+    use crate::scsi::tests::{lu, lu_with, ok_data};
 
     fn cdb(byte2: u8, opcode: u8, sa: u16, alloc: u32) -> [u8; 12] {
         let (s, a) = (sa.to_be_bytes(), alloc.to_be_bytes());
@@ -152,14 +159,19 @@ mod tests {
         ]
     }
 
+    fn get_from(lu: &LuInfo, byte2: u8, opcode: u8, sa: u16) -> Vec<u8> {
+        ok_data(report_supported_opcodes(
+            lu,
+            Cdb::new(&cdb(byte2, opcode, sa, 0xFFFF)),
+        ))
+    }
+
     fn get(byte2: u8, opcode: u8, sa: u16) -> Vec<u8> {
-        ok_data(report_supported_opcodes(Cdb::new(&cdb(
-            byte2, opcode, sa, 0xFFFF,
-        ))))
+        get_from(&lu(0), byte2, opcode, sa)
     }
 
     fn refused(byte2: u8, opcode: u8, sa: u16) -> Sense {
-        report_supported_opcodes(Cdb::new(&cdb(byte2, opcode, sa, 0xFFFF))).unwrap_err()
+        report_supported_opcodes(&lu(0), Cdb::new(&cdb(byte2, opcode, sa, 0xFFFF))).unwrap_err()
     }
 
     #[test]
@@ -232,6 +244,26 @@ mod tests {
     }
 
     #[test]
+    fn a_unit_that_cannot_sanitize_reports_no_sanitize_whatever_the_options() {
+        let gateway = lu_with(|l| l.sanitizable = false);
+        let none = [0, SUPPORT_NOT_SUPPORTED, 0, 0];
+        for sa in [0x01, 0x02, 0x1F] {
+            assert_eq!(get(0x02, 0x48, sa)[1], SUPPORT_STANDARD, "{sa:#04x}");
+            assert_eq!(get_from(&gateway, 0x02, 0x48, sa), none, "{sa:#04x}");
+            assert_eq!(get_from(&gateway, 0x03, 0x48, sa), none, "{sa:#04x}");
+        }
+        // Without service actions to tell apart, reporting options 001b is no mistake either.
+        assert_eq!(get_from(&gateway, 0x01, 0x48, 0), none);
+        let all = get_from(&gateway, 0x00, 0, 0);
+        let sanitizing = commands::all().iter().filter(|c| c.opcode == 0x48).count();
+        assert_eq!(sanitizing, 3, "OVERWRITE, BLOCK ERASE, EXIT FAILURE MODE");
+        assert_eq!(all.len(), 4 + 8 * (commands::all().len() - sanitizing));
+        assert!(!all[4..].chunks(8).any(|c| c[0] == 0x48));
+        // The rest of the table is the same.
+        assert_eq!(get_from(&gateway, 0x01, 0x28, 0), get(0x01, 0x28, 0));
+    }
+
+    #[test]
     fn service_action_mismatches_point_at_reporting_options() {
         let bad = Sense::invalid_field_in_cdb().at_cdb(2, Some(2));
         assert_eq!(refused(0x01, 0x9E, 0x10), bad);
@@ -262,7 +294,7 @@ mod tests {
     fn allocation_length_truncates() {
         for alloc in [0, 1, 4, 13] {
             let c = cdb(0x01, 0x28, 0, alloc);
-            let d = ok_data(report_supported_opcodes(Cdb::new(&c)));
+            let d = ok_data(report_supported_opcodes(&lu(0), Cdb::new(&c)));
             assert_eq!(d.len(), alloc as usize);
         }
     }

@@ -357,3 +357,33 @@ fn status_codes_match_sam5() {
     assert_eq!(ScsiStatus::RESERVATION_CONFLICT.0, 0x18);
     assert_eq!(ScsiStatus::TASK_SET_FULL.0, 0x28);
 }
+
+#[test]
+fn a_unit_that_cannot_sanitize_refuses_every_sanitize_as_an_unknown_command() {
+    let luns = LunMap::new(vec![
+        lu(0),
+        lu_with(|u| {
+            u.lun = 1;
+            u.sanitizable = false;
+        }),
+    ]);
+    let mut n = NexusState::new();
+    // BLOCK ERASE with IMMED, and EXIT FAILURE MODE: both begin on the unit that can.
+    let erase = [op::SANITIZE, 0x80 | 0x02, 0, 0, 0, 0, 0, 0, 0, 0];
+    let exit = [op::SANITIZE, 0x1F, 0, 0, 0, 0, 0, 0, 0, 0];
+    assert!(matches!(dispatch(&luns, &mut n, 0, &erase), Plan::Job(_)));
+    for cdb in [erase, exit] {
+        let plan = dispatch(&luns, &mut n, encode_lun(1), &cdb);
+        assert_eq!(fixed_sense(&plan), (0x05, 0x20, 0x00), "{cdb:02x?}");
+    }
+    assert!(luns
+        .get(1)
+        .unwrap()
+        .shared
+        .medium
+        .sanitize_progress()
+        .is_none());
+    // The rest of its commands are untouched.
+    let tur = [op::TEST_UNIT_READY, 0, 0, 0, 0, 0];
+    assert!(good_data(dispatch(&luns, &mut n, encode_lun(1), &tur)).is_empty());
+}

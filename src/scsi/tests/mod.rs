@@ -75,6 +75,7 @@ pub(crate) fn lu(lun: u16) -> LuInfo {
         store_compare_and_write: false,
         sanitize_rate: None,
         reads_zeros: false,
+        sanitizable: true,
     }
 }
 

@@ -39,6 +39,7 @@ fn lu() -> LuInfo {
         store_compare_and_write: false,
         sanitize_rate: None,
         reads_zeros: false,
+        sanitizable: true,
     }
 }
 
