@@ -303,6 +303,18 @@ fn assert_sanitize_failed(r: &ScsiResult) {
     assert_eq!((s.key, s.asc, s.ascq), (0x03, 0x31, 0x03), "{r:?}");
 }
 
+/// LUN 0 serves its medium as an operation cut short left it: the first block overwritten with
+/// `pattern`, the last one still `old`'s.
+fn assert_partly_sanitized(a: &mut Initiator, pattern: &[u8; 4], old: &[u8]) {
+    a.test_unit_ready(0).assert_good();
+    let first = a.read_blocks(0, 0, 1, BLOCK);
+    first.assert_good();
+    assert!(first.data.chunks(4).all(|c| c == pattern), "sanitized");
+    let last = a.read_blocks(0, 8191, 1, BLOCK);
+    last.assert_good();
+    assert!(last.data == old[8191 * 512..], "not reached before the cut");
+}
+
 const EXIT_FAILURE_MODE: [u8; 10] = [0x48, 0x1F, 0, 0, 0, 0, 0, 0, 0, 0];
 
 /// SBC-4 §4.11: once a sanitize has started, the user data is no longer available, even when
@@ -383,16 +395,7 @@ fn an_interrupted_sanitize_with_ause_is_left_with_exit_failure_mode() {
     let mut a = login(&d, "iqn.2026-12.test:a", 1);
     assert_sanitize_failed(&tur_past_attentions(&mut a, 0));
     a.non_data(0, &EXIT_FAILURE_MODE).assert_good();
-    a.test_unit_ready(0).assert_good();
-    let first = a.read_blocks(0, 0, 1, BLOCK);
-    first.assert_good();
-    assert!(first.data.chunks(4).all(|c| c == b"AUSE"), "sanitized");
-    let last = a.read_blocks(0, 8191, 1, BLOCK);
-    last.assert_good();
-    assert!(
-        last.data == old[8191 * 512..],
-        "not reached before the stop"
-    );
+    assert_partly_sanitized(&mut a, b"AUSE", &old);
     // Nothing is left for the next start.
     d.kill_and_restart();
     let mut a = login(&d, "iqn.2026-12.test:a", 1);
@@ -413,4 +416,52 @@ fn a_sanitize_refused_for_its_parameter_list_leaves_no_failure_behind() {
     a.collect(itt).assert_sense(0x05, 0x26);
     a.test_unit_ready(0).assert_good();
     a.read_blocks(0, 0, 1, BLOCK).assert_good();
+}
+
+/// A failure without AUSE is ended only by a sanitize that completes; an operator who accepts
+/// the medium as the cut-short operation left it says so with `ctl lun accept-medium`, live,
+/// and the record goes with it. Not while an operation runs, whose record must stay.
+#[test]
+fn an_operator_accepts_the_medium_a_failed_sanitize_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = cdb::pattern(97, 4 << 20);
+    let (mut d, _) = paced_file_daemon(dir.path(), &old);
+    let accept = [
+        "lun",
+        "accept-medium",
+        "--target",
+        common::TARGET,
+        "--id",
+        "0",
+    ];
+    start_sanitize(&d, overwrite(true, *b"WIPE"));
+    let (code, _, err) = d.ctl(&accept);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("is being sanitized"), "{err}");
+    // Some blocks are overwritten before the kill, so the accepted medium is a mixed one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while medium(&d) == "sanitizing 0%" {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.kill_and_restart();
+    assert_eq!(medium(&d), "sanitize failed");
+
+    let mut a = login(&d, "iqn.2026-12.test:a", 1);
+    assert_sanitize_failed(&tur_past_attentions(&mut a, 0));
+    let out = d.ctl_ok(&accept);
+    assert!(out.contains("served again"), "{out}");
+    assert_eq!(medium(&d), "ready");
+    // The same session is served at once: the start sanitized, the end as it was.
+    assert_partly_sanitized(&mut a, b"WIPE", &old);
+    let records = walk(&d.dir().join("state").join("sanitize"));
+    assert!(records.is_empty(), "records left: {records:?}");
+    let (code, _, err) = d.ctl(&accept);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("no failed sanitize"), "{err}");
+
+    d.kill_and_restart();
+    assert_eq!(medium(&d), "ready");
+    let mut a = login(&d, "iqn.2026-12.test:a", 1);
+    tur_past_attentions(&mut a, 0).assert_good();
 }

@@ -29,7 +29,7 @@ use crate::backstore::{Store, StoreKind};
 use crate::config::{
     format_size, parse_size, AluaState, Backing, Config, Failover, LunConfig, TargetConfig,
 };
-use crate::scsi::{MediumState, SanitizeFailure, UnitAttention};
+use crate::scsi::{MediumState, SanitizeFailure, SanitizeRunning, UnitAttention};
 
 /// Changes the log filter at run time; answers an error for a filter it cannot parse.
 pub type LogControl = Box<dyn Fn(&str) -> Result<(), String> + Send>;
@@ -229,6 +229,7 @@ impl Ops {
                 group,
                 state,
             } => self.alua_set(&target, group, &state, env),
+            Request::LunAcceptMedium { target, id } => self.accept_medium(&target, id),
             change => {
                 self.queue.push_back((change, reply));
                 if self.change.is_none() {
@@ -238,6 +239,39 @@ impl Ops {
             }
         };
         let _ = reply.send(answer);
+    }
+
+    /// `ringtgt ctl lun accept-medium`: the unit serves what a failed sanitize left (partly
+    /// overwritten or erased) instead of MEDIUM ERROR, SANITIZE COMMAND FAILED, on every core at
+    /// once (the medium state is shared atomics), and its record under `state_dir` goes.
+    fn accept_medium(&self, target: &str, id: u16) -> ResponseLine {
+        let lu = self
+            .runtime
+            .slot_of(target)
+            .and_then(|slot| self.runtime.ctx().targets.get(slot))
+            .and_then(|t| t.luns.get(id));
+        let Some(lu) = lu else {
+            return ResponseLine::error(format!("no LUN {id} in target {target}"));
+        };
+        let message = match lu.shared.medium.accept_failed() {
+            Err(SanitizeRunning) => {
+                return ResponseLine::error(format!(
+                    "LUN {id} of {target} is being sanitized: its medium is accepted once the \
+                     operation ends, if it fails"
+                ))
+            }
+            Ok(None) => {
+                return ResponseLine::error(format!(
+                    "LUN {id} of {target}: no failed sanitize to accept (its medium is {})",
+                    medium_state(&lu.shared.medium)
+                ))
+            }
+            Ok(Some(_)) => {
+                format!("LUN {id} of {target}: the medium a failed sanitize left is served again")
+            }
+        };
+        tracing::warn!(change = %message, "admin change");
+        ResponseLine::ok(Done { message })
     }
 
     /// `ringtgt ctl alua set`: the state changes at once on every core (the groups are shared

@@ -136,6 +136,16 @@ pub enum LunCommand {
         id: u16,
         size: Option<String>,
     },
+    /// Serve the medium a failed SANITIZE left (partly overwritten or erased) instead of
+    /// answering MEDIUM ERROR, SANITIZE COMMAND FAILED: for a unit whose initiators cannot end
+    /// the failure themselves (a read-only unit, or a failure without AUSE that no sanitize
+    /// will follow). Refused while a sanitize runs.
+    AcceptMedium {
+        #[arg(long, value_name = "IQN")]
+        target: String,
+        #[arg(long)]
+        id: u16,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -232,6 +242,9 @@ fn to_request(c: &CtlCommand) -> Request {
         CtlCommand::Lun(LunCommand::Remove { target, id }) => Request::LunRemove { target, id },
         CtlCommand::Lun(LunCommand::Resize { target, id, size }) => {
             Request::LunResize { target, id, size }
+        }
+        CtlCommand::Lun(LunCommand::AcceptMedium { target, id }) => {
+            Request::LunAcceptMedium { target, id }
         }
         CtlCommand::Session(SessionCommand::Drop { tsih }) => Request::SessionDrop { tsih },
         CtlCommand::Alua(AluaCommand::Set {

@@ -60,6 +60,10 @@ pub enum SanitizeFailure {
     Unrestricted,
 }
 
+/// A sanitize operation runs on the medium.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SanitizeRunning;
+
 /// Durable notes of a unit's sanitize operations (kept by the control layer under the state
 /// directory). Called on a reactor, rarely: once when an operation starts, once when it ends.
 pub trait SanitizeJournal: Send + Sync {
@@ -139,6 +143,27 @@ impl MediumState {
             }
             None => true,
         }
+    }
+
+    /// An operator accepts the medium a failed sanitize operation left (`ringtgt ctl lun
+    /// accept-medium`): the failure mode ends, restricted or not, and its record is crossed
+    /// out. `Ok(None)` if there was no failure; refused while an operation runs, whose record
+    /// must stay until it ends.
+    pub fn accept_failed(&self) -> Result<Option<SanitizeFailure>, SanitizeRunning> {
+        // Taking the running flag for the moment keeps an operation from starting meanwhile,
+        // whose record this would cross out.
+        self.sanitize
+            .compare_exchange(0, SANITIZING, Ordering::AcqRel, Ordering::Acquire)
+            .map_err(|_| SanitizeRunning)?;
+        let failure = self.sanitize_failure();
+        if failure.is_some() {
+            self.set_failed(None);
+            if let Some(j) = self.journal.get() {
+                j.ended();
+            }
+        }
+        self.sanitize.store(0, Ordering::Release);
+        Ok(failure)
     }
 
     /// The progress of the sanitize operation running on the medium (SPC-4 PROGRESS
@@ -468,6 +493,34 @@ mod tests {
                 "started ause=false",
                 "ended"
             ]
+        );
+    }
+
+    #[test]
+    fn an_operator_accepts_a_failed_medium_but_not_while_an_operation_runs() {
+        let m = Arc::new(MediumState::new());
+        let notes = Arc::new(Notes::default());
+        m.attach_journal(notes.clone(), Some(SanitizeFailure::Restricted));
+        let running = m.begin_sanitize(false).unwrap();
+        assert_eq!(m.accept_failed(), Err(SanitizeRunning));
+        drop(running);
+        assert_eq!(m.sanitize_failure(), Some(SanitizeFailure::Restricted));
+        // Restricted or not: EXIT FAILURE MODE would not end this one.
+        assert_eq!(m.accept_failed(), Ok(Some(SanitizeFailure::Restricted)));
+        assert_eq!(m.sanitize_failure(), None);
+        assert_eq!(
+            m.sanitize_progress(),
+            None,
+            "the operation flag is given back"
+        );
+        assert_eq!(m.accept_failed(), Ok(None), "nothing left to accept");
+        assert!(
+            m.begin_sanitize(false).is_some(),
+            "a sanitize may start again"
+        );
+        assert_eq!(
+            *notes.0.lock().unwrap(),
+            ["started ause=false", "ended", "started ause=false"]
         );
     }
 

@@ -53,7 +53,9 @@ use commands::Ctx;
 
 pub use job::{IoOutcome, Job, JobIo, JobOp, Step, STEP_BYTES};
 pub use lun::{decode_lun, encode_lun, LunMap};
-pub use medium::{MediumState, Prevents, SanitizeFailure, SanitizeGuard, SanitizeJournal};
+pub use medium::{
+    MediumState, Prevents, SanitizeFailure, SanitizeGuard, SanitizeJournal, SanitizeRunning,
+};
 pub use nexus::NexusState;
 pub use pr::{
     Access, InitiatorPort, ItNexus, NexusSet, OutEffects, PrState, ProutRequest, Refusal, UaTarget,

@@ -70,6 +70,11 @@ pub enum Request {
         #[serde(default)]
         size: Option<String>,
     },
+    /// An operator accepts the medium a failed SANITIZE left: its failure mode ends.
+    LunAcceptMedium {
+        target: String,
+        id: u16,
+    },
     SessionDrop {
         tsih: u16,
     },
