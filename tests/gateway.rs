@@ -421,6 +421,38 @@ fn neither_gateway_sanitizes_an_image_whose_state_would_be_one_gateways() {
     assert_eq!(port_groups(&mut follower), vec![(1, AO), (2, ANO)]);
 }
 
+/// A reload does not add or remove a gateway target's LUNs or port groups (its failover
+/// thread and shared reservations were set up for the ones it started with): it says they
+/// need a restart and serves on as before.
+#[test]
+fn a_reload_leaves_a_gateway_targets_luns_to_a_restart() {
+    let c = cluster();
+    let image = c.create_image(POOL, "gw-reload", 16);
+    let other = c.create_image(POOL, "gw-reload-2", 16);
+    let a = gateway(c, &image, 1, 2, true);
+    let mut ini = session(&a, 1);
+    let conf = a.dir().join("ringtgt.toml");
+    let running = std::fs::read_to_string(&conf).unwrap();
+    let with_two = running.replacen(
+        "[[target.port_group]]",
+        &format!(
+            "[[target.lun]]\npath = \"rbd:{POOL}/{other}\"\nceph_conf = \"{}\"\n\
+             serial = \"GW-{other}\"\n[[target.port_group]]",
+            c.conf_str()
+        ),
+        1,
+    );
+    assert_ne!(with_two, running);
+    std::fs::write(&conf, &with_two).unwrap();
+    let out = a.ctl_ok(&["reload"]);
+    assert!(out.contains("needs a restart"), "{out}");
+    assert!(out.contains("rbd-lock"), "{out}");
+    let luns = a.ctl_json(&["luns"]);
+    assert_eq!(luns.as_array().map(Vec::len), Some(1), "{luns}");
+    ini.write_blocks(0, 0, &[0x42; BS], BS as u32).assert_good();
+    assert_eq!(port_groups(&mut ini), vec![(1, AO), (2, ANO)]);
+}
+
 #[test]
 fn a_gateway_refuses_to_start_on_an_image_without_the_exclusive_lock() {
     let c = cluster();

@@ -10,7 +10,9 @@
 use std::sync::Arc;
 
 use crate::backstore::Store;
-use crate::config::{format_size, Backing, ChapConfig, Config, LunConfig, TargetConfig};
+use crate::config::{
+    format_size, Backing, ChapConfig, Config, Failover, LunConfig, PortGroupConfig, TargetConfig,
+};
 
 /// One live edit of the running configuration.
 #[derive(Debug)]
@@ -79,6 +81,22 @@ pub struct Diff {
     pub restart: Vec<String>,
 }
 
+/// A gateway target's failover thread and its shared reservations are set up at start, for the
+/// images and port groups it started with (`control::live`), as `ctl lun add` and `ctl lun
+/// remove` say: a reload leaves what they depend on as it is, until a restart.
+fn is_gateway(t: &TargetConfig) -> bool {
+    t.failover == Failover::RbdLock
+}
+
+/// What a gateway target depends on: a reload still applies its other attributes (ACLs, CHAP).
+fn gateway_shape(t: &TargetConfig) -> (Failover, &[PortGroupConfig], &[LunConfig]) {
+    (t.failover, &t.port_groups, &t.luns)
+}
+
+fn gateway_restart(t: &TargetConfig, what: &str) -> String {
+    format!("target {} (failover = \"rbd-lock\") {what}", t.name)
+}
+
 /// The edits that turn `old` (running) into `new` (the file); an error for a change no live
 /// edit can make, before anything is changed.
 pub fn diff(old: &Config, new: &Config) -> Result<Diff, String> {
@@ -107,12 +125,21 @@ pub fn diff(old: &Config, new: &Config) -> Result<Diff, String> {
     };
     for t in &old.targets {
         if find(&new.targets, &t.name).is_none() {
+            if is_gateway(t) {
+                d.restart.push(gateway_restart(t, "removed"));
+                continue;
+            }
             d.edits.push(Edit::RemoveTarget(t.name.clone()));
         }
     }
     let mut later = Vec::new();
     for t in &new.targets {
         match find(&old.targets, &t.name).map(|i| &old.targets[i]) {
+            None if is_gateway(t) => d.restart.push(gateway_restart(t, "added")),
+            Some(o) if (is_gateway(o) || is_gateway(t)) && gateway_shape(o) != gateway_shape(t) => {
+                d.restart
+                    .push(gateway_restart(t, "failover, port groups or LUNs changed"));
+            }
             None => {
                 later.push(Edit::AddTarget(TargetConfig {
                     luns: Vec::new(),
@@ -282,6 +309,56 @@ mod tests {
 
     fn names(d: &Diff) -> Vec<String> {
         d.edits.iter().map(ToString::to_string).collect()
+    }
+
+    fn gateway(name: &str) -> TargetConfig {
+        let mut t = target(name, &[(0, ram(1))]);
+        t.failover = Failover::RbdLock;
+        t.port_groups = vec![PortGroupConfig {
+            id: 1,
+            portals: vec!["127.0.0.1:3260".parse().unwrap()],
+            state: crate::config::AluaState::ActiveOptimized,
+            remote: false,
+        }];
+        t
+    }
+
+    #[test]
+    fn a_gateway_target_keeps_its_failover_port_groups_and_luns_until_a_restart() {
+        let plain = target("iqn.plain", &[(0, ram(1))]);
+        let old = config(vec![gateway("iqn.gw"), gateway("iqn.gone"), plain.clone()]);
+        let mut changed = gateway("iqn.gw");
+        changed.luns.push(LunConfig::new(1, ram(1)));
+        let mut turned = plain.clone();
+        turned.failover = Failover::RbdLock;
+        let new = config(vec![changed, gateway("iqn.new"), turned]);
+        let d = diff(&old, &new).unwrap();
+        assert!(d.edits.is_empty(), "{d:?}");
+        assert_eq!(
+            d.restart,
+            [
+                "target iqn.gone (failover = \"rbd-lock\") removed",
+                "target iqn.gw (failover = \"rbd-lock\") failover, port groups or LUNs changed",
+                "target iqn.new (failover = \"rbd-lock\") added",
+                "target iqn.plain (failover = \"rbd-lock\") failover, port groups or LUNs changed",
+            ]
+        );
+
+        // A port group's state is the lock's, not the file's, once running.
+        let mut standby = gateway("iqn.gw");
+        standby.port_groups[0].state = crate::config::AluaState::Standby;
+        let d = diff(&config(vec![gateway("iqn.gw")]), &config(vec![standby])).unwrap();
+        assert!(d.edits.is_empty() && d.restart.len() == 1, "{d:?}");
+
+        // Its other attributes apply as any target's.
+        let mut masked = gateway("iqn.gw");
+        masked.acls = vec![LunAcl {
+            initiator: "iqn.i".into(),
+            luns: vec![0],
+        }];
+        let d = diff(&config(vec![gateway("iqn.gw")]), &config(vec![masked])).unwrap();
+        assert_eq!(names(&d), ["target iqn.gw attributes applied"]);
+        assert!(d.restart.is_empty(), "{d:?}");
     }
 
     #[test]
