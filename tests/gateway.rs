@@ -313,6 +313,10 @@ fn a_gateway_that_stops_hands_its_lock_over_and_a_restarted_one_follows() {
     let (code, _, err) = b.ctl(&["lun", "remove", "--target", TARGET, "--id", "0"]);
     assert_ne!(code, Some(0));
     assert!(err.contains("keeps the LUNs it started with"), "{err}");
+    let (code, _, err) = b.ctl(&["target", "remove", "--force", TARGET]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("keeps the LUNs it started with"), "{err}");
+    via_b.read_blocks(0, 0, 1, BS as u32).assert_good();
     let (code, _, err) = b.ctl(&["alua", "set", "--target", TARGET, "--group", "2", "standby"]);
     assert_ne!(code, Some(0));
     assert!(err.contains("follow its images' locks"), "{err}");

@@ -535,6 +535,7 @@ impl Ops {
             }
             Request::TargetRemove { name, force } => {
                 let slot = slot_of(rt, &name)?;
+                rt.check_luns_may_change(slot)?;
                 let sessions = table.connections_to(&name).len();
                 if sessions > 0 && !force {
                     return Err(format!(
