@@ -417,6 +417,10 @@ fn neither_gateway_sanitizes_an_image_whose_state_would_be_one_gateways() {
         let r = ini.read(0, &rsoc, 256);
         r.assert_good();
         assert_eq!(r.data[1] & 0x07, 0b001, "SUPPORT: not supported");
+        // Nor does the Block Device Characteristics page say what reads after one return.
+        let r = ini.read(0, &[0x12, 0x01, 0xb1, 0, 64, 0], 64);
+        r.assert_good();
+        assert_eq!(r.data[7] & 0xc0, 0, "WABEREQ not specified");
     }
     // Nothing was erased, and the follower's refusals did not move the locks.
     let r = follower.read(0, &cdb::read10(0, 1), BS as u32);

@@ -249,13 +249,16 @@ fn logical_block_provisioning(lu: &LuInfo) -> Vec<u8> {
 const WABEREQ_READS_SUCCEED: u8 = 0x40;
 
 /// SBC-3 Block Device Characteristics VPD page: MEDIUM ROTATION RATE (page bytes 4..=5) and the
-/// SBC-4 WABEREQ (page byte 7).
+/// SBC-4 WABEREQ (page byte 7) of a unit that supports SANITIZE.
 fn block_characteristics(lu: &LuInfo) -> Vec<u8> {
     let mut d = vec![0u8; BLOCK_CHARACTERISTICS_LEN];
     if lu.non_rotational {
         d[0..2].copy_from_slice(&ROTATION_NON_ROTATING.to_be_bytes());
     }
-    d[3] = WABEREQ_READS_SUCCEED;
+    // 00b (not specified) where SANITIZE is not supported at all.
+    if lu.sanitizable {
+        d[3] = WABEREQ_READS_SUCCEED;
+    }
     d
 }
 
@@ -419,6 +422,12 @@ mod tests {
         assert_eq!((d.len(), d[3]), (64, 0x3C));
         assert_eq!(&d[4..6], &[0, 1]);
         assert_eq!(d[7], 0x40, "WABEREQ 01b, WACEREQ 00b");
+        let gateway = crate::scsi::tests::lu_with(|l| l.sanitizable = false);
+        assert_eq!(
+            page(&gateway, 1, 0xB1).map(|p| p[7]),
+            Some(0),
+            "no SANITIZE"
+        );
         let mut spinning = lu(0);
         spinning.non_rotational = false;
         assert_eq!(page(&spinning, 1, 0xB1).map(|p| [p[4], p[5]]), Some([0, 0]));
