@@ -16,8 +16,7 @@ use crate::control::pr_store::PrStore;
 use crate::control::sanitize_store::SanitizeStore;
 use crate::control::{ControlSetup, LogControl, Reloader, SessionLimits};
 use crate::login::{
-    ChapAlgorithm as LoginChapAlgorithm, ChapCredentials, ChapPolicy, DigestPolicy, PortalGroup,
-    TargetEntry, TargetOffer,
+    ChapCredentials, ChapPolicy, DigestPolicy, PortalGroup, TargetEntry, TargetOffer,
 };
 use crate::reactor::{self, place, ConnLimits, ReactorSetup, StoreTable, WakeFd};
 use crate::scsi::alua::{AccessState, PortGroups};
@@ -405,7 +404,7 @@ pub(crate) fn target_runtime_with(
 
 /// The login layer's view of a CHAP configuration (validated when the config was loaded).
 fn chap_policy(c: &ChapConfig) -> ChapPolicy {
-    let algorithms = c.algorithms.iter().map(|a| chap_algorithm(*a)).collect();
+    let algorithms = c.algorithms.clone();
     let credentials = |user: &str, secret: &config::ChapSecret| {
         ChapCredentials::new(user, secret.value.expose().to_vec())
     };
@@ -415,15 +414,6 @@ fn chap_policy(c: &ChapConfig) -> ChapPolicy {
     }
     policy.algorithms = algorithms;
     policy
-}
-
-fn chap_algorithm(a: config::ChapAlgorithm) -> LoginChapAlgorithm {
-    match a {
-        config::ChapAlgorithm::Md5 => LoginChapAlgorithm::Md5,
-        config::ChapAlgorithm::Sha1 => LoginChapAlgorithm::Sha1,
-        config::ChapAlgorithm::Sha256 => LoginChapAlgorithm::Sha256,
-        config::ChapAlgorithm::Sha3_256 => LoginChapAlgorithm::Sha3_256,
-    }
 }
 
 pub(crate) fn access_state(s: config::AluaState) -> AccessState {

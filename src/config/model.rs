@@ -9,6 +9,10 @@ use ipnet::IpNet;
 
 use super::parse::{format_size, parse_backing};
 
+/// The CHAP digest algorithms a target may offer: the login layer's own, read from their
+/// configuration names.
+pub use crate::login::ChapAlgorithm;
+
 /// IANA-registered TCP port of iSCSI targets (service name "iscsi-target").
 pub const DEFAULT_PORT: u16 = 3260;
 /// Largest iSCSI name in bytes (RFC 7143 §4.2.7.1).
@@ -295,55 +299,6 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
-    }
-}
-
-/// A CHAP digest algorithm (CHAP_A).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChapAlgorithm {
-    Md5,
-    Sha1,
-    Sha256,
-    Sha3_256,
-}
-
-impl ChapAlgorithm {
-    /// Every algorithm, strongest first.
-    pub const ALL: [ChapAlgorithm; 4] = [
-        ChapAlgorithm::Sha3_256,
-        ChapAlgorithm::Sha256,
-        ChapAlgorithm::Sha1,
-        ChapAlgorithm::Md5,
-    ];
-
-    /// The config-file spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChapAlgorithm::Md5 => "md5",
-            ChapAlgorithm::Sha1 => "sha1",
-            ChapAlgorithm::Sha256 => "sha-256",
-            ChapAlgorithm::Sha3_256 => "sha3-256",
-        }
-    }
-}
-
-impl fmt::Display for ChapAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ChapAlgorithm {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        ChapAlgorithm::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown CHAP algorithm {s:?} (use \"sha3-256\", \"sha-256\", \"sha1\" or \"md5\")"
-                )
-            })
     }
 }
 

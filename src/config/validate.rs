@@ -632,7 +632,7 @@ impl ChapConfig {
                 format!("{prefix}.algorithms[{i}]"),
                 format!(
                     "duplicate of algorithms[{j}] ({:?})",
-                    self.algorithms[i].as_str()
+                    self.algorithms[i].name()
                 ),
             ));
         }

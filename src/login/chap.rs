@@ -84,13 +84,6 @@ impl ChapAlgorithm {
         }
     }
 
-    /// Reads a configuration name, in any letter case.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|a| a.name().eq_ignore_ascii_case(name))
-    }
-
     /// Bytes in a response.
     pub const fn digest_len(self) -> usize {
         match self {
@@ -127,6 +120,21 @@ fn hash<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
 impl fmt::Display for ChapAlgorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// A configuration name, spelled exactly as [`ChapAlgorithm::name`] gives it.
+impl std::str::FromStr for ChapAlgorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                format!(
+                "unknown CHAP algorithm {s:?} (use \"sha3-256\", \"sha-256\", \"sha1\" or \"md5\")"
+            )
+            })
     }
 }
 
@@ -640,14 +648,9 @@ mod tests {
             assert_eq!(a.name(), name);
             assert_eq!(a.to_string(), name);
             assert_eq!(a.digest_len(), len);
-            assert_eq!(ChapAlgorithm::from_name(name), Some(a));
+            assert_eq!(name.parse::<ChapAlgorithm>(), Ok(a));
             assert!(a.challenge_len() >= a.digest_len() && a.challenge_len() >= 16);
         }
-        assert_eq!(
-            ChapAlgorithm::from_name("SHA-256"),
-            Some(ChapAlgorithm::Sha256)
-        );
-        assert_eq!(ChapAlgorithm::from_name("sha256"), None);
         assert_eq!(ChapAlgorithm::from_code(4), None);
         assert_eq!(ChapAlgorithm::from_code(0x105), None);
     }

@@ -190,7 +190,7 @@ impl RawChap {
             mutual_user,
             mutual_secret,
             mutual_secret_file,
-            algorithms: Some(c.algorithms.iter().map(|a| a.as_str().into()).collect()),
+            algorithms: Some(c.algorithms.iter().map(|a| a.name().into()).collect()),
         }
     }
 }
