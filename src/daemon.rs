@@ -100,6 +100,8 @@ pub struct Daemon {
     reactors: Vec<JoinHandle<()>>,
     control: JoinHandle<bool>,
     to_control: crossbeam_channel::Sender<crate::control::ToControl>,
+    /// Sanitize records still being written when the daemon stops are waited for.
+    journals: SanitizeStore,
 }
 
 impl Daemon {
@@ -131,9 +133,19 @@ impl Daemon {
             let _ = r.join();
         }
         let _ = self.to_control.send(crate::control::ToControl::Exit);
-        self.control.join().unwrap_or(false)
+        let flushed = self.control.join().unwrap_or(false);
+        if !self.journals.flush(JOURNAL_FLUSH_LIMIT) {
+            tracing::error!(
+                "sanitize records were still being written at exit: a unit whose sanitize \
+                 completed may start failed (ringtgt ctl lun accept-medium ends that)"
+            );
+        }
+        flushed
     }
 }
+
+/// How long an exiting daemon waits for the sanitize records it was still writing.
+const JOURNAL_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn start(config: &Config) -> Result<Daemon, StartError> {
     start_with(config, None, None)
@@ -152,7 +164,8 @@ pub fn start_with(
     let ctx = Arc::new(build_context(config, &stores));
     let pr_store = PrStore::new(&config.state_dir);
     restore_reservations(&ctx, &pr_store)?;
-    SanitizeStore::new(&config.state_dir).attach(&ctx, &stores);
+    let journals = SanitizeStore::new(&config.state_dir);
+    journals.attach(&ctx, &stores);
     let devices: Vec<u64> = stores
         .iter()
         .flat_map(|luns| luns.values())
@@ -167,6 +180,7 @@ pub fn start_with(
         ctx.clone(),
         table.clone(),
         to_control.clone(),
+        journals.clone(),
     )
     .map_err(StartError::Gateway)?;
 
@@ -253,6 +267,7 @@ pub fn start_with(
         reactors,
         control,
         to_control,
+        journals,
     })
 }
 

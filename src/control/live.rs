@@ -62,6 +62,8 @@ pub struct Runtime {
     /// The reservation threads of gateway targets, by target index.
     #[cfg(feature = "rbd")]
     cluster_prs: Vec<(usize, super::cluster_pr::Handle)>,
+    /// Where units a change adds keep their sanitize records.
+    journals: SanitizeStore,
 }
 
 impl Runtime {
@@ -76,6 +78,7 @@ impl Runtime {
         ctx: Arc<PortalContext>,
         table: Arc<StoreTable>,
         to_control: Sender<ToControl>,
+        journals: SanitizeStore,
     ) -> Result<Runtime, String> {
         let slots = config
             .targets
@@ -97,6 +100,7 @@ impl Runtime {
             gateways: Vec::new(),
             #[cfg(feature = "rbd")]
             cluster_prs: Vec::new(),
+            journals,
         };
         for t in &runtime.config.targets {
             for l in &t.luns {
@@ -660,7 +664,7 @@ impl Runtime {
         }
         self.ctx = Arc::new(daemon::context_of(c, targets, login_targets));
         self.table = Arc::new(StoreTable::new(self.stores.clone()));
-        SanitizeStore::new(&c.state_dir).attach(&self.ctx, &self.stores);
+        self.journals.attach(&self.ctx, &self.stores);
     }
 }
 

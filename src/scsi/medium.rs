@@ -65,12 +65,45 @@ pub enum SanitizeFailure {
 pub struct SanitizeRunning;
 
 /// Durable notes of a unit's sanitize operations (kept by the control layer under the state
-/// directory). Called on a reactor, rarely: once when an operation starts, once when it ends.
+/// directory). Called on a reactor (and by the control thread), so neither call may wait for a
+/// disk: the journal writes elsewhere, in the order of the calls.
 pub trait SanitizeJournal: Send + Sync {
-    /// An operation with this AUSE bit starts: written down before its first step.
-    fn started(&self, ause: bool);
-    /// It completed, or its failure was exited: crossed out.
+    /// An operation with this AUSE bit starts: to be written down before its first step, which
+    /// waits for the returned note (as does the GOOD of a command with IMMED).
+    fn started(&self, ause: bool) -> JournalNote;
+    /// It completed, or its failure was exited: to be crossed out. Nothing waits for it: a
+    /// daemon that stops before it is durable starts with the medium failed, which refuses the
+    /// medium but never serves it half-sanitized.
     fn ended(&self);
+}
+
+/// Whether a journal's note is durable yet; shared between the journal's writer, which marks
+/// it, and the operation that waits for it.
+#[derive(Debug, Clone, Default)]
+pub struct JournalNote(Arc<AtomicBool>);
+
+impl JournalNote {
+    /// A note the writer has yet to make durable.
+    pub fn pending() -> Self {
+        Self::default()
+    }
+
+    /// A note already durable.
+    pub fn written() -> Self {
+        let note = Self::default();
+        note.finish();
+        note
+    }
+
+    /// The writer is done with the note: durable, or given up on (and said so in the log: the
+    /// operation goes on, only a restart in its middle would not know of it).
+    pub fn finish(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 const COUNT_MASK: u64 = 0xFFFF_FFFF;
@@ -181,12 +214,11 @@ impl MediumState {
         self.sanitize
             .compare_exchange(0, SANITIZING, Ordering::AcqRel, Ordering::Acquire)
             .ok()?;
-        if let Some(j) = self.journal.get() {
-            j.started(ause);
-        }
+        let note = self.journal.get().map(|j| j.started(ause));
         Some(SanitizeGuard {
             medium: Arc::clone(self),
             ause,
+            note,
             completed: false,
         })
     }
@@ -281,10 +313,19 @@ impl MediumState {
 pub struct SanitizeGuard {
     medium: Arc<MediumState>,
     ause: bool,
+    /// The journal's note of the start, for a medium that has a journal.
+    note: Option<JournalNote>,
     completed: bool,
 }
 
 impl SanitizeGuard {
+    /// Whether the operation is written down (or has no journal to be written in): its first
+    /// step waits until it is, so that a restart never finds a medium half-sanitized by an
+    /// operation it has no record of.
+    pub fn is_written_down(&self) -> bool {
+        self.note.as_ref().is_none_or(JournalNote::is_finished)
+    }
+
     /// The operation completed without error: the medium leaves any failure mode.
     pub fn completed(mut self) {
         self.completed = true;
@@ -419,6 +460,29 @@ impl Drop for Prevents {
     }
 }
 
+/// A journal whose notes a test finishes, as the writer thread would.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct HeldJournal(std::sync::Mutex<Vec<JournalNote>>);
+
+#[cfg(test)]
+impl SanitizeJournal for HeldJournal {
+    fn started(&self, _ause: bool) -> JournalNote {
+        let note = JournalNote::pending();
+        self.0.lock().unwrap().push(note.clone());
+        note
+    }
+    fn ended(&self) {}
+}
+
+#[cfg(test)]
+impl HeldJournal {
+    /// Every note given so far is durable.
+    pub(crate) fn write_all(&self) {
+        self.0.lock().unwrap().iter().for_each(JournalNote::finish);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,8 +514,9 @@ mod tests {
     struct Notes(std::sync::Mutex<Vec<String>>);
 
     impl SanitizeJournal for Notes {
-        fn started(&self, ause: bool) {
+        fn started(&self, ause: bool) -> JournalNote {
             self.0.lock().unwrap().push(format!("started ause={ause}"));
+            JournalNote::written()
         }
         fn ended(&self) {
             self.0.lock().unwrap().push("ended".into());
@@ -522,6 +587,22 @@ mod tests {
             *notes.0.lock().unwrap(),
             ["started ause=false", "ended", "started ause=false"]
         );
+    }
+
+    #[test]
+    fn an_operation_is_written_down_once_its_journal_note_is_finished() {
+        let bare = Arc::new(MediumState::new());
+        assert!(
+            bare.begin_sanitize(false).unwrap().is_written_down(),
+            "nothing to write down"
+        );
+        let m = Arc::new(MediumState::new());
+        let held = Arc::new(HeldJournal::default());
+        m.attach_journal(held.clone(), None);
+        let guard = m.begin_sanitize(true).unwrap();
+        assert!(!guard.is_written_down());
+        held.write_all();
+        assert!(guard.is_written_down());
     }
 
     #[test]

@@ -53,8 +53,11 @@ use commands::Ctx;
 
 pub use job::{IoOutcome, Job, JobIo, JobOp, Step, STEP_BYTES};
 pub use lun::{decode_lun, encode_lun, LunMap};
+#[cfg(test)]
+pub(crate) use medium::HeldJournal;
 pub use medium::{
-    MediumState, Prevents, SanitizeFailure, SanitizeGuard, SanitizeJournal, SanitizeRunning,
+    JournalNote, MediumState, Prevents, SanitizeFailure, SanitizeGuard, SanitizeJournal,
+    SanitizeRunning,
 };
 pub use nexus::NexusState;
 pub use pr::{

@@ -34,7 +34,8 @@ impl Session {
         // A sanitize operation starts with its first step, before it goes out: a command
         // refused for its parameter list started none (and leaves no failure behind).
         if job.is_sanitize() && matches!(step, Step::Io(_)) {
-            if let Err(c) = self.begin_sanitize(slot, lu, job.sanitize_ause()) {
+            let immed = job.answers_when_started();
+            if let Err(c) = self.begin_sanitize(slot, lu, job.sanitize_ause(), immed) {
                 self.free_task(slot);
                 self.send_completion(reply, &c, out);
                 return self.after_task_change(out);
@@ -49,9 +50,6 @@ impl Session {
         }
         if job.is_sanitize() && matches!(step, Step::Io(_)) {
             tracing::info!(lun = lu.lun, "sanitize started");
-            if job.answers_when_started() {
-                self.answer_started(slot, reply, out);
-            }
         }
         self.drive_job(slot, job, step, reply, None, out);
     }

@@ -12,6 +12,10 @@
 //!
 //! A unit with a `sanitize_rate` paces its steps: a step goes out only while the bytes issued
 //! stay within the rate since the start (plus one step), else the task waits for the timer.
+//!
+//! A unit whose medium outlives the daemon has its operation written down first (another
+//! thread writes it): the first step, and the GOOD of a command with IMMED, wait for the note,
+//! looking again every [`JOURNAL_RETRY`].
 
 use std::time::{Duration, Instant};
 
@@ -23,11 +27,17 @@ use crate::scsi::{
     check_condition, good, Completion, Job, LuInfo, SanitizeGuard, Sense, STEP_BYTES,
 };
 
+/// How soon a sanitize waiting for its journal note looks again: the writer is another thread,
+/// which cannot wake this one, and a durable write takes a few milliseconds.
+const JOURNAL_RETRY: Duration = Duration::from_millis(1);
+
 /// What a task running a sanitize operation holds.
 #[derive(Debug)]
 pub struct SanitizeRun {
     guard: SanitizeGuard,
     pace: Option<Pace>,
+    /// The command has IMMED: GOOD goes once the operation is written down.
+    answer_when_written: bool,
 }
 
 /// Bytes a paced sanitize has issued since it started, against its rate.
@@ -55,13 +65,15 @@ impl Pace {
 }
 
 impl Session {
-    /// Starts the sanitize operation of task `slot` on `lu`; `Err` is the command's answer when
-    /// one already runs there (started by another command between its check and this one).
+    /// Starts the sanitize operation of task `slot` on `lu` (its command answers GOOD once the
+    /// operation is written down if `immed`); `Err` is the command's answer when one already
+    /// runs there (started by another command between its check and this one).
     pub(super) fn begin_sanitize(
         &mut self,
         slot: usize,
         lu: &LuInfo,
         ause: bool,
+        immed: bool,
     ) -> Result<(), Completion> {
         let Some(guard) = lu.shared.medium.begin_sanitize(ause) else {
             let progress = lu.shared.medium.sanitize_progress().unwrap_or(0);
@@ -78,12 +90,16 @@ impl Session {
                 started: self.now,
                 issued: 0,
             });
-        self.tasks[slot].sanitize = Some(Box::new(SanitizeRun { guard, pace }));
+        self.tasks[slot].sanitize = Some(Box::new(SanitizeRun {
+            guard,
+            pace,
+            answer_when_written: immed,
+        }));
         Ok(())
     }
 
-    /// SANITIZE with IMMED: GOOD now, the operation goes on without its command.
-    pub(super) fn answer_started(&mut self, slot: usize, reply: Reply, out: &mut Output) {
+    /// SANITIZE with IMMED, written down: GOOD now, the operation goes on without its command.
+    fn answer_started(&mut self, slot: usize, reply: Reply, out: &mut Output) {
         self.send_completion(reply, &good(), out);
         self.detach(slot);
     }
@@ -123,10 +139,11 @@ impl Session {
         }
     }
 
-    /// Whether the next step (of `bytes`) of task `slot`, deferred, must wait for its pace (the
-    /// task is then queued until the time it fits), or stop because the daemon is stopping or
-    /// the unit was removed (the task is then freed, which ends the operation; a command still
-    /// waiting for it is told its unit is gone).
+    /// Whether the next step (of `bytes`) of task `slot`, deferred, must wait for the
+    /// operation's journal note or its pace (the task is then queued until the time it may go
+    /// out), or stop because the daemon is stopping or the unit was removed (the task is then
+    /// freed, which ends the operation; a command still waiting for it is told its unit is
+    /// gone). A command with IMMED is answered here, once the operation is written down.
     pub(super) fn hold_sanitize_step(&mut self, slot: usize, out: &mut Output) -> bool {
         let now = self.now;
         let bytes = match &self.tasks[slot].state {
@@ -163,10 +180,24 @@ impl Session {
             }
             return true;
         }
-        let Some(due) = run.pace.as_mut().and_then(|p| p.admit(bytes as u64, now)) else {
+        let generation = t.generation;
+        if !run.guard.is_written_down() {
+            self.paced.push((slot, generation, now + JOURNAL_RETRY));
+            return true;
+        }
+        if std::mem::take(&mut run.answer_when_written) && !t.detached {
+            let reply = Reply::of(t);
+            self.answer_started(slot, reply, out);
+        }
+        let t = &mut self.tasks[slot];
+        let Some(due) = t
+            .sanitize
+            .as_mut()
+            .and_then(|run| run.pace.as_mut())
+            .and_then(|p| p.admit(bytes as u64, now))
+        else {
             return false;
         };
-        let generation = t.generation;
         self.paced.push((slot, generation, due));
         true
     }

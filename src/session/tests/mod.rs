@@ -898,5 +898,6 @@ mod landing;
 mod masking;
 mod range_locks;
 mod reservations;
+mod sanitize;
 mod text;
 mod tmf;

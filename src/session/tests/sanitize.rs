@@ -1,0 +1,93 @@
+//! A sanitize operation and its journal: nothing of the medium is touched, and a command with
+//! IMMED is not answered, until the operation is written down; the writer is another thread,
+//! so the session looks again on its timer.
+
+use super::*;
+use crate::scsi::HeldJournal;
+
+const IMMEDIATE: [(&str, &str); 2] = [("ImmediateData", "Yes"), ("InitialR2T", "Yes")];
+
+/// SANITIZE OVERWRITE of the whole unit with a 4-byte pattern, one pass; its parameter list.
+fn overwrite(immed: bool) -> (Vec<u8>, Vec<u8>) {
+    let cdb = vec![
+        0x48,
+        0x01 | if immed { 0x80 } else { 0 },
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        8,
+        0,
+    ];
+    (cdb, vec![0x01, 0, 0, 4, b'W', b'I', b'P', b'E'])
+}
+
+/// A logged-in pair whose unit has a journal that writes nothing until told.
+fn with_held_journal() -> (Pair, Arc<HeldJournal>) {
+    let p = Pair::logged_in(default_offer(), Tuning::default(), &IMMEDIATE);
+    let journal = Arc::new(HeldJournal::default());
+    let lu = p.ctx.targets[0].luns.get(0).expect("LUN 0");
+    lu.shared.medium.attach_journal(journal.clone(), None);
+    (p, journal)
+}
+
+/// Lets the session's timer run `times` times, a retry period apart.
+fn tick(p: &mut Pair, times: usize) {
+    for _ in 0..times {
+        p.now += Duration::from_millis(1);
+        p.conn.handle_timeout(p.now);
+    }
+}
+
+/// Sends the SANITIZE (ITT 9) and lets time pass: nothing may reach the medium meanwhile.
+fn sanitize_unwritten(immed: bool) -> (Pair, Arc<HeldJournal>) {
+    let (mut p, journal) = with_held_journal();
+    let (cdb, list) = overwrite(immed);
+    p.command(9, &cdb, list.len() as u32, false, true, &list);
+    tick(&mut p, 5);
+    assert!(p.take_io().is_empty(), "the medium is untouched");
+    (p, journal)
+}
+
+#[test]
+fn no_step_goes_out_and_no_immed_answer_before_the_operation_is_written_down() {
+    let (mut p, journal) = sanitize_unwritten(true);
+    assert!(p.recv().is_empty(), "no GOOD before the note is durable");
+    assert!(
+        p.conn
+            .poll_timeout()
+            .is_some_and(|t| t <= p.now + Duration::from_millis(1)),
+        "the session looks again soon"
+    );
+
+    journal.write_all();
+    tick(&mut p, 1);
+    let answers = p.recv();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    let rsp = response(&answers);
+    assert_eq!((rsp.itt, rsp.status), (9, 0), "GOOD once written down");
+    assert!(p.run_io() > 0, "the steps go out");
+}
+
+#[test]
+fn without_immed_the_first_step_still_waits_for_the_note() {
+    let (mut p, journal) = sanitize_unwritten(false);
+    journal.write_all();
+    tick(&mut p, 1);
+    // Every step, then GOOD at the end.
+    let mut answers = Vec::new();
+    for _ in 0..10_000 {
+        if p.run_io() == 0 {
+            tick(&mut p, 1);
+        }
+        answers.extend(p.recv());
+        if !answers.is_empty() {
+            break;
+        }
+    }
+    let rsp = response(&answers);
+    assert_eq!((rsp.itt, rsp.status), (9, 0));
+    assert!(p.disk.chunks(4).all(|c| c == b"WIPE"), "sanitized");
+}
