@@ -6,9 +6,13 @@
 //! libiscsi (fio's engine, iscsi-perf) sends them, so the two can be compared with the same
 //! client.
 //!
+//! A write sends as much of its data as immediate data as the negotiated FirstBurstLength and the
+//! target's MaxRecvDataSegmentLength allow (all of a 4 KiB write), and the rest as Data-Out
+//! PDUs of the target's MaxRecvDataSegmentLength when the target's R2Ts ask for it.
+//!
 //! Prints one line: `ios=N seconds=S iops=X mbps=Y p50_us=A p99_us=B` (completion latency from
-//! the command's send to its status). Exits non-zero on anything but GOOD status, an R2T (every
-//! write's data goes as immediate data) or a refused login.
+//! the command's send to its status). Exits non-zero on anything but GOOD status or a refused
+//! login.
 //!
 //! ```text
 //! cargo run --release --example load -- --port 3260 --target IQN --lun 1 --rw write --qd 32
@@ -21,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use ringtgt::pdu::login::{LoginRequest, LoginResponse, Stage};
-use ringtgt::pdu::scsi::{DataIn, ScsiCommand, ScsiResponse};
+use ringtgt::pdu::scsi::{DataIn, DataOut, R2t, ScsiCommand, ScsiResponse};
 use ringtgt::pdu::{frame, Bhs, Digests, Opcode, BHS_LEN};
 
 #[derive(Parser)]
@@ -89,6 +93,39 @@ struct Session {
     sent: usize,
     /// When each command in flight was sent, by ITT.
     issued: std::collections::HashMap<u32, Instant>,
+    /// Bytes of a write that go as immediate data (0: ImmediateData=No).
+    immediate_limit: u32,
+    /// The target's MaxRecvDataSegmentLength: the largest Data-Out.
+    segment_limit: u32,
+}
+
+/// What the login settled that the load depends on, from the target's answers (RFC 7143
+/// defaults for keys it did not answer).
+struct Negotiated {
+    immediate_data: bool,
+    first_burst_length: u32,
+    target_mrdsl: u32,
+}
+
+impl Negotiated {
+    fn read(text: &[u8], into: &mut Negotiated) {
+        for pair in text.split(|&b| b == 0).filter(|p| !p.is_empty()) {
+            let pair = String::from_utf8_lossy(pair);
+            let Some((key, value)) = pair.split_once('=') else {
+                continue;
+            };
+            match key {
+                "ImmediateData" => into.immediate_data = value == "Yes",
+                "FirstBurstLength" => {
+                    into.first_burst_length = value.parse().unwrap_or(into.first_burst_length)
+                }
+                "MaxRecvDataSegmentLength" => {
+                    into.target_mrdsl = value.parse().unwrap_or(into.target_mrdsl)
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 fn login(a: &Args, index: u32) -> Result<Session, String> {
@@ -113,6 +150,11 @@ fn login(a: &Args, index: u32) -> Result<Session, String> {
         .flat_map(|(k, v)| format!("{k}={v}\0").into_bytes())
         .collect();
     let mut exp_stat_sn = 0;
+    let mut settled = Negotiated {
+        immediate_data: true,
+        first_burst_length: 65536,
+        target_mrdsl: 8192,
+    };
     for _ in 0..8 {
         let req = LoginRequest {
             immediate: true,
@@ -132,11 +174,12 @@ fn login(a: &Args, index: u32) -> Result<Session, String> {
         let mut wire = Vec::new();
         frame::encode(&mut wire, &req.encode(), &[], &data, Digests::default());
         sock.write_all(&wire).map_err(|e| e.to_string())?;
-        let (bhs, _) = recv_pdu(&mut sock)?;
+        let (bhs, answers) = recv_pdu(&mut sock)?;
         let rsp = LoginResponse::decode(&bhs);
         if bhs.opcode() != Opcode::LOGIN_RESPONSE || !rsp.status.is_success() {
             return Err(format!("login refused: {:?}", rsp.status));
         }
+        Negotiated::read(&answers, &mut settled);
         exp_stat_sn = rsp.stat_sn.wrapping_add(1);
         if rsp.transit && rsp.nsg == Stage::FULL_FEATURE {
             return Ok(Session {
@@ -150,6 +193,12 @@ fn login(a: &Args, index: u32) -> Result<Session, String> {
                 out: Vec::with_capacity(256 * 1024),
                 sent: 0,
                 issued: std::collections::HashMap::new(),
+                immediate_limit: if settled.immediate_data {
+                    settled.first_burst_length.min(settled.target_mrdsl)
+                } else {
+                    0
+                },
+                segment_limit: settled.target_mrdsl.max(512),
             });
         }
         data.clear();
@@ -266,7 +315,11 @@ fn run(a: &Args) -> Result<String, String> {
                 s.issued.insert(s.itt, Instant::now());
                 s.itt = s.itt.wrapping_add(1);
                 s.cmd_sn = s.cmd_sn.wrapping_add(1);
-                let data: &[u8] = if read { &[] } else { &payload };
+                let data: &[u8] = if read {
+                    &[]
+                } else {
+                    &payload[..payload.len().min(s.immediate_limit as usize)]
+                };
                 if a.split && !read {
                     frame::encode_header(&mut s.out, &cmd.encode(), &[], data.len(), NO_DIGESTS);
                     flush(s)?;
@@ -302,7 +355,7 @@ fn run(a: &Args) -> Result<String, String> {
                 continue;
             }
             flush(s)?;
-            let now = receive(s, &mut hist, &mut ios)?;
+            let now = receive(s, &payload, &mut hist, &mut ios)?;
             if issuing && now >= until {
                 issuing = false;
             }
@@ -350,8 +403,14 @@ fn flush(s: &mut Session) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads what arrived and completes the commands whose status it carries.
-fn receive(s: &mut Session, hist: &mut [u64], ios: &mut u64) -> Result<Instant, String> {
+/// Reads what arrived, completes the commands whose status it carries and queues the Data-Out
+/// that R2Ts ask for (of `payload`, every write's data).
+fn receive(
+    s: &mut Session,
+    payload: &[u8],
+    hist: &mut [u64],
+    ios: &mut u64,
+) -> Result<Instant, String> {
     loop {
         match s.sock.read(&mut s.inbuf[s.have..]) {
             Ok(0) => return Err("target closed the connection".into()),
@@ -382,6 +441,12 @@ fn receive(s: &mut Session, hist: &mut [u64], ios: &mut u64) -> Result<Instant, 
                 }
                 d.status
             }
+            Opcode::R2T => {
+                let r = R2t::decode(&f.bhs);
+                s.max_cmd_sn = r.max_cmd_sn;
+                send_solicited(&mut s.out, s.exp_stat_sn, s.segment_limit, &r, payload)?;
+                None
+            }
             Opcode::NOP_IN => None,
             op => return Err(format!("unexpected {op:?} from the target")),
         };
@@ -399,4 +464,38 @@ fn receive(s: &mut Session, hist: &mut [u64], ios: &mut u64) -> Result<Instant, 
     s.inbuf.copy_within(used..s.have, 0);
     s.have -= used;
     Ok(now)
+}
+
+/// Queues on `out` the Data-Out PDUs of what `r` asks for, each at most `segment_limit` (the
+/// target's MaxRecvDataSegmentLength).
+fn send_solicited(
+    out: &mut Vec<u8>,
+    exp_stat_sn: u32,
+    segment_limit: u32,
+    r: &R2t,
+    payload: &[u8],
+) -> Result<(), String> {
+    let start = r.buffer_offset as usize;
+    let end = start + r.desired_len as usize;
+    if end > payload.len() {
+        return Err(format!(
+            "R2T for bytes {start}..{end} of a {}-byte write",
+            payload.len()
+        ));
+    }
+    let step = segment_limit as usize;
+    for (data_sn, at) in (start..end).step_by(step).enumerate() {
+        let len = step.min(end - at);
+        let d = DataOut {
+            final_bit: at + len == end,
+            lun: r.lun,
+            itt: r.itt,
+            ttt: r.ttt,
+            exp_stat_sn,
+            data_sn: data_sn as u32,
+            buffer_offset: at as u32,
+        };
+        frame::encode(out, &d.encode(), &[], &payload[at..at + len], NO_DIGESTS);
+    }
+    Ok(())
 }

@@ -51,10 +51,11 @@
 # did not log in (fio's per-job results, ringtgt's /metrics, tgtadm's I_T nexus list). Goals:
 # IOPS ≥ 2× tgt, p99 ≤ 0.5× tgt's, ≤ 64 KiB per idle session.
 #
-# load-* rows: the same null LUN driven by examples/load.rs, a client that sends each batch of
+# load-* rows: the same LUNs driven by examples/load.rs, a client that sends each batch of
 # PDUs in one write, header and immediate data together, as the Linux initiator's corked sends
 # put them on the wire (`load-batched`), or each write's header and data in two writes, as
-# libiscsi does (`load-split`); one session, QD32, for ringtgt and tgt.
+# libiscsi does (`load-split`); one session, QD32 (4K) or QD8 (1 MiB, whose writes send the
+# rest of their data as the target's R2Ts ask), for ringtgt and tgt.
 #
 # Nothing but 127.0.0.1 is used. Every process started is ended on exit (trap), by PID.
 set -euo pipefail

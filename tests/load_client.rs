@@ -70,9 +70,12 @@ fn every_io_the_load_client_counts_was_served_by_the_target() {
     let addr = d.metrics_addr();
     let port = d.port().to_string();
     let span = (64u64 << 20 >> 9).to_string();
-    let modes: [&[&str]; 4] = [
+    let modes: [&[&str]; 6] = [
         &["--rw", "write", "--qd", "8"],
         &["--rw", "write", "--qd", "8", "--split"],
+        // Larger than the first burst: the rest goes as the target's R2Ts ask.
+        &["--rw", "write", "--qd", "4", "--bs", "1048576"],
+        &["--rw", "read", "--qd", "4", "--bs", "1048576"],
         &["--rw", "read", "--qd", "4", "--sessions", "3"],
         &[
             "--rw",
