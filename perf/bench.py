@@ -866,12 +866,13 @@ def pkg_version(name: str) -> str:
 def profile(procs: Procs, targets: list[Target], fio: str, load: str, run_dir: str,
             runtime: int, only: re.Pattern) -> list[str]:
     """perf record (cpu-clock) of each target under the null 4k randread, 4k randwrite, 1m read
-    and 1m write rows and the batching client's 4k randwrite, and strace -c under null 4k
-    randread qd32."""
+    and 1m write rows and the batching client's 4k randwrite and 1m write, and strace -c under
+    null 4k randread qd32."""
     md: list[str] = []
     have_perf = shutil.which("perf") is not None
     have_strace = shutil.which("strace") is not None
-    profiled = [w.name for w in WORKLOADS[:4]] + ["load-batched null 4k randwrite qd32"]
+    profiled = [w.name for w in WORKLOADS[:4]] + ["load-batched null 4k randwrite qd32",
+                                                  "load-batched null 1m write qd8"]
     profiled = [n for n in profiled if only.search(n)]
     for name in profiled if have_perf else ():
         slug = re.sub(r"[^a-z0-9]+", "-", name)
