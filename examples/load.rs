@@ -108,19 +108,20 @@ struct Negotiated {
 }
 
 impl Negotiated {
-    fn read(text: &[u8], into: &mut Negotiated) {
+    /// Takes in the keys of one Login Response's text.
+    fn read(&mut self, text: &[u8]) {
         for pair in text.split(|&b| b == 0).filter(|p| !p.is_empty()) {
             let pair = String::from_utf8_lossy(pair);
             let Some((key, value)) = pair.split_once('=') else {
                 continue;
             };
             match key {
-                "ImmediateData" => into.immediate_data = value == "Yes",
+                "ImmediateData" => self.immediate_data = value == "Yes",
                 "FirstBurstLength" => {
-                    into.first_burst_length = value.parse().unwrap_or(into.first_burst_length)
+                    self.first_burst_length = value.parse().unwrap_or(self.first_burst_length)
                 }
                 "MaxRecvDataSegmentLength" => {
-                    into.target_mrdsl = value.parse().unwrap_or(into.target_mrdsl)
+                    self.target_mrdsl = value.parse().unwrap_or(self.target_mrdsl)
                 }
                 _ => {}
             }
@@ -179,7 +180,7 @@ fn login(a: &Args, index: u32) -> Result<Session, String> {
         if bhs.opcode() != Opcode::LOGIN_RESPONSE || !rsp.status.is_success() {
             return Err(format!("login refused: {:?}", rsp.status));
         }
-        Negotiated::read(&answers, &mut settled);
+        settled.read(&answers);
         exp_stat_sn = rsp.stat_sn.wrapping_add(1);
         if rsp.transit && rsp.nsg == Stage::FULL_FEATURE {
             return Ok(Session {
