@@ -221,6 +221,48 @@ fn data_out_arriving_in_pieces_lands_in_place() {
     read_back(&mut ini, lba, &data, bs);
 }
 
+/// Large writes, as the Linux initiator sends them (immediate data up to FirstBurstLength, the
+/// rest solicited, 256 KiB Data-Outs): after the first large payload each next header is
+/// received alone, so every payload lands in the buffer it is written from and none is copied
+/// (`ringtgt_write_bytes_copied_total`). Only the very first write may have part of its
+/// immediate data copied, as it came in a receive-ring buffer behind its header.
+#[test]
+fn large_writes_land_without_copies() {
+    const MIB: usize = 1 << 20;
+    let d = common::daemon(&["--metrics", "127.0.0.1:0"]);
+    let addr = d.metrics_addr();
+    let copied = || metric_sum(&addr, "ringtgt_write_bytes_copied_total");
+    let keys = [
+        ("InitialR2T", "Yes"),
+        ("ImmediateData", "Yes"),
+        ("FirstBurstLength", "262144"),
+        ("MaxBurstLength", "1048576"),
+    ];
+    let mut ini = common::session(&d, &keys);
+    ini.wait_ready(0);
+    let (_, bs) = ini.capacity(0);
+    assert_eq!(ini.params.target_mrdsl as usize, MIB / 4);
+    let data: Vec<Vec<u8>> = (0..6).map(|i| cdb::pattern(20 + i, MIB)).collect();
+    let before = copied();
+    for (i, d) in data.iter().enumerate() {
+        let w = ini.write_blocks(0, (i * MIB) as u64 / u64::from(bs), d, bs);
+        w.assert_good();
+        assert_eq!(
+            w.r2ts.len(),
+            1,
+            "the rest after the immediate data is one burst"
+        );
+    }
+    let copied = copied() - before;
+    assert!(
+        copied < (64 * 1024) as f64,
+        "{copied} bytes of 6 MiB of writes copied"
+    );
+    for (i, d) in data.iter().enumerate() {
+        read_back(&mut ini, (i * MIB) as u64 / u64::from(bs), d, bs);
+    }
+}
+
 /// Buffers are pooled per core: a read from the null LUN must return zeros, never bytes a
 /// previous command left in a reused buffer.
 #[test]

@@ -457,6 +457,8 @@ thread_local! {
     static REALIGNED_BYTES: Cell<u64> = const { Cell::new(0) };
     /// Bytes copied out of receive-ring buffers into connections' own ([`RecvBuf::carry`]).
     static CARRIED_BYTES: Cell<u64> = const { Cell::new(0) };
+    /// Write data copied into the buffer it is written from ([`IoBuf::copy_write_data`]).
+    static COPIED_WRITE_BYTES: Cell<u64> = const { Cell::new(0) };
 }
 
 /// What this thread's buffers have done (its reactor's report).
@@ -473,6 +475,8 @@ pub struct PoolUsage {
     pub realigned_bytes: u64,
     /// Bytes of PDUs cut by the end of a receive-ring buffer, copied to a connection's own.
     pub carried_bytes: u64,
+    /// Write data copied from where it was received into the buffer it is written from.
+    pub copied_write_bytes: u64,
 }
 
 /// This thread's pool and lending so far.
@@ -489,6 +493,7 @@ pub fn pool_usage() -> PoolUsage {
         lent_bytes: LENT_BYTES.with(Cell::get),
         realigned_bytes: REALIGNED_BYTES.with(Cell::get),
         carried_bytes: CARRIED_BYTES.with(Cell::get),
+        copied_write_bytes: COPIED_WRITE_BYTES.with(Cell::get),
     }
 }
 
@@ -649,6 +654,17 @@ impl IoBuf {
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         self.unshare();
         &mut bytemuck::cast_slice_mut::<Page, u8>(&mut self.pages)[..self.len]
+    }
+
+    /// Copies received write data `data` into this buffer at `at` (the caller keeps it within
+    /// the buffer). Every user-space copy of write payload goes through here, so that the
+    /// reactor's report shows what receiving in place missed.
+    pub fn copy_write_data(&mut self, at: usize, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        self.as_mut_slice()[at..at + data.len()].copy_from_slice(data);
+        COPIED_WRITE_BYTES.with(|n| n.set(n.get() + data.len() as u64));
     }
 
     /// Makes a view an ordinary, aligned buffer holding the same bytes (one copy); keeps its

@@ -551,6 +551,14 @@ impl Scrape {
         counters(
             e,
             Family {
+                name: "write_bytes_copied",
+                help: "Write data copied from the receive buffer it arrived in into the buffer it is written from (what was neither lent nor received in place), per reactor",
+                rows: per_core(|c| c.pool.copied_write_bytes),
+            },
+        )?;
+        counters(
+            e,
+            Family {
                 name: "write_bytes_unregistered",
                 help: "Write data submitted to files and block devices from memory not registered with the ring (pages pinned per I/O), per reactor",
                 rows: per_core(|c| c.pool.unregistered_write_bytes),

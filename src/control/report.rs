@@ -232,6 +232,9 @@ pub struct PoolReport {
     /// Of those, bytes copied after all because direct I/O needed them aligned.
     #[serde(default)]
     pub realigned_bytes: u64,
+    /// Write data copied from the receive buffer it arrived in into the buffer written from.
+    #[serde(default)]
+    pub copied_write_bytes: u64,
     /// Write data submitted to files and block devices from unregistered memory.
     #[serde(default)]
     pub unregistered_write_bytes: u64,

@@ -180,6 +180,12 @@ impl Sending {
     }
 }
 
+/// The first `max` bytes of `free` (all of it for `None`).
+fn limit(free: &mut [u8], max: Option<usize>) -> &mut [u8] {
+    let n = max.map_or(free.len(), |m| m.min(free.len()));
+    &mut free[..n]
+}
+
 /// Linux's limit on iovecs per sendmsg (UIO_MAXIOV).
 const IOV_MAX: usize = 1024;
 
@@ -471,8 +477,16 @@ impl Reactor {
         // is still received: its PDU is already under way.
         let more_input = slot.staged_output() <= MAX_STAGED_OUTPUT;
         let fd = types::Fd(slot.sock.as_raw_fd());
+        // The session may want the next header alone, so that its payload lands in place.
+        let header_alone = slot.conn.header_alone(slot.rlen);
         // Waiting for a new PDU: the kernel picks a ring buffer when the data comes.
-        if ring && more_input && slot.rlen == 0 && slot.landing.is_none() && !slot.ring_starved {
+        if ring
+            && more_input
+            && slot.rlen == 0
+            && slot.landing.is_none()
+            && !slot.ring_starved
+            && header_alone.is_none()
+        {
             let sqe = opcode::Recv::new(fd, std::ptr::null_mut(), 0)
                 .buf_group(super::recv_ring::GROUP)
                 .build()
@@ -487,7 +501,8 @@ impl Reactor {
         if more_input {
             // A landing means traffic: what follows the payload may be a whole batch of PDUs.
             let max = slot.conn.max_pdu_len().max(INITIAL_RECV_BUF);
-            let short = slot.landing.is_some() || slot.rbuf.len() - slot.rlen < 4096;
+            let short = (slot.landing.is_some() && header_alone.is_none())
+                || slot.rbuf.len() - slot.rlen < 4096;
             if short && slot.rbuf.len() < max {
                 slot.rbuf.replace(0..slot.rlen, max);
             }
@@ -505,6 +520,7 @@ impl Reactor {
                     .rbuf
                     .spare_mut()
                     .map_or(&mut [][..], |b| &mut b[slot.rlen..]);
+                let free = limit(free, header_alone);
                 if more_input && !free.is_empty() {
                     opcode::RecvMsg::new(fd, slot.scatter.prepare(rest, free)).build()
                 } else {
@@ -516,6 +532,7 @@ impl Reactor {
                 let Some(free) = slot.rbuf.spare_mut().map(|b| &mut b[slot.rlen..]) else {
                     return;
                 };
+                let free = limit(free, header_alone);
                 opcode::Recv::new(fd, free.as_mut_ptr(), free.len() as u32).build()
             }
             None => return,

@@ -170,6 +170,7 @@ impl Reactor {
                 heap_fallbacks: pool.heap_fallbacks,
                 lent_bytes: pool.lent_bytes,
                 realigned_bytes: pool.realigned_bytes,
+                copied_write_bytes: pool.copied_write_bytes,
                 recv_ring_carried_bytes: pool.carried_bytes,
                 unregistered_write_bytes: c.write_bytes_unregistered,
                 recv_ring_buffers,

@@ -167,7 +167,7 @@ impl Session {
         }
         // Charged like the immediate-data buffer it becomes (data the target must accept).
         let mut buf = self.budget.alloc(len);
-        buf.as_mut_slice()[..prefix.len()].copy_from_slice(prefix);
+        buf.copy_write_data(0, prefix);
         Some((buf, prefix.len()..len))
     }
 

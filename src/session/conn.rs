@@ -23,6 +23,13 @@ use crate::pdu::{Bhs, Digests, Frame, Opcode, BHS_LEN};
 /// receive; below one block, copying is cheaper than setting it up.
 const LANDING_MIN: usize = 512;
 
+/// Smallest write payload after which the next PDU's header is received alone
+/// ([`Connection::header_alone`]). Large writes come in runs (a burst's Data-Outs, a streaming
+/// initiator's next command), so the next header decides where its payload lands and none of
+/// that payload is copied; when the next PDU is small after all, its rest costs one more receive,
+/// which at this payload size is cheaper than the copy it saves on the others.
+const HEADER_ALONE_MIN: usize = 32 * 1024;
+
 /// RFC 7143 §13.12: until negotiated, each side accepts 8192-byte data segments.
 const LOGIN_MAX_DATA: usize = 8192;
 /// Largest AHS a BHS can announce (TotalAHSLength is one byte of 4-byte words).
@@ -180,6 +187,13 @@ pub struct Connection {
     digest_errors: u64,
     /// Whole PDUs taken in so far (framed, or landed in place).
     pdus_received: u64,
+    /// The last PDU taken in carried at least `HEADER_ALONE_MIN` bytes of write data.
+    large_writes: bool,
+}
+
+/// Whether a PDU with header `bhs` and `len` bytes of data segment is a large write payload.
+fn is_large_write(bhs: &Bhs, len: usize) -> bool {
+    len >= HEADER_ALONE_MIN && matches!(bhs.opcode(), Opcode::DATA_OUT | Opcode::SCSI_COMMAND)
 }
 
 impl Connection {
@@ -206,6 +220,7 @@ impl Connection {
             refused: None,
             digest_errors: 0,
             pdus_received: 0,
+            large_writes: false,
             ctx,
         }
     }
@@ -320,6 +335,7 @@ impl Connection {
 
     fn handle_frame(&mut self, f: Frame<'_>, from: Option<Received<'_>>, now: Instant) {
         self.pdus_received += 1;
+        self.large_writes = is_large_write(&f.bhs, f.data.len());
         match &mut self.phase {
             Phase::Full(s) => {
                 s.handle_frame(f, from, now, &mut self.out);
@@ -420,7 +436,19 @@ impl Connection {
             Opcode::SCSI_COMMAND => s.command_landing(&bhs, prefix)?,
             _ => return None,
         };
+        self.large_writes = is_large_write(&bhs, len);
         Some(Landing { bhs, buf, range })
+    }
+
+    /// When the next PDU's header should be received alone, how many more bytes that takes
+    /// (`buffered` bytes of it are in already): after a large write payload the next PDU is
+    /// likely one too, and with only its header in, `landing` receives all of its payload where
+    /// it is written. `None`: receive as much as there is.
+    pub fn header_alone(&self, buffered: usize) -> Option<usize> {
+        let lands = matches!(self.phase, Phase::Full(_))
+            && self.rx_digests == Digests::default()
+            && self.close.is_none();
+        (lands && self.large_writes && buffered < BHS_LEN).then(|| BHS_LEN - buffered)
     }
 
     /// The payload announced by `landing` has been received in place (`range` is empty).

@@ -108,7 +108,7 @@ impl Session {
                 }
                 imm => {
                     let mut buf = self.budget.alloc(unsolicited_need);
-                    buf.as_mut_slice()[..keep].copy_from_slice(&imm.bytes()[..keep]);
+                    buf.copy_write_data(0, &imm.bytes()[..keep]);
                     buf
                 }
             });
@@ -189,7 +189,7 @@ impl Session {
                         // rest of it will be received there.
                         if let Some(u) = w.unsolicited.take() {
                             let got = w.unsolicited_next.min(w.unsolicited_need()) as usize;
-                            whole.as_mut_slice()[..got].copy_from_slice(&u.as_slice()[..got]);
+                            whole.copy_write_data(0, &u.as_slice()[..got]);
                         }
                         w.whole = Some(whole);
                     }
@@ -369,7 +369,7 @@ impl Session {
         }
         let room = buf.len().saturating_sub(start);
         let n = data.len().min(room);
-        buf.as_mut_slice()[start..start + n].copy_from_slice(&data[..n]);
+        buf.copy_write_data(start, &data[..n]);
     }
 
     /// The buffer receiving bytes of `seq` at `offset`, with the transfer offset its first byte
@@ -667,7 +667,7 @@ impl Session {
         if end > buf.len() {
             return None;
         }
-        buf.as_mut_slice()[start..start + prefix.len()].copy_from_slice(prefix);
+        buf.copy_write_data(start, prefix);
         let TaskState::Receiving(w) = &mut self.tasks[slot].state else {
             return None;
         };

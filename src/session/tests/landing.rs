@@ -244,3 +244,58 @@ fn a_data_out_that_fills_its_burst_is_written_from_the_receive_buffer() {
     assert!(!rx.is_lent());
     assert_eq!(p.conn.buffered_bytes(), 0);
 }
+
+/// After a large write payload the next header is received alone, so that its payload lands
+/// where it is written; after a small PDU the transport receives as much as there is again.
+#[test]
+fn the_header_after_a_large_write_payload_is_received_alone() {
+    let mut p = Pair::logged_in(default_offer(), Tuning::default(), &IMMEDIATE);
+    assert_eq!(p.conn.header_alone(0), None, "nothing large seen yet");
+    let data = pattern(64 * 1024, 31);
+    let cmd = p.command_pdu(0, 20, &rw10(0x2a, 0, 128), 64 * 1024, false, true);
+    let wire = wire_of(&p, &cmd, &data);
+    land(&mut p, &wire, 48 + 100);
+    assert_eq!(p.conn.header_alone(0), Some(48));
+    assert_eq!(
+        p.conn.header_alone(20),
+        Some(28),
+        "the rest of a cut header"
+    );
+    assert_eq!(p.conn.header_alone(48), None, "the header is in");
+    assert_eq!(p.run_io(), 1);
+    assert_eq!(response(&p.recv()).status, 0);
+
+    // A small PDU ends the run.
+    p.command(21, &[0u8; 6], 0, false, false, &[]);
+    assert_eq!(p.conn.header_alone(0), None);
+
+    // A large payload that came whole with its header counts as well.
+    let cmd = p.command_pdu(0, 22, &rw10(0x2a, 128, 128), 64 * 1024, false, true);
+    let wire = wire_of(&p, &cmd, &data);
+    let _rx = receive(&mut p, &wire);
+    assert_eq!(p.conn.header_alone(0), Some(48));
+
+    // A small landed payload ends it too.
+    let cmd = p.command_pdu(0, 23, &rw10(0x2a, 256, 8), 4096, false, true);
+    let wire = wire_of(&p, &cmd, &pattern(4096, 32));
+    land(&mut p, &wire, 48);
+    assert_eq!(p.conn.header_alone(0), None);
+    assert_eq!(p.run_io(), 2);
+}
+
+/// With header digests the header is not 48 bytes and nothing lands in place: never asked for.
+#[test]
+fn no_header_alone_with_digests() {
+    let keys = [
+        ("ImmediateData", "Yes"),
+        ("InitialR2T", "Yes"),
+        ("HeaderDigest", "CRC32C"),
+    ];
+    let mut p = Pair::logged_in(default_offer(), Tuning::default(), &keys);
+    let data = pattern(64 * 1024, 33);
+    let cmd = p.command_pdu(0, 30, &rw10(0x2a, 0, 128), 64 * 1024, false, true);
+    let wire = wire_of(&p, &cmd, &data);
+    let _rx = receive(&mut p, &wire);
+    assert_eq!(p.run_io(), 1);
+    assert_eq!(p.conn.header_alone(0), None);
+}
