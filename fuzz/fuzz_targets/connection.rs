@@ -3,7 +3,9 @@
 //! Input: one byte of options, four bytes of CmdSN (big endian), then operations.
 //!   options: bit 0 log in with HeaderDigest=CRC32C and DataDigest=CRC32C; bit 1 solicited data
 //!            only (InitialR2T=Yes, ImmediateData=No, small bursts); bit 2 a CmdSN window of 4;
-//!            bit 3 a connection buffer budget of 64 KiB (work waits for buffers).
+//!            bit 3 a connection buffer budget of 64 KiB (work waits for buffers); bit 4 unit 0
+//!            has a sanitize journal, whose notes are written when the clock advances (a
+//!            SANITIZE waits for its note before touching the medium).
 //!   The harness logs in first (a correct Login Request for a normal session to the configured
 //!   target with that CmdSN, registered with TSIH 1), so that the operations start in full
 //!   feature phase. A recorded session's PDUs after its login replay with its own first CmdSN.
@@ -12,6 +14,8 @@
 //!                      the harness with the negotiated digests; `op >> 3` (if not 0) splits it
 //!                      into two receives at that many 32nds of its length;
 //!     op & 7 == 4      u16 length, then that many raw bytes received as they are;
+//!   Bytes are received as the reactor receives them: a payload landing in place takes its
+//!   rest first, and after a large write payload the next header is received alone.
 //!     op == 5          u8: complete one pending backing-store request (index = byte mod count;
 //!                      the top bits pick an errno for some), then submit what follows;
 //!     op & 7 == 5, op > 5: complete every pending request (and those that follow) successfully;
@@ -43,7 +47,9 @@ use ringtgt::session::{
     TargetRuntime, Tuning,
 };
 use ringtgt::scsi::decode_lun;
-use ringtgt_fuzz::{login_targets, lun_map, MemStore, Reader, WirePdu, NULL_LUN, TARGET};
+use ringtgt_fuzz::{
+    login_targets, lun_map, MemStore, NoteJournal, Reader, WirePdu, NULL_LUN, TARGET,
+};
 
 /// The reactor's receive buffer is at least this large (reactor/conn.rs).
 const INITIAL_RECV_BUF: usize = 64 * 1024;
@@ -132,6 +138,8 @@ struct Harness {
     /// The control thread's writer of shared logical-unit state, with no reactor to ask.
     registry: LuRegistry,
     zero_reads: ZeroReads,
+    /// Unit 0's sanitize journal (option bit 4).
+    journal: Option<Arc<NoteJournal>>,
 }
 
 /// Which tasks are reads of the null unit, whose Data-In must be zeros. Only commands given as
@@ -167,8 +175,16 @@ impl Harness {
         let store = MemStore::new(&ctx.targets[0].luns);
         let now = Instant::now();
         let registry = LuRegistry::new(&ctx, 0, None);
+        let journal = (options & 16 != 0).then(|| {
+            let journal = Arc::new(NoteJournal::default());
+            if let Some(lu) = ctx.targets[0].luns.get(0) {
+                lu.shared.medium.attach_journal(journal.clone(), None);
+            }
+            journal
+        });
         let mut h = Harness {
             registry,
+            journal,
             zero_reads: ZeroReads::default(),
             conn: new_connection(ctx, now),
             now,
@@ -215,9 +231,33 @@ impl Harness {
         h
     }
 
-    /// Bytes arrive from the socket: the connection consumes the complete PDUs, or a payload
-    /// being received in place takes them first.
+    /// Bytes arrive from the socket, in the pieces the reactor's receives would take them.
     fn receive(&mut self, mut bytes: &[u8]) {
+        loop {
+            let n = self.next_receive_len().min(bytes.len());
+            let (now, rest) = bytes.split_at(n);
+            self.receive_once(now);
+            bytes = rest;
+            if bytes.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// At most how many bytes the reactor's next receive takes (never 0): the rest of a landing
+    /// payload, then the next header alone if the connection wants it so.
+    fn next_receive_len(&self) -> usize {
+        let after = |buffered| self.conn.header_alone(buffered).unwrap_or(usize::MAX);
+        match &self.landing {
+            Some(l) => l.range.len().saturating_add(after(0)),
+            None => after(self.rlen),
+        }
+        .max(1)
+    }
+
+    /// One receive: the connection consumes the complete PDUs, or a payload being received in
+    /// place takes the bytes first.
+    fn receive_once(&mut self, mut bytes: &[u8]) {
         if self.conn.close_reason().is_some() {
             return; // the reactor no longer receives on a closing connection
         }
@@ -375,6 +415,9 @@ impl Harness {
     }
 
     fn advance(&mut self, amount: u8) {
+        if let Some(j) = &self.journal {
+            j.write_all();
+        }
         self.now += if amount < 128 {
             Duration::from_millis(100 * u64::from(amount))
         } else {
