@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes two hand-made seeds of the `connection` fuzz target into DIR (fuzz/seeds/connection);
+"""Writes three hand-made seeds of the `connection` fuzz target into DIR (fuzz/seeds/connection);
 the input format is described at the top of fuzz/fuzz_targets/connection.rs.
 
 Usage: scripts/fuzz-handmade-seeds.py fuzz/seeds/connection
@@ -31,6 +31,16 @@ def command(itt: int, cmd_sn: int, cdb: bytes, edtl: int, data: bytes = b"",
     return WHOLE_PDU + bytes(bhs) + data + b"\0" * (-len(data) % 4)
 
 
+def logout(itt: int, cmd_sn: int) -> bytes:
+    """An immediate Logout Request, reason 0 (close the session; RFC 7143 §11.14)."""
+    bhs = bytearray(48)
+    bhs[0] = 0x46
+    bhs[1] = 0x80
+    struct.pack_into(">I", bhs, 16, itt)
+    struct.pack_into(">I", bhs, 24, cmd_sn)
+    return WHOLE_PDU + bytes(bhs)
+
+
 def rw10(opcode: int, lba: int, blocks: int) -> bytes:
     return bytes([opcode, 0]) + lba.to_bytes(4, "big") + bytes([0]) + blocks.to_bytes(2, "big") + bytes([0])
 
@@ -53,6 +63,14 @@ def main(out: str) -> None:
         DRAIN, COMPLETE_ALL, DRAIN, advance(1), DRAIN, COMPLETE_ALL, DRAIN,
         command(3, 3, tur, 0), DRAIN, advance(1), COMPLETE_ALL, advance(1), DRAIN,
         command(4, 4, tur, 0), COMPLETE_ALL, DRAIN,
+    ])
+    # The same SANITIZE, then the initiator logs out while it runs: the operation outlives its
+    # nexus (detached) and runs to its end after the input.
+    seed(f"{out}/sanitize-outlives-its-connection", 0x10, 1, [
+        command(1, 1, tur, 0), DRAIN,
+        command(2, 2, sanitize, len(pattern), pattern, write=True),
+        DRAIN, advance(1), DRAIN,
+        logout(3, 3), DRAIN,
     ])
     # A 32 KiB write with immediate data, after which the next header is received alone; a
     # 4 KiB write whose data then lands in place; a read of both.

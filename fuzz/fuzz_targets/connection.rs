@@ -22,7 +22,8 @@
 //!     op & 7 == 6      u8: advance the clock (below 128: tenths of a second, else seconds) and
 //!                      call `handle_timeout`;
 //!     op & 7 == 7      the reactor's send completes: drain the output.
-//!   At the end every pending request completes and the output is drained.
+//!   At the end every pending request completes and the output is drained; a sanitize left
+//!   running by a closed connection (detached) then runs to its end as time passes.
 //!
 //! Checks: no panic; memory stays bounded (libFuzzer's -rss_limit_mb / -malloc_limit_mb);
 //! every backing-store access lies inside its unit; the output is a stream of well-formed PDUs
@@ -42,11 +43,11 @@ use ringtgt::login::TargetOffer;
 use ringtgt::pdu::frame;
 use ringtgt::pdu::login::{LoginRequest, LoginResponse, Stage};
 use ringtgt::pdu::{Bhs, Digests, Opcode};
+use ringtgt::scsi::decode_lun;
 use ringtgt::session::{
     Connection, ControlRequest, IoCompletion, IoOp, IoRequest, Landing, PortalContext,
     TargetRuntime, Tuning,
 };
-use ringtgt::scsi::decode_lun;
 use ringtgt_fuzz::{
     login_targets, lun_map, MemStore, NoteJournal, Reader, WirePdu, NULL_LUN, TARGET,
 };
@@ -55,6 +56,9 @@ use ringtgt_fuzz::{
 const INITIAL_RECV_BUF: usize = 64 * 1024;
 /// Completions one `complete_all` may take before the I/O is declared endless.
 const MAX_COMPLETIONS: usize = 100_000;
+/// Clock advances a detached sanitize may take, after the input, before it is declared endless
+/// (unit 0 is 1 MiB; its steps take far fewer).
+const MAX_BACKGROUND_TICKS: usize = 10_000;
 const TSIH: u16 = 1;
 /// This connection, as the control thread names it.
 const ME: ConnRef = ConnRef { core: 0, key: 1 };
@@ -140,6 +144,9 @@ struct Harness {
     zero_reads: ZeroReads,
     /// Unit 0's sanitize journal (option bit 4).
     journal: Option<Arc<NoteJournal>>,
+    /// The connection closed and its session ended for the control thread, while a sanitize
+    /// it started may go on (detached), as the reactor keeps the slot for it.
+    ended: bool,
 }
 
 /// Which tasks are reads of the null unit, whose Data-In must be zeros. Only commands given as
@@ -185,6 +192,7 @@ impl Harness {
         let mut h = Harness {
             registry,
             journal,
+            ended: false,
             zero_reads: ZeroReads::default(),
             conn: new_connection(ctx, now),
             now,
@@ -280,7 +288,10 @@ impl Harness {
         if self.rx.is_lent() || need > self.rx.len() {
             self.rx.replace(0..self.rlen, need.max(self.rx.len()));
         }
-        let spare = self.rx.spare_mut().expect("a receive buffer nobody borrows");
+        let spare = self
+            .rx
+            .spare_mut()
+            .expect("a receive buffer nobody borrows");
         spare[self.rlen..need].copy_from_slice(bytes);
         self.rlen = need;
         loop {
@@ -336,6 +347,26 @@ impl Harness {
         }
         while let Some(io) = self.conn.poll_io() {
             self.pending.push(io);
+        }
+        // A closed connection whose work goes on: the reactor ends the session for the control
+        // thread once every task left is detached (a sanitize outlives its nexus).
+        if self.conn.close_reason().is_some() && !self.ended {
+            self.ended = self.conn.leave_to_background();
+        }
+    }
+
+    /// After the input: a detached sanitize runs to its end, as the reactor lets it, with time
+    /// passing (its journal's notes are written, paced steps go out) and its I/O completing.
+    fn finish_background_work(&mut self) {
+        let mut ticks = 0;
+        while self.ended && self.conn.has_background_work() {
+            ticks += 1;
+            assert!(
+                ticks <= MAX_BACKGROUND_TICKS,
+                "a detached sanitize never ends"
+            );
+            self.complete_all();
+            self.advance(1);
         }
     }
 
@@ -499,4 +530,5 @@ fuzz_target!(|input: &[u8]| {
     // End of input: the backing store finishes everything, the last output is sent.
     h.complete_all();
     h.drain_output();
+    h.finish_background_work();
 });
