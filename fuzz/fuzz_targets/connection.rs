@@ -43,14 +43,12 @@ use ringtgt::login::TargetOffer;
 use ringtgt::pdu::frame;
 use ringtgt::pdu::login::{LoginRequest, LoginResponse, Stage};
 use ringtgt::pdu::{Bhs, Digests, Opcode};
-use ringtgt::scsi::decode_lun;
+use ringtgt::scsi::{decode_lun, HeldJournal};
 use ringtgt::session::{
     Connection, ControlRequest, IoCompletion, IoOp, IoRequest, Landing, PortalContext,
     TargetRuntime, Tuning,
 };
-use ringtgt_fuzz::{
-    login_targets, lun_map, MemStore, NoteJournal, Reader, WirePdu, NULL_LUN, TARGET,
-};
+use ringtgt_fuzz::{login_targets, lun_map, MemStore, Reader, WirePdu, NULL_LUN, TARGET};
 
 /// The reactor's receive buffer is at least this large (reactor/conn.rs).
 const INITIAL_RECV_BUF: usize = 64 * 1024;
@@ -143,7 +141,7 @@ struct Harness {
     registry: LuRegistry,
     zero_reads: ZeroReads,
     /// Unit 0's sanitize journal (option bit 4).
-    journal: Option<Arc<NoteJournal>>,
+    journal: Option<Arc<HeldJournal>>,
     /// The connection closed and its session ended for the control thread, while a sanitize
     /// it started may go on (detached), as the reactor keeps the slot for it.
     ended: bool,
@@ -183,7 +181,7 @@ impl Harness {
         let now = Instant::now();
         let registry = LuRegistry::new(&ctx, 0, None);
         let journal = (options & 16 != 0).then(|| {
-            let journal = Arc::new(NoteJournal::default());
+            let journal = Arc::new(HeldJournal::default());
             if let Some(lu) = ctx.targets[0].luns.get(0) {
                 lu.shared.medium.attach_journal(journal.clone(), None);
             }

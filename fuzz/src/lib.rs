@@ -2,13 +2,13 @@
 //! logical units and targets they serve, and an in-memory backing store that plays the reactor's
 //! block I/O.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ringtgt::backstore::Extent;
 use ringtgt::login::{ChapCredentials, ChapPolicy, TargetEntry};
 use ringtgt::pdu::frame::pad4;
 use ringtgt::pdu::{Bhs, BHS_LEN};
-use ringtgt::scsi::{JournalNote, LuInfo, LunMap, SanitizeJournal};
+use ringtgt::scsi::{LuInfo, LunMap};
 
 /// The target every normal session of the `login` and `connection` targets logs in to.
 pub const TARGET: &str = "iqn.2026-11.io.ringtgt:fuzz";
@@ -250,32 +250,6 @@ impl MemStore {
         Extent {
             allocated,
             len: (n * 512).min(len as u64),
-        }
-    }
-}
-
-/// A sanitize journal whose notes become durable when the harness says, as the daemon's writer
-/// thread makes them durable some time after they are given.
-#[derive(Default)]
-pub struct NoteJournal(Mutex<Vec<JournalNote>>);
-
-impl SanitizeJournal for NoteJournal {
-    fn started(&self, _ause: bool) -> JournalNote {
-        let note = JournalNote::pending();
-        if let Ok(mut notes) = self.0.lock() {
-            notes.push(note.clone());
-        }
-        note
-    }
-
-    fn ended(&self) {}
-}
-
-impl NoteJournal {
-    /// Every note given so far is durable.
-    pub fn write_all(&self) {
-        if let Ok(mut notes) = self.0.lock() {
-            notes.drain(..).for_each(|n| n.finish());
         }
     }
 }

@@ -460,26 +460,31 @@ impl Drop for Prevents {
     }
 }
 
-/// A journal whose notes a test finishes, as the writer thread would.
-#[cfg(test)]
+/// A journal whose notes become durable only when its owner says (`write_all`), as the daemon's
+/// writer thread makes them durable some time after they are given: for the session's tests and
+/// the `connection` fuzz target, which drive time themselves.
 #[derive(Default)]
-pub(crate) struct HeldJournal(std::sync::Mutex<Vec<JournalNote>>);
+pub struct HeldJournal(std::sync::Mutex<Vec<JournalNote>>);
 
-#[cfg(test)]
 impl SanitizeJournal for HeldJournal {
     fn started(&self, _ause: bool) -> JournalNote {
         let note = JournalNote::pending();
-        self.0.lock().unwrap().push(note.clone());
+        self.notes().push(note.clone());
         note
     }
     fn ended(&self) {}
 }
 
-#[cfg(test)]
 impl HeldJournal {
     /// Every note given so far is durable.
-    pub(crate) fn write_all(&self) {
-        self.0.lock().unwrap().iter().for_each(JournalNote::finish);
+    pub fn write_all(&self) {
+        self.notes().drain(..).for_each(|n| n.finish());
+    }
+
+    fn notes(&self) -> std::sync::MutexGuard<'_, Vec<JournalNote>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

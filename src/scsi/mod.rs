@@ -53,11 +53,9 @@ use commands::Ctx;
 
 pub use job::{IoOutcome, Job, JobIo, JobOp, Step, STEP_BYTES};
 pub use lun::{decode_lun, encode_lun, LunMap};
-#[cfg(test)]
-pub(crate) use medium::HeldJournal;
 pub use medium::{
-    JournalNote, MediumState, Prevents, SanitizeFailure, SanitizeGuard, SanitizeJournal,
-    SanitizeRunning,
+    HeldJournal, JournalNote, MediumState, Prevents, SanitizeFailure, SanitizeGuard,
+    SanitizeJournal, SanitizeRunning,
 };
 pub use nexus::NexusState;
 pub use pr::{
