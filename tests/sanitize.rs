@@ -262,13 +262,22 @@ fn a_stopping_daemon_interrupts_a_sanitize_and_says_so() {
 
 /// LUN 0: a 4 MiB file of `old` data in `dir`, sanitized at 1 MiB/s (about 4 s).
 fn paced_file_daemon(dir: &std::path::Path, old: &[u8]) -> (Daemon, std::path::PathBuf) {
+    file_daemon(dir, old, "sanitize_rate = \"1MiB\"\n")
+}
+
+/// A daemon whose LUN 0 is a file in `dir` holding `old`, with `lun_settings` for that LUN.
+fn file_daemon(
+    dir: &std::path::Path,
+    old: &[u8],
+    lun_settings: &str,
+) -> (Daemon, std::path::PathBuf) {
     let file = dir.join("disk.img");
     std::fs::write(&file, old).unwrap();
     let d = Daemon::start_config(|port| {
         format!(
             "portals = [\"127.0.0.1:{port}\"]\n\
              [[target]]\nname = \"{}\"\n\
-             [[target.lun]]\npath = \"{}\"\nsanitize_rate = \"1MiB\"\n",
+             [[target.lun]]\npath = \"{}\"\n{lun_settings}",
             common::TARGET,
             file.display()
         )
@@ -358,6 +367,38 @@ fn a_sanitize_cut_short_by_a_kill_leaves_the_medium_failed_across_the_restart() 
     let on_disk = std::fs::read(&file).unwrap();
     assert!(on_disk.chunks(4).all(|c| c == b"DONE"), "the file itself");
     assert_records_go(&d);
+}
+
+/// An initiator told GOOD for a sanitize never finds the medium failed afterwards: the GOOD
+/// goes once the operation's record is durably removed, so a kill right after it restarts
+/// with the medium served. (The order itself is pinned by the session test
+/// `without_immed_a_completed_operation_answers_good_once_its_end_is_journaled`, whose
+/// journal writes only when told; here the writer thread on a fast disk usually wins the race
+/// either way.)
+#[test]
+fn a_kill_right_after_a_sanitize_answered_good_restarts_with_the_medium_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut d, file) = file_daemon(dir.path(), &cdb::pattern(7, 1 << 20), "");
+    let mut a = login(&d, "iqn.2026-12.test:a", 1);
+    a.clear_unit_attentions();
+    let (itt, _) = send_sanitize(&mut a, false, *b"GONE");
+    a.collect(itt).assert_good();
+    let records = walk(&d.dir().join("state").join("sanitize"));
+    assert!(
+        records.is_empty(),
+        "records left when GOOD came: {records:?}"
+    );
+    d.kill_and_restart();
+    assert_eq!(medium(&d), "ready");
+    let mut a = login(&d, "iqn.2026-12.test:a", 1);
+    tur_past_attentions(&mut a, 0).assert_good();
+    let r = a.read_blocks(0, 0, 8, BLOCK);
+    r.assert_good();
+    assert!(r.data.chunks(4).all(|c| c == b"GONE"));
+    assert!(std::fs::read(&file)
+        .unwrap()
+        .chunks(4)
+        .all(|c| c == b"GONE"));
 }
 
 /// The daemon's sanitize records are all removed soon (their writer is another thread).

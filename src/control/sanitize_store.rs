@@ -11,7 +11,7 @@
 //! Reactors start and end operations, and a durable write is milliseconds of a disk's time
 //! that every connection of the core would wait out: the files are written and removed by one
 //! writer thread, in the order the notes were given, and an operation's first step waits for
-//! its note (see `SanitizeGuard::is_written_down`).
+//! its note, as its GOOD waits for the note of its end (see `SanitizeGuard::is_journaled`).
 
 use std::collections::HashMap;
 use std::fs;
@@ -191,10 +191,13 @@ impl SanitizeJournal for FileJournal {
         note
     }
 
-    fn ended(&self) {
+    fn ended(&self) -> JournalNote {
+        let note = JournalNote::pending();
         self.writer.send(Entry::Remove {
             path: self.path.clone(),
+            note: note.clone(),
         });
+        note
     }
 }
 
@@ -206,8 +209,8 @@ enum Entry {
         text: String,
         note: JournalNote,
     },
-    /// Remove `path` durably.
-    Remove { path: PathBuf },
+    /// Remove `path` durably, then finish `note`.
+    Remove { path: PathBuf, note: JournalNote },
     /// Everything before this is done.
     Flush(Sender<()>),
 }
@@ -269,7 +272,7 @@ fn apply(entry: Entry) {
             }
             note.finish();
         }
-        Entry::Remove { path } => {
+        Entry::Remove { path, note } => {
             if let Err(e) = remove_durably(&path) {
                 tracing::error!(
                     file = %path.display(),
@@ -278,6 +281,7 @@ fn apply(entry: Entry) {
                      refuse the medium until a sanitize completes"
                 );
             }
+            note.finish();
         }
         Entry::Flush(done) => {
             let _ = done.send(());

@@ -71,10 +71,12 @@ pub trait SanitizeJournal: Send + Sync {
     /// An operation with this AUSE bit starts: to be written down before its first step, which
     /// waits for the returned note (as does the GOOD of a command with IMMED).
     fn started(&self, ause: bool) -> JournalNote;
-    /// It completed, or its failure was exited: to be crossed out. Nothing waits for it: a
-    /// daemon that stops before it is durable starts with the medium failed, which refuses the
-    /// medium but never serves it half-sanitized.
-    fn ended(&self);
+    /// It completed, or its failure was exited: to be crossed out. A completed operation's
+    /// command answers GOOD once the returned note is finished, so that an initiator told GOOD
+    /// never finds the medium failed after a restart; a daemon that stops before it is durable
+    /// starts with the medium failed, which refuses the medium but never serves it
+    /// half-sanitized.
+    fn ended(&self) -> JournalNote;
 }
 
 /// Whether a journal's note is durable yet; shared between the journal's writer, which marks
@@ -319,20 +321,24 @@ pub struct SanitizeGuard {
 }
 
 impl SanitizeGuard {
-    /// Whether the operation is written down (or has no journal to be written in): its first
-    /// step waits until it is, so that a restart never finds a medium half-sanitized by an
-    /// operation it has no record of.
-    pub fn is_written_down(&self) -> bool {
+    /// Whether the journal holds the operation as it stands (or the medium has none): its
+    /// start, which its first step waits for, so that a restart never finds a medium
+    /// half-sanitized by an operation it has no record of; once it completed, its end, which
+    /// its GOOD waits for, so that a restart never finds failed a medium whose initiator was
+    /// told the operation completed.
+    pub fn is_journaled(&self) -> bool {
         self.note.as_ref().is_none_or(JournalNote::is_finished)
     }
 
-    /// The operation completed without error: the medium leaves any failure mode.
-    pub fn completed(mut self) {
-        self.completed = true;
-        self.medium.set_failed(None);
-        if let Some(j) = self.medium.journal.get() {
-            j.ended();
+    /// The operation completed without error: the medium leaves any failure mode, and the
+    /// journal is told. The medium stays refused (SANITIZE IN PROGRESS) until the guard is
+    /// dropped.
+    pub fn completed(&mut self) {
+        if std::mem::replace(&mut self.completed, true) {
+            return;
         }
+        self.medium.set_failed(None);
+        self.note = self.medium.journal.get().map(|j| j.ended());
     }
 
     /// `done` of `total` units of work are done.
@@ -472,7 +478,11 @@ impl SanitizeJournal for HeldJournal {
         self.notes().push(note.clone());
         note
     }
-    fn ended(&self) {}
+    fn ended(&self) -> JournalNote {
+        let note = JournalNote::pending();
+        self.notes().push(note.clone());
+        note
+    }
 }
 
 impl HeldJournal {
@@ -508,7 +518,14 @@ mod tests {
         assert_eq!(m.sanitize_progress(), Some(65535));
         guard.set_progress(5, 0);
         assert_eq!(m.sanitize_progress(), Some(0));
+        let mut guard = guard;
         guard.completed();
+        assert_eq!(
+            m.sanitize_progress(),
+            Some(0),
+            "refused until the guard goes"
+        );
+        drop(guard);
         assert_eq!(m.sanitize_progress(), None);
         assert_eq!(m.sanitize_failure(), None);
         assert!(m.begin_sanitize(false).is_some());
@@ -523,8 +540,9 @@ mod tests {
             self.0.lock().unwrap().push(format!("started ause={ause}"));
             JournalNote::written()
         }
-        fn ended(&self) {
+        fn ended(&self) -> JournalNote {
             self.0.lock().unwrap().push("ended".into());
+            JournalNote::written()
         }
     }
 
@@ -595,19 +613,28 @@ mod tests {
     }
 
     #[test]
-    fn an_operation_is_written_down_once_its_journal_note_is_finished() {
+    fn an_operation_is_journaled_once_its_journal_note_is_finished() {
         let bare = Arc::new(MediumState::new());
         assert!(
-            bare.begin_sanitize(false).unwrap().is_written_down(),
+            bare.begin_sanitize(false).unwrap().is_journaled(),
             "nothing to write down"
         );
         let m = Arc::new(MediumState::new());
         let held = Arc::new(HeldJournal::default());
         m.attach_journal(held.clone(), None);
-        let guard = m.begin_sanitize(true).unwrap();
-        assert!(!guard.is_written_down());
+        let mut guard = m.begin_sanitize(true).unwrap();
+        assert!(!guard.is_journaled());
         held.write_all();
-        assert!(guard.is_written_down());
+        assert!(guard.is_journaled());
+        // Its end, once it completed: the medium stays refused until the guard goes.
+        guard.completed();
+        assert!(!guard.is_journaled(), "the end is not durable yet");
+        assert_eq!(m.sanitize_failure(), None);
+        held.write_all();
+        assert!(guard.is_journaled());
+        assert!(m.sanitize_progress().is_some());
+        drop(guard);
+        assert_eq!((m.sanitize_progress(), m.sanitize_failure()), (None, None));
     }
 
     #[test]

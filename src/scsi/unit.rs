@@ -308,7 +308,9 @@ mod tests {
         for opcode in [op::INQUIRY, op::REPORT_LUNS, op::REQUEST_SENSE, LOG_SENSE] {
             assert_eq!(check_medium(&lu, opcode), Ok(()), "{opcode:#04x}");
         }
+        let mut guard = guard;
         guard.completed();
+        drop(guard);
         assert_eq!(check_medium(&lu, op::READ_16), Ok(()));
     }
 

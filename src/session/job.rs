@@ -67,7 +67,9 @@ impl Session {
     ) {
         match step {
             Step::Done(c) => {
-                self.end_sanitize(slot, &c);
+                if self.end_sanitize(slot, &c) {
+                    return self.answer_sanitize_end(slot, out);
+                }
                 let t = self.free_task(slot);
                 if t.detached {
                     Self::log_detached_end(t.lun, &c);

@@ -15,7 +15,8 @@
 //!
 //! A unit whose medium outlives the daemon has its operation written down first (another
 //! thread writes it): the first step, and the GOOD of a command with IMMED, wait for the note,
-//! looking again every [`JOURNAL_RETRY`].
+//! looking again every [`JOURNAL_RETRY`]; so does the GOOD of an operation that completed, for
+//! the note that crosses it out (the medium stays refused meanwhile).
 
 use std::time::{Duration, Instant};
 
@@ -111,7 +112,9 @@ impl Session {
         t.sanitize.is_some()
             && matches!(
                 &t.state,
-                TaskState::Job { .. } | TaskState::Deferred(Deferred::Job { .. })
+                TaskState::Job { .. }
+                    | TaskState::Deferred(Deferred::Job { .. })
+                    | TaskState::Ending
             )
     }
 
@@ -181,7 +184,7 @@ impl Session {
             return true;
         }
         let generation = t.generation;
-        if !run.guard.is_written_down() {
+        if !run.guard.is_journaled() {
             self.paced.push((slot, generation, now + JOURNAL_RETRY));
             return true;
         }
@@ -202,7 +205,8 @@ impl Session {
         true
     }
 
-    /// Paced sanitize steps whose time has come go out.
+    /// Paced sanitize steps whose time has come go out; sanitize operations waiting for the
+    /// journal look again.
     pub(super) fn resume_paced(&mut self, out: &mut Output) {
         let now = self.now;
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.paced)
@@ -210,16 +214,14 @@ impl Session {
             .partition(|&(_, _, at)| at <= now);
         self.paced = later;
         for (slot, generation, _) in due {
-            let live = self
-                .tasks
-                .get(slot)
-                .is_some_and(|t| t.generation == generation);
-            let deferred = live
-                && matches!(
-                    self.tasks[slot].state,
-                    TaskState::Deferred(Deferred::Job { .. })
-                );
-            if deferred && !self.hold_sanitize_step(slot, out) {
+            let Some(t) = self.tasks.get(slot).filter(|t| t.generation == generation) else {
+                continue;
+            };
+            let ending = matches!(t.state, TaskState::Ending);
+            let stepping = matches!(t.state, TaskState::Deferred(Deferred::Job { .. }));
+            if ending {
+                self.answer_sanitize_end(slot, out);
+            } else if stepping && !self.hold_sanitize_step(slot, out) {
                 self.run_or_defer(slot);
             }
         }
@@ -231,13 +233,43 @@ impl Session {
     }
 
     /// Task `slot`'s job ended with `c`: a sanitize operation it ran completed if `c` is GOOD
-    /// (else it failed when its guard goes with the task).
-    pub(super) fn end_sanitize(&mut self, slot: usize, c: &Completion) {
-        if c.status == good().status {
-            if let Some(run) = self.tasks[slot].sanitize.take() {
-                run.guard.completed();
-            }
+    /// (else it failed when its guard goes with the task). A completed one waits, `Ending`,
+    /// for the journal to cross it out: returns whether the task does.
+    pub(super) fn end_sanitize(&mut self, slot: usize, c: &Completion) -> bool {
+        if c.status != good().status {
+            return false;
         }
+        let t = &mut self.tasks[slot];
+        let Some(run) = &mut t.sanitize else {
+            return false;
+        };
+        run.guard.completed();
+        t.state = TaskState::Ending;
+        true
+    }
+
+    /// Task `slot`, `Ending`, answers GOOD (or, detached, logs it) once the journal has crossed
+    /// its operation out: until then the medium stays refused, and a restart would find the
+    /// operation failed, which an initiator told GOOD must never see.
+    pub(super) fn answer_sanitize_end(&mut self, slot: usize, out: &mut Output) {
+        let t = &self.tasks[slot];
+        if !t
+            .sanitize
+            .as_ref()
+            .is_none_or(|run| run.guard.is_journaled())
+        {
+            self.paced
+                .push((slot, t.generation, self.now + JOURNAL_RETRY));
+            return;
+        }
+        let reply = Reply::of(t);
+        let t = self.free_task(slot);
+        if t.detached {
+            Self::log_detached_end(t.lun, &good());
+        } else {
+            self.send_completion(reply, &good(), out);
+        }
+        self.after_task_change(out);
     }
 
     /// A detached task's job ended: nobody to answer, so its outcome goes to the log.

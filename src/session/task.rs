@@ -147,6 +147,8 @@ pub enum TaskState {
     Draining { writes_in_flight: u32 },
     /// A reservation command waits for the control thread's answer to request `token`.
     Shared { token: u64 },
+    /// A sanitize operation completed: its GOOD waits for the journal to cross it out.
+    Ending,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -52,16 +52,6 @@ fn rejects(pdus: &[(Bhs, Vec<u8>)]) -> Vec<RejectReason> {
         .collect()
 }
 
-/// Sense key, ASC and ASCQ of the fixed-format sense in a SCSI Response's data segment.
-fn sense_of(pdus: &[(Bhs, Vec<u8>)]) -> (u8, u8, u8) {
-    let (_, data) = pdus
-        .iter()
-        .find(|(b, _)| b.opcode() == Opcode::SCSI_RESPONSE)
-        .expect("SCSI Response");
-    let s = &data[2..];
-    (s[2] & 0x0f, s[12], s[13])
-}
-
 #[test]
 fn repeated_data_out_range_is_rejected_and_nothing_is_written() {
     let mut p = Pair::logged_in(default_offer(), Tuning::default(), &solicited_only());

@@ -376,6 +376,16 @@ fn response(pdus: &[(Bhs, Vec<u8>)]) -> ScsiResponse {
     ScsiResponse::decode(b)
 }
 
+/// Sense key, ASC and ASCQ of the fixed-format sense in a SCSI Response's data segment.
+fn sense_of(pdus: &[(Bhs, Vec<u8>)]) -> (u8, u8, u8) {
+    let (_, data) = pdus
+        .iter()
+        .find(|(b, _)| b.opcode() == Opcode::SCSI_RESPONSE)
+        .expect("SCSI Response");
+    let s = &data[2..];
+    (s[2] & 0x0f, s[12], s[13])
+}
+
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))

@@ -71,23 +71,58 @@ fn no_step_goes_out_and_no_immed_answer_before_the_operation_is_written_down() {
     assert!(p.run_io() > 0, "the steps go out");
 }
 
+/// Without IMMED the first step waits for the start's note (as `sanitize_unwritten` checks), and
+/// the GOOD for the end's.
 #[test]
-fn without_immed_the_first_step_still_waits_for_the_note() {
+fn without_immed_a_completed_operation_answers_good_once_its_end_is_journaled() {
     let (mut p, journal) = sanitize_unwritten(false);
     journal.write_all();
     tick(&mut p, 1);
-    // Every step, then GOOD at the end.
+    assert!(
+        run_every_step(&mut p).is_empty(),
+        "no GOOD before the end is journaled"
+    );
+    assert!(p.disk.chunks(4).all(|c| c == b"WIPE"), "every step done");
+    assert!(
+        p.conn
+            .poll_timeout()
+            .is_some_and(|t| t <= p.now + Duration::from_millis(1)),
+        "the session looks again soon"
+    );
+    // A restart now would find the operation failed: the medium is refused meanwhile, as
+    // while it ran.
+    let tur = [0u8; 6];
+    p.command(10, &tur, 0, false, false, &[]);
+    let pdus = p.recv();
+    let rsp = response(&pdus);
+    assert_eq!((rsp.itt, rsp.status), (10, 2), "CHECK CONDITION");
+    assert_eq!(sense_of(&pdus), (0x02, 0x04, 0x1B), "SANITIZE IN PROGRESS");
+
+    journal.write_all();
+    tick(&mut p, 1);
+    let rsp = response(&p.recv());
+    assert_eq!((rsp.itt, rsp.status), (9, 0), "GOOD once crossed out");
+    p.command(11, &tur, 0, false, false, &[]);
+    let rsp = response(&p.recv());
+    assert_eq!((rsp.itt, rsp.status), (11, 0), "the medium is served again");
+}
+
+/// Drives the operation's steps until none is left and its timer has run a few times: what
+/// the session sent meanwhile.
+fn run_every_step(p: &mut Pair) -> Vec<(Bhs, Vec<u8>)> {
     let mut answers = Vec::new();
+    let mut idle = 0;
     for _ in 0..10_000 {
         if p.run_io() == 0 {
-            tick(&mut p, 1);
+            idle += 1;
+            tick(p, 1);
+        } else {
+            idle = 0;
         }
         answers.extend(p.recv());
-        if !answers.is_empty() {
+        if idle > 5 || !answers.is_empty() {
             break;
         }
     }
-    let rsp = response(&answers);
-    assert_eq!((rsp.itt, rsp.status), (9, 0));
-    assert!(p.disk.chunks(4).all(|c| c == b"WIPE"), "sanitized");
+    answers
 }
