@@ -29,7 +29,7 @@ use crate::backstore::{Store, StoreKind};
 use crate::config::{
     format_size, parse_size, AluaState, Backing, Config, Failover, LunConfig, TargetConfig,
 };
-use crate::scsi::{MediumState, SanitizeFailure, SanitizeRunning, UnitAttention};
+use crate::scsi::{JournalNote, MediumState, SanitizeFailure, SanitizeRunning, UnitAttention};
 
 /// Changes the log filter at run time; answers an error for a filter it cannot parse.
 pub type LogControl = Box<dyn Fn(&str) -> Result<(), String> + Send>;
@@ -41,6 +41,10 @@ pub type Reloader = Box<dyn Fn() -> Result<Config, String> + Send>;
 /// How long the initiators of a target removed with `--force` have to log out (RFC 7143
 /// §11.9.1 Parameter3) before their connections are dropped.
 const LOGOUT_GRACE: Duration = Duration::from_secs(5);
+/// How long `ctl lun accept-medium` waits for a failed sanitize's record to be durably removed
+/// before it answers: an operator told the medium is served must not find it failed after a
+/// restart. The removal is one file and a directory sync, milliseconds.
+const RECORD_REMOVAL_WAIT: Duration = Duration::from_secs(5);
 
 /// What the control thread lends the admin code for one event.
 pub struct Env<'a> {
@@ -266,8 +270,17 @@ impl Ops {
                     medium_state(&lu.shared.medium)
                 ))
             }
-            Ok(Some(_)) => {
-                format!("LUN {id} of {target}: the medium a failed sanitize left is served again")
+            Ok(Some(accepted)) => {
+                let served = format!(
+                    "LUN {id} of {target}: the medium a failed sanitize left is served again"
+                );
+                match accepted.removal {
+                    Some(note) if !finished_within(&note, RECORD_REMOVAL_WAIT) => format!(
+                        "{served}, but its record under state_dir is not removed yet: a restart \
+                         before it is finds the failure again"
+                    ),
+                    _ => served,
+                }
             }
         };
         tracing::warn!(change = %message, "admin change");
@@ -1103,4 +1116,16 @@ fn percent(part: u64, whole: u64) -> f64 {
     } else {
         part as f64 * 100.0 / whole as f64
     }
+}
+
+/// Waits (on the control thread, polling) until the journal writer is done with `note`.
+fn finished_within(note: &JournalNote, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    while !note.is_finished() {
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
 }

@@ -64,6 +64,16 @@ pub enum SanitizeFailure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SanitizeRunning;
 
+/// The medium of a failed sanitize, accepted by an operator.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The failure it ended.
+    pub failure: SanitizeFailure,
+    /// The journal's note of the record's removal (none without a journal): until it is
+    /// finished, a restart would find the failure again.
+    pub removal: Option<JournalNote>,
+}
+
 /// Durable notes of a unit's sanitize operations (kept by the control layer under the state
 /// directory). Called on a reactor (and by the control thread), so neither call may wait for a
 /// disk: the journal writes elsewhere, in the order of the calls.
@@ -184,21 +194,21 @@ impl MediumState {
     /// accept-medium`): the failure mode ends, restricted or not, and its record is crossed
     /// out. `Ok(None)` if there was no failure; refused while an operation runs, whose record
     /// must stay until it ends.
-    pub fn accept_failed(&self) -> Result<Option<SanitizeFailure>, SanitizeRunning> {
+    pub fn accept_failed(&self) -> Result<Option<Accepted>, SanitizeRunning> {
         // Taking the running flag for the moment keeps an operation from starting meanwhile,
         // whose record this would cross out.
         self.sanitize
             .compare_exchange(0, SANITIZING, Ordering::AcqRel, Ordering::Acquire)
             .map_err(|_| SanitizeRunning)?;
-        let failure = self.sanitize_failure();
-        if failure.is_some() {
+        let accepted = self.sanitize_failure().map(|failure| {
             self.set_failed(None);
-            if let Some(j) = self.journal.get() {
-                j.ended();
+            Accepted {
+                failure,
+                removal: self.journal.get().map(|j| j.ended()),
             }
-        }
+        });
         self.sanitize.store(0, Ordering::Release);
-        Ok(failure)
+        Ok(accepted)
     }
 
     /// The progress of the sanitize operation running on the medium (SPC-4 PROGRESS
@@ -584,24 +594,41 @@ mod tests {
         );
     }
 
+    fn accepted(m: &MediumState) -> Result<Option<SanitizeFailure>, SanitizeRunning> {
+        m.accept_failed().map(|a| a.map(|a| a.failure))
+    }
+
+    #[test]
+    fn an_accepted_medium_hands_over_the_note_of_its_record_removal() {
+        let m = Arc::new(MediumState::new());
+        let held = Arc::new(HeldJournal::default());
+        m.attach_journal(held.clone(), Some(SanitizeFailure::Unrestricted));
+        let a = m.accept_failed().unwrap().expect("a failure to accept");
+        assert_eq!(a.failure, SanitizeFailure::Unrestricted);
+        let removal = a.removal.expect("a journal");
+        assert!(!removal.is_finished());
+        held.write_all();
+        assert!(removal.is_finished());
+    }
+
     #[test]
     fn an_operator_accepts_a_failed_medium_but_not_while_an_operation_runs() {
         let m = Arc::new(MediumState::new());
         let notes = Arc::new(Notes::default());
         m.attach_journal(notes.clone(), Some(SanitizeFailure::Restricted));
         let running = m.begin_sanitize(false).unwrap();
-        assert_eq!(m.accept_failed(), Err(SanitizeRunning));
+        assert_eq!(accepted(&m), Err(SanitizeRunning));
         drop(running);
         assert_eq!(m.sanitize_failure(), Some(SanitizeFailure::Restricted));
         // Restricted or not: EXIT FAILURE MODE would not end this one.
-        assert_eq!(m.accept_failed(), Ok(Some(SanitizeFailure::Restricted)));
+        assert_eq!(accepted(&m), Ok(Some(SanitizeFailure::Restricted)));
         assert_eq!(m.sanitize_failure(), None);
         assert_eq!(
             m.sanitize_progress(),
             None,
             "the operation flag is given back"
         );
-        assert_eq!(m.accept_failed(), Ok(None), "nothing left to accept");
+        assert_eq!(accepted(&m), Ok(None), "nothing left to accept");
         assert!(
             m.begin_sanitize(false).is_some(),
             "a sanitize may start again"
