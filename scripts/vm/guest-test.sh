@@ -39,7 +39,7 @@ POINT_NAME=(
     [8]="target stop (SIGTERM) during fio writes: logout on request, login when it is back"
     [9]="RBD LUN: fio verify (4 KiB + 64 KiB random writes) on a Ceph image, verified again after a re-login"
     [10]="two gateways of one RBD image: multipath by ALUA, the owner killed during fio, writes carry on through the other, verify"
-    [11]="NVMe passthrough LUN: a namespace's data through iSCSI, fio verify, UNMAP, written data on the namespace"
+    [11]="NVMe passthrough LUN: a namespace's data through iSCSI, fio verify, UNMAP, written data on the namespace, held exclusively, live add/remove, metadata refused"
 )
 
 say() { echo "guest[$((SECONDS - START))s]: $*"; }
@@ -1374,7 +1374,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Point 11: an NVMe namespace exported through io_uring NVMe passthrough. run.sh gives the guest
 # an emulated NVMe controller (QEMU's nvme: one namespace of NVME_SIZE bytes with 4 KiB LBAs on
-# a fresh sparse file, at most 512 KiB per command) and the ringtgt binary (bin/ beside this
+# a fresh sparse file, at most 512 KiB per command, and a small one with metadata) and the ringtgt binary (bin/ beside this
 # script, the libraries it links in lib/). The guest runs that ringtgt itself on
 # 127.0.0.1:NVME_PORT, exporting the namespace's generic character device (NVME_LUN, /dev/ng0n1)
 # as LUN 0 of NVME_IQN, and its own initiator logs in to it:
@@ -1384,8 +1384,15 @@ fi
 #      LUN: twice the controller's largest command, so the store must split them;
 #   d. a second pattern is written through the LUN;
 #   e. blkdiscard (UNMAP) of a range fio wrote: it reads zeros through the LUN;
+#   e2. while ringtgt serves it, the namespace's block device is held exclusively (O_EXCL):
+#      mkfs.ext4 finds it in use, and so does a second ringtgt's start; a second LUN on the same
+#      namespace, added live, is refused;
 #   f. after a logout and ringtgt's exit (SIGTERM, status 0), the namespace itself holds the
-#      second pattern, zeros in the discarded range and the first pattern untouched.
+#      second pattern, zeros in the discarded range and the first pattern untouched;
+#   g. a namespace whose blocks carry metadata and protection information (/dev/ng0n2, 8 bytes,
+#      PI type 1) is refused at start, saying why;
+#   h. the namespace added live (`ctl lun add`) to a ringtgt serving a RAM LUN is held while it
+#      is a LUN and let go when it is removed live (`ctl lun remove`).
 # It runs last and needs no other point: its session is found by its target name, whatever
 # other sessions exist, and it leaves none. NVME_LUN=/dev/nvme0n1 (RINGTGT_VM_NVME_LUN), the
 # namespace's block device, is a stand-in for a binary without the passthrough store: every
@@ -1395,6 +1402,7 @@ NVME_DEV=/dev/nvme0n1
 # shellcheck disable=SC2153 # NVME_PORT and NVME_LUN come from params.env
 NVME_PORTAL=127.0.0.1:$NVME_PORT
 NVME_LOG=/tmp/ringtgt-nvme.log
+NVME_SOCK=/tmp/ringtgt-nvme.sock
 NVME_PID="" NVME_SDX=""
 # Where on the namespace, in MiB: pattern A (1 MiB, written to the namespace directly), fio's
 # random and sequential regions (P11_FIO MiB each), pattern B (1 MiB, written through the LUN)
@@ -1449,14 +1457,14 @@ p11_check() {
     return 1
 }
 
-# p11_start: starts ringtgt on the namespace and waits until it listens.
+# p11_start [LUN]: starts ringtgt on the namespace (or on LUN) and waits until it listens.
 p11_start() {
-    local i rc
+    local i rc lun=${1:-$NVME_LUN}
     echo "+ [$((SECONDS - START))s] LD_LIBRARY_PATH=$HERE/lib $HERE/bin/ringtgt serve --portal $NVME_PORTAL" \
-        "--target $NVME_IQN --lun $NVME_LUN --log info ... >$NVME_LOG 2>&1 &"
+        "--target $NVME_IQN --lun $lun --log info ... >>$NVME_LOG 2>&1 &"
     LD_LIBRARY_PATH=$HERE/lib "$HERE/bin/ringtgt" serve --portal "$NVME_PORTAL" --target "$NVME_IQN" \
-        --lun "$NVME_LUN" --log info --state-dir /tmp/ringtgt-nvme-state \
-        --admin-socket /tmp/ringtgt-nvme.sock >"$NVME_LOG" 2>&1 &
+        --lun "$lun" --log info --state-dir /tmp/ringtgt-nvme-state \
+        --admin-socket "$NVME_SOCK" >>"$NVME_LOG" 2>&1 &
     NVME_PID=$!
     for ((i = 0; i < 300; i++)); do
         ss -Hltn "sport = :$NVME_PORT" | grep . >/dev/null && break
@@ -1475,6 +1483,7 @@ p11_start() {
     fi
     say "ringtgt (pid $NVME_PID) listens on $NVME_PORTAL after $((i / 10)).$((i % 10)) s"
     grep -a 'serving LUN' "$NVME_LOG" | sed 's/^/  | /'
+    [[ $lun == "$NVME_LUN" ]] || return 0
     if ((!P11_STANDIN)); then
         echo "+ ringtgt's log: the line that names the store"
         if grep -F 'NVMe passthrough' "$NVME_LOG" | grep -F "$NVME_LUN" >/tmp/p11-store.txt; then
@@ -1486,6 +1495,107 @@ p11_start() {
         say "note: $NVME_LUN is a stand-in for the passthrough device: the log line of that store" \
             "('NVMe passthrough') is not checked"
     fi
+}
+
+# p11_ctl ARGS...: `ringtgt ctl` of the guest's ringtgt, printed with its output (kept in
+# /tmp/p11-ctl.txt); its status.
+p11_ctl() {
+    runo /tmp/p11-ctl.txt env LD_LIBRARY_PATH="$HERE/lib" "$HERE/bin/ringtgt" ctl --socket "$NVME_SOCK" "$@"
+}
+
+# p11_in_use: whether mkfs.ext4 finds the namespace's block device in use (-n: it writes
+# nothing either way). Its output is kept in /tmp/p11-mkfs.txt.
+p11_in_use() {
+    runo /tmp/p11-mkfs.txt mkfs.ext4 -n "$NVME_DEV" </dev/null && return 1
+    grep -q 'apparently in use' /tmp/p11-mkfs.txt
+}
+
+# p11_exclusive: e2, while ringtgt serves the namespace.
+p11_exclusive() {
+    echo "---- e2. the namespace is ringtgt's alone while it serves it"
+    if p11_in_use; then
+        say "mkfs.ext4 finds $NVME_DEV in use"
+    else
+        fail 11 "mkfs.ext4 -n does not find $NVME_DEV in use while ringtgt serves the namespace (output above)"
+    fi
+    ((P11_STANDIN)) && return 0
+    if p11_ctl lun add --target "$NVME_IQN" --id 5 "$NVME_LUN"; then
+        fail 11 "a second LUN on $NVME_LUN was added while LUN 0 serves it"
+        p11_ctl lun remove --target "$NVME_IQN" --id 5
+    elif grep -q 'is the medium of LUN 0' /tmp/p11-ctl.txt; then
+        say "a second LUN on $NVME_LUN is refused: it is LUN 0's medium"
+    else
+        fail 11 "adding a second LUN on $NVME_LUN failed, but not saying it is LUN 0's medium (output above)"
+    fi
+    # Another ringtgt: its start waits a few seconds for the device (a previous process's ring
+    # may still hold it), then gives up.
+    runo /tmp/p11-second.txt timeout 60 env LD_LIBRARY_PATH="$HERE/lib" "$HERE/bin/ringtgt" serve \
+        --portal 127.0.0.1:$((NVME_PORT + 1)) --target "$NVME_IQN-2" --lun "$NVME_LUN" \
+        --state-dir /tmp/ringtgt-nvme-2-state --admin-socket /tmp/ringtgt-nvme-2.sock
+    local rc=$?
+    if ((rc == 0 || rc == 124)); then
+        fail 11 "a second ringtgt started on $NVME_LUN (status $rc) while the first serves it"
+    elif grep -q 'block device is in use' /tmp/p11-second.txt; then
+        say "a second ringtgt refuses $NVME_LUN (status $rc): its block device is in use"
+    else
+        fail 11 "a second ringtgt exited with status $rc on $NVME_LUN, but not saying it is in use (output above)"
+    fi
+}
+
+# p11_metadata: g, a namespace with metadata and protection information is not exported.
+p11_metadata() {
+    local md=/dev/ng0n2 rc i
+    echo "---- g. $md (8 bytes of metadata per block, PI type 1) is refused at start"
+    for ((i = 0; i < 100; i++)); do
+        [[ -c $md ]] && break
+        sleep 0.1
+    done
+    if [[ ! -c $md ]]; then
+        fail 11 "no $md (run.sh gives the controller a second namespace with metadata)"
+        run ls -l /dev/
+        return 1
+    fi
+    run ls -l "$md"
+    runo /tmp/p11-md.txt timeout 60 env LD_LIBRARY_PATH="$HERE/lib" "$HERE/bin/ringtgt" serve \
+        --portal 127.0.0.1:$((NVME_PORT + 1)) --target "$NVME_IQN-md" --lun "$md" \
+        --state-dir /tmp/ringtgt-nvme-md-state --admin-socket /tmp/ringtgt-nvme-md.sock
+    rc=$?
+    if ((rc == 0 || rc == 124)); then
+        fail 11 "ringtgt started on $md (status $rc), a namespace with metadata"
+    elif grep -q 'bytes of metadata per block' /tmp/p11-md.txt; then
+        say "ringtgt refuses $md (status $rc): its blocks carry metadata"
+    else
+        fail 11 "ringtgt exited with status $rc on $md, but not saying its blocks carry metadata (output above)"
+    fi
+}
+
+# p11_live: h, the namespace added to and removed from a running ringtgt.
+p11_live() {
+    local i
+    echo "---- h. $NVME_LUN added live to a ringtgt serving a RAM LUN, then removed live"
+    p11_start ram:16MiB || return 1
+    if ! p11_in_use && p11_ctl lun add --target "$NVME_IQN" --id 1 "$NVME_LUN"; then
+        if p11_in_use; then
+            say "LUN 1 on $NVME_LUN added live; mkfs.ext4 finds $NVME_DEV in use"
+        else
+            fail 11 "$NVME_DEV is not held while LUN 1 serves it (output above)"
+        fi
+        p11_ctl --json luns
+        grep -q "$NVME_LUN" /tmp/p11-ctl.txt || fail 11 "ctl luns does not list $NVME_LUN (output above)"
+        p11_ctl lun remove --target "$NVME_IQN" --id 1 || fail 11 "ctl lun remove of LUN 1 failed"
+        for ((i = 0; i < 100; i++)); do
+            p11_in_use >/dev/null || break
+            sleep 0.1
+        done
+        if ((i == 100)); then
+            fail 11 "$NVME_DEV is still held 10 s after LUN 1 was removed"
+        else
+            say "LUN 1 removed live; $NVME_DEV is let go"
+        fi
+    else
+        fail 11 "adding LUN 1 on $NVME_LUN live failed, or the namespace was held before (output above)"
+    fi
+    p11_stop
 }
 
 # p11_stop: stops ringtgt with SIGTERM, as systemctl stop does; it must exit with status 0.
@@ -1622,6 +1732,8 @@ for ${P11_FIO} MiB): transfers above the controller's largest command were not t
         say "the discarded range reads zeros through $NVME_SDX"
     fi
 
+    p11_exclusive
+
     echo "---- f. logout, ringtgt stopped, the namespace read directly"
     if ! runo /tmp/logout11.txt timeout 60 iscsiadm -m node -T "$NVME_IQN" -p "$NVME_PORTAL" --logout ||
         ! grep -q "Logout of .*$NVME_IQN.* successful" /tmp/logout11.txt; then
@@ -1635,6 +1747,9 @@ for ${P11_FIO} MiB): transfers above the controller's largest command were not t
         say "the discarded range reads zeros on the namespace"
     p11_check "pattern A on the namespace, after it all" "$NVME_DEV" "$P11_A" 1 /tmp/p11-a.bin &&
         say "pattern A is still on the namespace"
+    ((P11_STANDIN)) && return 0
+    p11_metadata
+    p11_live
 }
 
 if selected 11; then

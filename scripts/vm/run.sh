@@ -40,8 +40,8 @@
 #
 # Everything it made is kept in target/vm/ (console.log = guest output, dmesg.log = guest
 # kernel log, ringtgt.log; ceph-up.log and ceph-log/ for points 9 and 10, ringtgt-gwa.log and
-# ringtgt-gwb.log for point 10's gateways, nvme.img for point 11; point 11's ringtgt runs in the
-# guest, and its log is in console.log when the point fails). Everything it started is
+# ringtgt-gwb.log for point 10's gateways, nvme.img and nvme-md.img for point 11; point 11's
+# ringtgt runs in the guest, and its log is in console.log when the point fails). Everything it started is
 # stopped on exit (the Ceph cluster with scripts/ceph/down.sh), the namespace removed.
 # Time: about 8 minutes with a cached image under TCG on a 2-core machine (load ~1; a busy one,
 # load ~10, takes longer), of which point 7 takes 75 s, point 9 about 20 s (its cluster, about
@@ -558,6 +558,7 @@ cp "$HERE/guest-test.sh" "$OUT/input/"
 # (/run/input is a tmpfs, of its 1 GiB); copying them takes well under a second. A build
 # without `rbd` needs little beyond the C library.
 NVME_SIZE=$((256 << 20))
+NVME_MD_SIZE=$((16 << 20))
 NVME_IQN=iqn.2026-11.io.ringtgt:vm-nvme
 NVME_PORT=3270 # on the guest's 127.0.0.1, where nothing else listens
 NVME_LUN=${RINGTGT_VM_NVME_LUN:-/dev/ng0n1}
@@ -581,9 +582,15 @@ if selected 11; then
     # The namespace: a sparse file, fresh each run, behind QEMU's NVMe controller with 4 KiB
     # LBAs. QEMU's namespace supports Write Zeroes and Dataset Management (deallocated blocks
     # read zeros), and its controller takes at most 512 KiB per command (mdts=7, the default).
+    # A second namespace (nsid 2, /dev/ng0n2) has 8 bytes of metadata per block with protection
+    # information (type 1), which ringtgt must refuse to export.
     truncate -s "$NVME_SIZE" "$OUT/nvme.img"
+    truncate -s "$NVME_MD_SIZE" "$OUT/nvme-md.img"
     QEMU_NVME=(-drive "file=$OUT/nvme.img,if=none,id=nvm,format=raw"
-        -device "nvme,serial=RTVM-NVME-0,drive=nvm,logical_block_size=4096,physical_block_size=4096")
+        -drive "file=$OUT/nvme-md.img,if=none,id=nvmmd,format=raw"
+        -device "nvme,id=nvmectl,serial=RTVM-NVME-0"
+        -device "nvme-ns,bus=nvmectl,drive=nvm,nsid=1,logical_block_size=4096,physical_block_size=4096"
+        -device "nvme-ns,bus=nvmectl,drive=nvmmd,nsid=2,logical_block_size=4096,physical_block_size=4096,ms=8,pi=1")
 fi
 cat >"$OUT/input/params.env" <<EOF
 TARGET_IP=$TARGET_IP
@@ -1013,6 +1020,6 @@ if ((${#problems[@]})); then
 fi
 # The LUN file, the NVMe namespace and the cluster's logs are only worth keeping to look at a
 # failure.
-rm -f "$OUT/lun0.img" "$OUT/nvme.img"
+rm -f "$OUT/lun0.img" "$OUT/nvme.img" "$OUT/nvme-md.img"
 CEPH_LOG_KEEP=0
 echo "linux-initiator: $summary"
