@@ -92,7 +92,14 @@ impl Budget {
     /// held (so a single transfer larger than the whole budget still makes progress instead of
     /// waiting forever).
     pub fn admits(&self, bytes: usize) -> bool {
-        self.used() + bytes <= self.0.limit || self.0.gated.get() == 0
+        self.admits_beside(bytes, 0)
+    }
+
+    /// [`Budget::admits`] for an asker that itself holds `own` gated bytes (the data a
+    /// multi-step command keeps): they count against the limit, but are no other buffer, so
+    /// they never keep the asker's own transfer waiting (nothing else would ever release them).
+    pub fn admits_beside(&self, bytes: usize, own: usize) -> bool {
+        self.used() + bytes <= self.0.limit || self.0.gated.get() <= own
     }
 
     /// A buffer for data that must be accepted whatever the budget says (immediate and
@@ -432,7 +439,14 @@ impl RecvBuf {
 
 /// Budget charged for memory that is not an `IoBuf`; released on drop.
 #[derive(Debug)]
-pub struct Hold(#[allow(dead_code)] Charge);
+pub struct Hold(Charge);
+
+impl Hold {
+    /// The bytes charged.
+    pub fn bytes(&self) -> usize {
+        self.0.bytes
+    }
+}
 
 /// One size class of the pool: equal-sized buffers with their registration indexes.
 struct SizeClass {

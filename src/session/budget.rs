@@ -7,14 +7,19 @@ use super::conn::IoOp;
 use super::full::Session;
 use super::output::Output;
 use super::task::{Deferred, IoKind, TaskState};
+use crate::backstore::buf::Hold;
 use crate::backstore::IoBuf;
 use crate::scsi::{JobIo, JobOp};
 
 impl Session {
     /// Whether task `slot` may take a budgeted buffer of `bytes` now: nothing queued ahead of it
-    /// (so a large transfer is not starved by a stream of small ones) and the budget admits it.
+    /// (so a large transfer is not starved by a stream of small ones) and the budget admits it,
+    /// beside the data the task itself keeps (a multi-step command's parameter data, which is
+    /// released only when the task ends).
     pub(super) fn may_take(&self, slot: usize, bytes: usize) -> bool {
-        self.waiting.front().is_none_or(|&(s, _)| s == slot) && self.budget.admits(bytes)
+        let own = self.tasks[slot].hold.as_ref().map_or(0, Hold::bytes);
+        self.waiting.front().is_none_or(|&(s, _)| s == slot)
+            && self.budget.admits_beside(bytes, own)
     }
 
     /// Queues task `slot` until the budget has room for it.

@@ -273,6 +273,49 @@ fn a_transfer_larger_than_the_whole_budget_still_progresses() {
     assert_eq!(statuses_in_data_in(&p.recv()), vec![(1, 0)]);
 }
 
+/// A multi-step command keeps its parameter data charged to the budget; that charge must not
+/// keep its own steps waiting. With the budget at the configuration's minimum (1 MiB) and steps
+/// of up to 1 MiB, WRITE SAME of 1 MiB (the unit's longest) and SANITIZE of the 2 MiB unit run
+/// to their end.
+#[test]
+fn steps_as_large_as_the_budget_go_out_beside_the_commands_own_data() {
+    let tuning = Tuning {
+        connection_buffer_bytes: 1 << 20,
+        ..Tuning::default()
+    };
+    let keys = [("ImmediateData", "Yes"), ("InitialR2T", "Yes")];
+    let mut p = Pair::logged_in(default_offer(), tuning, &keys);
+    let mut write_same = vec![0x93, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    write_same[10..14].copy_from_slice(&2048u32.to_be_bytes());
+    p.command(1, &write_same, BS, false, true, &[0xAB; BS as usize]);
+    let rsp = response(&run_until_answered(&mut p));
+    assert_eq!((rsp.itt, rsp.status), (1, 0), "WRITE SAME");
+    assert!(p.disk[..1 << 20].iter().all(|&b| b == 0xAB));
+
+    let sanitize = [0x48, 0x01, 0, 0, 0, 0, 0, 0, 8, 0];
+    p.command(
+        2,
+        &sanitize,
+        8,
+        false,
+        true,
+        &[0x01, 0, 0, 4, b'W', b'I', b'P', b'E'],
+    );
+    let rsp = response(&run_until_answered(&mut p));
+    assert_eq!((rsp.itt, rsp.status), (2, 0), "SANITIZE");
+    assert!(p.disk.chunks(4).all(|c| c == b"WIPE"));
+}
+
+/// Performs the backing-store requests as they come until the session answers something, or
+/// has nothing left to do (then returns nothing).
+fn run_until_answered(p: &mut Pair) -> Vec<(Bhs, Vec<u8>)> {
+    let mut answers = p.recv();
+    while answers.is_empty() && p.run_io() > 0 {
+        answers = p.recv();
+    }
+    answers
+}
+
 #[test]
 fn aborted_write_waits_for_its_burst_writes_before_the_tmf_answers() {
     let mut p = Pair::logged_in(default_offer(), Tuning::default(), &solicited_only());
