@@ -97,11 +97,14 @@ const STAGED: u64 = 2 * ((1 << 20) + (256 << 10));
 /// writes still hold views of.
 const RECV_BUF: u64 = MRDSL + 4096;
 
+/// A multi-step command's largest step (`scsi::STEP_BYTES`).
+const STEP: u64 = 1 << 20;
+
 /// What one full-feature connection may hold: the buffer budget (or one transfer larger than
-/// it), a first burst of unsolicited data per command, its receive buffer, staged answers, and
-/// task bookkeeping.
+/// it, or a multi-step command's step beside the data it keeps), a first burst of unsolicited
+/// data per command, its receive buffer, staged answers, and task bookkeeping.
 fn per_session_bound() -> u64 {
-    BUFFER.max(MAX_TRANSFER) + DEPTH * FIRST_BURST + RECV_BUF + STAGED + DEPTH * 1024
+    BUFFER.max(MAX_TRANSFER + STEP) + DEPTH * FIRST_BURST + RECV_BUF + STAGED + DEPTH * 1024
 }
 
 /// What one connection still logging in may hold: its receive buffer and the login text both
